@@ -1,0 +1,67 @@
+"""ctanb: a Jupyter-centred analysis environment for Cherenkov-telescope gamma-ray data.
+
+Search an ObsCore archive (embedded or GAVO DaCHS), look at the results on the sky,
+analyse them with gammapy and keep the provenance of every product.
+
+``import ctanb`` is cheap: gammapy, pyvo and the widgets load only when used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    AdqlError,
+    AnalysisError,
+    AuthError,
+    ConfigError,
+    CriteriaError,
+    CtanbError,
+    DownloadError,
+    IngestError,
+    JobError,
+    ProvenanceError,
+    QueryError,
+    ResolveError,
+    ServiceError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdqlError",
+    "AnalysisError",
+    "AuthError",
+    "ConfigError",
+    "CriteriaError",
+    "CtanbError",
+    "DownloadError",
+    "IngestError",
+    "JobError",
+    "ProvenanceError",
+    "QueryError",
+    "ResolveError",
+    "ServiceError",
+    "__version__",
+    "connect",
+]
+
+# Public names that live in heavier modules, imported on first use (PEP 562).
+_LAZY: dict[str, str] = {
+    "connect": "ctanb.client",
+    "Archive": "ctanb.client",
+    "Criteria": "ctanb.client",
+    "Results": "ctanb.client",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import Archive, Criteria, Results, connect  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ctanb' has no attribute {name!r}")

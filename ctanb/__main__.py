@@ -1,0 +1,3 @@
+from ctanb.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The embedded archive: ObsCore storage, ingestion, simulation and the TAP service."""

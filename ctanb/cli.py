@@ -1,0 +1,71 @@
+"""The ``ctanb`` command line.
+
+Each area registers its own command group in its own module; this file only
+assembles them, importing each lazily so that ``ctanb --help`` stays fast.
+
+- ``ctanb archive ...``  build, fill and serve the embedded archive (:mod:`ctanb.archive.cli`)
+- ``ctanb prov ...``     provenance: show, graph, query, verify, redo (:mod:`ctanb.provenance.cli`)
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+import click
+
+from ._errors import CtanbError
+
+# name -> (module, attribute, help); the module is imported only when the group runs.
+_GROUPS: dict[str, tuple[str, str, str]] = {
+    "archive": ("ctanb.archive.cli", "archive", "Build, fill and serve the embedded archive."),
+    "prov": ("ctanb.provenance.cli", "prov", "Show, query, verify and redo provenance."),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_GROUPS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in _GROUPS:
+            module, attr, _ = _GROUPS[name]
+            return getattr(import_module(module), attr)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _GROUPS[name][2]) for name in sorted(_GROUPS)]
+        rows += [
+            (name, cmd.get_short_help_str())
+            for name in super().list_commands(ctx)
+            if (cmd := super().get_command(ctx, name)) is not None
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(rows))
+
+
+@click.group(cls=_LazyGroup)
+@click.version_option(package_name="ctanb")
+def cli() -> None:
+    """ctanb: search, look at and analyse Cherenkov-telescope data with provenance."""
+
+
+def register(command: click.Command) -> click.Command:
+    """Add a top-level command (used by modules that define one, e.g. ``ctanb run``)."""
+    cli.add_command(command)
+    return command
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn a :class:`CtanbError` into a one-line message."""
+    try:
+        cli.main(args=argv, prog_name="ctanb", standalone_mode=False)
+    except CtanbError as exc:
+        click.echo(f"ctanb: error: {exc}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("ctanb: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
