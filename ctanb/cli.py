@@ -5,6 +5,7 @@ assembles them, importing each lazily so that ``ctanb --help`` stays fast.
 
 - ``ctanb archive ...``  build, fill and serve the embedded archive (:mod:`ctanb.archive.cli`)
 - ``ctanb prov ...``     provenance: show, graph, query, verify, redo (:mod:`ctanb.provenance.cli`)
+- ``ctanb up``           the main job: build, serve, open JupyterLab (:mod:`ctanb.launcher`)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ._errors import CtanbError
 _GROUPS: dict[str, tuple[str, str, str]] = {
     "archive": ("ctanb.archive.cli", "archive", "Build, fill and serve the embedded archive."),
     "prov": ("ctanb.provenance.cli", "prov", "Show, query, verify and redo provenance."),
+    "up": ("ctanb.launcher", "up", "Build and serve the embedded archive, open the notebooks."),
 }
 
 

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 __all__ = [
     "CHOICES",
     "COLUMNS_BY_NAME",
-    "Column",
     "DATA_LEVELS",
     "HC_TEV_M",
     "OBSCORE_COLUMNS",
     "OBSCORE_TABLE",
+    "Column",
     "column",
     "energy_tev_to_wavelength_m",
     "wavelength_m_to_energy_tev",
@@ -142,6 +142,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data_quality": ("good", "fair", "bad"),
 }
 
+# One line per column reads as a table; keep the formatter away from it.
+# fmt: off
 OBSCORE_COLUMNS: tuple[Column, ...] = (
     # --- ObsCore 1.1 mandatory -------------------------------------------------------
     _c("dataproduct_type", "char", "", "meta.id", "Data product type: event, image, cube, spectrum, timeseries, sed", utype=_OC + "ObsDataset.dataProductType", arraysize=_S, principal=True, indexed=True, mandatory=True, choices=CHOICES["dataproduct_type"]),
@@ -206,6 +208,7 @@ OBSCORE_COLUMNS: tuple[Column, ...] = (
     _c("energy_max", "double", "TeV", "em.energy;stat.max", "Highest energy of the dataset", group="cta", principal=True, indexed=True),
     _c("ev_xel", "long", "", "meta.number;phys.count", "Number of events in the event list", group="cta", principal=True),
 )
+# fmt: on
 
 COLUMNS_BY_NAME: dict[str, Column] = {c.name: c for c in OBSCORE_COLUMNS}
 

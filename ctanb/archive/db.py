@@ -250,7 +250,7 @@ def upsert_dataset(
     values = [row.get(n) for n in names] + [access_group]
     placeholders = ", ".join("?" * len(values))
     cur = conn.execute(
-        f"INSERT INTO {q(OBSCORE_TABLE)} ({', '.join(map(q, names))}, \"_access_group\") "
+        f'INSERT INTO {q(OBSCORE_TABLE)} ({", ".join(map(q, names))}, "_access_group") '
         f"VALUES ({placeholders})",
         values,
     )
