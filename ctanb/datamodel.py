@@ -146,7 +146,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # fmt: off
 OBSCORE_COLUMNS: tuple[Column, ...] = (
     # --- ObsCore 1.1 mandatory -------------------------------------------------------
-    _c("dataproduct_type", "char", "", "meta.id", "Data product type: event, image, cube, spectrum, timeseries, sed", utype=_OC + "ObsDataset.dataProductType", arraysize=_S, principal=True, indexed=True, mandatory=True, choices=CHOICES["dataproduct_type"]),
+    _c("dataproduct_type", "char", "", "meta.code.class", "Data product type: event, image, cube, spectrum, timeseries, sed", utype=_OC + "ObsDataset.dataProductType", arraysize=_S, principal=True, indexed=True, mandatory=True, choices=CHOICES["dataproduct_type"]),
     _c("calib_level", "short", "", "meta.code;obs.calib", "Calibration level 0-4 (DL3 event lists are level 2)", utype=_OC + "ObsDataset.calibLevel", principal=True, mandatory=True),
     _c("obs_collection", "char", "", "meta.id", "Name of the data collection (release)", utype=_OC + "DataID.Collection", arraysize=_S, principal=True, indexed=True, mandatory=True),
     _c("obs_id", "char", "", "meta.id", "Observation (run) identifier within the collection", utype=_OC + "DataID.observationID", arraysize=_S, principal=True, indexed=True, mandatory=True),
@@ -158,7 +158,7 @@ OBSCORE_COLUMNS: tuple[Column, ...] = (
     _c("s_ra", "double", "deg", "pos.eq.ra", "Right ascension of the pointing (ICRS)", utype=_OC + "Char.SpatialAxis.Coverage.Location.Coord.Position2D.Value2.C1", principal=True, indexed=True, mandatory=True),
     _c("s_dec", "double", "deg", "pos.eq.dec", "Declination of the pointing (ICRS)", utype=_OC + "Char.SpatialAxis.Coverage.Location.Coord.Position2D.Value2.C2", principal=True, indexed=True, mandatory=True),
     _c("s_fov", "double", "deg", "phys.angSize;instr.fov", "Diameter of the field of view", utype=_OC + "Char.SpatialAxis.Coverage.Bounds.Extent.diameter", mandatory=True),
-    _c("s_region", "double", "deg", "pos.outline;obs.field", "Sky footprint of the field of view (polygon)", utype=_OC + "Char.SpatialAxis.Coverage.Support.Area", arraysize=_S, xtype="polygon", indexed=True, mandatory=True),
+    _c("s_region", "double", "", "pos.outline;obs.field", "Sky footprint of the field of view (polygon)", utype=_OC + "Char.SpatialAxis.Coverage.Support.Area", arraysize=_S, xtype="polygon", indexed=True, mandatory=True),
     _c("s_resolution", "double", "arcsec", "pos.angResolution", "Typical angular resolution (68% containment)", utype=_OC + "Char.SpatialAxis.Resolution.Refval.value", mandatory=True),
     _c("s_xel1", "long", "", "meta.number", "Number of elements along the first spatial axis (-1: events)", utype=_OC + "Char.SpatialAxis.numBins1", mandatory=True),
     _c("s_xel2", "long", "", "meta.number", "Number of elements along the second spatial axis (-1: events)", utype=_OC + "Char.SpatialAxis.numBins2", mandatory=True),
@@ -178,11 +178,11 @@ OBSCORE_COLUMNS: tuple[Column, ...] = (
     _c("instrument_name", "char", "", "meta.id;instr", "Instrument (array configuration)", utype=_OC + "Provenance.ObsConfig.Instrument.name", arraysize=_S, principal=True, indexed=True, mandatory=True),
     # --- ObsCore 1.1 optional, used by CTA -------------------------------------------
     _c("dataproduct_subtype", "char", "", "meta.code.class", "CTA data level and kind, e.g. DL3-events, DL4-map", utype=_OC + "ObsDataset.dataProductSubtype", arraysize=_S, group="obscore-optional", principal=True, indexed=True),
-    _c("obs_creation_date", "char", "", "time.creation;obs.dataset", "Date the dataset was created", utype=_OC + "DataID.Date", arraysize=_S, xtype="timestamp", group="obscore-optional"),
+    _c("obs_creation_date", "char", "", "time;meta.dataset", "Date the dataset was created", utype=_OC + "DataID.Date", arraysize=_S, xtype="timestamp", group="obscore-optional"),
     _c("obs_release_date", "char", "", "time.release", "Date the data becomes public", utype=_OC + "Curation.releaseDate", arraysize=_S, xtype="timestamp", group="obscore-optional", principal=True, indexed=True),
     _c("data_rights", "char", "", "meta.code", "Access rights: public, secure or proprietary", utype=_OC + "Curation.Rights", arraysize=_S, group="obscore-optional", principal=True, indexed=True, choices=CHOICES["data_rights"]),
-    _c("s_resolution_min", "double", "arcsec", "pos.angResolution;stat.min", "Best angular resolution over the energy range", utype=_OC + "Char.SpatialAxis.Resolution.Bounds.Limits.LoLim", group="obscore-optional"),
-    _c("s_resolution_max", "double", "arcsec", "pos.angResolution;stat.max", "Worst angular resolution over the energy range", utype=_OC + "Char.SpatialAxis.Resolution.Bounds.Limits.HiLim", group="obscore-optional"),
+    _c("s_resolution_min", "double", "arcsec", "pos.angResolution;stat.min", "Best angular resolution over the energy range", utype=_OC + "Char.SpatialAxis.Resolution.Bounds.Limits.LoLimit", group="obscore-optional"),
+    _c("s_resolution_max", "double", "arcsec", "pos.angResolution;stat.max", "Worst angular resolution over the energy range", utype=_OC + "Char.SpatialAxis.Resolution.Bounds.Limits.HiLimit", group="obscore-optional"),
     _c("proposal_id", "char", "", "meta.id;obs.proposal", "Identifier of the observing proposal", utype=_OC + "Provenance.Proposal.identifier", arraysize=_S, group="obscore-optional", principal=True, indexed=True),
     _c("target_class", "char", "", "src.class", "Class of the target (pwn, blazar, snr, field, ...)", utype=_OC + "Target.Class", arraysize=_S, group="obscore-optional", principal=True, indexed=True),
     _c("obs_title", "char", "", "meta.title;obs", "Short human-readable description of the dataset", utype=_OC + "DataID.Title", arraysize=_S, group="obscore-optional"),

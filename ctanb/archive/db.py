@@ -181,6 +181,22 @@ def _create_tap_schema(conn: sqlite3.Connection) -> None:
         'INSERT INTO "tap_schema.columns" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         rows,
     )
+    # The foreign keys TAP 1.1 (section 4) defines between the TAP_SCHEMA tables.
+    keys = [
+        ("tap_schema_tables_schema", "tap_schema.tables", "tap_schema.schemas", "schema_name", "schema_name"),
+        ("tap_schema_columns_table", "tap_schema.columns", "tap_schema.tables", "table_name", "table_name"),
+        ("tap_schema_keys_from", "tap_schema.keys", "tap_schema.tables", "from_table", "table_name"),
+        ("tap_schema_keys_target", "tap_schema.keys", "tap_schema.tables", "target_table", "table_name"),
+        ("tap_schema_key_columns_key", "tap_schema.key_columns", "tap_schema.keys", "key_id", "key_id"),
+    ]  # fmt: skip
+    conn.executemany(
+        'INSERT INTO "tap_schema.keys" VALUES (?, ?, ?, NULL, ?)',
+        [(k, f, t, f"{f} -> {t}") for k, f, t, _, _ in keys],
+    )
+    conn.executemany(
+        'INSERT INTO "tap_schema.key_columns" VALUES (?, ?, ?)',
+        [(k, fc, tc) for k, _, _, fc, tc in keys],
+    )
 
 
 def _tap_schema_self_columns() -> list[tuple]:
@@ -192,7 +208,9 @@ def _tap_schema_self_columns() -> list[tuple]:
                               ("description", "char"), ("table_index", "int")],
         "tap_schema.columns": [("table_name", "char"), ("column_name", "char"),
                                ("datatype", "char"), ("arraysize", "char"), ("xtype", "char"),
-                               ("size", "int"), ("description", "char"), ("utype", "char"),
+                               # TAP 1.1 sec. 4.3: "size" is an ADQL reserved word, so
+                               # TAP_SCHEMA lists it delimited, quotes included.
+                               ('"size"', "int"), ("description", "char"), ("utype", "char"),
                                ("unit", "char"), ("ucd", "char"), ("indexed", "int"),
                                ("principal", "int"), ("std", "int"), ("column_index", "int")],
         "tap_schema.keys": [("key_id", "char"), ("from_table", "char"),

@@ -1,0 +1,228 @@
+"""ADQL 2.1 to SQLite translation for the embedded archive's TAP service.
+
+The query is parsed by sqlglot into a syntax tree; the translator walks that tree
+node by node and writes SQLite SQL itself, so only constructs it knows (ADQL's
+grammar and function list) can reach the database: anything else, including
+SQLite-specific functions, PRAGMA or ATTACH, is an :class:`~ctanb.AdqlError`.
+Table names resolve only to tables listed in TAP_SCHEMA.
+
+Spatial predicates against a constant shape, such as::
+
+    CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 83.6, 22.0, 3)) = 1
+    INTERSECTS(s_region, POLYGON('ICRS', ...)) = 1
+    DISTANCE(POINT(s_ra, s_dec), POINT(83.6, 22.0)) < 3
+
+become a lookup in the R-tree indexes ``"<table>#point"``/``"<table>#region"``
+followed by the exact spherical test (:mod:`ctanb.archive.geometry`) on the
+candidates only. Other geometry expressions run the exact test on every row.
+
+Geometry values in results
+--------------------------
+A result column holding a geometry (``s_region``, ``POINT(...)``, ``CIRCLE(...)``,
+``POLYGON(...)``, ``BOX(...)``) comes out of SQLite as DALI *text*: the numbers
+separated by single spaces, in degrees, RA in [0, 360):
+
+============  ====================  ========  =========  ==========
+ADQL          text                  datatype  arraysize  xtype
+============  ====================  ========  =========  ==========
+POINT         ``"ra dec"``          double    ``2``      ``point``
+CIRCLE        ``"ra dec radius"``   double    ``3``      ``circle``
+POLYGON, BOX  ``"ra1 dec1 ra2 ..."``  double  ``*``      ``polygon``
+============  ====================  ========  =========  ==========
+
+The serialiser turns such a text into the float array of the VOTable cell
+whenever :attr:`OutputColumn.xtype` is ``point``, ``circle`` or ``polygon``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import Tokenizer, TokenType
+
+from .._errors import AdqlError
+from .sqlfunctions import register_functions
+
+__all__ = [
+    "GEOMETRY_XTYPES",
+    "OutputColumn",
+    "TapSchema",
+    "TapTable",
+    "TranslatedQuery",
+    "load_schema",
+    "register_functions",
+    "translate",
+]
+
+#: xtypes whose values are DALI geometry text in query results.
+GEOMETRY_XTYPES = ("point", "circle", "polygon")
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """Metadata of one result column, for the VOTable FIELD.
+
+    Geometry columns (``xtype`` in :data:`GEOMETRY_XTYPES`) hold DALI text
+    ``"v1 v2 ..."`` in the result rows, to be written as a double array.
+    """
+
+    name: str
+    datatype: str
+    unit: str = ""
+    ucd: str = ""
+    arraysize: str | None = None
+    xtype: str | None = None
+    description: str = ""
+    utype: str = ""
+
+
+@dataclass(frozen=True)
+class TranslatedQuery:
+    """An ADQL query translated to SQLite.
+
+    Attributes
+    ----------
+    sql : str
+        SQLite SQL; call :func:`register_functions` on the connection first.
+    params : tuple
+        Values of the ``?`` placeholders of ``sql`` (currently always empty:
+        constants are written into the SQL as exact literals).
+    columns : list of OutputColumn
+        One per result column, in order.
+    top : int or None
+        The ADQL ``TOP n`` of the outermost query.
+    """
+
+    sql: str
+    params: tuple
+    columns: list[OutputColumn]
+    top: int | None
+
+
+@dataclass(frozen=True)
+class TapTable:
+    """One table of TAP_SCHEMA with its columns (in ``column_index`` order)."""
+
+    name: str
+    columns: tuple[OutputColumn, ...]
+    description: str = ""
+    point_index: str | None = None  # R-tree of (s_ra, s_dec) unit vectors
+    region_index: str | None = None  # R-tree of caps enclosing s_region
+
+
+@dataclass
+class TapSchema:
+    """The tables a query may use, keyed by lower-case qualified name."""
+
+    tables: dict[str, TapTable] = field(default_factory=dict)
+
+    def find(self, name: str) -> TapTable | None:
+        """The table called *name* (case-insensitive), or None."""
+        return self.tables.get(name.lower())
+
+
+def load_schema(conn: sqlite3.Connection) -> TapSchema:
+    """Read ``"tap_schema.tables"`` and ``"tap_schema.columns"`` into a :class:`TapSchema`."""
+    try:
+        tables = conn.execute('SELECT table_name, description FROM "tap_schema.tables"').fetchall()
+        cols = conn.execute(
+            "SELECT table_name, column_name, datatype, arraysize, xtype, unit, ucd, "
+            'description, utype FROM "tap_schema.columns" ORDER BY table_name, column_index'
+        ).fetchall()
+        existing = {
+            name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+    except sqlite3.Error as err:
+        raise AdqlError(f"cannot read TAP_SCHEMA from the archive database: {err}") from err
+    by_table: dict[str, list[OutputColumn]] = {}
+    for table, name, datatype, arraysize, xtype, unit, ucd, desc, utype in cols:
+        # A name TAP_SCHEMA lists delimited (TAP 1.1: '"size"') is the plain SQL column.
+        if len(name) > 2 and name[0] == name[-1] == '"':
+            name = name[1:-1]
+        by_table.setdefault(table, []).append(
+            OutputColumn(name, datatype or "char", unit or "", ucd or "", arraysize or None,
+                         xtype or None, desc or "", utype or "")
+        )  # fmt: skip
+    schema = TapSchema()
+    for name, desc in tables:
+        point, region = f"{name}#point", f"{name}#region"
+        schema.tables[name.lower()] = TapTable(
+            name,
+            tuple(by_table.get(name, ())),
+            desc or "",
+            point_index=point if point in existing else None,
+            region_index=region if region in existing else None,
+        )
+    return schema
+
+
+class _AdqlDialect(Dialect):
+    """sqlglot's ANSI grammar plus ADQL's ``SELECT TOP n``."""
+
+    class Tokenizer(Tokenizer):
+        KEYWORDS: ClassVar[dict] = {**Tokenizer.KEYWORDS, "TOP": TokenType.TOP}
+
+
+def _parse(adql: str) -> exp.Expression:
+    try:
+        statements = [s for s in sqlglot.parse(adql, read=_AdqlDialect) if s is not None]
+    except ParseError as err:
+        info = err.errors[0] if err.errors else {}
+        line, col = info.get("line"), info.get("col")
+        highlight = info.get("highlight") or ""
+        position = (line, max(1, col - len(highlight) + 1)) if line and col else None
+        desc = info.get("description") or str(err)
+        near = f" near '{highlight}'" if highlight else ""
+        where = f" at line {position[0]}, column {position[1]}" if position else ""
+        raise AdqlError(
+            f"ADQL syntax error{where}{near}: {desc}", query=adql, position=position
+        ) from None
+    except TokenError as err:
+        raise AdqlError(
+            f"ADQL syntax error: {err} (unterminated string or quoted name?)", query=adql
+        ) from None
+    if not statements:
+        raise AdqlError("empty ADQL query", query=adql, position=(1, 1))
+    if len(statements) > 1:
+        raise AdqlError("only one ADQL statement per query is allowed", query=adql)
+    return statements[0]
+
+
+def translate(adql: str, schema: TapSchema, *, row_limit: int | None = None) -> TranslatedQuery:
+    """Translate one ADQL 2.1 ``SELECT`` into SQLite SQL.
+
+    Parameters
+    ----------
+    adql : str
+        The query.
+    schema : TapSchema
+        The tables it may use (from :func:`load_schema`).
+    row_limit : int, optional
+        Cap on the number of rows (the service passes MAXREC + 1); the SQL gets
+        ``LIMIT min(TOP, row_limit)`` after ``ORDER BY`` and with any ``OFFSET``.
+
+    Returns
+    -------
+    TranslatedQuery
+
+    Raises
+    ------
+    ctanb.AdqlError
+        Syntax error (with its line and column), an unknown table, column or
+        function (named in the message), or a construct that is not ADQL.
+    """
+    from .adql_translate import Translator
+
+    if not isinstance(adql, str) or not adql.strip():
+        raise AdqlError("empty ADQL query", query=adql if isinstance(adql, str) else None)
+    if row_limit is not None and row_limit < 0:
+        raise AdqlError(f"row limit must be >= 0, got {row_limit}", query=adql)
+    tree = _parse(adql)
+    sql, columns, top = Translator(adql, schema).translate_statement(tree, row_limit)
+    return TranslatedQuery(sql=sql, params=(), columns=columns, top=top)

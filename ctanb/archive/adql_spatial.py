@@ -1,0 +1,392 @@
+"""Geometry part of the ADQL translator: shapes, geometry functions, R-tree lookups.
+
+A geometry expression is compiled to a :class:`Geom`: its kind and either the SQL
+of its numbers (``POINT(s_ra, s_dec)``, constant shapes) or the SQL of a DALI
+text (``s_region``). User functions in :mod:`ctanb.archive.sqlfunctions` receive
+it as a tag followed by those values. Shapes whose numbers are all constants are
+evaluated here, so a constant ``CIRCLE`` costs nothing per row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+
+from .adql import GEOMETRY_XTYPES, OutputColumn
+from .geometry import (
+    Circle,
+    Point,
+    Polygon,
+    Shape,
+    angular_distance,
+    area,
+    box_polygon,
+    cap_bbox,
+    contains,
+    enclosing_cap,
+    intersects,
+    unit_vector,
+)
+from .sqlfunctions import dali_text
+
+if TYPE_CHECKING:
+    from .adql_translate import Scope, Val
+
+GEOMETRY_FUNCTIONS = frozenset(
+    {"POINT", "CIRCLE", "POLYGON", "BOX", "CONTAINS", "INTERSECTS", "DISTANCE", "AREA",
+     "COORD1", "COORD2", "COORDSYS"}
+)  # fmt: skip
+
+_ARRAYSIZE = {"point": "2", "circle": "3", "polygon": "*"}
+
+
+def sql_literal(value: float) -> str:
+    """A float as an exact SQL literal (repr round-trips)."""
+    return repr(float(value))
+
+
+def function_name(node: exp.Expression) -> str:
+    """Upper-case ADQL function name of a call node ('' if not a call)."""
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).upper()
+    if isinstance(node, exp.Contains):
+        return "CONTAINS"
+    return ""
+
+
+def function_args(node: exp.Expression) -> list[exp.Expression]:
+    if isinstance(node, exp.Contains):
+        return [node.this, node.expression]
+    return list(node.expressions)
+
+
+@dataclass
+class Geom:
+    """A compiled geometry value."""
+
+    kind: str  # point | circle | polygon
+    values: list[str] | None = None  # SQL of the numbers (numeric form)
+    text: str | None = None  # SQL of a DALI text (text form)
+    consts: list[float] | None = None  # the numbers, when all are constants
+    rowid: str | None = None  # rowid SQL of the indexed table row this geometry belongs to
+    index: str | None = None  # R-tree table answering for this geometry
+    index_kind: str = ""  # "point" (stored points) or "region" (stored caps)
+
+    def tagged(self) -> str:
+        """Arguments for the ``adql_*`` user functions."""
+        if self.text is not None:
+            return f"'{self.kind}:text', {self.text}"
+        tag = self.kind if self.kind != "polygon" else f"polygon:{len(self.values or [])}"
+        return f"'{tag}', " + ", ".join(self.values or [])
+
+    def shape(self) -> Shape | None:
+        if self.consts is None:
+            return None
+        if self.kind == "point":
+            return Point(*self.consts)
+        if self.kind == "circle":
+            return Circle(*self.consts)
+        return Polygon.from_flat(self.consts)
+
+    def coord_sql(self, k: int) -> str:
+        if self.values is not None:
+            return self.values[k - 1]
+        return f"adql_coord({k}, {self.tagged()})"
+
+
+def geometry_meta(kind: str) -> OutputColumn:
+    return OutputColumn("", "double", "deg", "", _ARRAYSIZE[kind], kind)
+
+
+class SpatialMixin:
+    """Geometry methods of :class:`~ctanb.archive.adql_translate.Translator`."""
+
+    # Relies on the translator's expr(), error() and make_val().
+
+    # --- compiling shapes -------------------------------------------------------------
+    def _coordsys_args(self, node: exp.Expression, args: list[exp.Expression]) -> list:
+        if args and isinstance(args[0], exp.Literal) and args[0].is_string:
+            frame = str(args[0].this).strip()
+            if frame and frame.split()[0].upper() != "ICRS":
+                raise self.error(
+                    f"coordinate system '{frame}' is not supported: this service uses ICRS "
+                    "(give 'ICRS' or leave it out)",
+                    args[0],
+                )
+            return args[1:]
+        return args
+
+    def _numbers(self, nodes: list[exp.Expression], scope: Scope, what: str) -> list[Val]:
+        vals = [self.expr(n, scope) for n in nodes]
+        for n, v in zip(nodes, vals, strict=True):
+            if v.geom is not None or v.meta.datatype in ("char", "unicodeChar"):
+                raise self.error(f"{what} expects numbers, got '{n.sql()}'", n)
+        return vals
+
+    def geom_of(self, node: exp.Expression, scope: Scope) -> Geom:
+        """Compile *node*, which must be a geometry, to a :class:`Geom`."""
+        v = self.expr(node, scope)
+        if v.geom is not None:
+            return v.geom
+        if v.meta.xtype in GEOMETRY_XTYPES:
+            return Geom(v.meta.xtype, text=v.sql)
+        raise self.error(
+            f"'{node.sql()}' is not a geometry (expected POINT, CIRCLE, POLYGON, BOX "
+            "or a geometry column such as s_region)",
+            node,
+        )
+
+    def _geom_from_numbers(self, kind: str, vals: list[Val]) -> Geom:
+        consts = [v.const for v in vals]
+        if all(c is not None for c in consts):
+            nums = [float(c) for c in consts]  # type: ignore[arg-type]
+            return Geom(kind, values=[sql_literal(c) for c in nums], consts=nums)
+        return Geom(kind, values=[f"({v.sql})" for v in vals])
+
+    def _geom_val(self, geom: Geom, meta: OutputColumn | None = None) -> Val:
+        shape = geom.shape()
+        if shape is not None:
+            sql = "'" + dali_text(shape) + "'"
+        elif geom.text is not None:
+            sql = geom.text
+        else:
+            sql = f"adql_dali({geom.tagged()})"
+        return self.make_val(sql, meta or geometry_meta(geom.kind), geom=geom)
+
+    def _point_of(self, xs: list[Val]) -> Geom:
+        geom = self._geom_from_numbers("point", xs)
+        a, b = xs[0].column, xs[1].column
+        if a and b and a[0] is b[0] and (a[1], b[1]) == ("s_ra", "s_dec"):
+            table = a[0].table
+            if table is not None and table.point_index:
+                geom.rowid, geom.index, geom.index_kind = (
+                    f"{a[0].alias}.rowid", table.point_index, "point")  # fmt: skip
+        return geom
+
+    def geo_POINT(self, node: exp.Expression, args: list, scope: Scope) -> Val:
+        args = self._coordsys_args(node, args)
+        if len(args) != 2:
+            raise self.error("POINT takes a coordinate system (optional), ra and dec", node)
+        return self._geom_val(self._point_of(self._numbers(args, scope, "POINT")))
+
+    def _center_and_rest(self, name: str, node, args: list, scope: Scope, rest: int):
+        """Split ``(point, x...)`` or ``(ra, dec, x...)`` arguments."""
+        args = self._coordsys_args(node, args)
+        if len(args) == rest + 1:
+            center = self.geom_of(args[0], scope)
+            if center.kind != "point":
+                raise self.error(f"{name} expects a POINT as centre", args[0])
+            if center.values is None:
+                raise self.error(f"{name} needs a POINT(...) or two numbers as centre", args[0])
+            xs = [
+                self.make_val(center.values[k], OutputColumn("", "double"),
+                              const=None if center.consts is None else center.consts[k])
+                for k in range(2)
+            ]  # fmt: skip
+            return xs + self._numbers(args[1:], scope, name)
+        if len(args) == rest + 2:
+            return self._numbers(args, scope, name)
+        raise self.error(f"wrong number of arguments to {name}", node)
+
+    def geo_CIRCLE(self, node, args, scope) -> Val:
+        vals = self._center_and_rest("CIRCLE", node, args, scope, 1)
+        if vals[2].const is not None and vals[2].const < 0:
+            raise self.error("CIRCLE radius must not be negative", node)
+        return self._geom_val(self._geom_from_numbers("circle", vals))
+
+    def geo_BOX(self, node, args, scope) -> Val:
+        vals = self._center_and_rest("BOX", node, args, scope, 2)
+        if all(v.const is not None for v in vals):
+            corners = box_polygon(*(float(v.const) for v in vals))  # type: ignore[arg-type]
+            flat = [x for c in corners for x in c]
+            return self._geom_val(
+                Geom("polygon", values=[sql_literal(x) for x in flat], consts=flat)
+            )
+        text = "adql_box(" + ", ".join(f"({v.sql})" for v in vals) + ")"
+        return self._geom_val(Geom("polygon", text=text))
+
+    def geo_POLYGON(self, node, args, scope) -> Val:
+        args = self._coordsys_args(node, args)
+        vals: list[Val] = []
+        for a in args:
+            v = self.expr(a, scope)
+            if v.geom is not None:
+                if v.geom.kind != "point" or v.geom.values is None:
+                    raise self.error("POLYGON vertices must be POINT(...) or numbers", a)
+                for k in range(2):
+                    c = None if v.geom.consts is None else v.geom.consts[k]
+                    vals.append(self.make_val(v.geom.values[k], OutputColumn("", "double"),
+                                              const=c))  # fmt: skip
+            else:
+                vals.extend(self._numbers([a], scope, "POLYGON"))
+        if len(vals) < 6 or len(vals) % 2:
+            raise self.error("POLYGON needs at least 3 vertices (ra, dec pairs)", node)
+        return self._geom_val(self._geom_from_numbers("polygon", vals))
+
+    # --- functions of shapes ------------------------------------------------------------
+    def _predicate(self, name: str, node, args, scope) -> tuple[Geom, Geom, str]:
+        if len(args) != 2:
+            raise self.error(f"{name} takes two geometries", node)
+        a, b = self.geom_of(args[0], scope), self.geom_of(args[1], scope)
+        sa, sb = a.shape(), b.shape()
+        if sa is not None and sb is not None:
+            test = contains if name == "CONTAINS" else intersects
+            return a, b, str(int(test(sa, sb)))
+        return a, b, f"adql_{name.lower()}({a.tagged()}, {b.tagged()})"
+
+    def geo_CONTAINS(self, node, args, scope) -> Val:
+        return self.make_val(self._predicate("CONTAINS", node, args, scope)[2],
+                             OutputColumn("", "int"))  # fmt: skip
+
+    def geo_INTERSECTS(self, node, args, scope) -> Val:
+        return self.make_val(self._predicate("INTERSECTS", node, args, scope)[2],
+                             OutputColumn("", "int"))  # fmt: skip
+
+    def _distance_points(self, node, args, scope) -> tuple[Geom, Geom]:
+        if len(args) == 4:
+            vals = self._numbers(args, scope, "DISTANCE")
+            return self._point_of(vals[:2]), self._point_of(vals[2:])
+        if len(args) != 2:
+            raise self.error("DISTANCE takes two POINTs or four numbers", node)
+        pts = [self.geom_of(a, scope) for a in args]
+        for a, p in zip(args, pts, strict=True):
+            if p.kind != "point":
+                raise self.error("DISTANCE is defined between POINTs only", a)
+        return pts[0], pts[1]
+
+    def geo_DISTANCE(self, node, args, scope) -> Val:
+        p, q = self._distance_points(node, args, scope)
+        meta = OutputColumn("", "double", "deg", "pos.angDistance")
+        if p.consts is not None and q.consts is not None:
+            d = angular_distance(*p.consts, *q.consts)
+            return self.make_val(sql_literal(d), meta, const=d)
+        coords = ", ".join(g.coord_sql(k) for g in (p, q) for k in (1, 2))
+        return self.make_val(f"adql_distance({coords})", meta)
+
+    def geo_AREA(self, node, args, scope) -> Val:
+        if len(args) != 1:
+            raise self.error("AREA takes one geometry", node)
+        g = self.geom_of(args[0], scope)
+        meta = OutputColumn("", "double", "deg**2", "phys.angArea")
+        shape = g.shape()
+        if shape is not None:
+            return self.make_val(sql_literal(area(shape)), meta, const=area(shape))
+        return self.make_val(f"adql_area({g.tagged()})", meta)
+
+    def _coord(self, k: int, node, args, scope) -> Val:
+        if len(args) != 1:
+            raise self.error(f"COORD{k} takes one POINT", node)
+        g = self.geom_of(args[0], scope)
+        if g.kind != "point":
+            raise self.error(f"COORD{k} is defined for POINTs only", args[0])
+        meta = OutputColumn("", "double", "deg", "pos.eq.ra" if k == 1 else "pos.eq.dec")
+        const = None if g.consts is None else g.consts[k - 1]
+        return self.make_val(g.coord_sql(k), meta, const=const)
+
+    def geo_COORD1(self, node, args, scope) -> Val:
+        return self._coord(1, node, args, scope)
+
+    def geo_COORD2(self, node, args, scope) -> Val:
+        return self._coord(2, node, args, scope)
+
+    def geo_COORDSYS(self, node, args, scope) -> Val:
+        if len(args) != 1:
+            raise self.error("COORDSYS takes one geometry", node)
+        self.geom_of(args[0], scope)
+        return self.make_val("'ICRS'", OutputColumn("", "char", arraysize="*"))
+
+    # --- index-assisted conditions ------------------------------------------------------
+    def spatial_condition(self, node: exp.Expression, scope: Scope) -> str | None:
+        """SQL for a spatial condition answered from an R-tree, or None if not one."""
+        pred = None
+        if isinstance(node, exp.EQ):
+            for a, b in ((node.this, node.expression), (node.expression, node.this)):
+                if function_name(a) in ("CONTAINS", "INTERSECTS") and _is_one(b):
+                    pred = a
+        elif function_name(node) in ("CONTAINS", "INTERSECTS"):
+            pred = node
+        if pred is not None:
+            name = function_name(pred)
+            a, b, sql = self._predicate(name, pred, function_args(pred), scope)
+            exact = f"({sql} = 1)"
+            for point, circle in ((a, b), (b, a)):
+                if name == "INTERSECTS" or point is a:  # CONTAINS(point, circle) only
+                    exact = _point_in_circle_sql(point, circle, "<=") or exact
+            return self._with_index(a, b, exact)
+        if isinstance(node, (exp.LT, exp.LTE, exp.GT, exp.GTE)):
+            dist, limit, op = node.this, node.expression, node.key
+            if isinstance(node, (exp.GT, exp.GTE)):
+                dist, limit, op = limit, dist, {"gt": "lt", "gte": "lte"}[node.key]
+            if function_name(dist) != "DISTANCE":
+                return None
+            r = self.expr(limit, scope)
+            if r.const is None:
+                return None
+            p, q = self._distance_points(dist, function_args(dist), scope)
+            d = self.geo_DISTANCE(dist, function_args(dist), scope)
+            exact = f"({d.sql} {'<' if op == 'lt' else '<='} {r.sql})"
+            circle = None
+            if p.index and q.consts is not None:
+                p, circle = p, Geom("circle", consts=[*q.consts, float(r.const)])
+            elif q.index and p.consts is not None:
+                p, circle = q, Geom("circle", consts=[*p.consts, float(r.const)])
+            if circle is None:
+                return exact
+            fast = _point_in_circle_sql(p, circle, "<" if op == "lt" else "<=")
+            return self._with_index(p, circle, fast or exact)
+        return None
+
+    def _with_index(self, a: Geom, b: Geom, exact: str) -> str:
+        indexed, other = (a, b) if a.index and b.consts is not None else (b, a)
+        if not indexed.index or other.consts is None or indexed is other:
+            return exact
+        cap = enclosing_cap(other.shape())  # type: ignore[arg-type]
+        if cap is None:  # a shape larger than a hemisphere: scan
+            return exact
+        box = cap_bbox(*cap)
+        terms = [
+            f"{axis}max >= {sql_literal(box[2 * i])} AND {axis}min <= {sql_literal(box[2 * i + 1])}"
+            for i, axis in enumerate("xyz")
+        ]
+        if indexed.index_kind == "point":
+            # Stored points are float32 boxes (error < 1e-7): drop most of the box's
+            # corners with a margin far above that error; the exact test follows.
+            cx, cy, cz = unit_vector(cap[0], cap[1])
+            cosr = math.cos(math.radians(min(cap[2], 180.0))) - 1e-6
+            terms.append(
+                f"xmin * {sql_literal(cx)} + ymin * {sql_literal(cy)} + zmin * {sql_literal(cz)}"
+                f" >= {sql_literal(cosr)}"
+            )
+        index = '"' + indexed.index.replace('"', '""') + '"'
+        lookup = f"{indexed.rowid} IN (SELECT id FROM {index} WHERE {' AND '.join(terms)})"
+        return f"({lookup} AND {exact})"
+
+
+def _point_in_circle_sql(point: Geom, circle: Geom, op: str) -> str | None:
+    """Exact point-in-cap test as plain SQL (haversine, no Python call per row).
+
+    Only for an indexed point against a constant circle: comparing haversines,
+    hav(d) = sin^2(ddec/2) + cos(dec1) cos(dec2) sin^2(dra/2), keeps full double
+    precision at small distances and needs no RA wrap handling.
+    """
+    if point.kind != "point" or point.values is None or not point.index:
+        return None
+    if circle.kind != "circle" or circle.consts is None:
+        return None
+    ra0, dec0, r = circle.consts
+    if r < 0:
+        return "0"
+    h = math.sin(math.radians(min(r, 180.0)) / 2) ** 2
+    ra, dec = point.values
+    return (
+        f"(pow(sin(radians({dec} - {sql_literal(dec0)}) / 2), 2) + cos(radians({dec})) * "
+        f"{sql_literal(math.cos(math.radians(dec0)))} * "
+        f"pow(sin(radians({ra} - {sql_literal(ra0)}) / 2), 2) {op} {sql_literal(h)})"
+    )
+
+
+def _is_one(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Literal) and not node.is_string and str(node.this) in ("1", "1.0")

@@ -1,0 +1,357 @@
+"""Non-geometry expressions of the ADQL translator: operators, predicates, functions.
+
+Only the node types with an ``x_<NodeType>`` method here or in
+:mod:`ctanb.archive.adql_translate` are accepted; each writes its own SQLite SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+
+from .adql import OutputColumn
+
+if TYPE_CHECKING:
+    from .adql_translate import Scope, Val
+
+DOUBLE = OutputColumn("", "double")
+LONG = OutputColumn("", "long")
+INT = OutputColumn("", "int")
+CHAR = OutputColumn("", "char", arraysize="*")
+BOOLEAN = OutputColumn("", "boolean")
+_INTEGERS = ("short", "int", "long", "boolean")
+
+# ADQL math functions with a SQLite built-in of the same meaning: node -> (sql, args).
+_MATH = {
+    exp.Abs: "abs", exp.Ceil: "ceil", exp.Floor: "floor", exp.Degrees: "degrees",
+    exp.Radians: "radians", exp.Exp: "exp", exp.Sqrt: "sqrt", exp.Sin: "sin", exp.Cos: "cos",
+    exp.Tan: "tan", exp.Asin: "asin", exp.Acos: "acos", exp.Atan2: "atan2", exp.Pow: "pow",
+    exp.Mod: "mod",
+}  # fmt: skip
+_COMPARISONS = {exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}
+_ARITHMETIC = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/"}
+_CASTS = {
+    exp.DataType.Type.SMALLINT: ("INTEGER", "short"),
+    exp.DataType.Type.INT: ("INTEGER", "int"),
+    exp.DataType.Type.BIGINT: ("INTEGER", "long"),
+    exp.DataType.Type.FLOAT: ("REAL", "float"),
+    exp.DataType.Type.DOUBLE: ("REAL", "double"),
+    exp.DataType.Type.CHAR: ("TEXT", "char"),
+    exp.DataType.Type.VARCHAR: ("TEXT", "char"),
+}
+
+
+def quote_ident(name: str) -> str:
+    """Double-quote an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_string(text: str) -> str:
+    """Single-quote an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _like_to_glob(pattern: str, escape: str | None) -> str:
+    """A LIKE pattern as the equivalent (case-sensitive) GLOB pattern."""
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if escape and ch == escape and i + 1 < len(pattern):
+            ch, literal = pattern[i + 1], True
+            i += 2
+        else:
+            literal = False
+            i += 1
+        if not literal and ch == "%":
+            out.append("*")
+        elif not literal and ch == "_":
+            out.append("?")
+        elif ch in "*?[":
+            out.append(f"[{ch}]")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+class ExpressionMixin:
+    """Expression methods of :class:`~ctanb.archive.adql_translate.Translator`."""
+
+    def expr(self, node: exp.Expression, scope: Scope) -> Val:
+        """Translate one expression node."""
+        handler = getattr(self, f"x_{type(node).__name__}", None)
+        if handler is None:
+            for cls, op in _COMPARISONS.items():
+                if isinstance(node, cls):
+                    return self._binary(node, scope, op, BOOLEAN)
+            for cls, op in _ARITHMETIC.items():
+                if isinstance(node, cls):
+                    return self._arithmetic(node, scope, op)
+            for cls, name in _MATH.items():
+                if type(node) is cls:
+                    return self._math(node, scope, name)
+            what = node.sql()[:60] if isinstance(node, exp.Expression) else str(node)
+            raise self.error(f"unsupported ADQL construct '{what}'", node)
+        return handler(node, scope)
+
+    def _args(self, node, scope, *keys) -> list[Val]:
+        return [self.expr(node.args[k], scope) for k in keys if node.args.get(k) is not None]
+
+    # --- literals and operators ----------------------------------------------------------
+    def x_Literal(self, node: exp.Literal, scope: Scope) -> Val:
+        text = str(node.this)
+        if node.is_string:
+            return self.make_val(quote_string(text), CHAR)
+        try:
+            value = int(text)
+            return self.make_val(text, LONG, const=value)
+        except ValueError:
+            value = float(text)
+            return self.make_val(repr(value), DOUBLE, const=value)
+
+    def x_Boolean(self, node, scope) -> Val:
+        return self.make_val("1" if node.this else "0", BOOLEAN)
+
+    def x_Null(self, node, scope) -> Val:
+        return self.make_val("NULL", CHAR)
+
+    def x_Paren(self, node, scope) -> Val:
+        v = self.expr(node.this, scope)
+        return replace(v, sql=f"({v.sql})", column=None)
+
+    def x_Neg(self, node, scope) -> Val:
+        v = self.expr(node.this, scope)
+        const = -v.const if v.const is not None else None
+        return self.make_val(f"(-{v.sql})", replace(v.meta, ucd=""), const=const)
+
+    def _binary(self, node, scope, op: str, meta: OutputColumn) -> Val:
+        a, b = self.expr(node.this, scope), self.expr(node.expression, scope)
+        for v, n in ((a, node.this), (b, node.expression)):
+            if v.geom is not None and v.column is None:
+                raise self.error(f"a geometry cannot be compared: '{n.sql()}'", n)
+        return self.make_val(f"({a.sql} {op} {b.sql})", meta)
+
+    def _arithmetic(self, node, scope, op: str) -> Val:
+        a, b = self.expr(node.this, scope), self.expr(node.expression, scope)
+        ints = a.meta.datatype in _INTEGERS and b.meta.datatype in _INTEGERS
+        const = None
+        if a.const is not None and b.const is not None:
+            try:
+                if op == "/" and ints:
+                    q = abs(a.const) // abs(b.const)
+                    const = q if (a.const >= 0) == (b.const >= 0) else -q
+                else:
+                    const = {"+": a.const + b.const, "-": a.const - b.const,
+                             "*": a.const * b.const}.get(op) if op != "/" else a.const / b.const  # fmt: skip
+            except ZeroDivisionError:
+                const = None
+        unit = a.meta.unit if op in "+-" and a.meta.unit == b.meta.unit else ""
+        meta = OutputColumn("", "long" if ints else "double", unit)
+        return self.make_val(f"({a.sql} {op} {b.sql})", meta, const=const)
+
+    def x_DPipe(self, node, scope) -> Val:
+        a, b = self.expr(node.this, scope), self.expr(node.expression, scope)
+        return self.make_val(f"({a.sql} || {b.sql})", CHAR)
+
+    def x_And(self, node, scope) -> Val:
+        return self._binary(node, scope, "AND", BOOLEAN)
+
+    def x_Or(self, node, scope) -> Val:
+        return self._binary(node, scope, "OR", BOOLEAN)
+
+    def x_Not(self, node, scope) -> Val:
+        return self.make_val(f"(NOT {self.expr(node.this, scope).sql})", BOOLEAN)
+
+    # --- predicates ---------------------------------------------------------------------
+    def x_Is(self, node, scope) -> Val:
+        if not isinstance(node.expression, exp.Null):
+            raise self.error("only IS NULL / IS NOT NULL are ADQL", node)
+        v = self.expr(node.this, scope)
+        neg = " NOT" if node.args.get("negate") else ""
+        return self.make_val(f"({v.sql} IS{neg} NULL)", BOOLEAN)
+
+    def x_Between(self, node, scope) -> Val:
+        x, lo, hi = self._args(node, scope, "this", "low", "high")
+        return self.make_val(f"({x.sql} BETWEEN {lo.sql} AND {hi.sql})", BOOLEAN)
+
+    def x_In(self, node, scope) -> Val:
+        self._check_args(node, {"this", "expressions", "query"})
+        x = self.expr(node.this, scope)
+        if node.args.get("query") is not None:
+            q = node.args["query"]
+            sql, cols, _ = self.query(q.this if isinstance(q, exp.Subquery) else q, scope)
+            if len(cols) != 1:
+                raise self.error("the subquery of IN must select one column", q)
+            return self.make_val(f"({x.sql} IN ({sql}))", BOOLEAN)
+        items = ", ".join(self.expr(e, scope).sql for e in node.expressions)
+        return self.make_val(f"({x.sql} IN ({items}))", BOOLEAN)
+
+    def x_Exists(self, node, scope) -> Val:
+        q = node.this
+        sql, _, _ = self.query(q.this if isinstance(q, exp.Subquery) else q, scope)
+        return self.make_val(f"(EXISTS ({sql}))", BOOLEAN)
+
+    def x_Subquery(self, node, scope) -> Val:
+        sql, cols, _ = self.query(node.this, scope)
+        if len(cols) != 1:
+            raise self.error("a scalar subquery must select one column", node)
+        return self.make_val(f"({sql})", replace(cols[0], name=""))
+
+    def x_Escape(self, node, scope) -> Val:
+        esc = node.expression
+        if not (isinstance(esc, exp.Literal) and esc.is_string and len(str(esc.this)) == 1):
+            raise self.error("ESCAPE takes a one-character string", esc)
+        return self._like(node.this, scope, str(esc.this))
+
+    def x_Like(self, node, scope) -> Val:
+        return self._like(node, scope, None)
+
+    def x_ILike(self, node, scope) -> Val:
+        return self._like(node, scope, None)
+
+    def _like(self, node, scope, escape: str | None) -> Val:
+        if not isinstance(node, (exp.Like, exp.ILike)):
+            raise self.error("ESCAPE belongs to LIKE", node)
+        x, pattern_node = self.expr(node.this, scope), node.expression
+        neg = "NOT " if node.args.get("negate") else ""
+        literal = isinstance(pattern_node, exp.Literal) and pattern_node.is_string
+        esc_arg = f", {quote_string(escape)}" if escape else ""
+        if isinstance(node, exp.Like):
+            if literal:  # GLOB is case-sensitive (SQLite's LIKE is not) and uses indexes
+                glob = _like_to_glob(str(pattern_node.this), escape)
+                return self.make_val(f"({neg}{x.sql} GLOB {quote_string(glob)})", BOOLEAN)
+            p = self.expr(pattern_node, scope)
+            return self.make_val(f"({neg}adql_like({x.sql}, {p.sql}{esc_arg}))", BOOLEAN)
+        p = self.expr(pattern_node, scope)
+        if literal and str(pattern_node.this).isascii():
+            # SQLite's LIKE folds ASCII case, and an ASCII pattern has nothing else to fold.
+            esc = f" ESCAPE {quote_string(escape)}" if escape else ""
+            return self.make_val(f"({x.sql} {neg}LIKE {p.sql}{esc})", BOOLEAN)
+        return self.make_val(f"({neg}adql_ilike({x.sql}, {p.sql}{esc_arg}))", BOOLEAN)
+
+    # --- conditional and casts -------------------------------------------------------------
+    def x_Case(self, node, scope) -> Val:
+        sql, meta = "CASE", None
+        if node.args.get("this") is not None:
+            sql += " " + self.expr(node.this, scope).sql
+        for branch in node.args.get("ifs") or []:
+            cond, val = self.expr(branch.this, scope), self.expr(branch.args["true"], scope)
+            meta = meta or (val.meta if val.sql != "NULL" else None)
+            sql += f" WHEN {cond.sql} THEN {val.sql}"
+        if node.args.get("default") is not None:
+            d = self.expr(node.args["default"], scope)
+            meta = meta or d.meta
+            sql += f" ELSE {d.sql}"
+        return self.make_val(sql + " END", replace(meta or CHAR, name="", description=""))
+
+    def x_Coalesce(self, node, scope) -> Val:
+        vals = [self.expr(node.this, scope)] + [self.expr(e, scope) for e in node.expressions]
+        meta = next((v.meta for v in vals if v.sql != "NULL"), CHAR)
+        return self.make_val(f"coalesce({', '.join(v.sql for v in vals)})", meta)
+
+    def x_Cast(self, node, scope) -> Val:
+        self._check_args(node, {"this", "to"})
+        v, to = self.expr(node.this, scope), node.args["to"]
+        if to.this == exp.DataType.Type.TIMESTAMP:
+            sql = f"strftime('%Y-%m-%dT%H:%M:%f', {v.sql})"
+            return self.make_val(sql, OutputColumn("", "char", arraysize="*", xtype="timestamp"))
+        if to.this not in _CASTS:
+            raise self.error(f"CAST to {to.sql()} is not supported", node)
+        sql_type, datatype = _CASTS[to.this]
+        arraysize = "*" if datatype == "char" else None
+        meta = OutputColumn("", datatype, v.meta.unit if arraysize is None else "", "", arraysize)
+        return self.make_val(f"CAST({v.sql} AS {sql_type})", meta)
+
+    # --- string and math functions ------------------------------------------------------
+    def x_Lower(self, node, scope) -> Val:
+        return self.make_val(f"lower({self.expr(node.this, scope).sql})", CHAR)
+
+    def x_Upper(self, node, scope) -> Val:
+        return self.make_val(f"upper({self.expr(node.this, scope).sql})", CHAR)
+
+    def _math(self, node, scope, name: str) -> Val:
+        self._check_args(node, {"this", "expression"})
+        vals = self._args(node, scope, "this", "expression")
+        meta = DOUBLE
+        if name in ("abs", "ceil", "floor") and vals:
+            meta = replace(vals[0].meta, name="", ucd="", description="", utype="")
+        return self.make_val(f"{name}({', '.join(v.sql for v in vals)})", meta)
+
+    def x_Atan(self, node, scope) -> Val:
+        return self._math(node, scope, "atan2" if node.args.get("expression") else "atan")
+
+    def x_Cot(self, node, scope) -> Val:
+        return self.make_val(f"(1.0 / tan({self.expr(node.this, scope).sql}))", DOUBLE)
+
+    def x_Pi(self, node, scope) -> Val:
+        import math
+
+        return self.make_val("pi()", DOUBLE, const=math.pi)
+
+    def x_Log(self, node, scope) -> Val:
+        # ADQL LOG is the natural logarithm; LOG10(x) arrives as Log(10, x).
+        if node.args.get("expression") is None:
+            return self.make_val(f"ln({self.expr(node.this, scope).sql})", DOUBLE)
+        base, x = self._args(node, scope, "this", "expression")
+        if base.const == 10:
+            return self.make_val(f"log10({x.sql})", DOUBLE)
+        return self.make_val(f"(ln({x.sql}) / ln({base.sql}))", DOUBLE)
+
+    def x_Rand(self, node, scope) -> Val:
+        self._check_args(node, {"this"})
+        seed = self._args(node, scope, "this")
+        return self.make_val(f"adql_rand({seed[0].sql if seed else ''})", DOUBLE)
+
+    def x_Round(self, node, scope) -> Val:
+        self._check_args(node, {"this", "decimals"})
+        vals = self._args(node, scope, "this", "decimals")
+        return self.make_val(f"round({', '.join(v.sql for v in vals)})", DOUBLE)
+
+    def x_Trunc(self, node, scope) -> Val:
+        self._check_args(node, {"this", "decimals"})
+        vals = self._args(node, scope, "this", "decimals")
+        if len(vals) == 1:
+            return self.make_val(f"trunc({vals[0].sql})", DOUBLE)
+        return self.make_val(f"adql_truncate({vals[0].sql}, {vals[1].sql})", DOUBLE)
+
+    # --- aggregates ------------------------------------------------------------------------
+    def _aggregate_arg(self, node, scope) -> tuple[str, Val | None]:
+        arg = node.this
+        if isinstance(arg, exp.Star):
+            return "*", None
+        if isinstance(arg, exp.Distinct):
+            if len(arg.expressions) != 1:
+                raise self.error("DISTINCT in an aggregate takes one expression", arg)
+            v = self.expr(arg.expressions[0], scope)
+            return f"DISTINCT {v.sql}", v
+        v = self.expr(arg, scope)
+        return v.sql, v
+
+    def x_Count(self, node, scope) -> Val:
+        sql, _ = self._aggregate_arg(node, scope)
+        return self.make_val(f"count({sql})", LONG)
+
+    def _agg(self, node, scope, name: str, keep_meta: bool) -> Val:
+        sql, v = self._aggregate_arg(node, scope)
+        if v is None:
+            raise self.error(f"{name.upper()}(*) is not allowed", node)
+        if keep_meta:
+            meta = replace(v.meta, name="")
+        elif name == "sum" and v.meta.datatype in _INTEGERS:
+            meta = replace(LONG, unit=v.meta.unit)
+        else:
+            meta = replace(DOUBLE, unit=v.meta.unit)
+        return self.make_val(f"{name}({sql})", meta)
+
+    def x_Sum(self, node, scope) -> Val:
+        return self._agg(node, scope, "sum", False)
+
+    def x_Avg(self, node, scope) -> Val:
+        return self._agg(node, scope, "avg", False)
+
+    def x_Min(self, node, scope) -> Val:
+        return self._agg(node, scope, "min", True)
+
+    def x_Max(self, node, scope) -> Val:
+        return self._agg(node, scope, "max", True)

@@ -1,0 +1,469 @@
+"""The ADQL syntax-tree walker behind :func:`ctanb.archive.adql.translate`.
+
+Every node type has a handler that returns the SQLite SQL of the node together
+with its type (an :class:`OutputColumn` without name); a node type without a
+handler is rejected, which is what keeps non-ADQL out of the database. Every
+table gets an internal alias (``t0``, ``t1``, ...) and every column reference is
+resolved against TAP_SCHEMA and written fully qualified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from sqlglot import exp
+
+from .._errors import AdqlError
+from .adql import GEOMETRY_XTYPES, OutputColumn, TapSchema, TapTable
+from .adql_spatial import GEOMETRY_FUNCTIONS, Geom, SpatialMixin, function_args, function_name
+from .adql_syntax import ExpressionMixin, quote_ident
+
+__all__ = ["Scope", "Source", "Translator", "Val"]
+
+_SELECT_ARGS = {"expressions", "distinct", "from_", "joins", "where", "group", "having",
+                "order", "limit", "offset", "kind"}  # fmt: skip
+_SETOP_ARGS = {"this", "expression", "distinct", "order", "limit", "offset", "by_name"}
+
+
+@dataclass
+class Source:
+    """A FROM item: a TAP_SCHEMA table or a subquery, under an internal alias."""
+
+    alias: str
+    names: list[tuple[str, ...]]  # qualifiers that designate it (``o``; ``obscore``, ...)
+    alias_quoted: bool
+    columns: list[OutputColumn]
+    table: TapTable | None = None
+    label: str = ""  # for messages
+    _by_lower: dict[str, list[OutputColumn]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for c in self.columns:
+            self._by_lower.setdefault(c.name.lower(), []).append(c)
+
+    def column(self, ident: exp.Identifier) -> OutputColumn | None:
+        """The column *ident* names: delimited names match exactly, regular ones ignore case."""
+        name = str(ident.this)
+        candidates = self._by_lower.get(name.lower(), ())
+        if ident.quoted:
+            return next((c for c in candidates if c.name == name), None)
+        return candidates[0] if candidates else None
+
+
+@dataclass
+class Scope:
+    """The sources visible in one SELECT, with the enclosing SELECT's scope."""
+
+    sources: list[Source] = field(default_factory=list)
+    parent: Scope | None = None
+    merged: set[str] = field(default_factory=set)  # USING / NATURAL join columns
+
+
+@dataclass
+class Val:
+    """A translated expression."""
+
+    sql: str
+    meta: OutputColumn
+    geom: Geom | None = None
+    const: float | int | None = None  # value, when a numeric constant
+    column: tuple[Source, str] | None = None  # (source, column) for a plain column reference
+
+
+def _same_name(ident: exp.Identifier, name: str, name_quoted: bool) -> bool:
+    """ADQL identifier equality: exact when delimited, case-insensitive otherwise."""
+    text = str(ident.this)
+    return text == name or (not ident.quoted and not name_quoted and text.lower() == name.lower())
+
+
+def _limit_value(translator: Translator, node: exp.Expression | None, what: str) -> int | None:
+    if node is None:
+        return None
+    value = node.args.get("expression")
+    if not (isinstance(value, exp.Literal) and not value.is_string and str(value.this).isdigit()):
+        raise translator.error(f"{what} must be a non-negative integer", value or node)
+    return int(str(value.this))
+
+
+class Translator(SpatialMixin, ExpressionMixin):
+    """Translate one parsed ADQL statement; one instance per query."""
+
+    def __init__(self, text: str, schema: TapSchema):
+        self.text = text
+        self.schema = schema
+        self._aliases = 0
+
+    # --- helpers used by the mixins ----------------------------------------------------
+    def error(self, message: str, node: exp.Expression | None = None) -> AdqlError:
+        return AdqlError(message, query=self.text, position=self.position(node))
+
+    def position(self, node: exp.Expression | None) -> tuple[int, int] | None:
+        if node is None:
+            return None
+        # The node's first token: the smallest start offset in its subtree.
+        starts = [n.meta["start"] for n in node.walk()
+                  if n.meta and isinstance(n.meta.get("start"), int)]  # fmt: skip
+        if not starts:
+            return None
+        start = min(starts)
+        line = self.text.count("\n", 0, start) + 1
+        return (line, start - (self.text.rfind("\n", 0, start) + 1) + 1)
+
+    def make_val(self, sql: str, meta: OutputColumn, **kw) -> Val:
+        return Val(sql, meta, **kw)
+
+    def _new_alias(self) -> str:
+        self._aliases += 1
+        return f"t{self._aliases - 1}"
+
+    # --- statements -----------------------------------------------------------------------
+    def translate_statement(
+        self, tree: exp.Expression, row_limit: int | None
+    ) -> tuple[str, list[OutputColumn], int | None]:
+        if not isinstance(tree, (exp.Select, exp.SetOperation, exp.Subquery)):
+            kind = type(tree).__name__.upper()
+            raise self.error(f"only SELECT queries are allowed (got {kind})", tree)
+        return self.query(tree, None, row_limit=row_limit)
+
+    def query(
+        self, node: exp.Expression, parent: Scope | None, row_limit: int | None = None
+    ) -> tuple[str, list[OutputColumn], int | None]:
+        """SQL, output columns and TOP of a (sub)query."""
+        if isinstance(node, exp.Subquery) and not node.alias:
+            return self.query(node.this, parent, row_limit)
+        if isinstance(node, exp.Select):
+            return self.select(node, parent, row_limit)
+        if isinstance(node, exp.SetOperation):
+            return self.set_operation(node, parent, row_limit)
+        raise self.error("a SELECT was expected here", node)
+
+    def _check_args(self, node: exp.Expression, allowed: set[str]) -> None:
+        for key, value in node.args.items():
+            if value not in (None, False, []) and key not in allowed:
+                raise self.error(
+                    f"unsupported clause '{key}' in '{node.sql()[:60]}' (not ADQL)", node
+                )
+
+    def _limit_clause(self, node: exp.Expression, row_limit: int | None) -> tuple[str, int | None]:
+        top = _limit_value(self, node.args.get("limit"), "TOP")
+        offset = _limit_value(self, node.args.get("offset"), "OFFSET")
+        limit = top
+        if row_limit is not None:
+            limit = row_limit if limit is None else min(limit, row_limit)
+        sql = ""
+        if limit is not None or offset:
+            sql += f" LIMIT {-1 if limit is None else limit}"
+        if offset:
+            sql += f" OFFSET {offset}"
+        return sql, top
+
+    def _order_clause(self, node, scope: Scope | None, outputs: list[OutputColumn]) -> str:
+        order = node.args.get("order")
+        if not order:
+            return ""
+        by_name = {}
+        for c in outputs:
+            by_name.setdefault(c.name.lower(), c.name)
+        items = []
+        for o in order.expressions:
+            e = o.this
+            if isinstance(e, exp.Literal) and not e.is_string and str(e.this).isdigit():
+                if not 1 <= int(str(e.this)) <= len(outputs):
+                    raise self.error(f"ORDER BY position {e.this} is out of range", e)
+                sql = str(e.this)
+            elif isinstance(e, exp.Column) and not e.table and str(e.name).lower() in by_name:
+                sql = quote_ident(by_name[str(e.name).lower()])
+            elif scope is None:
+                raise self.error(f"ORDER BY of a UNION must name a result column: '{e.sql()}'", e)
+            else:
+                sql = self.expr(e, scope).sql
+            items.append(sql + (" DESC" if o.args.get("desc") else ""))
+        return " ORDER BY " + ", ".join(items)
+
+    def set_operation(self, node, parent, row_limit):
+        self._check_args(node, _SETOP_ARGS)
+        parts, columns = [], None
+        for side in (node.this, node.expression):
+            sql, cols, _ = self.query(side, parent)
+            inner = side.this if isinstance(side, exp.Subquery) else side
+            if inner.args.get("order") or inner.args.get("limit") or inner.args.get("offset"):
+                sql = f"SELECT * FROM ({sql})"  # SQLite allows no LIMIT inside a compound
+            if columns is not None and len(cols) != len(columns):
+                raise self.error("the SELECTs of a UNION/INTERSECT/EXCEPT differ in columns", node)
+            columns = columns or cols
+            parts.append(sql)
+        op = {exp.Union: "UNION", exp.Intersect: "INTERSECT", exp.Except: "EXCEPT"}[type(node)]
+        if not node.args.get("distinct"):
+            if op != "UNION":
+                raise self.error(f"{op} ALL is not supported", node)
+            op += " ALL"
+        sql = f"{parts[0]} {op} {parts[1]}"
+        sql += self._order_clause(node, None, columns or [])
+        limit, top = self._limit_clause(node, row_limit)
+        return sql + limit, columns or [], top
+
+    def select(self, node: exp.Select, parent: Scope | None, row_limit: int | None):
+        self._check_args(node, _SELECT_ARGS)
+        if node.args.get("kind"):
+            raise self.error("SELECT AS STRUCT/VALUE is not ADQL", node)
+        scope = Scope(parent=parent)
+        from_ = node.args.get("from_")
+        from_sql = ""
+        pending: list[tuple[exp.Join, str]] = []
+        if from_ is not None:
+            from_sql = " FROM " + self.source(from_.this, scope)
+            for join in node.args.get("joins") or []:
+                pending.append((join, self.source(join.this, scope)))
+        for join, src in pending:
+            from_sql += self.join(join, src, scope)
+        projections = self.projections(node, scope)
+        distinct = node.args.get("distinct")
+        if distinct is not None and distinct.args.get("on"):
+            raise self.error("DISTINCT ON is not ADQL", distinct)
+        sql = "SELECT " + ("DISTINCT " if distinct is not None else "")
+        sql += ", ".join(f"{s} AS {quote_ident(c.name)}" for s, c in projections)
+        sql += from_sql
+        if node.args.get("where") is not None:
+            sql += " WHERE " + self.condition(node.args["where"].this, scope)
+        group = node.args.get("group")
+        outputs = [c for _, c in projections]
+        if group is not None:
+            self._check_args(group, {"expressions"})
+            sql += " GROUP BY " + ", ".join(
+                self._group_item(g, scope, outputs) for g in group.expressions
+            )
+        if node.args.get("having") is not None:
+            sql += " HAVING " + self.condition(node.args["having"].this, scope)
+        sql += self._order_clause(node, scope, outputs)
+        limit, top = self._limit_clause(node, row_limit)
+        return sql + limit, outputs, top
+
+    def _group_item(self, g, scope, outputs) -> str:
+        try:
+            return self.expr(g, scope).sql
+        except AdqlError:
+            if isinstance(g, exp.Column) and not g.table:
+                for c in outputs:
+                    if c.name.lower() == str(g.name).lower():
+                        return quote_ident(c.name)
+            raise
+
+    # --- FROM -------------------------------------------------------------------------------
+    def source(self, node: exp.Expression, scope: Scope) -> str:
+        alias = self._new_alias()
+        if isinstance(node, exp.Table):
+            self._check_args(node, {"this", "db", "catalog", "alias"})
+            table = self._find_table(node)
+            user_alias = node.args.get("alias")
+            if user_alias is not None:
+                ident = user_alias.this
+                names, quoted = [(str(ident.this),)], bool(ident.quoted)
+            else:
+                parts = tuple(table.name.split("."))
+                names, quoted = [parts, parts[-1:], (table.name,)], False
+            scope.sources.append(
+                Source(alias, names, quoted, list(table.columns), table, table.name)
+            )
+            return f"{quote_ident(table.name)} AS {alias}"
+        if isinstance(node, exp.Subquery):
+            if not node.alias:
+                raise self.error("a subquery in FROM needs an alias: (SELECT ...) AS name", node)
+            sql, cols, _ = self.query(node.this, scope.parent)
+            ident = node.args["alias"].this
+            scope.sources.append(
+                Source(alias, [(str(ident.this),)], bool(ident.quoted), cols, None, node.alias)
+            )
+            return f"({sql}) AS {alias}"
+        raise self.error(f"unsupported FROM item '{node.sql()[:60]}'", node)
+
+    def _find_table(self, node: exp.Table) -> TapTable:
+        idents = [node.args.get(k) for k in ("catalog", "db", "this")]
+        idents = [i for i in idents if i is not None]
+        if not all(isinstance(i, exp.Identifier) for i in idents):
+            raise self.error(f"unsupported table reference '{node.sql()}'", node)
+        name = ".".join(str(i.this) for i in idents)
+        table = self.schema.find(name)
+        if table is None and len(idents) == 1:  # unqualified: accept a unique match
+            matches = [t for t in self.schema.tables.values()
+                       if t.name.lower().rsplit(".", 1)[-1] == name.lower()]  # fmt: skip
+            table = matches[0] if len(matches) == 1 else None
+        if table is not None and any(i.quoted for i in idents):
+            # Delimited names are case-sensitive: "ivoa"."obscore" or "ivoa.obscore".
+            parts = table.name.split(".")[-len(idents) :]
+            if table.name != name and parts != [str(i.this) for i in idents]:
+                table = None
+        if table is None:
+            known = ", ".join(sorted(t.name for t in self.schema.tables.values()))
+            raise self.error(f"unknown table '{name}' (tables: {known})", node)
+        return table
+
+    def join(self, join: exp.Join, src_sql: str, scope: Scope) -> str:
+        self._check_args(join, {"this", "on", "side", "kind", "using", "method"})
+        side = (join.args.get("side") or "").upper()
+        kind = (join.args.get("kind") or "").upper()
+        method = (join.args.get("method") or "").upper()
+        if kind not in ("", "INNER", "OUTER", "CROSS") or method not in ("", "NATURAL"):
+            raise self.error(f"unsupported join '{join.sql()[:40]}'", join)
+        words = " ".join(w for w in (method, side, kind) if w)
+        sql = f" {words} JOIN {src_sql}" if words else f" JOIN {src_sql}"
+        right = scope.sources[-1]
+        if method == "NATURAL":
+            left_names = {c.name.lower() for s in scope.sources[:-1] for c in s.columns}
+            scope.merged |= {c.name.lower() for c in right.columns} & left_names
+        if join.args.get("on") is not None:
+            sql += " ON " + self.condition(join.args["on"], scope)
+        using = join.args.get("using")
+        if using:
+            names = []
+            for ident in using:
+                col = right.column(ident if isinstance(ident, exp.Identifier) else ident.this)
+                if col is None:
+                    raise self.error(f"unknown column '{ident.name}' in USING", ident)
+                names.append(quote_ident(col.name))
+                scope.merged.add(col.name.lower())
+            sql += " USING (" + ", ".join(names) + ")"
+        return sql
+
+    # --- SELECT list ------------------------------------------------------------------------
+    def projections(self, node: exp.Select, scope: Scope) -> list[tuple[str, OutputColumn]]:
+        out: list[tuple[str, OutputColumn]] = []
+        for item in node.expressions:
+            if isinstance(item, exp.Star) or (
+                isinstance(item, exp.Column) and isinstance(item.this, exp.Star)
+            ):
+                sources = scope.sources
+                if isinstance(item, exp.Column):
+                    sources = [self._qualified_source(item, scope.sources, item)]
+                if not sources:
+                    raise self.error("SELECT * needs a FROM clause", item)
+                out += [(f"{s.alias}.{quote_ident(c.name)}", c) for s in sources for c in s.columns]
+                continue
+            alias = None
+            if isinstance(item, exp.Alias):
+                alias, item = str(item.args["alias"].this), item.this
+            v = self.expr(item, scope)
+            if v.geom is not None and v.column is None:
+                v = self._geom_val(v.geom)
+            name = alias or (v.column[1] if v.column else self._default_name(item))
+            out.append((v.sql, v.meta if v.meta.name == name else replace(v.meta, name=name)))
+        seen: set[str] = set()
+        unique = []
+        for sql, col in out:
+            name, n = col.name, 1
+            while name.lower() in seen:
+                n += 1
+                name = f"{col.name}_{n}"
+            seen.add(name.lower())
+            unique.append((sql, col if name == col.name else replace(col, name=name)))
+        return unique
+
+    @staticmethod
+    def _default_name(node: exp.Expression) -> str:
+        name = function_name(node)
+        if name:
+            return name.lower()
+        if isinstance(node, exp.Func) and not isinstance(node, (exp.Case, exp.Cast)):
+            return node.sql_name().lower() if hasattr(node, "sql_name") else "expr"
+        return "expr"
+
+    # --- columns ------------------------------------------------------------------------------
+    def _qualified_source(self, col: exp.Column, sources: list[Source], node) -> Source:
+        found = self._match_qualifier(col, sources)
+        if found is None:
+            raise self.error(f"unknown table or alias '{self._qualifier_text(col)}'", node)
+        return found
+
+    @staticmethod
+    def _qualifier_text(col: exp.Column) -> str:
+        return ".".join(str(p.this) for p in col.parts[:-1])
+
+    @staticmethod
+    def _match_qualifier(col: exp.Column, sources: list[Source]) -> Source | None:
+        quals = col.parts[:-1]
+        for s in sources:
+            for names in s.names:
+                if len(names) != len(quals):
+                    continue
+                if all(_same_name(q, n, s.alias_quoted) for q, n in zip(quals, names, strict=True)):
+                    return s
+        return None
+
+    def x_Column(self, node: exp.Column, scope: Scope) -> Val:
+        ident = node.this
+        if not isinstance(ident, exp.Identifier):
+            raise self.error(f"unsupported column reference '{node.sql()}'", node)
+        level: Scope | None = scope
+        while level is not None:
+            if node.table:
+                source = self._match_qualifier(node, level.sources)
+                if source is not None:
+                    return self._column_val(source, ident, node)
+            else:
+                hits = [(s, c) for s in level.sources if (c := s.column(ident)) is not None]
+                if len(hits) > 1 and not all(c.name.lower() in level.merged for _, c in hits):
+                    tables = ", ".join(s.label for s, _ in hits)
+                    raise self.error(
+                        f"ambiguous column '{ident.this}' (in {tables}): qualify it with a "
+                        "table name or alias",
+                        node,
+                    )
+                if hits:
+                    return self._column_val(hits[0][0], ident, node)
+            level = level.parent
+        if node.table:
+            if not any(self._match_qualifier(node, lv.sources) for lv in self._levels(scope)):
+                raise self.error(
+                    f"unknown table or alias '{self._qualifier_text(node)}' in '{node.sql()}'",
+                    node,
+                )
+        labels = ", ".join(s.label for lv in self._levels(scope) for s in lv.sources)
+        raise self.error(f"unknown column '{ident.this}' in {labels or 'the query'}", node)
+
+    @staticmethod
+    def _levels(scope: Scope | None):
+        while scope is not None:
+            yield scope
+            scope = scope.parent
+
+    def _column_val(self, source: Source, ident: exp.Identifier, node) -> Val:
+        col = source.column(ident)
+        if col is None:
+            raise self.error(f"unknown column '{ident.this}' in {source.label}", node)
+        sql = f"{source.alias}.{quote_ident(col.name)}"
+        geom = None
+        if col.xtype in GEOMETRY_XTYPES:
+            geom = Geom(col.xtype, text=sql)
+            if source.table is not None and source.table.region_index and col.name == "s_region":
+                geom.rowid, geom.index = f"{source.alias}.rowid", source.table.region_index
+                geom.index_kind = "region"
+        return Val(sql, col, geom=geom, column=(source, col.name))
+
+    # --- functions --------------------------------------------------------------------------
+    def x_Anonymous(self, node: exp.Anonymous, scope: Scope) -> Val:
+        return self.call_geometry(node, scope)
+
+    def x_Contains(self, node: exp.Contains, scope: Scope) -> Val:
+        return self.call_geometry(node, scope)
+
+    def call_geometry(self, node: exp.Expression, scope: Scope) -> Val:
+        name = function_name(node)
+        if name not in GEOMETRY_FUNCTIONS:
+            raise self.error(f"unknown function '{node.name}'", node)
+        return getattr(self, f"geo_{name}")(node, function_args(node), scope)
+
+    def condition(self, node: exp.Expression, scope: Scope) -> str:
+        """A WHERE/ON/HAVING condition; spatial terms in AND/OR use the R-tree."""
+        if isinstance(node, exp.And):
+            return (
+                f"({self.condition(node.this, scope)} AND {self.condition(node.expression, scope)})"
+            )
+        if isinstance(node, exp.Or):
+            return (
+                f"({self.condition(node.this, scope)} OR {self.condition(node.expression, scope)})"
+            )
+        if isinstance(node, exp.Paren):
+            return self.condition(node.this, scope)
+        spatial = self.spatial_condition(node, scope)
+        if spatial is not None:
+            return spatial
+        return self.expr(node, scope).sql

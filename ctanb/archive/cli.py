@@ -1,0 +1,120 @@
+"""``ctanb archive``: build, fill and serve the embedded archive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .._errors import CtanbError
+
+__all__ = ["archive"]
+
+_DB = click.option(
+    "--db", "db", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite archive file.",
+)  # fmt: skip
+_POLICY = click.option(
+    "--policy", "policy_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None, help="Access-policy YAML (default: the bundled demo policy).",
+)  # fmt: skip
+
+
+def _policy(path: Path | None):
+    from .policy import AccessPolicy
+
+    return AccessPolicy.load(path) if path else AccessPolicy.demo()
+
+
+def _echo_report(report) -> None:
+    by_collection: dict[str, int] = {}
+    for did in report.ingested:
+        name = did.rsplit("/", 1)[-1].split("?", 1)[0]
+        by_collection[name] = by_collection.get(name, 0) + 1
+    for name, count in sorted(by_collection.items()):
+        click.echo(f"ingested {count:4d} dataset(s) of {name}")
+    for path, reason in report.skipped:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    click.echo(report.summary())
+
+
+def _fail(exc: CtanbError) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@click.group()
+def archive() -> None:
+    """Build, fill and serve the embedded archive."""
+
+
+@archive.command("ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_DB
+@_POLICY
+def ingest_command(paths: tuple[Path, ...], db: Path, policy_path: Path | None) -> None:
+    """Ingest GADF data stores, folders of event files or event files into --db.
+
+    Unreadable files are named with the reason and skipped; the exit status is
+    0 when at least one dataset was ingested.
+    """
+    from .ingest import ingest
+
+    try:
+        report = ingest(list(paths), db, policy=_policy(policy_path))
+    except CtanbError as exc:
+        raise _fail(exc) from None
+    _echo_report(report)
+    if not report.ingested:
+        raise click.ClickException("nothing was ingested")
+
+
+@archive.command("simulate")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the simulated CTAO data store.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+def simulate_command(out: Path, seed: int) -> None:
+    """Write the simulated CTAO collection (GADF data store) to --out."""
+    from .simulate import SIMULATED_RUNS, simulate
+
+    try:
+        path = simulate(out, seed=seed)
+    except CtanbError as exc:
+        raise _fail(exc) from None
+    click.echo(f"simulated CTAO data store with {len(SIMULATED_RUNS)} runs in {path}")
+
+
+@archive.command("build")
+@_DB
+@click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of the public releases (default: CTANB_DATA).")  # fmt: skip
+@click.option("--sim", "sim", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of the simulated CTAO store (simulated there when missing).")  # fmt: skip
+@_POLICY
+def build_command(db: Path, data: Path | None, sim: Path | None, policy_path: Path | None) -> None:
+    """Create --db from every known release plus the simulated CTAO collection."""
+    from .ingest import build_archive
+
+    try:
+        report = build_archive(db, data_dir=data, sim_dir=sim, policy=_policy(policy_path))
+    except CtanbError as exc:
+        raise _fail(exc) from None
+    _echo_report(report)
+    if not report.ingested:
+        raise click.ClickException("nothing was ingested")
+
+
+@archive.command("serve")
+@_DB
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port (0: any free).")
+@_POLICY
+def serve_command(db: Path, host: str, port: int, policy_path: Path | None) -> None:
+    """Serve --db as a TAP/DataLink service."""
+    if not db.is_file():
+        raise click.ClickException(f"archive {db} does not exist; run `ctanb archive build`")
+    from .service import serve
+
+    try:
+        serve(db, host=host, port=port, policy=_policy(policy_path))
+    except CtanbError as exc:
+        raise _fail(exc) from None

@@ -1,0 +1,244 @@
+"""SQLite user functions called by the SQL that :func:`ctanb.archive.adql.translate` emits.
+
+Geometry travels between SQL and these functions as a *tag* followed by values,
+so that no per-row string has to be built for a constant shape:
+
+``'point', ra, dec`` / ``'circle', ra, dec, radius`` / ``'polygon:N', v1 .. vN``
+    Numeric forms (N numbers: ra1, dec1, ra2, dec2, ...).
+``'point:text', t`` / ``'circle:text', t`` / ``'polygon:text', t``
+    A DALI string ``"ra dec"``, ``"ra dec radius"``, ``"ra1 dec1 ra2 dec2 ..."``,
+    as stored in ``s_region`` or returned by :func:`adql_dali`.
+
+Every function returns NULL (never raises) on NULL or malformed input, so a bad
+row cannot abort a query.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import sqlite3
+from functools import lru_cache
+
+from .geometry import Circle, Point, Polygon, Shape, angular_distance, area, contains, intersects
+
+__all__ = ["GEOMETRY_VALUE_COUNT", "dali_text", "register_functions"]
+
+#: Number of numeric values of each fixed-size geometry kind.
+GEOMETRY_VALUE_COUNT = {"point": 2, "circle": 3}
+
+
+@lru_cache(maxsize=65536)
+def _parse_text(kind: str, text: str) -> Shape | None:
+    try:
+        values = [float(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        return None
+    return _build(kind, values)
+
+
+def _build(kind: str, values: list[float]) -> Shape | None:
+    if any(math.isnan(v) or math.isinf(v) for v in values):
+        return None
+    if kind == "point" and len(values) == 2:
+        return Point(*values)
+    if kind == "circle" and len(values) == 3:
+        return Circle(*values)
+    if kind == "polygon" and len(values) >= 6 and len(values) % 2 == 0:
+        return Polygon.from_flat(values)
+    return None
+
+
+def _decode(args: tuple, i: int) -> tuple[Shape | None, int]:
+    """The shape starting at ``args[i]`` (its tag) and the index after it."""
+    tag = args[i]
+    if not isinstance(tag, str):
+        raise ValueError("geometry tag expected")
+    kind, _, form = tag.partition(":")
+    if form == "text":
+        text = args[i + 1]
+        return (_parse_text(kind, text) if isinstance(text, str) else None), i + 2
+    count = GEOMETRY_VALUE_COUNT.get(kind) or int(form)
+    values = args[i + 1 : i + 1 + count]
+    if any(v is None or isinstance(v, (str, bytes)) for v in values):
+        return None, i + 1 + count
+    return _build(kind, [float(v) for v in values]), i + 1 + count
+
+
+def _two_shapes(args: tuple) -> tuple[Shape | None, Shape | None]:
+    a, j = _decode(args, 0)
+    b, _ = _decode(args, j)
+    return a, b
+
+
+def _safe(func):
+    def wrapper(*args):
+        try:
+            return func(*args)
+        except (ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError):
+            return None
+
+    wrapper.__name__ = func.__name__
+    return wrapper
+
+
+@_safe
+def adql_contains(*args):
+    a, b = _two_shapes(args)
+    return None if a is None or b is None else int(contains(a, b))
+
+
+@_safe
+def adql_intersects(*args):
+    a, b = _two_shapes(args)
+    return None if a is None or b is None else int(intersects(a, b))
+
+
+@_safe
+def adql_area(*args):
+    shape, _ = _decode(args, 0)
+    return None if shape is None else area(shape)
+
+
+@_safe
+def adql_coord(index, *args):
+    shape, _ = _decode(args, 0)
+    if isinstance(shape, Point):
+        return shape.ra if index == 1 else shape.dec
+    return None
+
+
+@_safe
+def adql_distance(ra1, dec1, ra2, dec2):
+    if None in (ra1, dec1, ra2, dec2):
+        return None
+    return angular_distance(float(ra1), float(dec1), float(ra2), float(dec2))
+
+
+def dali_text(shape: Shape) -> str:
+    """The DALI serialisation of a shape: ``"ra dec"``, ``"ra dec r"``, ``"ra1 dec1 ..."``."""
+    if isinstance(shape, Point):
+        values = [shape.ra % 360.0, shape.dec]
+    elif isinstance(shape, Circle):
+        values = [shape.ra % 360.0, shape.dec, shape.radius]
+    else:
+        values = [x for ra, dec in shape.vertices for x in (ra % 360.0, dec)]
+    return " ".join(repr(float(v)) for v in values)
+
+
+@_safe
+def adql_dali(*args):
+    shape, _ = _decode(args, 0)
+    return None if shape is None else dali_text(shape)
+
+
+@_safe
+def adql_box(ra, dec, width, height):
+    """DALI polygon text of a BOX (computed in SQL only for non-constant boxes)."""
+    from .geometry import box_polygon
+
+    if None in (ra, dec, width, height):
+        return None
+    return dali_text(Polygon(box_polygon(float(ra), float(dec), float(width), float(height))))
+
+
+@_safe
+def adql_truncate(x, digits=0):
+    if x is None or digits is None:
+        return None
+    factor = 10.0 ** int(digits)
+    return math.trunc(float(x) * factor) / factor
+
+
+def adql_rand(seed=None):
+    return random.Random(seed).random() if seed is not None else random.random()
+
+
+@lru_cache(maxsize=256)
+def _like_regex(pattern: str, escape: str | None, ignore_case: bool) -> re.Pattern:
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if escape and ch == escape and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        i += 1
+    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+@_safe
+def adql_like(value, pattern, escape=None):
+    """Case-sensitive SQL LIKE (SQLite's own LIKE ignores ASCII case)."""
+    if value is None or pattern is None:
+        return None
+    return int(_like_regex(str(pattern), escape, False).fullmatch(str(value)) is not None)
+
+
+@_safe
+def adql_ilike(value, pattern, escape=None):
+    """Case-insensitive LIKE, Unicode-aware."""
+    if value is None or pattern is None:
+        return None
+    return int(_like_regex(str(pattern), escape, True).fullmatch(str(value)) is not None)
+
+
+# SQLite's built-in math functions (SQLITE_ENABLE_MATH_FUNCTIONS) are used when the
+# library has them; these stand in when it does not.
+def _math1(f):
+    return _safe(lambda x: None if x is None else f(float(x)))
+
+
+_MATH_FALLBACKS = {
+    ("sqrt", 1): _math1(math.sqrt),
+    ("exp", 1): _math1(math.exp),
+    ("ln", 1): _math1(math.log),
+    ("log10", 1): _math1(math.log10),
+    ("sin", 1): _math1(math.sin),
+    ("cos", 1): _math1(math.cos),
+    ("tan", 1): _math1(math.tan),
+    ("asin", 1): _math1(math.asin),
+    ("acos", 1): _math1(math.acos),
+    ("atan", 1): _math1(math.atan),
+    ("degrees", 1): _math1(math.degrees),
+    ("radians", 1): _math1(math.radians),
+    ("ceil", 1): _math1(math.ceil),
+    ("floor", 1): _math1(math.floor),
+    ("trunc", 1): _math1(math.trunc),
+    ("pi", 0): lambda: math.pi,
+    ("atan2", 2): _safe(lambda y, x: None if None in (y, x) else math.atan2(y, x)),
+    ("pow", 2): _safe(lambda x, y: None if None in (x, y) else math.pow(x, y)),
+    ("mod", 2): _safe(lambda x, y: None if None in (x, y) else math.fmod(x, y)),
+}
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """Register on *conn* every user function that translated ADQL may call.
+
+    Call once per connection before executing :attr:`TranslatedQuery.sql`.
+    """
+    deterministic = {"deterministic": True}
+    for name, func, nargs in (
+        ("adql_contains", adql_contains, -1),
+        ("adql_intersects", adql_intersects, -1),
+        ("adql_area", adql_area, -1),
+        ("adql_coord", adql_coord, -1),
+        ("adql_dali", adql_dali, -1),
+        ("adql_box", adql_box, 4),
+        ("adql_distance", adql_distance, 4),
+        ("adql_truncate", adql_truncate, 2),
+        ("adql_like", adql_like, 2),
+        ("adql_like", adql_like, 3),
+        ("adql_ilike", adql_ilike, 2),
+        ("adql_ilike", adql_ilike, 3),
+    ):
+        conn.create_function(name, nargs, func, **deterministic)
+    conn.create_function("adql_rand", 0, adql_rand)
+    conn.create_function("adql_rand", 1, adql_rand, deterministic=True)
+    try:
+        conn.execute("SELECT sqrt(4.0), ln(1.0), pi()").fetchone()
+    except sqlite3.OperationalError:
+        for (name, nargs), func in _MATH_FALLBACKS.items():
+            conn.create_function(name, nargs, func, deterministic=True)

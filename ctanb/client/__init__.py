@@ -1,0 +1,19 @@
+"""The archive client: search an ObsCore archive and load the data into gammapy.
+
+>>> import ctanb
+>>> archive = ctanb.connect()                     # CTANB_TAP_URL or the embedded archive
+>>> crab = archive.search(target="Crab", radius=2.5, collection="HESS-DL3-DR1")
+>>> print(archive.adql(target="Crab"))            # the query, not run
+>>> observations = archive.observations(crab)     # events + IRFs, via DataLink
+
+Layers (pyvo-like): :class:`Archive` (service) -> :class:`Criteria` (what to look
+for) -> :class:`Results` (astropy Table with the VOTable metadata) of ``Record``.
+"""
+
+from __future__ import annotations
+
+from .archive import Archive, connect
+from .criteria import Criteria
+from .results import Results
+
+__all__ = ["Archive", "Criteria", "Results", "connect"]

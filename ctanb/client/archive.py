@@ -1,0 +1,464 @@
+"""The archive client: :func:`connect` and :class:`Archive` (search, query, DataLink,
+downloads, gammapy observations).
+
+Layers, pyvo-like: :class:`Archive` is the service (one ``requests.Session``,
+shared with :class:`pyvo.dal.TAPService`, carries the token); a query is either
+run at once (``mode="sync"``) or becomes an :class:`~ctanb.client.query.AsyncQuery`
+(UWS job); answers are :class:`~ctanb.client.results.Results` of
+:class:`~ctanb.client.results.Record`. Errors say which layer failed: the
+network or HTTP (:class:`~ctanb.ServiceError`), the query
+(:class:`~ctanb.QueryError`), the criteria (:class:`~ctanb.CriteriaError`), the
+name (:class:`~ctanb.ResolveError`), the rights (:class:`~ctanb.AuthError`) or a
+file (:class:`~ctanb.DownloadError`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .._errors import ConfigError, QueryError, ServiceError
+from .._settings import home_dir
+from .criteria import Criteria, build_adql
+from .download import DownloadManager
+from .history import HistoryEntry, QueryHistory
+from .query import AsyncQuery, pyvo_errors, results_from_votable, run_sync
+from .resolve import NameResolver, ResolvedName, mean_positions
+from .results import DataLinks, Link, Record, Results
+
+__all__ = ["Archive", "connect", "default_url"]
+
+_USER_AGENT = "ctanb-client/0.1 (+pyvo)"
+
+
+def default_url() -> str:
+    """The archive URL used when none is given.
+
+    ``CTANB_TAP_URL``, else the embedded archive that ``ctanb archive serve``
+    announced in ``home_dir()/archive.json``.
+
+    Raises
+    ------
+    ConfigError
+        When neither is set, with how to start an archive.
+    """
+    env = os.environ.get("CTANB_TAP_URL", "").strip()
+    if env:
+        return env
+    announce = home_dir() / "archive.json"
+    if announce.is_file():
+        try:
+            url = json.loads(announce.read_text()).get("url")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{announce} is not valid JSON with a 'url': {exc}") from None
+        if url:
+            return str(url)
+    raise ConfigError(
+        "No archive is configured. Start the embedded one with\n"
+        "  ctanb archive serve --db <archive.db>\n"
+        f"(it writes its URL to {announce}), or set CTANB_TAP_URL to a TAP service, "
+        "or call ctanb.connect('http://host:port/tap')."
+    )
+
+
+class _Session(requests.Session):
+    """A requests session with a default timeout (pyvo sets none)."""
+
+    timeout: tuple[float, float] = (5.0, 300.0)
+
+    def request(self, method, url, **kwargs):  # type: ignore[override]
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, url, **kwargs)
+
+
+def connect(url: str | None = None, *, token: str | None = None, **options: Any) -> Archive:
+    """Connect to an ObsCore archive (TAP service).
+
+    Parameters
+    ----------
+    url : str, optional
+        TAP root URL. Default: ``CTANB_TAP_URL``, else the embedded archive that
+        ``ctanb archive serve`` runs (``home_dir()/archive.json``).
+    token : str, optional
+        Bearer token for proprietary data. Default: ``CTANB_TOKEN``.
+    **options
+        Passed to :class:`Archive` (``offline``, ``workers``, ``progress``).
+
+    Returns
+    -------
+    Archive
+
+    Examples
+    --------
+    >>> import ctanb
+    >>> archive = ctanb.connect()                              # doctest: +SKIP
+    >>> crab = archive.search(target="Crab", radius=2.5, collection="HESS-DL3-DR1")
+    >>> observations = archive.observations(crab)              # doctest: +SKIP
+    """
+    return Archive(url or default_url(), token=token, **options)
+
+
+class Archive:
+    """An ObsCore archive reached over TAP, DataLink and HTTP.
+
+    Parameters
+    ----------
+    url : str
+        TAP root URL (``/sync``, ``/async`` below it).
+    token : str, optional
+        Bearer token (default ``CTANB_TOKEN``), sent on every request.
+    session : requests.Session, optional
+        HTTP session to use (shared with pyvo); one is made when omitted.
+    offline : bool, optional
+        Never ask Sesame for names (default from ``CTANB_OFFLINE``).
+    workers : int
+        Parallel downloads.
+    progress : bool
+        Progress bars for downloads and asynchronous queries.
+    record_history : bool
+        Append every query to ``home_dir()/history.jsonl``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        session: requests.Session | None = None,
+        offline: bool | None = None,
+        workers: int = 4,
+        progress: bool = True,
+        record_history: bool = True,
+    ) -> None:
+        import pyvo
+
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"archive URL {url!r} is not an http(s) URL")
+        self.url = url.rstrip("/")
+        self.session = session or _Session()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, 2 * workers))
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.setdefault("User-Agent", _USER_AGENT)
+        token = token if token is not None else os.environ.get("CTANB_TOKEN") or None
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.service = pyvo.dal.TAPService(self.url, session=self.session)
+        self.progress = progress
+        self.record_history = record_history
+        self.resolver = NameResolver(offline=offline, archive_names=self._target_positions)
+        self.downloads = DownloadManager(self.session, workers=workers, progress=progress)
+
+    @property
+    def has_token(self) -> bool:
+        """True when requests carry a bearer token."""
+        return "Authorization" in self.session.headers
+
+    @property
+    def history(self) -> QueryHistory:
+        """Past queries sent to this archive (kept across kernel restarts)."""
+        return QueryHistory(url=self.url)
+
+    def __repr__(self) -> str:
+        auth = ", with token" if self.has_token else ""
+        return f"<Archive {self.url}{auth}>"
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.session.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- names and criteria ---------------------------------------------------------------
+    def resolve(self, name: str) -> ResolvedName:
+        """Resolve a target name (cache, bundled TeV sources, Sesame, gamma-cat, archive)."""
+        return self.resolver.resolve(name)
+
+    def _criteria(self, criteria: Criteria | dict | None, kwargs: dict) -> Criteria:
+        if isinstance(criteria, Criteria):
+            if not kwargs:
+                return criteria
+            # Rebuilt, not model_copy(update=...): the added values must be validated too.
+            return Criteria(**{**criteria.model_dump(exclude_defaults=True), **kwargs})
+        if isinstance(criteria, dict):
+            return Criteria(**{**criteria, **kwargs})
+        if criteria is not None:
+            raise TypeError(f"criteria must be a Criteria or dict, not {type(criteria).__name__}")
+        return Criteria(**kwargs)
+
+    def adql(self, criteria: Criteria | dict | None = None, /, **kwargs: Any) -> str:
+        """The ADQL that :meth:`search` would send (the target is resolved first)."""
+        crit = self._criteria(criteria, kwargs)
+        position = None
+        if crit.target is not None:
+            found = self.resolve(crit.target)
+            position = (found.ra, found.dec)
+        return build_adql(crit, position=position)
+
+    # --- queries --------------------------------------------------------------------------
+    def search(self, criteria: Criteria | dict | None = None, /, **kwargs: Any) -> Results:
+        """Search the ObsCore table.
+
+        Parameters
+        ----------
+        criteria : Criteria or dict, optional
+            The criteria; keyword arguments are added to (or override) them.
+        **kwargs
+            Criteria by name, see :class:`~ctanb.client.Criteria`.
+
+        Returns
+        -------
+        Results
+
+        Examples
+        --------
+        >>> archive.search(target="Crab", time=("2004-12-04", "2004-12-05"))  # doctest: +SKIP
+        >>> archive.search(energy_min=50, data_rights="public")             # doctest: +SKIP
+        """
+        crit = self._criteria(criteria, kwargs)
+        adql = self.adql(crit)
+        return self.query(adql, _criteria=crit.given())
+
+    def query(
+        self,
+        adql: str,
+        *,
+        mode: str = "sync",
+        maxrec: int | None = None,
+        callback: Callable[[str], None] | None = None,
+        timeout: float = 600.0,
+        _criteria: dict | None = None,
+    ) -> Results:
+        """Run an ADQL query.
+
+        Parameters
+        ----------
+        adql : str
+            The query.
+        mode : {"sync", "async"}
+            ``async`` submits a UWS job and waits for it, reporting its phase.
+        maxrec : int, optional
+            Largest number of rows the service should return.
+        callback : callable, optional
+            Called with each new phase of an async job.
+        timeout : float
+            Seconds to wait for an async job.
+
+        Raises
+        ------
+        QueryError
+            The service rejected the query (message and position from the server).
+        ServiceError
+            The service is unreachable or answered an HTTP error.
+        """
+        if mode not in ("sync", "async"):
+            raise QueryError(f"mode must be 'sync' or 'async', not {mode!r}", query=adql)
+        if mode == "async":
+            job = self.submit(adql, maxrec=maxrec, _criteria=_criteria)
+            return job.results(callback=callback, timeout=timeout)
+        start = time.time()
+        try:
+            raw = run_sync(self.service, adql, maxrec, session=self.session)
+        except Exception as exc:
+            self._remember(start, adql, None, "ERROR", "sync", error=exc, criteria=_criteria)
+            raise
+        results = results_from_votable(raw, adql, self)
+        self._remember(start, adql, len(results), "COMPLETED", "sync", criteria=_criteria)
+        return results
+
+    def submit(
+        self, adql: str, *, maxrec: int | None = None, _criteria: dict | None = None
+    ) -> AsyncQuery:
+        """Submit an asynchronous query (UWS job) and start it.
+
+        Returns
+        -------
+        AsyncQuery
+            ``.phase``, ``.wait()``, ``.cancel()`` (UWS ABORT), ``.results()``.
+        """
+        with pyvo_errors(self.url + "/async", adql):
+            job = self.service.submit_job(adql, maxrec=maxrec)
+            job.run()
+        return AsyncQuery(self, job, adql, criteria=_criteria)
+
+    def _remember(
+        self,
+        start: float,
+        adql: str,
+        rows: int | None,
+        status: str,
+        mode: str,
+        *,
+        error: BaseException | None = None,
+        criteria: dict | None = None,
+        job_url: str = "",
+    ) -> None:
+        if not self.record_history:
+            return
+        self.history.append(
+            HistoryEntry(
+                time=start,
+                url=self.url,
+                adql=adql,
+                rows=rows,
+                status=status,
+                mode=mode,
+                duration=round(time.time() - start, 4),
+                error=str(error) if error else "",
+                criteria=criteria or {},
+                job_url=job_url,
+            )
+        )
+
+    def _target_positions(self) -> dict[str, tuple[float, float]]:
+        adql = "SELECT target_name, s_ra, s_dec FROM ivoa.obscore"
+        table = run_sync(self.service, adql, session=self.session).to_table()
+        return mean_positions(
+            [(str(r["target_name"]), r["s_ra"], r["s_dec"]) for r in table
+             if r["target_name"] is not None]
+        )  # fmt: skip
+
+    # --- DataLink -------------------------------------------------------------------------
+    def datalink(self, record: Record | str) -> DataLinks:
+        """The DataLink links of one dataset (a :class:`Record` or its publisher DID)."""
+        did = record if isinstance(record, str) else record["obs_publisher_did"]
+        url = None if isinstance(record, str) else record._results.datalink_url
+        return self._datalinks([did], url).get(did, DataLinks())
+
+    def _datalinks(self, dids: list[str], url: str | None = None) -> dict[str, DataLinks]:
+        from astropy.io.votable import parse_single_table
+
+        endpoint = url or self.url + "/datalink"
+        out: dict[str, DataLinks] = {d: DataLinks() for d in dids}
+        for start in range(0, len(dids), 500):
+            chunk = dids[start : start + 500]
+            with pyvo_errors(endpoint, None):
+                resp = self.session.post(endpoint, data=[("ID", d) for d in chunk])
+                if resp.status_code >= 400:
+                    raise ServiceError(
+                        f"DataLink at {endpoint} answered HTTP {resp.status_code}: "
+                        f"{resp.text[:300]}",
+                        url=endpoint,
+                        status=resp.status_code,
+                    )
+            table = parse_single_table(io.BytesIO(resp.content)).to_table()
+            for row in table:
+                did = _text(row["ID"])
+                length = row["content_length"]
+                out.setdefault(did, DataLinks()).append(
+                    Link(
+                        id=did,
+                        semantics=_text(row["semantics"]),
+                        access_url=_text(row["access_url"]),
+                        content_type=_text(row["content_type"]),
+                        content_length=None if _masked(length) else int(length),
+                        description=_text(row["description"]),
+                        error_message=_text(row["error_message"]),
+                    )
+                )
+        return out
+
+    # --- files ----------------------------------------------------------------------------
+    def download(
+        self,
+        results: Results | Record | Iterable[Record],
+        dest: Path | str | None = None,
+        *,
+        calibration: bool = False,
+    ) -> list[Path]:
+        """Download the datasets (``access_url``) of *results* into the cache.
+
+        Parameters
+        ----------
+        results : Results, Record or iterable of Record
+            What to download.
+        dest : Path, optional
+            Also place the files in this folder (hard links when possible).
+        calibration : bool
+            Also download each dataset's ``#calibration`` file (IRFs) via DataLink.
+
+        Returns
+        -------
+        list of Path
+            The files, in the order of the records (IRFs after their dataset).
+        """
+        records = _records(results)
+        urls = [r["access_url"] for r in records]
+        if calibration:
+            pairs = self._event_and_irf_urls(records)
+            urls = [u for ev, irf in pairs for u in (ev, irf) if u]
+        return self.downloads.fetch(urls, dest=dest)
+
+    def _event_and_irf_urls(self, records: list[Record]) -> list[tuple[str, str | None]]:
+        dids = [r["obs_publisher_did"] for r in records]
+        url = records[0]._results.datalink_url if records else None
+        links = self._datalinks(dids, url)
+        pairs = []
+        for record in records:
+            these = links.get(record["obs_publisher_did"], DataLinks())
+            this = [x for x in these.by_semantics("#this") if x.access_url]
+            cal = [x for x in these.by_semantics("#calibration") if x.access_url]
+            event = this[0].access_url if this else record["access_url"]
+            irf = cal[0].access_url if cal and cal[0].access_url != event else None
+            pairs.append((event, irf))
+        return pairs
+
+    def observations(self, results: Results | Record | Iterable[Record]):
+        """Download events and IRFs and load them as gammapy observations.
+
+        The IRFs come from each dataset's DataLink ``#calibration`` link (a
+        CTA CALDB file), or from the event file itself (H.E.S.S. DL3 DR1,
+        MAGIC point-like files with ``RAD_MAX``).
+
+        Returns
+        -------
+        gammapy.data.Observations
+        """
+        from gammapy.data import Observation, Observations
+
+        from .._errors import DownloadError
+
+        records = _records(results)
+        pairs = self._event_and_irf_urls(records)
+        urls = [u for ev, irf in pairs for u in (ev, irf) if u]
+        paths = dict(zip(urls, self.downloads.fetch(urls), strict=True))
+        observations = []
+        for event, irf in pairs:
+            event_path = paths[event]
+            try:
+                obs = Observation.read(event_path, irf_file=paths[irf] if irf else None)
+            except (OSError, KeyError, ValueError) as exc:
+                raise DownloadError(
+                    f"gammapy cannot read {event_path.name}: {exc}", path=str(event_path), url=event
+                ) from exc
+            observations.append(obs)
+        return Observations(observations)
+
+
+def _records(results: Results | Record | Iterable[Record]) -> list[Record]:
+    if isinstance(results, Record):
+        return [results]
+    return list(results)
+
+
+def _masked(value: Any) -> bool:
+    import numpy as np
+
+    return value is None or value is np.ma.masked or bool(np.ma.is_masked(value))
+
+
+def _text(value: Any) -> str:
+    if _masked(value):
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)

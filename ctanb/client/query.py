@@ -1,0 +1,335 @@
+"""Running queries: pyvo errors mapped to the ctanb tree, VOTable answers turned into
+:class:`~ctanb.client.results.Results`, and asynchronous (UWS) queries."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from .._errors import AuthError, QueryError, ServiceError
+from .results import Results
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .archive import Archive
+
+__all__ = [
+    "AsyncQuery",
+    "pyvo_errors",
+    "query_position",
+    "results_from_votable",
+    "run_sync",
+]
+
+_DATALINK_STANDARD = "ivo://ivoa.net/std/datalink"
+_FINAL_PHASES = {"COMPLETED", "ERROR", "ABORTED"}
+
+
+def query_position(message: str) -> tuple[int, int] | None:
+    """``(line, column)`` named in a server message ("line 2, column 7"), if any."""
+    match = re.search(r"line\s+(\d+)\s*,?\s*col(?:umn)?\s+(\d+)", message, re.I)
+    if match:
+        return int(match.group(1)), int(match.group(2))
+    match = re.search(r"(?:at\s+)?(?:char(?:acter)?|position|offset)\s+(\d+)", message, re.I)
+    if match:
+        return 1, int(match.group(1))
+    return None
+
+
+def _server_message(exc: Exception) -> str:
+    """The server's own words from a pyvo or requests exception."""
+    response = getattr(getattr(exc, "cause", None), "response", None)
+    if response is None:
+        response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            text = response.text
+        except (requests.RequestException, UnicodeDecodeError, RuntimeError):
+            text = ""
+        match = re.search(r"<INFO[^>]*QUERY_STATUS[^>]*>(.*?)</INFO>", text or "", re.S)
+        if match and match.group(1).strip():
+            return match.group(1).strip()
+        if text and "<" not in text[:1]:
+            return text.strip()[:500]
+    reason = getattr(exc, "reason", None)
+    return str(reason if reason else exc)
+
+
+@contextmanager
+def pyvo_errors(url: str, adql: str | None) -> Iterator[None]:
+    """Turn pyvo and requests errors into :class:`~ctanb.CtanbError` subclasses.
+
+    - the service rejected the query (DALQueryError, or an HTTP 400 with a DALI
+      error document) -> :class:`~ctanb.QueryError` with the server's message and
+      the position it names;
+    - 401/403 -> :class:`~ctanb.AuthError`;
+    - no connection, other HTTP errors, unreadable answers -> :class:`~ctanb.ServiceError`.
+    """
+    from pyvo.dal import DALFormatError, DALQueryError, DALServiceError
+
+    try:
+        yield
+    except DALQueryError as exc:
+        message = str(exc.reason or exc)
+        raise QueryError(message, query=adql, position=query_position(message)) from exc
+    except DALFormatError as exc:
+        raise ServiceError(
+            f"the archive at {url} answered something that is not a VOTable: {exc.reason}",
+            url=url,
+        ) from exc
+    except DALServiceError as exc:
+        status = exc.code or None
+        message = _server_message(exc)
+        if status in (401, 403):
+            raise AuthError(f"the archive refused the request ({status}): {message}") from exc
+        if status == 400 and adql is not None:
+            raise QueryError(message, query=adql, position=query_position(message)) from exc
+        if status:
+            raise ServiceError(
+                f"the archive at {url} answered HTTP {status}: {message}", url=url, status=status
+            ) from exc
+        raise ServiceError(f"cannot reach the archive at {url}: {message}", url=url) from exc
+    except requests.RequestException as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        raise ServiceError(
+            f"cannot reach the archive at {url}: {exc.__class__.__name__}: {exc}",
+            url=url,
+            status=status,
+        ) from exc
+
+
+def run_sync(service: Any, adql: str, maxrec: int | None = None, *, session: Any = None) -> Any:
+    """Run *adql* on a pyvo TAPService at once and return pyvo TAPResults.
+
+    Reads the HTTP status itself (pyvo keeps it aside), so that the layer that
+    failed is named: 400 -> :class:`~ctanb.QueryError` (server message and
+    position), 401/403 -> :class:`~ctanb.AuthError`, other statuses ->
+    :class:`~ctanb.ServiceError` with the server's message.
+    """
+    from astropy.io.votable import parse as parse_votable
+    from pyvo.dal import DALServiceError
+    from pyvo.dal.tap import TAPResults
+
+    url = service.baseurl.rstrip("/") + "/sync"
+    with pyvo_errors(url, adql):
+        query = service.create_query(adql, maxrec=maxrec)
+        body = query.execute_stream(post=True).read()
+        try:
+            query.raise_if_error()
+        except DALServiceError as exc:
+            status = exc.code or None
+            message = _body_message(body) or str(exc)
+            if status in (401, 403):
+                raise AuthError(f"the archive refused the query ({status}): {message}") from exc
+            if status == 400:
+                raise QueryError(message, query=adql, position=query_position(message)) from exc
+            raise ServiceError(
+                f"the archive at {url} answered HTTP {status}: {message}", url=url, status=status
+            ) from exc
+        try:
+            votable = parse_votable(io.BytesIO(body))
+        except Exception as exc:  # astropy raises many types for a broken document
+            raise ServiceError(
+                f"the archive at {url} answered something that is not a VOTable: {exc}", url=url
+            ) from exc
+        return TAPResults(votable, url=url, session=session)
+
+
+def _body_message(body: bytes) -> str:
+    text = body.decode("utf-8", "replace")
+    match = re.search(r"<INFO[^>]*QUERY_STATUS[^>]*>(.*?)</INFO>", text, re.S)
+    if match:
+        import html
+
+        return html.unescape(match.group(1).strip())
+    return text.strip()[:500] if text and not text.lstrip().startswith("<") else ""
+
+
+def _datalink_url(raw: Any) -> str | None:
+    """The DataLink endpoint from the VOTable's service descriptor (adhoc:service)."""
+    votable = getattr(raw, "votable", None)
+    for resource in getattr(votable, "resources", []) or []:
+        if resource.type != "meta" or (resource.utype or "") != "adhoc:service":
+            continue
+        params = {p.name: p.value for p in resource.params}
+        standard = str(params.get("standardID") or "").lower()
+        access = params.get("accessURL")
+        if access and (not standard or standard.startswith(_DATALINK_STANDARD)):
+            return access.decode() if isinstance(access, bytes) else str(access)
+    return None
+
+
+def results_from_votable(raw: Any, adql: str, archive: Archive) -> Results:
+    """:class:`Results` from pyvo TAPResults (metadata kept: unit, ucd, description)."""
+    table = raw.to_table()
+    fields = {f.name: f for f in raw.fielddescs}
+    for name in table.colnames:
+        f = fields.get(name)
+        if f is None:
+            continue
+        col = table[name]
+        if f.ucd and "ucd" not in col.meta:
+            col.meta["ucd"] = f.ucd
+        if f.utype and "utype" not in col.meta:
+            col.meta["utype"] = f.utype
+        if f.xtype and "xtype" not in col.meta:
+            col.meta["xtype"] = f.xtype
+    overflow = getattr(raw, "query_status", None) == "OVERFLOW"
+    return Results(
+        table,
+        query=adql,
+        url=archive.url,
+        archive=archive,
+        datalink_url=_datalink_url(raw) or archive.url + "/datalink",
+        overflow=overflow,
+    )
+
+
+class AsyncQuery:
+    """An asynchronous query (UWS job) on the archive.
+
+    Attributes
+    ----------
+    job : pyvo.dal.AsyncTAPJob
+        The underlying pyvo job.
+    adql : str
+        The query.
+    url : str
+        The job URL.
+    """
+
+    def __init__(
+        self, archive: Archive, job: Any, adql: str, *, criteria: dict | None = None
+    ) -> None:
+        self.archive = archive
+        self.job = job
+        self.adql = adql
+        self.url = job.url
+        self._criteria = criteria
+        self._start = time.time()
+        self._recorded = False
+
+    def __repr__(self) -> str:
+        return f"<AsyncQuery {self.url} phase={self.phase}>"
+
+    @property
+    def phase(self) -> str:
+        """The UWS phase: PENDING, QUEUED, EXECUTING, COMPLETED, ERROR, ABORTED."""
+        with pyvo_errors(self.url, self.adql):
+            return str(self.job.phase)
+
+    def wait(
+        self,
+        *,
+        callback: Callable[[str], None] | None = None,
+        timeout: float = 600.0,
+        progress: bool | None = None,
+    ) -> str:
+        """Wait for a final phase, reporting each new phase.
+
+        Parameters
+        ----------
+        callback : callable, optional
+            Called with the phase whenever it changes.
+        timeout : float
+            Seconds before giving up (the job keeps running; cancel() stops it).
+        progress : bool, optional
+            Show the phase in a tqdm bar (default: the archive's ``progress``).
+
+        Returns
+        -------
+        str
+            The final phase.
+        """
+        show = self.archive.progress if progress is None else progress
+        bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=None, desc="async query", bar_format="{desc}: {postfix} [{elapsed}]")
+        last, delay, deadline = None, 0.05, time.monotonic() + timeout
+        try:
+            while True:
+                phase = self.phase
+                if phase != last:
+                    last = phase
+                    if callback is not None:
+                        callback(phase)
+                    if bar is not None:
+                        bar.set_postfix_str(phase)
+                if phase in _FINAL_PHASES:
+                    return phase
+                if time.monotonic() > deadline:
+                    raise ServiceError(
+                        f"the async query {self.url} is still {phase} after {timeout:g} s "
+                        "(cancel() it or wait longer)",
+                        url=self.url,
+                    )
+                time.sleep(delay)
+                delay = min(delay * 1.5, 1.0)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def cancel(self, *, timeout: float = 10.0) -> str:
+        """Abort the job (UWS ``PHASE=ABORT``), wait for it to stop, return its phase."""
+        with pyvo_errors(self.url, self.adql):
+            self.job.abort()
+        # The server stops the query at its next check; wait for the final phase.
+        deadline, phase = time.monotonic() + timeout, self.phase
+        while phase not in _FINAL_PHASES and time.monotonic() < deadline:
+            time.sleep(0.05)
+            phase = self.phase
+        self._record(None, phase)
+        return phase
+
+    def results(
+        self, *, callback: Callable[[str], None] | None = None, timeout: float = 600.0
+    ) -> Results:
+        """Wait for the job and return its results.
+
+        Raises
+        ------
+        QueryError
+            The job ended in ERROR (the server's message) or was ABORTED.
+        """
+        phase = self.wait(callback=callback, timeout=timeout)
+        if phase == "ERROR":
+            with pyvo_errors(self.url, self.adql):
+                message = str(self.job.job.errorsummary.message.content or "").strip()
+            message = message or "the job ended in ERROR"
+            self._record(None, phase, message)
+            raise QueryError(message, query=self.adql, position=query_position(message))
+        if phase == "ABORTED":
+            self._record(None, phase)
+            raise QueryError(f"the async query {self.url} was aborted", query=self.adql)
+        with pyvo_errors(self.url, self.adql):
+            raw = self.job.fetch_result()
+        results = results_from_votable(raw, self.adql, self.archive)
+        self._record(len(results), phase)
+        return results
+
+    def delete(self) -> None:
+        """Delete the job on the server."""
+        with pyvo_errors(self.url, self.adql):
+            self.job.delete()
+
+    def _record(self, rows: int | None, phase: str, error: str = "") -> None:
+        if self._recorded:
+            return
+        self._recorded = True
+        self.archive._remember(
+            self._start,
+            self.adql,
+            rows,
+            phase,
+            "async",
+            error=RuntimeError(error) if error else None,
+            criteria=self._criteria,
+            job_url=self.url,
+        )
