@@ -61,7 +61,8 @@ def register(command: click.Command) -> click.Command:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn a :class:`CtanbError` into a one-line message."""
     try:
-        cli.main(args=argv, prog_name="ctanb", standalone_mode=False)
+        # Without standalone mode click returns a command's exit code instead of exiting.
+        code = cli.main(args=argv, prog_name="ctanb", standalone_mode=False)
     except CtanbError as exc:
         click.echo(f"ctanb: error: {exc}", err=True)
         sys.exit(1)
@@ -71,3 +72,5 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)

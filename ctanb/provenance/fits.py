@@ -1,0 +1,180 @@
+"""Provenance inside FITS products.
+
+Every FITS product ctanb writes carries its own provenance, so it can be read
+back without any store:
+
+- an HDU ``EXTNAME='PROVENANCE'`` (a one-row binary table, column ``PROV_JSON``)
+  holding the PROV-JSON document of the product's whole known lineage;
+- primary-header keys linking the file to it: ``PROV_ID`` (the product's entity
+  id), ``PROV_ACT`` (the activity that generated it), ``PROV_DL`` (data level),
+  ``PROV_TYP`` (product type) and the ObsCore provenance keywords propagated
+  from the inputs (:data:`HEADER_KEYS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._errors import ProvenanceError
+from .records import ProvenanceGraph
+
+__all__ = [
+    "HEADER_KEYS",
+    "PROVENANCE_EXTNAME",
+    "attach_provenance",
+    "product_keywords",
+    "read_provenance",
+]
+
+PROVENANCE_EXTNAME = "PROVENANCE"
+
+#: ObsCore provenance column -> FITS primary-header keyword of a product.
+HEADER_KEYS: dict[str, str] = {
+    "calib_version": "CALIBVER",
+    "reco_version": "RECO_VER",
+    "reco_method": "RECO_MTH",
+    "applied_cuts": "APPCUTS",
+}
+_LINK_KEYS = ("PROV_ID", "PROV_ACT", "PROV_DL", "PROV_TYP", "PROVMIX", *HEADER_KEYS.values())
+
+
+def _document_text(document: Any) -> str:
+    if isinstance(document, str):
+        return document
+    if isinstance(document, ProvenanceGraph):
+        return document.serialize("json")
+    if hasattr(document, "serialize"):  # a prov.model.ProvDocument
+        return document.serialize(format="json")
+    raise ProvenanceError(f"cannot attach provenance from a {type(document).__name__}")
+
+
+def _provenance_hdu(text: str) -> Any:
+    from astropy.io import fits
+
+    raw = text.encode()
+    column = fits.Column(name="PROV_JSON", format=f"{max(len(raw), 1)}A", array=np.array([raw]))
+    hdu = fits.BinTableHDU.from_columns([column], name=PROVENANCE_EXTNAME)
+    hdu.header["CONTENT"] = ("PROV-JSON", "W3C PROV-JSON with IVOA voprov attributes")
+    hdu.header["HDUDOC"] = "https://www.w3.org/Submission/prov-json/"
+    return hdu
+
+
+def attach_provenance(
+    target: str | Path | Any,
+    document: Any,
+    *,
+    entity_id: str | None = None,
+    activity_id: str | None = None,
+    keywords: Mapping[str, Any] | None = None,
+) -> None:
+    """Write *document* into a FITS product and link its header to it.
+
+    Parameters
+    ----------
+    target : path or astropy.io.fits.HDUList
+        The product; a path is updated in place, an HDUList is modified.
+    document : ProvenanceGraph, prov.model.ProvDocument or str
+        The provenance (a str is taken as PROV-JSON text).
+    entity_id, activity_id : str, optional
+        Written as ``PROV_ID`` and ``PROV_ACT``.
+    keywords : mapping, optional
+        More primary-header keys: ObsCore names in :data:`HEADER_KEYS` are
+        translated to their FITS keyword, ``data_level``/``product_type`` go to
+        ``PROV_DL``/``PROV_TYP``, other keys are written as given.
+    """
+    from astropy.io import fits
+
+    text = _document_text(document)
+    if isinstance(target, fits.HDUList):
+        _update(target, text, entity_id, activity_id, keywords)
+        return
+    path = Path(target)
+    if not path.is_file():
+        raise ProvenanceError(f"cannot attach provenance: product {path} does not exist")
+    try:
+        with fits.open(path, mode="update", memmap=False) as hdus:
+            _update(hdus, text, entity_id, activity_id, keywords)
+    except OSError as exc:
+        raise ProvenanceError(f"cannot attach provenance to {path}: {exc}") from None
+
+
+def _update(
+    hdus: Any,
+    text: str,
+    entity_id: str | None,
+    activity_id: str | None,
+    keywords: Mapping[str, Any] | None,
+) -> None:
+    while PROVENANCE_EXTNAME in hdus:
+        del hdus[PROVENANCE_EXTNAME]
+    hdus.append(_provenance_hdu(text))
+    header = hdus[0].header
+    if entity_id:
+        header["PROV_ID"] = (entity_id, "prov entity")
+    if activity_id:
+        header["PROV_ACT"] = (activity_id, "prov activity")
+    for key, value in (keywords or {}).items():
+        if value is None:
+            continue
+        if key in HEADER_KEYS:
+            header[HEADER_KEYS[key]] = (str(value), f"inputs {key}")
+        elif key == "data_level":
+            header["PROV_DL"] = (str(value), "data level of this product")
+        elif key == "product_type":
+            header["PROV_TYP"] = (str(value), "product type")
+        else:
+            header[key] = value
+
+
+def product_keywords(path: str | Path) -> dict[str, str]:
+    """The provenance keys of a product's primary header (``PROV_ID``, ``PROV_ACT``, ...)."""
+    from astropy.io import fits
+
+    try:
+        header = fits.getheader(path, 0)
+    except OSError as exc:
+        raise ProvenanceError(f"cannot read FITS header of {path}: {exc}") from None
+    return {key: str(header[key]) for key in _LINK_KEYS if key in header}
+
+
+def read_provenance(path: str | Path) -> ProvenanceGraph:
+    """The provenance carried by a FITS product (no store needed).
+
+    Raises
+    ------
+    ProvenanceError
+        The file is missing, is not FITS, or has no ``PROVENANCE`` HDU.
+    """
+    from astropy.io import fits
+
+    from .document import parse
+
+    path = Path(path)
+    if not path.is_file():
+        raise ProvenanceError(f"product {path} does not exist")
+    try:
+        with fits.open(path, memmap=False) as hdus:
+            if PROVENANCE_EXTNAME not in hdus:
+                raise ProvenanceError(
+                    f"product {path} carries no provenance (no {PROVENANCE_EXTNAME} HDU)"
+                )
+            raw = hdus[PROVENANCE_EXTNAME].data["PROV_JSON"][0]
+    except OSError as exc:
+        raise ProvenanceError(f"cannot read {path} as FITS: {exc}") from None
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return parse(text, "json")
+
+
+def has_provenance(path: str | Path) -> bool:
+    """Whether *path* is a FITS file with a ``PROVENANCE`` HDU (False for anything else)."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False) as hdus:
+            return PROVENANCE_EXTNAME in hdus
+    except (OSError, ValueError):
+        return False
