@@ -1,0 +1,366 @@
+"""Contract suite: DaCHS (deploy/dachs/up) answers like the embedded archive.
+
+Both archives publish the same embedded database (``archive_db``); DaCHS gets it
+through ``ctanb.archive.dachs_rd`` and ``deploy/dachs/up``, which this suite runs for
+real (as root, PostgreSQL + ``dachs serve`` on loopback). It fails, never skips,
+when DaCHS cannot be started.
+
+Where ADQL leaves room for different correct answers, the comparison says so:
+
+- Row order is only compared for queries with ORDER BY; otherwise rows are sets.
+- Floats are compared to 6 significant digits: DaCHS's ``ivoa.obscore`` declares
+  ``s_fov``, ``s_resolution``, ``em_min``, ``em_max`` and ``em_res_power`` as
+  ``real`` (float4), the embedded archive stores doubles.
+- ``s_region`` polygons are compared vertex by vertex to 1e-5 deg (pgsphere keeps
+  radians; both serialise DALI polygons in degrees).
+- Timestamps (``obs_release_date``, ``obs_creation_date``) are compared as
+  ``YYYY-MM-DDTHH:MM:SS`` (DaCHS has a timestamp column, the embedded one text).
+- ``access_url`` differs by design (each archive's own file URL) and is left out.
+- Unnamed expressions get server-specific names, so every expression has an alias
+  (and no alias is an SQL reserved word: DaCHS rejects ``AS first``).
+- DaCHS declares -1 as the NULL value of ``s_xel1``, ``s_xel2``, ``t_xel``, ``em_xel``
+  and ``pol_xel`` (``<values nullLiteral="-1"/>``), so -1 comes back as NULL: the
+  comparison treats -1 and NULL as the same there.
+- Ties under ORDER BY may come in any order: the ordered columns must match row by
+  row, the rows themselves as a set.
+- TOP n with ties at the cut may keep any of the tied rows: queries with TOP add a
+  tie-breaker (``ORDER BY dist, obs_publisher_did``; both sort text bytewise).
+- DaCHS 2.7 rejects the ADQL not-equals operator ``<>`` ("Expected boolean expression,
+  found '>'"); ``!=`` works in both, so the queries use ``!=``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from astropy.io.votable import parse_single_table
+
+import ctanb
+from ctanb.archive import db as archive_db
+
+ROOT = Path(__file__).resolve().parent.parent
+UP, DOWN = ROOT / "deploy" / "dachs" / "up", ROOT / "deploy" / "dachs" / "down"
+DACHS_PORT = int(os.environ.get("DACHS_PORT", "8080"))
+
+COLS = "obs_publisher_did, obs_id, obs_collection, s_ra, s_dec, t_min, energy_min"
+#: Raw ADQL: (name, query, ordered?)
+RAW_QUERIES = [
+    ("all rows, every column", "SELECT * FROM ivoa.obscore", False),
+    ("cone 3 deg Crab", f"SELECT {COLS} FROM ivoa.obscore WHERE "
+     "1=CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 83.633, 22.014, 3))", False),
+    ("cone 1 deg PKS 2155", f"SELECT {COLS} FROM ivoa.obscore WHERE "
+     "1=CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 329.717, -30.226, 1))", False),
+    ("cone 5 deg Galactic centre", f"SELECT {COLS} FROM ivoa.obscore WHERE "
+     "CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 266.4, -28.94, 5)) = 1", False),
+    ("footprint intersects circle", f"SELECT {COLS} FROM ivoa.obscore WHERE "
+     "1=INTERSECTS(s_region, CIRCLE('ICRS', 128.83, -45.18, 1.5))", False),
+    ("footprint contains point", f"SELECT {COLS} FROM ivoa.obscore WHERE "
+     "1=CONTAINS(POINT('ICRS', 83.633, 22.014), s_region)", False),
+    ("energy range", f"SELECT {COLS}, energy_max FROM ivoa.obscore "
+     "WHERE energy_min <= 0.5 AND energy_max >= 50", False),
+    ("wavelength range", "SELECT obs_publisher_did, em_min, em_max FROM ivoa.obscore "
+     "WHERE em_max > 1e-17 AND em_min < 1e-19", False),
+    ("time range", f"SELECT {COLS}, t_max FROM ivoa.obscore "
+     "WHERE t_min BETWEEN 53000 AND 53800 AND t_exptime > 1000", False),
+    ("group by collection", "SELECT obs_collection, COUNT(*) AS n, MIN(t_min) AS t_first, "
+     "MAX(energy_max) AS emax FROM ivoa.obscore GROUP BY obs_collection", False),
+    ("group by target with having", "SELECT target_name, COUNT(*) AS n FROM ivoa.obscore "
+     "GROUP BY target_name HAVING COUNT(*) > 2", False),
+    ("self join same target other collection", "SELECT a.obs_publisher_did AS did, "
+     "b.obs_publisher_did AS other FROM ivoa.obscore AS a JOIN ivoa.obscore AS b "
+     "ON a.target_name = b.target_name WHERE a.obs_collection != b.obs_collection", False),
+    ("top order by time", "SELECT TOP 7 obs_publisher_did, t_min FROM ivoa.obscore "
+     "ORDER BY t_min DESC", True),
+    ("order by distance", "SELECT TOP 10 obs_publisher_did, DISTANCE(POINT('ICRS', s_ra, "
+     "s_dec), POINT('ICRS', 83.633, 22.014)) AS dist FROM ivoa.obscore ORDER BY dist, obs_publisher_did", True),
+    ("proprietary rows are searchable", "SELECT obs_publisher_did, data_rights, "
+     "obs_release_date, proposal_id FROM ivoa.obscore WHERE data_rights = 'proprietary'", False),
+    ("CTA extension columns", "SELECT obs_publisher_did, site, sub_array_name, obs_mode, "
+     "zen_pnt, reco_method, applied_cuts, ev_xel FROM ivoa.obscore "
+     "WHERE zen_pnt < 40 AND site IS NOT NULL", False),
+    ("LIKE and IN", "SELECT obs_publisher_did FROM ivoa.obscore WHERE target_name LIKE 'Crab%' "
+     "OR obs_collection IN ('MAGIC-RAD-MAX', 'CTA-1DC')", False),
+]  # fmt: skip
+
+#: Searches as a user writes them (the seed's examples); the client builds the ADQL.
+CLIENT_SEARCHES = [
+    {"target": "Crab", "radius": 2.5, "collection": "HESS-DL3-DR1"},
+    {"target": "Crab", "time": ("2004-12-04", "2004-12-05")},
+    {"energy_min": 50, "data_rights": "public"},
+    {"ra": 83.633, "dec": 22.014, "radius": 3, "spatial": "pointing"},
+    {"ra": 128.83, "dec": -45.18, "radius": 2},
+    {"data_level": "DL3", "max_zenith": 30, "limit": 20},
+    {"site": "CTAO-South", "sub_array_includes": "MSTs"},
+    {"data_rights": "proprietary"},
+    {"collection": ["MAGIC-RAD-MAX", "CTA-1DC"]},
+]
+
+
+# --- fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dachs_url(archive_db: Path) -> str:
+    """TAP URL of DaCHS serving ``archive_db``, started by deploy/dachs/up (fails loudly)."""
+    if os.geteuid() != 0:
+        pytest.fail("deploy/dachs/up needs root (it installs packages and runs DaCHS)")
+    env = {**os.environ, "DACHS_PORT": str(DACHS_PORT)}
+    proc = subprocess.run(
+        ["bash", str(UP), "--db", str(archive_db)],
+        capture_output=True, text=True, env=env, timeout=1800, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        pytest.fail(f"deploy/dachs/up failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    url = proc.stdout.strip().splitlines()[-1]
+    assert url == f"http://127.0.0.1:{DACHS_PORT}/tap"
+    yield url
+    subprocess.run(["bash", str(DOWN)], capture_output=True, check=False)
+
+
+def _table(url: str, adql: str):
+    resp = requests.post(
+        url.rstrip("/") + "/sync",
+        data={"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": adql, "MAXREC": "100000"},
+        timeout=60,
+    )
+    assert resp.status_code == 200, f"{url}: HTTP {resp.status_code} for {adql}\n{resp.text[:500]}"
+    return parse_single_table(io.BytesIO(resp.content)).to_table()
+
+
+def _rows(url: str, adql: str, names: list[str] | None = None) -> tuple[list[str], list[tuple]]:
+    """Column names and normalised rows of *adql* (see the module docstring).
+
+    With *names*, the columns are taken in that order (by name, case-insensitive), so
+    ``SELECT *`` compares the data-model columns whatever order and extra columns
+    (DaCHS adds ``obs_creator_did``, ``preview``, ``source_table`` ...) a server has.
+    """
+    table = _table(url, adql)
+    by_lower = {n.lower(): n for n in table.colnames}
+    if names is None:
+        names = [n.lower() for n in table.colnames if n.lower() != "access_url"]
+    missing = [n for n in names if n not in by_lower]
+    assert not missing, f"{url} answers {adql} without columns {missing}"
+    rows = [tuple(_norm(row[by_lower[n]], n) for n in names) for row in table]
+    return names, rows
+
+
+#: Columns for which DaCHS's ivoa.obscore declares -1 as the NULL value.
+MINUS_ONE_IS_NULL = {"s_xel1", "s_xel2", "t_xel", "em_xel", "pol_xel"}
+
+
+def _norm(value, name: str):
+    if value is None or np.ma.is_masked(value):
+        return None
+    if name in MINUS_ONE_IS_NULL and value == -1:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode()
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, list):  # DALI polygon (embedded)
+        return tuple(float(x) for x in value)
+    if isinstance(value, str) and value.startswith("Polygon"):  # STC-S polygon (DaCHS)
+        return tuple(float(x) for x in value.split()[2:])
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if name in ("obs_release_date", "obs_creation_date") and value:
+        text = str(value).replace("Z", "")
+        return dt.datetime.fromisoformat(text).strftime("%Y-%m-%dT%H:%M:%S")
+    return value
+
+
+def _close(a, b) -> bool:
+    """Equal, floats to 6 significant digits, polygon vertices to 1e-5 deg."""
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(abs(x - y) <= 1e-5 for x, y in zip(a, b, strict=True))
+    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-300)
+    return a == b
+
+
+def _assert_same(embedded_url: str, dachs_url: str, adql: str, ordered: bool) -> int:
+    names, emb = _rows(embedded_url, adql)
+    _, dac = _rows(dachs_url, adql, names)
+    assert len(dac) == len(emb), f"{len(emb)} rows embedded, {len(dac)} DaCHS: {adql}"
+    key = next((names.index(k) for k in ("obs_publisher_did", "did") if k in names), None)
+    if ordered:
+        # Ties may come in any order: the non-identifier columns must match in order.
+        plain = [i for i, n in enumerate(names) if n not in ("obs_publisher_did", "did", "obs_id")]
+        for e, d in zip(emb, dac, strict=True):
+            assert all(_close(e[i], d[i]) for i in plain), f"order differs: {adql}\n{e}\n{d}"
+
+    # Then the rows as a set: match rows by identifier (else by their values).
+    def sort(row: tuple) -> tuple:
+        text = tuple(str(v) for v in row if isinstance(v, str))
+        return (str(row[key]), *text) if key is not None else (*text, repr(row))
+
+    emb, dac = sorted(emb, key=sort), sorted(dac, key=sort)
+    for e, d in zip(emb, dac, strict=True):
+        bad = [n for n, x, y in zip(names, e, d, strict=True) if not _close(x, y)]
+        assert not bad, f"{adql}\ncolumns {bad} differ:\nembedded {e}\nDaCHS    {d}"
+    return len(emb)
+
+
+# --- the contract -------------------------------------------------------------------------
+
+
+def test_same_columns_in_obscore(archive_url: str, dachs_url: str) -> None:
+    """Every data-model column is in DaCHS's ivoa.obscore (the CTA extension included)."""
+    from ctanb.datamodel import OBSCORE_COLUMNS
+
+    dachs_cols = {n.lower() for n in _table(dachs_url, "SELECT TOP 1 * FROM ivoa.obscore").colnames}
+    missing = [c.name for c in OBSCORE_COLUMNS if c.name not in dachs_cols]
+    assert not missing, f"DaCHS ivoa.obscore lacks {missing}"
+
+
+@pytest.mark.parametrize(("name", "adql", "ordered"), RAW_QUERIES, ids=[q[0] for q in RAW_QUERIES])
+def test_raw_adql_same_answer(archive_url, dachs_url, name, adql, ordered) -> None:
+    n = _assert_same(archive_url, dachs_url, adql, ordered)
+    if name not in (
+        "footprint contains point",
+        "wavelength range",
+        "proprietary rows are searchable",
+    ):
+        assert n > 0, f"{name}: the query selects nothing, so it proves nothing"
+
+
+@pytest.mark.parametrize("search", CLIENT_SEARCHES, ids=[str(s) for s in CLIENT_SEARCHES])
+def test_client_adql_same_answer(archive_url, dachs_url, search) -> None:
+    adql = ctanb.connect(archive_url, offline=True).adql(**search)
+    _assert_same(archive_url, dachs_url, adql, ordered="ORDER BY" in adql.upper())
+
+
+def test_whole_archive_identical(archive_db, dachs_url) -> None:
+    """The published row set equals the embedded database's, identifier for identifier."""
+    conn = archive_db_connect(archive_db)
+    try:
+        dids = {r[0] for r in conn.execute('SELECT obs_publisher_did FROM "ivoa.obscore"')}
+    finally:
+        conn.close()
+    _, rows = _rows(dachs_url, "SELECT obs_publisher_did FROM ivoa.obscore")
+    got = {r[0] for r in rows}
+    assert got == dids and len(dids) > 100
+
+
+def archive_db_connect(path: Path):
+    """The embedded archive's SQLite database, read-only."""
+    return archive_db.connect(path, readonly=True)
+
+
+# --- DataLink, products, embargo --------------------------------------------------------------
+
+
+def _links(dachs_url: str, did: str) -> dict[str, dict]:
+    base = dachs_url.rsplit("/tap", 1)[0]
+    resp = requests.get(f"{base}/ctanb/q/dl/dlmeta", params={"ID": did}, timeout=60)
+    assert resp.status_code == 200, resp.text[:300]
+    table = parse_single_table(io.BytesIO(resp.content)).to_table()
+    return {str(r["semantics"]): {k: r[k] for k in table.colnames} for r in table}
+
+
+def _pick(conn, where: str) -> tuple[str, str, str]:
+    row = conn.execute(
+        f'SELECT o.obs_publisher_did, o."_access_group", f.sha256 FROM "ivoa.obscore" o '
+        f"JOIN \"ctanb.files\" f ON f.did = o.obs_publisher_did AND f.semantics = '#this' "
+        f"WHERE {where} LIMIT 1"
+    ).fetchone()
+    assert row is not None, f"the test archive has no dataset with {where}"
+    return row
+
+
+def test_datalink_this_and_calibration_for_public_run(archive_db, dachs_url) -> None:
+    conn = archive_db_connect(archive_db)
+    try:
+        did, _, sha = _pick(conn, "o.obs_collection = 'HESS-DL3-DR1'")
+    finally:
+        conn.close()
+    links = _links(dachs_url, did)
+    assert {"#this", "#calibration"} <= set(links)
+    this = links["#this"]
+    resp = requests.get(str(this["access_url"]), timeout=120)
+    assert resp.status_code == 200
+    assert hashlib.sha256(resp.content).hexdigest() == sha
+    assert int(this["content_length"]) == len(resp.content)
+
+
+def test_proprietary_files_need_the_groups_credentials(archive_db, dachs_url) -> None:
+    conn = archive_db_connect(archive_db)
+    try:
+        did, _, sha = _pick(conn, "o._access_group = 'vela-team'")
+    finally:
+        conn.close()
+    url = str(_links(dachs_url, did)["#this"]["access_url"])
+    assert requests.get(url, timeout=60).status_code in (401, 403)
+    wrong = requests.get(url, auth=("pks2155-team", "demo-token-pks2155"), timeout=60)
+    assert wrong.status_code in (401, 403)
+    bad_token = requests.get(url, auth=("vela-team", "not-the-token"), timeout=60)
+    assert bad_token.status_code in (401, 403)
+    for user, token in [("vela-team", "demo-token-vela"),
+                        ("ctao-consortium", "demo-token-consortium")]:  # fmt: skip
+        ok = requests.get(url, auth=(user, token), timeout=120)
+        assert ok.status_code == 200, f"{user}: HTTP {ok.status_code}"
+        assert hashlib.sha256(ok.content).hexdigest() == sha
+
+
+def test_released_proprietary_data_is_public(archive_db, dachs_url) -> None:
+    """crab-team's release date (2026-03-01) has passed: files need no credentials."""
+    conn = archive_db_connect(archive_db)
+    try:
+        did, group, _ = _pick(conn, "o.proposal_id = 'CTAO-2025A-003'")
+    finally:
+        conn.close()
+    assert group is None
+    url = str(_links(dachs_url, did)["#this"]["access_url"])
+    assert requests.get(url, timeout=120).status_code == 200
+
+
+def test_up_is_idempotent(archive_db, dachs_url) -> None:
+    """A second run changes nothing and keeps the server answering."""
+    env = {**os.environ, "DACHS_PORT": str(DACHS_PORT)}
+    proc = subprocess.run(["bash", str(UP), "--db", str(archive_db)], capture_output=True,
+                          text=True, env=env, timeout=600, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "nothing changed" in proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == dachs_url
+    assert _rows(dachs_url, "SELECT COUNT(*) AS n FROM ivoa.obscore")[1][0][0] > 100
+
+
+def test_generated_rd_follows_the_data_model() -> None:
+    """Every data-model column is in the RD; the extension ones also in userconfig.rd."""
+    from ctanb.archive.dachs_rd import extension_columns, render_rd, render_userconfig
+    from ctanb.datamodel import OBSCORE_COLUMNS
+
+    rd, userconfig = render_rd(), render_userconfig()
+    for c in OBSCORE_COLUMNS:
+        assert f'name="{c.name}" type="{c.pg_type}"' in rd
+    for c in extension_columns():
+        assert f'<mixinPar name="{c.name}">NULL</mixinPar>' in userconfig
+        assert f"AS {c.name}" in userconfig
+    assert "energy_min" in {c.name for c in extension_columns()}
+    assert '<index columns="s_region" method="GIST">' in rd
+    assert '<index columns="s_region"' not in render_rd(region_index=False)
+
+
+def test_export_names_a_bad_archive(tmp_path: Path) -> None:
+    from ctanb import ConfigError
+    from ctanb.archive.dachs_rd import export_rows
+
+    with pytest.raises(ConfigError, match="no embedded archive"):
+        export_rows(tmp_path / "missing.db", tmp_path / "out")
+    (tmp_path / "junk.db").write_text("not sqlite")
+    with pytest.raises(ConfigError, match="not an embedded ctanb archive"):
+        export_rows(tmp_path / "junk.db", tmp_path / "out")
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-v"]))
