@@ -361,3 +361,16 @@ def test_proprietary_data_need_the_right_token(archive_url):
     (path,) = ctanb.connect(archive_url, token="demo-token-vela", progress=False).download(results)
     assert _events_naxis2(path) > 0
     assert math.isfinite(path.stat().st_size)
+
+
+def test_group_colon_token_is_sent_as_basic_auth_and_accepted(archive_url):
+    """``group:token`` is the credential DaCHS needs; the embedded archive takes it too."""
+    vela = [r for r in SIMULATED_RUNS if r.proposal_id == "CTAO-2026A-001"]
+    criteria = {"collection": "CTAO-SIM", "obs_id": str(vela[1].obs_id)}
+    archive = ctanb.connect(archive_url, token="vela-team:demo-token-vela", progress=False)
+    assert archive.session.headers["Authorization"].startswith("Basic ")
+    (path,) = archive.download(archive.search(**criteria))
+    assert _events_naxis2(path) > 0
+    wrong = ctanb.connect(archive_url, token="vela-team:not-a-token", progress=False)
+    with pytest.raises(AuthError, match="does not belong"):
+        wrong.download(wrong.search(**criteria))

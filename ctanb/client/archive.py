@@ -14,6 +14,7 @@ file (:class:`~ctanb.DownloadError`).
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -68,6 +69,17 @@ def default_url() -> str:
     )
 
 
+def authorization_header(token: str) -> str:
+    """The ``Authorization`` value for an archive token.
+
+    ``group:token`` (the form DaCHS needs, also accepted by the embedded archive)
+    is sent as HTTP Basic; a bare token as ``Bearer``.
+    """
+    if ":" in token:
+        return "Basic " + base64.b64encode(token.encode()).decode()
+    return f"Bearer {token}"
+
+
 class _Session(requests.Session):
     """A requests session with a default timeout (pyvo sets none)."""
 
@@ -87,7 +99,8 @@ def connect(url: str | None = None, *, token: str | None = None, **options: Any)
         TAP root URL. Default: ``CTANB_TAP_URL``, else the embedded archive that
         ``ctanb archive serve`` runs (``home_dir()/archive.json``).
     token : str, optional
-        Bearer token for proprietary data. Default: ``CTANB_TOKEN``.
+        Token for proprietary data (default ``CTANB_TOKEN``): a bare token is sent
+        as ``Bearer``, ``group:token`` as HTTP Basic (what DaCHS needs).
     **options
         Passed to :class:`Archive` (``offline``, ``workers``, ``progress``).
 
@@ -149,7 +162,7 @@ class Archive:
         self.session.headers.setdefault("User-Agent", _USER_AGENT)
         token = token if token is not None else os.environ.get("CTANB_TOKEN") or None
         if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
+            self.session.headers["Authorization"] = authorization_header(token)
         self.service = pyvo.dal.TAPService(self.url, session=self.session)
         self.progress = progress
         self.record_history = record_history

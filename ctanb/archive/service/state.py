@@ -8,6 +8,7 @@ numbers is a new text, but pyvo/taplint repeat identical metadata queries).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import sqlite3
@@ -181,9 +182,21 @@ class ArchiveState:
 
 
 def bearer_token(headers: Any) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, if any."""
+    """The archive token of a request, if any.
+
+    ``Authorization: Bearer <token>``, or HTTP Basic ``<group>:<token>`` — the form
+    DaCHS needs — so that one credential string works with both archives.
+    """
     auth = headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
+    scheme, _, value = auth.partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        token = decoded.partition(":")[2]
+        return token or None
     return None
