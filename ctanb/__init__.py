@@ -53,6 +53,7 @@ _LAZY: dict[str, str] = {
     "Archive": "ctanb.client",
     "Criteria": "ctanb.client",
     "Results": "ctanb.client",
+    "App": "ctanb.widgets",
 }
 
 if TYPE_CHECKING:  # pragma: no cover

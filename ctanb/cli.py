@@ -21,6 +21,7 @@ from ._errors import CtanbError
 _GROUPS: dict[str, tuple[str, str, str]] = {
     "archive": ("ctanb.archive.cli", "archive", "Build, fill and serve the embedded archive."),
     "prov": ("ctanb.provenance.cli", "prov", "Show, query, verify and redo provenance."),
+    "run": ("ctanb.analysis.cli", "run", "Run a whole analysis from a YAML config."),
     "up": ("ctanb.launcher", "up", "Build and serve the embedded archive, open the notebooks."),
 }
 

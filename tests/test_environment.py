@@ -12,7 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _split(spec: str) -> tuple[str, str]:
-    name, constraint = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", spec.strip()).groups()
+    # Extras are pip's business: conda's "dask" already brings "distributed".
+    name, _extras, constraint = re.match(
+        r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*(.*)$", spec.strip()
+    ).groups()
     return name.lower().replace("_", "-"), constraint.replace(" ", "")
 
 

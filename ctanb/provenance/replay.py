@@ -58,6 +58,7 @@ TOLERANCES: dict[str, float] = {
 _IGNORED_KEYS = (
     "DATE",
     "DATE-",
+    "CREATED",  # gammapy's write time
     "CHECKSUM",
     "DATASUM",
     "PROV",

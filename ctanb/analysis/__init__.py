@@ -1,0 +1,69 @@
+"""Analysis steps: thin, recorded wrappers over gammapy (maps, spectra, light curves, SEDs).
+
+Every step is configured once with a strict configuration and run on DL3
+observations, gammapy style; ``run`` returns a new result object and writes
+DL4/DL5 products that carry their provenance::
+
+    from ctanb.analysis import MapConfig, MapStep, inputs_from_datastore
+
+    runs = inputs_from_datastore("hess-dl3-dr1", obs_ids=[20136, 20137])
+    result = MapStep(MapConfig.read("msh1552_map.yaml")).run(runs, out="maps/")
+
+A whole analysis from one YAML file: :class:`Workflow` (``ctanb run``).
+Names are imported lazily, so ``import ctanb.analysis`` does not load gammapy.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.util import find_spec
+from typing import Any
+
+from ._base import DL3Input as DL3Input
+from ._base import StepConfig as StepConfig
+from ._base import StepResult as StepResult
+from ._base import require_inputs as require_inputs
+
+# name -> module, for lazy import. Modules of the spectrum/light-curve area are listed only
+# when present, so this package works whichever steps a ctanb build has.
+_LAZY: dict[str, str] = {}
+_MODULE_NAMES: dict[str, list[str]] = {
+    "inputs": ["as_inputs", "inputs_from_archive", "inputs_from_datastore", "inputs_from_paths"],
+    "reduce": ["ParallelConfig", "parallel", "reduce_observations"],
+    "maps": [
+        "ExcessMapConfig",
+        "ExcessMapResult",
+        "ExcessMapStep",
+        "MapConfig",
+        "MapDatasetConfig",
+        "MapDatasetResult",
+        "MapDatasetStep",
+        "MapResult",
+        "MapStep",
+    ],
+    "workflow": ["AnalysisConfig", "Workflow", "WorkflowResult", "register_step"],
+    "examples": ["EXAMPLES"],
+    "spectrum": ["SpectrumConfig", "SpectrumResult", "SpectrumStep", "joint_fit"],
+    "lightcurve": ["LightCurveConfig", "LightCurveResult", "LightCurveStep"],
+    "sed": ["MultiWavelengthSED", "plot_sed", "read_flux_points", "write_flux_points"],
+    "catalogs": ["CatalogSpectrum", "catalog_spectra", "load_catalog"],
+}
+for _module, _names in _MODULE_NAMES.items():
+    if find_spec(f"{__name__}.{_module}") is not None:
+        _LAZY.update(dict.fromkeys(_names, f"{__name__}.{_module}"))
+del _module, _names
+
+__all__ = sorted(["DL3Input", "StepConfig", "StepResult", "require_inputs", *_LAZY])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,0 +1,124 @@
+"""What every analysis step shares: strict YAML configs, results, and DL3 inputs.
+
+A step is configured once and run many times (gammapy style)::
+
+    step = CountsMapStep(CountsMapConfig(binsz=0.02, width=(5, 5)))
+    result = step.run(inputs, out="products/")   # returns a new StepResult
+
+``inputs`` are DL3 observations given as :class:`DL3Input` (event file, IRF file,
+ObsCore row) so that provenance can name and hash every file; helpers build them
+from archive results, a gammapy DataStore or plain paths. The recorded unit of
+work (``@recorded``) takes file paths and an output folder, so ``ctanb prov redo``
+can re-run it from the DL3 files alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .._errors import AnalysisError, ConfigError
+
+__all__ = ["DL3Input", "StepConfig", "StepResult", "require_inputs"]
+
+
+class StepConfig(BaseModel):
+    """Base of every step configuration: strict (unknown keys are errors), YAML I/O."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @classmethod
+    def read(cls, path: str | Path) -> Self:
+        """Read a configuration from a YAML file (errors name the file and the key)."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read configuration {path}: {exc}") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "configuration") -> Self:
+        """Validate a mapping; a bad key or value raises :class:`~ctanb.ConfigError`."""
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(f"invalid {source}: {problems}") from None
+
+    def to_yaml(self) -> str:
+        """The configuration as YAML text (round-trips through :meth:`read`)."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def write(self, path: str | Path) -> Path:
+        """Write the configuration as YAML; returns the path."""
+        path = Path(path)
+        path.write_text(self.to_yaml())
+        return path
+
+
+@dataclass(frozen=True)
+class DL3Input:
+    """One DL3 observation as files: what provenance records as a used entity.
+
+    Parameters
+    ----------
+    obs_id : str
+        Observation identifier.
+    events : Path
+        Event list file.
+    irf : Path, optional
+        IRF file when separate from the event file (CTA CALDB); None when bundled.
+    obscore : mapping
+        The observation's ObsCore row (publisher DID, versions, cuts, ...), when known.
+    """
+
+    obs_id: str
+    events: Path
+    irf: Path | None = None
+    obscore: Mapping[str, Any] = field(default_factory=dict)
+
+    def files(self) -> list[Path]:
+        """The files of this observation (events, then the IRF file if separate)."""
+        return [self.events] + ([self.irf] if self.irf and self.irf != self.events else [])
+
+    def check(self) -> None:
+        """Raise :class:`~ctanb.AnalysisError` naming any missing file."""
+        missing = [str(p) for p in self.files() if not Path(p).is_file()]
+        if missing:
+            raise AnalysisError(f"observation {self.obs_id}: missing file(s) {', '.join(missing)}")
+
+
+@dataclass
+class StepResult:
+    """What a step returns: the products it wrote (name -> path) and in-memory results."""
+
+    products: dict[str, Path] = field(default_factory=dict)
+    inputs: list[DL3Input] = field(default_factory=list)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{k}</td><td><code>{v}</code></td></tr>" for k, v in self.products.items()
+        )
+        return (
+            f"<b>{type(self).__name__}</b> from {len(self.inputs)} observation(s)"
+            f"<table><tr><th>product</th><th>file</th></tr>{rows}</table>"
+        )
+
+
+def require_inputs(inputs: Iterable[DL3Input]) -> list[DL3Input]:
+    """The inputs as a list; none at all is an :class:`~ctanb.AnalysisError`."""
+    items = list(inputs)
+    if not items:
+        raise AnalysisError("no observation selected: give at least one DL3 observation")
+    for item in items:
+        item.check()
+    return items

@@ -1,0 +1,476 @@
+"""Sky maps: counts, background (FoV or ring), exposure, excess and significance.
+
+Thin recorded wrappers over gammapy: the reduction is gammapy's makers
+(:class:`~gammapy.makers.MapDatasetMaker`, :class:`~gammapy.makers.SafeMaskMaker`,
+:class:`~gammapy.makers.FoVBackgroundMaker` or :class:`~gammapy.makers.RingBackgroundMaker`)
+run per observation by :mod:`ctanb.analysis.reduce` (serial or Dask); the maps of
+excess and significance are gammapy's :class:`~gammapy.estimators.ExcessMapEstimator`.
+The configuration reuses :mod:`gammapy.workflow`'s strict models (geometry,
+background, safe mask), so a ``maps:`` section reads like gammapy's own::
+
+    from ctanb.analysis import MapConfig, MapStep, inputs_from_datastore
+
+    config = MapConfig.read("msh1552_map.yaml")      # or MapConfig(geom=..., ...)
+    runs = inputs_from_datastore("hess-dl3-dr1", obs_ids=[20136, 20137])
+    result = MapStep(config).run(runs, out="maps/")  # DL4 FITS files with provenance
+    result.plot()
+
+Two recorded activities: ``map-dataset`` (DL3 files -> stacked MapDataset and its
+counts, background and exposure maps) and ``excess-map`` (MapDataset file ->
+excess and significance maps); ``ctanb prov redo`` re-runs either from files.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gammapy.utils.types import AngleType
+from gammapy.workflow.config import (
+    BackgroundConfig,
+    EnergyAxisConfig,
+    GeomConfig,
+    SafeMaskConfig,
+)
+from pydantic import ConfigDict, Field, model_validator
+
+from .._errors import AnalysisError
+from ..provenance import current_activity, recorded
+from ._base import DL3Input, StepConfig, StepResult
+from .reduce import current_executor, parallel, reduce_observations, stack_in_order
+
+__all__ = [
+    "ExcessMapConfig",
+    "ExcessMapResult",
+    "ExcessMapStep",
+    "MapConfig",
+    "MapDatasetConfig",
+    "MapDatasetResult",
+    "MapDatasetStep",
+    "MapResult",
+    "MapStep",
+]
+
+STEP_VERSION = "1.0"
+_MAP_SELECTION = ["counts", "exposure", "background"]
+#: ObsCore rows of the event files being used, by resolved path (filled by ``run``);
+#: a replay without them falls back on the event headers.
+_OBSCORE_ROWS: dict[str, dict[str, Any]] = {}
+
+
+def _describe_events(path: Path) -> dict[str, Any]:
+    row = _OBSCORE_ROWS.get(str(path.resolve()))
+    return {"obscore": row} if row else {"data_level": "DL3"}
+
+
+class MapDatasetConfig(StepConfig):
+    """How to reduce DL3 observations to a stacked map dataset (gammapy.workflow models).
+
+    Parameters
+    ----------
+    geom : gammapy.workflow GeomConfig
+        Map centre (``wcs.skydir`` frame/lon/lat, required), size, bin size,
+        reconstructed and true energy axes, ``selection.offset_max`` (the cut-out
+        around each pointing is twice that).
+    map_selection : list of str
+        Maps that MapDatasetMaker computes (counts, exposure and background at least).
+    background : gammapy.workflow BackgroundConfig
+        ``method``: ``fov_background`` (FoVBackgroundMaker) or ``ring``
+        (RingBackgroundMaker, ``parameters: {r_in, width}``, one energy bin);
+        ``exclusion``: an exclusion mask FITS file; ``parameters``: passed to the maker.
+    safe_mask : gammapy.workflow SafeMaskConfig
+        SafeMaskMaker methods and parameters.
+    """
+
+    geom: GeomConfig = GeomConfig()
+    map_selection: list[str] = Field(default_factory=lambda: list(_MAP_SELECTION))
+    background: BackgroundConfig = BackgroundConfig(method="fov_background")
+    safe_mask: SafeMaskConfig = SafeMaskConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> MapDatasetConfig:
+        skydir = self.geom.wcs.skydir
+        if skydir.lon is None or skydir.lat is None or skydir.frame is None:
+            raise ValueError("geom.wcs.skydir needs frame, lon and lat (the map centre)")
+        missing = [name for name in _MAP_SELECTION if name not in self.map_selection]
+        if missing:
+            raise ValueError(f"map_selection must include {', '.join(missing)}")
+        if self.background.method not in ("fov_background", "ring"):
+            raise ValueError("background.method must be 'fov_background' or 'ring' for maps")
+        if self.background.method == "ring":
+            if self.geom.axes.energy.nbins != 1:
+                raise ValueError("ring background needs one energy bin (geom.axes.energy.nbins: 1)")
+            if not {"r_in", "width"} <= set(self.background.parameters):
+                raise ValueError("ring background needs background.parameters r_in and width")
+        return self
+
+    # -- gammapy objects ----------------------------------------------------------------
+    def reference_dataset(self) -> Any:
+        """The empty stacked MapDataset, as gammapy.workflow creates it."""
+        from gammapy.datasets import MapDataset
+        from gammapy.workflow.steps import DatasetsWorkflowStep, make_energy_axis
+
+        axes = self.geom.axes
+        geom = DatasetsWorkflowStep._create_wcs_geometry(
+            self.geom.wcs, [make_energy_axis(axes.energy)]
+        )
+        return MapDataset.create(
+            geom,
+            name="stacked",
+            energy_axis_true=make_energy_axis(axes.energy_true, name="energy_true"),
+            binsz_irf=self.geom.wcs.binsize_irf.to_value("deg"),
+        )
+
+    def makers(self) -> list[Any]:
+        """MapDatasetMaker, SafeMaskMaker and the background maker, in that order."""
+        from gammapy.makers import (
+            FoVBackgroundMaker,
+            MapDatasetMaker,
+            RingBackgroundMaker,
+            SafeMaskMaker,
+        )
+        from gammapy.maps import Map
+
+        options = dict(self.background.parameters)
+        if self.background.exclusion:
+            mask = Map.read(self.background.exclusion)
+            mask.data = mask.data.astype(bool)
+            options["exclusion_mask"] = mask
+        if self.background.method == "ring":
+            background = RingBackgroundMaker(**options)
+        else:
+            background = FoVBackgroundMaker(**options)
+        return [
+            MapDatasetMaker(selection=self.map_selection),
+            SafeMaskMaker(methods=self.safe_mask.methods, **self.safe_mask.parameters),
+            background,
+        ]
+
+
+class ExcessMapConfig(StepConfig):
+    """ExcessMapEstimator settings (as gammapy.workflow's ``excess_map`` section)."""
+
+    model_config = ConfigDict(
+        **StepConfig.model_config, arbitrary_types_allowed=True, validate_default=True
+    )
+
+    correlation_radius: AngleType = "0.1 deg"
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    energy_edges: EnergyAxisConfig = EnergyAxisConfig()
+
+
+class MapConfig(MapDatasetConfig):
+    """A whole map analysis: the reduction (:class:`MapDatasetConfig`) then excess maps."""
+
+    excess_map: ExcessMapConfig = ExcessMapConfig()
+
+    def dataset_config(self) -> MapDatasetConfig:
+        """The reduction part of this configuration."""
+        return MapDatasetConfig.model_validate(self.model_dump(exclude={"excess_map"}))
+
+
+def _plot_maps(maps: dict[str, Any], **kwargs: Any) -> Any:
+    """Each map summed over energy, side by side on WCSAxes; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure(figsize=(4.5 * len(maps), 4))
+    for index, (title, sky_map) in enumerate(maps.items(), start=1):
+        image = sky_map.sum_over_axes(keepdims=False) if sky_map.geom.axes else sky_map
+        ax = figure.add_subplot(1, len(maps), index, projection=image.geom.wcs)
+        image.plot(ax=ax, add_cbar=True, stretch=kwargs.get("stretch", "linear"))
+        ax.set_title(title)
+    return figure
+
+
+def _summary_html(title: str, rows: dict[str, Any], products: dict[str, Path]) -> str:
+    cells = "".join(f"<tr><td>{k}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
+    files = "".join(
+        f"<tr><td>{k}</td><td><code>{html.escape(str(v))}</code></td></tr>"
+        for k, v in products.items()
+    )
+    return (
+        f"<b>{html.escape(title)}</b><table>{cells}</table>"
+        f"<table><tr><th>product</th><th>file</th></tr>{files}</table>"
+    )
+
+
+@dataclass
+class MapDatasetResult(StepResult):
+    """The stacked MapDataset and its counts, background and exposure map files."""
+
+    dataset: Any = None
+    obs_ids: list[str] = field(default_factory=list)
+
+    def plot(self, **kwargs: Any) -> Any:
+        """Counts, background and exposure maps on WCSAxes."""
+        d = self.dataset
+        return _plot_maps({"counts": d.counts, "background": d.background, "exposure": d.exposure})
+
+    def _repr_html_(self) -> str:
+        d = self.dataset
+        rows = {
+            "observations": len(self.obs_ids),
+            "counts": int(d.counts.data.sum()),
+            "background": f"{float(np.nansum(d.background.data)):.1f}",
+            "geometry": f"{d.counts.geom.data_shape} bins",
+        }
+        return _summary_html("MapDatasetResult", rows, self.products)
+
+
+@dataclass
+class ExcessMapResult(StepResult):
+    """Excess and significance maps (gammapy FluxMaps) and their files."""
+
+    flux_maps: Any = None
+
+    @property
+    def excess(self) -> Any:
+        """The excess counts map (``npred_excess``)."""
+        return self.flux_maps["npred_excess"]
+
+    @property
+    def significance(self) -> Any:
+        """The significance map (``sqrt_ts``, Li & Ma for on/off)."""
+        return self.flux_maps["sqrt_ts"]
+
+    def plot(self, **kwargs: Any) -> Any:
+        """Excess and significance maps on WCSAxes."""
+        return _plot_maps({"excess": self.excess, "significance": self.significance})
+
+    def _repr_html_(self) -> str:
+        rows = {"max significance": f"{float(np.nanmax(self.significance.data)):.2f}"}
+        return _summary_html("ExcessMapResult", rows, self.products)
+
+
+@dataclass
+class MapResult(MapDatasetResult):
+    """A whole map analysis: the dataset maps and the excess/significance maps."""
+
+    flux_maps: Any = None
+
+    excess = ExcessMapResult.excess
+    significance = ExcessMapResult.significance
+
+    def plot(self, **kwargs: Any) -> Any:
+        """Counts, excess and significance maps on WCSAxes."""
+        maps = {"counts": self.dataset.counts, "excess": self.excess}
+        return _plot_maps({**maps, "significance": self.significance})
+
+    def _repr_html_(self) -> str:
+        d = self.dataset
+        rows = {
+            "observations": len(self.obs_ids),
+            "counts": int(d.counts.data.sum()),
+            "excess": f"{float(np.nansum(self.excess.data)):.1f}",
+            "max significance": f"{float(np.nanmax(self.significance.data)):.2f}",
+        }
+        return _summary_html("MapResult", rows, self.products)
+
+
+def _config_of(config: Any, cls: type[StepConfig]) -> Any:
+    if config is None:
+        return cls()
+    if isinstance(config, cls):
+        return config
+    return cls.from_dict(config.model_dump() if hasattr(config, "model_dump") else config)
+
+
+class MapDatasetStep:
+    """DL3 observations -> stacked MapDataset, counts, background and exposure maps (DL4).
+
+    Parameters
+    ----------
+    config : MapDatasetConfig or mapping
+    """
+
+    def __init__(self, config: MapDatasetConfig | dict | None = None) -> None:
+        self.config = _config_of(config, MapDatasetConfig)
+
+    def run(
+        self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None
+    ) -> MapDatasetResult:
+        """Reduce *inputs* and write the products into folder *out*.
+
+        Parameters
+        ----------
+        inputs : list of DL3Input (or anything :func:`~ctanb.analysis.as_inputs` takes)
+        out : path
+            Folder for ``map_dataset.fits``, ``counts.fits``, ``background.fits``,
+            ``exposure.fits``.
+        parallel : ParallelConfig or distributed.Client, optional
+            Where to reduce (default: the current :func:`~ctanb.analysis.parallel` block,
+            else serially).
+        """
+        from .inputs import as_inputs
+
+        runs = as_inputs(inputs)
+        for run in runs:
+            run.check()  # missing files fail here; no observation at all fails (recorded) in make
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        for run in runs:
+            if run.obscore:
+                _OBSCORE_ROWS[str(Path(run.events).resolve())] = dict(run.obscore)
+        irfs = list(dict.fromkeys(str(r.irf) for r in runs if r.irf))
+        products = {
+            "dataset": out / "map_dataset.fits",
+            "counts": out / "counts.fits",
+            "background": out / "background.fits",
+            "exposure": out / "exposure.fits",
+        }
+        with _parallel(parallel):
+            dataset, obs_ids = self.make(
+                event_files=[str(r.events) for r in runs],
+                irf_files=irfs,
+                irf_index=[irfs.index(str(r.irf)) if r.irf else -1 for r in runs],
+                dataset_file=str(products["dataset"]),
+                counts_file=str(products["counts"]),
+                background_file=str(products["background"]),
+                exposure_file=str(products["exposure"]),
+            )
+        return MapDatasetResult(products=products, inputs=runs, dataset=dataset, obs_ids=obs_ids)
+
+    @recorded(
+        name="map-dataset",
+        version=STEP_VERSION,
+        inputs={"event_files": _describe_events, "irf_files": None},
+        outputs={
+            "dataset_file": "dataset",
+            "counts_file": "counts",
+            "background_file": "background",
+            "exposure_file": "exposure",
+        },
+        data_level="DL4",
+    )
+    def make(
+        self,
+        event_files: list[str],
+        irf_files: list[str],
+        irf_index: list[int],
+        dataset_file: str,
+        counts_file: str,
+        background_file: str,
+        exposure_file: str,
+    ) -> tuple[Any, list[str]]:
+        """Reduce event files (IRF of each: ``irf_files[irf_index[i]]``, -1 = bundled) to maps."""
+        if not event_files:
+            raise AnalysisError("no observation selected: give at least one DL3 observation")
+        config = self.config
+        if config.background.exclusion:
+            current_activity().used(str(config.background.exclusion), role="exclusion_mask")
+        reference = config.reference_dataset()
+        offset_max = config.geom.selection.offset_max
+        files = [
+            (event, irf_files[index] if index >= 0 else None)
+            for event, index in zip(event_files, irf_index, strict=True)
+        ]
+        client, progress = current_executor()
+        reductions = reduce_observations(
+            reference,
+            config.makers(),
+            files,
+            cutout_width=2 * offset_max,
+            client=client,
+            progress=progress,
+        )
+        if all(r.dataset is None for r in reductions):
+            skydir = config.geom.wcs.skydir
+            nearest = min(r.target_offset_deg for r in reductions)
+            raise AnalysisError(
+                f"the map (centre {skydir.frame} {skydir.lon}, {skydir.lat}) is outside the "
+                f"field of view of every observation: the nearest pointing is {nearest:.2f} deg "
+                f"from its centre, and no field of view (offset_max {offset_max}) overlaps it"
+            )
+        stacked = stack_in_order(reference, reductions)
+        stacked.write(dataset_file, overwrite=True)
+        stacked.counts.write(counts_file, overwrite=True)
+        stacked.background.write(background_file, overwrite=True)
+        stacked.exposure.write(exposure_file, overwrite=True)
+        return stacked, [r.obs_id for r in reductions if r.dataset is not None]
+
+
+class ExcessMapStep:
+    """Stacked MapDataset file -> excess and significance maps (gammapy ExcessMapEstimator).
+
+    Parameters
+    ----------
+    config : ExcessMapConfig or mapping
+    """
+
+    def __init__(self, config: ExcessMapConfig | dict | None = None) -> None:
+        self.config = _config_of(config, ExcessMapConfig)
+
+    def run(self, dataset: MapDatasetResult | str | Path, out: str | Path) -> ExcessMapResult:
+        """Estimate the maps from *dataset* (a result or a ``map_dataset.fits``) into *out*."""
+        source = dataset.products["dataset"] if isinstance(dataset, StepResult) else Path(dataset)
+        if not Path(source).is_file():
+            raise AnalysisError(f"map dataset file {source} does not exist")
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        products = {"excess": out / "excess.fits", "significance": out / "significance.fits"}
+        flux_maps = self.estimate(
+            dataset_file=str(source),
+            excess_file=str(products["excess"]),
+            significance_file=str(products["significance"]),
+        )
+        runs = dataset.inputs if isinstance(dataset, StepResult) else []
+        return ExcessMapResult(products=products, inputs=runs, flux_maps=flux_maps)
+
+    @recorded(
+        name="excess-map",
+        version=STEP_VERSION,
+        inputs=["dataset_file"],
+        outputs={"excess_file": "excess", "significance_file": "significance"},
+        data_level="DL4",
+    )
+    def estimate(self, dataset_file: str, excess_file: str, significance_file: str) -> Any:
+        """Excess and significance maps of the MapDataset in *dataset_file*."""
+        from gammapy.datasets import MapDataset
+        from gammapy.estimators import ExcessMapEstimator
+        from gammapy.workflow.steps import make_energy_axis
+
+        dataset = MapDataset.read(dataset_file, name="stacked")
+        axis = make_energy_axis(self.config.energy_edges)
+        estimator = ExcessMapEstimator(
+            correlation_radius=self.config.correlation_radius,
+            energy_edges=axis.edges if axis is not None else None,
+            **self.config.parameters,
+        )
+        flux_maps = estimator.run(dataset)
+        flux_maps["npred_excess"].write(excess_file, overwrite=True)
+        flux_maps["sqrt_ts"].write(significance_file, overwrite=True)
+        return flux_maps
+
+
+class MapStep:
+    """A whole map analysis: :class:`MapDatasetStep` then :class:`ExcessMapStep`.
+
+    Examples
+    --------
+    >>> result = MapStep(MapConfig.read("msh1552_map.yaml")).run(runs, out="maps")  # doctest: +SKIP
+    >>> result.plot()                                                             # doctest: +SKIP
+    """
+
+    def __init__(self, config: MapConfig | dict | None = None) -> None:
+        self.config = _config_of(config, MapConfig)
+
+    def run(
+        self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None
+    ) -> MapResult:
+        """Reduce *inputs*, then estimate excess and significance; all products in *out*."""
+        reduced = MapDatasetStep(self.config.dataset_config()).run(inputs, out, parallel=parallel)
+        excess = ExcessMapStep(self.config.excess_map).run(reduced, out)
+        return MapResult(
+            products={**reduced.products, **excess.products},
+            inputs=reduced.inputs,
+            dataset=reduced.dataset,
+            obs_ids=reduced.obs_ids,
+            flux_maps=excess.flux_maps,
+        )
+
+
+def _parallel(setting: Any) -> Any:
+    return parallel(setting)

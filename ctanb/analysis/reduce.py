@@ -1,0 +1,340 @@
+"""Per-observation data reduction, serial or on a Dask cluster, with identical results.
+
+The unit of work is gammapy's own :meth:`gammapy.makers.DatasetsMaker.make_dataset`
+(cut the reference dataset out around the pointing, then run the makers); this
+module only decides *where* each observation is reduced and stacks the results
+**in observation order**, so that a Dask run gives the same floating-point sums
+as a serial one.
+
+Where reduction runs is a runtime choice, not part of a step's configuration
+(a product must not depend on it, and ``ctanb prov redo`` replays serially)::
+
+    from ctanb.analysis import ParallelConfig, MapDatasetStep
+    with parallel(ParallelConfig(backend="dask", n_workers=2)):
+        result = MapDatasetStep(config).run(inputs, out="maps/")
+
+or ``step.run(inputs, out=..., parallel=ParallelConfig(...))`` /
+``parallel=distributed.Client(...)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .._errors import AnalysisError, ConfigError
+from ._base import StepConfig
+
+__all__ = [
+    "ObservationReduction",
+    "ParallelConfig",
+    "current_executor",
+    "parallel",
+    "reduce_observation",
+    "reduce_observations",
+    "stack_in_order",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ParallelConfig(StepConfig):
+    """Where per-observation reduction runs.
+
+    Parameters
+    ----------
+    backend : {"serial", "dask"}
+        ``serial`` runs in this process; ``dask`` on a dask.distributed cluster.
+    scheduler : str, optional
+        Address of a running scheduler (``tcp://host:8786``); default: start a
+        ``LocalCluster`` of ``n_workers`` processes for the duration of the run.
+    gateway : bool
+        Ask dask-gateway (its configured default address) for a cluster of
+        ``n_workers`` workers instead.
+    n_workers, threads_per_worker : int
+        Size of a LocalCluster or gateway cluster.
+    progress : bool
+        Show a progress bar (tqdm, notebook-aware).
+    """
+
+    backend: Literal["serial", "dask"] = "serial"
+    scheduler: str | None = None
+    gateway: bool = False
+    n_workers: int = 2
+    threads_per_worker: int = 1
+    progress: bool = True
+
+
+@dataclass
+class _Executor:
+    client: Any = None  # a distributed.Client, or None for serial
+    progress: bool = True
+
+
+_EXECUTOR: contextvars.ContextVar[_Executor | None] = contextvars.ContextVar(
+    "ctanb_executor", default=None
+)
+
+
+def current_executor() -> tuple[Any, bool]:
+    """(dask client or None, progress flag) of the innermost :func:`parallel` block."""
+    executor = _EXECUTOR.get()
+    return (executor.client, executor.progress) if executor else (None, True)
+
+
+@contextlib.contextmanager
+def parallel(setting: ParallelConfig | Any | None = None) -> Iterator[Any]:
+    """Run the reductions inside the block on the executor that *setting* names.
+
+    Parameters
+    ----------
+    setting : ParallelConfig, distributed.Client or None
+        None keeps the current executor (serial by default); a Client is used
+        as is; a ParallelConfig starts (and afterwards closes) what it names.
+
+    Yields
+    ------
+    distributed.Client or None
+    """
+    if setting is None:
+        yield current_executor()[0]
+        return
+    if not isinstance(setting, ParallelConfig):  # a ready distributed.Client
+        token = _EXECUTOR.set(_Executor(setting, current_executor()[1]))
+        try:
+            yield setting
+        finally:
+            _EXECUTOR.reset(token)
+        return
+    with contextlib.ExitStack() as stack:
+        client = _start_client(setting, stack) if setting.backend == "dask" else None
+        token = _EXECUTOR.set(_Executor(client, setting.progress))
+        stack.callback(_EXECUTOR.reset, token)
+        yield client
+
+
+def _start_client(config: ParallelConfig, stack: contextlib.ExitStack) -> Any:
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError(
+            'backend "dask" needs dask.distributed: pip install "dask[distributed]"'
+        ) from None
+    if config.scheduler:
+        try:
+            return stack.enter_context(Client(config.scheduler, timeout="20s"))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot reach the Dask scheduler {config.scheduler}: {exc}"
+            ) from None
+    if config.gateway:
+        try:
+            from dask_gateway import Gateway
+        except ImportError:
+            raise ConfigError(
+                "gateway: true needs dask-gateway: pip install dask-gateway"
+            ) from None
+        try:
+            cluster = stack.enter_context(Gateway().new_cluster())
+        except (ValueError, OSError) as exc:  # no address configured, or unreachable
+            raise ConfigError(f"dask-gateway: {exc}") from None
+        cluster.scale(config.n_workers)
+        return stack.enter_context(cluster.get_client())
+    # One BLAS thread per worker: the workers already use the cores.
+    env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    cluster = stack.enter_context(
+        LocalCluster(
+            n_workers=config.n_workers,
+            threads_per_worker=config.threads_per_worker,
+            processes=True,
+            dashboard_address=None,
+            env=env,
+        )
+    )
+    client = stack.enter_context(Client(cluster))
+    client.run(_warm_up)  # import gammapy once per worker, not inside the first tasks
+    return client
+
+
+def _warm_up() -> None:
+    import gammapy.data
+    import gammapy.makers  # noqa: F401
+
+
+@dataclass
+class ObservationReduction:
+    """One observation reduced: the cut-out dataset (None when outside the map)."""
+
+    obs_id: str
+    dataset: Any
+    target_offset_deg: float
+
+
+def _hdu_locations(path: Path) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """HDULocations (not loaded) of the events/GTI and of the IRFs in a GADF file."""
+    from astropy.io import fits
+    from gammapy.irf.io import UnknownHDUClass, _get_hdu_type_and_class
+    from gammapy.utils.fits import HDULocation
+
+    data, irfs, point_like = {}, {}, False
+    with fits.open(path, memmap=False) as hdus:
+        for hdu in hdus[1:]:
+            kind = str(hdu.header.get("HDUCLAS1", "")).lower()
+            if hdu.name in ("EVENTS", "GTI") and kind not in ("events", "gti"):
+                kind = hdu.name.lower()  # CTA 1DC files name them without HDUCLAS1
+            where = {"hdu_name": hdu.name, "file_dir": path.parent, "file_name": path.name}
+            if kind in ("events", "gti") and kind not in data:
+                data[kind] = HDULocation(hdu_class=kind, **where)
+            elif kind == "response":
+                point_like |= hdu.header.get("HDUCLAS3") == "POINT-LIKE"
+                try:
+                    hdu_type, hdu_class = _get_hdu_type_and_class(hdu.header)
+                except UnknownHDUClass:
+                    continue
+                irfs.setdefault(hdu_type, HDULocation(hdu_class=hdu_class, **where))
+    return data, irfs, point_like
+
+
+def _read_observation(event_file: str, irf_file: str | None) -> Any:
+    """The observation of a DL3 file, its IRFs loaded lazily (as a gammapy DataStore does):
+    a map needs neither the PSF nor the energy dispersion unless selected."""
+    from copy import copy
+
+    from gammapy.data import Observation
+
+    events = Path(event_file)
+    try:
+        data, irfs, point_like = _hdu_locations(events)
+        if irf_file is not None:
+            _, irfs, point_like = _hdu_locations(Path(irf_file))
+        if "events" not in data or "gti" not in data:
+            raise AnalysisError(f"{event_file} is not a GADF DL3 file: no EVENTS or GTI HDU")
+        if "aeff" not in irfs:
+            where = (
+                f"the IRF file {irf_file}"
+                if irf_file
+                else f"{event_file} (and no separate IRF file)"
+            )
+            obs_id = fits_obs_id(events)
+            raise AnalysisError(
+                f"observation {obs_id}: missing IRFs: {where} has no effective area "
+                "(EFFECTIVE AREA HDU); give the IRF file (DataLink #calibration, or the CALDB file)"
+            )
+        if point_like and "rad_max" not in irfs:
+            return Observation.read(event_file, irf_file=irf_file)  # gammapy derives RAD_MAX
+        pointing, meta = copy(data["events"]), copy(data["events"])
+        pointing.hdu_class, meta.hdu_class = "pointing", "observation_metadata"
+        return Observation(obs_id=fits_obs_id(events), pointing=pointing, meta=meta, **data, **irfs)
+    except (OSError, KeyError, ValueError) as exc:
+        raise AnalysisError(f"cannot read the DL3 observation {event_file}: {exc}") from None
+
+
+def fits_obs_id(path: Path) -> int:
+    """OBS_ID of the EVENTS header of a DL3 file."""
+    from astropy.io import fits
+
+    return int(fits.getval(path, "OBS_ID", extname="EVENTS"))
+
+
+def reduce_observation(
+    reference: Any,
+    makers: Sequence[Any],
+    cutout_width: Any,
+    event_file: str,
+    irf_file: str | None,
+) -> ObservationReduction:
+    """Reduce one DL3 observation onto a cut-out of *reference* with gammapy's makers.
+
+    This is what each Dask task runs; it is a plain function so workers can import it.
+    """
+    from gammapy.makers import DatasetsMaker
+
+    observation = _read_observation(event_file, irf_file)
+    pointing = observation.get_pointing_icrs(observation.tmid)
+    offset = float(pointing.separation(reference.counts.geom.center_skydir).deg)
+    chain = DatasetsMaker(list(makers), stack_datasets=True, cutout_width=cutout_width)
+    dataset = chain.make_dataset(reference, observation)
+    return ObservationReduction(str(observation.obs_id), dataset, offset)
+
+
+def stack_in_order(reference: Any, reductions: Sequence[ObservationReduction]) -> Any:
+    """Stack the reduced datasets into a copy of *reference*, in the given order.
+
+    On/off datasets (ring background) become MapDatasets on stacking, as
+    gammapy's DatasetsMaker does.
+    """
+    from gammapy.datasets import MapDataset, MapDatasetOnOff
+
+    stacked = reference.copy(name=reference.name)
+    for item in reductions:
+        dataset = item.dataset
+        if dataset is None:
+            continue
+        if type(stacked) is MapDataset and isinstance(dataset, MapDatasetOnOff):
+            dataset = dataset.to_map_dataset(name=dataset.name)
+        stacked.stack(dataset)
+    return stacked
+
+
+def reduce_observations(
+    reference: Any,
+    makers: Sequence[Any],
+    files: Sequence[tuple[str, str | None]],
+    *,
+    cutout_width: Any,
+    client: Any = None,
+    progress: bool = True,
+) -> list[ObservationReduction]:
+    """Reduce every observation (event file, IRF file or None), serially or on *client*.
+
+    Returns
+    -------
+    list of ObservationReduction
+        In the order of *files*, whatever order the workers finished in.
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(files), desc="Data reduction", unit="obs", disable=not progress)
+    try:
+        if client is None:
+            out = []
+            for event_file, irf_file in files:
+                out.append(
+                    reduce_observation(reference, makers, cutout_width, event_file, irf_file)
+                )
+                bar.update()
+            return out
+        from distributed import as_completed
+
+        # The reference and makers go to every worker once, not once per task.
+        shared_reference = client.scatter(reference, broadcast=True)
+        shared_makers = client.scatter(list(makers), broadcast=True)
+        futures = [
+            client.submit(
+                reduce_observation,
+                shared_reference,
+                shared_makers,
+                cutout_width,
+                event_file,
+                irf_file,
+                pure=False,
+                key=f"reduce-{index}-{os.path.basename(event_file)}",
+            )
+            for index, (event_file, irf_file) in enumerate(files)
+        ]
+        try:
+            for future in as_completed(futures):
+                future.result()  # raises the task's AnalysisError here, at once
+                bar.update()
+            return client.gather(futures)
+        finally:
+            for future in futures:
+                future.cancel()
+    finally:
+        bar.close()

@@ -1,0 +1,253 @@
+"""SEDs: flux points with the fitted model and its butterfly, flux-point I/O, multi-wavelength SED.
+
+All plotting is gammapy's (``FluxPoints.plot``, ``SpectralModel.plot`` and
+``plot_error`` for the butterfly); ctanb only lays the pieces out::
+
+    from ctanb.analysis.sed import MultiWavelengthSED
+    sed = MultiWavelengthSED.from_catalogs(result)   # result of SpectrumStep.run
+    sed.plot(); sed.table                            # points with references
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._errors import AnalysisError
+
+__all__ = [
+    "MultiWavelengthSED",
+    "fit_summary_html",
+    "plot_sed",
+    "read_flux_points",
+    "write_flux_points",
+]
+
+
+def read_flux_points(path: str | Path) -> Any:
+    """Read flux points written in the GADF SED format (likelihood profiles included)."""
+    from gammapy.estimators import FluxPoints
+
+    path = Path(path)
+    if not path.is_file():
+        raise AnalysisError(f"flux-points file {path} does not exist")
+    try:
+        return FluxPoints.read(path, format="gadf-sed")
+    except (OSError, KeyError, ValueError) as exc:
+        raise AnalysisError(f"cannot read flux points from {path}: {exc}") from None
+
+
+def write_flux_points(flux_points: Any, path: str | Path, *, sed_type: str = "likelihood") -> Path:
+    """Write flux points in the GADF SED format (``likelihood`` keeps the norm profiles)."""
+    path = Path(path)
+    flux_points.write(path, sed_type=sed_type, format="gadf-sed", overwrite=True)
+    return path
+
+
+def plot_sed(
+    flux_points: Any = None,
+    model: Any = None,
+    *,
+    ax: Any = None,
+    sed_type: str = "e2dnde",
+    energy_bounds: Any = None,
+    label: str | None = None,
+    color: str | None = None,
+) -> Any:
+    """Plot bin-by-bin flux points and a fitted model with its error butterfly.
+
+    Parameters
+    ----------
+    flux_points : gammapy.estimators.FluxPoints, optional
+    model : gammapy SkyModel or SpectralModel, optional
+        The butterfly is ``plot_error`` of the spectral model (its covariance).
+    ax : matplotlib Axes, optional
+    sed_type : str
+        ``"e2dnde"`` (default), ``"dnde"``, ``"flux"`` or ``"eflux"``.
+    energy_bounds : Quantity, optional
+        Energy range of the model curve; default that of the flux points.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import astropy.units as u
+    import matplotlib.pyplot as plt
+
+    if flux_points is None and model is None:
+        raise AnalysisError("nothing to plot: give flux points and/or a model")
+    ax = ax if ax is not None else plt.figure(figsize=(7, 5)).gca()
+    spectral = getattr(model, "spectral_model", model)
+    name = label or getattr(model, "name", None) or "ctanb"
+    if energy_bounds is None:
+        if flux_points is not None:
+            energy_bounds = u.Quantity([flux_points.energy_min[0], flux_points.energy_max[-1]])
+        else:
+            energy_bounds = [0.1, 100] * u.TeV
+    if spectral is not None:
+        spectral.plot(energy_bounds, ax=ax, sed_type=sed_type, label=f"{name} model", color=color)
+        spectral.plot_error(energy_bounds, ax=ax, sed_type=sed_type, facecolor=color or "C0")
+    if flux_points is not None:
+        flux_points.plot(ax=ax, sed_type=sed_type, label=f"{name} flux points", color=color)
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+def _fmt(value: float, error: float) -> str:
+    return f"{value:.4g} ± {error:.2g}" if error == error and error > 0 else f"{value:.4g}"
+
+
+def fit_summary_html(models: Any, fit_result: Any = None, flux_points: Any = None) -> str:
+    """An HTML table of fitted parameters with errors, the fit status and flux-point TS."""
+    parts = []
+    if fit_result is not None:
+        parts.append(
+            f"<p>fit: <b>{'converged' if fit_result.success else 'FAILED'}</b> "
+            f"({html.escape(str(fit_result.message))}), total stat "
+            f"{fit_result.total_stat:.2f}</p>"
+        )
+    if models is not None:
+        rows = "".join(
+            f"<tr><td>{html.escape(p.name)}</td><td>{_fmt(p.value, p.error)}</td>"
+            f"<td>{html.escape(str(p.unit))}</td><td>{'frozen' if p.frozen else ''}</td></tr>"
+            for p in models.parameters
+        )
+        parts.append(
+            f"<table><tr><th>parameter</th><th>value</th><th>unit</th><th></th></tr>{rows}</table>"
+        )
+    if flux_points is not None:
+        table = flux_points.to_table(sed_type="dnde", formatted=False)
+        rows = "".join(
+            f"<tr><td>{row['e_min']:.3g}–{row['e_max']:.3g}</td><td>{row['dnde']:.3e}</td>"
+            f"<td>{row['ts'] if 'ts' in table.colnames else float('nan'):.1f}</td></tr>"
+            for row in table
+        )
+        parts.append(
+            "<table><tr><th>energy (TeV)</th><th>dnde (cm-2 s-1 TeV-1)</th><th>TS</th></tr>"
+            f"{rows}</table>"
+        )
+    return "".join(parts)
+
+
+@dataclass
+class MultiWavelengthSED:
+    """A ctanb spectrum overlaid with catalog and archival flux points.
+
+    Build it with :meth:`from_catalogs`; :attr:`table` lists every point with the
+    catalog, source and reference to cite; :meth:`plot` draws them all.
+    """
+
+    flux_points: Any = None
+    model: Any = None
+    label: str = "ctanb"
+    catalog_spectra: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def from_catalogs(
+        cls,
+        result: Any = None,
+        *,
+        ra_deg: float | None = None,
+        dec_deg: float | None = None,
+        radius_deg: float = 0.1,
+        catalogs: Sequence[str] = ("3fgl", "3fhl", "gamma-cat"),
+        label: str = "ctanb",
+    ) -> MultiWavelengthSED:
+        """Catalog spectra around a ctanb result's target (or a given position).
+
+        Parameters
+        ----------
+        result : SpectrumResult, optional
+            Its flux points, fitted model and target position are used.
+        ra_deg, dec_deg : float, optional
+            The position when no result is given (or to override it).
+        """
+        from .catalogs import catalog_spectra
+
+        config = getattr(result, "config", None)
+        ra = ra_deg if ra_deg is not None else getattr(config, "ra_deg", None)
+        dec = dec_deg if dec_deg is not None else getattr(config, "dec_deg", None)
+        if ra is None or dec is None:
+            raise AnalysisError("multi-wavelength SED: give a result or ra_deg/dec_deg")
+        spectra = catalog_spectra(ra, dec, radius_deg=radius_deg, catalogs=tuple(catalogs))
+        return cls(
+            flux_points=getattr(result, "flux_points", None),
+            model=getattr(result, "model", None) if result is not None else None,
+            label=label,
+            catalog_spectra=spectra,
+        )
+
+    @property
+    def table(self) -> Any:
+        """Every point as E, E²dN/dE (erg cm-2 s-1) with errors, upper-limit flag and reference."""
+        import astropy.units as u
+        import numpy as np
+        from astropy.table import Table, vstack
+
+        pieces = [(self.label, "ctanb", "this analysis (ctanb / gammapy)", self.flux_points)]
+        pieces += [
+            (s.source_name, s.catalog, s.reference, s.flux_points) for s in self.catalog_spectra
+        ]
+        tables = []
+        for source, catalog, reference, points in pieces:
+            if points is None:
+                continue
+            t = points.to_table(sed_type="e2dnde", formatted=False)
+            n = len(t)
+
+            def col(name: str, unit: str, t: Any = t, n: int = n) -> Any:
+                if name in t.colnames:
+                    return u.Quantity(t[name]).to_value(unit)
+                return np.full(n, np.nan)
+
+            is_ul = np.asarray(t["is_ul"], bool) if "is_ul" in t.colnames else np.zeros(n, bool)
+            tables.append(
+                Table(
+                    {
+                        "catalog": [catalog] * n,
+                        "source": [source] * n,
+                        "e_ref": col("e_ref", "TeV") * u.TeV,
+                        "e_min": col("e_min", "TeV") * u.TeV,
+                        "e_max": col("e_max", "TeV") * u.TeV,
+                        "e2dnde": col("e2dnde", "erg cm-2 s-1") * u.Unit("erg cm-2 s-1"),
+                        "e2dnde_err": col("e2dnde_err", "erg cm-2 s-1") * u.Unit("erg cm-2 s-1"),
+                        "e2dnde_ul": col("e2dnde_ul", "erg cm-2 s-1") * u.Unit("erg cm-2 s-1"),
+                        "is_ul": is_ul,
+                        "reference": [reference] * n,
+                    }
+                )
+            )
+        if not tables:
+            raise AnalysisError("multi-wavelength SED has no points")
+        table = vstack(tables)
+        table.meta["comment"] = "cite the reference of each row when using its points"
+        return table
+
+    def plot(self, ax: Any = None, *, sed_type: str = "e2dnde") -> Any:
+        """Draw the catalog points and the ctanb spectrum (points and butterfly) on one SED."""
+        import matplotlib.pyplot as plt
+
+        ax = ax if ax is not None else plt.figure(figsize=(8, 5.5)).gca()
+        for index, spectrum in enumerate(self.catalog_spectra):
+            spectrum.flux_points.plot(
+                ax=ax, sed_type=sed_type, label=spectrum.label, color=f"C{index + 1}"
+            )
+        if self.flux_points is not None or self.model is not None:
+            plot_sed(self.flux_points, self.model, ax=ax, sed_type=sed_type, label=self.label)
+        ax.legend(loc="best", fontsize="x-small")
+        return ax
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(s.label)}</td><td>{len(s.flux_points.energy_ref)}</td>"
+            f"<td>{html.escape(s.reference)}</td></tr>"
+            for s in self.catalog_spectra
+        )
+        return (
+            f"<b>MultiWavelengthSED</b> ({html.escape(self.label)} + "
+            f"{len(self.catalog_spectra)} catalog spectra)<table><tr><th>catalog source</th>"
+            f"<th>points</th><th>reference</th></tr>{rows}</table>"
+        )

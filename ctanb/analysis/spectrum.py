@@ -1,0 +1,389 @@
+"""Spectra: on/off extraction, model fit and flux points, with provenance.
+
+Two recorded activities, so that a failed fit keeps the reduced datasets and
+their provenance::
+
+    DL3 event files --spectrum-datasets--> DL4 SpectrumDatasetOnOff (one FITS per run)
+    DL4 datasets    --spectrum-fit-------> fitted models (YAML) + DL5 flux points (GADF SED)
+
+Example
+-------
+>>> from ctanb.analysis import SpectrumConfig, SpectrumStep
+>>> from ctanb.analysis.inputs import inputs_from_datastore
+>>> inputs = inputs_from_datastore(hess_dir, [23523, 23526, 23559, 23592])  # doctest: +SKIP
+>>> step = SpectrumStep(SpectrumConfig(ra_deg=83.633, dec_deg=22.014, model="log-parabola"))
+>>> result = step.run(inputs, out="crab/")                                   # doctest: +SKIP
+>>> result.plot()                                                            # doctest: +SKIP
+
+The steps only configure and call gammapy (makers, :class:`~gammapy.modeling.Fit`,
+:class:`~gammapy.estimators.FluxPointsEstimator`); the same analysis written in
+plain gammapy gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from .._errors import AnalysisError
+from ..provenance import current_activity, recorded
+from ._base import DL3Input, StepResult, require_inputs
+from .spectrum_data import (
+    OnOffConfig,
+    describe_dl3,
+    read_observations,
+    reduce_on_off,
+    remember_obscore,
+)
+
+if TYPE_CHECKING:
+    from gammapy.datasets import Datasets
+    from gammapy.estimators import FluxPoints
+    from gammapy.modeling import FitResult
+    from gammapy.modeling.models import Models, SkyModel
+
+__all__ = ["SpectrumConfig", "SpectrumResult", "SpectrumStep", "joint_fit", "spectral_model"]
+
+SpectralModelName = Literal["power-law", "log-parabola", "exp-cutoff-power-law"]
+FluxPointsOption = Literal["all", "errn-errp", "ul", "scan", "sensitivity"]
+_VERSION = "1.0"
+
+
+class SpectrumConfig(OnOffConfig):
+    """Configuration of :class:`SpectrumStep` (extraction, fit and flux points).
+
+    The start values of the fit are fixed by the model name (see
+    :func:`spectral_model`), so a run is reproducible. ``flux_points_edges_tev``
+    defaults to the reconstructed energy axis grouped two bins per flux point.
+    """
+
+    source: str = Field("source", min_length=1, description="name of the fitted source model")
+    model: SpectralModelName = "power-law"
+    reference_tev: float = Field(1.0, gt=0)
+    fit_energy_min_tev: float | None = Field(None, gt=0, description="fit range (mask_fit)")
+    fit_energy_max_tev: float | None = Field(None, gt=0)
+    flux_points_edges_tev: list[float] | None = None
+    flux_points_optional: list[FluxPointsOption] = Field(default_factory=lambda: ["ul", "scan"])
+    scan_min: float = Field(0.2, gt=0, description="norm scan of the likelihood profiles")
+    scan_max: float = Field(5.0, gt=0)
+    scan_n_values: int = Field(11, ge=2)
+    dataset_format: Literal["gadf", "ogip"] = "gadf"
+    fit_max_calls: int | None = Field(None, ge=1, description="cap on MIGRAD function calls")
+
+
+def spectral_model(config: SpectrumConfig) -> SkyModel:
+    """The sky model to fit, with ctanb's fixed start values (same as the tests' plain gammapy)."""
+    import astropy.units as u
+    from gammapy.modeling.models import (
+        ExpCutoffPowerLawSpectralModel,
+        LogParabolaSpectralModel,
+        PowerLawSpectralModel,
+        SkyModel,
+    )
+
+    amplitude = 1e-12 * u.Unit("cm-2 s-1 TeV-1")
+    reference = config.reference_tev * u.TeV
+    if config.model == "power-law":
+        model = PowerLawSpectralModel(index=2.0, amplitude=amplitude, reference=reference)
+    elif config.model == "log-parabola":
+        model = LogParabolaSpectralModel(
+            alpha=2.0, beta=0.1, amplitude=amplitude, reference=reference
+        )
+    else:
+        model = ExpCutoffPowerLawSpectralModel(
+            index=2.0, lambda_=0.1 / u.TeV, amplitude=amplitude, reference=reference
+        )
+    return SkyModel(spectral_model=model, name=config.source)
+
+
+def _flux_point_edges(config: SpectrumConfig) -> Any:
+    import astropy.units as u
+
+    from .spectrum_data import energy_axes
+
+    if config.flux_points_edges_tev:
+        return config.flux_points_edges_tev * u.TeV
+    edges = energy_axes(config)[0].edges
+    return edges[::2] if len(edges) > 3 else edges
+
+
+def _sibling_files(pha: Path) -> list[Path]:
+    """The background, ARF and RMF files gammapy writes beside an OGIP PHA file."""
+    return [pha.with_name(f"{pha.stem}_{part}.fits") for part in ("bkg", "arf", "rmf")]
+
+
+@dataclass
+class SpectrumResult(StepResult):
+    """What :class:`SpectrumStep` made: datasets, fitted model, fit result and flux points."""
+
+    config: SpectrumConfig | None = None
+    datasets: Datasets | None = None
+    models: Models | None = None
+    fit_result: FitResult | None = None
+    flux_points: FluxPoints | None = None
+    flux_points_by_telescope: dict[str, FluxPoints] = field(default_factory=dict)
+    dataset_files: list[Path] = field(default_factory=list)
+
+    @property
+    def model(self) -> SkyModel:
+        """The fitted source model."""
+        if self.models is None:
+            raise AnalysisError("this result has no fitted model")
+        return self.models[self.config.source if self.config else 0]
+
+    def plot(self, ax: Any = None, *, sed_type: str = "e2dnde", **kwargs: Any) -> Any:
+        """SED plot: flux points and the fitted model with its error butterfly."""
+        from .sed import plot_sed
+
+        if len(self.flux_points_by_telescope) < 2:
+            return plot_sed(self.flux_points, self.model, ax=ax, sed_type=sed_type, **kwargs)
+        for index, (telescope, points) in enumerate(self.flux_points_by_telescope.items()):
+            ax = plot_sed(
+                points,
+                self.model if index == 0 else None,
+                ax=ax,
+                sed_type=sed_type,
+                label=telescope,
+                **kwargs,
+            )
+        return ax
+
+    def _repr_html_(self) -> str:
+        from .sed import fit_summary_html
+
+        head = (
+            f"<b>SpectrumResult</b>: {len(self.dataset_files)} dataset(s) from "
+            f"{len(self.inputs)} observation(s)"
+        )
+        body = fit_summary_html(self.models, self.fit_result, self.flux_points)
+        rows = "".join(
+            f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(str(v))}</code></td></tr>"
+            for k, v in self.products.items()
+        )
+        return f"{head}{body}<table><tr><th>product</th><th>file</th></tr>{rows}</table>"
+
+
+class SpectrumStep:
+    """Extract on/off spectra, fit a spectral model and estimate flux points (gammapy style).
+
+    Parameters
+    ----------
+    config : SpectrumConfig or mapping
+        The configuration (a mapping is validated strictly).
+    """
+
+    def __init__(self, config: SpectrumConfig | Mapping[str, Any]) -> None:
+        if not isinstance(config, SpectrumConfig):
+            config = SpectrumConfig.from_dict(config, source="spectrum configuration")
+        self.config = config
+
+    def run(self, inputs: Any, out: str | Path) -> SpectrumResult:
+        """Reduce, fit and estimate flux points; products go to folder *out*.
+
+        Parameters
+        ----------
+        inputs : DL3Input list, archive results, DataStore or event paths
+            The observations (see :func:`ctanb.analysis.inputs.as_inputs`).
+        out : path
+            Output folder (created).
+
+        Raises
+        ------
+        AnalysisError
+            No observation, missing IRFs, on region outside the field of view,
+            or a fit that does not converge (the datasets are kept on disk).
+        """
+        observations = _as_inputs(inputs)
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        remember_obscore(observations)
+        events = [str(item.events) for item in observations]
+        irfs = [str(item.irf or item.events) for item in observations]
+        if all(item.irf is None for item in observations):
+            irfs = []
+        suffix = "pha_obs" if self.config.dataset_format == "ogip" else "spectrum_obs"
+        dataset_files = [str(out / f"{suffix}{item.obs_id}.fits") for item in observations]
+        datasets = self.make_datasets(events, irfs, dataset_files)
+        del datasets  # the fit reads them back from the files, as a redo would
+        result = self.fit(dataset_files, out)
+        result.inputs = observations
+        return result
+
+    def fit(self, dataset_files: Sequence[str | Path], out: str | Path) -> SpectrumResult:
+        """Fit the model and estimate flux points from DL4 dataset files (one activity)."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        files = [str(f) for f in dataset_files]
+        models_file = str(out / f"{self.config.source}_{self.config.model}_model.yaml")
+        points_file = str(out / f"{self.config.source}_flux_points.fits")
+        outcome = self.fit_datasets(files, models_file, points_file)
+        products = {f"dataset_{Path(f).stem}": Path(f) for f in files}
+        products.update(models=Path(models_file), flux_points=Path(points_file))
+        for telescope in list(outcome["flux_points_by_telescope"])[1:]:
+            path = Path(points_file)
+            products[f"flux_points_{telescope}"] = path.with_name(
+                f"{path.stem}_{telescope}{path.suffix}"
+            )
+        return SpectrumResult(
+            products=products,
+            config=self.config,
+            datasets=outcome["datasets"],
+            models=outcome["models"],
+            fit_result=outcome["fit_result"],
+            flux_points=outcome["flux_points"],
+            flux_points_by_telescope=outcome["flux_points_by_telescope"],
+            dataset_files=[Path(f) for f in files],
+        )
+
+    @recorded(
+        name="spectrum-datasets",
+        version=_VERSION,
+        inputs={"event_files": describe_dl3, "irf_files": None},
+        outputs={"dataset_files": "spectrum"},
+        data_level="DL4",
+    )
+    def make_datasets(
+        self, event_files: list[str], irf_files: list[str], dataset_files: list[str]
+    ) -> Datasets:
+        """On/off spectrum datasets of DL3 files, one file per observation (DL4)."""
+        if len(dataset_files) != len(event_files):
+            raise AnalysisError("give one dataset file per event file")
+        datasets = reduce_on_off(self.config, read_observations(event_files, irf_files))
+        act = current_activity()
+        for dataset, path in zip(datasets, dataset_files, strict=True):
+            dataset.write(path, format=self.config.dataset_format, overwrite=True)
+            if self.config.dataset_format == "ogip" and act is not None:
+                for sibling in _sibling_files(Path(path)):  # written by gammapy beside the PHA
+                    act.generated(sibling, role="ogip", data_level="DL4", product_type="spectrum")
+        return datasets
+
+    @recorded(
+        name="spectrum-fit",
+        version=_VERSION,
+        inputs=["dataset_files"],
+        outputs={"models_file": "fit", "flux_points_file": "flux"},
+        data_level="DL5",
+    )
+    def fit_datasets(
+        self, dataset_files: list[str], models_file: str, flux_points_file: str
+    ) -> dict[str, Any]:
+        """Fit the configured model to DL4 datasets; write the models (YAML) and flux points."""
+        from gammapy.datasets import Datasets, SpectrumDatasetOnOff
+        from gammapy.estimators import FluxPointsEstimator
+        from gammapy.modeling import Fit
+
+        if not dataset_files:
+            raise AnalysisError("no spectrum dataset to fit")
+        c = self.config
+        datasets = Datasets()
+        for path in dataset_files:
+            name = Path(path).stem.removeprefix("spectrum_obs").removeprefix("pha_obs")
+            try:
+                datasets.append(SpectrumDatasetOnOff.read(path, name=name))
+            except (OSError, KeyError, ValueError) as exc:
+                raise AnalysisError(f"cannot read spectrum dataset {path}: {exc}") from None
+        if c.fit_energy_min_tev or c.fit_energy_max_tev:
+            import astropy.units as u
+
+            lo, hi = c.fit_energy_min_tev, c.fit_energy_max_tev
+            for dataset in datasets:
+                dataset.mask_fit = dataset.counts.geom.energy_mask(
+                    energy_min=lo * u.TeV if lo else None, energy_max=hi * u.TeV if hi else None
+                )
+        datasets.models = [spectral_model(c)]
+        opts = {"migrad_opts": {"ncall": c.fit_max_calls}} if c.fit_max_calls else {}
+        fit = Fit(optimize_opts=opts)
+        fit_result = fit.run(datasets)
+        if not fit_result.success:
+            raise AnalysisError(
+                f"the {c.model} fit of {c.source!r} to {len(datasets)} dataset(s) did not "
+                f"converge: {fit_result.message} (datasets kept: {', '.join(dataset_files)})"
+            )
+        datasets.models.write(models_file, overwrite=True, write_covariance=False)
+        estimator = FluxPointsEstimator(
+            energy_edges=_flux_point_edges(c),
+            source=c.source,
+            selection_optional=list(c.flux_points_optional),
+            norm={"scan_min": c.scan_min, "scan_max": c.scan_max, "scan_n_values": c.scan_n_values},
+            n_jobs=1,
+        )
+        profiles = {"scan", "all"} & set(c.flux_points_optional)
+        sed_type = "likelihood" if profiles else "dnde"  # likelihood: with the norm profiles
+        # gammapy 2.1's allow_multiple_telescopes cannot build its output table, so a joint
+        # fit gets flux points per telescope, each against the jointly fitted model.
+        groups = _telescope_groups(datasets)
+        by_telescope = {}
+        act = current_activity()
+        for index, (telescope, members) in enumerate(groups.items()):
+            path = Path(flux_points_file)
+            if index:
+                path = path.with_name(f"{path.stem}_{telescope}{path.suffix}")
+            points = estimator.run(Datasets(members))
+            points.write(path, sed_type=sed_type, format="gadf-sed", overwrite=True)
+            if index and act is not None:
+                act.generated(path, role=telescope, data_level="DL5", product_type="flux")
+            by_telescope[telescope] = points
+        return {
+            "datasets": datasets,
+            "models": datasets.models,
+            "fit_result": fit_result,
+            "flux_points": next(iter(by_telescope.values())),
+            "flux_points_by_telescope": by_telescope,
+        }
+
+
+def _telescope_groups(datasets: Any) -> dict[str, list[Any]]:
+    """Datasets grouped by the TELESCOP of their metadata, in order of appearance."""
+    groups: dict[str, list[Any]] = {}
+    for dataset in datasets:
+        meta = dataset.meta_table
+        name = "unknown"
+        if meta is not None and "TELESCOP" in meta.colnames:
+            name = str(meta["TELESCOP"][0]).strip() or "unknown"
+        groups.setdefault(name.replace(" ", "_").lower(), []).append(dataset)
+    return groups
+
+
+def _as_inputs(inputs: Any) -> list[DL3Input]:
+    from .inputs import as_inputs
+
+    if isinstance(inputs, list | tuple) and not inputs:
+        return require_inputs([])
+    return require_inputs(as_inputs(inputs))
+
+
+def joint_fit(
+    results: Sequence[SpectrumResult],
+    out: str | Path,
+    config: SpectrumConfig | None = None,
+) -> SpectrumResult:
+    """Fit one model to the datasets of several spectrum results (e.g. H.E.S.S. + MAGIC).
+
+    Parameters
+    ----------
+    results : sequence of SpectrumResult
+        Results of :class:`SpectrumStep` runs, one per instrument.
+    out : path
+        Output folder of the joint models and flux points.
+    config : SpectrumConfig, optional
+        Model and flux-point settings; default the first result's configuration.
+        Flux points are estimated per telescope against the joint model
+        (``<source>_flux_points.fits`` for the first, ``..._<telescope>.fits``
+        for the others).
+    """
+    results = list(results)
+    if not results:
+        raise AnalysisError("joint fit: give at least one spectrum result")
+    base = config or results[0].config
+    if base is None:
+        raise AnalysisError("joint fit: give a SpectrumConfig")
+    joint = base
+    files = [f for result in results for f in result.dataset_files]
+    combined = SpectrumStep(joint).fit(files, out)
+    combined.inputs = [item for result in results for item in result.inputs]
+    return combined

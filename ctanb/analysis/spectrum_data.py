@@ -1,0 +1,258 @@
+"""On/off spectrum extraction shared by the spectrum and light-curve steps.
+
+Everything here wraps gammapy's own makers, in the order of the gammapy
+tutorials: :class:`~gammapy.makers.SpectrumDatasetMaker`, then
+:class:`~gammapy.makers.ReflectedRegionsBackgroundMaker` (reflected regions
+around the pointing, or :class:`~gammapy.makers.WobbleRegionsFinder` for
+point-like IRFs with ``RAD_MAX``, as in gammapy's MAGIC tutorial), then
+:class:`~gammapy.makers.SafeMaskMaker`. What ctanb adds is checks that fail with
+a clear :class:`~ctanb.AnalysisError` (missing IRFs, an on region outside the
+field of view) and the ObsCore description of each DL3 file for provenance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, model_validator
+
+from .._errors import AnalysisError
+from ._base import DL3Input, StepConfig
+
+if TYPE_CHECKING:
+    from gammapy.data import Observation
+    from gammapy.datasets import Datasets
+
+__all__ = [
+    "OnOffConfig",
+    "describe_dl3",
+    "read_observations",
+    "reduce_on_off",
+]
+
+SafeMaskMethod = Literal["aeff-default", "aeff-max", "edisp-bias", "offset-max", "bkg-peak"]
+
+#: Resolved DL3 path -> the ObsCore row the caller gave (a DL3Input from the archive), so
+#: that provenance records publisher DIDs and pipeline versions, not only header values.
+_OBSCORE_ROWS: dict[str, dict[str, Any]] = {}
+
+
+class OnOffConfig(StepConfig):
+    """Target, on region, energy axes and safe mask of an on/off (1D) extraction.
+
+    ``on_radius_deg`` is the radius of the circular on region (0.11 deg suits
+    H.E.S.S. point-like sources); ``None`` takes the on region from the
+    ``RAD_MAX`` table of point-like IRFs (MAGIC, LST).
+    """
+
+    ra_deg: float = Field(ge=0, lt=360, description="target right ascension (ICRS, deg)")
+    dec_deg: float = Field(ge=-90, le=90, description="target declination (ICRS, deg)")
+    on_radius_deg: float | None = Field(0.11, gt=0, description="None: on region from RAD_MAX")
+    region_finder: Literal["auto", "reflected", "wobble"] = "auto"
+    n_off_regions: int = Field(3, ge=1, description="off regions of the wobble finder")
+    energy_min_tev: float = Field(0.5, gt=0)
+    energy_max_tev: float = Field(40.0, gt=0)
+    energy_bins_per_decade: int = Field(5, ge=1)
+    energy_true_min_tev: float = Field(0.3, gt=0)
+    energy_true_max_tev: float = Field(100.0, gt=0)
+    energy_true_bins_per_decade: int = Field(8, ge=1)
+    safe_mask: list[SafeMaskMethod] = Field(default_factory=lambda: ["aeff-max"])
+    aeff_percent: float = Field(10.0, ge=0, le=100)
+    bias_percent: float = Field(10.0, ge=0, le=100)
+    offset_max_deg: float = Field(2.5, gt=0)
+    containment_correction: bool = False
+
+    @model_validator(mode="after")
+    def _ranges(self) -> OnOffConfig:
+        if self.energy_min_tev >= self.energy_max_tev:
+            raise ValueError("energy_min_tev must be below energy_max_tev")
+        if self.energy_true_min_tev >= self.energy_true_max_tev:
+            raise ValueError("energy_true_min_tev must be below energy_true_max_tev")
+        return self
+
+    @property
+    def point_like(self) -> bool:
+        """Whether the on region comes from the IRFs' RAD_MAX table."""
+        return self.on_radius_deg is None
+
+    def region_text(self) -> str:
+        """The on region in words, for messages."""
+        size = "RAD_MAX" if self.point_like else f"r={self.on_radius_deg:g} deg"
+        return f"on region (ra={self.ra_deg:g} deg, dec={self.dec_deg:g} deg, {size})"
+
+
+def remember_obscore(inputs: Sequence[DL3Input]) -> None:
+    """Keep the ObsCore rows of *inputs* for :func:`describe_dl3`."""
+    for item in inputs:
+        if item.obscore:
+            _OBSCORE_ROWS[str(Path(item.events).resolve())] = dict(item.obscore)
+
+
+def describe_dl3(path: Path) -> dict[str, Any]:
+    """Provenance description of a DL3 event file: its ObsCore row, or one from its header."""
+    row = _OBSCORE_ROWS.get(str(Path(path).resolve()))
+    if row is not None:
+        return {"obscore": row}
+    from astropy.io import fits
+
+    try:
+        header = fits.getheader(path, "EVENTS")
+    except (OSError, KeyError):
+        return {}
+    return {"obscore": {"obs_id": str(header.get("OBS_ID", "")), "dataproduct_subtype": "DL3"}}
+
+
+def read_observations(event_files: Sequence[str], irf_files: Sequence[str] = ()) -> list:
+    """Read DL3 files as gammapy Observations; IRFs missing for an analysis are an error.
+
+    ``irf_files`` is empty (IRFs bundled with the events) or one file per event file.
+    """
+    from gammapy.data import Observation
+
+    if irf_files and len(irf_files) != len(event_files):
+        raise AnalysisError(
+            f"{len(irf_files)} IRF file(s) for {len(event_files)} event file(s): "
+            "give none (bundled IRFs) or one per event file"
+        )
+    observations = []
+    for index, events in enumerate(event_files):
+        irf = irf_files[index] if irf_files else None
+        try:
+            obs = Observation.read(events, irf_file=irf)
+        except (OSError, KeyError, ValueError) as exc:
+            raise AnalysisError(f"cannot read DL3 file {events}: {exc}") from None
+        missing = [name for name in ("aeff", "edisp") if getattr(obs, name, None) is None]
+        if missing:
+            raise AnalysisError(
+                f"observation {obs.obs_id} ({events}): missing IRF(s) "
+                f"{', '.join(missing)}; a spectrum needs the effective area and energy "
+                "dispersion (give the IRF file with DL3Input(irf=...))"
+            )
+        observations.append(obs)
+    return observations
+
+
+def _target(config: OnOffConfig) -> Any:
+    from astropy.coordinates import SkyCoord
+
+    return SkyCoord(config.ra_deg, config.dec_deg, unit="deg", frame="icrs")
+
+
+def check_field_of_view(config: OnOffConfig, observations: Sequence[Observation]) -> None:
+    """Raise when the on region lies outside any observation's field of view (names offsets)."""
+    target = _target(config)
+    radius = config.on_radius_deg or 0.0
+    outside = []
+    for obs in observations:
+        offset = obs.get_pointing_icrs(obs.tmid).separation(target).deg
+        aeff_max = float(obs.aeff.axes["offset"].edges.max().to_value("deg"))
+        limit = min(aeff_max, config.offset_max_deg)
+        if offset + radius > limit:
+            outside.append(f"{obs.obs_id}: offset {offset:.2f} deg, field of view {limit:.2f} deg")
+    if outside:
+        raise AnalysisError(
+            f"the {config.region_text()} is outside the field of view of "
+            f"{len(outside)} observation(s): " + "; ".join(outside)
+        )
+    if config.point_like:
+        plain = [str(o.obs_id) for o in observations if o.rad_max is None]
+        if plain:
+            raise AnalysisError(
+                f"on_radius_deg is None (on region from RAD_MAX) but observation(s) "
+                f"{', '.join(plain)} have no RAD_MAX table: give on_radius_deg"
+            )
+    else:
+        point = [str(o.obs_id) for o in observations if o.rad_max is not None]
+        if point:
+            raise AnalysisError(
+                f"observation(s) {', '.join(point)} have point-like IRFs with RAD_MAX: "
+                "set on_radius_deg to None (null in YAML) so the on region follows RAD_MAX"
+            )
+
+
+def energy_axes(config: OnOffConfig) -> tuple[Any, Any]:
+    """The reconstructed and true energy axes of the configuration.
+
+    The reconstructed edges are snapped to the nearest point of a fixed
+    ``bins_per_decade`` grid (``10**(k / bins_per_decade)`` TeV), so spectra of
+    different instruments have aligned axes and can share joint flux points.
+    """
+    import numpy as np
+    from gammapy.maps import MapAxis
+
+    per_decade = config.energy_bins_per_decade
+    k_lo = round(np.log10(config.energy_min_tev) * per_decade)
+    k_hi = max(round(np.log10(config.energy_max_tev) * per_decade), k_lo + 1)
+    energy = MapAxis.from_energy_bounds(
+        10 ** (k_lo / per_decade),
+        10 ** (k_hi / per_decade),
+        nbin=k_hi - k_lo,
+        unit="TeV",
+        name="energy",
+    )
+    lo, hi = config.energy_true_min_tev, config.energy_true_max_tev
+    nbin = max(1, int(np.ceil(np.log10(hi / lo) * config.energy_true_bins_per_decade - 1e-9)))
+    energy_true = MapAxis.from_energy_bounds(lo, hi, nbin=nbin, unit="TeV", name="energy_true")
+    return energy, energy_true
+
+
+def makers(config: OnOffConfig) -> tuple[Any, Any, Any, Any]:
+    """``(empty dataset, dataset maker, background maker, safe-mask maker)`` of the configuration."""
+    import astropy.units as u
+    from gammapy.datasets import SpectrumDataset
+    from gammapy.makers import (
+        ReflectedRegionsBackgroundMaker,
+        SafeMaskMaker,
+        SpectrumDatasetMaker,
+        WobbleRegionsFinder,
+    )
+    from gammapy.maps import RegionGeom
+    from regions import CircleSkyRegion, PointSkyRegion
+
+    target = _target(config)
+    if config.point_like:
+        region = PointSkyRegion(target)
+    else:
+        region = CircleSkyRegion(target, config.on_radius_deg * u.deg)
+    energy, energy_true = energy_axes(config)
+    geom = RegionGeom.create(region=region, axes=[energy])
+    empty = SpectrumDataset.create(geom=geom, energy_axis_true=energy_true)
+    dataset_maker = SpectrumDatasetMaker(
+        selection=["counts", "exposure", "edisp"],
+        containment_correction=config.containment_correction,
+    )
+    finder = config.region_finder
+    if finder == "wobble" or (finder == "auto" and config.point_like):
+        background = ReflectedRegionsBackgroundMaker(
+            region_finder=WobbleRegionsFinder(n_off_regions=config.n_off_regions)
+        )
+    else:
+        background = ReflectedRegionsBackgroundMaker()
+    safe = SafeMaskMaker(
+        methods=list(config.safe_mask),
+        aeff_percent=config.aeff_percent,
+        bias_percent=config.bias_percent,
+        offset_max=config.offset_max_deg * u.deg,
+    )
+    return empty, dataset_maker, background, safe
+
+
+def reduce_on_off(config: OnOffConfig, observations: Sequence[Observation]) -> Datasets:
+    """One :class:`~gammapy.datasets.SpectrumDatasetOnOff` per observation (named by obs_id)."""
+    from gammapy.datasets import Datasets
+
+    check_field_of_view(config, observations)
+    empty, dataset_maker, background, safe = makers(config)
+    datasets = Datasets()
+    for obs in observations:
+        dataset = dataset_maker.run(empty.copy(name=str(obs.obs_id)), obs)
+        dataset = background.run(dataset, obs)
+        if dataset.counts_off is None:
+            raise AnalysisError(
+                f"observation {obs.obs_id}: no off region found for the {config.region_text()} "
+                "(too close to the pointing position, or exclusion too large)"
+            )
+        datasets.append(safe.run(dataset, obs))
+    return datasets

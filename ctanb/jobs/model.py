@@ -1,0 +1,160 @@
+"""What a job is: its UWS phase, its record in the store, its results and provenance link."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ACTIVE_PHASES", "FINAL_PHASES", "JobProvenance", "JobRecord", "Phase", "now"]
+
+
+class Phase(StrEnum):
+    """The IVOA UWS 1.1 execution phases a ctanb job goes through."""
+
+    PENDING = "PENDING"  # created, not yet handed to an executor
+    QUEUED = "QUEUED"  # handed to an executor, its process not started yet
+    EXECUTING = "EXECUTING"
+    COMPLETED = "COMPLETED"
+    ERROR = "ERROR"
+    ABORTED = "ABORTED"
+
+    @classmethod
+    def parse(cls, text: str) -> Phase:
+        """The phase named *text* (any case); :class:`~ctanb.JobError` naming the valid ones."""
+        from .._errors import JobError
+
+        try:
+            return cls(str(text).upper())
+        except ValueError:
+            raise JobError(
+                f"unknown job phase {text!r}; phases: {', '.join(p.value for p in cls)}"
+            ) from None
+
+    @property
+    def is_final(self) -> bool:
+        """True for COMPLETED, ERROR and ABORTED: the job will not change any more."""
+        return self in FINAL_PHASES
+
+
+FINAL_PHASES = frozenset({Phase.COMPLETED, Phase.ERROR, Phase.ABORTED})
+ACTIVE_PHASES = frozenset({Phase.QUEUED, Phase.EXECUTING})
+
+
+def now() -> str:
+    """The current time as ISO 8601 UTC text (how every job time is stored)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class JobProvenance:
+    """Where a job's provenance is: the activities recorded during the job, and its products.
+
+    Attributes
+    ----------
+    job_activity : str or None
+        The ``ctanb-job`` activity that stands for the job itself in the
+        provenance store; every activity recorded inside the job was informed by it.
+    activities : list of str
+        Ids of the activities recorded during the job (``ctanb prov show`` takes them).
+    products : list of str
+        Paths of the files those activities generated.
+    """
+
+    job_activity: str | None = None
+    activities: list[str] = field(default_factory=list)
+    products: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_activity": self.job_activity,
+            "activities": list(self.activities),
+            "products": list(self.products),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> JobProvenance:
+        data = data or {}
+        return cls(
+            data.get("job_activity"),
+            list(data.get("activities", [])),
+            list(data.get("products", [])),
+        )
+
+
+# Results are stored as JSON; a file result is tagged so that it comes back as a Path.
+_PATH_TAG = "__path__"
+
+
+def encode_results(results: dict[str, Any]) -> str:
+    """Results as JSON: paths tagged, other values JSON (or their repr when they have none)."""
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, Path):
+            return {_PATH_TAG: str(value.resolve())}
+        if isinstance(value, dict):
+            return {str(k): encode(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [encode(v) for v in value]
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            return repr(value)
+        return value
+
+    return json.dumps({str(k): encode(v) for k, v in results.items()})
+
+
+def decode_results(text: str | None) -> dict[str, Any]:
+    """The inverse of :func:`encode_results`."""
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, dict):
+            if set(value) == {_PATH_TAG}:
+                return Path(value[_PATH_TAG])
+            return {k: decode(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        return value
+
+    return decode(json.loads(text)) if text else {}
+
+
+@dataclass
+class JobRecord:
+    """One row of the job store, as Python values (see :class:`~ctanb.jobs.Job` for the handle)."""
+
+    id: str
+    kind: str
+    target: str
+    name: str = ""
+    owner: str = ""
+    phase: Phase = Phase.PENDING
+    parameters: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    error_type: str | None = None
+    error_details: str | None = None
+    created: str | None = None
+    started: str | None = None
+    ended: str | None = None
+    history: list[tuple[str, str]] = field(default_factory=list)
+    executor: str = "local"
+    host: str | None = None
+    pid: int | None = None
+    pid_start: float | None = None
+    work_dir: str | None = None
+    log_path: str | None = None
+    provenance: JobProvenance = field(default_factory=JobProvenance)
+    rerun_of: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds between start and end (or now, while executing); None before the start."""
+        if not self.started:
+            return None
+        end = datetime.fromisoformat(self.ended) if self.ended else datetime.now(UTC)
+        return (end - datetime.fromisoformat(self.started)).total_seconds()

@@ -1,0 +1,150 @@
+"""ctanb.App: the Data Distiller in a notebook (search, results, sky, analysis, provenance, jobs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as w
+import traitlets as t
+
+from ._errors import guarded
+from .provenance import ProvenancePanel
+from .results import ResultsTable
+from .search import SearchPanel
+from .sky import SkyView
+
+__all__ = ["App"]
+
+
+class App(w.VBox):
+    """All panels in one widget, wired together.
+
+    Search results fill the table and the sky; rows checked in the table are
+    highlighted on the sky and clicking a footprint checks its row (one
+    ``selected_rows`` list, linked); the analysis panel works on the checked
+    rows, and its products go to the provenance panel. With a
+    :class:`~ctanb.samp.SampLink`, selections made in TOPCAT or Aladin select
+    the same rows here.
+
+    Parameters
+    ----------
+    archive : Archive or str, optional
+        The archive or its TAP URL (default: :func:`ctanb.connect`'s); connected
+        on first use.
+    samp : SampLink, optional
+        Adds Send table/selected/image buttons and listens to SAMP selections.
+    use_aladin : bool
+        Draw Aladin Lite next to the plain sky plot.
+
+    Examples
+    --------
+    >>> import ctanb
+    >>> app = ctanb.App()          # doctest: +SKIP
+    >>> app                        # doctest: +SKIP
+    """
+
+    results = t.Any(None, allow_none=True)
+
+    def __init__(
+        self, archive: Any = None, *, samp: Any = None, use_aladin: bool = True, **kwargs: Any
+    ) -> None:
+        self.search = SearchPanel(archive)
+        self.table = ResultsTable()
+        self.sky = SkyView(use_aladin=use_aladin)
+        self.provenance = ProvenancePanel()
+        self.analysis = _analysis_panel(self)
+        self.jobs = None  # the JobList, built when its tab is first opened (it reads the store)
+        self._jobs_page = w.VBox([w.HTML("<i>loading jobs ...</i>")]) if _has_job_list() else None
+        self.samp = samp
+        t.link((self.table, "selected_rows"), (self.sky, "selected_rows"))
+        self.search.observe(lambda ch: self.show_results(ch["new"]), "results")
+        self.search.observe(lambda ch: self._mark_target(ch["new"]), "resolved")
+        explore = w.VBox([self.search, w.HTML("<b>Results</b>"), self.table,
+                          self.table.error_display, self.sky, self.sky.error_display])  # fmt: skip
+        if samp is not None:
+            explore.children = (*explore.children, self._samp_controls(samp))
+        pages = [("Search", explore)]
+        if self.analysis is not None:
+            pages.append(("Analysis", self.analysis))
+        pages.append(("Provenance", self.provenance))
+        if self._jobs_page is not None:
+            pages.append(("Jobs", self._jobs_page))
+        self.tabs = w.Tab(children=[p for _, p in pages], titles=tuple(n for n, _ in pages))
+        self.tabs.observe(lambda ch: self._on_tab(pages[ch["new"]][0]), "selected_index")
+        super().__init__(children=[w.HTML("<h3>ctanb Data Distiller</h3>"), self.tabs], **kwargs)
+        self.add_class("ctanb-app")
+
+    # --- public methods ------------------------------------------------------------------------
+    def show_results(self, results: Any) -> None:
+        """Put *results* in the table and on the sky."""
+        if results is None:
+            return
+        self.results = results
+        self.table.set_results(results)
+        self.sky.set_results(results)
+
+    @property
+    def selected(self):
+        """The checked rows as an astropy Table."""
+        return self.table.selected
+
+    def selected_results(self):
+        """The checked rows as :class:`~ctanb.client.Results` (for downloads and analysis)."""
+        from .._errors import CtanbError
+
+        if self.results is None:
+            raise CtanbError("no results yet: run a search first")
+        if not self.table.selected_rows:
+            raise CtanbError("no rows selected: check rows in the table or click footprints")
+        return self.results[sorted(self.table.selected_rows)]
+
+    def open_jobs(self):
+        """The JobList panel (built on first use; None when ctanb.jobs is not installed)."""
+        if self.jobs is None and self._jobs_page is not None:
+            from .joblist import JobList
+
+            self.jobs = JobList()
+            self._jobs_page.children = [self.jobs]
+        return self.jobs
+
+    # --- plumbing --------------------------------------------------------------------------------
+    def _on_tab(self, title: str) -> None:
+        if title == "Jobs":
+            guarded(self.search, self.open_jobs)
+
+    def _mark_target(self, resolved: dict) -> None:
+        if resolved:
+            self.sky.set_target(resolved["name"], resolved["ra"], resolved["dec"])
+
+    def _samp_controls(self, samp: Any):
+        from ..samp.widgets import SampControls
+
+        controls = SampControls(samp, table=lambda: self.table.table,
+                                rows=lambda: list(self.table.selected_rows))  # fmt: skip
+
+        def from_samp(selection) -> None:  # TOPCAT/Aladin selected rows of our table
+            table = self.table.table
+            if table is not None and samp.table_id(table) == selection.table_id:
+                self.table.selected_rows = [r for r in selection.rows if r < len(table)]
+
+        samp.on_selection(from_samp)
+        return controls.widget
+
+
+def _analysis_panel(app: App):
+    try:
+        from .analysis import AnalysisPanel
+    except ImportError:  # the analysis steps are optional (gammapy)
+        return None
+    return AnalysisPanel(app)
+
+
+def _has_job_list() -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return (
+            find_spec("ctanb.widgets.joblist") is not None and find_spec("ctanb.jobs") is not None
+        )
+    except ImportError:
+        return False

@@ -1,0 +1,167 @@
+"""ProvenancePanel: the graph and lineage of a product, store queries, and redo with its verdict."""
+
+from __future__ import annotations
+
+import html
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+import traitlets as t
+
+from .._errors import ProvenanceError
+from ._errors import ErrorDisplay, guarded
+
+__all__ = ["ProvenancePanel"]
+
+
+def _table_html(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th style='text-align:left;padding:2px 6px'>{html.escape(h)}</th>"
+                   for h in header)  # fmt: skip
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td style='padding:1px 6px'>{html.escape(str(v))}</td>" for v in row)
+        + "</tr>"
+        for row in rows
+    )
+    return (
+        f"<table class='ctanb-lineage'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+class ProvenancePanel(w.VBox):
+    """Look at and redo the provenance of a product.
+
+    Parameters
+    ----------
+    store : ProvenanceStore, optional
+        Where the query form looks (default: :func:`~ctanb.provenance.default_store`).
+
+    Attributes
+    ----------
+    product : str
+        The product file shown.
+    activities : list of dict
+        The lineage: one ``{"name", "version", "status", "start", "end"}`` per activity.
+    verdict : str
+        The last redo's verdict (``str(RedoReport)``), ``redo_ok`` its outcome.
+    """
+
+    product = t.Unicode("")
+    products = t.List(t.Unicode())
+    activities = t.List(t.Dict())
+    svg = t.Unicode("")
+    verdict = t.Unicode("")
+    redo_ok = t.Bool(None, allow_none=True)
+    query_results = t.List(t.Dict())
+    error = t.Unicode("")
+
+    def __init__(self, store: Any = None, **kwargs: Any) -> None:
+        self._store = store
+        self.error_display = ErrorDisplay()
+        self.product_list = w.Combobox(description="Product", placeholder="path of a FITS product",
+                                       layout=w.Layout(width="70%"), ensure_option=False)  # fmt: skip
+        self.show_button = w.Button(description="Show", icon="sitemap")
+        self.redo_button = w.Button(description="Redo", icon="repeat")
+        self.graph_view = w.HTML(layout=w.Layout(overflow="auto", max_height="480px"))
+        self.lineage_view = w.HTML()
+        self.verdict_view = w.HTML()
+        self.query_name = w.Text(description="Activity", placeholder="e.g. spectrum")
+        self.query_version = w.Text(description="Version", placeholder="e.g. 1.0")
+        self.query_button = w.Button(description="Find products", icon="search")
+        self.query_view = w.HTML()
+        self.show_button.on_click(lambda _: guarded(self, self.show))
+        self.redo_button.on_click(lambda _: guarded(self, self.redo))
+        self.query_button.on_click(lambda _: guarded(self, self.query))
+        tabs = w.Tab(children=[self.graph_view, self.lineage_view,
+                               w.VBox([w.HBox([self.query_name, self.query_version,
+                                               self.query_button]), self.query_view])],
+                     titles=("Graph", "Lineage", "Query store"))  # fmt: skip
+        super().__init__(
+            children=[
+                w.HBox([self.product_list, self.show_button, self.redo_button]),
+                self.error_display,
+                self.verdict_view,
+                tabs,
+            ],
+            **kwargs,
+        )
+
+    @t.observe("products")
+    def _on_products(self, change: dict) -> None:
+        self.product_list.options = list(change["new"])
+
+    # --- public methods ----------------------------------------------------------------------
+    def add_product(self, path: str | Path) -> None:
+        """Offer *path* in the product list (the analysis panel calls this)."""
+        path = str(path)
+        if path not in self.products:
+            self.products = [*self.products, path]
+        self.product_list.value = path
+
+    def show(self, product: str | Path | None = None):
+        """Show the provenance graph (SVG) and lineage table of a product file."""
+        from ..provenance import read_provenance
+
+        path = Path(product or self.product_list.value.strip())
+        if not str(path) or str(path) == ".":
+            raise ProvenanceError("choose a product (a FITS file made by a ctanb step)")
+        if not path.is_file():
+            raise ProvenanceError(f"product {path} does not exist")
+        graph = read_provenance(path)
+        self.product = str(path)
+        self.product_list.value = str(path)
+        self.activities = [
+            {"name": a.name, "version": a.version, "status": a.status,
+             "start": a.start_time, "end": a.end_time or "", "id": a.id}
+            for a in sorted(graph.activities.values(), key=lambda a: a.start_time)
+        ]  # fmt: skip
+        self.svg = graph.to_svg()
+        self.graph_view.value = self.svg
+        rows = [[a["name"], a["version"], a["status"], a["start"], a["end"]]
+                for a in self.activities]  # fmt: skip
+        entities = [[e.kind, e.label or Path(e.location or e.id).name, e.data_level or "",
+                     e.obs_id or "", (e.sha256 or "")[:12]]
+                    for e in graph.entities.values()]  # fmt: skip
+        self.lineage_view.value = (
+            "<b>Activities</b>" + _table_html(["activity", "version", "status", "start", "end"], rows)
+            + "<b>Entities</b>" + _table_html(["kind", "name", "level", "obs_id", "sha256"], entities)
+        )  # fmt: skip
+        return graph
+
+    def redo(self, out_dir: str | Path | None = None):
+        """Re-run the product's recorded chain into *out_dir* and show the verdict."""
+        from ..provenance import redo
+
+        if not self.product:
+            self.show()
+        out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="ctanb-redo-"))
+        self.verdict_view.value = "<i>re-running ...</i>"
+        report = redo(self.product, out)
+        self.verdict, self.redo_ok = str(report), bool(report.ok)
+        colour = "#2e7d32" if report.ok else "#c62828"
+        self.verdict_view.value = (
+            f"<pre class='ctanb-verdict' style='color:{colour};white-space:pre-wrap'>"
+            f"{html.escape(self.verdict)}</pre>"
+        )
+        return report
+
+    def query(self, name: str | None = None, version: str | None = None):
+        """Products of the store made by activity *name* (and *version*)."""
+        from ..provenance import default_store
+
+        store = self._store or default_store()
+        name = name if name is not None else (self.query_name.value.strip() or None)
+        version = version if version is not None else (self.query_version.value.strip() or None)
+        found = store.products(name=name, version=version, limit=200)
+        self.query_results = [{"id": e.id, "location": e.location or "", "type": e.product_type
+                               or "", "level": e.data_level or ""} for e in found]  # fmt: skip
+        self.query_view.value = _table_html(
+            ["location", "type", "level"],
+            [[r["location"], r["type"], r["level"]] for r in self.query_results],
+        )
+        for r in self.query_results:
+            if r["location"].endswith((".fits", ".fits.gz")):
+                self.add_product(r["location"])
+        return found

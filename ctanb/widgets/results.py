@@ -1,0 +1,227 @@
+"""ResultsTable: the archive results as a paged, sortable table with row checkboxes.
+
+An anywidget (``ctanb/static/ctanb_table.js``, source in ``widgets/table/``). The
+kernel keeps the state (page, page size, sort, visible columns, selected rows)
+in traitlets and sends only the rows of the current page, pre-formatted, so a
+page of 1000 rows is one message and one ``innerHTML``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import anywidget
+import numpy as np
+import traitlets as t
+
+from .._errors import CtanbError
+from ..datamodel import COLUMNS_BY_NAME
+from ._base import CommandMixin, static_file
+from ._errors import ErrorDisplay
+
+__all__ = ["ResultsTable"]
+
+#: Page sizes offered in the table's toolbar.
+PAGE_SIZES = (10, 25, 100, 1000)
+
+
+def _principal(colnames: list[str]) -> list[str]:
+    shown = [c for c in colnames if c in COLUMNS_BY_NAME and COLUMNS_BY_NAME[c].principal]
+    shown = [c for c in shown if c not in ("access_url", "obs_publisher_did")]
+    return shown or list(colnames)
+
+
+def _format_column(values: Any) -> list[str]:
+    """Cell texts of one column (masked -> "")."""
+    data = np.ma.asanyarray(values)
+    mask = np.ma.getmaskarray(data)
+    if data.ndim > 1:  # array cells (polygons): show the number of values
+        return [f"[{data.shape[1]}]"] * len(data)
+    if data.dtype.kind == "f":
+        texts = [f"{x:.6g}" for x in np.ma.filled(data, np.nan).tolist()]
+    elif data.dtype.kind in "SO":
+        texts = [x.decode() if isinstance(x, bytes) else str(x) for x in data.filled("").tolist()]
+    else:
+        texts = [str(x) for x in np.ma.filled(data, 0).tolist()]
+    if mask.any():
+        texts = ["" if m else s for s, m in zip(texts, mask.tolist(), strict=True)]
+    return texts
+
+
+class ResultsTable(CommandMixin, anywidget.AnyWidget):
+    """Paged, sortable results table with a column chooser and row checkboxes.
+
+    Attributes
+    ----------
+    selected_rows : list of int
+        Indices (in :attr:`table`) of the checked rows; linked to the sky view.
+    selected : astropy.table.Table
+        The checked rows as a table.
+
+    Examples
+    --------
+    >>> table = ResultsTable()
+    >>> table.set_results(archive.search(target="Crab", radius=3))  # doctest: +SKIP
+    >>> table.sort("obs_id"); table.select([0, 1]); table.selected  # doctest: +SKIP
+    """
+
+    _esm = static_file("ctanb_table.js")
+    _css = static_file("ctanb_table.css")
+    _commands: ClassVar[dict[str, str]] = {
+        "sort": "sort",
+        "select_page": "select_page",
+        "clear_page": "clear_page",
+        "toggle": "toggle",
+        "go_to": "go_to",
+    }
+
+    columns = t.List(t.Unicode()).tag(sync=True)
+    visible_columns = t.List(t.Unicode()).tag(sync=True)
+    row_count = t.Int(0).tag(sync=True)
+    page = t.Int(0).tag(sync=True)
+    page_size = t.Int(100).tag(sync=True)
+    page_sizes = t.List(t.Int(), default_value=list(PAGE_SIZES)).tag(sync=True)
+    sort_by = t.Unicode("").tag(sync=True)
+    sort_ascending = t.Bool(True).tag(sync=True)
+    selected_rows = t.List(t.Int()).tag(sync=True)
+    #: The current page: ``{"index": [row indices], "cells": [[texts of a column], ...]}``.
+    page_data = t.Dict().tag(sync=True)
+    error = t.Unicode("").tag(sync=True)
+    results = t.Any(None, allow_none=True)
+
+    def __init__(self, results: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error_display = ErrorDisplay()
+        self._order = np.arange(0)
+        self.on_msg(self._handle_command)
+        if results is not None:
+            self.set_results(results)
+
+    # --- public methods (the front end's commands map onto these) ---------------------------
+    @property
+    def table(self):
+        """The astropy Table of the results (None before a search)."""
+        return None if self.results is None else getattr(self.results, "table", self.results)
+
+    @property
+    def selected(self):
+        """The checked rows as an astropy Table (empty, with the columns, when none)."""
+        table = self.table
+        if table is None:
+            from astropy.table import Table
+
+            return Table()
+        return table[sorted(self.selected_rows)]
+
+    def set_results(self, results: Any) -> None:
+        """Show new results (a :class:`~ctanb.client.Results` or an astropy Table)."""
+        table = getattr(results, "table", results)
+        self.results = results
+        with self.hold_sync():
+            self.selected_rows = []
+            self.columns = list(table.colnames)
+            keep = [c for c in self.visible_columns if c in table.colnames]
+            self.visible_columns = keep or _principal(table.colnames)
+            if self.sort_by not in table.colnames:
+                self.sort_by = ""
+            self.row_count = len(table)
+            self.page = 0
+            self._update_order()
+            self._render_page()
+
+    def sort(self, column: str, ascending: bool | None = None) -> None:
+        """Sort by *column*; without *ascending*, a second sort on it reverses the order."""
+        if column not in self.columns:
+            raise CtanbError(f"cannot sort: no column {column!r} in the results")
+        if ascending is None:
+            ascending = not self.sort_ascending if column == self.sort_by else True
+        with self.hold_sync():
+            self.sort_by, self.sort_ascending = column, bool(ascending)
+
+    def go_to(self, page: int) -> None:
+        """Show page *page* (0-based, clipped to the pages there are)."""
+        self.page = int(min(max(int(page), 0), max(self.page_count - 1, 0)))
+
+    def next_page(self) -> None:
+        """Show the next page."""
+        self.go_to(self.page + 1)
+
+    def previous_page(self) -> None:
+        """Show the previous page."""
+        self.go_to(self.page - 1)
+
+    @property
+    def page_count(self) -> int:
+        """Number of pages."""
+        return max(1, -(-self.row_count // max(self.page_size, 1)))
+
+    @property
+    def page_rows(self) -> list[int]:
+        """Row indices (in :attr:`table`) of the current page, in display order."""
+        start = self.page * self.page_size
+        return [int(i) for i in self._order[start : start + self.page_size]]
+
+    def select(self, rows: list[int]) -> None:
+        """Check exactly *rows* (indices in :attr:`table`)."""
+        bad = [r for r in rows if not 0 <= int(r) < self.row_count]
+        if bad:
+            raise CtanbError(f"cannot select rows {bad}: the results have {self.row_count} rows")
+        self.selected_rows = sorted({int(r) for r in rows})
+
+    def toggle(self, row: int) -> None:
+        """Check *row* if unchecked, else uncheck it."""
+        current = set(self.selected_rows)
+        current.symmetric_difference_update({int(row)})
+        self.select(sorted(current))
+
+    def select_page(self) -> None:
+        """Check every row of the current page (select-all on a page)."""
+        self.select(sorted(set(self.selected_rows) | set(self.page_rows)))
+
+    def clear_page(self) -> None:
+        """Uncheck every row of the current page."""
+        self.select(sorted(set(self.selected_rows) - set(self.page_rows)))
+
+    def show_columns(self, columns: list[str]) -> None:
+        """Show these columns, in this order (the column chooser)."""
+        unknown = [c for c in columns if c not in self.columns]
+        if unknown:
+            raise CtanbError(f"no column(s) {', '.join(unknown)} in the results")
+        self.visible_columns = list(columns)
+
+    # --- plumbing ----------------------------------------------------------------------------
+    def _update_order(self) -> None:
+        table = self.table
+        if table is None:
+            self._order = np.arange(0)
+            return
+        if not self.sort_by:
+            self._order = np.arange(len(table))
+            return
+        column = table[self.sort_by]
+        if getattr(column, "ndim", 1) > 1:
+            raise CtanbError(f"cannot sort by {self.sort_by!r}: it holds arrays")
+        order = np.argsort(np.ma.asanyarray(column), kind="stable")
+        self._order = order if self.sort_ascending else order[::-1]
+
+    def _render_page(self) -> None:
+        table = self.table
+        rows = self.page_rows
+        if table is None:
+            self.page_data = {"index": [], "cells": []}
+            return
+        part = table[rows] if rows else table[:0]
+        cells = [_format_column(part[c]) for c in self.visible_columns]
+        self.page_data = {"index": rows, "cells": cells}
+
+    @t.observe("sort_by", "sort_ascending")
+    def _on_sort(self, _change: dict) -> None:
+        self._update_order()
+        self._render_page()
+
+    @t.observe("page", "page_size", "visible_columns")
+    def _on_view(self, change: dict) -> None:
+        if change["name"] == "page_size" and self.page >= self.page_count:
+            self.page = self.page_count - 1  # re-renders through this observer
+            return
+        self._render_page()

@@ -1,0 +1,337 @@
+"""SearchPanel: target and cone, the data-model fields, the ADQL, async progress, history.
+
+The form is generated from :data:`ctanb.datamodel.OBSCORE_COLUMNS`: every
+enumerable ObsCore, ObsConfig and provenance column that
+:class:`~ctanb.client.Criteria` can filter becomes a choice list, first filled
+from the data model's ``choices`` and then (``load_choices``) from the archive's
+own values (``SELECT DISTINCT``). The ADQL box follows the form
+(:meth:`Archive.adql <ctanb.client.Archive.adql>`); an edited ADQL is sent as
+edited.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import ipywidgets as w
+import traitlets as t
+
+from .._errors import CriteriaError, CtanbError
+from ..datamodel import OBSCORE_COLUMNS, OBSCORE_TABLE
+from ._errors import ErrorDisplay, guarded
+
+__all__ = ["FORM_GROUPS", "SearchPanel"]
+
+#: Criteria that filter one column by equality: column -> criterion (see ctanb.client.criteria).
+_CRITERION_OF = {
+    "target_name": "target_name", "obs_collection": "collection", "facility_name": "facility",
+    "instrument_name": "instrument", "site": "site", "sub_array_name": "sub_array",
+    "dataproduct_type": "dataproduct_type", "dataproduct_subtype": "dataproduct_subtype",
+    "pointing_mode": "pointing_mode", "obs_mode": "obs_mode", "obs_type": "obs_type",
+    "proposal_id": "proposal_id", "data_rights": "data_rights", "target_class": "target_class",
+    "calib_version": "calib_version", "reco_version": "reco_version",
+    "reco_method": "reco_method", "applied_cuts": "applied_cuts", "data_quality": "data_quality",
+}  # fmt: skip
+
+#: Form sections, in order: data-model group -> title.
+FORM_GROUPS = {
+    "obscore": "ObsCore",
+    "obscore-optional": "ObsCore",
+    "obsconfig": "ObsConfig",
+    "provenance": "Provenance",
+}
+#: Numeric criteria typed as text (empty = not used): name -> (label, tooltip).
+_NUMBERS = {
+    "ra": ("RA", "ICRS right ascension, deg"),
+    "dec": ("Dec", "ICRS declination, deg"),
+    "radius": ("Radius", "search radius, deg"),
+    "time_start": ("Start", "ISO date/time (UTC) or MJD"),
+    "time_end": ("End", "ISO date/time (UTC) or MJD"),
+    "energy_min": ("E min", "TeV the data must reach down to"),
+    "energy_max": ("E max", "TeV the data must reach up to"),
+    "max_zenith": ("Max zenith", "deg"),
+    "limit": ("Limit", "largest number of rows"),
+}
+_ANY = "(any)"
+
+
+def _choice_columns():
+    return [c for c in OBSCORE_COLUMNS if c.name in _CRITERION_OF and c.group in FORM_GROUPS]
+
+
+class SearchPanel(w.VBox):
+    """Search form for an ObsCore archive.
+
+    Parameters
+    ----------
+    archive : Archive or str, optional
+        The archive (or its URL); connected on first use, so building the panel
+        is instant. Default: :func:`ctanb.connect`'s default.
+
+    Attributes
+    ----------
+    criteria : dict
+        The criteria the form holds (what :meth:`search` asks for).
+    adql : str
+        The query that will be sent (follows the form unless edited).
+    phase : str
+        ``""``, then the query's phase (UWS phase for async queries).
+    results : Results
+        The last results (observe it: ``panel.observe(f, "results")``).
+    error : str
+        The message of the last error shown ("" when none).
+    """
+
+    criteria = t.Dict()
+    adql = t.Unicode("")
+    adql_edited = t.Bool(False)
+    mode = t.Enum(["sync", "async"], "sync")
+    phase = t.Unicode("")
+    row_count = t.Int(-1)
+    results = t.Any(None, allow_none=True)
+    resolved = t.Dict()
+    error = t.Unicode("")
+
+    def __init__(self, archive: Any = None, **kwargs: Any) -> None:
+        self._archive = archive
+        self._job = None
+        self._updating = False
+        self.error_display = ErrorDisplay()
+        lay = w.Layout(width="170px")
+        self.target_text = w.Text(description="Target", placeholder="e.g. Crab",
+                                  continuous_update=False)  # fmt: skip
+        self.resolve_button = w.Button(description="Resolve", icon="crosshairs")
+        self.numbers = {
+            name: w.Text(description=label, tooltip=tip, placeholder=tip, layout=lay,
+                         continuous_update=False, style={"description_width": "70px"})
+            for name, (label, tip) in _NUMBERS.items()
+        }  # fmt: skip
+        self.choices = {
+            c.name: w.Dropdown(description=c.name, options=[_ANY, *c.choices], value=_ANY,
+                               tooltip=c.description, style={"description_width": "130px"},
+                               layout=w.Layout(width="330px"))
+            for c in _choice_columns()
+        }  # fmt: skip
+        sections = {}
+        for col in _choice_columns():
+            sections.setdefault(FORM_GROUPS[col.group], []).append(self.choices[col.name])
+        self.sections = w.Accordion(
+            children=[w.GridBox(v, layout=w.Layout(grid_template_columns="repeat(2, 340px)"))
+                      for v in sections.values()],
+            titles=tuple(sections),
+        )  # fmt: skip
+        self.adql_text = w.Textarea(layout=w.Layout(width="98%", height="90px"),
+                                    placeholder="ADQL (follows the form; edit to send your own)")  # fmt: skip
+        self.async_box = w.Checkbox(description="asynchronous (UWS job)", indent=False)
+        self.search_button = w.Button(description="Search", button_style="primary", icon="search")
+        self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True)
+        self.status = w.HTML()
+        self.history_list = w.Dropdown(description="History", options=[("", -1)],
+                                       layout=w.Layout(width="98%"))  # fmt: skip
+        # Handlers are one-liners onto the public methods.
+        self.resolve_button.on_click(lambda _: guarded(self, self.resolve))
+        self.search_button.on_click(lambda _: guarded(self, self.search, wait=False))
+        self.cancel_button.on_click(lambda _: guarded(self, self.cancel))
+        self.history_list.observe(lambda ch: guarded(self, self.use_history, ch["new"]), "value")
+        self.async_box.observe(lambda ch: setattr(self, "mode", "async" if ch["new"] else "sync"),
+                               "value")  # fmt: skip
+        self.adql_text.observe(self._on_adql_typed, "value")
+        for box in [self.target_text, *self.numbers.values(), *self.choices.values()]:
+            box.observe(lambda _: guarded(self, self.update_adql), "value")
+        n = self.numbers
+        children = [
+            w.HBox([self.target_text, self.resolve_button]),
+            w.HBox([n["ra"], n["dec"], n["radius"]]),
+            w.HBox([n["time_start"], n["time_end"], n["energy_min"], n["energy_max"]]),
+            w.HBox([n["max_zenith"], n["limit"]]),
+            self.sections,
+            self.adql_text,
+            w.HBox([self.search_button, self.cancel_button, self.async_box, self.status]),
+            self.history_list,
+            self.error_display,
+        ]
+        super().__init__(children=children, **kwargs)
+
+    # --- archive --------------------------------------------------------------------------
+    @property
+    def archive(self):
+        """The :class:`~ctanb.client.Archive` (connected on first use)."""
+        from ..client import Archive, connect
+
+        if not isinstance(self._archive, Archive):
+            self._archive = connect(self._archive, progress=False)
+        return self._archive
+
+    # --- public methods (one per button) ----------------------------------------------------
+    def set(self, **values: Any) -> None:
+        """Fill the form: ``panel.set(target="Crab", radius=3, obs_collection="HESS-DL3-DR1")``.
+
+        Keys are ``target``, the numeric criteria (``ra``, ``dec``, ``radius``,
+        ``time_start``, ...) and the column names of the choice lists.
+        """
+        for key, value in values.items():
+            text = "" if value is None else str(value)
+            if key == "target":
+                self.target_text.value = text
+            elif key in self.numbers:
+                self.numbers[key].value = text
+            elif key in self.choices:
+                box = self.choices[key]
+                if text and text not in box.options:
+                    box.options = [*box.options, text]
+                box.value = text or _ANY
+            else:
+                raise CriteriaError(f"the search form has no field {key!r}", field=key)
+
+    def form_criteria(self) -> dict[str, Any]:
+        """The criteria of the form, as :class:`~ctanb.client.Criteria` keywords."""
+        out: dict[str, Any] = {}
+        if self.target_text.value.strip():
+            out["target"] = self.target_text.value.strip()
+        for name, box in self.numbers.items():
+            text = box.value.strip()
+            if not text:
+                continue
+            if name in ("time_start", "time_end") and not _is_number(text):
+                out[name] = text
+                continue
+            if not _is_number(text):
+                raise CriteriaError(f"{name}: {text!r} is not a number", field=name)
+            out[name] = int(float(text)) if name == "limit" else float(text)
+        for column_name, box in self.choices.items():
+            if box.value not in (None, "", _ANY):
+                out[_CRITERION_OF[column_name]] = box.value
+        if "target" in out and "ra" in out:  # a resolved target filled RA/Dec: the name wins
+            out.pop("ra"), out.pop("dec", None)
+        return out
+
+    def update_adql(self) -> str:
+        """Rebuild the ADQL from the form (drops an edited query)."""
+        self.criteria = self.form_criteria()
+        adql = self.archive.adql(**self.criteria)
+        self._updating = True
+        try:
+            self.adql_text.value = adql
+        finally:
+            self._updating = False
+        self.adql, self.adql_edited = adql, False
+        return adql
+
+    def resolve(self, name: str | None = None) -> dict:
+        """Resolve the target name; fills RA/Dec and marks the target."""
+        if name is not None:
+            self.target_text.value = name
+        name = self.target_text.value.strip()
+        if not name:
+            raise CriteriaError("type a target name to resolve", field="target")
+        found = self.archive.resolve(name)
+        self._load_choices_once()
+        self.numbers["ra"].value = f"{found.ra:.5f}"
+        self.numbers["dec"].value = f"{found.dec:.5f}"
+        if not self.numbers["radius"].value.strip():
+            self.numbers["radius"].value = "3"
+        self.resolved = {"name": found.name, "ra": found.ra, "dec": found.dec,
+                         "source": found.source}  # fmt: skip
+        self.status.value = f"{found.name}: RA {found.ra:.4f}, Dec {found.dec:.4f} ({found.source})"
+        return self.resolved
+
+    def search(self, *, wait: bool = True):
+        """Send the ADQL (as shown, edited or not).
+
+        Parameters
+        ----------
+        wait : bool
+            Block until the answer (async queries run in a thread when False, so
+            the Cancel button stays live).
+        """
+        adql = self.adql_text.value.strip() or self.update_adql()
+        if self.mode == "sync":
+            self.phase = "EXECUTING"
+            try:
+                results = self.archive.query(adql, _criteria=self.criteria or None)
+            except CtanbError:
+                self.phase = "ERROR"
+                raise
+            return self._done(results)
+        self._job = self.archive.submit(adql, _criteria=self.criteria or None)
+        self.cancel_button.disabled = False
+        if wait:
+            return self._wait()
+        threading.Thread(target=guarded, args=(self, self._wait), daemon=True).start()
+        return None
+
+    def cancel(self) -> str:
+        """Abort the running asynchronous query; returns its final phase."""
+        if self._job is None:
+            raise CtanbError("no asynchronous query is running")
+        self.phase = self._job.cancel()
+        self.cancel_button.disabled = True
+        return self.phase
+
+    def use_history(self, index: int) -> None:
+        """Put the ADQL of history entry *index* (newest first) in the box."""
+        if index is None or index < 0:
+            return
+        entries = self.archive.history.entries()[::-1]
+        self.adql_text.value = entries[index].adql
+
+    def refresh_history(self, limit: int = 20) -> None:
+        """Reload the history list (newest first)."""
+        entries = self.archive.history.entries()[::-1][:limit]
+        options = [("", -1)] + [
+            (f"{e.when}  {e.status}  {e.rows if e.rows is not None else '-'} rows  "
+             f"{' '.join(e.adql.split())[:90]}", i)
+            for i, e in enumerate(entries)
+        ]  # fmt: skip
+        self.history_list.options = options
+
+    def load_choices(self) -> dict[str, list[str]]:
+        """Fill the choice lists with the archive's values (``SELECT DISTINCT``)."""
+        found = {}
+        for column_name, box in self.choices.items():
+            adql = f"SELECT DISTINCT {column_name} FROM {OBSCORE_TABLE}"
+            raw = self.archive.service.run_sync(adql).to_table()[column_name]
+            values = sorted({(v.decode() if isinstance(v, bytes) else str(v)) for v in raw
+                             if v is not None and str(v) not in ("", "--")})  # fmt: skip
+            current = box.value
+            box.options = [_ANY, *values]
+            box.value = current if current in box.options else _ANY
+            found[column_name] = values
+        return found
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def _load_choices_once(self) -> None:
+        # The archive is connected now: fill the choice lists in the background, once.
+        if not getattr(self, "_choices_loading", False):
+            self._choices_loading = True
+            threading.Thread(target=guarded, args=(self, self.load_choices), daemon=True).start()
+
+    def _wait(self):
+        job = self._job
+        try:
+            results = job.results(callback=lambda phase: setattr(self, "phase", phase))
+        finally:
+            self.cancel_button.disabled = True
+            self._job = None
+        return self._done(results)
+
+    def _done(self, results):
+        self.phase = "COMPLETED"
+        self.row_count = len(results)
+        self.status.value = f"{len(results)} row(s)" + (" (truncated)" if results.overflow else "")
+        self.results = results
+        guarded(self, self.refresh_history)
+        return results
+
+    def _on_adql_typed(self, change: dict) -> None:
+        if not self._updating:
+            self.adql, self.adql_edited = change["new"], True
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

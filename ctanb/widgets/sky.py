@@ -1,0 +1,118 @@
+"""SkyView: the results' footprints, pointings and the target on the sky.
+
+Our own anywidget over Aladin Lite (npm ``aladin-lite``, bundled into
+``ctanb/static/aladin/aladin.js`` by ``widgets/build.py``) rather than a patched
+ipyaladin: ipyaladin imports Aladin Lite from esm.sh when the view is drawn,
+which fails offline, and its ``_esm`` is not meant to be replaced. Here the
+front end asks the kernel for the bundled file (one binary message per page),
+so it works in JupyterLab, Notebook 7 and Voila with no server extension and no
+network. Next to Aladin, a tangent-plane plot of the same footprints is always
+drawn: it is what stays useful when HiPS tiles cannot be fetched or WebGL is
+missing. Clicking a footprint in either view toggles its row.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import anywidget
+import numpy as np
+import traitlets as t
+
+from .._errors import CtanbError
+from ._base import CommandMixin, static_file
+from ._errors import ErrorDisplay
+
+__all__ = ["SkyView", "aladin_module_path"]
+
+
+def aladin_module_path():
+    """Where ``widgets/build.py`` put Aladin Lite (``ctanb/static/aladin/aladin.js``)."""
+    return static_file("aladin/aladin.js")
+
+
+class SkyView(CommandMixin, anywidget.AnyWidget):
+    """Footprints (``s_region``), pointing markers and the target, with selection.
+
+    Attributes
+    ----------
+    footprints : list of dict
+        ``{"row", "label", "ra", "dec", "polygon": [[ra, dec], ...]}`` per result row.
+    target : dict
+        ``{"name", "ra", "dec"}`` of the search target, or empty.
+    selected_rows : list of int
+        Selected rows (linked to :class:`~ctanb.widgets.ResultsTable`).
+    mode : str
+        Set by the front end: ``"aladin"`` when Aladin Lite runs, ``"plot"`` when
+        only the plain sky plot could be drawn; ``status`` says why.
+    """
+
+    _esm = static_file("ctanb_skyview.js")
+    _css = static_file("ctanb_skyview.css")
+    _commands: ClassVar[dict[str, str]] = {
+        "toggle": "toggle",
+        "select": "select",
+        "aladin_source": "send_aladin",
+    }
+
+    footprints = t.List(t.Dict()).tag(sync=True)
+    target = t.Dict().tag(sync=True)
+    selected_rows = t.List(t.Int()).tag(sync=True)
+    fov = t.Float(6.0).tag(sync=True)
+    survey = t.Unicode("P/DSS2/color").tag(sync=True)
+    use_aladin = t.Bool(True).tag(sync=True)
+    mode = t.Unicode("").tag(sync=True)
+    status = t.Unicode("").tag(sync=True)
+    error = t.Unicode("").tag(sync=True)
+
+    def __init__(self, results: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error_display = ErrorDisplay()
+        self.on_msg(self._handle_command)
+        if results is not None:
+            self.set_results(results)
+
+    def set_results(self, results: Any) -> None:
+        """Show the footprints of *results* (Results or astropy Table with s_ra/s_dec)."""
+        from ..client.results import parse_polygon
+
+        table = getattr(results, "table", results)
+        missing = [c for c in ("s_ra", "s_dec") if c not in table.colnames]
+        if missing:
+            raise CtanbError(f"cannot draw the results on the sky: no column {missing[0]}")
+        regions = table["s_region"] if "s_region" in table.colnames else [None] * len(table)
+        ids = table["obs_id"] if "obs_id" in table.colnames else range(len(table))
+        out = []
+        for row, (ra, dec, region, obs_id) in enumerate(
+            zip(table["s_ra"], table["s_dec"], regions, ids, strict=True)
+        ):
+            if np.ma.is_masked(ra) or np.ma.is_masked(dec):
+                continue
+            polygon = [[round(a, 5), round(b, 5)] for a, b in parse_polygon(region)]
+            label = obs_id.decode() if isinstance(obs_id, bytes) else str(obs_id)
+            out.append({"row": row, "label": label, "ra": float(ra), "dec": float(dec),
+                        "polygon": polygon})  # fmt: skip
+        with self.hold_sync():
+            self.selected_rows = []
+            self.footprints = out
+
+    def set_target(self, name: str, ra: float, dec: float) -> None:
+        """Mark the target (and centre the view on it)."""
+        self.target = {"name": str(name), "ra": float(ra), "dec": float(dec)}
+
+    def select(self, rows: list[int]) -> None:
+        """Select exactly *rows*."""
+        self.selected_rows = sorted({int(r) for r in rows})
+
+    def toggle(self, row: int) -> None:
+        """Select *row* if not selected, else unselect it (a click on its footprint)."""
+        self.select(sorted(set(self.selected_rows) ^ {int(row)}))
+
+    def send_aladin(self) -> None:
+        """Send the bundled Aladin Lite module to the front end (it asks once per page)."""
+        path = aladin_module_path()
+        if not path.is_file():
+            self.send({"kind": "aladin_source", "error": f"{path} is missing: run "
+                       "`npm ci --prefix widgets && python widgets/build.py`"})  # fmt: skip
+            return
+        self.send({"kind": "aladin_source"}, buffers=[path.read_bytes()])

@@ -1,0 +1,277 @@
+"""Spectrum step on real data: H.E.S.S. DR1 and MAGIC RAD_MAX Crab spectra equal plain gammapy,
+joint fit, provenance and redo of the flux points, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from ctanb import AnalysisError, ConfigError
+from ctanb._settings import release_dir
+from ctanb.analysis.inputs import inputs_from_datastore
+from ctanb.analysis.spectrum import SpectrumConfig, SpectrumStep, joint_fit
+from ctanb.provenance import ProvenanceStore, read_provenance
+
+CRAB_RUNS = (23523, 23526, 23559, 23592)
+CRAB = {"ra_deg": 83.633, "dec_deg": 22.0145, "source": "crab"}
+HESS = SpectrumConfig(
+    **CRAB,
+    energy_min_tev=10**-0.5,
+    energy_max_tev=100,
+    energy_bins_per_decade=4,
+    energy_true_min_tev=0.1,
+    energy_true_max_tev=200,
+    energy_true_bins_per_decade=6,
+    flux_points_edges_tev=[1, 3.16, 10, 31.6],
+    flux_points_optional=["scan"],
+    scan_n_values=5,
+)
+MAGIC = SpectrumConfig(
+    **CRAB,
+    on_radius_deg=None,
+    model="log-parabola",
+    energy_min_tev=0.1,
+    energy_max_tev=10,
+    energy_bins_per_decade=4,
+    energy_true_min_tev=0.05,
+    energy_true_max_tev=20,
+    energy_true_bins_per_decade=6,
+    flux_points_edges_tev=[0.1, 0.316, 1, 3.16, 10],
+    flux_points_optional=["scan"],
+    scan_n_values=5,
+)
+
+
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory: pytest.TempPathFactory):
+    url = str(tmp_path_factory.mktemp("prov") / "provenance.db")
+    old = os.environ.get("CTANB_PROV_URL")
+    os.environ["CTANB_PROV_URL"] = url
+    yield url
+    if old is None:
+        os.environ.pop("CTANB_PROV_URL", None)
+    else:
+        os.environ["CTANB_PROV_URL"] = old
+
+
+@pytest.fixture(scope="module")
+def hess(store_url, tmp_path_factory):
+    inputs = inputs_from_datastore(release_dir("hess-dl3-dr1"), CRAB_RUNS, obscore=True)
+    return SpectrumStep(HESS).run(inputs, out=tmp_path_factory.mktemp("hess"))
+
+
+@pytest.fixture(scope="module")
+def magic(store_url, tmp_path_factory):
+    inputs = inputs_from_datastore(release_dir("magic") / "rad_max" / "data")
+    return SpectrumStep(MAGIC).run(inputs, out=tmp_path_factory.mktemp("magic"))
+
+
+def plain_gammapy(files, *, point_like, model, e_reco, e_true, edges):
+    """The same analysis written directly with gammapy (as in the gammapy tutorials)."""
+    from astropy.coordinates import SkyCoord
+    from gammapy.data import Observation
+    from gammapy.datasets import Datasets, SpectrumDataset
+    from gammapy.estimators import FluxPointsEstimator
+    from gammapy.makers import (
+        ReflectedRegionsBackgroundMaker,
+        SafeMaskMaker,
+        SpectrumDatasetMaker,
+        WobbleRegionsFinder,
+    )
+    from gammapy.maps import RegionGeom
+    from gammapy.modeling import Fit
+    from gammapy.modeling.models import SkyModel
+    from regions import CircleSkyRegion, PointSkyRegion
+
+    target = SkyCoord(83.633, 22.0145, unit="deg")
+    region = PointSkyRegion(target) if point_like else CircleSkyRegion(target, 0.11 * u.deg)
+    geom = RegionGeom.create(region=region, axes=[e_reco])
+    empty = SpectrumDataset.create(geom=geom, energy_axis_true=e_true)
+    maker = SpectrumDatasetMaker(selection=["counts", "exposure", "edisp"])
+    bkg = (
+        ReflectedRegionsBackgroundMaker(region_finder=WobbleRegionsFinder(n_off_regions=3))
+        if point_like
+        else ReflectedRegionsBackgroundMaker()
+    )
+    safe = SafeMaskMaker(methods=["aeff-max"], aeff_percent=10, offset_max=2.5 * u.deg)
+    datasets = Datasets()
+    for path in files:
+        obs = Observation.read(path)
+        dataset = maker.run(empty.copy(name=str(obs.obs_id)), obs)
+        datasets.append(safe.run(bkg.run(dataset, obs), obs))
+    datasets.models = [SkyModel(spectral_model=model, name="crab")]
+    result = Fit().run(datasets)
+    assert result.success
+    points = FluxPointsEstimator(
+        energy_edges=edges,
+        source="crab",
+        selection_optional=["scan"],
+        norm={"scan_min": 0.2, "scan_max": 5, "scan_n_values": 5},
+    ).run(datasets)
+    return datasets.models, points
+
+
+def assert_same(result, models, points):
+    for ours, theirs in zip(result.models.parameters, models.parameters, strict=True):
+        assert ours.name == theirs.name
+        np.testing.assert_allclose(ours.value, theirs.value, rtol=1e-6, err_msg=ours.name)
+        np.testing.assert_allclose(ours.error, theirs.error, rtol=1e-5, err_msg=ours.name)
+    for column in ("norm", "norm_err", "ts", "stat_scan"):
+        np.testing.assert_allclose(
+            getattr(result.flux_points, column).data,
+            getattr(points, column).data,
+            rtol=1e-6,
+            err_msg=column,
+        )
+
+
+def test_hess_crab_power_law_equals_plain_gammapy(hess):
+    from gammapy.maps import MapAxis
+    from gammapy.modeling.models import PowerLawSpectralModel
+
+    files = [str(item.events) for item in hess.inputs]
+    model = PowerLawSpectralModel(index=2, amplitude="1e-12 cm-2 s-1 TeV-1", reference="1 TeV")
+    models, points = plain_gammapy(
+        files,
+        point_like=False,
+        model=model,
+        e_reco=MapAxis.from_energy_bounds(10**-0.5, 100, nbin=10, unit="TeV", name="energy"),
+        e_true=MapAxis.from_energy_bounds(0.1, 200, nbin=20, unit="TeV", name="energy_true"),
+        edges=[1, 3.16, 10, 31.6] * u.TeV,
+    )
+    assert_same(hess, models, points)
+    assert 2.4 < hess.model.spectral_model.index.value < 2.8
+    assert [d.name for d in hess.datasets] == [str(r) for r in CRAB_RUNS]
+
+
+def test_magic_rad_max_log_parabola_equals_plain_gammapy(magic):
+    from gammapy.maps import MapAxis
+    from gammapy.modeling.models import LogParabolaSpectralModel
+
+    files = [str(item.events) for item in magic.inputs]
+    model = LogParabolaSpectralModel(
+        alpha=2, beta=0.1, amplitude="1e-12 cm-2 s-1 TeV-1", reference="1 TeV"
+    )
+    models, points = plain_gammapy(
+        files,
+        point_like=True,
+        model=model,
+        e_reco=MapAxis.from_energy_bounds(0.1, 10, nbin=8, unit="TeV", name="energy"),
+        e_true=MapAxis.from_energy_bounds(0.05, 20, nbin=16, unit="TeV", name="energy_true"),
+        edges=[0.1, 0.316, 1, 3.16, 10] * u.TeV,
+    )
+    assert_same(magic, models, points)
+
+
+def test_products_are_gadf_sed_ogip_yaml_with_provenance(hess):
+    from gammapy.datasets import SpectrumDatasetOnOff
+    from gammapy.modeling.models import Models
+
+    from ctanb.analysis.sed import read_flux_points
+
+    points_file = hess.products["flux_points"]
+    header = fits.getheader(points_file, "FLUXPOINTS")
+    assert header["SED_TYPE"] == "likelihood"
+    again = read_flux_points(points_file)
+    # the norm scan (likelihood profile, 5 values per energy bin) is kept
+    assert again.stat_scan.data.size == 5 * again.norm.data.size
+    np.testing.assert_allclose(again.norm.data, hess.flux_points.norm.data, rtol=1e-6)
+    primary = fits.getheader(points_file)
+    assert primary["PROV_DL"] == "DL5" and primary["PROV_TYP"] == "flux"
+    # the ObsCore provenance keywords of the DL3 inputs reach the DL5 product
+    assert primary["RECO_VER"] == hess.inputs[0].obscore["reco_version"]
+    assert primary["APPCUTS"] == hess.inputs[0].obscore["applied_cuts"] == "standard"
+    dataset_file = hess.products["dataset_spectrum_obs23523"]
+    assert fits.getheader(dataset_file)["PROV_DL"] == "DL4"
+    assert SpectrumDatasetOnOff.read(dataset_file).counts_off.data.sum() > 0
+    models = Models.read(hess.products["models"])
+    assert models["crab"].spectral_model.index.value == pytest.approx(
+        hess.model.spectral_model.index.value
+    )
+
+
+def test_flux_points_provenance_names_the_runs_and_redo_reproduces_them(hess, store_url, tmp_path):
+    graph = read_provenance(hess.products["flux_points"])
+    runs = {e.obs_id for e in graph.entities.values() if e.data_level == "DL3"}
+    assert runs == {str(r) for r in CRAB_RUNS}
+    names = {a.name for a in graph.activities.values()}
+    assert names == {"spectrum-datasets", "spectrum-fit"}
+    out = tmp_path / "redo"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ctanb",
+            "prov",
+            "redo",
+            str(hess.products["flux_points"]),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CTANB_PROV_URL": store_url},
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "identical" in done.stdout or "equal within" in done.stdout, done.stdout
+    assert (out / hess.products["flux_points"].name).is_file()
+
+
+def test_joint_hess_magic_fit_uses_both_instruments(hess, magic, tmp_path):
+    config = HESS.model_copy(update={"fit_energy_min_tev": 1.0, "fit_energy_max_tev": 10.0})
+    joint = joint_fit([hess, magic], tmp_path / "joint", config=config)
+    assert joint.fit_result.success
+    assert 2.4 < joint.model.spectral_model.index.value < 2.7
+    names = {d.name for d in joint.datasets}
+    assert names == {str(r) for r in CRAB_RUNS} | {"5029747", "5029748"}
+    # both instruments contribute to the likelihood in the fit range
+    for dataset in joint.datasets:
+        assert dataset.mask.data.any() and dataset.npred_signal().data[dataset.mask].sum() > 10
+    assert len(joint.flux_points_by_telescope) == 2
+    assert all(path.is_file() for key, path in joint.products.items() if "flux_points" in key)
+    assert len(joint.inputs) == 6
+    html = joint._repr_html_()
+    assert "index" in html and "±" in html and "converged" in html
+    ax = joint.plot()
+    assert ax.collections, "the model butterfly is drawn"
+
+
+def test_fit_that_does_not_converge_keeps_the_datasets_and_records_failure(
+    hess, store_url, tmp_path
+):
+    step = SpectrumStep(HESS.model_copy(update={"fit_max_calls": 3}))
+    with pytest.raises(AnalysisError, match=r"did not converge: .*Call limit"):
+        step.fit(hess.dataset_files, tmp_path)
+    assert all(path.is_file() for path in hess.dataset_files)
+    failed = ProvenanceStore(store_url).activities(name="spectrum-fit", status="failed")
+    assert failed and "Call limit" in failed[-1].message
+
+
+def test_bad_inputs_give_clear_errors(tmp_path, data_dir):
+    step = SpectrumStep(HESS)
+    with pytest.raises(AnalysisError, match="no observation selected"):
+        step.run([], out=tmp_path)
+    inputs = inputs_from_datastore(release_dir("hess-dl3-dr1"), [23523])
+    far = SpectrumStep(HESS.model_copy(update={"ra_deg": 120.0, "dec_deg": -10.0}))
+    with pytest.raises(
+        AnalysisError, match=r"ra=120 deg.*outside the field of view.*23523: offset"
+    ):
+        far.run(inputs, out=tmp_path)
+    events_only = tmp_path / "events_only.fits"
+    with fits.open(inputs[0].events) as hdus:
+        fits.HDUList([hdus[0], hdus["EVENTS"], hdus["GTI"]]).writeto(events_only)
+    with pytest.raises(AnalysisError, match="missing IRF"):
+        step.run([events_only], out=tmp_path)
+    with pytest.raises(ConfigError, match="radius"):
+        SpectrumConfig.from_dict({**CRAB, "radius": 0.1})
+    config = tmp_path / "spectrum.yaml"
+    MAGIC.write(config)
+    assert SpectrumConfig.read(config) == MAGIC

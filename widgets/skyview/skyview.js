@@ -1,0 +1,185 @@
+// SkyView front end: Aladin Lite (bundled, handed over by the kernel as bytes, never
+// fetched from a CDN) with the footprints, pointings and target; plus a tangent-plane
+// plot of the same footprints that works without WebGL or HiPS tiles (offline).
+// Clicking a footprint (in either view) toggles its row; the kernel owns the selection.
+const D2R = Math.PI / 180;
+const SVGNS = "http://www.w3.org/2000/svg";
+
+function loadAladin(model) {
+  // One copy per page: the module is 2.4 MB; every SkyView shares it.
+  if (window.__ctanbAladin) return window.__ctanbAladin;
+  window.__ctanbAladin = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the kernel did not send Aladin Lite")), 30000);
+    const onMsg = (msg, buffers) => {
+      if (!msg || msg.kind !== "aladin_source") return;
+      model.off("msg:custom", onMsg);
+      clearTimeout(timer);
+      if (!buffers || !buffers.length) { reject(new Error(msg.error || "no Aladin Lite in ctanb/static")); return; }
+      const buf = buffers[0];
+      const bytes = buf instanceof ArrayBuffer ? buf : buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+      const url = URL.createObjectURL(new Blob([bytes], { type: "text/javascript" }));
+      import(url).then((m) => resolve(m.default || m.A || m), reject);
+    };
+    model.on("msg:custom", onMsg);
+    model.send({ command: "aladin_source" });
+  });
+  window.__ctanbAladin.catch(() => { window.__ctanbAladin = null; });
+  return window.__ctanbAladin;
+}
+
+function project(ra, dec, ra0, dec0) {
+  const d = dec * D2R, d0 = dec0 * D2R, da = (ra - ra0) * D2R;
+  const cosc = Math.sin(d0) * Math.sin(d) + Math.cos(d0) * Math.cos(d) * Math.cos(da);
+  const x = (Math.cos(d) * Math.sin(da)) / cosc;
+  const y = (Math.cos(d0) * Math.sin(d) - Math.sin(d0) * Math.cos(d) * Math.cos(da)) / cosc;
+  return [x / D2R, y / D2R];
+}
+
+function centre(model) {
+  const target = model.get("target");
+  if (target && target.ra !== undefined) return [target.ra, target.dec];
+  const fps = model.get("footprints");
+  if (!fps.length) return [83.633, 22.0145];
+  // Mean of unit vectors, so that RA 359/1 averages to 0.
+  let x = 0, y = 0, z = 0;
+  for (const f of fps) {
+    x += Math.cos(f.dec * D2R) * Math.cos(f.ra * D2R);
+    y += Math.cos(f.dec * D2R) * Math.sin(f.ra * D2R);
+    z += Math.sin(f.dec * D2R);
+  }
+  return [(Math.atan2(y, x) / D2R + 360) % 360, Math.atan2(z, Math.hypot(x, y)) / D2R];
+}
+
+function drawPlot(model, svg, note) {
+  const W = 420, H = 360, pad = 30;
+  const [ra0, dec0] = centre(model);
+  const fps = model.get("footprints"), target = model.get("target");
+  const selected = new Set(model.get("selected_rows"));
+  const shapes = fps.map((f) => ({ f, xy: (f.polygon.length ? f.polygon : [[f.ra, f.dec]]).map(([a, b]) => project(a, b, ra0, dec0)) }));
+  let ext = 0.5;
+  for (const s of shapes) for (const [x, y] of s.xy) ext = Math.max(ext, Math.abs(x), Math.abs(y));
+  const scale = (Math.min(W, H) / 2 - pad) / (ext * 1.05);
+  const sx = (x) => W / 2 - x * scale, sy = (y) => H / 2 - y * scale;  // east to the left
+  svg.innerHTML = "";
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const add = (tag, attrs, text) => {
+    const node = document.createElementNS(SVGNS, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    svg.appendChild(node);
+    return node;
+  };
+  add("rect", { x: 0, y: 0, width: W, height: H, fill: "#0b1020" });
+  const step = ext > 4 ? 2 : ext > 2 ? 1 : 0.5;  // offset grid in degrees
+  for (let v = -Math.floor(ext / step) * step; v <= ext; v += step) {
+    add("line", { x1: sx(v), x2: sx(v), y1: 0, y2: H, stroke: "#2a3350", "stroke-width": 0.5 });
+    add("line", { y1: sy(v), y2: sy(v), x1: 0, x2: W, stroke: "#2a3350", "stroke-width": 0.5 });
+  }
+  for (const { f, xy } of shapes) {  // footprints first, so that every pointing is on top
+    const on = selected.has(f.row);
+    const points = xy.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+    const poly = add("polygon", {
+      points, "data-row": f.row, class: "ctanb-footprint" + (on ? " ctanb-on" : ""),
+      fill: on ? "rgba(255,200,0,0.35)" : "rgba(80,160,255,0.08)", stroke: on ? "#ffc800" : "#50a0ff",
+      "stroke-width": on ? 2 : 1,
+    });
+    poly.appendChild(Object.assign(document.createElementNS(SVGNS, "title"), { textContent: f.label }));
+  }
+  for (const { f } of shapes) {
+    const on = selected.has(f.row);
+    const [px, py] = project(f.ra, f.dec, ra0, dec0);
+    const dot = add("circle", { cx: sx(px), cy: sy(py), r: 5, fill: on ? "#ffc800" : "#9fd0ff",
+      "data-row": f.row, "data-label": f.label, class: "ctanb-pointing" + (on ? " ctanb-on" : "") });
+    dot.appendChild(Object.assign(document.createElementNS(SVGNS, "title"), { textContent: f.label }));
+  }
+  if (target && target.ra !== undefined) {
+    const [tx, ty] = project(target.ra, target.dec, ra0, dec0);
+    add("path", { d: `M${sx(tx) - 7},${sy(ty)}h14M${sx(tx)},${sy(ty) - 7}v14`, stroke: "#ff4d4d", "stroke-width": 2 });
+    add("text", { x: sx(tx) + 8, y: sy(ty) - 8, fill: "#ff8080", "font-size": 12 }, target.name || "target");
+  }
+  add("text", { x: 6, y: H - 8, fill: "#8890b0", "font-size": 10 },
+    `tangent plane at RA ${ra0.toFixed(2)}, Dec ${dec0.toFixed(2)}; grid ${step} deg; ${fps.length} footprint(s)`);
+  if (note) add("text", { x: 6, y: 14, fill: "#c0c8e0", "font-size": 10 }, note);
+}
+
+function render({ model, el }) {
+  el.classList.add("ctanb-skyview");
+  el.innerHTML = `<div class="ctanb-aladin"></div><svg class="ctanb-skyplot" role="img" aria-label="Footprints"></svg>`;
+  const aladinDiv = el.querySelector(".ctanb-aladin");
+  const svg = el.querySelector(".ctanb-skyplot");
+  let aladin = null, A = null, overlay = null, pointings = null, targetCat = null;
+  let note = "";
+  const status = (mode, message) => { model.set("mode", mode); model.set("status", message); model.save_changes(); };
+
+  svg.addEventListener("click", (e) => {
+    const node = e.target.closest("[data-row]");
+    if (node) model.send({ command: "toggle", row: parseInt(node.dataset.row, 10) });
+  });
+
+  function drawAladin() {
+    if (!aladin) return;
+    const selected = new Set(model.get("selected_rows"));
+    overlay.removeAll(); pointings.removeAll(); targetCat.removeAll();
+    for (const f of model.get("footprints")) {
+      const on = selected.has(f.row);
+      if (f.polygon.length > 2) {
+        const poly = A.polygon(f.polygon, { color: on ? "#ffc800" : "#50a0ff", lineWidth: on ? 3 : 1 });
+        poly.ctanbRow = f.row;
+        overlay.add(poly);
+      }
+      pointings.addSources([A.source(f.ra, f.dec, { row: f.row, label: f.label })]);
+    }
+    const target = model.get("target");
+    if (target && target.ra !== undefined) {
+      targetCat.addSources([A.source(target.ra, target.dec, { name: target.name })]);
+      aladin.gotoRaDec(target.ra, target.dec);
+    }
+    aladin.setFoV(model.get("fov"));
+  }
+
+  function redraw() { drawPlot(model, svg, note); drawAladin(); }
+
+  if (model.get("use_aladin")) {
+    status("plot", "loading Aladin Lite");
+    loadAladin(model)
+      .then(async (lib) => {
+        A = lib;
+        await A.init;
+        const [ra, dec] = centre(model);
+        aladin = A.aladin(aladinDiv, {
+          target: `${ra} ${dec}`, fov: model.get("fov"), survey: model.get("survey"),
+          showCooGrid: true, showReticle: false, showProjectionControl: false,
+          showFullscreenControl: false, showLayersControl: false, showShareControl: false,
+        });
+        overlay = A.graphicOverlay({ name: "footprints", color: "#50a0ff" });
+        aladin.addOverlay(overlay);
+        pointings = A.catalog({ name: "pointings", sourceSize: 8, color: "#9fd0ff" });
+        targetCat = A.catalog({ name: "target", shape: "cross", sourceSize: 14, color: "#ff4d4d" });
+        aladin.addCatalog(pointings); aladin.addCatalog(targetCat);
+        aladin.on("objectClicked", (obj) => {
+          const row = obj && (obj.ctanbRow ?? (obj.data && obj.data.row));
+          if (row !== undefined && row !== null) model.send({ command: "toggle", row });
+        });
+        note = "HiPS tiles need the network; offline the sky view above shows the overlays only";
+        redraw();
+        status("aladin", "Aladin Lite " + (A.VERSION || "") + " from ctanb/static");
+      })
+      .catch((err) => {
+        aladinDiv.style.display = "none";
+        note = `Aladin Lite unavailable (${err && err.message ? err.message : err}): plain sky plot`;
+        drawPlot(model, svg, note);
+        status("plot", note);
+      });
+  } else {
+    aladinDiv.style.display = "none";
+    status("plot", "plain sky plot (Aladin Lite switched off)");
+  }
+
+  model.on("change:footprints", redraw);
+  model.on("change:target", redraw);
+  model.on("change:selected_rows", redraw);
+  drawPlot(model, svg, note);
+  return () => { if (aladinDiv) aladinDiv.innerHTML = ""; };
+}
+
+export default { render };
