@@ -153,6 +153,19 @@ def test_datalink_lists_this_and_calibration(archive_url: str, public_row) -> No
     assert int(resp.headers["content-length"]) == int(calib["content_length"])
 
 
+def test_bundled_irfs_share_the_event_file_url_separate_ones_do_not(archive_url: str) -> None:
+    """H.E.S.S. bundles IRFs in the event file (one URL, fetched once); CTA 1DC has a CALDB file."""
+    for collection, same in (("HESS-DL3-DR1", True), ("CTA-1DC", False)):
+        (row,) = query(
+            archive_url,
+            "SELECT TOP 1 obs_publisher_did, access_url FROM ivoa.obscore "
+            f"WHERE obs_collection = '{collection}' ORDER BY obs_id",
+        )
+        table = links(archive_url, str(row["obs_publisher_did"]))
+        by_semantics = {str(r["semantics"]): str(r["access_url"]) for r in table}
+        assert (by_semantics["#calibration"] == by_semantics["#this"]) is same, collection
+
+
 def test_datalink_for_refused_data_lists_links_marked_unauthorized(
     archive_url: str, vela_row
 ) -> None:

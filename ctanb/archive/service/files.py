@@ -62,7 +62,10 @@ def dataset_files(state: ArchiveState, did: str) -> list[DatasetFile]:
 def file_url(base: str, did: str, f: DatasetFile | None, files: list[DatasetFile]) -> str:
     """The public URL of file *f* of *did* (``None``: the dataset itself, ``#this``)."""
     root = f"{base.rstrip('/')}/files/{quote(did, safe='')}"
-    if f is None or (f.semantics == "#this" and _pick(files, "") is f):
+    this = _pick(files, "")
+    # One file, one URL: IRFs bundled in the event file (H.E.S.S., MAGIC) link to the
+    # event file itself, so clients see they are the same bytes and fetch them once.
+    if f is None or f is this or (this is not None and f.path == this.path):
         return root
     name = f.semantics.lstrip("#")
     same = [g for g in files if g.semantics == f.semantics]
