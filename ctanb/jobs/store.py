@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from .._errors import JobError
+from .._sqlstore import engine_for, normalise_url, safe_url, write_with_retry
 from .model import JobProvenance, JobRecord, Phase, decode_results, encode_results, now
 
 __all__ = ["JobStore", "default_store_url"]
@@ -61,7 +60,6 @@ job_table = sa.Table(
 )
 
 _JSON_FIELDS = ("parameters", "history")
-_ENGINES: dict[str, sa.Engine] = {}
 
 
 def default_store_url() -> str:
@@ -69,26 +67,6 @@ def default_store_url() -> str:
     from .._settings import home_dir
 
     return os.environ.get("CTANB_JOBS_URL") or f"sqlite:///{home_dir() / 'jobs.db'}"
-
-
-def _sqlite_engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # BEGIN is issued in _on_begin
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA busy_timeout = 60000")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        write = conn.get_execution_options().get("ctanb_write")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    return engine
 
 
 class JobStore:
@@ -102,21 +80,9 @@ class JobStore:
     """
 
     def __init__(self, url: str | Path | None = None) -> None:
-        text = str(url) if url is not None else default_store_url()
-        if "://" not in text:
-            path = Path(text).expanduser().resolve()
-            text = f"sqlite:///{path}"
-        if text.startswith("sqlite:///"):
-            Path(text.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.url = text
+        self.url = normalise_url(url if url is not None else default_store_url())
         try:
-            if text not in _ENGINES:
-                _ENGINES[text] = (
-                    _sqlite_engine(text)
-                    if text.startswith("sqlite")
-                    else sa.create_engine(text, pool_pre_ping=True)
-                )
-            self.engine = _ENGINES[text]
+            self.engine = engine_for(self.url)
             self._write(lambda conn: metadata.create_all(conn))
         except JobError:
             raise
@@ -126,28 +92,16 @@ class JobStore:
     @property
     def safe_url(self) -> str:
         """The URL with any password hidden."""
-        return sa.make_url(self.url).render_as_string(hide_password=True)
+        return safe_url(self.url)
 
     def __repr__(self) -> str:
         return f"JobStore({self.safe_url!r})"
 
     # -- low level -------------------------------------------------------------------------
-    def _write(self, work: Any, attempts: int = 60) -> Any:
-        delay = 0.01
-        for attempt in range(attempts):
-            try:
-                with (
-                    self.engine.connect().execution_options(ctanb_write=True) as conn,
-                    conn.begin(),
-                ):
-                    return work(conn)
-            except OperationalError as exc:
-                text = str(exc).lower()
-                if ("locked" not in text and "busy" not in text) or attempt == attempts - 1:
-                    raise JobError(f"job store {self.safe_url}: {exc.orig}") from None
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 1.0)
-        return None
+    def _write(self, work: Any) -> Any:
+        return write_with_retry(
+            self.engine, work, error=JobError, label=f"job store {self.safe_url}"
+        )
 
     def _read(self, stmt: Any) -> list[Any]:
         try:

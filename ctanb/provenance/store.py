@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import socket
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from .._errors import ProvenanceError
+from .._sqlstore import engine_for, normalise_url, safe_url, write_with_retry
 from ._values import display_value
 from .query import StoreQueries
 from .records import DEFAULT_STORE, ActivityRecord, EntityRecord, ProvenanceGraph
@@ -126,31 +125,7 @@ association_table = sa.Table(
     sa.Index("ix_prov_association_agent_time", "agent_id", "start_time"),
 )
 
-_ENGINES: dict[str, sa.Engine] = {}
 _STORES: dict[str, ProvenanceStore] = {}
-
-
-def _sqlite_engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _on_begin)
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA busy_timeout = 60000")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        # Writers take the write lock at BEGIN so they wait in the busy handler
-        # instead of failing on a read->write lock upgrade.
-        conn.exec_driver_sql(
-            "BEGIN IMMEDIATE" if conn.get_execution_options().get("ctanb_write") else "BEGIN"
-        )
-
-    return engine
 
 
 class ProvenanceStore(StoreQueries):
@@ -164,20 +139,9 @@ class ProvenanceStore(StoreQueries):
     """
 
     def __init__(self, url: str | Path) -> None:
-        text = str(url)
-        if "://" not in text:
-            path = Path(text).expanduser()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            text = f"sqlite:///{path}"
-        self.url = text
+        self.url = normalise_url(url)
         try:
-            if text not in _ENGINES:
-                _ENGINES[text] = (
-                    _sqlite_engine(text)
-                    if text.startswith("sqlite")
-                    else sa.create_engine(text, pool_pre_ping=True)
-                )
-            self.engine = _ENGINES[text]
+            self.engine = engine_for(self.url)
             self._retry(lambda conn: metadata.create_all(conn))
         except ProvenanceError:
             raise
@@ -188,30 +152,16 @@ class ProvenanceStore(StoreQueries):
         self.dialect = self.engine.dialect.name
 
     def _safe_url(self) -> str:
-        return sa.make_url(self.url).render_as_string(hide_password=True)
+        return safe_url(self.url)
 
     def __repr__(self) -> str:
         return f"ProvenanceStore({self._safe_url()!r})"
 
     # -- writing ---------------------------------------------------------------------------
-    def _retry(self, work: Any, attempts: int = 60) -> Any:
-        delay = 0.01
-        for attempt in range(attempts):
-            try:
-                with (
-                    self.engine.connect().execution_options(ctanb_write=True) as conn,
-                    conn.begin(),
-                ):
-                    return work(conn)
-            except OperationalError as exc:
-                text = str(exc).lower()
-                if ("locked" not in text and "busy" not in text) or attempt == attempts - 1:
-                    raise ProvenanceError(
-                        f"provenance store {self._safe_url()}: {exc.orig}"
-                    ) from None
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 1.0)
-        return None
+    def _retry(self, work: Any) -> Any:
+        return write_with_retry(
+            self.engine, work, error=ProvenanceError, label=f"provenance store {self._safe_url()}"
+        )
 
     def _insert(
         self, table: sa.Table, rows: list[dict[str, Any]], update: Iterable[str] = ()
