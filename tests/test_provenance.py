@@ -317,3 +317,40 @@ def test_cli(products, tmp_path, store_url):
     assert (
         bare.returncode == 1 and "does not exist" in bare.stderr and "Traceback" not in bare.stderr
     )
+
+
+def test_fast_fits_hash_equals_the_astropy_reading(data_dir: Path, products: dict[str, Path]):
+    """The byte-level FITS reader behind ``fits_data_sha256`` must agree with astropy
+    on every real file it may meet: DL3 releases (gzip, bundled IRFs), the CTA CALDB,
+    MAGIC point-like files and ctanb's own products."""
+    from ctanb.provenance._hashing import _fits_data_sha256_astropy, fits_data_sha256
+
+    files = sorted((data_dir / "hess-dl3-dr1" / "data").glob("*.fits.gz"))[:6]
+    files += sorted((data_dir / "magic").rglob("*.fits"))
+    files += sorted((data_dir / "cta-1dc").rglob("*.fits"))
+    files += sorted((data_dir / "cta-caldb").glob("*.fits.gz"))
+    files += [p for p in products.values() if str(p).endswith(".fits")]
+    assert len(files) >= 15
+    for path in files:
+        assert fits_data_sha256(path) == _fits_data_sha256_astropy(path), path
+
+
+def test_a_file_used_twice_keeps_what_its_first_use_knew(
+    store_url: str, hess_files: list[str], tmp_path: Path
+):
+    """H.E.S.S. bundles events and IRFs in one file: used as events (with its ObsCore
+    row) and again as IRFs (no row), the entity keeps its publisher DID and keywords."""
+    row = {
+        "obs_id": "23523",
+        "obs_publisher_did": "ivo://ctanb.archive/hess-dl3-dr1?23523",
+        "dataproduct_subtype": "DL3-events",
+        "reco_version": "test-reco",
+    }
+    with Activity("double-use", version="1") as act:
+        first = act.used(hess_files[0], role="events", obscore=row)
+        again = act.used(hess_files[0], role="irf")
+    assert again is first or again.id == first.id
+    entity = act.graph.entities[first.id]
+    assert entity.publisher_did == row["obs_publisher_did"]
+    assert entity.attributes["reco_version"] == "test-reco"
+    assert [r.role for r in act.record.used if r.entity_id == first.id] == ["events", "irf"]

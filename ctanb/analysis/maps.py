@@ -40,7 +40,7 @@ from pydantic import ConfigDict, Field, model_validator
 from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
 from ._base import DL3Input, StepConfig, StepResult
-from .reduce import current_executor, parallel, reduce_observations, stack_in_order
+from .reduce import current_executor, parallel, reduce_and_stack
 
 __all__ = [
     "ExcessMapConfig",
@@ -368,7 +368,7 @@ class MapDatasetStep:
             for event, index in zip(event_files, irf_index, strict=True)
         ]
         client, progress = current_executor()
-        reductions = reduce_observations(
+        stacked, reductions = reduce_and_stack(
             reference,
             config.makers(),
             files,
@@ -384,7 +384,6 @@ class MapDatasetStep:
                 f"field of view of every observation: the nearest pointing is {nearest:.2f} deg "
                 f"from its centre, and no field of view (offset_max {offset_max}) overlaps it"
             )
-        stacked = stack_in_order(reference, reductions)
         stacked.write(dataset_file, overwrite=True)
         stacked.counts.write(counts_file, overwrite=True)
         stacked.background.write(background_file, overwrite=True)

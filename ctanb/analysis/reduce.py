@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .._errors import AnalysisError, ConfigError
+from .._errors import AnalysisError, ConfigError, CtanbError
 from ._base import StepConfig
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "ParallelConfig",
     "current_executor",
     "parallel",
+    "reduce_and_stack",
     "reduce_observation",
     "reduce_observations",
     "stack_in_order",
@@ -176,6 +177,21 @@ class ObservationReduction:
     target_offset_deg: float
 
 
+def _headers(path: Path) -> list[tuple[str, Any]] | None:
+    """(name, header) of each extension HDU, from provenance's cached byte scan of the
+    file (the step has just hashed it), or None when astropy must read the headers."""
+    from ..provenance._hashing import _UNPARSED, scan_file
+
+    try:
+        layout = scan_file(path).layout
+    except CtanbError:
+        return None
+    keys = ("HDUCLAS1", "HDUCLAS2", "HDUCLAS3", "HDUCLAS4", "OBS_ID")
+    if layout is None or any(h.cards.get(k) is _UNPARSED for h in layout for k in keys):
+        return None
+    return [(hdu.name, hdu.cards) for hdu in layout[1:]]
+
+
 def _hdu_locations(path: Path) -> tuple[dict[str, Any], dict[str, Any], bool]:
     """HDULocations (not loaded) of the events/GTI and of the IRFs in a GADF file."""
     from astropy.io import fits
@@ -183,21 +199,24 @@ def _hdu_locations(path: Path) -> tuple[dict[str, Any], dict[str, Any], bool]:
     from gammapy.utils.fits import HDULocation
 
     data, irfs, point_like = {}, {}, False
-    with fits.open(path, memmap=False) as hdus:
-        for hdu in hdus[1:]:
-            kind = str(hdu.header.get("HDUCLAS1", "")).lower()
-            if hdu.name in ("EVENTS", "GTI") and kind not in ("events", "gti"):
-                kind = hdu.name.lower()  # CTA 1DC files name them without HDUCLAS1
-            where = {"hdu_name": hdu.name, "file_dir": path.parent, "file_name": path.name}
-            if kind in ("events", "gti") and kind not in data:
-                data[kind] = HDULocation(hdu_class=kind, **where)
-            elif kind == "response":
-                point_like |= hdu.header.get("HDUCLAS3") == "POINT-LIKE"
-                try:
-                    hdu_type, hdu_class = _get_hdu_type_and_class(hdu.header)
-                except UnknownHDUClass:
-                    continue
-                irfs.setdefault(hdu_type, HDULocation(hdu_class=hdu_class, **where))
+    headers = _headers(path)
+    if headers is None:
+        with fits.open(path, memmap=False) as hdus:
+            headers = [(hdu.name, hdu.header) for hdu in hdus[1:]]
+    for name, header in headers:
+        kind = str(header.get("HDUCLAS1", "")).lower()
+        if name in ("EVENTS", "GTI") and kind not in ("events", "gti"):
+            kind = name.lower()  # CTA 1DC files name them without HDUCLAS1
+        where = {"hdu_name": name, "file_dir": path.parent, "file_name": path.name}
+        if kind in ("events", "gti") and kind not in data:
+            data[kind] = HDULocation(hdu_class=kind, **where)
+        elif kind == "response":
+            point_like |= header.get("HDUCLAS3") == "POINT-LIKE"
+            try:
+                hdu_type, hdu_class = _get_hdu_type_and_class(header)
+            except UnknownHDUClass:
+                continue
+            irfs.setdefault(hdu_type, HDULocation(hdu_class=hdu_class, **where))
     return data, irfs, point_like
 
 
@@ -239,6 +258,9 @@ def fits_obs_id(path: Path) -> int:
     """OBS_ID of the EVENTS header of a DL3 file."""
     from astropy.io import fits
 
+    for name, header in _headers(Path(path)) or []:
+        if name == "EVENTS" and isinstance(header.get("OBS_ID"), int):
+            return header["OBS_ID"]
     return int(fits.getval(path, "OBS_ID", extname="EVENTS"))
 
 
@@ -263,22 +285,26 @@ def reduce_observation(
     return ObservationReduction(str(observation.obs_id), dataset, offset)
 
 
+def _stack_one(stacked: Any, item: ObservationReduction) -> None:
+    from gammapy.datasets import MapDataset, MapDatasetOnOff
+
+    dataset = item.dataset
+    if dataset is None:
+        return
+    if type(stacked) is MapDataset and isinstance(dataset, MapDatasetOnOff):
+        dataset = dataset.to_map_dataset(name=dataset.name)
+    stacked.stack(dataset)
+
+
 def stack_in_order(reference: Any, reductions: Sequence[ObservationReduction]) -> Any:
     """Stack the reduced datasets into a copy of *reference*, in the given order.
 
     On/off datasets (ring background) become MapDatasets on stacking, as
     gammapy's DatasetsMaker does.
     """
-    from gammapy.datasets import MapDataset, MapDatasetOnOff
-
     stacked = reference.copy(name=reference.name)
     for item in reductions:
-        dataset = item.dataset
-        if dataset is None:
-            continue
-        if type(stacked) is MapDataset and isinstance(dataset, MapDatasetOnOff):
-            dataset = dataset.to_map_dataset(name=dataset.name)
-        stacked.stack(dataset)
+        _stack_one(stacked, item)
     return stacked
 
 
@@ -298,21 +324,62 @@ def reduce_observations(
     list of ObservationReduction
         In the order of *files*, whatever order the workers finished in.
     """
+    return list(
+        _reductions_in_order(
+            reference, makers, files, cutout_width=cutout_width, client=client, progress=progress
+        )
+    )
+
+
+def reduce_and_stack(
+    reference: Any,
+    makers: Sequence[Any],
+    files: Sequence[tuple[str, str | None]],
+    *,
+    cutout_width: Any,
+    client: Any = None,
+    progress: bool = True,
+) -> tuple[Any, list[ObservationReduction]]:
+    """:func:`reduce_observations` then :func:`stack_in_order`, overlapped: each reduced
+    observation is stacked as soon as all those before it are, while the workers go on
+    (same order, so the same sums as a serial run).
+
+    Returns
+    -------
+    (stacked dataset, list of ObservationReduction)
+    """
+    stacked = reference.copy(name=reference.name)
+    reductions = []
+    for item in _reductions_in_order(
+        reference, makers, files, cutout_width=cutout_width, client=client, progress=progress
+    ):
+        _stack_one(stacked, item)
+        reductions.append(item)
+    return stacked, reductions
+
+
+def _reductions_in_order(
+    reference: Any,
+    makers: Sequence[Any],
+    files: Sequence[tuple[str, str | None]],
+    *,
+    cutout_width: Any,
+    client: Any = None,
+    progress: bool = True,
+) -> Iterator[ObservationReduction]:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(files), desc="Data reduction", unit="obs", disable=not progress)
     try:
         if client is None:
-            out = []
             for event_file, irf_file in files:
-                out.append(
-                    reduce_observation(reference, makers, cutout_width, event_file, irf_file)
-                )
+                yield reduce_observation(reference, makers, cutout_width, event_file, irf_file)
                 bar.update()
-            return out
+            return
         from distributed import as_completed
 
-        # The reference and makers go to every worker once, not once per task.
+        # The reference and makers go to every worker once, not once per task; each
+        # task returns only its observation's cut-out dataset.
         shared_reference = client.scatter(reference, broadcast=True)
         shared_makers = client.scatter(list(makers), broadcast=True)
         futures = [
@@ -328,11 +395,16 @@ def reduce_observations(
             )
             for index, (event_file, irf_file) in enumerate(files)
         ]
+        index_of = {future.key: index for index, future in enumerate(futures)}
+        done: dict[int, ObservationReduction] = {}
+        next_index = 0
         try:
             for future in as_completed(futures):
-                future.result()  # raises the task's AnalysisError here, at once
+                done[index_of[future.key]] = future.result()  # a task's AnalysisError: now
                 bar.update()
-            return client.gather(futures)
+                while next_index in done:
+                    yield done.pop(next_index)
+                    next_index += 1
         finally:
             for future in futures:
                 future.cancel()

@@ -72,7 +72,8 @@ Command line: ``ctanb prov show|graph|query|verify|redo``.
 from __future__ import annotations
 
 from ._hashing import content_hash, fits_data_sha256, sha256_file
-from .capture import Activity, current_activity, recorded
+from .capture import Activity, current_activity
+from .decorate import recorded
 from .document import parse, serialize
 from .fits import attach_provenance, read_provenance
 from .graph import graph_to_svg

@@ -22,15 +22,21 @@ that depends only on what the object holds, not on where it lives in memory:
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import math
 import pickle
+import re
+import time
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .._errors import ProvenanceError
 
-__all__ = ["content_hash", "fits_data_sha256", "sha256_file"]
+__all__ = ["content_hash", "fits_data_sha256", "scan_file", "sha256_file"]
 
 _CHUNK = 4 * 1024 * 1024
 
@@ -58,6 +64,17 @@ def fits_data_sha256(path: str | Path) -> str:
     Unlike the file hash, this does not change when provenance is attached or a
     header date is rewritten, so a product can be checked on its own.
     """
+    try:
+        raw = read_fits_bytes(path)
+    except FileNotFoundError:
+        raise ProvenanceError(f"cannot hash {path}: file not found") from None
+    except (OSError, EOFError, zlib.error):
+        raw = None  # astropy names the problem below
+    fast = fits_data_digest_of_bytes(raw) if raw is not None else None
+    return fast if fast is not None else _fits_data_sha256_astropy(path)
+
+
+def _fits_data_sha256_astropy(path: str | Path) -> str:
     from astropy.io import fits
 
     digest = hashlib.sha256()
@@ -161,3 +178,218 @@ def _feed(digest: Any, obj: Any) -> str:
 
 def _canonical_json(obj: Any, default: Any = None) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=default)
+
+
+# -- FITS files read as bytes ------------------------------------------------------------
+# astropy parses every card of every header it walks past (about 0.7 ms per HDU), which
+# made hashing a 19-HDU MapDataset and attaching its provenance cost more than writing it.
+# The hot paths only need the HDU layout and a few structural keywords, read here from
+# the raw 2880-byte blocks; anything unusual (scaled or compressed images, variable-length
+# table columns, CONTINUE strings, truncated files) returns None so callers fall back on
+# astropy, whose results these match exactly (checked by bench/bench_analysis.py).
+_BLOCK = 2880
+_BITPIX_DTYPES = {8: "|u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+_STRING_VALUE = re.compile(r"'((?:[^']|'')*)'")
+_UNPARSED = object()
+
+
+def _card_value(text: str) -> Any:
+    """Value of a header card's value field (after ``= ``), or :data:`_UNPARSED`."""
+    text = text.lstrip()
+    if text.startswith("'"):
+        match = _STRING_VALUE.match(text)
+        if match is None:
+            return _UNPARSED
+        value = match.group(1).replace("''", "'").rstrip()
+        return _UNPARSED if value.endswith("&") else value  # a CONTINUE'd long string
+    token = text.split("/", 1)[0].strip()
+    if token in ("T", "F"):
+        return token == "T"
+    try:
+        return int(token)
+    except ValueError:
+        pass
+    try:
+        return float(token.replace("D", "E"))
+    except ValueError:
+        return _UNPARSED
+
+
+@dataclass(frozen=True)
+class FitsHDU:
+    """Where one HDU lies in a FITS byte string, and its header's keyword values."""
+
+    cards: dict[str, Any]
+    header_start: int
+    data_start: int
+    data_size: int
+    end: int
+
+    @property
+    def name(self) -> str:
+        """As astropy's ``hdu.name``: EXTNAME, else ``PRIMARY`` or ``""``."""
+        default = "PRIMARY" if self.header_start == 0 else ""
+        return str(self.cards.get("EXTNAME", default))
+
+    def value(self, key: str) -> Any:
+        """The keyword's value, :data:`_UNPARSED` when this reader cannot parse it."""
+        return self.cards.get(key)
+
+
+def _header_at(raw: bytes, start: int) -> tuple[dict[str, Any], int] | None:
+    cards: dict[str, Any] = {}
+    pos = start
+    while pos + _BLOCK <= len(raw):
+        block = raw[pos : pos + _BLOCK].decode("latin-1")
+        pos += _BLOCK
+        for offset in range(0, _BLOCK, 80):
+            key = block[offset : offset + 8].rstrip()
+            if key == "END":
+                return cards, pos
+            if block[offset + 8 : offset + 10] == "= " and key not in cards:
+                cards[key] = _card_value(block[offset + 10 : offset + 80])
+    return None
+
+
+def fits_layout(raw: bytes) -> list[FitsHDU] | None:
+    """The HDUs of an uncompressed FITS byte string, or None when it is not plain FITS."""
+    hdus: list[FitsHDU] = []
+    pos = 0
+    while pos < len(raw):
+        found = _header_at(raw, pos)
+        if found is None:
+            return None
+        cards, data_start = found
+        first = cards.get("SIMPLE") if not hdus else isinstance(cards.get("XTENSION"), str)
+        naxis = cards.get("NAXIS")
+        if first is not True or not isinstance(naxis, int) or cards.get("GROUPS") is True:
+            return None
+        dims = [cards.get(f"NAXIS{i}") for i in range(1, naxis + 1)]
+        bitpix, pcount, gcount = cards.get("BITPIX"), cards.get("PCOUNT", 0), cards.get("GCOUNT", 1)
+        if not all(isinstance(v, int) and v >= 0 for v in (*dims, pcount, gcount)):
+            return None
+        if bitpix not in _BITPIX_DTYPES or cards.get("EXTNAME") is _UNPARSED:
+            return None
+        size = abs(bitpix) // 8 * gcount * (pcount + math.prod(dims)) if naxis else 0
+        end = data_start + -(-size // _BLOCK) * _BLOCK
+        if end > len(raw):
+            return None
+        hdus.append(FitsHDU(cards, pos, data_start, size, end))
+        pos = end
+    return hdus or None
+
+
+def _fast_data_digest(raw: bytes, layout: list[FitsHDU]) -> str | None:
+    """:func:`fits_data_sha256` from the layout, or None when astropy must decide."""
+    digest = hashlib.sha256()
+    for hdu in layout:
+        if hdu.name == "PROVENANCE":
+            continue
+        digest.update(hdu.name.encode())
+        cards = hdu.cards
+        naxis = cards["NAXIS"]
+        if naxis == 0:
+            continue  # astropy: data is None
+        dims = [cards[f"NAXIS{i}"] for i in range(1, naxis + 1)]
+        if 0 in dims or cards.get("GCOUNT", 1) != 1:
+            return None
+        kind = cards.get("XTENSION", "IMAGE") if hdu.header_start else "IMAGE"
+        data = raw[hdu.data_start : hdu.data_start + hdu.data_size]
+        if kind == "IMAGE":
+            if cards.get("PCOUNT", 0) or {"BSCALE", "BZERO", "BLANK", "ZIMAGE"} & cards.keys():
+                return None  # astropy scales these
+            digest.update(_BITPIX_DTYPES[cards["BITPIX"]].encode())
+            digest.update(repr(tuple(reversed(dims))).encode())
+            digest.update(data)
+        elif kind == "BINTABLE" and naxis == 2 and cards.get("ZIMAGE") is not True:
+            forms = [cards.get(f"TFORM{i}") for i in range(1, int(cards.get("TFIELDS", 0)) + 1)]
+            if not all(isinstance(f, str) and not {"P", "Q"} & set(f.upper()) for f in forms):
+                return None  # variable-length columns: astropy decides
+            # np.asarray(FITS_rec) is the raw rows: a void dtype of the row width
+            digest.update(f"|V{dims[0]}".encode())
+            digest.update(repr((dims[1],)).encode())
+            digest.update(data[: dims[0] * dims[1]])
+        else:
+            return None
+    return digest.hexdigest()
+
+
+def read_fits_bytes(path: str | Path) -> bytes:
+    """The bytes of a FITS file, gunzipped when gzip-compressed (as astropy detects it)."""
+    raw = Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    return raw
+
+
+def fits_data_digest_of_bytes(raw: bytes) -> str | None:
+    """:func:`fits_data_sha256` of an uncompressed FITS byte string (None: use astropy)."""
+    layout = fits_layout(raw)
+    return _fast_data_digest(raw, layout) if layout is not None else None
+
+
+# -- an in-process cache of input files, keyed by what a change would alter ----------------
+@dataclass(frozen=True)
+class FileScan:
+    """The sha256 and size of a file and, for FITS, its HDU layout (None if not plain)."""
+
+    sha256: str
+    size: int
+    layout: list[FitsHDU] | None
+    raw: bytes | None = None  # the uncompressed bytes, only while fresh (not cached)
+
+
+_SCANS: dict[tuple, FileScan] = {}
+_SCAN_LIMIT = 4096
+#: A file modified less than this long ago may change again within the same timestamp
+#: tick without its size changing ("racy git"): such files are hashed but not cached.
+_RACY_SECONDS = 2.0
+
+
+def _file_key(path: Path) -> tuple[tuple, float]:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return key, stat.st_mtime
+
+
+def scan_file(path: str | Path, *, fits: bool = True) -> FileScan:
+    """sha256, size and (FITS) layout of *path*, from an in-process cache when unchanged.
+
+    The cache key is (resolved path, device, inode, size, mtime in ns); files modified
+    within the last 2 s are not cached, so a rewrite within one timestamp tick cannot
+    be mistaken for the cached content.
+
+    Raises
+    ------
+    ProvenanceError
+        The file does not exist or cannot be read.
+    """
+    path = Path(path)
+    try:
+        key, mtime = _file_key(path)
+        cached = _SCANS.get(key)
+        if cached is not None:
+            return cached
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ProvenanceError(f"cannot hash {path}: file not found") from None
+    except OSError as exc:
+        raise ProvenanceError(f"cannot hash {path}: {exc.strerror or exc}") from None
+    layout, raw = None, None
+    if fits:
+        try:
+            raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+            layout = fits_layout(raw)
+        except (OSError, EOFError, zlib.error):
+            layout, raw = None, None
+    scan = FileScan(hashlib.sha256(data).hexdigest(), len(data), layout)
+    if time.time() - mtime > _RACY_SECONDS:
+        if len(_SCANS) >= _SCAN_LIMIT:
+            _SCANS.clear()
+        _SCANS[key] = scan
+    return FileScan(scan.sha256, scan.size, layout, raw)
+
+
+def clear_scan_cache() -> None:
+    """Forget every cached file scan (benchmarks measure cold runs with it)."""
+    _SCANS.clear()

@@ -1,20 +1,27 @@
-"""Capture: the :class:`Activity` context manager and the :func:`recorded` decorator."""
+"""Capture: the :class:`Activity` context manager (the decorator is in :mod:`.decorate`)."""
 
 from __future__ import annotations
 
 import contextvars
-import functools
-import inspect
+import hashlib
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
 from .._errors import ProvenanceError
 from ._agents import current_agents
-from ._hashing import content_hash, fits_data_sha256, sha256_file
+from ._hashing import (
+    _fast_data_digest,
+    content_hash,
+    fits_data_sha256,
+    fits_layout,
+    read_fits_bytes,
+    scan_file,
+    sha256_file,
+)
 from ._values import NotEncodable, encode_value
 from .records import (
     DEFAULT_STORE,
@@ -25,7 +32,7 @@ from .records import (
     Relation,
 )
 
-__all__ = ["Activity", "current_activity", "recorded"]
+__all__ = ["Activity", "current_activity"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,6 +47,22 @@ _FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fts")
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _merged(first: EntityRecord | None, again: EntityRecord) -> EntityRecord:
+    """One entity used twice (same bytes, e.g. IRFs bundled in the event file): what the
+    first use knew (location, DID, ObsCore keywords) is kept, gaps filled from the second."""
+    if first is None:
+        return again
+    for name in ("location", "size", "data_sha256", "data_level", "obs_id", "publisher_did",
+                 "product_type", "label"):  # fmt: skip
+        if getattr(first, name) in (None, ""):
+            setattr(first, name, getattr(again, name))
+    first.attributes = {
+        **again.attributes,
+        **{k: v for k, v in first.attributes.items() if v not in (None, "")},
+    }
+    return first
 
 
 def current_activity() -> Activity | None:
@@ -193,6 +216,7 @@ class Activity:
         entity.publisher_did = publisher_did or entity.publisher_did
         entity.data_level = data_level or entity.data_level
         entity.label = label or entity.label
+        entity = _merged(self.graph.entities.get(entity.id), entity)
         self.graph.entities[entity.id] = entity
         self.record.used.append(Relation(entity.id, role))
         return entity
@@ -200,24 +224,44 @@ class Activity:
     def _used_file(self, path: Path, meta: dict[str, Any], data_level: str | None) -> EntityRecord:
         if not path.is_file():
             raise ProvenanceError(f"input file {path} does not exist")
-        digest = sha256_file(path)
+        is_fits = _is_fits(path)
+        # One read gives the hash and, for FITS, the HDU layout (cached while unchanged).
+        scan = scan_file(path, fits=is_fits)
         entity = EntityRecord(
-            id=f"ctanb:file-{digest}",
+            id=f"ctanb:file-{scan.sha256}",
             kind="file",
             location=str(path.resolve()),
-            sha256=digest,
-            size=path.stat().st_size,
+            sha256=scan.sha256,
+            size=scan.size,
             data_level=data_level,
             attributes=meta,
         )
-        if _is_fits(path):
-            from .fits import has_provenance, product_keywords, read_provenance
+        if is_fits:
+            from .fits import (
+                has_provenance,
+                keywords_from_layout,
+                parse_cached,
+                product_keywords,
+                provenance_text_from_layout,
+                read_provenance,
+            )
 
-            keys = product_keywords(path)
+            layout = scan.layout
+            keys = keywords_from_layout(layout) if layout else None
+            if keys is None:
+                keys = product_keywords(path)
+            text = None  # PROV-JSON text; "" none; None: ask astropy
+            if layout:
+                raw = scan.raw
+                if raw is None and any(h.name.strip().upper() == "PROVENANCE" for h in layout):
+                    raw = read_fits_bytes(path)  # a cached scan of a product: read it again
+                text = provenance_text_from_layout(raw, layout) if raw is not None else ""
+            if text is None:
+                text = "?" if has_provenance(path) else ""
             if keys.get("OBS_ID"):
                 entity.obs_id = keys["OBS_ID"]
-            if has_provenance(path):  # a ctanb product: link to its generating activity
-                ancestors = read_provenance(path)
+            if text:  # a ctanb product: link to its generating activity
+                ancestors = read_provenance(path) if text == "?" else parse_cached(text)
                 self.graph.merge(ancestors)
                 entity.id = keys.get("PROV_ID", entity.id)
                 known = ancestors.entities.get(entity.id)
@@ -229,7 +273,7 @@ class Activity:
                             entity.attributes.setdefault(key, known.attributes[key])
                 if keys.get("PROV_ACT"):
                     self.informed_by(keys["PROV_ACT"])
-            else:
+            elif not (layout and _gadf_keys_from_layout(layout, entity)):
                 _read_gadf_keys(path, entity)
         return entity
 
@@ -308,7 +352,7 @@ class Activity:
         return merged, [key for key, parts in values.items() if len(parts) > 1]
 
     def _finish_products(self) -> None:
-        from .fits import attach_provenance
+        from .fits import attach_provenance, attach_provenance_bytes, provenance_hdu_bytes
 
         propagated, mixed = self._propagated()
         written = []
@@ -320,11 +364,18 @@ class Activity:
             entity.attributes = {**propagated, **entity.attributes}
             if mixed:  # the inputs disagree: all values are kept, comma-joined, and flagged
                 entity.attributes["obscore_mixed"] = ",".join(mixed)
+            raw, layout = None, None
             if _is_fits(path):
-                entity.data_sha256 = fits_data_sha256(path)
-            written.append((entity, path))
-        # Attach only once every product's data hash is known, so each file carries them all.
-        for entity, path in written:
+                # Each product is read once: its data hash and the attachment below work on
+                # these bytes (astropy only for what the byte reader leaves to it).
+                raw, layout = _read_product(path)
+                fast = _fast_data_digest(raw, layout) if layout is not None else None
+                entity.data_sha256 = fast if fast is not None else fits_data_sha256(path)
+            written.append((entity, path, raw, layout))
+        # Attach only once every product's data hash is known, so each file carries them
+        # all; every product of the activity carries the same document, serialized once.
+        document = None
+        for entity, path, raw, layout in written:
             if _is_fits(path) and self.attach:
                 keywords = {
                     **propagated,
@@ -333,8 +384,29 @@ class Activity:
                 }
                 if mixed:
                     keywords["PROVMIX"] = ",".join(mixed)
+                if document is None:
+                    document = self.graph.serialize("json")
+                if layout is not None:
+                    if not isinstance(document, bytes):
+                        document = provenance_hdu_bytes(document)
+                    data = attach_provenance_bytes(
+                        raw,
+                        layout,
+                        document,
+                        entity_id=entity.id,
+                        activity_id=self.id,
+                        keywords=keywords,
+                    )
+                    _write_product(path, data)
+                    entity.sha256 = hashlib.sha256(data).hexdigest()
+                    entity.size = len(data)
+                    continue
                 attach_provenance(
-                    path, self.graph, entity_id=entity.id, activity_id=self.id, keywords=keywords
+                    path,
+                    document if isinstance(document, str) else self.graph,
+                    entity_id=entity.id,
+                    activity_id=self.id,
+                    keywords=keywords,
                 )
             entity.sha256 = sha256_file(path)
             entity.size = path.stat().st_size
@@ -342,6 +414,44 @@ class Activity:
             entity = self.graph.entities[rel.entity_id]
             if entity.kind == "memory":
                 entity.attributes = {**propagated, **entity.attributes}
+
+
+def _read_product(path: Path) -> tuple[bytes | None, list[Any] | None]:
+    """An uncompressed FITS product's bytes and HDU layout (None, None for astropy)."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None, None
+    if raw[:2] == b"\x1f\x8b":  # gzip: attaching rewrites it through astropy
+        return None, None
+    layout = fits_layout(raw)
+    return (raw, layout) if layout is not None else (None, None)
+
+
+def _write_product(path: Path, data: bytes) -> None:
+    """Rewrite *path* with *data* in place (as astropy's update mode does)."""
+    try:
+        with open(path, "r+b") as handle:
+            handle.write(data)
+            handle.truncate()
+    except OSError as exc:
+        raise ProvenanceError(f"cannot attach provenance to {path}: {exc}") from None
+
+
+def _gadf_keys_from_layout(layout: list[Any], entity: EntityRecord) -> bool:
+    """:func:`_read_gadf_keys` from a file's HDU layout; False when astropy must read it."""
+    from ._hashing import _UNPARSED
+
+    for hdu in layout[1:]:
+        if hdu.cards.get("HDUCLAS1") is _UNPARSED or hdu.cards.get("OBS_ID") is _UNPARSED:
+            return False
+        if hdu.cards.get("HDUCLAS1") == "EVENTS":
+            value = hdu.cards.get("OBS_ID")
+            if entity.obs_id is None and value is not None:
+                entity.obs_id = str(value)
+            entity.data_level = entity.data_level or "DL3"
+            return True
+    return True
 
 
 def _read_gadf_keys(path: Path, entity: EntityRecord) -> None:
@@ -358,112 +468,3 @@ def _read_gadf_keys(path: Path, entity: EntityRecord) -> None:
                     return
     except OSError:
         return
-
-
-def recorded(
-    name: str | None = None,
-    *,
-    version: str = "",
-    description: str = "",
-    inputs: Mapping[str, Callable[[Path], Mapping[str, Any]] | None] | Iterable[str] = (),
-    outputs: Mapping[str, str | None] | Iterable[str] = (),
-    data_level: str | None = None,
-    store: Any = DEFAULT_STORE,
-    record_result: bool = True,
-) -> Callable[[F], F]:
-    """Decorate a function or method so that every call is recorded as an :class:`Activity`.
-
-    Parameters
-    ----------
-    name, version, description : str
-        The ActivityDescription; ``name`` defaults to the function's qualname.
-    inputs : iterable of str, or mapping
-        Names of arguments that are input files (a path or a list of paths).
-        A mapping gives, per name, a function ``describe(path) -> dict`` whose
-        result is passed to :meth:`Activity.used` as keywords (e.g.
-        ``{"obscore": row}`` with the dataset's ObsCore row from the archive).
-    outputs : mapping or iterable of str
-        Names of arguments that are output paths, optionally mapped to their
-        product type (``{"out": "counts"}``); the files are hashed and get their
-        provenance attached when the call returns.
-    data_level : str, optional
-        Data level of the outputs (e.g. ``"DL4"``).
-    record_result : bool
-        Record the return value as a generated in-memory entity.
-
-    Every other argument is a parameter (JSON-encodable values) or, if it has no
-    JSON form, a used in-memory entity. For a method, ``self.config`` (a pydantic
-    model or mapping) is recorded as the configuration, and redo rebuilds the
-    instance as ``Class(config)``.
-    """
-    out_types = dict(outputs) if isinstance(outputs, Mapping) else {key: None for key in outputs}
-    describers = dict(inputs) if isinstance(inputs, Mapping) else {key: None for key in inputs}
-
-    def decorate(func: F) -> F:
-        signature = inspect.signature(func)
-        is_method = next(iter(signature.parameters), None) == "self"
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            activity = Activity(
-                name or func.__qualname__,
-                version=version,
-                description=description or (inspect.getdoc(func) or "").split("\n")[0],
-                callable=func,
-                store=store,
-            )
-            with activity as act:
-                for key, value in bound.arguments.items():
-                    kind = signature.parameters[key].kind
-                    if is_method and key == "self":
-                        config = getattr(value, "config", None)
-                        if config is not None:
-                            act.configuration(config)
-                    elif key in describers:
-                        describe = describers[key]
-                        for item in value if isinstance(value, list | tuple) else [value]:
-                            act.used(item, role=key, **(describe(Path(item)) if describe else {}))
-                        act.parameter(key, _absolute(value))
-                    elif key in out_types:
-                        act.parameter(key, value)
-                    elif kind is inspect.Parameter.VAR_KEYWORD:
-                        for sub, item in value.items():
-                            _param_or_entity(act, sub, item)
-                    else:
-                        _param_or_entity(act, key, value)
-                result = func(*bound.args, **bound.kwargs)
-                for key, product_type in out_types.items():
-                    value = bound.arguments.get(key)
-                    for item in value if isinstance(value, list | tuple) else [value]:
-                        if item is not None:
-                            act.generated(
-                                item, role=key, data_level=data_level, product_type=product_type
-                            )
-                if record_result and result is not None and not out_types:
-                    act.generated(result, role="result", data_level=data_level)
-            return result
-
-        wrapper.__ctanb_recorded__ = True  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
-def _absolute(value: Any) -> Any:
-    """Input paths as absolute paths (same type), so that redo finds them from any folder."""
-    if isinstance(value, list | tuple):
-        return type(value)(_absolute(item) for item in value)
-    if isinstance(value, PurePath):
-        return Path(value).resolve()
-    if isinstance(value, str):
-        return str(Path(value).resolve())
-    return value
-
-
-def _param_or_entity(act: Activity, key: str, value: Any) -> None:
-    try:
-        act.record.parameters[key] = encode_value(value)
-    except NotEncodable:
-        act.used(value, role=key)

@@ -102,6 +102,62 @@ def attach_provenance(
         raise ProvenanceError(f"cannot attach provenance to {path}: {exc}") from None
 
 
+def provenance_hdu_bytes(document: Any) -> bytes:
+    """The ``PROVENANCE`` extension HDU of *document* as FITS bytes (header and data),
+    byte for byte what astropy appends; one activity builds it once for all its products.
+
+    Built directly: astropy's string-column handling is quadratic in the text length
+    (~0.5 s for a 60 kB document), while the data of a one-row ``nA`` column is the text.
+    """
+    raw = _document_text(document).encode()
+    width = max(len(raw), 1)
+    header = _provenance_hdu(" ").header.copy()  # astropy's cards, order and comments
+    header["NAXIS1"] = width
+    header["TFORM1"] = f"{width}A"
+    data = raw.ljust(width, b"\0")
+    padding = -len(data) % 2880
+    return header.tostring(padding=True).encode("latin-1") + data + b"\0" * padding
+
+
+def attach_provenance_bytes(
+    raw: bytes,
+    layout: list[Any],
+    provenance: bytes,
+    *,
+    entity_id: str | None = None,
+    activity_id: str | None = None,
+    keywords: Mapping[str, Any] | None = None,
+) -> bytes:
+    """The FITS byte string *raw* with provenance attached, as :func:`attach_provenance`
+    would leave the file, without astropy re-reading and rewriting every HDU.
+
+    Parameters
+    ----------
+    raw : bytes
+        An uncompressed FITS file; *layout* is its :func:`~ctanb.provenance._hashing.fits_layout`.
+    provenance : bytes
+        From :func:`provenance_hdu_bytes`.
+    """
+    from astropy.io import fits
+
+    primary = layout[0]
+    header = fits.Header.fromstring(raw[: primary.data_start].decode("latin-1"))
+    _update_header(header, entity_id, activity_id, keywords)
+    if "EXTEND" not in header:  # as astropy's HDUList.update_extend (there is an extension)
+        naxis = header["NAXIS"]
+        header.set("EXTEND", True, after=f"NAXIS{naxis}" if naxis else "NAXIS")
+    elif not header["EXTEND"]:
+        header["EXTEND"] = True
+    parts = [header.tostring(padding=True).encode("latin-1"), raw[primary.data_start : primary.end]]
+    parts += [
+        raw[hdu.header_start : hdu.end]
+        for hdu in layout[1:]
+        if hdu.name.strip().upper() != PROVENANCE_EXTNAME
+    ]
+    parts.append(provenance)
+    return b"".join(parts)
+
+
 def _update(
     hdus: Any,
     text: str,
@@ -112,7 +168,15 @@ def _update(
     while PROVENANCE_EXTNAME in hdus:
         del hdus[PROVENANCE_EXTNAME]
     hdus.append(_provenance_hdu(text))
-    header = hdus[0].header
+    _update_header(hdus[0].header, entity_id, activity_id, keywords)
+
+
+def _update_header(
+    header: Any,
+    entity_id: str | None,
+    activity_id: str | None,
+    keywords: Mapping[str, Any] | None,
+) -> None:
     if entity_id:
         header["PROV_ID"] = (entity_id, "prov entity")
     if activity_id:
@@ -178,3 +242,66 @@ def has_provenance(path: str | Path) -> bool:
             return PROVENANCE_EXTNAME in hdus
     except (OSError, ValueError):
         return False
+
+
+# -- the same answers from a file already read (capture's hot path) ---------------------
+_PARSED: dict[str, ProvenanceGraph] = {}
+
+
+def _is_provenance(hdu: Any) -> bool:
+    return hdu.name.strip().upper() == PROVENANCE_EXTNAME
+
+
+def keywords_from_layout(layout: list[Any]) -> dict[str, str] | None:
+    """:func:`product_keywords` from a :func:`~ctanb.provenance._hashing.fits_layout`
+    (None when a value needs astropy)."""
+    from ._hashing import _UNPARSED
+
+    cards = layout[0].cards
+    found = {key: cards[key] for key in _LINK_KEYS if key in cards}
+    if any(value is _UNPARSED for value in found.values()):
+        return None
+    return {key: str(value) for key, value in found.items()}
+
+
+def provenance_text_from_layout(raw: bytes, layout: list[Any]) -> str | None:
+    """The PROV-JSON text of the first ``PROVENANCE`` HDU of *raw*, as
+    :func:`read_provenance` reads it; "" when there is none, None when it needs astropy."""
+    hdu = next((h for h in layout if _is_provenance(h)), None)
+    if hdu is None:
+        return ""
+    cards = hdu.cards
+    width, rows = cards.get("NAXIS1"), cards.get("NAXIS2")
+    simple = (
+        cards.get("XTENSION") == "BINTABLE"
+        and cards.get("TFIELDS") == 1
+        and str(cards.get("TTYPE1", "")).strip() == "PROV_JSON"
+        and cards.get("TFORM1") == f"{width}A"
+        and isinstance(rows, int)
+        and rows >= 1
+    )
+    if not simple:
+        return None
+    cell = raw[hdu.data_start : hdu.data_start + width]
+    try:
+        return cell.decode().rstrip(" \0")
+    except UnicodeDecodeError:
+        return None
+
+
+def parse_cached(text: str) -> ProvenanceGraph:
+    """``parse(text, "json")``, remembered by content: a product used again (the input of
+    the next step) is parsed once per process. Returns an independent copy."""
+    import copy
+    import hashlib
+
+    from .document import parse
+
+    key = hashlib.sha256(text.encode()).hexdigest()
+    graph = _PARSED.get(key)
+    if graph is None:
+        graph = parse(text, "json")
+        if len(_PARSED) >= 256:
+            _PARSED.clear()
+        _PARSED[key] = graph
+    return copy.deepcopy(graph)
