@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -161,6 +162,21 @@ def test_import_and_construction_are_fast_and_lazy(archive_url):
     assert float(build_s) < 3.0, f"ctanb.App() took {build_s} s (imports included)"
 
 
+def crab_map_summary(result) -> tuple[float, float, float]:
+    """Counts in the map, the significance peak and its distance (deg) from the Crab."""
+    import numpy as np
+    from astropy.coordinates import SkyCoord
+
+    counts = float(result.dataset.counts.data.sum())
+    significance = result.significance
+    cube = np.asarray(significance.data, dtype=float).reshape(-1, *significance.data.shape[-2:])
+    data = np.nan_to_num(cube, nan=-np.inf).max(axis=0)
+    y, x = np.unravel_index(np.argmax(data), data.shape)
+    where = significance.geom.to_image().get_coord().skycoord[y, x]
+    crab = SkyCoord(83.633, 22.0145, unit="deg")
+    return counts, float(data[y, x]), float(where.separation(crab).deg)
+
+
 def test_analysis_and_provenance_panels_on_the_crab_runs(crab_app, tmp_path):
     app = crab_app
     app.analysis.out_dir = tmp_path
@@ -168,20 +184,119 @@ def test_analysis_and_provenance_panels_on_the_crab_runs(crab_app, tmp_path):
     app.analysis.prefill()
     assert app.analysis.spectrum_config["ra_deg"] == pytest.approx(83.63, abs=0.05)
     assert "83.6" in app.analysis.map_yaml.value
+    assert app.analysis.map_config["geom"]["axes"]["energy"]["nbins"] >= 2
     app.analysis.spectrum_button.click()
     assert app.analysis.error == ""
     assert app.analysis.spectrum_png[:4] == b"\x89PNG"
     app.analysis.map_button.click()
     assert app.analysis.error == ""
     assert app.analysis.map_png[:4] == b"\x89PNG"
-    assert app.provenance.products, "the products were not offered to the provenance panel"
-    app.provenance.show(app.provenance.products[-1])
-    assert "<svg" in app.provenance.svg and app.provenance.activities
-    report = app.provenance.redo(tmp_path / "redo")
-    assert report.ok and app.provenance.redo_ok, app.provenance.verdict
+    # The maps must show the Crab, not a uniform zero (an all-masked, empty stack).
+    counts, peak, offset = crab_map_summary(app.analysis.last_map)
+    assert counts > 1000, f"the count map of the four Crab runs holds {counts} counts"
+    assert peak > 5 and offset < 0.15, f"significance peak {peak:.1f} at {offset:.2f} deg"
+    products = app.provenance.products
+    assert any("map_dataset" in p for p in products) and any("/spectrum/" in p for p in products)
+    verdicts = {}
+    for product in products:  # every product the panel made redoes to the same values
+        app.provenance.show(product)
+        assert "<svg" in app.provenance.svg and app.provenance.activities, product
+        app.provenance.redo(tmp_path / "redo" / Path(product).stem)
+        verdicts[product] = (app.provenance.redo_ok, app.provenance.verdict)
+    failed = {p: v for p, (ok, v) in verdicts.items() if ok is not True}
+    assert not failed, failed
 
 
 def test_analysis_without_selection_says_so(archive):
     app = App(archive)
     app.analysis.map_button.click()
     assert app.analysis.error == "no results yet: run a search first"
+
+
+class FakeTopcat:
+    """A second SAMP client on the same hub, acting as TOPCAT: loads tables and images
+    (records what it got) and sends ``table.select.rowList`` like a TOPCAT user would."""
+
+    def __init__(self, lockfile: Path) -> None:
+        from pyvo.samp import SAMPIntegratedClient
+        from pyvo.samp.lockfile_helpers import check_running_hub
+
+        running, params = check_running_hub(str(lockfile))
+        assert running, f"no SAMP hub behind {lockfile}"
+        self.received: dict[str, list[dict]] = {}
+        self.client = SAMPIntegratedClient(metadata={"samp.name": "topcat"}, addr="127.0.0.1")
+        self.client.connect(hub_params=params)
+        for mtype in ("table.load.votable", "image.load.fits"):
+            self.client.bind_receive_call(mtype, self._receive_call)
+            self.client.bind_receive_notification(mtype, self._receive_notification)
+
+    def _receive_call(self, private_key, sender_id, msg_id, mtype, params, extra):
+        self.received.setdefault(mtype, []).append(params)
+        self.client.reply(msg_id, {"samp.status": "samp.ok", "samp.result": {}})
+
+    def _receive_notification(self, private_key, sender_id, mtype, params, extra):
+        self.received.setdefault(mtype, []).append(params)
+
+    def select_rows(self, table_id: str, url: str, rows: list[int]) -> None:
+        message = {"samp.mtype": "table.select.rowList",
+                   "samp.params": {"table-id": table_id, "url": url,
+                                   "row-list": [str(r) for r in rows]}}  # fmt: skip
+        self.client.notify_all(message)
+
+    def close(self) -> None:
+        self.client.disconnect()
+
+
+def wait_until(condition, timeout: float, what: str):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_samp_selection_from_topcat_selects_rows_and_send_image_sends_the_count_map(
+    archive, tmp_path
+):
+    from astropy.io import fits
+
+    from ctanb.samp import SampLink
+
+    lockfile = tmp_path / "samp-lockfile"
+    with SampLink.connect(lockfile, start_hub=True, serve="file", timeout=10) as link:
+        topcat = FakeTopcat(lockfile)
+        try:
+            app = App(archive, samp=link)
+            app.search.set(target="Crab", radius=3, obs_collection="HESS-DL3-DR1")
+            app.search.resolve()
+            app.search.search()
+            controls = app.samp_controls
+            wait_until(lambda: "topcat" in controls.chooser.options, 10, "topcat in the chooser")
+            controls.send_table_button.click()
+            loaded = wait_until(lambda: topcat.received.get("table.load.votable"), 10,
+                                "TOPCAT to receive the table")  # fmt: skip
+            table_id, url = loaded[-1]["table-id"], loaded[-1]["url"]
+            assert table_id == link.table_id(app.table.table)
+
+            topcat.select_rows(table_id, url, [1, 3])  # a subset selected in TOPCAT
+            wait_until(lambda: app.table.selected_rows == [1, 3], 10, "the SAMP selection")
+            assert app.sky.selected_rows == [1, 3]
+            assert len(app.selected) == 2
+
+            controls.send_image_button.click()  # no count map yet: said in the controls
+            assert "make a count map first" in controls.status.value
+            app.analysis.out_dir = tmp_path / "products"
+            app.table.select_page()
+            app.analysis.map_button.click()
+            assert app.analysis.error == ""
+            controls.send_image_button.click()
+            images = wait_until(lambda: topcat.received.get("image.load.fits"), 10,
+                                "TOPCAT to receive the count map")  # fmt: skip
+            with fits.open(images[-1]["url"]) as hdus:
+                assert hdus[0].data.ndim == 2 and hdus[0].data.sum() > 1000
+        finally:
+            topcat.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
+import numpy as np
 import traitlets as t
 
 from .._errors import AnalysisError, ConfigError
@@ -26,9 +27,6 @@ __all__ = ["AnalysisPanel"]
 
 def _figure_png(plot: Any) -> bytes:
     """PNG of what ``result.plot()`` drew (it returns axes, figures or nothing)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False) if matplotlib.get_backend() == "" else None
     import matplotlib.pyplot as plt
 
     figure = None
@@ -41,6 +39,57 @@ def _figure_png(plot: Any) -> bytes:
     figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(figure)
     return buffer.getvalue()
+
+
+def _plot_map_result(result: Any) -> Any:
+    """Counts, excess and significance summed over energy, with room for every colorbar.
+
+    ``MapResult.plot`` packs three WCSAxes and their colorbars into a narrow figure
+    (the colorbar labels run into the next map's axis); here each map gets its own
+    column, the colorbars are horizontal below the maps and the layout is
+    constrained, so no label overlaps at the panel's width.
+    """
+    import matplotlib.pyplot as plt
+
+    maps = {"counts": result.dataset.counts, "excess": result.excess,
+            "significance (sigma)": result.significance}  # fmt: skip
+    figure = plt.figure(figsize=(13.5, 5.0), layout="constrained")
+    for index, (title, sky_map) in enumerate(maps.items(), start=1):
+        data = np.nan_to_num(
+            np.asarray(sky_map.data, dtype=float).reshape(-1, *sky_map.data.shape[-2:])
+        )
+        # Counts and excess add up over energy; a summed sqrt(TS) is not a significance.
+        data = data.max(axis=0) if title.startswith("significance") else data.sum(axis=0)
+        ax = figure.add_subplot(1, len(maps), index, projection=sky_map.geom.to_image().wcs)
+        shown = ax.imshow(data, origin="lower", cmap="afmhot")
+        figure.colorbar(shown, ax=ax, orientation="horizontal", shrink=0.85, pad=0.02)
+        ax.set_title(title)
+        ax.coords[0].set_ticks(number=4)
+        ax.coords[1].set_ticks(number=4)
+        ax.coords[0].set_axislabel("Right Ascension" if index == 1 else " ")
+        ax.coords[1].set_axislabel("Declination" if index == 1 else " ")
+        if index > 1:
+            ax.coords[1].set_ticklabel_visible(False)
+    return figure
+
+
+def _yaml_box() -> w.Textarea:
+    """An editable YAML box: monospace, ~55 characters wide, resizable (ctanb-yaml CSS)."""
+    box = w.Textarea(rows=14, layout=w.Layout(width="100%", height="auto"))
+    box.add_class("ctanb-yaml")
+    return box
+
+
+def _titled(title: str, box: w.Textarea) -> w.VBox:
+    return w.VBox([w.HTML(f"<b>{title}</b>"), box],
+                  layout=w.Layout(width="56ch", min_width="36ch", max_width="100%"))  # fmt: skip
+
+
+#: Monospace, resizable YAML boxes (ipywidgets has no font-family/resize layout keys).
+_YAML_CSS = (
+    "<style>.ctanb-yaml textarea{font-family:var(--jp-code-font-family,monospace);"
+    "font-size:12px;resize:both;min-height:14em;white-space:pre}</style>"
+)
 
 
 def _mean_pointing(table) -> tuple[float, float]:
@@ -70,6 +119,8 @@ class AnalysisPanel(w.VBox):
         What is running (``""`` when idle); ``progress`` from 0 to 1.
     products : dict
         Product name -> file of the last runs.
+    last_map, last_spectrum : StepResult
+        The last :class:`~ctanb.analysis.maps.MapResult` and spectrum result (None before).
     """
 
     map_config = t.Dict()
@@ -77,6 +128,8 @@ class AnalysisPanel(w.VBox):
     stage = t.Unicode("")
     progress = t.Float(0.0)
     products = t.Dict()
+    last_map = t.Any(None, allow_none=True)
+    last_spectrum = t.Any(None, allow_none=True)
     map_png = t.Bytes(b"")
     spectrum_png = t.Bytes(b"")
     error = t.Unicode("")
@@ -85,18 +138,22 @@ class AnalysisPanel(w.VBox):
         self.app = app
         self.out_dir = Path(out_dir) if out_dir else None
         self.error_display = ErrorDisplay()
-        self.prefill_button = w.Button(description="Prefill from selection", icon="magic")
-        self.map_button = w.Button(description="Count map", icon="map", button_style="info")
+        wide = w.Layout(width="auto", min_width="190px")
+        self.prefill_button = w.Button(description="Prefill from selection", icon="magic",
+                                       layout=wide)  # fmt: skip
+        self.map_button = w.Button(description="Count map", icon="map", button_style="info",
+                                   layout=wide)  # fmt: skip
         self.spectrum_button = w.Button(description="Spectrum", icon="line-chart",
-                                        button_style="info")  # fmt: skip
-        self.map_yaml = w.Textarea(layout=w.Layout(width="48%", height="160px"))
-        self.spectrum_yaml = w.Textarea(layout=w.Layout(width="48%", height="160px"))
+                                        button_style="info", layout=wide)  # fmt: skip
+        self.map_yaml = _yaml_box()
+        self.spectrum_yaml = _yaml_box()
         self.progress_bar = w.FloatProgress(
             min=0, max=1, description="", layout=w.Layout(width="40%")
         )
         self.stage_label = w.HTML()
-        self.map_image = w.Image(format="png", layout=w.Layout(max_width="100%"))
-        self.spectrum_image = w.Image(format="png", layout=w.Layout(max_width="100%"))
+        self.map_image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+        self.spectrum_image = w.Image(format="png",
+                                      layout=w.Layout(max_width="720px", height="auto"))  # fmt: skip
         self.prefill_button.on_click(lambda _: guarded(self, self.prefill))
         self.map_button.on_click(lambda _: guarded(self, self.run_map))
         self.spectrum_button.on_click(lambda _: guarded(self, self.run_spectrum))
@@ -108,12 +165,15 @@ class AnalysisPanel(w.VBox):
         )
         super().__init__(
             children=[
+                w.HTML(_YAML_CSS),
                 w.HBox([self.prefill_button, self.map_button, self.spectrum_button]),
                 w.HBox([self.progress_bar, self.stage_label]),
                 self.error_display,
-                w.HBox([w.VBox([w.HTML("<b>Map configuration</b>"), self.map_yaml]),
-                        w.VBox([w.HTML("<b>Spectrum configuration</b>"), self.spectrum_yaml])]),
-                w.HBox([self.map_image, self.spectrum_image]),
+                w.HBox([_titled("Map configuration", self.map_yaml),
+                        _titled("Spectrum configuration", self.spectrum_yaml)],
+                       layout=w.Layout(flex_flow="row wrap", grid_gap="12px")),
+                self.map_image,
+                self.spectrum_image,
             ],
             **kwargs,
         )  # fmt: skip
@@ -126,17 +186,9 @@ class AnalysisPanel(w.VBox):
         table = self.app.selected_results().table
         target = self.app.search.resolved
         ra, dec = (target["ra"], target["dec"]) if target else _mean_pointing(table)
-        e_min = max(float(min(table["energy_min"])) if "energy_min" in table.colnames else 0.5, 0.3)
-        e_max = min(float(max(table["energy_max"])) if "energy_max" in table.colnames else 100, 100)
-        self.map_config = {
-            "geom": {
-                "wcs": {"skydir": {"frame": "icrs", "lon": f"{ra:.4f} deg", "lat": f"{dec:.4f} deg"},
-                        "width": {"width": "3 deg", "height": "3 deg"}, "binsize": "0.04 deg"},
-                "axes": {"energy": {"min": f"{e_min:.3g} TeV", "max": f"{e_max:.3g} TeV", "nbins": 1},
-                         "energy_true": {"min": "0.3 TeV", "max": "100 TeV", "nbins": 12}},
-                "selection": {"offset_max": "2.0 deg"},
-            },
-        }  # fmt: skip
+        e_min = float(min(table["energy_min"])) if "energy_min" in table.colnames else 0.5
+        e_max = float(max(table["energy_max"])) if "energy_max" in table.colnames else 100.0
+        self.map_config = _map_defaults(ra, dec, e_min, e_max)
         self.spectrum_config = _spectrum_defaults(ra, dec, e_min, e_max)
         self.map_yaml.value = yaml.safe_dump(self.map_config, sort_keys=False)
         self.spectrum_yaml.value = yaml.safe_dump(self.spectrum_config, sort_keys=False)
@@ -152,7 +204,8 @@ class AnalysisPanel(w.VBox):
         self._stage("reducing to a map dataset, then excess/significance", 0.3)
         result = MapStep(config).run(inputs, out=self._out("maps"))
         self._stage("plotting", 0.9)
-        self.map_png = _figure_png(result.plot())
+        self.last_map = result
+        self.map_png = _figure_png(_plot_map_result(result))
         self.map_image.value = self.map_png
         self._finish(result)
         return result
@@ -170,6 +223,7 @@ class AnalysisPanel(w.VBox):
         self._stage("extracting and fitting the spectrum", 0.3)
         result = SpectrumStep(config).run(inputs, out=self._out("spectrum"))
         self._stage("plotting", 0.9)
+        self.last_spectrum = result
         self.spectrum_png = _figure_png(result.plot())
         self.spectrum_image.value = self.spectrum_png
         self._finish(result)
@@ -215,6 +269,33 @@ class AnalysisPanel(w.VBox):
         if not isinstance(value, dict):
             raise ConfigError(f"the {name.replace('_', ' ')} must be a mapping of settings")
         setattr(self, name, value)
+
+
+def _map_energy_axis(e_min: float, e_max: float) -> dict:
+    """Reconstructed-energy bins of the count map: two per decade from 1 TeV (or above).
+
+    SafeMaskMaker drops every bin not entirely inside an observation's safe energy
+    range (H.E.S.S. DR1: ~0.4-1 TeV up to ~60-100 TeV), so one wide bin from the
+    lowest threshold of the data is masked for every run and nothing is stacked
+    (an empty map). Several log bins starting at 1 TeV keep most of them.
+    """
+    low = min(max(e_min, 1.0), 10.0)
+    high = max(min(e_max, 100.0), 10 * low)
+    nbins = max(2, math.ceil(2 * math.log10(high / low)))
+    return {"min": f"{low:.3g} TeV", "max": f"{high:.3g} TeV", "nbins": nbins}
+
+
+def _map_defaults(ra: float, dec: float, e_min: float, e_max: float) -> dict:
+    """:class:`ctanb.analysis.maps.MapConfig` settings: 3 deg around the target."""
+    return {
+        "geom": {
+            "wcs": {"skydir": {"frame": "icrs", "lon": f"{ra:.4f} deg", "lat": f"{dec:.4f} deg"},
+                    "width": {"width": "3 deg", "height": "3 deg"}, "binsize": "0.04 deg"},
+            "axes": {"energy": _map_energy_axis(e_min, e_max),
+                     "energy_true": {"min": "0.3 TeV", "max": "200 TeV", "nbins": 14}},
+            "selection": {"offset_max": "2.0 deg"},
+        },
+    }  # fmt: skip
 
 
 def _spectrum_defaults(ra: float, dec: float, e_min: float, e_max: float) -> dict:

@@ -56,6 +56,7 @@ class App(w.VBox):
         self.jobs = None  # the JobList, built when its tab is first opened (it reads the store)
         self._jobs_page = w.VBox([w.HTML("<i>loading jobs ...</i>")]) if _has_job_list() else None
         self.samp = samp
+        self.samp_controls = None  # SampControls when a SampLink is given
         t.link((self.table, "selected_rows"), (self.sky, "selected_rows"))
         self.search.observe(lambda ch: self.show_results(ch["new"]), "results")
         self.search.observe(lambda ch: self._mark_target(ch["new"]), "resolved")
@@ -120,15 +121,29 @@ class App(w.VBox):
         from ..samp.widgets import SampControls
 
         controls = SampControls(samp, table=lambda: self.table.table,
-                                rows=lambda: list(self.table.selected_rows))  # fmt: skip
+                                rows=lambda: list(self.table.selected_rows),
+                                image=self.count_map_image)  # fmt: skip
+        self.samp_controls = controls
 
         def from_samp(selection) -> None:  # TOPCAT/Aladin selected rows of our table
             table = self.table.table
-            if table is not None and samp.table_id(table) == selection.table_id:
-                self.table.selected_rows = [r for r in selection.rows if r < len(table)]
+            if table is None or selection.kind != "rows":
+                return
+            if samp.table_id(table) == selection.table_id:
+                self.table.selected_rows = sorted(
+                    {r for r in selection.rows if 0 <= r < len(table)}
+                )
 
         samp.on_selection(from_samp)
         return controls.widget
+
+    def count_map_image(self):
+        """The last count map summed over energy (what "Send image" sends), or None."""
+        result = getattr(self.analysis, "last_map", None)
+        if result is None:
+            return None
+        counts = result.dataset.counts
+        return counts.sum_over_axes(keepdims=False) if counts.geom.axes else counts
 
 
 def _analysis_panel(app: App):

@@ -118,7 +118,12 @@ class ProvenancePanel(w.VBox):
             for a in sorted(graph.activities.values(), key=lambda a: a.start_time)
         ]  # fmt: skip
         self.svg = graph.to_svg()
-        self.graph_view.value = self.svg
+        # Graphviz sizes the SVG in points (a 4-run graph is ~2000 px wide): scale it to
+        # the panel so the whole graph is seen at once (zoom with the browser).
+        self.graph_view.value = (
+            "<div class='ctanb-prov-graph'><style>.ctanb-prov-graph svg{max-width:100%;"
+            f"height:auto}}</style>{self.svg}</div>"
+        )
         rows = [[a["name"], a["version"], a["status"], a["start"], a["end"]]
                 for a in self.activities]  # fmt: skip
         entities = [[e.kind, e.label or Path(e.location or e.id).name, e.data_level or "",

@@ -31,14 +31,19 @@ def _principal(colnames: list[str]) -> list[str]:
     return shown or list(colnames)
 
 
-def _format_column(values: Any) -> list[str]:
+#: Float columns whose values need more than 6 digits: MJD times (1 s is 1e-5 day).
+_FLOAT_FORMATS = {"t_min": "{:.5f}", "t_max": "{:.5f}"}
+
+
+def _format_column(values: Any, name: str = "") -> list[str]:
     """Cell texts of one column (masked -> "")."""
     data = np.ma.asanyarray(values)
     mask = np.ma.getmaskarray(data)
     if data.ndim > 1:  # array cells (polygons): show the number of values
         return [f"[{data.shape[1]}]"] * len(data)
     if data.dtype.kind == "f":
-        texts = [f"{x:.6g}" for x in np.ma.filled(data, np.nan).tolist()]
+        form = _FLOAT_FORMATS.get(name, "{:.6g}")
+        texts = [form.format(x) for x in np.ma.filled(data, np.nan).tolist()]
     elif data.dtype.kind in "SO":
         texts = [x.decode() if isinstance(x, bytes) else str(x) for x in data.filled("").tolist()]
     else:
@@ -211,7 +216,7 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
             self.page_data = {"index": [], "cells": []}
             return
         part = table[rows] if rows else table[:0]
-        cells = [_format_column(part[c]) for c in self.visible_columns]
+        cells = [_format_column(part[c], c) for c in self.visible_columns]
         self.page_data = {"index": rows, "cells": cells}
 
     @t.observe("sort_by", "sort_ascending")

@@ -50,56 +50,77 @@ function centre(model) {
   return [(Math.atan2(y, x) / D2R + 360) % 360, Math.atan2(z, Math.hypot(x, y)) / D2R];
 }
 
+const wrap180 = (a) => ((((a + 180) % 360) + 360) % 360) - 180;
+
+// The tangent plane only works near its centre (it sends a point 90 deg away to
+// infinity); results spread over the sky (an all-sky query) get a plate carree
+// centred on ra0, each footprint kept next to its own pointing across RA 180.
+function projector(fps, ra0, dec0) {
+  let far = 0;
+  for (const f of fps) {
+    const cosc = Math.sin(dec0 * D2R) * Math.sin(f.dec * D2R) +
+      Math.cos(dec0 * D2R) * Math.cos(f.dec * D2R) * Math.cos((f.ra - ra0) * D2R);
+    far = Math.max(far, Math.acos(Math.max(-1, Math.min(1, cosc))) / D2R);
+  }
+  if (far < 30) return { name: "tangent plane", point: (ra, dec) => project(ra, dec, ra0, dec0), shape: (f) => (f.polygon.length ? f.polygon : [[f.ra, f.dec]]).map(([a, b]) => project(a, b, ra0, dec0)) };
+  const point = (ra, dec) => [wrap180(ra - ra0), dec];
+  return {
+    name: "RA/Dec plate carree", point,
+    shape: (f) => {
+      const [px] = point(f.ra, f.dec);
+      return (f.polygon.length ? f.polygon : [[f.ra, f.dec]]).map(([a, b]) => [px + wrap180(a - f.ra), b]);
+    },
+  };
+}
+
+const escText = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+
+// The whole plot is one SVG string and one innerHTML: 1000 footprints are ~2000 nodes,
+// which createElementNS one by one makes several times slower.
 function drawPlot(model, svg, note) {
   const W = 420, H = 360, pad = 30;
   const [ra0, dec0] = centre(model);
   const fps = model.get("footprints"), target = model.get("target");
   const selected = new Set(model.get("selected_rows"));
-  const shapes = fps.map((f) => ({ f, xy: (f.polygon.length ? f.polygon : [[f.ra, f.dec]]).map(([a, b]) => project(a, b, ra0, dec0)) }));
+  const proj = projector(fps, ra0, dec0);
+  const plate = proj.name !== "tangent plane";
+  const shapes = fps.map((f) => ({ f, xy: proj.shape(f) }));
   let ext = 0.5;
-  for (const s of shapes) for (const [x, y] of s.xy) ext = Math.max(ext, Math.abs(x), Math.abs(y));
+  for (const s of shapes) for (const [x, y] of s.xy) ext = Math.max(ext, Math.abs(x), Math.abs(plate ? y - dec0 : y));
+  ext = Math.min(ext, 200);
   const scale = (Math.min(W, H) / 2 - pad) / (ext * 1.05);
-  const sx = (x) => W / 2 - x * scale, sy = (y) => H / 2 - y * scale;  // east to the left
-  svg.innerHTML = "";
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  const add = (tag, attrs, text) => {
-    const node = document.createElementNS(SVGNS, tag);
-    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-    if (text !== undefined) node.textContent = text;
-    svg.appendChild(node);
-    return node;
-  };
-  add("rect", { x: 0, y: 0, width: W, height: H, fill: "#0b1020" });
-  const step = ext > 4 ? 2 : ext > 2 ? 1 : 0.5;  // offset grid in degrees
+  const yc = plate ? dec0 : 0;
+  const sx = (x) => W / 2 - x * scale, sy = (y) => H / 2 - (y - yc) * scale;  // east to the left
+  const out = [`<rect x="0" y="0" width="${W}" height="${H}" fill="#0b1020"/>`];
+  // Offset grid in degrees, at most ~10 lines each way whatever the extent.
+  const step = [0.5, 1, 2, 5, 10, 30, 60].find((s) => ext / s <= 10) || 90;
   for (let v = -Math.floor(ext / step) * step; v <= ext; v += step) {
-    add("line", { x1: sx(v), x2: sx(v), y1: 0, y2: H, stroke: "#2a3350", "stroke-width": 0.5 });
-    add("line", { y1: sy(v), y2: sy(v), x1: 0, x2: W, stroke: "#2a3350", "stroke-width": 0.5 });
+    out.push(`<line x1="${sx(v)}" x2="${sx(v)}" y1="0" y2="${H}" stroke="#2a3350" stroke-width="0.5"/>`,
+      `<line y1="${sy(v + yc)}" y2="${sy(v + yc)}" x1="0" x2="${W}" stroke="#2a3350" stroke-width="0.5"/>`);
   }
+  const dots = [];
   for (const { f, xy } of shapes) {  // footprints first, so that every pointing is on top
     const on = selected.has(f.row);
     const points = xy.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
-    const poly = add("polygon", {
-      points, "data-row": f.row, class: "ctanb-footprint" + (on ? " ctanb-on" : ""),
-      fill: on ? "rgba(255,200,0,0.35)" : "rgba(80,160,255,0.08)", stroke: on ? "#ffc800" : "#50a0ff",
-      "stroke-width": on ? 2 : 1,
-    });
-    poly.appendChild(Object.assign(document.createElementNS(SVGNS, "title"), { textContent: f.label }));
+    const label = escText(f.label);
+    out.push(`<polygon points="${points}" data-row="${f.row}" class="ctanb-footprint${on ? " ctanb-on" : ""}" ` +
+      `fill="${on ? "rgba(255,200,0,0.35)" : "rgba(80,160,255,0.08)"}" stroke="${on ? "#ffc800" : "#50a0ff"}" ` +
+      `stroke-width="${on ? 2 : 1}"><title>${label}</title></polygon>`);
+    const [px, py] = proj.point(f.ra, f.dec);
+    dots.push(`<circle cx="${sx(px).toFixed(1)}" cy="${sy(py).toFixed(1)}" r="${fps.length > 200 ? 2.5 : 5}" fill="${on ? "#ffc800" : "#9fd0ff"}" ` +
+      `data-row="${f.row}" data-label="${label}" class="ctanb-pointing${on ? " ctanb-on" : ""}"><title>${label}</title></circle>`);
   }
-  for (const { f } of shapes) {
-    const on = selected.has(f.row);
-    const [px, py] = project(f.ra, f.dec, ra0, dec0);
-    const dot = add("circle", { cx: sx(px), cy: sy(py), r: 5, fill: on ? "#ffc800" : "#9fd0ff",
-      "data-row": f.row, "data-label": f.label, class: "ctanb-pointing" + (on ? " ctanb-on" : "") });
-    dot.appendChild(Object.assign(document.createElementNS(SVGNS, "title"), { textContent: f.label }));
-  }
+  out.push(...dots);
   if (target && target.ra !== undefined) {
-    const [tx, ty] = project(target.ra, target.dec, ra0, dec0);
-    add("path", { d: `M${sx(tx) - 7},${sy(ty)}h14M${sx(tx)},${sy(ty) - 7}v14`, stroke: "#ff4d4d", "stroke-width": 2 });
-    add("text", { x: sx(tx) + 8, y: sy(ty) - 8, fill: "#ff8080", "font-size": 12 }, target.name || "target");
+    const [tx, ty] = proj.point(target.ra, target.dec);
+    out.push(`<path d="M${sx(tx) - 7},${sy(ty)}h14M${sx(tx)},${sy(ty) - 7}v14" stroke="#ff4d4d" stroke-width="2"/>`,
+      `<text x="${sx(tx) + 8}" y="${sy(ty) - 8}" fill="#ff8080" font-size="12">${escText(target.name || "target")}</text>`);
   }
-  add("text", { x: 6, y: H - 8, fill: "#8890b0", "font-size": 10 },
-    `tangent plane at RA ${ra0.toFixed(2)}, Dec ${dec0.toFixed(2)}; grid ${step} deg; ${fps.length} footprint(s)`);
-  if (note) add("text", { x: 6, y: 14, fill: "#c0c8e0", "font-size": 10 }, note);
+  out.push(`<text x="6" y="${H - 8}" fill="#8890b0" font-size="10">${proj.name} at RA ${ra0.toFixed(2)}, ` +
+    `Dec ${dec0.toFixed(2)}; grid ${step} deg; ${fps.length} footprint(s)</text>`);
+  if (note) out.push(`<text x="6" y="14" fill="#c0c8e0" font-size="10">${escText(note)}</text>`);
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.innerHTML = out.join("");
 }
 
 function render({ model, el }) {
@@ -120,15 +141,19 @@ function render({ model, el }) {
     if (!aladin) return;
     const selected = new Set(model.get("selected_rows"));
     overlay.removeAll(); pointings.removeAll(); targetCat.removeAll();
+    // One batched call per layer (each add redraws the view in Aladin Lite).
+    const polys = [], sources = [];
     for (const f of model.get("footprints")) {
       const on = selected.has(f.row);
       if (f.polygon.length > 2) {
         const poly = A.polygon(f.polygon, { color: on ? "#ffc800" : "#50a0ff", lineWidth: on ? 3 : 1 });
         poly.ctanbRow = f.row;
-        overlay.add(poly);
+        polys.push(poly);
       }
-      pointings.addSources([A.source(f.ra, f.dec, { row: f.row, label: f.label })]);
+      sources.push(A.source(f.ra, f.dec, { row: f.row, label: f.label }));
     }
+    overlay.addFootprints(polys);
+    pointings.addSources(sources);
     const target = model.get("target");
     if (target && target.ra !== undefined) {
       targetCat.addSources([A.source(target.ra, target.dec, { name: target.name })]);
@@ -137,7 +162,14 @@ function render({ model, el }) {
     aladin.setFoV(model.get("fov"));
   }
 
-  function redraw() { drawPlot(model, svg, note); drawAladin(); }
+  // Trait changes arrive in bursts (footprints and selected_rows of one search): draw
+  // once per animation frame, not once per change.
+  let pending = false;
+  function redraw() {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => { pending = false; drawPlot(model, svg, note); drawAladin(); });
+  }
 
   if (model.get("use_aladin")) {
     status("plot", "loading Aladin Lite");
@@ -160,7 +192,7 @@ function render({ model, el }) {
           const row = obj && (obj.ctanbRow ?? (obj.data && obj.data.row));
           if (row !== undefined && row !== null) model.send({ command: "toggle", row });
         });
-        note = "HiPS tiles need the network; offline the sky view above shows the overlays only";
+        note = "HiPS tiles need the network: offline, Aladin shows the overlays on a blank sky";
         redraw();
         status("aladin", "Aladin Lite " + (A.VERSION || "") + " from ctanb/static");
       })
