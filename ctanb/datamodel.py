@@ -11,9 +11,11 @@ Conventions
 - ``em_min``/``em_max`` are wavelengths in metres (ObsCore); ``energy_min``/
   ``energy_max`` are the same band in TeV. ``em_min`` comes from the *highest*
   energy: lambda = hc / E with :data:`HC_TEV_M`.
-- ``s_region`` is a polygon (DALI ``xtype="polygon"``: ``ra1 dec1 ra2 dec2 ...`` in
-  degrees, ICRS), as DaCHS serialises its ``spoly`` columns, so that both archives
-  return the same thing.
+- ``s_region`` is an ObsCore 1.1 REGION: ``char`` with ``xtype="adql:REGION"``, its
+  values STC-S strings ``"POLYGON ICRS ra1 dec1 ra2 dec2 ..."`` (degrees), as DaCHS
+  serves its ``spoly`` column, so that both archives return the same thing. The
+  embedded archive stores the bare vertex list ``"ra1 dec1 ..."`` (its spatial
+  index reads that) and adds the STC-S prefix when a query returns the column.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "HC_TEV_M",
     "OBSCORE_COLUMNS",
     "OBSCORE_TABLE",
+    "REGION_XTYPE",
     "Column",
     "column",
     "energy_tev_to_wavelength_m",
@@ -38,6 +41,9 @@ HC_TEV_M = 1.239841984e-18
 
 #: Fully qualified name of the ObsCore table in both archives.
 OBSCORE_TABLE = "ivoa.obscore"
+
+#: ObsCore 1.1 xtype of ``s_region``: an STC-S string such as ``"POLYGON ICRS 1 2 3 4 5 6"``.
+REGION_XTYPE = "adql:REGION"
 
 #: Data levels of the CTA data model (``dataproduct_subtype`` starts with one).
 DATA_LEVELS = ("DL0", "DL1", "DL2", "DL3", "DL4", "DL5")
@@ -65,7 +71,7 @@ class Column:
     arraysize : str or None
         ``"*"`` for variable-length strings and arrays.
     xtype : str or None
-        DALI xtype (``polygon``, ``timestamp``).
+        Extended type: DALI (``timestamp``) or ObsCore's ``adql:REGION``.
     group : str
         Where the column belongs in the search form: ``obscore`` (ObsCore
         mandatory), ``obscore-optional``, ``obsconfig``, ``provenance``, ``cta``.
@@ -108,7 +114,7 @@ class Column:
     @property
     def pg_type(self) -> str:
         """The PostgreSQL type (for DaCHS resource descriptors)."""
-        if self.xtype == "polygon":
+        if self.xtype in (REGION_XTYPE, "polygon"):
             return "spoly"
         if self.xtype == "timestamp":
             return "timestamp"
@@ -158,7 +164,7 @@ OBSCORE_COLUMNS: tuple[Column, ...] = (
     _c("s_ra", "double", "deg", "pos.eq.ra", "Right ascension of the pointing (ICRS)", utype=_OC + "Char.SpatialAxis.Coverage.Location.Coord.Position2D.Value2.C1", principal=True, indexed=True, mandatory=True),
     _c("s_dec", "double", "deg", "pos.eq.dec", "Declination of the pointing (ICRS)", utype=_OC + "Char.SpatialAxis.Coverage.Location.Coord.Position2D.Value2.C2", principal=True, indexed=True, mandatory=True),
     _c("s_fov", "double", "deg", "phys.angSize;instr.fov", "Diameter of the field of view", utype=_OC + "Char.SpatialAxis.Coverage.Bounds.Extent.diameter", mandatory=True),
-    _c("s_region", "double", "", "pos.outline;obs.field", "Sky footprint of the field of view (polygon)", utype=_OC + "Char.SpatialAxis.Coverage.Support.Area", arraysize=_S, xtype="polygon", indexed=True, mandatory=True),
+    _c("s_region", "char", "", "pos.outline;obs.field", "Sky footprint of the field of view (polygon)", utype=_OC + "Char.SpatialAxis.Coverage.Support.Area", arraysize=_S, xtype=REGION_XTYPE, indexed=True, mandatory=True),
     _c("s_resolution", "double", "arcsec", "pos.angResolution", "Typical angular resolution (68% containment)", utype=_OC + "Char.SpatialAxis.Resolution.Refval.value", mandatory=True),
     _c("s_xel1", "long", "", "meta.number", "Number of elements along the first spatial axis (-1: events)", utype=_OC + "Char.SpatialAxis.numBins1", mandatory=True),
     _c("s_xel2", "long", "", "meta.number", "Number of elements along the second spatial axis (-1: events)", utype=_OC + "Char.SpatialAxis.numBins2", mandatory=True),

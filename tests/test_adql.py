@@ -182,14 +182,14 @@ def test_fallback_paths_are_correct(archive, schema):
     assert set(result) == pairs and pairs
 
 
-def test_geometry_output_is_dali_text(archive, schema):
+def test_geometry_output_is_dali_text_and_s_region_is_stcs(archive, schema):
     q, result = run(archive, schema, "SELECT TOP 1 s_region, POINT('ICRS', -10, 5) AS p, "
                     "CIRCLE(1, 2, 3), BOX(0, 0, 2, 2), POLYGON(POINT(1, 1), POINT(2, 1), "
                     "POINT(2, 2)), POINT(s_ra, s_dec), AREA(CIRCLE(0, 0, 1)), "
                     "COORD1(POINT(s_ra, s_dec)), COORDSYS(s_region) FROM ivoa.obscore "
                     "ORDER BY obs_id")  # fmt: skip
     meta = [(c.name, c.datatype, c.arraysize, c.xtype) for c in q.columns]
-    assert meta[:6] == [("s_region", "double", "*", "polygon"), ("p", "double", "2", "point"),
+    assert meta[:6] == [("s_region", "char", "*", "adql:REGION"), ("p", "double", "2", "point"),
                         ("circle", "double", "3", "circle"), ("box", "double", "*", "polygon"),
                         ("polygon", "double", "*", "polygon"),
                         ("point", "double", "2", "point")]  # fmt: skip
@@ -198,7 +198,8 @@ def test_geometry_output_is_dali_text(archive, schema):
     assert [float(x) for x in row[2].split()] == [1.0, 2.0, 3.0]
     assert len(row[3].split()) == 8 and len(row[4].split()) == 6
     first = archive[1][0]
-    assert row[0] == first["s_region"]
+    # ObsCore 1.1: an STC-S string, as DaCHS returns it; the vertices are the stored ones.
+    assert row[0] == "POLYGON ICRS " + first["s_region"]
     assert [float(x) for x in row[5].split()] == pytest.approx([first["s_ra"], first["s_dec"]])
     assert row[6] == pytest.approx(math.pi, rel=1e-4) and q.columns[6].unit == "deg**2"
     assert row[7] == pytest.approx(first["s_ra"]) and row[8] == "ICRS"
@@ -332,3 +333,20 @@ def test_schema_lists_tables_and_indexes(schema):
     assert schema.find("tap_schema.columns") is not None
     assert [c.name for c in obscore.columns][:3] == ["dataproduct_type", "calib_level",
                                                       "obs_collection"]  # fmt: skip
+
+
+def test_s_region_through_subqueries_and_unions_stays_a_geometry(archive, schema):
+    rows = archive[1]
+    crab = Circle(83.633, 22.014, 1.0)
+    expected = {x["obs_id"]: x["s_region"] for x in rows if intersects(_region(x), crab)}
+    # the subquery's s_region is still the polygon INTERSECTS reads; only the
+    # outermost SELECT writes STC-S, also for SELECT * and both sides of a UNION
+    q, result = run(archive, schema, "SELECT t.obs_id, t.s_region FROM (SELECT * FROM "
+                    "ivoa.obscore) AS t WHERE INTERSECTS(t.s_region, CIRCLE(83.633, 22.014, 1)) = 1 "
+                    "UNION SELECT obs_id, s_region FROM ivoa.obscore WHERE obs_id = '00000'")  # fmt: skip
+    assert q.columns[1].xtype == "adql:REGION" and q.columns[1].datatype == "char"
+    expected["00000"] = rows[0]["s_region"]
+    assert dict(result) == {k: "POLYGON ICRS " + v for k, v in expected.items()}
+    _, star = run(archive, schema, "SELECT TOP 1 * FROM ivoa.obscore ORDER BY obs_id")
+    names = [c.name for c in translate("SELECT * FROM ivoa.obscore", schema).columns]
+    assert star[0][names.index("s_region")].startswith("POLYGON ICRS ")

@@ -208,12 +208,28 @@ def test_results_keep_field_metadata_records_and_footprints(archive):
     assert record.obs_collection == "HESS-DL3-DR1" and record["obs_id"] == record.obs_id
     footprints = results.footprints()
     assert len(footprints) == len(results)
+    assert str(table["s_region"][0]).startswith("POLYGON ICRS ")  # ObsCore 1.1 STC-S
     crab = ctanb.client.resolve.NameResolver().resolve("Crab").skycoord()
     assert all(f.vertices.separation(crab).max().deg < 10 for f in footprints)
     html = results._repr_html_()
     assert f"{len(results)} dataset(s)" in html and "<table" in html
     links = record.datalink()
     assert [x.semantics for x in links.by_semantics("#this")] == ["#this"]
+
+
+def test_footprints_read_stcs_and_dali_polygons_alike():
+    from ctanb.client.results import parse_polygon
+
+    vertices = [(83.5, 21.0), (84.5, 21.0), (84.0, 22.5)]
+    flat = [x for v in vertices for x in v]
+    text = " ".join(map(str, flat))
+    forms = [f"POLYGON ICRS {text}", f"Polygon ICRS {text}", f"polygon {text}", text,
+             np.array(flat), f"POLYGON ICRS {text}".encode()]  # fmt: skip
+    assert all(parse_polygon(f) == vertices for f in forms)
+    assert parse_polygon(None) == [] and parse_polygon(np.ma.masked) == []
+    for bad, word in [(f"CIRCLE ICRS {text}", "CIRCLE"), ("POLYGON ICRS 1 2 x 4 5 6", "'x'")]:
+        with pytest.raises(QueryError, match=word):
+            parse_polygon(bad)
 
 
 # --- async, history ---------------------------------------------------------------------

@@ -11,8 +11,9 @@ Where ADQL leaves room for different correct answers, the comparison says so:
 - Floats are compared to 6 significant digits: DaCHS's ``ivoa.obscore`` declares
   ``s_fov``, ``s_resolution``, ``em_min``, ``em_max`` and ``em_res_power`` as
   ``real`` (float4), the embedded archive stores doubles.
-- ``s_region`` polygons are compared vertex by vertex to 1e-5 deg (pgsphere keeps
-  radians; both serialise DALI polygons in degrees).
+- ``s_region`` is ObsCore 1.1 STC-S in both (``POLYGON ICRS ...`` embedded,
+  ``Polygon ICRS ...`` DaCHS): the shape word's case is free, the vertices are
+  compared one by one to 1e-5 deg (pgsphere keeps radians, DaCHS prints 6 decimals).
 - Timestamps (``obs_release_date``, ``obs_creation_date``) are compared as
   ``YYYY-MM-DDTHH:MM:SS`` (DaCHS has a timestamp column, the embedded one text).
 - ``access_url`` differs by design (each archive's own file URL) and is left out.
@@ -137,6 +138,16 @@ def _table(url: str, adql: str):
     return parse_single_table(io.BytesIO(resp.content)).to_table()
 
 
+def _field(url: str, adql: str, name: str):
+    resp = requests.post(
+        url.rstrip("/") + "/sync",
+        data={"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": adql, "MAXREC": "1"},
+        timeout=60,
+    )
+    assert resp.status_code == 200, f"{url}: HTTP {resp.status_code} for {adql}\n{resp.text[:500]}"
+    return next(f for f in parse_single_table(io.BytesIO(resp.content)).fields if f.name == name)
+
+
 def _rows(url: str, adql: str, names: list[str] | None = None) -> tuple[list[str], list[tuple]]:
     """Column names and normalised rows of *adql* (see the module docstring).
 
@@ -167,10 +178,10 @@ def _norm(value, name: str):
         value = value.decode()
     if hasattr(value, "tolist"):
         value = value.tolist()
-    if isinstance(value, list):  # DALI polygon (embedded)
-        return tuple(float(x) for x in value)
-    if isinstance(value, str) and value.startswith("Polygon"):  # STC-S polygon (DaCHS)
-        return tuple(float(x) for x in value.split()[2:])
+    if name == "s_region":  # STC-S in both: the frame must agree, then the vertices
+        words = str(value).split()
+        assert [w.upper() for w in words[:2]] == ["POLYGON", "ICRS"], f"s_region {value!r}"
+        return tuple(float(x) for x in words[2:])
     if isinstance(value, float) and math.isnan(value):
         return None
     if name in ("obs_release_date", "obs_creation_date") and value:
@@ -221,6 +232,10 @@ def test_same_columns_in_obscore(archive_url: str, dachs_url: str) -> None:
     dachs_cols = {n.lower() for n in _table(dachs_url, "SELECT TOP 1 * FROM ivoa.obscore").colnames}
     missing = [c.name for c in OBSCORE_COLUMNS if c.name not in dachs_cols]
     assert not missing, f"DaCHS ivoa.obscore lacks {missing}"
+    # ObsCore 1.1's REGION: both declare s_region the same way
+    for url in (archive_url, dachs_url):
+        field = _field(url, "SELECT TOP 1 s_region FROM ivoa.obscore", "s_region")
+        assert (field.datatype, field.arraysize, field.xtype) == ("char", "*", "adql:REGION"), url
 
 
 @pytest.mark.parametrize(("name", "adql", "ordered"), RAW_QUERIES, ids=[q[0] for q in RAW_QUERIES])

@@ -63,9 +63,13 @@ def test_cone_search_returns_crab_runs_as_votable(archive_url: str, method: str)
     assert np.all(np.degrees(np.arccos(np.clip(cos_d, -1, 1))) <= 5 + 1e-9)
     # access URLs point back at this service, not at the "$BASE/" placeholder
     assert all(str(u).startswith(archive_url + "/files/") for u in table["access_url"])
-    # the polygon is a DALI float array, not a string
-    region = table["s_region"][0]
-    assert np.asarray(region).dtype.kind == "f" and len(region) >= 6
+    # ObsCore 1.1: s_region is an STC-S string declared char/adql:REGION (as DaCHS does)
+    field = next(f for f in parse_single_table(io.BytesIO(resp.content)).fields
+                 if f.name == "s_region")  # fmt: skip
+    assert (field.datatype, field.arraysize, field.xtype) == ("char", "*", "adql:REGION")
+    region = str(table["s_region"][0]).split()
+    assert region[:2] == ["POLYGON", "ICRS"] and len(region[2:]) >= 6
+    assert len(region) % 2 == 0 and np.all(np.isfinite([float(x) for x in region[2:]]))
 
 
 def test_parameter_names_are_case_insensitive(archive_url: str) -> None:
@@ -84,6 +88,7 @@ def test_csv_output(archive_url: str) -> None:
     lines = resp.text.strip().splitlines()
     assert lines[0].split(",")[:4] == ["obs_id", "s_ra", "s_dec", "t_min"]
     assert len(lines) > 1 and archive_url + "/files/" in lines[1]
+    assert lines[1].split(",")[-1].startswith("POLYGON ICRS ")  # s_region, as in VOTable
 
 
 def test_maxrec_truncates_and_flags_overflow_after_the_table(archive_url: str) -> None:

@@ -12,11 +12,6 @@ import subprocess
 
 import pytest
 
-#: taplint 3.4.7 only accepts a ``char`` column as ObsCore REGION; DALI 1.1 / TAP 1.1
-#: declare a polygon as ``double[*]`` with ``xtype="polygon"`` (as DaCHS does), which is
-#: what this service and the data model use. This one report is the tool's limitation.
-TOOL_LIMITATIONS = {"E-OBS-TYPX-1"}
-
 
 @pytest.mark.slow
 def test_taplint_reports_no_errors(archive_url: str) -> None:
@@ -31,7 +26,6 @@ def test_taplint_reports_no_errors(archive_url: str) -> None:
     out = proc.stdout + proc.stderr
     assert "Totals:" in out, out[-3000:]
     errors = [line for line in out.splitlines() if re.match(r"E-[A-Z0-9]{3}-", line)]
-    unexpected = [e for e in errors if e.split()[0] not in TOOL_LIMITATIONS]
-    assert not unexpected, "taplint errors:\n" + "\n".join(unexpected)
+    assert not errors, "taplint errors:\n" + "\n".join(errors)
     warnings = [line for line in out.splitlines() if re.match(r"W-[A-Z0-9]{3}-", line)]
     assert len(warnings) <= 5, "taplint warnings:\n" + "\n".join(warnings)

@@ -18,9 +18,9 @@ candidates only. Other geometry expressions run the exact test on every row.
 
 Geometry values in results
 --------------------------
-A result column holding a geometry (``s_region``, ``POINT(...)``, ``CIRCLE(...)``,
-``POLYGON(...)``, ``BOX(...)``) comes out of SQLite as DALI *text*: the numbers
-separated by single spaces, in degrees, RA in [0, 360):
+A computed geometry (``POINT(...)``, ``CIRCLE(...)``, ``POLYGON(...)``, ``BOX(...)``)
+comes out of SQLite as DALI *text*: the numbers separated by single spaces, in
+degrees, RA in [0, 360):
 
 ============  ====================  ========  =========  ==========
 ADQL          text                  datatype  arraysize  xtype
@@ -32,6 +32,11 @@ POLYGON, BOX  ``"ra1 dec1 ra2 ..."``  double  ``*``      ``polygon``
 
 The serialiser turns such a text into the float array of the VOTable cell
 whenever :attr:`OutputColumn.xtype` is ``point``, ``circle`` or ``polygon``.
+
+``s_region`` follows ObsCore 1.1 instead: ``char`` with ``xtype="adql:REGION"``
+(:data:`REGION_XTYPE`), an STC-S string ``"POLYGON ICRS ra1 dec1 ..."``. SQLite
+stores the bare DALI vertex list, which the translator treats as a polygon inside
+the query; only the outermost SELECT adds the ``POLYGON ICRS`` prefix.
 """
 
 from __future__ import annotations
@@ -47,10 +52,12 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Tokenizer, TokenType
 
 from .._errors import AdqlError
+from ..datamodel import REGION_XTYPE
 from .sqlfunctions import register_functions
 
 __all__ = [
     "GEOMETRY_XTYPES",
+    "REGION_XTYPE",
     "OutputColumn",
     "TapSchema",
     "TapTable",
@@ -63,13 +70,21 @@ __all__ = [
 #: xtypes whose values are DALI geometry text in query results.
 GEOMETRY_XTYPES = ("point", "circle", "polygon")
 
+#: The geometry kind of a stored column by xtype: a region column holds polygon text.
+STORED_GEOMETRY_KINDS = {"point": "point", "circle": "circle", "polygon": "polygon",
+                         REGION_XTYPE: "polygon"}  # fmt: skip
+
+#: SQL prefix turning the stored vertex list into ObsCore's STC-S (as DaCHS writes it).
+STCS_POLYGON_PREFIX = "POLYGON ICRS "
+
 
 @dataclass(frozen=True)
 class OutputColumn:
     """Metadata of one result column, for the VOTable FIELD.
 
     Geometry columns (``xtype`` in :data:`GEOMETRY_XTYPES`) hold DALI text
-    ``"v1 v2 ..."`` in the result rows, to be written as a double array.
+    ``"v1 v2 ..."`` in the result rows, to be written as a double array; a
+    :data:`REGION_XTYPE` column holds an STC-S string.
     """
 
     name: str

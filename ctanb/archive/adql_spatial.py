@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from .adql import GEOMETRY_XTYPES, OutputColumn
+from .adql import STORED_GEOMETRY_KINDS, OutputColumn
 from .geometry import (
     Circle,
     Point,
@@ -131,8 +131,9 @@ class SpatialMixin:
         v = self.expr(node, scope)
         if v.geom is not None:
             return v.geom
-        if v.meta.xtype in GEOMETRY_XTYPES:
-            return Geom(v.meta.xtype, text=v.sql)
+        kind = STORED_GEOMETRY_KINDS.get(v.meta.xtype or "")
+        if kind is not None:
+            return Geom(kind, text=v.sql)
         raise self.error(
             f"'{node.sql()}' is not a geometry (expected POINT, CIRCLE, POLYGON, BOX "
             "or a geometry column such as s_region)",

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field, replace
 from sqlglot import exp
 
 from .._errors import AdqlError
-from .adql import GEOMETRY_XTYPES, OutputColumn, TapSchema, TapTable
+from .adql import (
+    REGION_XTYPE,
+    STCS_POLYGON_PREFIX,
+    STORED_GEOMETRY_KINDS,
+    OutputColumn,
+    TapSchema,
+    TapTable,
+)
 from .adql_spatial import GEOMETRY_FUNCTIONS, Geom, SpatialMixin, function_args, function_name
 from .adql_syntax import ExpressionMixin, quote_ident
 
@@ -70,6 +77,11 @@ class Val:
     column: tuple[Source, str] | None = None  # (source, column) for a plain column reference
 
 
+def _stcs(sql: str) -> str:
+    """SQL of the STC-S string of a stored region (NULL stays NULL, as does '')."""
+    return f"('{STCS_POLYGON_PREFIX}' || NULLIF({sql}, ''))"
+
+
 def _same_name(ident: exp.Identifier, name: str, name_quoted: bool) -> bool:
     """ADQL identifier equality: exact when delimited, case-insensitive otherwise."""
     text = str(ident.this)
@@ -123,18 +135,27 @@ class Translator(SpatialMixin, ExpressionMixin):
         if not isinstance(tree, (exp.Select, exp.SetOperation, exp.Subquery)):
             kind = type(tree).__name__.upper()
             raise self.error(f"only SELECT queries are allowed (got {kind})", tree)
-        return self.query(tree, None, row_limit=row_limit)
+        return self.query(tree, None, row_limit=row_limit, outermost=True)
 
     def query(
-        self, node: exp.Expression, parent: Scope | None, row_limit: int | None = None
+        self,
+        node: exp.Expression,
+        parent: Scope | None,
+        row_limit: int | None = None,
+        *,
+        outermost: bool = False,
     ) -> tuple[str, list[OutputColumn], int | None]:
-        """SQL, output columns and TOP of a (sub)query."""
+        """SQL, output columns and TOP of a (sub)query.
+
+        Only the *outermost* query writes region columns as STC-S: inside the
+        query they stay the stored vertex lists the geometry functions read.
+        """
         if isinstance(node, exp.Subquery) and not node.alias:
-            return self.query(node.this, parent, row_limit)
+            return self.query(node.this, parent, row_limit, outermost=outermost)
         if isinstance(node, exp.Select):
-            return self.select(node, parent, row_limit)
+            return self.select(node, parent, row_limit, outermost=outermost)
         if isinstance(node, exp.SetOperation):
-            return self.set_operation(node, parent, row_limit)
+            return self.set_operation(node, parent, row_limit, outermost=outermost)
         raise self.error("a SELECT was expected here", node)
 
     def _check_args(self, node: exp.Expression, allowed: set[str]) -> None:
@@ -180,11 +201,11 @@ class Translator(SpatialMixin, ExpressionMixin):
             items.append(sql + (" DESC" if o.args.get("desc") else ""))
         return " ORDER BY " + ", ".join(items)
 
-    def set_operation(self, node, parent, row_limit):
+    def set_operation(self, node, parent, row_limit, *, outermost: bool = False):
         self._check_args(node, _SETOP_ARGS)
         parts, columns = [], None
         for side in (node.this, node.expression):
-            sql, cols, _ = self.query(side, parent)
+            sql, cols, _ = self.query(side, parent, outermost=outermost)
             inner = side.this if isinstance(side, exp.Subquery) else side
             if inner.args.get("order") or inner.args.get("limit") or inner.args.get("offset"):
                 sql = f"SELECT * FROM ({sql})"  # SQLite allows no LIMIT inside a compound
@@ -202,7 +223,9 @@ class Translator(SpatialMixin, ExpressionMixin):
         limit, top = self._limit_clause(node, row_limit)
         return sql + limit, columns or [], top
 
-    def select(self, node: exp.Select, parent: Scope | None, row_limit: int | None):
+    def select(
+        self, node: exp.Select, parent: Scope | None, row_limit: int | None, *, outermost=False
+    ):
         self._check_args(node, _SELECT_ARGS)
         if node.args.get("kind"):
             raise self.error("SELECT AS STRUCT/VALUE is not ADQL", node)
@@ -221,7 +244,10 @@ class Translator(SpatialMixin, ExpressionMixin):
         if distinct is not None and distinct.args.get("on"):
             raise self.error("DISTINCT ON is not ADQL", distinct)
         sql = "SELECT " + ("DISTINCT " if distinct is not None else "")
-        sql += ", ".join(f"{s} AS {quote_ident(c.name)}" for s, c in projections)
+        sql += ", ".join(
+            f"{_stcs(s) if outermost and c.xtype == REGION_XTYPE else s} AS {quote_ident(c.name)}"
+            for s, c in projections
+        )
         sql += from_sql
         if node.args.get("where") is not None:
             sql += " WHERE " + self.condition(node.args["where"].this, scope)
@@ -431,8 +457,9 @@ class Translator(SpatialMixin, ExpressionMixin):
             raise self.error(f"unknown column '{ident.this}' in {source.label}", node)
         sql = f"{source.alias}.{quote_ident(col.name)}"
         geom = None
-        if col.xtype in GEOMETRY_XTYPES:
-            geom = Geom(col.xtype, text=sql)
+        kind = STORED_GEOMETRY_KINDS.get(col.xtype or "")
+        if kind is not None:
+            geom = Geom(kind, text=sql)
             if source.table is not None and source.table.region_index and col.name == "s_region":
                 geom.rowid, geom.index = f"{source.alias}.rowid", source.table.region_index
                 geom.index_kind = "region"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._errors import QueryError
 from ..datamodel import COLUMNS_BY_NAME
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,20 +23,50 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["DataLinks", "Link", "Record", "Results", "parse_polygon"]
 
 
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)", re.I)
+# STC-S: the shape, then optional frame, reference position and flavour words.
+_STCS_HEAD = re.compile(r"^\s*([A-Za-z]+)((?:\s+[A-Za-z][A-Za-z0-9_]*)*)\s*")
+
+
 def parse_polygon(value: Any) -> list[tuple[float, float]]:
-    """Vertices ``[(ra, dec), ...]`` of a DALI polygon (array or text, STC-S tolerated)."""
+    """Vertices ``[(ra, dec), ...]`` of an ``s_region`` value, in degrees.
+
+    Reads both forms archives serve: ObsCore 1.1 STC-S text (``"POLYGON ICRS
+    ra1 dec1 ..."``, any case, frame optional; ctanb's archive and DaCHS) and the
+    DALI polygon (a float array, or its text ``"ra1 dec1 ..."``). NULL gives ``[]``.
+
+    Raises
+    ------
+    ctanb.QueryError
+        The value is neither: another STC-S shape, or text that is not numbers.
+    """
     if value is None or (np.ma.is_masked(value)):
         return []
     if isinstance(value, bytes):
         value = value.decode()
     if isinstance(value, str):
-        numbers = [
-            float(x) for x in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", value)
-        ]
+        numbers = _polygon_numbers(value)
     else:
         numbers = [float(x) for x in np.ravel(np.ma.filled(np.asarray(value, dtype=float), np.nan))]
     numbers = [x for x in numbers if math.isfinite(x)]
     return list(zip(numbers[0::2], numbers[1::2], strict=False))
+
+
+def _polygon_numbers(text: str) -> list[float]:
+    body = text.replace(",", " ").replace("(", " ").replace(")", " ")
+    head = _STCS_HEAD.match(body)
+    if head is not None and not _NUMBER.fullmatch(head.group(1)):
+        if head.group(1).upper() != "POLYGON":
+            raise QueryError(
+                f"s_region {text[:60]!r} is a {head.group(1)}, not a POLYGON: "
+                "cannot draw it as a footprint"
+            )
+        body = body[head.end() :]
+    tokens = body.split()
+    bad = [t for t in tokens if not _NUMBER.fullmatch(t)]
+    if bad:
+        raise QueryError(f"s_region {text[:60]!r} is not a polygon: unexpected {bad[0]!r}")
+    return [float(t) for t in tokens]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ directly from the SQLite rows with one small converter per column. The output
 is parsed by astropy, pyvo and STILTS unchanged.
 
 Values follow DALI: geometry columns (``xtype`` point/circle/polygon) are
-space-separated float arrays, booleans ``T``/``F``, NULL an empty cell.
+space-separated float arrays, booleans ``T``/``F``, NULL an empty cell. An ObsCore
+region (``char``, ``xtype="adql:REGION"``) is an STC-S string, written as it is.
 """
 
 from __future__ import annotations
@@ -243,7 +244,10 @@ def rows_to_csv(
     *,
     transforms: dict[int, Callable[[object], object]] | None = None,
 ) -> bytes:
-    """Serialise rows as RFC 4180 CSV with a header line (geometry as DALI arrays)."""
+    """Serialise rows as RFC 4180 CSV with a header line.
+
+    Geometry is written as in VOTable: DALI arrays, and STC-S text for regions.
+    """
     transforms = transforms or {}
     convs = []
     for i, col in enumerate(columns):
