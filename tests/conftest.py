@@ -70,3 +70,17 @@ def archive_server(archive_db: Path):
 def archive_url(archive_server) -> str:
     """Base URL of the embedded TAP service (``/sync``, ``/async``, ... below it)."""
     return archive_server.url
+
+
+@pytest.fixture(scope="module")
+def prov_store_url(tmp_path_factory: pytest.TempPathFactory):
+    """A provenance store of the test module's own, as the default store; the previous
+    setting is restored afterwards so that no later module (e.g. the hub's) inherits it."""
+    url = str(tmp_path_factory.mktemp("prov") / "provenance.db")
+    old = os.environ.get("CTANB_PROV_URL")
+    os.environ["CTANB_PROV_URL"] = url
+    yield url
+    if old is None:
+        os.environ.pop("CTANB_PROV_URL", None)
+    else:
+        os.environ["CTANB_PROV_URL"] = old

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -32,8 +30,7 @@ PKS2155 = LightCurveConfig(
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    os.environ.setdefault("CTANB_PROV_URL", str(tmp_path_factory.mktemp("prov") / "prov.db"))
+def inputs(prov_store_url):
     return inputs_from_datastore(release_dir("hess-dl3-dr1"), RUNS)
 
 

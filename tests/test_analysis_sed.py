@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -16,9 +14,8 @@ from ctanb.analysis.spectrum import SpectrumConfig, SpectrumStep
 
 
 @pytest.fixture(scope="module")
-def crab(tmp_path_factory):
+def crab(tmp_path_factory, prov_store_url):
     """A quick one-run H.E.S.S. Crab spectrum (power law, three flux points)."""
-    os.environ.setdefault("CTANB_PROV_URL", str(tmp_path_factory.mktemp("prov") / "prov.db"))
     config = SpectrumConfig(
         ra_deg=83.633,
         dec_deg=22.0145,

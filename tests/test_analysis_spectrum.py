@@ -49,15 +49,8 @@ MAGIC = SpectrumConfig(
 
 
 @pytest.fixture(scope="module")
-def store_url(tmp_path_factory: pytest.TempPathFactory):
-    url = str(tmp_path_factory.mktemp("prov") / "provenance.db")
-    old = os.environ.get("CTANB_PROV_URL")
-    os.environ["CTANB_PROV_URL"] = url
-    yield url
-    if old is None:
-        os.environ.pop("CTANB_PROV_URL", None)
-    else:
-        os.environ["CTANB_PROV_URL"] = old
+def store_url(prov_store_url: str) -> str:
+    return prov_store_url
 
 
 @pytest.fixture(scope="module")

@@ -229,15 +229,26 @@ class Kernel:
         resp = hub.session.post(self.base, json={"name": "python3"}, timeout=60)
         assert resp.status_code == 201, resp.text
         self.id = resp.json()["id"]
+        self.session = uuid.uuid4().hex
+
+    def _channels(self) -> websocket.WebSocket:
+        # One websocket per execution: an idle one (while another user's kernel runs the
+        # tutorials for minutes) is closed by the server's ping timeout.
         ws_url = self.base.replace("http", "ws", 1) + f"/{self.id}/channels"
         # JupyterHub >= 5 wants the token in a header on websockets too.
-        self.ws = websocket.create_connection(
-            ws_url, header=[f"Authorization: token {hub.token}"], timeout=300
+        return websocket.create_connection(
+            ws_url, header=[f"Authorization: token {self.hub.token}"], timeout=300
         )
-        self.session = uuid.uuid4().hex
 
     def run(self, code: str) -> str:
         """Execute *code*; its stdout, or AssertionError with the kernel's traceback."""
+        self.ws = self._channels()
+        try:
+            return self._execute(code)
+        finally:
+            self.ws.close()
+
+    def _execute(self, code: str) -> str:
         msg_id = uuid.uuid4().hex
         self.ws.send(json.dumps({
             "header": {"msg_id": msg_id, "username": "test", "session": self.session,
@@ -265,7 +276,6 @@ class Kernel:
         return "".join(out)
 
     def close(self) -> None:
-        self.ws.close()
         self.hub.session.delete(f"{self.base}/{self.id}", timeout=30)
 
 
@@ -287,6 +297,7 @@ def _up(tmp_path_factory, *args: str, down: tuple[str, ...] = ()):
         "CTANB_DASK_GATEWAY_ADDRESS": "http://127.0.0.1:9/services/dask-gateway",
     }
     env.pop("CTANB_HOME", None)  # each user's server has its own (in its home)
+    env.pop("CTANB_PROV_URL", None)  # the hub makes its shared PostgreSQL store
     started = time.monotonic()
     proc = subprocess.run(
         ["bash", str(HUB / "up"), "--port", str(port), "--state", str(state), *args],

@@ -34,16 +34,9 @@ RUNS = (23523, 23526)
 
 
 @pytest.fixture(scope="module")
-def store_url(tmp_path_factory: pytest.TempPathFactory):
+def store_url(prov_store_url: str) -> str:
     """A provenance store of its own for this module, used as the default store."""
-    url = str(tmp_path_factory.mktemp("prov-store") / "provenance.db")
-    old = os.environ.get("CTANB_PROV_URL")
-    os.environ["CTANB_PROV_URL"] = url
-    yield url
-    if old is None:
-        os.environ.pop("CTANB_PROV_URL", None)
-    else:
-        os.environ["CTANB_PROV_URL"] = old
+    return prov_store_url
 
 
 @pytest.fixture(scope="module")
