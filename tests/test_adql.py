@@ -17,26 +17,17 @@ from ctanb.archive.geometry import (
     Point,
     Polygon,
     angular_distance,
+    circle_polygon,
     contains,
     intersects,
-    unit_vector,
 )
 
 FOOTPRINT_RADIUS = 2.5
 
 
-def ring(ra: float, dec: float, radius: float, n: int = 32) -> list[tuple[float, float]]:
-    c = unit_vector(ra, dec)
-    a, d = math.radians(ra), math.radians(dec)
-    east = (-math.sin(a), math.cos(a), 0.0)
-    north = (-math.sin(d) * math.cos(a), -math.sin(d) * math.sin(a), math.cos(d))
-    r, out = math.radians(radius), []
-    for k in range(n):
-        t = 2 * math.pi * k / n
-        v = [math.cos(r) * c[i] + math.sin(r) * (math.cos(t) * north[i] + math.sin(t) * east[i])
-             for i in range(3)]  # fmt: skip
-        out.append((math.degrees(math.atan2(v[1], v[0])) % 360, math.degrees(math.asin(v[2]))))
-    return out
+def ring(ra: float, dec: float, radius: float, n: int = 32) -> tuple[tuple[float, float], ...]:
+    """n vertices on a circle of *radius* degrees around (ra, dec)."""
+    return circle_polygon(ra, dec, radius, n)
 
 
 def _pointings() -> list[tuple[float, float]]:

@@ -28,6 +28,7 @@ __all__ = [
     "area",
     "box_polygon",
     "cap_bbox",
+    "circle_polygon",
     "contains",
     "enclosing_cap",
     "intersects",
@@ -243,6 +244,24 @@ def _edges_cross(p: _Prepared, q: _Prepared) -> bool:
 
 
 # --- public predicates ------------------------------------------------------------------
+
+
+def circle_polygon(
+    ra_deg: float, dec_deg: float, radius_deg: float, n: int = 32
+) -> tuple[tuple[float, float], ...]:
+    """*n* vertices ``(ra, dec)`` in degrees on the circle of *radius_deg* around a
+    position, counter-clockwise on the sky (position angle from north through east)."""
+    lat0, lon0, r = math.radians(dec_deg), math.radians(ra_deg), math.radians(radius_deg)
+    out = []
+    for k in range(n):
+        pa = 2 * math.pi * k / n
+        lat = math.asin(math.sin(lat0) * math.cos(r) + math.cos(lat0) * math.sin(r) * math.cos(pa))
+        lon = lon0 + math.atan2(
+            math.sin(pa) * math.sin(r) * math.cos(lat0),
+            math.cos(r) - math.sin(lat0) * math.sin(lat),
+        )
+        out.append((math.degrees(lon) % 360.0, math.degrees(lat)))
+    return tuple(out)
 
 
 def point_in_circle(ra: float, dec: float, cra: float, cdec: float, radius: float) -> bool:

@@ -49,6 +49,7 @@ import numpy as np
 from .._errors import IngestError
 from ..datamodel import CHOICES, HC_TEV_M
 from .db import ACCESS_URL_BASE, FileRecord, publisher_did
+from .geometry import circle_polygon
 
 __all__ = [
     "COLLECTIONS",
@@ -177,17 +178,7 @@ def _require(header: dict, path: Path, *keys: str) -> None:
 
 def fov_polygon(ra: float, dec: float, radius: float, n: int = N_POLYGON_VERTICES) -> str:
     """DALI polygon ``"ra1 dec1 ..."`` of a circle, counter-clockwise on the sky."""
-    lat0, lon0, r = math.radians(dec), math.radians(ra), math.radians(radius)
-    coords = []
-    for k in range(n):
-        pa = 2 * math.pi * k / n  # position angle from north through east
-        lat = math.asin(math.sin(lat0) * math.cos(r) + math.cos(lat0) * math.sin(r) * math.cos(pa))
-        lon = lon0 + math.atan2(
-            math.sin(pa) * math.sin(r) * math.cos(lat0),
-            math.cos(r) - math.sin(lat0) * math.sin(lat),
-        )
-        coords += [f"{math.degrees(lon) % 360.0:.6f}", f"{math.degrees(lat):.6f}"]
-    return " ".join(coords)
+    return " ".join(f"{lon:.6f} {lat:.6f}" for lon, lat in circle_polygon(ra, dec, radius, n))
 
 
 def _offsets(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
