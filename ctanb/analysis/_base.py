@@ -54,6 +54,20 @@ class StepConfig(BaseModel):
             )
             raise ConfigError(f"invalid {source}: {problems}") from None
 
+    @classmethod
+    def coerce(cls, config: Any, *, source: str | None = None) -> Self:
+        """*config* as this class: an instance as it is; a mapping, another pydantic
+        model or None (all defaults) validated strictly (errors: :class:`~ctanb.ConfigError`)."""
+        if isinstance(config, cls):
+            return config
+        if config is None:
+            data: Any = {}
+        elif hasattr(config, "model_dump"):
+            data = config.model_dump()
+        else:
+            data = config
+        return cls.from_dict(data, source=source or f"{cls.__name__} configuration")
+
     def to_yaml(self) -> str:
         """The configuration as YAML text (round-trips through :meth:`read`)."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -141,9 +141,7 @@ class LightCurveStep:
     """
 
     def __init__(self, config: LightCurveConfig | Mapping[str, Any]) -> None:
-        if not isinstance(config, LightCurveConfig):
-            config = LightCurveConfig.from_dict(config, source="light-curve configuration")
-        self.config = config
+        self.config = LightCurveConfig.coerce(config, source="light-curve configuration")
 
     def run(self, inputs: Any, out: str | Path) -> LightCurveResult:
         """Reduce each run and estimate the light curve into folder *out*.

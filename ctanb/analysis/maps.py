@@ -270,14 +270,6 @@ class MapResult(MapDatasetResult):
         return _summary_html("MapResult", rows, self.products)
 
 
-def _config_of(config: Any, cls: type[StepConfig]) -> Any:
-    if config is None:
-        return cls()
-    if isinstance(config, cls):
-        return config
-    return cls.from_dict(config.model_dump() if hasattr(config, "model_dump") else config)
-
-
 class MapDatasetStep:
     """DL3 observations -> stacked MapDataset, counts, background and exposure maps (DL4).
 
@@ -287,7 +279,7 @@ class MapDatasetStep:
     """
 
     def __init__(self, config: MapDatasetConfig | dict | None = None) -> None:
-        self.config = _config_of(config, MapDatasetConfig)
+        self.config = MapDatasetConfig.coerce(config)
 
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None
@@ -400,7 +392,7 @@ class ExcessMapStep:
     """
 
     def __init__(self, config: ExcessMapConfig | dict | None = None) -> None:
-        self.config = _config_of(config, ExcessMapConfig)
+        self.config = ExcessMapConfig.coerce(config)
 
     def run(self, dataset: MapDatasetResult | str | Path, out: str | Path) -> ExcessMapResult:
         """Estimate the maps from *dataset* (a result or a ``map_dataset.fits``) into *out*."""
@@ -454,7 +446,7 @@ class MapStep:
     """
 
     def __init__(self, config: MapConfig | dict | None = None) -> None:
-        self.config = _config_of(config, MapConfig)
+        self.config = MapConfig.coerce(config)
 
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None

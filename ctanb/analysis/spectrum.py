@@ -178,9 +178,7 @@ class SpectrumStep:
     """
 
     def __init__(self, config: SpectrumConfig | Mapping[str, Any]) -> None:
-        if not isinstance(config, SpectrumConfig):
-            config = SpectrumConfig.from_dict(config, source="spectrum configuration")
-        self.config = config
+        self.config = SpectrumConfig.coerce(config, source="spectrum configuration")
 
     def run(self, inputs: Any, out: str | Path) -> SpectrumResult:
         """Reduce, fit and estimate flux points; products go to folder *out*.

@@ -247,9 +247,7 @@ class Workflow:
     """
 
     def __init__(self, config: AnalysisConfig | Mapping[str, Any]) -> None:
-        if not isinstance(config, AnalysisConfig):
-            config = AnalysisConfig.from_dict(config, source="analysis configuration")
-        self.config = config
+        self.config = AnalysisConfig.coerce(config, source="analysis configuration")
 
     @classmethod
     def read(cls, path: str | Path) -> Workflow:

@@ -107,6 +107,19 @@ def _str_text(value: object) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def _converters(
+    columns: Sequence[VotableColumn], transforms: dict[int, Callable[[object], object]] | None
+) -> list[Callable[[object], object]]:
+    """One value writer per column, each applied after that column's transform, if any."""
+    convs = []
+    for i, col in enumerate(columns):
+        conv = _converter(col)
+        if transforms and i in transforms:
+            conv = (lambda f, g: lambda v: f(g(v)))(conv, transforms[i])
+        convs.append(conv)
+    return convs
+
+
 def _converter(col: VotableColumn) -> Callable[[object], str]:
     """The function turning one (non-NULL) SQLite value into cell text (unescaped)."""
     is_array = col.arraysize is not None and col.datatype not in ("char", "unicodeChar")
@@ -175,13 +188,7 @@ def rows_to_votable(
     transforms : dict, optional
         Column index -> function applied to non-NULL values first (e.g. URL rewriting).
     """
-    transforms = transforms or {}
-    convs = []
-    for i, col in enumerate(columns):
-        conv = _converter(col)
-        if i in transforms:
-            conv = (lambda f, g: lambda v: f(g(v)))(conv, transforms[i])
-        convs.append(conv)
+    convs = _converters(columns, transforms)
     id_column = descriptor.id_field if descriptor else None
     out = [_HEAD, '<RESOURCE type="results">\n', _info("QUERY_STATUS", "OK")]
     out += [_info(n, v, t) for n, v, t in infos]
@@ -248,13 +255,7 @@ def rows_to_csv(
 
     Geometry is written as in VOTable: DALI arrays, and STC-S text for regions.
     """
-    transforms = transforms or {}
-    convs = []
-    for i, col in enumerate(columns):
-        conv = _converter(col)
-        if i in transforms:
-            conv = (lambda f, g: lambda v: f(g(v)))(conv, transforms[i])
-        convs.append(conv)
+    convs = _converters(columns, transforms)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow([c.name for c in columns])
