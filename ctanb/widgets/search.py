@@ -255,6 +255,9 @@ class SearchPanel(w.VBox):
                 raise
             return self._done(results)
         self._job = self.archive.submit(adql, _criteria=self.criteria or None)
+        # The job was created and told to run (UWS PHASE=RUN): it is queued until
+        # the server picks it up; polling reports the phases from here on.
+        self.phase = "QUEUED"
         self.cancel_button.disabled = False
         if wait:
             return self._wait()
