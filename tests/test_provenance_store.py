@@ -201,3 +201,55 @@ def test_postgresql_store(tmp_path_factory):
             [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True
         )
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- write-behind: steps do not wait for the database, nothing is lost ------------------------
+
+
+def _one_activity(url: str, name: str) -> None:
+    with Activity(name, version="1", store=ProvenanceStore(url)) as act:
+        act.parameter("pid", os.getpid())
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_activities_of_a_child_process_reach_the_store_when_it_exits(tmp_path, method):
+    # A multiprocessing child ends with os._exit (fork): its pending writes must not be lost.
+    url = str(tmp_path / f"{method}.db")
+    proc = multiprocessing.get_context(method).Process(target=_one_activity, args=(url, method))
+    proc.start()
+    proc.join(timeout=120)
+    assert proc.exitcode == 0
+    (record,) = ProvenanceStore(url).activities(name=method)
+    assert record.status == "completed" and record.parameters["pid"] == proc.pid
+
+
+def test_a_read_sees_the_activity_just_written_behind(tmp_path):
+    store = ProvenanceStore(tmp_path / "behind.db")
+    assert store.write_behind
+    for index in range(50):
+        with Activity("quick", version="1", store=store) as act:
+            act.parameter("index", index)
+        # the very next read, in the same process, already sees it
+        assert store.get_activity(act.id).parameters["index"] == index
+
+
+def test_a_failed_write_behind_is_reported_and_the_product_keeps_its_provenance(tmp_path):
+    import sqlalchemy as sa
+    from astropy.io import fits
+
+    from ctanb.provenance import read_provenance
+
+    url = tmp_path / "broken.db"
+    store = ProvenanceStore(url)
+    store.flush()
+    with sa.create_engine(f"sqlite:///{url}").begin() as conn:
+        conn.execute(sa.text("DROP TABLE prov_parameter"))  # the store breaks under us
+    product = tmp_path / "map.fits"
+    with Activity("broken-store-step", version="1", store=store) as act:
+        act.parameter("n", 1)
+        fits.PrimaryHDU(np.zeros((4, 4), "f4")).writeto(product)
+        act.generated(product, data_level="DL4")
+    with pytest.raises(ProvenanceError, match=r"broken-store-step .*prov_parameter"):
+        store.flush()
+    store.flush()  # reported once
+    assert act.id in read_provenance(product).activities

@@ -64,7 +64,10 @@ inputs as ``CALIBVER``/``RECO_VER``/``RECO_MTH``/``APPCUTS``; when inputs
 disagree all values are kept comma-joined and ``PROVMIX`` names the keys).
 Using such a product as input brings its lineage along. Activities are also
 written to a :class:`ProvenanceStore` (SQLite ``<CTANB_HOME>/provenance.db`` by
-default, or ``CTANB_PROV_URL``, e.g. ``postgresql+psycopg://...`` for a hub).
+default, or ``CTANB_PROV_URL``, e.g. ``postgresql+psycopg://...`` for a hub),
+*behind* the step: a writer thread commits them while the notebook goes on, every
+read waits for the pending writes, and the process flushes them when it exits
+(:mod:`ctanb.provenance._writebehind`).
 
 Command line: ``ctanb prov show|graph|query|verify|redo``.
 """

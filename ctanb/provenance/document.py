@@ -376,8 +376,12 @@ def serialize(
         return doc.get_provn()
     try:
         kwargs: dict[str, Any] = dict(extra)
-        if key == "json" and indent is not None:
-            kwargs["indent"] = indent
+        if key == "json":
+            from prov.serializers.provjson import ProvJSONEncoder
+
+            # What doc.serialize("json") writes, through json.dumps: its one-shot C
+            # encoder is several times faster than the stream encoder json.dump uses.
+            return json.dumps(doc, cls=ProvJSONEncoder, indent=indent)
         return doc.serialize(format=prov_format, **kwargs)
     except Exception as exc:  # prov raises DoNotExist when an optional extra is missing
         raise ProvenanceError(f"cannot write {format}: {exc}") from None

@@ -13,6 +13,7 @@ back without any store:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -109,14 +110,28 @@ def provenance_hdu_bytes(document: Any) -> bytes:
     Built directly: astropy's string-column handling is quadratic in the text length
     (~0.5 s for a 60 kB document), while the data of a one-row ``nA`` column is the text.
     """
+    from astropy.io.fits import Card
+
     raw = _document_text(document).encode()
     width = max(len(raw), 1)
-    header = _provenance_hdu(" ").header.copy()  # astropy's cards, order and comments
-    header["NAXIS1"] = width
-    header["TFORM1"] = f"{width}A"
+    sized = {"NAXIS1": width, "TFORM1": f"{width}A"}
+    # astropy's cards, order and comments, with the two that depend on the width
+    header = "".join(
+        Card(key, sized[key], comment).image if key in sized else image
+        for key, comment, image in _provenance_header_cards()
+    )
+    header += "END".ljust(80)
+    header += " " * (-len(header) % 2880)
     data = raw.ljust(width, b"\0")
     padding = -len(data) % 2880
-    return header.tostring(padding=True).encode("latin-1") + data + b"\0" * padding
+    return header.encode("latin-1") + data + b"\0" * padding
+
+
+@functools.cache
+def _provenance_header_cards() -> tuple[tuple[str, str, str], ...]:
+    """(keyword, comment, 80-character image) of the PROVENANCE HDU's header cards
+    (building the HDU with astropy takes milliseconds; a product is written per step)."""
+    return tuple((c.keyword, c.comment, c.image) for c in _provenance_hdu(" ").header.cards)
 
 
 def attach_provenance_bytes(

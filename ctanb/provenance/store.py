@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 
 from .._errors import ProvenanceError
 from .._sqlstore import engine_for, normalise_url, safe_url, write_with_retry
+from . import _writebehind
 from ._values import display_value
 from .query import StoreQueries
 from .records import DEFAULT_STORE, ActivityRecord, EntityRecord, ProvenanceGraph
@@ -136,10 +137,14 @@ class ProvenanceStore(StoreQueries):
     url : str or path
         A SQLAlchemy URL (``sqlite:///path``, ``postgresql+psycopg://user@host/db``)
         or a path to a SQLite file.
+    write_behind : bool
+        Commit the records of :meth:`begin` and :meth:`finish` in a writer thread, so
+        a step does not wait for the database (reads wait for pending writes).
     """
 
-    def __init__(self, url: str | Path) -> None:
+    def __init__(self, url: str | Path, *, write_behind: bool = True) -> None:
         self.url = normalise_url(url)
+        self.write_behind = write_behind
         try:
             self.engine = engine_for(self.url)
             self._retry(lambda conn: metadata.create_all(conn))
@@ -223,20 +228,50 @@ class ProvenanceStore(StoreQueries):
         }
 
     def begin(self, record: ActivityRecord) -> None:
-        """Write the activity's row with status ``running`` (called when it starts)."""
+        """Write the activity's row with status ``running`` (called when it starts;
+        committed behind, see :mod:`ctanb.provenance._writebehind`)."""
         row = self._activity_row(record)
-        self._retry(lambda conn: conn.execute(self._insert(activity_table, [row]), [row]))
+
+        def work() -> None:
+            self._retry(lambda conn: conn.execute(self._insert(activity_table, [row]), [row]))
+
+        self._write(f"start of activity {record.name} ({record.id})", work)
 
     def finish(self, record: ActivityRecord, graph: ProvenanceGraph | None = None) -> None:
-        """Write everything the activity recorded and its final status, in one transaction."""
+        """Write everything the activity recorded and its final status, in one transaction
+        (committed behind: the next read of any store in this process waits for it)."""
         graph = graph or ProvenanceGraph(activities={record.id: record})
-        self.write_graphs([graph], overwrite={record.id})
+        work = self._graph_writer([graph], overwrite={record.id})
+        self._write(f"activity {record.name} ({record.id})", work)
+
+    def flush(self) -> None:
+        """Wait until this process's pending writes are committed (reads do it themselves).
+
+        Raises
+        ------
+        ProvenanceError
+            If a write behind failed since the last flush.
+        """
+        _writebehind.flush()
+
+    def _write(self, label: str, work: Any) -> None:
+        if self.write_behind:
+            _writebehind.submit(f"{label} in {self._safe_url()}", work)
+        else:
+            work()
 
     def write_graphs(
         self, graphs: Iterable[ProvenanceGraph], *, overwrite: Iterable[str] = ()
     ) -> None:
         """Store the records of *graphs* in one transaction (existing rows are kept,
         except the activities listed in *overwrite*, which are updated)."""
+        _writebehind.flush()  # after the activities written behind, in order
+        self._graph_writer(graphs, overwrite=overwrite)()
+
+    def _graph_writer(
+        self, graphs: Iterable[ProvenanceGraph], *, overwrite: Iterable[str] = ()
+    ) -> Any:
+        # The rows are built now, in the caller's thread; the returned callable commits them.
         overwrite = set(overwrite)
         rows: dict[str, list[dict[str, Any]]] = {
             k: [] for k in ("new", "update", "ent", "used", "gen", "inf", "par", "agt", "ass")
@@ -306,10 +341,11 @@ class ProvenanceStore(StoreQueries):
                     )
                     conn.execute(self._insert(table, deduped, update), deduped)
 
-        self._retry(work)
+        return lambda: self._retry(work)
 
     # -- reading ---------------------------------------------------------------------------
     def _read(self, stmt: Any, params: dict[str, Any] | None = None) -> list[Any]:
+        _writebehind.flush()  # a process reads what it wrote
         try:
             with self.engine.connect() as conn:
                 return list(conn.execute(stmt, params or {}))
