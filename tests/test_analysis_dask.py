@@ -98,3 +98,40 @@ def test_gateway_without_an_address_is_a_config_error(monkeypatch) -> None:
         with pytest.raises(ConfigError, match="dask-gateway: No dask-gateway address"):
             with parallel(ParallelConfig(backend="dask", gateway=True)):
                 pass
+
+
+# Two chunks (CHUNK_SIZE observations are stacked per task), with a Crab run off the map.
+CHUNKED_RUNS = [20136, 20137, 23523, 20151, 20282, 20283]
+
+
+def test_chunked_stacking_is_the_same_on_dask_and_serially_and_close_to_gammapy(
+    cluster, data_dir: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    from distributed import Client
+    from gammapy.data import DataStore
+    from gammapy.makers import DatasetsMaker
+
+    from ctanb.analysis import MapDatasetStep
+    from ctanb.analysis.reduce import CHUNK_SIZE
+
+    assert CHUNK_SIZE < len(CHUNKED_RUNS) <= 2 * CHUNK_SIZE
+    runs = inputs_from_datastore(data_dir / "hess-dl3-dr1", CHUNKED_RUNS)
+    config = MapConfig.from_dict(MSH_CONFIG).dataset_config()
+    serial = MapDatasetStep(config).run(runs, tmp_path / "serial", parallel=ParallelConfig())
+    with Client(cluster) as client:
+        dask = MapDatasetStep(config).run(runs, tmp_path / "dask", parallel=client)
+    assert_identical(dask.products, serial.products)
+    on_map = ["20136", "20137", "20151", "20282", "20283"]  # in order; the Crab run is not
+    assert serial.obs_ids == dask.obs_ids == on_map
+
+    # The same science as gammapy's own one-by-one stacking, up to float32 rounding.
+    observations = DataStore.from_dir(data_dir / "hess-dl3-dr1").get_observations(CHUNKED_RUNS)
+    cutout = 2 * config.geom.selection.offset_max
+    plain = DatasetsMaker(config.makers(), cutout_width=cutout).run(
+        config.reference_dataset(), observations
+    )[0]
+    np.testing.assert_array_equal(serial.dataset.counts.data, plain.counts.data)
+    for name in ("background", "exposure"):
+        ours, theirs = getattr(serial.dataset, name).data, getattr(plain, name).data
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-9 * theirs.max())

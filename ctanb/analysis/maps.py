@@ -368,7 +368,7 @@ class MapDatasetStep:
             client=client,
             progress=progress,
         )
-        if all(r.dataset is None for r in reductions):
+        if not any(r.on_map for r in reductions):
             skydir = config.geom.wcs.skydir
             nearest = min(r.target_offset_deg for r in reductions)
             raise AnalysisError(
@@ -380,7 +380,7 @@ class MapDatasetStep:
         stacked.counts.write(counts_file, overwrite=True)
         stacked.background.write(background_file, overwrite=True)
         stacked.exposure.write(exposure_file, overwrite=True)
-        return stacked, [r.obs_id for r in reductions if r.dataset is not None]
+        return stacked, [r.obs_id for r in reductions if r.on_map]
 
 
 class ExcessMapStep:

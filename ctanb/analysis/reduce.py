@@ -4,7 +4,11 @@ The unit of work is gammapy's own :meth:`gammapy.makers.DatasetsMaker.make_datas
 (cut the reference dataset out around the pointing, then run the makers); this
 module only decides *where* each observation is reduced and stacks the results
 **in observation order**, so that a Dask run gives the same floating-point sums
-as a serial one.
+as a serial one. Beyond :data:`CHUNK_SIZE` observations the stacking is a fixed
+two-level tree: consecutive chunks of :data:`CHUNK_SIZE` observations are each
+stacked where they are reduced (a worker), then the chunks in order; serial runs
+follow the same tree, so the sums are the same wherever they run, and a worker
+sends back one dataset per chunk instead of one per observation.
 
 Where reduction runs is a runtime choice, not part of a step's configuration
 (a product must not depend on it, and ``ctanb prov redo`` replays serially)::
@@ -28,21 +32,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .._errors import AnalysisError, ConfigError, CtanbError
+from .._errors import AnalysisError, ConfigError, CtanbError, ServiceError
 from ._base import StepConfig
 
 __all__ = [
+    "CHUNK_SIZE",
     "ObservationReduction",
     "ParallelConfig",
     "current_executor",
     "parallel",
     "reduce_and_stack",
+    "reduce_chunk",
     "reduce_observation",
     "reduce_observations",
     "stack_in_order",
 ]
 
 log = logging.getLogger(__name__)
+
+#: Observations stacked together by one task (see the module docstring). Part of the
+#: result's definition (the order of the floating-point sums), not of the executor.
+CHUNK_SIZE = 4
 
 
 class ParallelConfig(StepConfig):
@@ -135,18 +145,7 @@ def _start_client(config: ParallelConfig, stack: contextlib.ExitStack) -> Any:
                 f"cannot reach the Dask scheduler {config.scheduler}: {exc}"
             ) from None
     if config.gateway:
-        try:
-            from dask_gateway import Gateway
-        except ImportError:
-            raise ConfigError(
-                "gateway: true needs dask-gateway: pip install dask-gateway"
-            ) from None
-        try:
-            cluster = stack.enter_context(Gateway().new_cluster())
-        except (ValueError, OSError) as exc:  # no address configured, or unreachable
-            raise ConfigError(f"dask-gateway: {exc}") from None
-        cluster.scale(config.n_workers)
-        return stack.enter_context(cluster.get_client())
+        return _start_gateway_client(config, stack)
     # One BLAS thread per worker: the workers already use the cores.
     env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     cluster = stack.enter_context(
@@ -163,6 +162,42 @@ def _start_client(config: ParallelConfig, stack: contextlib.ExitStack) -> Any:
     return client
 
 
+_GATEWAY_WORKER_WAIT_S = 300.0
+
+
+def _start_gateway_client(config: ParallelConfig, stack: contextlib.ExitStack) -> Any:
+    """A client of a new dask-gateway cluster of ``n_workers`` workers (stopped on exit)."""
+    try:
+        import aiohttp
+        from dask_gateway import GatewayCluster, GatewayClusterError, GatewayServerError
+    except ImportError:
+        raise ConfigError("gateway: true needs dask-gateway: pip install dask-gateway") from None
+    try:
+        cluster = stack.enter_context(GatewayCluster(shutdown_on_close=True))
+    except ValueError as exc:  # no address configured, or no gateway API at that address
+        raise ConfigError(f"dask-gateway: {exc}") from None
+    except (OSError, aiohttp.ClientError, GatewayClusterError, GatewayServerError) as exc:
+        import dask
+
+        address = dask.config.get("gateway.address", None)
+        raise ServiceError(f"dask-gateway at {address} gave no cluster: {exc}") from None
+    cluster.scale(config.n_workers)
+    client = stack.enter_context(cluster.get_client())
+    # The gateway starts workers after answering: wait for them, so that the reference
+    # dataset reaches every worker once and the observations spread over all of them.
+    try:
+        client.wait_for_workers(config.n_workers, timeout=_GATEWAY_WORKER_WAIT_S)
+    except TimeoutError:
+        if not client.scheduler_info()["workers"]:
+            raise ServiceError(
+                f"dask-gateway cluster {cluster.name}: no worker started within "
+                f"{_GATEWAY_WORKER_WAIT_S:.0f} s (see the gateway's log)"
+            ) from None
+        log.warning("dask-gateway cluster %s: going on with fewer workers", cluster.name)
+    client.run(_warm_up)
+    return client
+
+
 def _warm_up() -> None:
     import gammapy.data
     import gammapy.makers  # noqa: F401
@@ -170,11 +205,14 @@ def _warm_up() -> None:
 
 @dataclass
 class ObservationReduction:
-    """One observation reduced: the cut-out dataset (None when outside the map)."""
+    """One observation reduced: the cut-out dataset (None when outside the map, or when
+    it was stacked into its chunk already), whether it is on the map, and the offset of
+    its pointing from the map centre."""
 
     obs_id: str
     dataset: Any
     target_offset_deg: float
+    on_map: bool = True
 
 
 def _headers(path: Path) -> list[tuple[str, Any]] | None:
@@ -282,13 +320,38 @@ def reduce_observation(
     offset = float(pointing.separation(reference.counts.geom.center_skydir).deg)
     chain = DatasetsMaker(list(makers), stack_datasets=True, cutout_width=cutout_width)
     dataset = chain.make_dataset(reference, observation)
-    return ObservationReduction(str(observation.obs_id), dataset, offset)
+    return ObservationReduction(str(observation.obs_id), dataset, offset, dataset is not None)
 
 
-def _stack_one(stacked: Any, item: ObservationReduction) -> None:
+def reduce_chunk(
+    reference: Any,
+    makers: Sequence[Any],
+    cutout_width: Any,
+    files: Sequence[tuple[str, str | None]],
+) -> tuple[Any, list[ObservationReduction]]:
+    """Reduce consecutive observations and stack them, in order, into a copy of
+    *reference* (None if none is on the map); what each Dask task runs.
+
+    Returns
+    -------
+    (stacked dataset or None, list of ObservationReduction without their datasets)
+    """
+    stacked, summaries = None, []
+    for event_file, irf_file in files:
+        item = reduce_observation(reference, makers, cutout_width, event_file, irf_file)
+        if item.dataset is not None:
+            if stacked is None:
+                stacked = reference.copy(name=reference.name)
+            _stack_one(stacked, item.dataset)
+        summaries.append(
+            ObservationReduction(item.obs_id, None, item.target_offset_deg, item.on_map)
+        )
+    return stacked, summaries
+
+
+def _stack_one(stacked: Any, dataset: Any) -> None:
     from gammapy.datasets import MapDataset, MapDatasetOnOff
 
-    dataset = item.dataset
     if dataset is None:
         return
     if type(stacked) is MapDataset and isinstance(dataset, MapDatasetOnOff):
@@ -304,7 +367,7 @@ def stack_in_order(reference: Any, reductions: Sequence[ObservationReduction]) -
     """
     stacked = reference.copy(name=reference.name)
     for item in reductions:
-        _stack_one(stacked, item)
+        _stack_one(stacked, item.dataset)
     return stacked
 
 
@@ -324,11 +387,11 @@ def reduce_observations(
     list of ObservationReduction
         In the order of *files*, whatever order the workers finished in.
     """
+    items = [tuple(f) for f in files]
     return list(
-        _reductions_in_order(
-            reference, makers, files, cutout_width=cutout_width, client=client, progress=progress
-        )
-    )
+        _in_order(reduce_observation, reference, makers, cutout_width, items, [1] * len(items),
+                  client=client, progress=progress)
+    )  # fmt: skip
 
 
 def reduce_and_stack(
@@ -340,68 +403,82 @@ def reduce_and_stack(
     client: Any = None,
     progress: bool = True,
 ) -> tuple[Any, list[ObservationReduction]]:
-    """:func:`reduce_observations` then :func:`stack_in_order`, overlapped: each reduced
-    observation is stacked as soon as all those before it are, while the workers go on
-    (same order, so the same sums as a serial run).
+    """Reduce every observation and stack them in order (for more than
+    :data:`CHUNK_SIZE`, chunk by chunk on the workers, then the chunks in order); the
+    stacking goes on while the workers reduce. Serial and Dask runs make the same sums.
 
     Returns
     -------
     (stacked dataset, list of ObservationReduction)
+        The reductions carry their cut-out datasets only up to :data:`CHUNK_SIZE`
+        observations.
     """
     stacked = reference.copy(name=reference.name)
-    reductions = []
-    for item in _reductions_in_order(
-        reference, makers, files, cutout_width=cutout_width, client=client, progress=progress
-    ):
-        _stack_one(stacked, item)
-        reductions.append(item)
+    reductions: list[ObservationReduction] = []
+    if len(files) <= CHUNK_SIZE:
+        for item in _in_order(reduce_observation, reference, makers, cutout_width,
+                              [tuple(f) for f in files], [1] * len(files),
+                              client=client, progress=progress):  # fmt: skip
+            _stack_one(stacked, item.dataset)
+            reductions.append(item)
+        return stacked, reductions
+    chunks = [list(files[i : i + CHUNK_SIZE]) for i in range(0, len(files), CHUNK_SIZE)]
+    for chunk_stacked, summaries in _in_order(
+        reduce_chunk, reference, makers, cutout_width, [(c,) for c in chunks],
+        [len(c) for c in chunks], client=client, progress=progress,
+    ):  # fmt: skip
+        _stack_one(stacked, chunk_stacked)
+        reductions += summaries
     return stacked, reductions
 
 
-def _reductions_in_order(
+def _task_key(task: Any, index: int, item: tuple) -> str:
+    first = item[0][0][0] if task is reduce_chunk else item[0]
+    kind = "reduce-chunk" if task is reduce_chunk else "reduce"
+    return f"{kind}-{index}-{os.path.basename(first)}"
+
+
+def _in_order(
+    task: Any,
     reference: Any,
     makers: Sequence[Any],
-    files: Sequence[tuple[str, str | None]],
-    *,
     cutout_width: Any,
+    items: Sequence[tuple],
+    weights: Sequence[int],
+    *,
     client: Any = None,
     progress: bool = True,
-) -> Iterator[ObservationReduction]:
+) -> Iterator[Any]:
+    """``task(reference, makers, cutout_width, *item)`` for each item, serially or on
+    *client*, yielded in the order of *items*; the progress bar counts observations."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(files), desc="Data reduction", unit="obs", disable=not progress)
+    bar = tqdm(total=sum(weights), desc="Data reduction", unit="obs", disable=not progress)
     try:
         if client is None:
-            for event_file, irf_file in files:
-                yield reduce_observation(reference, makers, cutout_width, event_file, irf_file)
-                bar.update()
+            for item, weight in zip(items, weights, strict=True):
+                yield task(reference, makers, cutout_width, *item)
+                bar.update(weight)
             return
         from distributed import as_completed
 
         # The reference and makers go to every worker once, not once per task; each
-        # task returns only its observation's cut-out dataset.
+        # task returns only its observation's cut-out dataset (or its chunk's stack).
         shared_reference = client.scatter(reference, broadcast=True)
         shared_makers = client.scatter(list(makers), broadcast=True)
         futures = [
-            client.submit(
-                reduce_observation,
-                shared_reference,
-                shared_makers,
-                cutout_width,
-                event_file,
-                irf_file,
-                pure=False,
-                key=f"reduce-{index}-{os.path.basename(event_file)}",
-            )
-            for index, (event_file, irf_file) in enumerate(files)
-        ]
+            client.submit(task, shared_reference, shared_makers, cutout_width, *item,
+                          pure=False, key=_task_key(task, index, item))
+            for index, item in enumerate(items)
+        ]  # fmt: skip
         index_of = {future.key: index for index, future in enumerate(futures)}
-        done: dict[int, ObservationReduction] = {}
+        done: dict[int, Any] = {}
         next_index = 0
         try:
             for future in as_completed(futures):
-                done[index_of[future.key]] = future.result()  # a task's AnalysisError: now
-                bar.update()
+                index = index_of[future.key]
+                done[index] = future.result()  # a task's AnalysisError: now
+                bar.update(weights[index])
                 while next_index in done:
                     yield done.pop(next_index)
                     next_index += 1

@@ -10,11 +10,15 @@
 #   CTANB_HUB_GROUPS                optional YAML {hub group: [users]} loaded at start
 #   CTANB_PROV_URL                  the shared provenance store (PostgreSQL)
 #   CTANB_DASK_GATEWAY_ADDRESS      optional Dask Gateway (+ _PROXY_ADDRESS, _PUBLIC_ADDRESS)
+#   CTANB_HUB_DASK_GATEWAY_PORT     run dask-gateway-server as the hub service `dask-gateway`,
+#                                   its proxy on this loopback port (up sets it; see README)
+#   CTANB_HUB_DASK_GATEWAY_API_PORT its private API port (default PORT+1)
 #   CTANB_HUB_AUTH                  dummy | shared-password | oidc (ctanb.hub.authenticator_config)
 #   CTANB_HUB_API_TOKEN             optional token of the `ctanb-admin` service (admin API)
 #   CTANB_HUB_SPAWNER               simple (default: no system users) | localprocess
 #   CTANB_HUB_PROXY                 path of configurable-http-proxy (up installs it)
 import os
+import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -57,12 +61,14 @@ for section, traits in authenticator_config(env).items():
 groups = _yaml("CTANB_HUB_GROUPS")
 if groups:
     c.JupyterHub.load_groups = {name: {"users": list(users)} for name, users in groups.items()}
+c.JupyterHub.services = []
+c.JupyterHub.load_roles = []
 if env.get("CTANB_HUB_API_TOKEN"):
     # An admin service for scripts and tests (create users, set groups, start servers).
-    c.JupyterHub.services = [{"name": "ctanb-admin", "api_token": env["CTANB_HUB_API_TOKEN"]}]
-    c.JupyterHub.load_roles = [{"name": "ctanb-admin", "scopes": ["admin:users", "admin:groups",
-                                "admin:servers", "access:servers", "tokens"],
-                                "services": ["ctanb-admin"]}]  # fmt: skip
+    c.JupyterHub.services.append({"name": "ctanb-admin", "api_token": env["CTANB_HUB_API_TOKEN"]})
+    c.JupyterHub.load_roles.append({"name": "ctanb-admin", "scopes": ["admin:users",
+                                    "admin:groups", "admin:servers", "access:servers", "tokens"],
+                                    "services": ["ctanb-admin"]})  # fmt: skip
 
 # --- the users' servers: ctanb's environment, archive credentials from the groups ----------
 spawner = env.get("CTANB_HUB_SPAWNER", "simple")
@@ -80,8 +86,78 @@ c.Spawner.environment = {"CTANB_OFFLINE": env.get("CTANB_OFFLINE", "1")}
 if env.get("CTANB_DATA"):
     c.Spawner.environment["CTANB_DATA"] = env["CTANB_DATA"]
 
+# --- Dask: a dask-gateway-server run by the hub, or a gateway elsewhere -------------------
+
+
+def _local_dask_gateway(port: int, api_port: int) -> DaskGatewaySettings:
+    """Run dask-gateway-server as the managed hub service ``dask-gateway``.
+
+    Its proxy listens on 127.0.0.1:*port*: HTTP (the REST API, dashboards) under
+    /services/dask-gateway, reached through the hub's proxy, and the TLS scheduler
+    traffic of the clients directly. Users authenticate with their hub token
+    (JupyterHubAuthenticator); clusters run as local processes of the hub's own user
+    (UnsafeLocalBackend: no system users needed, no separation between users; the
+    Kubernetes backend of helm/dask-gateway-values.yaml is the production setup).
+    """
+    workdir = STATE / "dask-gateway"
+    workdir.mkdir(exist_ok=True)
+    bin_dir = Path(sys.executable).parent
+    prefix = "/services/dask-gateway"
+    settings = {
+        "DaskGateway.authenticator_class": "dask_gateway_server.auth.JupyterHubAuthenticator",
+        "DaskGateway.backend_class": "dask_gateway_server.backends.local.UnsafeLocalBackend",
+        "DaskGateway.address": f"127.0.0.1:{api_port}",
+        "Proxy.address": f"127.0.0.1:{port}",  # tcp_address: the same port
+        "Proxy.prefix": prefix,
+        "LocalBackend.clusters_directory": str(workdir / "clusters"),
+        # `dask scheduler`/`dask worker` of ctanb's environment (ctanb, gammapy importable).
+        "ClusterConfig.scheduler_cmd": [str(bin_dir / "dask"), "scheduler"],
+        "ClusterConfig.worker_cmd": [str(bin_dir / "dask"), "worker"],
+        # One BLAS thread per worker process (as ctanb's LocalCluster): cores are workers.
+        "ClusterConfig.environment": {
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        },
+        "ClusterConfig.cluster_max_workers": int(env.get("CTANB_DASK_GATEWAY_MAX_WORKERS", "8")),
+        "ClusterConfig.idle_timeout": 3600.0,  # a forgotten cluster stops after an idle hour
+    }
+    config = workdir / "dask_gateway_config.py"
+    config.write_text(
+        "# Written by deploy/hub/jupyterhub_config.py at each hub start: edit that file.\n"
+        "c = get_config()  # noqa: F821\n"
+        + "".join(f"c.{name} = {value!r}\n" for name, value in settings.items())
+    )
+    c.JupyterHub.services.append({
+        "name": "dask-gateway",
+        "url": f"http://127.0.0.1:{port}",
+        "api_token": secrets.token_hex(32),
+        "command": [str(bin_dir / "dask-gateway-server"), "-f", str(config)],
+        "cwd": str(workdir),
+    })  # fmt: skip
+    # JupyterHubAuthenticator admits tokens with access to the service: every user may
+    # use it, also through their server's token (which has only the `server` role).
+    c.JupyterHub.load_roles += [
+        {"name": "user", "scopes": ["self", "access:services!service=dask-gateway"]},
+        {"name": "server", "scopes": ["users:activity!user", "access:servers!server",
+                                     "access:services!service=dask-gateway"]},
+    ]  # fmt: skip
+    host = c.JupyterHub.ip if c.JupyterHub.ip not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    hub_url = f"http://{host}:{c.JupyterHub.port}"
+    return DaskGatewaySettings(
+        address=hub_url + prefix,
+        proxy_address=f"gateway://127.0.0.1:{port}",
+        public_address=env.get("CTANB_DASK_GATEWAY_PUBLIC_ADDRESS") or None,
+    )
+
+
 gateway = None
-if env.get("CTANB_DASK_GATEWAY_ADDRESS"):
+if env.get("CTANB_HUB_DASK_GATEWAY_PORT"):
+    gateway_port = int(env["CTANB_HUB_DASK_GATEWAY_PORT"])
+    gateway_api_port = int(env.get("CTANB_HUB_DASK_GATEWAY_API_PORT", "0")) or gateway_port + 1
+    gateway = _local_dask_gateway(gateway_port, gateway_api_port)
+elif env.get("CTANB_DASK_GATEWAY_ADDRESS"):
     gateway = DaskGatewaySettings(
         address=env["CTANB_DASK_GATEWAY_ADDRESS"],
         proxy_address=env.get("CTANB_DASK_GATEWAY_PROXY_ADDRESS"),
