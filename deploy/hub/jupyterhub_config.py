@@ -79,8 +79,14 @@ c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
 if spawner == "simple":
     c.SimpleLocalProcessSpawner.home_dir_template = str(STATE / "home" / "{username}")
+# Next to an archive, often offline: JupyterLab neither fetches news nor checks for
+# updates (nor asks the user about it in a toast).
+c.Spawner.args = [
+    "--LabApp.news_url=None",
+    "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+]
 if os.geteuid() == 0:
-    c.Spawner.args = ["--allow-root"]
+    c.Spawner.args.append("--allow-root")
 # Spawner.environment reaches the kernels (the hub's own environment does not).
 c.Spawner.environment = {"CTANB_OFFLINE": env.get("CTANB_OFFLINE", "1")}
 if env.get("CTANB_DATA"):
