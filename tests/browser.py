@@ -90,6 +90,31 @@ def jupyterlab(folder: Path) -> Iterator[tuple[str, Path]]:
 
 
 @contextmanager
+def notebook7(folder: Path) -> Iterator[tuple[str, Path]]:
+    """Jupyter Notebook 7 on loopback serving *folder*; yields ``(url with token, runtime dir)``.
+
+    Notebook 7 is built on the JupyterLab frontend: the same news/update toasts exist
+    (the ``notification`` plugin) and are turned off by the same overrides.json as for
+    :func:`jupyterlab`. A notebook without ``metadata.kernelspec`` opens a kernel
+    dialog here too: write it with :func:`write_notebook`.
+    """
+    port, token = free_port(), "ctanb-widgets-test"
+    argv = [sys.executable, "-m", "notebook", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+            f"--port={port}", f"--ServerApp.root_dir={folder}", f"--IdentityProvider.token={token}",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            # Notebook 7's pages read their settings from /lab/api/settings, which the
+            # jupyterlab extension serves: both apps need the overrides.
+            f"--LabApp.app_settings_dir={folder / 'lab-settings'}",
+            f"--JupyterNotebookApp.app_settings_dir={folder / 'lab-settings'}"]  # fmt: skip
+    env = _env(folder)
+    with running(argv, folder / "notebook7.log", env) as app:
+        base = f"http://127.0.0.1:{port}/"
+        _wait_http(f"{base}api/status?token={token}", app, "Jupyter Notebook 7")
+        yield f"{base}?token={token}", Path(env["JUPYTER_RUNTIME_DIR"])
+
+
+@contextmanager
 def voila(notebook: Path) -> Iterator[tuple[str, Path]]:
     """Voila rendering *notebook*; yields ``(url, runtime dir)``."""
     folder = notebook.parent
