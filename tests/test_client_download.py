@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -27,6 +28,7 @@ class _Files:
     def __init__(self):
         self.files: dict[str, tuple[bytes, str]] = {}
         self.log: list[tuple[str, str, str | None]] = []
+        self.head_hangs = False  # as DaCHS 2.7's products: a HEAD is never answered
 
 
 def _handler(state: _Files):
@@ -71,6 +73,10 @@ def _handler(state: _Files):
             self._send(False)
 
         def do_HEAD(self):
+            if state.head_hangs:
+                state.log.append(("HEAD", self.path, None))
+                time.sleep(30)
+                return
             self._send(True)
 
     return Handler
@@ -103,11 +109,25 @@ def test_files_arrive_verified_with_server_names_and_are_reused(server, tmp_path
     paths = manager.fetch(urls)
     assert [p.name for p in paths] == ["run0.fits", "run1.fits", "run2.fits"]
     assert [p.read_bytes() for p in paths] == [PAYLOAD[i:] for i in range(3)]
-    gets = [x for x in server.log if x[0] == "GET"]
-    assert len(gets) == 3
+    assert sum(1 for x in server.log if x[0] == "GET") == 3
+    stamps = [(p.stat().st_ino, p.stat().st_mtime_ns) for p in paths]
     again = manager.fetch(urls, dest=tmp_path / "out")
     assert [p.parent for p in again] == [tmp_path / "out"] * 3
-    assert [x for x in server.log if x[0] == "GET"] == gets  # only HEADs the second time
+    # The cached files were checked against the server's headers and kept as they were.
+    assert [(p.stat().st_ino, p.stat().st_mtime_ns) for p in paths] == stamps
+    assert [p.read_bytes() for p in again] == [PAYLOAD[i:] for i in range(3)]
+
+
+def test_cached_files_are_checked_without_head(server, tmp_path):
+    """DaCHS 2.7 never ends its answer to a HEAD of a product: the check must not hang."""
+    url = _serve(server, "/files/dachs", PAYLOAD)
+    manager = DownloadManager(requests.Session(), tmp_path / "cache", progress=False)
+    (path,) = manager.fetch([url])
+    server.head_hangs = True
+    started = time.monotonic()
+    assert manager.fetch([url]) == [path]
+    assert time.monotonic() - started < 5
+    assert not [x for x in server.log if x[0] == "HEAD"]
 
 
 def test_corrupt_cached_file_is_fetched_again(server, tmp_path):
@@ -119,7 +139,7 @@ def test_corrupt_cached_file_is_fetched_again(server, tmp_path):
         fh.write(b"XXXX")
     (again,) = manager.fetch([url])
     assert again.read_bytes() == PAYLOAD
-    assert sum(1 for x in server.log if x[0] == "GET") == 2
+    assert sum(1 for x in server.log if x[0] == "GET") == 3  # download, check, download
 
 
 def test_interrupted_transfer_resumes_with_range(server, tmp_path):

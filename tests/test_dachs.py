@@ -39,6 +39,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -379,3 +380,18 @@ def test_export_names_a_bad_archive(tmp_path: Path) -> None:
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-v"]))
+
+
+def test_the_client_gets_every_runs_irf_and_reuses_its_cache(dachs_url) -> None:
+    """Through ``ctanb.connect``: DaCHS's ivoa.obscore DataLink redirects to the dataset's
+    own service with the first ID only, and never ends a HEAD of a product; every run
+    still gets its CALDB file, and files already downloaded are reused at once."""
+    archive = ctanb.connect(dachs_url, token="", progress=False, record_history=False)
+    runs = archive.search(collection="CTA-1DC")
+    assert len(runs) == 4
+    files = archive.download(runs, calibration=True)
+    assert [p.name for p in files[1::2]] == ["irf_file.fits"] * 4
+    assert len({p.name for p in files[::2]}) == 4
+    started = time.monotonic()
+    assert archive.download(runs, calibration=True) == files
+    assert time.monotonic() - started < 10, "checking the cached files took too long"

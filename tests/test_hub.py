@@ -5,8 +5,11 @@ folder) against the embedded archive of the test session (``--tap-url``) and wit
 the shared provenance database it creates on the local PostgreSQL. Users are created
 and put in groups through the hub's REST API; their servers are spawned through it;
 code runs in their kernels over the Jupyter kernel websocket, so what is checked is
-exactly what a user's notebook sees: the tutorial runs, the archive token of the
-user's group opens that group's proprietary files and no other group's.
+exactly what a user's notebook sees: the archive token of the user's group opens
+that group's proprietary files and no other group's. A second hub, brought up by the
+same command next to DaCHS (``--archive-db``: deploy/dachs/up publishes the session's
+archive), runs every tutorial against DaCHS in a spawned server; tests/test_notebooks.py
+runs them against the embedded archive.
 """
 
 from __future__ import annotations
@@ -164,6 +167,9 @@ def test_helm_values_give_users_the_archive_and_the_gateway():
     assert hub["singleuser"]["extraEnv"]["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
     assert "dask-gateway" in hub["hub"]["services"]
     assert gateway["gateway"]["auth"]["type"] == "jupyterhub"
+    # The gateway admits a token only with access to its service: users and their servers.
+    for role in ("user", "server"):
+        assert "access:services!service=dask-gateway" in hub["hub"]["loadRoles"][role]["scopes"]
     # The hub configuration snippet uses the same pre-spawn hook as deploy/hub.
     assert "make_pre_spawn_hook" in "".join(hub["hub"]["extraConfig"].values())
 
@@ -371,19 +377,6 @@ def test_spawned_servers_see_exactly_their_groups_proprietary_data(hub, kernels,
     assert "2028-03-31" in bob["outcome"]["CTAO-2026A-001"]
 
 
-def test_tutorial_notebooks_run_in_a_spawned_server(kernels):
-    kernel = kernels["alice"]
-    # The server's working directory is the user's home, with the tutorials copied in.
-    assert kernel.run("import os; print(sorted(os.listdir('notebooks')))").strip() != "[]"
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        started = time.monotonic()
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                kernel.run(cell.source)
-        print(f"{path.name} in alice's server: {time.monotonic() - started:.1f} s")
-
-
 def test_users_share_the_provenance_store(kernels):
     activity = (
         kernels["alice"]
@@ -434,27 +427,46 @@ print(os.environ["CTANB_TAP_URL"], outcome)
 """
 
 
-def test_one_command_brings_up_dachs_and_the_hub(tmp_path_factory, archive_db):
+@pytest.fixture(scope="module")
+def dachs_kernels(tmp_path_factory, archive_db):
     """``deploy/hub/up`` without --tap-url: DaCHS serves the session's archive (the same
-    one tests/test_dachs.py publishes), the tutorial runs against it in a spawned server,
-    and DaCHS opens a Vela file to the vela-team user's credentials only."""
+    one tests/test_dachs.py publishes); kernels of alice (vela-team) and bob (pks2155-team)."""
     if os.geteuid() != 0:
         pytest.fail("deploy/dachs/up needs root")
-    port = os.environ.get("DACHS_PORT", "8080")
     with _up(tmp_path_factory, "--archive-db", str(archive_db), down=("--dachs",)) as hub:
         hub.add_user("alice", ["vela-team"])
         hub.add_user("bob", ["pks2155-team"])
         hub.spawn("alice", "bob")
-        alice, bob = hub.kernel("alice"), hub.kernel("bob")
+        opened = {}
         try:
-            nb = nbformat.read(ROOT / "notebooks" / "01_search.ipynb", as_version=4)
-            for cell in nb.cells:
-                if cell.cell_type == "code":
-                    alice.run(cell.source)
-            tap = f"http://127.0.0.1:{port}/tap"
-            # Through the client: the credential reaches DaCHS as HTTP Basic.
-            assert alice.run(DACHS_CHECK).split() == [tap, "1-file"]
-            assert bob.run(DACHS_CHECK).split() == [tap, "AuthError"]
+            for name in ("alice", "bob"):
+                opened[name] = hub.kernel(name)
+            yield opened
         finally:
-            alice.close()
-            bob.close()
+            for kernel in opened.values():
+                kernel.close()
+
+
+def test_one_command_brings_up_dachs_and_the_hub(dachs_kernels):
+    """DaCHS opens a Vela file to the vela-team user's credentials only."""
+    tap = f"http://127.0.0.1:{os.environ.get('DACHS_PORT', '8080')}/tap"
+    # Through the client: the credential reaches DaCHS as HTTP Basic.
+    assert dachs_kernels["alice"].run(DACHS_CHECK).split() == [tap, "1-file"]
+    assert dachs_kernels["bob"].run(DACHS_CHECK).split() == [tap, "AuthError"]
+
+
+def test_tutorial_notebooks_run_against_dachs_in_a_spawned_server(dachs_kernels):
+    """Every tutorial, cell by cell, in alice's server against DaCHS (tests/test_notebooks.py
+    runs them against the embedded archive)."""
+    kernel = dachs_kernels["alice"]
+    # The server's working directory is the user's home, with the tutorials copied in.
+    assert kernel.run("import os; print(sorted(os.listdir('notebooks')))").strip() != "[]"
+    started = time.monotonic()
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        this = time.monotonic()
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                kernel.run(cell.source)
+        print(f"{path.name} in alice's server against DaCHS: {time.monotonic() - this:.1f} s")
+    print(f"all tutorials against DaCHS: {time.monotonic() - started:.1f} s")

@@ -350,37 +350,56 @@ class Archive:
         return self._datalinks([did], url).get(did, DataLinks())
 
     def _datalinks(self, dids: list[str], url: str | None = None) -> dict[str, DataLinks]:
-        from astropy.io.votable import parse_single_table
-
         endpoint = url or self.url + "/datalink"
         out: dict[str, DataLinks] = {d: DataLinks() for d in dids}
         for start in range(0, len(dids), 500):
             chunk = dids[start : start + 500]
-            with pyvo_errors(endpoint, None):
-                resp = self.session.post(endpoint, data=[("ID", d) for d in chunk])
-                if resp.status_code >= 400:
-                    raise ServiceError(
-                        f"DataLink at {endpoint} answered HTTP {resp.status_code}: "
-                        f"{resp.text[:300]}",
-                        url=endpoint,
-                        status=resp.status_code,
-                    )
-            table = parse_single_table(io.BytesIO(resp.content)).to_table()
-            for row in table:
-                did = _text(row["ID"])
-                length = row["content_length"]
-                out.setdefault(did, DataLinks()).append(
-                    Link(
-                        id=did,
-                        semantics=_text(row["semantics"]),
-                        access_url=_text(row["access_url"]),
-                        content_type=_text(row["content_type"]),
-                        content_length=None if _masked(length) else int(length),
-                        description=_text(row["description"]),
-                        error_message=_text(row["error_message"]),
-                    )
-                )
+            answered, forwarded_to = self._datalink_request(endpoint, chunk, out)
+            missing = [d for d in chunk if d not in answered]
+            # DaCHS's DataLink of ivoa.obscore forwards: it redirects to the dataset's own
+            # service with the first ID only. Ask that service for the others at once, and
+            # whatever is still unanswered one ID at a time.
+            if missing and forwarded_to:
+                answered, _ = self._datalink_request(forwarded_to, missing, out)
+                missing = [d for d in missing if d not in answered]
+            for did in missing:
+                self._datalink_request(endpoint, [did], out)
         return out
+
+    def _datalink_request(
+        self, endpoint: str, dids: list[str], out: dict[str, DataLinks]
+    ) -> tuple[set[str], str | None]:
+        """Links of *dids* from one DataLink request, added to *out*.
+
+        Returns the IDs answered and, when the service redirected, where to.
+        """
+        from astropy.io.votable import parse_single_table
+
+        with pyvo_errors(endpoint, None):
+            resp = self.session.post(endpoint, data=[("ID", d) for d in dids])
+            if resp.status_code >= 400:
+                raise ServiceError(
+                    f"DataLink at {endpoint} answered HTTP {resp.status_code}: {resp.text[:300]}",
+                    url=endpoint,
+                    status=resp.status_code,
+                )
+        answered: set[str] = set()
+        for row in parse_single_table(io.BytesIO(resp.content)).to_table():
+            did = _text(row["ID"])
+            length = row["content_length"]
+            answered.add(did)
+            out.setdefault(did, DataLinks()).append(
+                Link(
+                    id=did,
+                    semantics=_text(row["semantics"]),
+                    access_url=_text(row["access_url"]),
+                    content_type=_text(row["content_type"]),
+                    content_length=None if _masked(length) else int(length),
+                    description=_text(row["description"]),
+                    error_message=_text(row["error_message"]),
+                )
+            )
+        return answered, resp.url.split("?", 1)[0] if resp.history else None
 
     # --- files ----------------------------------------------------------------------------
     def download(

@@ -4,8 +4,12 @@ Each file lands in ``home_dir()/cache/<host>/<url path>`` (the port is left out
 so that an embedded archive restarted on another port reuses the cache). A file
 is trusted only when its size equals ``Content-Length`` and its SHA-256 equals
 the server's ``ETag`` (64 hex digits) or ``Digest: sha-256=<base64>``. A cached
-file is checked against a ``HEAD`` before it is reused; a bad one is fetched
-again. An interrupted transfer leaves ``<file>.part``, continued with ``Range``.
+file is checked against the headers of a ``GET`` whose body is not read before it
+is reused; a bad one is fetched again. Not ``HEAD``: DaCHS 2.7 never ends its answer
+to a ``HEAD`` of a product (twisted's ``static.File`` leaves finishing a ``HEAD`` to
+its caller, which DaCHS's product renderer does not do), so the check would hang
+until the read timeout. An interrupted transfer leaves ``<file>.part``, continued
+with ``Range``.
 """
 
 from __future__ import annotations
@@ -167,7 +171,7 @@ class DownloadManager:
         """Download one URL into the cache and return its verified path."""
         path = self.cached(url)
         if path is not None:
-            remote = self._head(url, path)
+            remote = self._remote(url, path)
             if path.name == (remote.name or path.name) and self._matches(path, remote):
                 self._advance(path.stat().st_size)
                 return path
@@ -186,19 +190,19 @@ class DownloadManager:
         )
 
     # --- HTTP ---------------------------------------------------------------------------
-    def _head(self, url: str, path: Path) -> _Remote:
+    def _remote(self, url: str, path: Path) -> _Remote:
+        """Size, checksum and name of *url* from the headers of a GET (body left unread)."""
         try:
-            resp = self.session.head(url, allow_redirects=True, timeout=_TIMEOUT)
+            resp = self.session.get(url, stream=True, timeout=_TIMEOUT)
         except requests.RequestException as exc:
             raise DownloadError(
                 f"cannot reach {url} to check the cached {path.name}: {exc}",
                 path=str(path),
                 url=url,
             ) from exc
-        if resp.status_code in (401, 403):
-            # HEAD has no body: ask again with GET to show the server's reason.
-            self._raise_for_status(self._get(url, path, {}), url, path)
         self._raise_for_status(resp, url, path)
+        # Closing an unread streamed response drops its connection: nothing more is sent.
+        resp.close()
         size = resp.headers.get("Content-Length")
         return _Remote(
             int(size) if size and size.isdigit() else None,
