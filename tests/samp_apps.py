@@ -126,22 +126,65 @@ def jsamp_hub_argv(web_auth: str = "true", url_control: bool = False) -> list[st
     ]
 
 
-def aladin_argv(home: Path) -> list[str]:
-    """Aladin Desktop under Xvfb; it reads ``<home>/.samp`` whatever SAMP_HUB says."""
+#: A GLU dictionary for an Aladin that runs with its network code on but without internet.
+#:
+#: Aladin started with ``-local`` cannot load ``http:`` URLs at all: it resolves them
+#: through the GLU record "Http", and its GLU resolver returns nothing when the network
+#: is off, so it only probes ``<url>/properties`` (a HiPS) and answers "Data format
+#: not recognized". Without ``-local`` and without internet, its start-up fails
+#: (the remote GLU dictionary holding "Http" and the data servers is unreachable, and
+#: the server window crashes with no visible server; Aladin then never answers
+#: scripts). This dictionary supplies both: "Http" passes URLs through unchanged, and
+#: one placeholder image server (never queried) lets the server window build.
+ALADIN_OFFLINE_GLU = """\
+%A Http
+%D Plain HTTP access (URL passed through unchanged)
+%O ctanb
+%U $1
+
+%ActionName        ctanbOffline
+%Description       Placeholder image server of an Aladin without internet (never queried)
+%Aladin.Label      Offline
+%DistribDomain     ALADIN
+%Owner             ctanb
+%Url               http://127.0.0.1:9/?ra=$1&dec=$2
+%Param.Description $1=Right Ascension
+%Param.Description $2=Declination
+%Param.DataType    $1=Target(RA)
+%Param.DataType    $2=Target(DE)
+%ResultDataType    Mime(image/fits)
+"""
+
+#: Java options sending Aladin's outward HTTP(S) to a closed loopback port, so every
+#: request to the internet fails at once (no DNS wait, no connect timeout) while
+#: 127.0.0.1 stays direct (Java's default ``http.nonProxyHosts``).
+ALADIN_NO_INTERNET = [
+    "-Dhttp.proxyHost=127.0.0.1",
+    "-Dhttp.proxyPort=9",
+    "-Dhttps.proxyHost=127.0.0.1",
+    "-Dhttps.proxyPort=9",
+]
+
+
+def aladin_argv(home: Path, *, http: bool = False) -> list[str]:
+    """Aladin Desktop under Xvfb; it reads ``<home>/.samp`` whatever SAMP_HUB says.
+
+    With ``http=False`` it runs with ``-local`` (loads ``file:`` URLs only). With
+    ``http=True`` its network code stays on, so it loads ``http:`` URLs too, with
+    :data:`ALADIN_OFFLINE_GLU` (written into *home*) instead of CDS's dictionary and
+    every non-loopback request failing fast (:data:`ALADIN_NO_INTERNET`).
+    """
     assert ALADIN_JAR.is_file(), f"{ALADIN_JAR} missing: apt-get install -y aladin"
-    return [
-        require_program("xvfb-run"),
-        "-a",
-        require_program("java"),
-        f"-Duser.home={home}",
-        "-Xmx512m",
-        "-jar",
-        str(ALADIN_JAR),
-        "-local",
-        "-noreleasetest",
-        "-nolog",
-        "-noplugin",
-    ]
+    java = [require_program("xvfb-run"), "-a", require_program("java"), f"-Duser.home={home}"]
+    options = ["-noreleasetest", "-nolog", "-noplugin"]
+    if http:
+        glu = Path(home) / "ctanb-offline.dic"
+        glu.write_text(ALADIN_OFFLINE_GLU)
+        java += ALADIN_NO_INTERNET
+        options += [f"-glufile={glu}"]
+    else:
+        options.insert(0, "-local")
+    return [*java, "-Xmx512m", "-jar", str(ALADIN_JAR), *options]
 
 
 def aladin_home(folder: Path, lockfile: Path) -> Path:

@@ -3,12 +3,24 @@
 Aladin ignores SAMP_HUB and reads ``~/.samp``: it runs with ``-Duser.home`` set to
 a folder whose ``.samp`` links to the test hub's lockfile. Its ``status`` script
 command lists the loaded planes, which proves the loads.
+
+Aladin runs without ``-local`` (``aladin_argv(home, http=True)``), with an offline GLU
+dictionary and no route to the internet: with ``-local`` it cannot load ``http:``
+URLs at all, which is how a hosted kernel's data reaches it.
 """
 
 from __future__ import annotations
 
 import pytest
-from samp_apps import aladin_argv, aladin_home, crab_count_map, crab_runs_table, running, wait_for
+from samp_apps import (
+    aladin_argv,
+    aladin_home,
+    crab_count_map,
+    crab_runs_table,
+    jupyter_server,
+    running,
+    wait_for,
+)
 
 from ctanb import CtanbError
 from ctanb.samp import SampLink
@@ -36,7 +48,7 @@ def aladin_script(link: SampLink, script: str, timeout: float = 10) -> str:
 @pytest.fixture(scope="module")
 def aladin(link, hub_dir):
     home = aladin_home(hub_dir / "home", hub_dir / "lockfile")
-    with running(aladin_argv(home), hub_dir / "aladin.log") as app:
+    with running(aladin_argv(home, http=True), hub_dir / "aladin.log") as app:
         wait_for(lambda: "Aladin" in link.client_names(), 90, "Aladin to join the hub")
 
         def ready():  # Aladin registers before its windows (and subscriptions) exist
@@ -66,6 +78,56 @@ def test_aladin_loads_a_count_map_and_a_table(link, aladin, data_dir, tmp_path):
     assert "PlaneID crab_counts" in status and "Type    Image" in status
     assert "Width   100" in status
     assert "PlaneID crab_runs" in status and "NbObj   4" in status
+
+
+def aladin_plane(link: SampLink, name: str) -> str:
+    """Aladin's ``status`` text of plane *name*, once it is listed."""
+
+    def listed():
+        status = aladin_script(link, "status")
+        return status if f"PlaneID {name}" in status else None
+
+    status = wait_for(listed, 30, f"Aladin to list the plane {name!r}")
+    return status[status.index(f"PlaneID {name}") :]
+
+
+def test_aladin_loads_a_count_map_served_over_http(link, aladin, hub_dir, data_dir, tmp_path):
+    count_map = crab_count_map(data_dir, tmp_path / "crab_counts.fits")
+
+    with SampLink.connect(hub_dir / "lockfile", start_hub=False, serve="http") as http_link:
+        image = http_link.send_image(count_map, to="Aladin", name="crab_counts_http")
+        assert image.url.startswith("http://127.0.0.1:"), image.url
+        assert image.ok, image.summary()
+
+        plane = aladin_plane(link, "crab_counts_http")
+    assert "Type    Image" in plane and "Width   100" in plane
+    assert f"Url     {image.url}" in plane
+
+
+def test_aladin_loads_a_count_map_from_the_jupyter_spool_without_login(
+    link, aladin, data_dir, tmp_path
+):
+    """The hosted-kernel path: the Jupyter server extension serves the spool item."""
+    import httpx
+
+    from ctanb.samp import SpoolPublisher
+
+    count_map = crab_count_map(data_dir, tmp_path / "crab_counts.fits")
+    home = tmp_path / "ctanb-home"
+    with jupyter_server(tmp_path, home) as (url, _token):
+        spool = SpoolPublisher(home / "samp-spool", base_url=url)
+        item_url = spool.publish(count_map.read_bytes(), "crab_counts.fits", "application/fits")
+        assert item_url.startswith(url + "ctanb/samp/")
+        # Aladin first asks whether the URL is a HiPS: a plain "no", not a login page.
+        probe = httpx.get(item_url + "/properties")
+        assert (probe.status_code, probe.headers["content-type"]) == (404, "text/plain")
+
+        params = {"url": item_url, "name": "crab_counts_spool", "image-id": "ctanb-spool-1"}
+        delivery = link.send("image.load.fits", params, "Aladin", timeout=20)
+        assert delivery.ok, delivery.summary()
+        plane = aladin_plane(link, "crab_counts_spool")
+    assert "Type    Image" in plane and "Width   100" in plane
+    assert "Target  05:34:3" in plane  # the Crab: the WCS came through
 
 
 def test_point_at_and_bad_image_are_reported_per_recipient(link, aladin, tmp_path):

@@ -20,9 +20,11 @@ from jupyter_server.utils import url_path_join
 
 from .serve import spool_dir, spool_item
 
-__all__ = ["SpoolHandler"]
+__all__ = ["BelowItemHandler", "SpoolHandler"]
 
 ROUTE = r"ctanb/samp/([A-Za-z0-9_-]+)/([A-Za-z0-9._-]+)"
+#: Paths below an item: Aladin asks ``<item url>/properties`` first (is it a HiPS?).
+BELOW_ROUTE = ROUTE + r"/.*"
 
 
 class SpoolHandler(JupyterHandler):
@@ -58,6 +60,29 @@ class SpoolHandler(JupyterHandler):
             self.finish(item[0].read_bytes())
 
 
+class BelowItemHandler(JupyterHandler):
+    """A plain 404 for anything below an item, without login.
+
+    Aladin probes ``<item url>/properties`` before downloading an http URL. It must
+    get a clear "no" whatever the deployment does with unknown paths (a redirect to
+    a login page would be read as HiPS properties).
+    """
+
+    def check_xsrf_cookie(self) -> None:
+        return
+
+    @allow_unauthenticated
+    def head(self, *args: str) -> None:
+        self.set_status(404)
+        self.finish()
+
+    @allow_unauthenticated
+    def get(self, *args: str) -> None:
+        self.set_status(404)
+        self.set_header("Content-Type", "text/plain")
+        self.finish("not a HiPS: nothing below a ctanb SAMP item")
+
+
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "ctanb.samp.jupyter"}]
 
@@ -65,5 +90,8 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 def _load_jupyter_server_extension(serverapp) -> None:
     web_app = serverapp.web_app
     route = url_path_join(web_app.settings["base_url"], ROUTE)
-    web_app.add_handlers(".*$", [(route, SpoolHandler, {"folder": spool_dir()})])
+    below = url_path_join(web_app.settings["base_url"], BELOW_ROUTE)
+    web_app.add_handlers(
+        ".*$", [(route, SpoolHandler, {"folder": spool_dir()}), (below, BelowItemHandler)]
+    )
     serverapp.log.info("ctanb: serving SAMP spool %s at %s", spool_dir(), route)
