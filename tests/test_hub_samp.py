@@ -2,8 +2,8 @@
 
 The whole chain runs for real, on loopback:
 
-* TOPCAT's JSAMP hub (Standard + Web Profile) with TOPCAT attached (under Xvfb) and a
-  Standard Profile image viewer (the user's desktop);
+* TOPCAT's JSAMP hub (Standard + Web Profile) with TOPCAT and Aladin Desktop attached
+  (under Xvfb) and a Standard Profile image viewer (the user's desktop);
 * ``deploy/hub/up`` (configurable-http-proxy, dummy authenticator, simple spawner)
   against the session's embedded archive; alice's server is spawned by the hub and
   has the ctanb Jupyter server extension enabled;
@@ -13,7 +13,8 @@ The whole chain runs for real, on loopback:
 
 What a user notices is asserted: TOPCAT holds the table sent with "Send table" (it
 fetched ``/user/alice/ctanb/samp/...`` through the hub's proxy, without cookies),
-the viewer downloads the count map sent with "Send image", and rows selected on
+the viewer downloads the count map sent with "Send image" (same pixels as in the
+kernel), Aladin lists the count map and the table sent to it, and rows selected on
 TOPCAT's side become the checked rows of the App's results table in the kernel
 behind the hub (read over the kernel websocket).
 """
@@ -30,6 +31,8 @@ from astropy.io import fits
 from astropy.io.votable import parse_single_table
 from astropy.wcs import WCS
 from samp_apps import (
+    aladin_argv,
+    aladin_home,
     jsamp_hub_argv,
     require_program,
     running,
@@ -40,6 +43,7 @@ from samp_apps import (
 from test_hub import Hub, Kernel, _up
 from test_samp_web import CHROMIUM_ARGS, run_cell, topcat_table_url
 
+from ctanb import CtanbError
 from ctanb.samp import SampLink
 
 pytestmark = pytest.mark.slow
@@ -111,7 +115,13 @@ def desktop(tmp_path_factory):
     env = samp_env(lockfile)
     with running(jsamp_hub_argv("true"), folder / "hub.log", env):
         wait_for(lockfile.is_file, 30, "the JSAMP hub's lockfile")
-        with running(topcat_argv(), folder / "topcat.log", env) as topcat:
+        # Aladin reads ~/.samp (its home's .samp is the lockfile); http=True: it loads
+        # http: URLs, which is how data from a hosted kernel reaches it.
+        home = aladin_home(folder / "aladin-home", lockfile)
+        with (
+            running(topcat_argv(), folder / "topcat.log", env) as topcat,
+            running(aladin_argv(home, http=True), folder / "aladin.log"),
+        ):
             yield lockfile, topcat
 
 
@@ -126,11 +136,8 @@ def jupyterhub(tmp_path_factory, archive_url, desktop):
 
 
 class FitsViewer:
-    """A Standard Profile image viewer: downloads what ``image.load.fits`` points to.
-
-    It stands in for Aladin Desktop, which (12.001 with ``-local``, as Debian ships it)
-    probes ``<url>/properties`` for a HiPS and never downloads a FITS file over HTTP.
-    """
+    """A Standard Profile image viewer: downloads what ``image.load.fits`` points to,
+    so the test can compare the pixels with the kernel's map (Aladin only lists planes)."""
 
     name = "fits-viewer"
 
@@ -151,6 +158,16 @@ class FitsViewer:
         self.link.close()
 
 
+def aladin_status(link: SampLink) -> str | None:
+    """Aladin's ``status`` script answer (its loaded planes), None while it cannot answer."""
+    try:
+        delivery = link.send("script.aladin.send", {"script": "status"}, "Aladin", timeout=5)
+        delivery.raise_for_errors()
+    except CtanbError:  # not ready yet: the caller waits
+        return None
+    return delivery.responses[0].result.get("script.result", "")
+
+
 @pytest.fixture(scope="module")
 def direct_link(desktop, jupyterhub):
     """A Standard Profile client of the desktop hub (asks TOPCAT what it holds), and a viewer."""
@@ -159,8 +176,10 @@ def direct_link(desktop, jupyterhub):
     try:
         with SampLink.connect(lockfile, start_hub=False, serve="http", timeout=20) as link:
             try:
-                wait_for(lambda: {"topcat", FitsViewer.name} <= set(link.client_names()), 90,
-                         "TOPCAT and the viewer on the JSAMP hub")  # fmt: skip
+                wait_for(lambda: {"topcat", "Aladin", FitsViewer.name} <= set(link.client_names()),
+                         90, "TOPCAT, Aladin and the viewer on the JSAMP hub")  # fmt: skip
+                # Aladin registers before its windows (and subscriptions) exist.
+                wait_for(lambda: aladin_status(link) is not None, 60, "Aladin to answer scripts")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}\n{topcat.output()[-2000:]}") from None
             yield link, viewer
@@ -304,3 +323,30 @@ def test_selection_in_topcat_checks_rows_of_the_app_behind_the_hub(lab, desktop)
     texts = checked.all_inner_texts()
     assert len(selected) == 2 and all(any(v in text for text in texts) for v in selected)
     page.screenshot(path=str(ARTIFACTS / "selection-from-topcat.png"), full_page=True)
+
+
+def test_send_buttons_put_the_count_map_and_the_table_in_aladin(
+    lab, direct_link, desktop, jupyterhub
+):
+    page, _ = lab
+    link, _ = direct_link
+    lockfile, _ = desktop
+    page.get_by_label("Send to").select_option("Aladin")
+    page.get_by_role("button", name="Send image").click()
+    page.get_by_text("Aladin: samp.ok").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Send table").click()
+
+    # Aladin's "status" lists its planes; through the JSAMP hub its answer does not come
+    # back (it holds a degree sign, not a valid SAMP string), but Aladin prints it.
+    log = lockfile.parent / "aladin.log"
+    deadline = time.monotonic() + 60
+    while True:
+        aladin_status(link)
+        status = log.read_text(errors="replace").rsplit("[status]", 1)[-1]
+        image = f"Url     {jupyterhub.url}/user/{USER}/ctanb/samp/"
+        if image in status and "Type    Catalog" in status and "NbObj   4" in status:
+            break
+        assert time.monotonic() < deadline, f"Aladin lists no count map and table:\n{status}"
+        time.sleep(1)
+    assert "Width   100" in status  # the 2 deg count map at 0.02 deg
+    page.screenshot(path=str(ARTIFACTS / "aladin.png"), full_page=True)
