@@ -23,7 +23,8 @@
 2. Map making over all 105 H.E.S.S. DL3 DR1 runs (an all-sky CAR map, 0.5 deg bins, so
    every run contributes; one reconstructed and 3 true energy bins, IRF maps at 2 deg)
    with MapDatasetStep on a 2-worker Dask LocalCluster (processes, 1 thread each)
-   against serial, both with provenance and all products written. The cluster start-up
+   against serial, both with provenance and all products written (the workers stack
+   chunks of ``reduce.CHUNK_SIZE`` observations; serial runs the same tree). The cluster start-up
    (LocalCluster, Client, importing gammapy in the workers) is timed separately:
    ``ratio`` uses the warm cluster, ``ratio_with_startup`` adds the start-up.
    Target ratio dask/serial <= 0.55. The Dask products are checked identical to serial.
