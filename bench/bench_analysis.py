@@ -28,6 +28,8 @@
    (LocalCluster, Client, importing gammapy in the workers) is timed separately:
    ``ratio`` uses the warm cluster, ``ratio_with_startup`` adds the start-up.
    Target ratio dask/serial <= 0.55. The Dask products are checked identical to serial.
+   What the machine itself gives two processes over one (a Python loop, a numpy loop)
+   is measured in the same run: no 2-worker ratio can beat it.
 
 Run: ``.venv/bin/python bench/bench_analysis.py [--quick]``; writes bench/results/analysis.json.
 Other steps (spectrum, light curve) plug in through :data:`STEP_BENCHES`.
@@ -230,6 +232,44 @@ def bench_steps(repeats: int, work: Path) -> dict:
 
 
 # -- Dask scaling --------------------------------------------------------------------------
+def _python_loop(_: int) -> int:
+    total = 0
+    for i in range(6_000_000):
+        total += i * i
+    return total
+
+
+def _numpy_loop(_: int) -> float:
+    import numpy as np
+
+    values = np.random.default_rng(0).random(2_000_000)
+    for _ in range(40):
+        values = np.sqrt(values * values + 1.0)
+    return float(values.sum())
+
+
+def machine_two_process_ratio() -> dict:
+    """What this machine gives two processes over one, for a pure-Python loop (CPU) and a
+    numpy loop (memory bandwidth too): the floor of any 2-worker ratio measured here."""
+    import multiprocessing
+
+    out = {}
+    for func in (_python_loop, _numpy_loop):
+        with multiprocessing.get_context("spawn").Pool(2) as pool:
+            pool.map(func, [0, 0])  # start-up and imports outside the timing
+            ratios = []
+            for _ in range(3):
+                start = time.perf_counter()
+                func(0)
+                func(0)
+                serial = time.perf_counter() - start
+                start = time.perf_counter()
+                pool.map(func, [0, 0])
+                ratios.append((time.perf_counter() - start) / serial)
+        out[func.__name__.strip("_")] = round(statistics.median(ratios), 3)
+    return out
+
+
 def bench_dask(n_runs: int | None, work: Path) -> dict:
     import numpy as np
     from gammapy.data import DataStore
@@ -266,12 +306,14 @@ def bench_dask(n_runs: int | None, work: Path) -> dict:
         "ratio": round(t_dask / t_serial, 4),
         "ratio_with_startup": round((t_dask + t_startup) / t_serial, 4),
         "identical_to_serial": same,
+        "machine_two_process_ratio": machine_two_process_ratio(),
     }
     print(
         f"maps of {len(runs)} runs: serial {t_serial:.2f} s, dask 2 workers {t_dask:.2f} s "
         f"(+{t_startup:.2f} s start-up): ratio {result['ratio']:.3f} warm, "
         f"{result['ratio_with_startup']:.3f} with start-up (target <= 0.55), identical={same}"
     )
+    print(f"this machine, 2 processes vs 1: {result['machine_two_process_ratio']}")
     return result
 
 
