@@ -73,20 +73,27 @@ def _wait_http(url: str, app, what: str) -> None:
 
 
 @contextmanager
-def jupyterlab(folder: Path) -> Iterator[tuple[str, Path]]:
-    """JupyterLab on loopback serving *folder*; yields ``(url with token, runtime dir)``."""
+def _jupyter(folder: Path, module: str, what: str, *options: str) -> Iterator[tuple[str, Path]]:
+    """``python -m MODULE`` (a Jupyter server app) on loopback serving *folder*, with the
+    Lab frontend's news and update checks off; yields ``(url with token, runtime dir)``."""
     port, token = free_port(), "ctanb-widgets-test"
-    argv = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+    argv = [sys.executable, "-m", module, "--no-browser", "--allow-root", "--ip=127.0.0.1",
             f"--port={port}", f"--ServerApp.root_dir={folder}", f"--IdentityProvider.token={token}",
             "--LabApp.news_url=None",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            "--LabApp.extension_manager=readonly",
-            f"--LabApp.app_settings_dir={folder / 'lab-settings'}"]  # fmt: skip
+            f"--LabApp.app_settings_dir={folder / 'lab-settings'}", *options]  # fmt: skip
     env = _env(folder)
-    with running(argv, folder / "jupyterlab.log", env) as app:
+    with running(argv, folder / f"{module}.log", env) as app:
         base = f"http://127.0.0.1:{port}/"
-        _wait_http(f"{base}api/status?token={token}", app, "JupyterLab")
+        _wait_http(f"{base}api/status?token={token}", app, what)
         yield f"{base}?token={token}", Path(env["JUPYTER_RUNTIME_DIR"])
+
+
+@contextmanager
+def jupyterlab(folder: Path) -> Iterator[tuple[str, Path]]:
+    """JupyterLab on loopback serving *folder*; yields ``(url with token, runtime dir)``."""
+    with _jupyter(folder, "jupyterlab", "JupyterLab", "--LabApp.extension_manager=readonly") as up:
+        yield up
 
 
 @contextmanager
@@ -98,20 +105,11 @@ def notebook7(folder: Path) -> Iterator[tuple[str, Path]]:
     :func:`jupyterlab`. A notebook without ``metadata.kernelspec`` opens a kernel
     dialog here too: write it with :func:`write_notebook`.
     """
-    port, token = free_port(), "ctanb-widgets-test"
-    argv = [sys.executable, "-m", "notebook", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-            f"--port={port}", f"--ServerApp.root_dir={folder}", f"--IdentityProvider.token={token}",
-            "--LabApp.news_url=None",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            # Notebook 7's pages read their settings from /lab/api/settings, which the
-            # jupyterlab extension serves: both apps need the overrides.
-            f"--LabApp.app_settings_dir={folder / 'lab-settings'}",
-            f"--JupyterNotebookApp.app_settings_dir={folder / 'lab-settings'}"]  # fmt: skip
-    env = _env(folder)
-    with running(argv, folder / "notebook7.log", env) as app:
-        base = f"http://127.0.0.1:{port}/"
-        _wait_http(f"{base}api/status?token={token}", app, "Jupyter Notebook 7")
-        yield f"{base}?token={token}", Path(env["JUPYTER_RUNTIME_DIR"])
+    # Notebook 7's pages read their settings from /lab/api/settings, which the
+    # jupyterlab extension serves: both apps need the overrides.
+    settings = f"--JupyterNotebookApp.app_settings_dir={folder / 'lab-settings'}"
+    with _jupyter(folder, "notebook", "Jupyter Notebook 7", settings) as up:
+        yield up
 
 
 @contextmanager

@@ -20,30 +20,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from test_analysis_maps import MSH_CONFIG
 from test_hub import Hub, _up
 
 RUNS = [20136, 20137]
-# MSH 15-52 (as tests/test_analysis_maps.py's MSH_CONFIG, not imported: the hub's kernel
-# imports gammapy, this process need not).
-CONFIG = {
-    "geom": {
-        "wcs": {
-            "skydir": {"frame": "icrs", "lon": "228.53 deg", "lat": "-59.16 deg"},
-            "binsize": "0.05 deg",
-            "width": {"width": "2.5 deg", "height": "2.5 deg"},
-            "binsize_irf": "0.25 deg",
-        },
-        "selection": {"offset_max": "2.5 deg"},
-        "axes": {
-            "energy": {"min": "1 TeV", "max": "10 TeV", "nbins": 2},
-            "energy_true": {"min": "0.5 TeV", "max": "20 TeV", "nbins": 6},
-        },
-    },
-    "safe_mask": {
-        "methods": ["aeff-default", "offset-max"],
-        "parameters": {"offset_max": "2.5 deg"},
-    },
-}
+# MSH 15-52, the map dataset part of the map tests' configuration.
+CONFIG = {key: value for key, value in MSH_CONFIG.items() if key != "excess_map"}
 # The gateway does not need the archive: no DaCHS, a TAP URL nothing listens at.
 NO_ARCHIVE = "http://127.0.0.1:9/tap"
 
