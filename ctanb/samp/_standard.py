@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError, CtanbError
-from . import _hub
 
 __all__ = ["StandardTransport", "default_lockfile"]
 
@@ -81,7 +80,9 @@ class StandardTransport:
                     f"no SAMP hub is running (no live hub in {self.lockfile}); start TOPCAT "
                     "or Aladin, or connect with start_hub=True"
                 )
-            self.hub = _hub.EmbeddedHub(
+            from ._hub import EmbeddedHub  # like _samp(): pyvo.samp only once it is used
+
+            self.hub = EmbeddedHub(
                 lockfile=str(self.lockfile), web_profile=False, addr="127.0.0.1", label="ctanb"
             )
             self.hub.start(wait=False)
