@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -143,6 +144,35 @@ def chromium() -> Iterator:
             yield browser
         finally:
             browser.close()
+
+
+def run_cell(page, index: int, expect, tries: int = 3, timeout_s: float = 240.0):
+    """Run one notebook cell (Shift+Enter) and wait for *expect* (a text or a Playwright
+    locator) to show up; returns its first match.
+
+    A key press that lands before JupyterLab has wired the kernel session is
+    dropped silently, so a cell that shows no execution (prompt ``[ ]``) is run
+    again; a cell still running (``[*]``, slow on a loaded machine) is waited for
+    up to *timeout_s*, never run twice.
+    """
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    shown = page.get_by_text(expect) if isinstance(expect, str) else expect
+    deadline = time.monotonic() + timeout_s
+    presses = 0
+    while True:
+        if presses == 0 or "[ ]" in cell.locator(".jp-InputPrompt").inner_text():
+            if presses == tries:
+                raise AssertionError(f"cell {index} did not run after {tries} presses")
+            cell.locator(".jp-InputArea-editor").click()
+            page.keyboard.press("Shift+Enter")
+            presses += 1
+        try:
+            shown.first.wait_for(timeout=20_000)
+            return shown.first
+        except Exception:
+            prompt = cell.locator(".jp-InputPrompt").inner_text()
+            if time.monotonic() > deadline or not ("[ ]" in prompt or "[*]" in prompt):
+                raise
 
 
 class KernelProbe:

@@ -84,4 +84,5 @@ def test_notebook7_distiller(browser, archive_url, tmp_path):
     timings["kernel_idle_s"] = round(kernel_ready, 2)
     timings["panels_shown_s"] = round(panels_shown, 2)
     print("TIMINGS notebook7", timings)
-    assert timings["search_to_rows_s"] < 5
+    # The 0.5 s target is measured by bench/bench_widgets.py; this only catches a hang.
+    assert timings["search_to_rows_s"] < 30

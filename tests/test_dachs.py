@@ -392,6 +392,8 @@ def test_the_client_gets_every_runs_irf_and_reuses_its_cache(dachs_url) -> None:
     files = archive.download(runs, calibration=True)
     assert [p.name for p in files[1::2]] == ["irf_file.fits"] * 4
     assert len({p.name for p in files[::2]}) == 4
+    written = {p: p.stat().st_mtime_ns for p in files}
     started = time.monotonic()
     assert archive.download(runs, calibration=True) == files
-    assert time.monotonic() - started < 10, "checking the cached files took too long"
+    assert {p: p.stat().st_mtime_ns for p in files} == written, "a cached file was fetched again"
+    assert time.monotonic() - started < 60, "checking the cached files took too long"

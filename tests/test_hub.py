@@ -264,8 +264,14 @@ class Kernel:
                         "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
         }))  # fmt: skip
         out, error, replied, idle = [], None, False, False
+        deadline = time.monotonic() + 1800  # a cell may print nothing for minutes
         while not (replied and idle):
-            msg = json.loads(self.ws.recv())
+            try:
+                msg = json.loads(self.ws.recv())
+            except websocket.WebSocketTimeoutException:
+                if time.monotonic() > deadline:
+                    raise
+                continue
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind = msg["msg_type"]
@@ -393,11 +399,14 @@ def test_users_share_the_provenance_store(kernels):
         "import time\n"
         "from ctanb import ProvenanceError\n"
         # alice's kernel commits behind her step: visible to others a few ms later
-        "for attempt in range(50):\n"
+        "deadline = time.monotonic() + 30\n"
+        "while True:\n"
         "    try:\n"
         f"        record = default_store().get_activity({activity!r})\n"
         "        break\n"
         "    except ProvenanceError:\n"
+        "        if time.monotonic() > deadline:\n"
+        "            raise\n"
         "        time.sleep(0.1)\n"
         "print(record.name)"
     )

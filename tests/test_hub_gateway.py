@@ -132,7 +132,10 @@ def test_reduction_on_the_hubs_gateway_equals_serial(tmp_path_factory, data_dir)
             assert _listening(gateway_port)
         finally:
             kernel.close()
-    # _up has run deploy/hub/down.
+    # _up has run deploy/hub/down; its last SIGKILLs take a moment to land.
+    deadline = time.monotonic() + 20
+    while (_cluster_processes(state) or _listening(gateway_port)) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert _cluster_processes(state) == []
     assert not _listening(gateway_port)
     assert f"Created cluster {left} for user alice" in _gateway_log(hub)

@@ -30,6 +30,7 @@ import pytest
 from astropy.io import fits
 from astropy.io.votable import parse_single_table
 from astropy.wcs import WCS
+from browser import run_cell
 from samp_apps import (
     aladin_argv,
     aladin_home,
@@ -41,7 +42,7 @@ from samp_apps import (
     wait_for,
 )
 from test_hub import Hub, Kernel, _up
-from test_samp_web import CHROMIUM_ARGS, run_cell, topcat_table_url
+from test_samp_web import CHROMIUM_ARGS, topcat_table_url, wait_jsamp_ready
 
 from ctanb import CtanbError
 from ctanb.samp import SampLink
@@ -114,7 +115,7 @@ def desktop(tmp_path_factory):
     lockfile = folder / "lockfile"
     env = samp_env(lockfile)
     with running(jsamp_hub_argv("true"), folder / "hub.log", env):
-        wait_for(lockfile.is_file, 30, "the JSAMP hub's lockfile")
+        wait_jsamp_ready(lockfile)
         # Aladin reads ~/.samp (its home's .samp is the lockfile); http=True: it loads
         # http: URLs, which is how data from a hosted kernel reaches it.
         home = aladin_home(folder / "aladin-home", lockfile)

@@ -46,7 +46,7 @@ def _wait_for(predicate, timeout: float = 30.0):
 
 
 def test_phases_progress_to_completed_with_results_log_and_times(manager):
-    job = manager.submit("jobs_steps:add", {"a": 1, "b": 2, "sleep": 0.3}, run=False)
+    job = manager.submit("jobs_steps:add", {"a": 1, "b": 2, "sleep": 2.0}, run=False)
     assert job.phase == Phase.PENDING
     job.run()
     assert job.phase in (Phase.QUEUED, Phase.EXECUTING)
@@ -113,7 +113,7 @@ def test_job_list_survives_a_kernel_restart(manager, tmp_path):
 import json, sys
 from ctanb.jobs import JobManager
 jobs = JobManager({str(tmp_path / "jobs.db")!r}, jobs_dir={str(tmp_path / "jobs")!r})
-job = jobs.submit("jobs_steps:add", {{"a": 40, "b": 2, "sleep": 1.5}}, name="survivor")
+job = jobs.submit("jobs_steps:add", {{"a": 40, "b": 2, "sleep": 5}}, name="survivor")
 print(json.dumps({{"id": job.id, "phase": str(job.phase)}}))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

@@ -268,6 +268,7 @@ def _ctanb(*args: str, store_url: str) -> subprocess.CompletedProcess:
 
 
 def test_cli(products, tmp_path, store_url):
+    ProvenanceStore(store_url).flush()  # this process wrote behind; the CLI is another one
     shown = _ctanb("show", str(products["smoothed"]), store_url=store_url)
     assert shown.returncode == 0, shown.stderr
     assert (

@@ -36,7 +36,8 @@ def test_four_processes_writing_1000_activities_each_lose_nothing(tmp_path):
     for proc in procs:
         proc.start()
     for proc in procs:
-        proc.join(timeout=300)
+        proc.join(timeout=900)
+        assert not proc.is_alive(), "a writer was still writing after 15 minutes"
         assert proc.exitcode == 0, f"writer exited with {proc.exitcode}"
     store = ProvenanceStore(url)
     assert store.count_activities() == WRITERS * PER_WRITER

@@ -35,11 +35,11 @@ def hub_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def link(hub_dir):
-    with SampLink.connect(hub_dir / "lockfile", timeout=20) as link:
+    with SampLink.connect(hub_dir / "lockfile", timeout=60) as link:
         yield link
 
 
-def aladin_script(link: SampLink, script: str, timeout: float = 10) -> str:
+def aladin_script(link: SampLink, script: str, timeout: float = 60) -> str:
     delivery = link.send("script.aladin.send", {"script": script}, "Aladin", timeout=timeout)
     delivery.raise_for_errors()
     return delivery.responses[0].result.get("script.result", "")
@@ -123,7 +123,7 @@ def test_aladin_loads_a_count_map_from_the_jupyter_spool_without_login(
         assert (probe.status_code, probe.headers["content-type"]) == (404, "text/plain")
 
         params = {"url": item_url, "name": "crab_counts_spool", "image-id": "ctanb-spool-1"}
-        delivery = link.send("image.load.fits", params, "Aladin", timeout=20)
+        delivery = link.send("image.load.fits", params, "Aladin", timeout=60)
         assert delivery.ok, delivery.summary()
         plane = aladin_plane(link, "crab_counts_spool")
     assert "Type    Image" in plane and "Width   100" in plane

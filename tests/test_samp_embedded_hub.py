@@ -61,11 +61,11 @@ def test_selection_answered_at_once_reaches_the_caller(fast_hub, tmp_path):
         answer = viewer.ecall_and_wait(
             ctanb_id,
             "table.select.rowList",
-            "5",
+            "60",
             **{"table-id": "runs", "url": "file:///runs.vot", "row-list": ["2", "5"]},
         )
         assert answer["samp.status"] == "samp.ok"
-        assert time.monotonic() - started < 4, "the answer came only when the wait timed out"
+        assert time.monotonic() - started < 30, "the answer came only when the wait timed out"
         assert link.selection["runs"] == (2, 5)
         assert fast_hub._waiting == {}, "finished waits leave nothing behind"
     finally:
@@ -82,7 +82,7 @@ def test_a_recipient_that_never_answers_times_out_by_name(tmp_path):
         started = time.monotonic()
         with pytest.raises(pyvo_samp.SAMPProxyError, match="Timeout expired"):
             viewer.ecall_and_wait(silent.get_public_id(), "test.silent", "1")
-        assert 0.9 < time.monotonic() - started < 4
+        assert 0.9 < time.monotonic() - started < 15
         assert link.hub._waiting == {}
     finally:
         silent.disconnect()

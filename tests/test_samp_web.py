@@ -16,6 +16,7 @@ to be on 127.0.0.1.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import threading
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from astropy.io.votable import parse_single_table
+from browser import run_cell
 from samp_apps import (
     crab_runs_table,
     jsamp_hub_argv,
@@ -188,10 +190,28 @@ def open_bridge(browser, page_server, spool, name: str):
     return page, endpoint, link
 
 
+WEB_PROFILE_PORT = 21012  # fixed by the SAMP Web Profile standard
+
+
 def start_jsamp_hub(folder: Path, web_auth: str):
     lockfile = folder / "lockfile"
     hub = running(jsamp_hub_argv(web_auth), folder / "hub.log", samp_env(lockfile))
     return hub, lockfile
+
+
+def wait_jsamp_ready(lockfile: Path) -> None:
+    """Wait for the JSAMP hub's lockfile and then its Web Profile port: JSAMP writes the
+    lockfile first, and a page that comes too early would be told "no hub"."""
+    wait_for(lockfile.is_file, 30, "the JSAMP hub's lockfile")
+
+    def web_profile_listens() -> bool:
+        try:
+            socket.create_connection(("localhost", WEB_PROFILE_PORT), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    wait_for(web_profile_listens, 30, f"the JSAMP Web Profile on port {WEB_PROFILE_PORT}")
 
 
 # --- without the main hub (these run first: port 21012 is free) --------------------------------
@@ -217,7 +237,7 @@ def crab_runs_table_small():
 def test_bridge_refused_by_the_hub_says_so(browser, page_server, spool, tmp_path):
     hub, lockfile = start_jsamp_hub(tmp_path, web_auth="false")
     with hub:
-        wait_for(lockfile.is_file, 30, "the JSAMP hub's lockfile")
+        wait_jsamp_ready(lockfile)
         page, endpoint, link = open_bridge(browser, page_server, spool, "ctanb-web")
         try:
             endpoint.pump(lambda: link.transport.state == "error", 20, "the refusal")
@@ -233,7 +253,7 @@ def jsamp(tmp_path_factory):
     folder = tmp_path_factory.mktemp("jsamp-hub")
     hub, lockfile = start_jsamp_hub(folder, web_auth="true")
     with hub:
-        wait_for(lockfile.is_file, 30, "the JSAMP hub's lockfile")
+        wait_jsamp_ready(lockfile)
         with running(topcat_argv(), folder / "topcat.log", samp_env(lockfile)) as topcat:
             yield lockfile, topcat
 
@@ -352,26 +372,6 @@ def write_notebook(path: Path) -> None:
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in NOTEBOOK_CELLS]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(notebook, path)
-
-
-def run_cell(page, index: int, expect: str, tries: int = 3):
-    """Run one notebook cell (Shift+Enter) and wait for *expect* to show up.
-
-    A key press that lands before JupyterLab has wired the kernel session is
-    dropped silently, so a cell that shows no execution is run again.
-    """
-    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
-    shown = page.get_by_text(expect)
-    for attempt in range(tries):
-        cell.locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Shift+Enter")
-        try:
-            shown.first.wait_for(timeout=20_000)
-            return shown.first
-        except Exception:
-            if attempt == tries - 1 or "[ ]" not in cell.locator(".jp-InputPrompt").inner_text():
-                raise
-    return shown.first
 
 
 def test_jupyterlab_bridge_button_sends_a_table_topcat_loads(browser, jsamp, direct_link, tmp_path):

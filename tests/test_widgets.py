@@ -157,9 +157,11 @@ def test_import_and_construction_are_fast_and_lazy(archive_url):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     import_s, build_s, gammapy, pyvo = out.stdout.split()
-    assert float(import_s) < 0.5, f"import ctanb took {import_s} s"
+    # Laziness is what keeps these fast (bench/bench_widgets.py measures the targets,
+    # 0.5 s and 0.3 s); the bounds here only catch a gross regression on a loaded machine.
     assert gammapy == "False" and pyvo == "False", "App() must not import gammapy or pyvo"
-    assert float(build_s) < 3.0, f"ctanb.App() took {build_s} s (imports included)"
+    assert float(import_s) < 3.0, f"import ctanb took {import_s} s"
+    assert float(build_s) < 15.0, f"ctanb.App() took {build_s} s (imports included)"
 
 
 def crab_map_summary(result) -> tuple[float, float, float]:
@@ -267,7 +269,7 @@ def test_samp_selection_from_topcat_selects_rows_and_send_image_sends_the_count_
     from ctanb.samp import SampLink
 
     lockfile = tmp_path / "samp-lockfile"
-    with SampLink.connect(lockfile, start_hub=True, serve="file", timeout=10) as link:
+    with SampLink.connect(lockfile, start_hub=True, serve="file", timeout=30) as link:
         topcat = FakeTopcat(lockfile)
         try:
             app = App(archive, samp=link)
@@ -275,15 +277,15 @@ def test_samp_selection_from_topcat_selects_rows_and_send_image_sends_the_count_
             app.search.resolve()
             app.search.search()
             controls = app.samp_controls
-            wait_until(lambda: "topcat" in controls.chooser.options, 10, "topcat in the chooser")
+            wait_until(lambda: "topcat" in controls.chooser.options, 30, "topcat in the chooser")
             controls.send_table_button.click()
-            loaded = wait_until(lambda: topcat.received.get("table.load.votable"), 10,
+            loaded = wait_until(lambda: topcat.received.get("table.load.votable"), 30,
                                 "TOPCAT to receive the table")  # fmt: skip
             table_id, url = loaded[-1]["table-id"], loaded[-1]["url"]
             assert table_id == link.table_id(app.table.table)
 
             topcat.select_rows(table_id, url, [1, 3])  # a subset selected in TOPCAT
-            wait_until(lambda: app.table.selected_rows == [1, 3], 10, "the SAMP selection")
+            wait_until(lambda: app.table.selected_rows == [1, 3], 30, "the SAMP selection")
             assert app.sky.selected_rows == [1, 3]
             assert len(app.selected) == 2
 
@@ -294,7 +296,7 @@ def test_samp_selection_from_topcat_selects_rows_and_send_image_sends_the_count_
             app.analysis.map_button.click()
             assert app.analysis.error == ""
             controls.send_image_button.click()
-            images = wait_until(lambda: topcat.received.get("image.load.fits"), 10,
+            images = wait_until(lambda: topcat.received.get("image.load.fits"), 30,
                                 "TOPCAT to receive the count map")  # fmt: skip
             with fits.open(images[-1]["url"]) as hdus:
                 assert hdus[0].data.ndim == 2 and hdus[0].data.sum() > 1000
