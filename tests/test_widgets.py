@@ -67,6 +67,26 @@ def test_choice_lists_come_from_the_data_model_and_the_archive(archive):
     assert "HESS-DL3-DR1" in panel.choices["obs_collection"].options
 
 
+def test_refilling_the_choice_lists_never_changes_the_query(archive):
+    # Resolving a target refills the lists on a thread while the user goes on: the
+    # chosen values must stay, and no intermediate query may drop one of them.
+    panel = SearchPanel(archive)
+    panel.set(target="Crab", radius=3, obs_collection="HESS-DL3-DR1",
+              pointing_mode="convergent")  # fmt: skip
+    before = panel.update_adql()
+    assert "'HESS-DL3-DR1'" in before and "'convergent'" in before
+    queries = []
+    panel.observe(lambda change: queries.append(change["new"]), "adql")
+    panel.adql_text.observe(lambda change: queries.append(change["new"]), "value")
+    panel.load_choices()
+    assert queries == [] and panel.adql == panel.adql_text.value == before
+    assert panel.choices["obs_collection"].value == "HESS-DL3-DR1"
+    pointing = panel.choices["pointing_mode"]
+    assert pointing.value == "convergent"  # not in the archive: still chosen and listed
+    assert "convergent" in pointing.options
+    assert "custom" not in pointing.options  # the archive's values replace the data model's
+
+
 def test_edited_adql_is_sent_as_edited_and_history_lists_it(archive):
     panel = SearchPanel(archive)
     panel.set(obs_collection="HESS-DL3-DR1")

@@ -97,6 +97,10 @@ class SearchPanel(w.VBox):
         self._archive = archive
         self._job = None
         self._updating = False
+        # The choice lists are refilled on a thread (load_choices) while the form is in
+        # use: the lock keeps a refill and a rebuild of the ADQL from interleaving.
+        self._form_lock = threading.RLock()
+        self._refilling = False
         self.error_display = ErrorDisplay()
         lay = w.Layout(width="170px")
         self.target_text = w.Text(description="Target", placeholder="e.g. Crab",
@@ -170,19 +174,20 @@ class SearchPanel(w.VBox):
         Keys are ``target``, the numeric criteria (``ra``, ``dec``, ``radius``,
         ``time_start``, ...) and the column names of the choice lists.
         """
-        for key, value in values.items():
-            text = "" if value is None else str(value)
-            if key == "target":
-                self.target_text.value = text
-            elif key in self.numbers:
-                self.numbers[key].value = text
-            elif key in self.choices:
-                box = self.choices[key]
-                if text and text not in box.options:
-                    box.options = [*box.options, text]
-                box.value = text or _ANY
-            else:
-                raise CriteriaError(f"the search form has no field {key!r}", field=key)
+        with self._form_lock:
+            for key, value in values.items():
+                text = "" if value is None else str(value)
+                if key == "target":
+                    self.target_text.value = text
+                elif key in self.numbers:
+                    self.numbers[key].value = text
+                elif key in self.choices:
+                    box = self.choices[key]
+                    if text and text not in box.options:
+                        box.options = [*box.options, text]
+                    box.value = text or _ANY
+                else:
+                    raise CriteriaError(f"the search form has no field {key!r}", field=key)
 
     def form_criteria(self) -> dict[str, Any]:
         """The criteria of the form, as :class:`~ctanb.client.Criteria` keywords."""
@@ -208,15 +213,18 @@ class SearchPanel(w.VBox):
 
     def update_adql(self) -> str:
         """Rebuild the ADQL from the form (drops an edited query)."""
-        self.criteria = self.form_criteria()
-        adql = self.archive.adql(**self.criteria)
-        self._updating = True
-        try:
-            self.adql_text.value = adql
-        finally:
-            self._updating = False
-        self.adql, self.adql_edited = adql, False
-        return adql
+        with self._form_lock:
+            if self._refilling:  # a list refilled keeps its value: the query stays as it is
+                return self.adql
+            self.criteria = self.form_criteria()
+            adql = self.archive.adql(**self.criteria)
+            self._updating = True
+            try:
+                self.adql_text.value = adql
+            finally:
+                self._updating = False
+            self.adql, self.adql_edited = adql, False
+            return adql
 
     def resolve(self, name: str | None = None) -> dict:
         """Resolve the target name; fills RA/Dec and marks the target."""
@@ -290,17 +298,30 @@ class SearchPanel(w.VBox):
         self.history_list.options = options
 
     def load_choices(self) -> dict[str, list[str]]:
-        """Fill the choice lists with the archive's values (``SELECT DISTINCT``)."""
+        """Fill the choice lists with the archive's values (``SELECT DISTINCT``).
+
+        A value already chosen stays chosen (and listed, even if the archive lacks it),
+        so refilling never changes the query.
+        """
         found = {}
-        for column_name, box in self.choices.items():
+        for column_name in self.choices:
             adql = f"SELECT DISTINCT {column_name} FROM {OBSCORE_TABLE}"
             raw = self.archive.service.run_sync(adql).to_table()[column_name]
-            values = sorted({(v.decode() if isinstance(v, bytes) else str(v)) for v in raw
-                             if v is not None and str(v) not in ("", "--")})  # fmt: skip
-            current = box.value
-            box.options = [_ANY, *values]
-            box.value = current if current in box.options else _ANY
-            found[column_name] = values
+            found[column_name] = sorted({(v.decode() if isinstance(v, bytes) else str(v))
+                                         for v in raw
+                                         if v is not None and str(v) not in ("", "--")})  # fmt: skip
+        with self._form_lock:
+            # New options reset a Dropdown to its first entry before the value is put
+            # back; the rebuilds that would trigger must not reach the ADQL box.
+            self._refilling = True
+            try:
+                for column_name, box in self.choices.items():
+                    current = box.value
+                    kept = [] if current in (_ANY, *found[column_name]) else [current]
+                    box.options = [_ANY, *found[column_name], *kept]
+                    box.value = current
+            finally:
+                self._refilling = False
         return found
 
     # --- plumbing ---------------------------------------------------------------------------
