@@ -10,6 +10,7 @@ assembles them, importing each lazily so that ``ctanb --help`` stays fast.
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib import import_module
 
@@ -73,5 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception as exc:  # never a traceback for a user; CTANB_DEBUG=1 shows one
+        if os.environ.get("CTANB_DEBUG"):
+            raise
+        click.echo(f"ctanb: error: unexpected problem: {exc or 'internal error'}", err=True)
+        sys.exit(1)
     if isinstance(code, int) and code != 0:
         sys.exit(code)

@@ -244,6 +244,7 @@ class SpectrumStep:
         inputs={"event_files": describe_dl3, "irf_files": None},
         outputs={"dataset_files": "spectrum"},
         data_level="DL4",
+        per_input=["dataset_files"],
     )
     def make_datasets(
         self, event_files: list[str], irf_files: list[str], dataset_files: list[str]
@@ -253,11 +254,17 @@ class SpectrumStep:
             raise AnalysisError("give one dataset file per event file")
         datasets = reduce_on_off(self.config, read_observations(event_files, irf_files))
         act = current_activity()
-        for dataset, path in zip(datasets, dataset_files, strict=True):
+        for index, (dataset, path) in enumerate(zip(datasets, dataset_files, strict=True)):
             dataset.write(path, format=self.config.dataset_format, overwrite=True)
             if self.config.dataset_format == "ogip" and act is not None:
                 for sibling in _sibling_files(Path(path)):  # written by gammapy beside the PHA
-                    act.generated(sibling, role="ogip", data_level="DL4", product_type="spectrum")
+                    act.generated(
+                        sibling,
+                        role="ogip",
+                        data_level="DL4",
+                        product_type="spectrum",
+                        derived_from=act.inputs_of_item(index, len(dataset_files)),
+                    )
         return datasets
 
     @recorded(

@@ -11,7 +11,7 @@ of an old ``prov`` and would pin it, while the mapping keeps every standard
 serializer of ``prov`` 3 working (PROV-JSON, PROV-XML, PROV-N, PROV-O) and any
 PROV tool can read the result. The mapping table is in
 :mod:`ctanb.provenance.document`; ctanb's own attributes (hashes, ObsCore
-keywords, callable, status) use the ``ctanb`` namespace.
+keywords, status) use the ``ctanb`` namespace.
 
 Recording
 ---------
@@ -50,9 +50,13 @@ ObsCore row), those in ``outputs`` are products, the rest are parameters (or,
 without a JSON form, used in-memory entities); ``self.config`` is the
 configuration. Inside the call, :func:`current_activity` gives the activity,
 so a step can add ``current_activity().used(...)`` for files it opens itself.
-For ``redo`` a recorded callable must be importable (``module:qualname``) and
-take its inputs and outputs as path arguments; a method's class is rebuilt as
-``Class(config)``.
+``@recorded`` registers the function as the code of its step kind and version
+(:mod:`ctanb.provenance.steps`); records name the kind, never code, and ``redo``
+runs registered steps only (a method's class is rebuilt as ``Class(config)``).
+
+Products are signed when written (:mod:`ctanb.provenance.signing`) and ``verify``
+covers every header and data byte and the record itself
+(:mod:`ctanb.provenance.verify`).
 
 Products and store
 ------------------
@@ -81,8 +85,11 @@ from .document import parse, serialize
 from .fits import attach_provenance, read_provenance
 from .graph import graph_to_svg
 from .records import ActivityRecord, EntityRecord, ProvenanceGraph
-from .replay import TOLERANCES, RedoReport, VerifyReport, compare_fits, redo, verify
+from .replay import TOLERANCES, RedoReport, compare_fits, redo
+from .signing import public_key, trust_key
+from .steps import registered_steps
 from .store import ProvenanceStore, default_store
+from .verify import VerifyReport, verify
 
 __all__ = [
     "TOLERANCES",
@@ -101,10 +108,13 @@ __all__ = [
     "fits_data_sha256",
     "graph_to_svg",
     "parse",
+    "public_key",
     "read_provenance",
     "recorded",
     "redo",
+    "registered_steps",
     "serialize",
     "sha256_file",
+    "trust_key",
     "verify",
 ]

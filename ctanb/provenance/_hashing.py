@@ -393,3 +393,105 @@ def scan_file(path: str | Path, *, fits: bool = True) -> FileScan:
 def clear_scan_cache() -> None:
     """Forget every cached file scan (benchmarks measure cold runs with it)."""
     _SCANS.clear()
+
+
+# -- the whole content of a FITS product ---------------------------------------------------
+#: Header cards a copy may legitimately rewrite (tools re-checksum files they copy); every
+#: other card of every HDU is covered by :func:`fits_product_digest`.
+VOLATILE_CARDS = ("CHECKSUM", "DATASUM")
+PRODUCT_HASH = "fits-hdu-v2"
+
+
+@dataclass(frozen=True)
+class ProductDigest:
+    """sha256 of a FITS product's content and of each of its HDUs.
+
+    ``hdus`` holds ``(name, header sha256, data sha256)`` per HDU in file order,
+    the ``PROVENANCE`` HDU excluded; ``sha256`` is the hash of that list.
+    """
+
+    sha256: str
+    hdus: tuple[tuple[str, str, str], ...]
+
+
+def _header_sha256(header: bytes) -> str:
+    digest = hashlib.sha256()
+    for offset in range(0, len(header) - len(header) % 80, 80):
+        card = header[offset : offset + 80]
+        key = card[:8].rstrip().decode("latin-1")
+        if key in VOLATILE_CARDS or not card.strip():
+            continue
+        digest.update(card)
+        if key == "END":
+            break
+    return digest.hexdigest()
+
+
+def _digest_of(parts: list[tuple[str, str, str]]) -> ProductDigest:
+    digest = hashlib.sha256(PRODUCT_HASH.encode())
+    for name, header, data in parts:
+        digest.update(f"\n{name}\0{header}\0{data}".encode())
+    return ProductDigest(digest.hexdigest(), tuple(parts))
+
+
+def _spans(raw: bytes) -> list[tuple[str, int, int, int]]:
+    """(name, header start, data start, data end) of each HDU of an uncompressed FITS file."""
+    layout = fits_layout(raw)
+    if layout is not None:
+        return [(h.name, h.header_start, h.data_start, h.data_start + h.data_size) for h in layout]
+    import io
+
+    from astropy.io import fits
+
+    spans = []
+    with fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=False) as hdus:
+        for hdu in hdus:
+            start, data = hdu._header_offset, hdu._data_offset
+            spans.append((hdu.name, start, data, data + hdu._data_size))
+    return spans
+
+
+def fits_product_digest(raw: bytes) -> ProductDigest:
+    """:class:`ProductDigest` of a FITS byte string (gzip-compressed or not).
+
+    Every header card (except :data:`VOLATILE_CARDS` and blank cards) and every data
+    byte of every HDU except ``PROVENANCE`` counts, so a changed unit, WCS key or data
+    value changes the digest, while the file can be copied, re-checksummed or gzipped.
+
+    Raises
+    ------
+    ProvenanceError
+        The bytes are not a readable FITS file.
+    """
+    try:
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        spans = _spans(raw)
+    except Exception:
+        raise ProvenanceError("not a readable FITS file (truncated or damaged)") from None
+    parts = []
+    for name, start, data_start, data_end in spans:
+        if name.strip().upper() == "PROVENANCE":
+            continue
+        parts.append(
+            (
+                name,
+                _header_sha256(raw[start:data_start]),
+                hashlib.sha256(raw[data_start:data_end]).hexdigest(),
+            )
+        )
+    return _digest_of(parts)
+
+
+def fits_product_sha256(path: str | Path) -> ProductDigest:
+    """:func:`fits_product_digest` of a file (errors name the file)."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ProvenanceError(f"cannot hash {path}: file not found") from None
+    except OSError as exc:
+        raise ProvenanceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return fits_product_digest(raw)
+    except ProvenanceError as exc:
+        raise ProvenanceError(f"{path}: {exc}") from None

@@ -11,6 +11,7 @@ capture layer records it as a used in-memory entity instead.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -53,10 +54,16 @@ def encode_value(value: Any) -> Any:
     raise NotEncodable(f"{type(value).__name__} has no JSON form")
 
 
-def decode_value(value: Any) -> Any:
-    """Invert :func:`encode_value`."""
+def decode_value(value: Any, models: Mapping[str, type] | None = None) -> Any:
+    """Invert :func:`encode_value`.
+
+    A pydantic model (``__model__``) is rebuilt only when its class is one of
+    *models* (``module:qualname`` -> class, what the step being redone declares);
+    otherwise it stays the plain mapping it was recorded as. Nothing named by a
+    record is ever imported.
+    """
     if isinstance(value, list):
-        return [decode_value(item) for item in value]
+        return [decode_value(item, models) for item in value]
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
@@ -64,7 +71,7 @@ def decode_value(value: Any) -> Any:
         if tag == "__path__":
             return Path(payload)
         if tag == "__tuple__":
-            return tuple(decode_value(item) for item in payload)
+            return tuple(decode_value(item, models) for item in payload)
         if tag == "__quantity__":
             import astropy.units as u
 
@@ -74,10 +81,9 @@ def decode_value(value: Any) -> Any:
 
             return np.asarray(payload[0], dtype=payload[1])
         if tag == "__model__":
-            from .replay import import_callable
-
-            return import_callable(payload[0]).model_validate(payload[1])
-    return {key: decode_value(item) for key, item in value.items()}
+            cls = (models or {}).get(str(payload[0]))
+            return cls.model_validate(payload[1]) if cls is not None else dict(payload[1])
+    return {key: decode_value(item, models) for key, item in value.items()}
 
 
 def display_value(value: Any) -> str:

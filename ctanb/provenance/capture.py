@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import copy
 import hashlib
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
@@ -14,10 +16,11 @@ from typing import Any, TypeVar
 from .._errors import ProvenanceError
 from ._agents import current_agents
 from ._hashing import (
-    _fast_data_digest,
+    PRODUCT_HASH,
     content_hash,
-    fits_data_sha256,
     fits_layout,
+    fits_product_digest,
+    fits_product_sha256,
     read_fits_bytes,
     scan_file,
     sha256_file,
@@ -65,6 +68,24 @@ def _merged(first: EntityRecord | None, again: EntityRecord) -> EntityRecord:
     return first
 
 
+#: While ``redo`` re-runs a chain: recorded inputs by sha256 (their DIDs and ObsCore
+#: keywords carry over to the new record) and original products by new location.
+_REDO: contextvars.ContextVar[tuple[dict[str, EntityRecord], dict[str, str]] | None] = (
+    contextvars.ContextVar("ctanb_redo", default=None)
+)
+
+
+@contextlib.contextmanager
+def redoing(originals: dict[str, EntityRecord], revisions: dict[str, str]) -> Iterator[None]:
+    """Inside, used inputs get the identifiers of the recorded inputs of the same content,
+    and products written at a location of *revisions* record the product they revise."""
+    token = _REDO.set((originals, revisions))
+    try:
+        yield
+    finally:
+        _REDO.reset(token)
+
+
 def current_activity() -> Activity | None:
     """The innermost :class:`Activity` running in this context, or None."""
     return _CURRENT.get()
@@ -88,8 +109,6 @@ class Activity:
     name, version, description : str
         The IVOA ActivityDescription (``version`` is the pipeline/step version
         that queries select on).
-    callable : callable or str, optional
-        The code to call again on redo (``module:qualname``).
     parameters, config : mapping, optional
         Parameters (each becomes a voprov Parameter) and the full configuration.
     store : ProvenanceStore, str, None
@@ -113,7 +132,6 @@ class Activity:
         *,
         version: str = "",
         description: str = "",
-        callable: Any = None,
         parameters: Mapping[str, Any] | None = None,
         config: Any = None,
         store: Any = DEFAULT_STORE,
@@ -126,7 +144,6 @@ class Activity:
             name=name,
             version=str(version),
             description=description,
-            callable=_callable_name(callable) if callable is not None else None,
         )
         self.graph = ProvenanceGraph()
         self.graph.activities[self.record.id] = self.record
@@ -216,6 +233,15 @@ class Activity:
         entity.publisher_did = publisher_did or entity.publisher_did
         entity.data_level = data_level or entity.data_level
         entity.label = label or entity.label
+        redo = _REDO.get()
+        if redo is not None and entity.kind == "file" and entity.sha256 in redo[0]:
+            recorded = redo[0][entity.sha256]
+            for name in ("obs_id", "publisher_did", "data_level"):
+                if getattr(recorded, name) and not getattr(entity, name):
+                    setattr(entity, name, getattr(recorded, name))
+            for key in OBSCORE_PROVENANCE_KEYS:
+                if key in recorded.attributes:
+                    entity.attributes.setdefault(key, recorded.attributes[key])
         entity = _merged(self.graph.entities.get(entity.id), entity)
         self.graph.entities[entity.id] = entity
         self.record.used.append(Relation(entity.id, role))
@@ -285,9 +311,14 @@ class Activity:
         data_level: str | None = None,
         product_type: str | None = None,
         label: str | None = None,
+        derived_from: Iterable[EntityRecord | str] | None = None,
         **attributes: Any,
     ) -> EntityRecord:
-        """Record an output: a file path (hashed when the activity ends) or an in-memory object."""
+        """Record an output: a file path (hashed when the activity ends) or an in-memory object.
+
+        ``derived_from`` names the used entities (records or ids) this output was computed
+        from; by default it derives from everything the activity used.
+        """
         entity = EntityRecord(
             id=f"ctanb:entity-{uuid.uuid4().hex}",
             kind="file",
@@ -300,6 +331,9 @@ class Activity:
             path = Path(what)
             entity.location = str(path.resolve())
             self._pending.append((entity, path))
+            redo = _REDO.get()
+            if redo is not None and entity.location in redo[1]:
+                entity.attributes["was_revision_of"] = redo[1][entity.location]
         else:
             entity.kind = "memory"
             entity.label = label or type(what).__name__
@@ -310,7 +344,21 @@ class Activity:
                 entity.attributes["hash_method"] = "unhashable"
         self.graph.entities[entity.id] = entity
         self.record.generated.append(Relation(entity.id, role))
+        if derived_from is not None:
+            self.record.derivations[entity.id] = [
+                item if isinstance(item, str) else item.id for item in derived_from
+            ]
         return entity
+
+    def inputs_of_item(self, index: int, count: int) -> list[str]:
+        """The used entities output *index* of *count* per-input outputs derives from:
+        item *index* of each input role with *count* items (one dataset per run; an empty
+        IRF list, IRFs bundled in the event files, drops out)."""
+        by_role: dict[str, list[str]] = {}
+        for rel in self.record.used:
+            if self.graph.entities.get(rel.entity_id, None) is not None:
+                by_role.setdefault(rel.role, []).append(rel.entity_id)
+        return [ids[index] for ids in by_role.values() if len(ids) == count]
 
     # -- lifecycle -----------------------------------------------------------------------
     def __enter__(self) -> Activity:
@@ -322,6 +370,13 @@ class Activity:
         parent = _CURRENT.get()
         if parent is not None:
             self.informed_by(parent.id)  # a nested step: the outer activity informs it
+            # ... and is part of its record (e.g. the archive selection of `ctanb run`)
+            self.graph.activities.setdefault(parent.id, copy.deepcopy(parent.record))
+            for rel in parent.record.used:
+                if rel.entity_id in parent.graph.entities:
+                    self.graph.entities.setdefault(
+                        rel.entity_id, parent.graph.entities[rel.entity_id]
+                    )
         self.store = resolve_store(self._store_arg)
         if self.store is not None:
             self.store.begin(self.record)
@@ -353,6 +408,7 @@ class Activity:
 
     def _finish_products(self) -> None:
         from .fits import attach_provenance, attach_provenance_bytes, provenance_hdu_bytes
+        from .signing import sign_product
 
         propagated, mixed = self._propagated()
         written = []
@@ -364,49 +420,49 @@ class Activity:
             entity.attributes = {**propagated, **entity.attributes}
             if mixed:  # the inputs disagree: all values are kept, comma-joined, and flagged
                 entity.attributes["obscore_mixed"] = ",".join(mixed)
-            raw, layout = None, None
+            body = None
             if _is_fits(path):
-                # Each product is read once: its data hash and the attachment below work on
-                # these bytes (astropy only for what the byte reader leaves to it).
-                raw, layout = _read_product(path)
-                fast = _fast_data_digest(raw, layout) if layout is not None else None
-                entity.data_sha256 = fast if fast is not None else fits_data_sha256(path)
-            written.append((entity, path, raw, layout))
-        # Attach only once every product's data hash is known, so each file carries them
-        # all; every product of the activity carries the same document, serialized once.
-        document = None
-        for entity, path, raw, layout in written:
-            if _is_fits(path) and self.attach:
-                keywords = {
+                keywords: dict[str, Any] = {
                     **propagated,
                     "data_level": entity.data_level,
                     "product_type": entity.product_type,
                 }
                 if mixed:
                     keywords["PROVMIX"] = ",".join(mixed)
+                links = {"entity_id": entity.id, "activity_id": self.id, "keywords": keywords}
+                # Each product is read once. Its header gets its provenance keys first, so
+                # the content hash below covers the file as it will be (all but PROVENANCE).
+                raw, layout = _read_product(path)
+                if not self.attach:
+                    body = raw
+                elif layout is not None:
+                    body = attach_provenance_bytes(raw, layout, b"", **links)
+                else:  # gzip or unusual FITS: astropy writes the keys (and a stand-in record)
+                    attach_provenance(path, "{}", **links)
+                digest = (
+                    fits_product_digest(body) if body is not None else fits_product_sha256(path)
+                )
+                entity.data_sha256 = digest.sha256
+                entity.attributes["hash_method"] = PRODUCT_HASH
+                entity.attributes["hdus"] = [list(part) for part in digest.hdus]
+            written.append((entity, path, body))
+        # Attach only once every product's content hash is known, so each file carries them
+        # all; every product of the activity carries the same document, serialized once.
+        document: str | None = None
+        for entity, path, body in written:
+            if _is_fits(path) and self.attach:
                 if document is None:
                     document = self.graph.serialize("json")
-                if layout is not None:
-                    if not isinstance(document, bytes):
-                        document = provenance_hdu_bytes(document)
-                    data = attach_provenance_bytes(
-                        raw,
-                        layout,
-                        document,
-                        entity_id=entity.id,
-                        activity_id=self.id,
-                        keywords=keywords,
-                    )
+                text = document.encode()
+                signature = sign_product(entity.id, entity.data_sha256 or "", text)
+                if body is not None:
+                    data = body + provenance_hdu_bytes(document, signature)
                     _write_product(path, data)
                     entity.sha256 = hashlib.sha256(data).hexdigest()
                     entity.size = len(data)
                     continue
                 attach_provenance(
-                    path,
-                    document if isinstance(document, str) else self.graph,
-                    entity_id=entity.id,
-                    activity_id=self.id,
-                    keywords=keywords,
+                    path, document, entity_id=entity.id, activity_id=self.id, signature=signature
                 )
             entity.sha256 = sha256_file(path)
             entity.size = path.stat().st_size

@@ -50,8 +50,6 @@ def _describe(graph: Any) -> str:
     for act in order:
         lines.append(f"activity {act.name} {act.version}  [{act.status}]  {act.id}")
         lines.append(f"  time: {act.start_time} -> {act.end_time or '-'}")
-        if act.callable:
-            lines.append(f"  callable: {act.callable}")
         for key, value in act.parameters.items():
             lines.append(f"  parameter {key} = {display_value(value)}")
         if act.config:
@@ -212,12 +210,16 @@ def _echo_entities(entities: list[Any], fmt: str) -> None:
 
 @prov.command()
 @click.argument("product")
-@click.option("--store", "store_url", help="Also check the product's file hash against this store.")
+@click.option(
+    "--store",
+    "store_url",
+    help="Provenance store to check the record against (default: CTANB_PROV_URL or ~/.ctanb).",
+)
 def verify(product: str, store_url: str | None) -> None:
-    """Check the hashes of PRODUCT and of its inputs still on disk."""
-    from .replay import verify as run_verify
+    """Check PRODUCT: every header and data byte, its signed record, its inputs on disk."""
+    from .verify import verify as run_verify
 
-    report = run_verify(product, store=_store(store_url) if store_url else None)
+    report = run_verify(product, store=_store(store_url))
     click.echo(str(report))
     if not report.ok:
         raise ProvenanceError(
@@ -234,13 +236,37 @@ def verify(product: str, store_url: str | None) -> None:
     type=click.Path(file_okay=False),
     help="Folder for the new product.",
 )
-def redo(product: str, out_dir: str) -> None:
+@click.option(
+    "--archive",
+    "archive_url",
+    help="Archive to fetch missing inputs from, by publisher DID (default: CTANB_TAP_URL).",
+)
+def redo(product: str, out_dir: str, archive_url: str | None) -> None:
     """Re-run the recorded chain of PRODUCT from its DL3 inputs into --out and compare."""
     from .replay import redo as run_redo
 
-    report = run_redo(product, out_dir)
+    report = run_redo(product, out_dir, archive=archive_url)
     click.echo(str(report))
     if not report.ok:
         raise ProvenanceError(
             f"redo of {product} does not reproduce it (see the differences above)"
         )
+
+
+@prov.command()
+def key() -> None:
+    """Print your public signing key (give it to colleagues who verify your products)."""
+    from .signing import public_key
+
+    click.echo(public_key())
+
+
+@prov.command()
+@click.argument("public_key")
+@click.option("--name", default="", help="Whose key it is (shown when verifying).")
+def trust(public_key: str, name: str) -> None:
+    """Trust products signed with PUBLIC_KEY (64 hex digits, or a file holding them)."""
+    from .signing import trust_key
+
+    path = trust_key(public_key, name)
+    click.echo(f"trusted: {path}")

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from ._values import NotEncodable, encode_value
 from .capture import Activity
 from .records import DEFAULT_STORE
+from .steps import register_step
 
 __all__ = ["recorded"]
 
@@ -27,6 +28,7 @@ def recorded(
     data_level: str | None = None,
     store: Any = DEFAULT_STORE,
     record_result: bool = True,
+    per_input: Iterable[str] = (),
 ) -> Callable[[F], F]:
     """Decorate a function or method so that every call is recorded as an :class:`Activity`.
 
@@ -47,28 +49,38 @@ def recorded(
         Data level of the outputs (e.g. ``"DL4"``).
     record_result : bool
         Record the return value as a generated in-memory entity.
+    per_input : iterable of str
+        Output arguments (lists) whose i-th file was computed from the i-th item of
+        each input list of the same length only (one dataset per run): provenance
+        derives each from its own run, not from all of them.
 
     Every other argument is a parameter (JSON-encodable values) or, if it has no
     JSON form, a used in-memory entity. For a method, ``self.config`` (a pydantic
     model or mapping) is recorded as the configuration, and redo rebuilds the
     instance as ``Class(config)``.
+
+    The decorated function is registered as the code of step ``name`` at
+    ``version`` (:mod:`ctanb.provenance.steps`): records name the step kind, and
+    ``redo`` runs only registered steps.
     """
     out_types = dict(outputs) if isinstance(outputs, Mapping) else {key: None for key in outputs}
     describers = dict(inputs) if isinstance(inputs, Mapping) else {key: None for key in inputs}
+    separate = frozenset(per_input)
 
     def decorate(func: F) -> F:
         signature = inspect.signature(func)
         is_method = next(iter(signature.parameters), None) == "self"
+        step_kind = name or func.__qualname__
+        register_step(step_kind, version, func)
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             activity = Activity(
-                name or func.__qualname__,
+                step_kind,
                 version=version,
                 description=description or (inspect.getdoc(func) or "").split("\n")[0],
-                callable=func,
                 store=store,
             )
             with activity as act:
@@ -93,10 +105,17 @@ def recorded(
                 result = func(*bound.args, **bound.kwargs)
                 for key, product_type in out_types.items():
                     value = bound.arguments.get(key)
-                    for item in value if isinstance(value, list | tuple) else [value]:
+                    items = value if isinstance(value, list | tuple) else [value]
+                    for index, item in enumerate(items):
                         if item is not None:
                             act.generated(
-                                item, role=key, data_level=data_level, product_type=product_type
+                                item,
+                                role=key,
+                                data_level=data_level,
+                                product_type=product_type,
+                                derived_from=act.inputs_of_item(index, len(items))
+                                if key in separate
+                                else None,
                             )
                 if record_result and result is not None and not out_types:
                     act.generated(result, role="result", data_level=data_level)

@@ -38,6 +38,7 @@ from prov.model import (
     ProvAgent,
     ProvAssociation,
     ProvCommunication,
+    ProvDerivation,
     ProvDocument,
     ProvEntity,
     ProvGeneration,
@@ -132,12 +133,16 @@ def graph_to_document(
                 value if isinstance(value, str | int | float) else json.dumps(value)
             )
         doc.entity(entity.id, attrs)
+        if entity.attributes.get("was_revision_of"):  # made again by ``redo``
+            doc.wasDerivedFrom(
+                entity.id,
+                str(entity.attributes["was_revision_of"]),
+                other_attributes={PROV_TYPE: "prov:Revision"},
+            )
     for act in graph.activities.values():
         attrs = {"prov:label": act.name, "ctanb:status": act.status, "ctanb:version": act.version}
         if ivoa:
             attrs["voprov:name"] = act.name
-        if act.callable:
-            attrs["ctanb:callable"] = act.callable
         if act.message:
             attrs["voprov:comment" if ivoa else "ctanb:message"] = act.message
         if act.pid is not None:
@@ -159,15 +164,9 @@ def graph_to_document(
                     _time(act.end_time),
                     other_attributes={PROV_ROLE: rel.role},
                 )
-        inputs = [
-            r.entity_id
-            for r in act.used
-            if graph.entities.get(r.entity_id, None) is not None
-            and graph.entities[r.entity_id].kind != "config"
-        ]
         for out in act.generated:
-            for source in inputs:
-                if out.entity_id in graph.entities:
+            if out.entity_id in graph.entities:
+                for source in act.sources_of(out.entity_id, graph.entities):
                     doc.wasDerivedFrom(out.entity_id, source, act.id)
         for informant in act.informed_by:
             doc.wasInformedBy(act.id, informant)
@@ -198,7 +197,6 @@ def _add_description(doc: ProvDocument, act: ActivityRecord) -> None:
             "voprov:name": act.name,
             "voprov:version": act.version,
             "voprov:description": act.description,
-            "ctanb:callable": act.callable or "",
         },
     )
     doc.wasInfluencedBy(act.id, desc_id, other_attributes={PROV_TYPE: "voprov:isDescribedBy"})
@@ -233,6 +231,16 @@ def _add_description(doc: ProvDocument, act: ActivityRecord) -> None:
             cid,
             other_attributes={PROV_TYPE: "voprov:wasConfiguredBy", PROV_ROLE: "configuration"},
         )
+
+
+def _structured(value: Any) -> Any:
+    """An attribute written as JSON text (lists, mappings) read back as what it was."""
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _display(value: Any) -> str:
@@ -287,7 +295,11 @@ def document_to_graph(doc: ProvDocument) -> ProvenanceGraph:
             }
             if fields["size"] is not None:
                 fields["size"] = int(fields["size"])
-            extra = {k.split(":", 1)[1]: v for k, v in attrs.items() if k.startswith("ctanb:")}
+            extra = {
+                k.split(":", 1)[1]: _structured(v)
+                for k, v in attrs.items()
+                if k.startswith("ctanb:")
+            }
             graph.entities[_local(rec.identifier)] = EntityRecord(
                 id=_local(rec.identifier), kind=kind.lower(), attributes=extra, **fields
             )
@@ -336,6 +348,10 @@ def document_to_graph(doc: ProvDocument) -> ProvenanceGraph:
             act = graph.activities.get(_local(values[1]))
             if act is not None:
                 act.generated.append(Relation(_local(values[0]), str(attrs.get("prov:role", ""))))
+        elif isinstance(rec, ProvDerivation):
+            act = graph.activities.get(_local(values[2])) if len(values) > 2 else None
+            if act is not None and values[2] is not None:
+                act.derivations.setdefault(_local(values[0]), []).append(_local(values[1]))
         elif isinstance(rec, ProvCommunication):
             act = graph.activities.get(_local(values[0]))
             if act is not None:

@@ -16,12 +16,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._errors import ProvenanceError
 from .records import ProvenanceGraph
+
+if TYPE_CHECKING:
+    from .signing import Signature
 
 __all__ = [
     "HEADER_KEYS",
@@ -53,7 +56,7 @@ def _document_text(document: Any) -> str:
     raise ProvenanceError(f"cannot attach provenance from a {type(document).__name__}")
 
 
-def _provenance_hdu(text: str) -> Any:
+def _provenance_hdu(text: str, signature: Signature | None = None) -> Any:
     from astropy.io import fits
 
     raw = text.encode()
@@ -61,7 +64,59 @@ def _provenance_hdu(text: str) -> Any:
     hdu = fits.BinTableHDU.from_columns([column], name=PROVENANCE_EXTNAME)
     hdu.header["CONTENT"] = ("PROV-JSON", "W3C PROV-JSON with IVOA voprov attributes")
     hdu.header["HDUDOC"] = "https://www.w3.org/Submission/prov-json/"
+    for key, value, comment in _signature_cards(signature):
+        hdu.header[key] = (value, comment)
     return hdu
+
+
+def _signature_cards(signature: Signature | None) -> list[tuple[str, str, str]]:
+    """Header cards of a signature (the 128 hex digits split over two cards)."""
+    if signature is None:
+        return []
+    signer = "".join(c for c in signature.signer if " " <= c <= "~")[:60]
+    return [  # no comments on the long values: they fill their cards
+        ("SIGALG", signature.algorithm, "signature of content and provenance"),
+        ("SIGKEY", signature.public_key, ""),
+        ("SIGVAL1", signature.value[:64], ""),
+        ("SIGVAL2", signature.value[64:], ""),
+        ("SIGNER", signer, "who signed"),
+    ]
+
+
+def read_signature(path: str | Path) -> tuple[Signature | None, bytes]:
+    """The signature in a product's PROVENANCE HDU (None when unsigned) and the
+    document bytes it covers.
+
+    Raises
+    ------
+    ProvenanceError
+        The file is not FITS or has no readable ``PROVENANCE`` HDU.
+    """
+    from astropy.io import fits
+
+    from .signing import Signature
+
+    try:
+        with fits.open(path, memmap=False) as hdus:
+            if PROVENANCE_EXTNAME not in hdus:
+                raise ProvenanceError(f"product {path} carries no provenance")
+            hdu = hdus[PROVENANCE_EXTNAME]
+            header = hdu.header
+            raw = hdu.data["PROV_JSON"][0]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise ProvenanceError(
+            f"the provenance of {path} cannot be read (truncated or damaged: {exc})"
+        ) from None
+    document = raw if isinstance(raw, bytes) else str(raw).encode()
+    document = document.rstrip(b" \0")
+    keys = ("SIGALG", "SIGKEY", "SIGVAL1", "SIGVAL2")
+    if not all(key in header for key in keys):
+        return None, document
+    values = [str(header[key]) for key in keys]
+    signature = Signature(
+        values[0], values[1].lower(), (values[2] + values[3]).lower(), str(header.get("SIGNER", ""))
+    )
+    return signature, document
 
 
 def attach_provenance(
@@ -71,6 +126,7 @@ def attach_provenance(
     entity_id: str | None = None,
     activity_id: str | None = None,
     keywords: Mapping[str, Any] | None = None,
+    signature: Signature | None = None,
 ) -> None:
     """Write *document* into a FITS product and link its header to it.
 
@@ -91,19 +147,19 @@ def attach_provenance(
 
     text = _document_text(document)
     if isinstance(target, fits.HDUList):
-        _update(target, text, entity_id, activity_id, keywords)
+        _update(target, text, entity_id, activity_id, keywords, signature)
         return
     path = Path(target)
     if not path.is_file():
         raise ProvenanceError(f"cannot attach provenance: product {path} does not exist")
     try:
         with fits.open(path, mode="update", memmap=False) as hdus:
-            _update(hdus, text, entity_id, activity_id, keywords)
+            _update(hdus, text, entity_id, activity_id, keywords, signature)
     except OSError as exc:
         raise ProvenanceError(f"cannot attach provenance to {path}: {exc}") from None
 
 
-def provenance_hdu_bytes(document: Any) -> bytes:
+def provenance_hdu_bytes(document: Any, signature: Signature | None = None) -> bytes:
     """The ``PROVENANCE`` extension HDU of *document* as FITS bytes (header and data),
     byte for byte what astropy appends; one activity builds it once for all its products.
 
@@ -120,6 +176,7 @@ def provenance_hdu_bytes(document: Any) -> bytes:
         Card(key, sized[key], comment).image if key in sized else image
         for key, comment, image in _provenance_header_cards()
     )
+    header += "".join(Card(*card).image for card in _signature_cards(signature))
     header += "END".ljust(80)
     header += " " * (-len(header) % 2880)
     data = raw.ljust(width, b"\0")
@@ -179,10 +236,11 @@ def _update(
     entity_id: str | None,
     activity_id: str | None,
     keywords: Mapping[str, Any] | None,
+    signature: Signature | None = None,
 ) -> None:
     while PROVENANCE_EXTNAME in hdus:
         del hdus[PROVENANCE_EXTNAME]
-    hdus.append(_provenance_hdu(text))
+    hdus.append(_provenance_hdu(text, signature))
     _update_header(hdus[0].header, entity_id, activity_id, keywords)
 
 

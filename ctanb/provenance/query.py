@@ -186,14 +186,14 @@ class StoreQueries:
         column, value = (
             ("obs_id", str(obs_id)) if obs_id is not None else ("publisher_did", publisher_did)
         )
-        # Portable recursive CTE (SQLite and PostgreSQL): follow used -> generated.
+        # Portable recursive CTE (SQLite and PostgreSQL) over wasDerivedFrom, so a product
+        # computed from other runs of the same activity is not listed.
         sql = sa.text(f"""
             WITH RECURSIVE derived(entity_id) AS (
                 SELECT id FROM prov_entity WHERE {column} = :value
                 UNION
-                SELECT g.entity_id FROM derived d
-                JOIN prov_used u ON u.entity_id = d.entity_id
-                JOIN prov_generated g ON g.activity_id = u.activity_id
+                SELECT dv.entity_id FROM derived d
+                JOIN prov_derivation dv ON dv.source_id = d.entity_id
             )
             SELECT e.record FROM prov_entity e JOIN derived d ON d.entity_id = e.id
             WHERE e.{column} IS NULL OR e.{column} <> :value

@@ -101,6 +101,9 @@ class ActivityRecord:
     informed_by: list[str] = field(default_factory=list)
     agents: list[AgentRecord] = field(default_factory=list)
     pid: int | None = None
+    #: generated entity id -> the used entity ids it was computed from; a product not
+    #: listed derives from every used file and in-memory input (wasDerivedFrom).
+    derivations: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -114,6 +117,16 @@ class ActivityRecord:
         data["generated"] = [Relation(**r) for r in data.get("generated", [])]
         data["agents"] = [AgentRecord(**a) for a in data.get("agents", [])]
         return cls(**data)
+
+    def sources_of(self, entity_id: str, entities: dict[str, EntityRecord]) -> list[str]:
+        """The used entities *entity_id* was derived from (configurations excluded)."""
+        if entity_id in self.derivations:
+            return list(self.derivations[entity_id])
+        return [
+            r.entity_id
+            for r in self.used
+            if r.entity_id in entities and entities[r.entity_id].kind != "config"
+        ]
 
     @property
     def software(self) -> dict[str, str]:

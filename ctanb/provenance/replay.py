@@ -1,40 +1,35 @@
-"""Verify a product against its provenance, and redo it from its DL3 inputs.
+"""Redo a product from its DL3 inputs, with ctanb's registered steps only.
 
-``verify`` checks the product's data hash (against the hash its own provenance
-records, and its file hash against the store when one knows it) and the sha256
-of every input file still on disk.
-
-``redo`` walks the product's lineage back to the inputs that no recorded
-activity generated (the DL3 files), re-runs each recorded activity in order by
-importing its callable (``module:qualname``) and calling it with the recorded
-parameters and configuration, with outputs redirected into a new folder, then
-compares the new product with the old one. FITS data arrays are compared with
-the tolerance of the product type (:data:`TOLERANCES`); headers are compared
-ignoring dates, checksums and the provenance keys.
+``redo`` walks the product's lineage back to the inputs that no recorded activity
+generated (the DL3 files), finds each of them by content (:mod:`._locate`: recorded
+location, download cache, ``CTANB_DATA``, then the archive by publisher DID, each
+checked by sha256), re-runs each recorded activity in order with the code that
+:mod:`ctanb.provenance.steps` registers for its kind and version (a record never
+names code), with outputs redirected into a new folder, then compares the new
+product with the old one. FITS data are compared with the tolerance of the product
+type (:data:`TOLERANCES`); headers are compared ignoring dates, checksums and the
+provenance keys. The new products record that they are revisions of the old ones.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._errors import ProvenanceError
 from ._agents import software_versions
-from ._hashing import fits_data_sha256, sha256_file
+from ._locate import InputLocator
 from ._values import decode_value
+from .capture import redoing
 from .records import ActivityRecord, EntityRecord, ProvenanceGraph
+from .steps import step_for
 
 __all__ = [
     "TOLERANCES",
     "RedoReport",
-    "VerifyReport",
     "compare_fits",
-    "import_callable",
     "redo",
-    "verify",
 ]
 
 #: Relative tolerance when comparing a redone product with the original, by product type.
@@ -66,112 +61,8 @@ _IGNORED_KEYS = (
     "RECO_VER",
     "RECO_MTH",
     "APPCUTS",
+    "SIG",  # the signature cards of the PROVENANCE HDU
 )
-
-
-def import_callable(name: str) -> Any:
-    """The object named ``module:qualname`` (ProvenanceError when it cannot be imported)."""
-    module_name, _, qualname = name.partition(":")
-    if not module_name or not qualname:
-        raise ProvenanceError(f"recorded callable {name!r} is not of the form module:qualname")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ProvenanceError(
-            f"unknown activity callable {name!r}: cannot import {module_name}: {exc}"
-        ) from None
-    for part in qualname.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ProvenanceError(
-                f"unknown activity callable {name!r}: {module_name} has no {qualname}"
-            ) from None
-    return obj
-
-
-@dataclass
-class VerifyReport:
-    """What :func:`verify` found; ``ok`` is True when nothing is wrong."""
-
-    product: str
-    problems: list[str] = field(default_factory=list)
-    checked: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def __str__(self) -> str:
-        head = (
-            f"{self.product}: {'OK' if self.ok else 'FAILED'} ({len(self.checked)} files checked)"
-        )
-        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
-
-
-def _product_entity(path: Path, graph: ProvenanceGraph) -> EntityRecord:
-    from .fits import product_keywords
-
-    entity_id = product_keywords(path).get("PROV_ID")
-    if entity_id is None or entity_id not in graph.entities:
-        raise ProvenanceError(f"product {path} has no PROV_ID entity in its provenance")
-    return graph.entities[entity_id]
-
-
-def _source_entities(graph: ProvenanceGraph, product_id: str) -> list[EntityRecord]:
-    """Every file entity in the product's lineage, inputs first."""
-    out, todo, seen = [], [product_id], set()
-    while todo:
-        act = graph.generator_of(todo.pop())
-        if act is None or act.id in seen:
-            continue
-        seen.add(act.id)
-        for rel in act.used:
-            entity = graph.entities.get(rel.entity_id)
-            if entity is not None and entity.kind == "file":
-                out.append(entity)
-                todo.append(entity.id)
-    return out
-
-
-def verify(product: str | Path, *, store: Any = None) -> VerifyReport:
-    """Check a product and the inputs of its lineage against the recorded hashes.
-
-    Parameters
-    ----------
-    product : path
-        A FITS product with embedded provenance.
-    store : ProvenanceStore, optional
-        Also compare the product's file sha256 with the store's record.
-    """
-    from .fits import read_provenance
-
-    path = Path(product)
-    graph = read_provenance(path)
-    entity = _product_entity(path, graph)
-    report = VerifyReport(str(path))
-    report.checked.append(str(path))
-    if entity.data_sha256 and fits_data_sha256(path) != entity.data_sha256:
-        report.problems.append(
-            f"product data altered: data sha256 of {path} differs from its provenance"
-        )
-    if store is not None:
-        known = store.find_entities(sha256=None, location=str(path.resolve()))
-        recorded = [e.sha256 for e in known if e.id == entity.id and e.sha256]
-        if recorded and sha256_file(path) != recorded[0]:
-            report.problems.append(
-                f"product file changed: sha256 of {path} differs from the store's record"
-            )
-    for source in _source_entities(graph, entity.id):
-        location = Path(source.location or "")
-        report.checked.append(str(location))
-        if not location.is_file():
-            report.problems.append(f"missing input: {location} ({source.id})")
-        elif source.sha256 and sha256_file(location) != source.sha256:
-            report.problems.append(
-                f"changed input: sha256 of {location} differs from the recorded one"
-            )
-    return report
 
 
 @dataclass
@@ -188,6 +79,7 @@ class RedoReport:
     software_changes: dict[str, tuple[str, str]] = field(default_factory=dict)
     input_problems: list[str] = field(default_factory=list)
     rerun: list[str] = field(default_factory=list)
+    input_sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -206,6 +98,14 @@ class RedoReport:
             f"redo of {self.product} -> {self.new_product}: {verdict}",
             f"  re-ran: {', '.join(self.rerun) or 'nothing'}",
         ]
+        if self.input_sources:
+            counts: dict[str, int] = {}
+            for where in self.input_sources.values():
+                counts[where] = counts.get(where, 0) + 1
+            found = ", ".join(f"{n} from the {w}" if w == "archive" else f"{n} at the {w}"
+                              if w == "recorded location" else f"{n} from a {w}"
+                              for w, n in counts.items())  # fmt: skip
+            lines.append(f"  inputs (checked by sha256): {found}")
         lines += [f"  - input: {p}" for p in self.input_problems]
         lines += [
             f"  - software {k}: recorded {a}, now {b}"
@@ -216,12 +116,34 @@ class RedoReport:
 
 
 class _Replayer:
-    def __init__(self, graph: ProvenanceGraph, out_dir: Path) -> None:
-        self.graph, self.out_dir = graph, out_dir
+    def __init__(self, graph: ProvenanceGraph, out_dir: Path, locator: InputLocator) -> None:
+        self.graph, self.out_dir, self.locator = graph, out_dir, locator
         self.new_paths: dict[str, Path] = {}
         self.report_inputs: list[str] = []
         self.rerun: list[str] = []
         self.software: dict[str, tuple[str, str]] = {}
+        self.revisions: dict[str, str] = {}  # new output location -> original entity id
+        self.originals: dict[str, EntityRecord] = {}  # sha256 -> recorded input
+
+    def check(self, act: ActivityRecord) -> None:
+        """Refuse, before running anything, a chain with an unknown or unfinished step."""
+        step_for(act.name, act.version, activity=act.id)
+        if act.status != "completed":
+            raise ProvenanceError(
+                f"cannot redo activity {act.name!r} ({act.id}): its status is {act.status}"
+            )
+        for rel in act.used:
+            entity = self.graph.entities.get(rel.entity_id)
+            if entity is None:
+                continue
+            if entity.kind == "memory" and self.graph.generator_of(entity.id) is None:
+                raise ProvenanceError(
+                    f"cannot redo activity {act.name!r}: input {rel.role!r} was an in-memory "
+                    f"{entity.label} not produced by a recorded activity"
+                )
+            producer = self.graph.generator_of(entity.id)
+            if producer is not None and producer.id != act.id:
+                self.check(producer)
 
     def input_path(self, entity: EntityRecord) -> Path:
         if entity.id in self.new_paths:
@@ -229,26 +151,23 @@ class _Replayer:
         producer = self.graph.generator_of(entity.id)
         if producer is not None:
             self.run(producer)
+            if entity.id not in self.new_paths:
+                raise ProvenanceError(f"redo of {producer.name!r} did not re-create {entity.id}")
             return self.new_paths[entity.id]
-        location = Path(entity.location or "")
-        if not location.is_file():
-            raise ProvenanceError(f"cannot redo: input file {location} is missing ({entity.id})")
-        if entity.sha256 and sha256_file(location) != entity.sha256:
-            self.report_inputs.append(
-                f"changed input: {location} (sha256 differs from the recorded one)"
-            )
-        return location
+        siblings = [
+            self.graph.entities[r.entity_id]
+            for act in self.graph.activities.values()
+            if any(u.entity_id == entity.id for u in act.used)
+            for r in act.used
+            if r.entity_id in self.graph.entities
+        ]
+        path = self.locator.locate(entity, siblings)
+        if entity.sha256:
+            self.originals[entity.sha256] = entity
+        return path
 
     def run(self, act: ActivityRecord) -> None:
-        if not act.callable:
-            raise ProvenanceError(
-                f"cannot redo activity {act.name!r} ({act.id}): it names no callable"
-            )
-        if act.status not in ("completed",):
-            raise ProvenanceError(
-                f"cannot redo activity {act.name!r} ({act.id}): its status is {act.status}"
-            )
-        func = import_callable(act.callable)
+        step = step_for(act.name, act.version, activity=act.id)
         for name, version in act.software.items():
             now = software_versions().get(name)
             if now is not None and now != version:
@@ -256,12 +175,7 @@ class _Replayer:
         replace: dict[str, Path] = {}
         for rel in act.used:
             entity = self.graph.entities.get(rel.entity_id)
-            if entity is not None and entity.kind == "memory":
-                raise ProvenanceError(
-                    f"cannot redo activity {act.name!r}: input {rel.role!r} was an in-memory "
-                    f"{entity.label} not produced by a recorded activity"
-                )
-            if entity is not None and entity.location:
+            if entity is not None and entity.kind == "file" and entity.location:
                 replace[entity.location] = self.input_path(entity)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         outputs: dict[str, Path] = {}
@@ -271,26 +185,48 @@ class _Replayer:
                 new = self.out_dir / Path(entity.location).name
                 outputs[entity.location] = new
                 self.new_paths[entity.id] = new
+                self.revisions[str(new.resolve())] = entity.id
+        models = step.allowed_models()
         kwargs = {
-            k: _substitute(decode_value(v), {**replace, **outputs})
+            k: _substitute(decode_value(v, models), {**replace, **outputs})
             for k, v in act.parameters.items()
         }
-        target = func
-        signature = inspect.signature(getattr(func, "__wrapped__", func))
-        if next(iter(signature.parameters), None) == "self":
-            owner = import_callable(act.callable.rsplit(".", 1)[0])
-            config = decode_value(act.config) if act.config else None
-            instance = owner(config) if config is not None else owner()
-            target = getattr(instance, act.callable.rsplit(".", 1)[1])
+        target: Any = step.function
+        if step.is_method:
+            config = decode_value(act.config, models) if act.config else None
+            owner = step.owner()
+            try:
+                instance = owner(config) if config is not None else owner()
+            except ProvenanceError:
+                raise
+            except Exception as exc:
+                raise ProvenanceError(
+                    f"cannot redo {act.name!r}: its recorded configuration is not valid "
+                    f"for this ctanb ({exc})"
+                ) from None
+            target = getattr(instance, step.function.__name__)
+        else:
+            target = _recorded_wrapper(step)
         try:
-            target(**kwargs)
+            with redoing(self.originals, self.revisions):
+                target(**kwargs)
         except ProvenanceError:
             raise
-        except Exception as exc:
+        except TypeError as exc:
             raise ProvenanceError(
-                f"redo of activity {act.name!r} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+                f"cannot redo {act.name!r}: its recorded parameters do not fit step "
+                f"{act.name} {act.version} ({exc})"
+            ) from None
+        except Exception as exc:
+            raise ProvenanceError(f"redo of activity {act.name!r} failed: {exc}") from None
         self.rerun.append(f"{act.name} {act.version}".strip())
+
+
+def _recorded_wrapper(step: Any) -> Any:
+    """The recorded (decorated) function of a function step, from its own module."""
+    import sys
+
+    return getattr(sys.modules[step.function.__module__], step.function.__name__)
 
 
 def _substitute(value: Any, mapping: dict[str, Path]) -> Any:
@@ -303,23 +239,35 @@ def _substitute(value: Any, mapping: dict[str, Path]) -> Any:
     return value
 
 
-def redo(product: str | Path, out_dir: str | Path) -> RedoReport:
+def redo(product: str | Path, out_dir: str | Path, *, archive: Any = None) -> RedoReport:
     """Re-execute the recorded chain of *product* into *out_dir* and compare the result.
+
+    Parameters
+    ----------
+    product : path
+        A FITS product with embedded provenance.
+    out_dir : path
+        Folder for the new products (created).
+    archive : ctanb.Archive or str, optional
+        Where to fetch inputs found nowhere on this machine, by publisher DID
+        (default: ``CTANB_TAP_URL`` when set).
 
     Raises
     ------
     ProvenanceError
-        The product has no provenance, an input file is missing, or a recorded
-        callable cannot be imported.
+        The product has no readable provenance, names a step that is not one of
+        ctanb's registered steps (refused before anything runs), or an input cannot
+        be found with its recorded content.
     """
-    from .fits import read_provenance
+    from .verify import product_entity
 
     path = Path(product)
-    graph = read_provenance(path)
-    entity = _product_entity(path, graph)
-    if graph.generator_of(entity.id) is None:
+    graph, entity = product_entity(path)
+    producer = graph.generator_of(entity.id)
+    if producer is None:
         raise ProvenanceError(f"product {path}: its provenance has no generating activity")
-    replayer = _Replayer(graph, Path(out_dir))
+    replayer = _Replayer(graph, Path(out_dir), InputLocator(archive))
+    replayer.check(producer)
     new_path = replayer.input_path(entity)
     rtol = TOLERANCES.get(entity.product_type or "default", TOLERANCES["default"])
     report = RedoReport(
@@ -330,10 +278,8 @@ def redo(product: str | Path, out_dir: str | Path) -> RedoReport:
         rerun=replayer.rerun,
         input_problems=replayer.report_inputs,
         software_changes=replayer.software,
+        input_sources=dict(replayer.locator.sources),
     )
-    if not path.is_file():
-        report.differences.append(f"original product {path} is gone; compared nothing")
-        return report
     report.differences, report.identical = compare_fits(path, new_path, rtol=rtol)
     report.equal = not report.differences
     return report

@@ -98,6 +98,17 @@ informed_table = sa.Table(
     sa.Column("informant_id", _S, primary_key=True),
     sa.Index("ix_prov_informed_informant", "informant_id"),
 )
+#: wasDerivedFrom: which used entity each generated one was computed from (exact lineage:
+#: a per-run dataset derives from its own run only).
+derivation_table = sa.Table(
+    "prov_derivation",
+    metadata,
+    sa.Column("entity_id", _S, primary_key=True),
+    sa.Column("source_id", _S, primary_key=True),
+    sa.Column("activity_id", _S, primary_key=True),
+    sa.Index("ix_prov_derivation_source", "source_id"),
+)
+
 parameter_table = sa.Table(
     "prov_parameter",
     metadata,
@@ -274,7 +285,8 @@ class ProvenanceStore(StoreQueries):
         # The rows are built now, in the caller's thread; the returned callable commits them.
         overwrite = set(overwrite)
         rows: dict[str, list[dict[str, Any]]] = {
-            k: [] for k in ("new", "update", "ent", "used", "gen", "inf", "par", "agt", "ass")
+            k: []
+            for k in ("new", "update", "ent", "used", "gen", "der", "inf", "par", "agt", "ass")
         }
         for graph in graphs:
             for record in graph.activities.values():
@@ -287,6 +299,11 @@ class ProvenanceStore(StoreQueries):
                 rows["gen"] += [
                     {"activity_id": record.id, "entity_id": r.entity_id, "role": r.role}
                     for r in record.generated
+                ]
+                rows["der"] += [
+                    {"entity_id": r.entity_id, "source_id": source, "activity_id": record.id}
+                    for r in record.generated
+                    for source in record.sources_of(r.entity_id, graph.entities)
                 ]
                 rows["inf"] += [
                     {"activity_id": record.id, "informant_id": i} for i in record.informed_by
@@ -324,6 +341,7 @@ class ProvenanceStore(StoreQueries):
             ),
             (used_table, "used", ()),
             (generated_table, "gen", ()),
+            (derivation_table, "der", ()),
             (informed_table, "inf", ()),
             (parameter_table, "par", ()),
             (agent_table, "agt", ()),

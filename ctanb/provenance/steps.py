@@ -1,0 +1,147 @@
+"""The registry of step kinds: the only code ``redo`` will ever run.
+
+A product's provenance names each activity by its *kind* (the ActivityDescription
+name, e.g. ``spectrum-datasets``) and version. It never names code: ``redo`` looks
+the kind and version up here, in a table that only ctanb's own code fills (every
+function decorated with :func:`~ctanb.provenance.recorded` registers itself when its
+module is imported). A record that names a kind or version this table does not know
+is refused before anything is imported, so a crafted file cannot make ctanb run
+code it did not ship.
+
+The modules that define ctanb's analysis steps are listed in :data:`STEP_MODULES`;
+:func:`step_for` imports those (and only those) before looking a kind up.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import ProvenanceError
+
+__all__ = ["STEP_MODULES", "RegisteredStep", "register_step", "registered_steps", "step_for"]
+
+#: ctanb modules whose recorded steps ``redo`` may run (imported on demand, never
+#: taken from a record).
+STEP_MODULES: tuple[str, ...] = (
+    "ctanb.analysis.spectrum",
+    "ctanb.analysis.lightcurve",
+    "ctanb.analysis.maps",
+    "ctanb.analysis.sed",
+)
+
+
+@dataclass(frozen=True)
+class RegisteredStep:
+    """One step kind and version, and the function that runs it.
+
+    Parameters
+    ----------
+    kind, version : str
+        The ActivityDescription name and version a record names.
+    function : callable
+        The undecorated function (a method when ``is_method``).
+    """
+
+    kind: str
+    version: str
+    function: Any
+
+    @property
+    def is_method(self) -> bool:
+        """True when the step is a method of a class configured once (``Class(config)``)."""
+        return next(iter(inspect.signature(self.function).parameters), None) == "self"
+
+    @property
+    def code(self) -> str:
+        """Where the step's code lives (``module:qualname``), for messages only."""
+        return f"{self.function.__module__}:{self.function.__qualname__}"
+
+    def owner(self) -> type:
+        """The class a method step belongs to (looked up in the step's own module)."""
+        obj: Any = sys.modules[self.function.__module__]
+        for part in self.function.__qualname__.split(".")[:-1]:
+            obj = getattr(obj, part)
+        return obj
+
+    def allowed_models(self) -> dict[str, type]:
+        """Pydantic classes a record may name for this step's configuration and
+        parameters: those in the step's own annotations (``module:qualname`` -> class)."""
+        hints: list[Any] = []
+        functions = [self.function]
+        if self.is_method:
+            functions.append(self.owner().__init__)
+        for func in functions:
+            try:
+                hints += list(typing.get_type_hints(func).values())
+            except Exception:  # unresolvable annotations: no pydantic class allowed
+                continue
+        found: dict[str, type] = {}
+        todo = hints
+        while todo:
+            hint = todo.pop()
+            todo += list(typing.get_args(hint))
+            if isinstance(hint, type) and hasattr(hint, "model_validate"):
+                found[f"{hint.__module__}:{hint.__qualname__}"] = hint
+        return found
+
+
+_REGISTRY: dict[tuple[str, str], RegisteredStep] = {}
+
+
+def register_step(kind: str, version: str, function: Any) -> None:
+    """Register *function* as the code of step *kind* at *version* (by ``@recorded``).
+
+    Raises
+    ------
+    ProvenanceError
+        Another function is already registered under the same kind and version.
+    """
+    key = (kind, str(version))
+    known = _REGISTRY.get(key)
+    new = RegisteredStep(kind, str(version), function)
+    if known is not None and known.code != new.code:
+        raise ProvenanceError(
+            f"step {kind!r} version {version!r} is already registered by {known.code}"
+        )
+    _REGISTRY[key] = new
+
+
+def registered_steps() -> dict[tuple[str, str], RegisteredStep]:
+    """Every registered (kind, version), after importing :data:`STEP_MODULES`."""
+    _import_step_modules()
+    return dict(_REGISTRY)
+
+
+def _import_step_modules() -> None:
+    for module in STEP_MODULES:
+        importlib.import_module(module)
+
+
+def step_for(kind: str, version: str, *, activity: str = "") -> RegisteredStep:
+    """The registered step of a record's *kind* and *version*.
+
+    Raises
+    ------
+    ProvenanceError
+        The kind, or this version of it, is not one of ctanb's registered steps
+        (the message names the activity and what it asked for).
+    """
+    _import_step_modules()
+    found = _REGISTRY.get((kind, str(version)))
+    if found is not None:
+        return found
+    where = f"activity {activity} " if activity else ""
+    versions = sorted(v for k, v in _REGISTRY if k == kind)
+    if versions:
+        raise ProvenanceError(
+            f"cannot redo {where}of step {kind!r}: version {version!r} is unknown to this "
+            f"ctanb (it knows {', '.join(versions)}); use the ctanb version that made it"
+        )
+    raise ProvenanceError(
+        f"refused to redo {where}: {kind!r} is not a ctanb step (nothing was run)"
+    )
