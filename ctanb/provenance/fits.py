@@ -13,8 +13,10 @@ back without any store:
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +46,16 @@ HEADER_KEYS: dict[str, str] = {
     "applied_cuts": "APPCUTS",
 }
 _LINK_KEYS = ("PROV_ID", "PROV_ACT", "PROV_DL", "PROV_TYP", "PROVMIX", *HEADER_KEYS.values())
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """astropy's warnings about damaged files off: the caller says what is wrong, once."""
+    from astropy.utils.exceptions import AstropyWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
+        yield
 
 
 def _document_text(document: Any) -> str:
@@ -97,7 +109,7 @@ def read_signature(path: str | Path) -> tuple[Signature | None, bytes]:
     from .signing import Signature
 
     try:
-        with fits.open(path, memmap=False) as hdus:
+        with _quiet(), fits.open(path, memmap=False) as hdus:
             if PROVENANCE_EXTNAME not in hdus:
                 raise ProvenanceError(f"product {path} carries no provenance")
             hdu = hdus[PROVENANCE_EXTNAME]
@@ -272,7 +284,8 @@ def product_keywords(path: str | Path) -> dict[str, str]:
     from astropy.io import fits
 
     try:
-        header = fits.getheader(path, 0)
+        with _quiet():
+            header = fits.getheader(path, 0)
     except OSError as exc:
         raise ProvenanceError(f"cannot read FITS header of {path}: {exc}") from None
     return {key: str(header[key]) for key in _LINK_KEYS if key in header}
@@ -294,7 +307,7 @@ def read_provenance(path: str | Path) -> ProvenanceGraph:
     if not path.is_file():
         raise ProvenanceError(f"product {path} does not exist")
     try:
-        with fits.open(path, memmap=False) as hdus:
+        with _quiet(), fits.open(path, memmap=False) as hdus:
             if PROVENANCE_EXTNAME not in hdus:
                 raise ProvenanceError(
                     f"product {path} carries no provenance (no {PROVENANCE_EXTNAME} HDU)"
@@ -311,7 +324,7 @@ def has_provenance(path: str | Path) -> bool:
     from astropy.io import fits
 
     try:
-        with fits.open(path, memmap=False) as hdus:
+        with _quiet(), fits.open(path, memmap=False) as hdus:
             return PROVENANCE_EXTNAME in hdus
     except (OSError, ValueError):
         return False
