@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -268,3 +269,21 @@ def test_bad_inputs_give_clear_errors(tmp_path, data_dir):
     config = tmp_path / "spectrum.yaml"
     MAGIC.write(config)
     assert SpectrumConfig.read(config) == MAGIC
+
+
+def test_query_by_run_lists_only_products_that_used_it(hess, store_url):
+    """Each per-run dataset derives from its own run; the fit and flux points from all."""
+    ProvenanceStore(store_url).flush()
+    found = subprocess.run(
+        [sys.executable, "-m", "ctanb", "prov", "query", "--obs-id", "23523"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CTANB_PROV_URL": store_url},
+        timeout=120,
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr
+    listed = {Path(line.split("\t")[-1]).name for line in found.stdout.splitlines()}
+    assert {"spectrum_obs23523.fits", hess.products["flux_points"].name} <= listed, listed
+    others = {f"spectrum_obs{run}.fits" for run in CRAB_RUNS if run != 23523}
+    assert not listed & others, listed & others
