@@ -60,7 +60,10 @@ class SpectrumConfig(OnOffConfig):
 
     The start values of the fit are fixed by the model name (see
     :func:`spectral_model`), so a run is reproducible. ``flux_points_edges_tev``
-    defaults to the reconstructed energy axis grouped two bins per flux point.
+    defaults to the reconstructed energy axis over the fit range, two bins per flux
+    point (the top bin kept). The fit range and the flux-point edges are edges of the
+    reconstructed axis (see :func:`~ctanb.analysis.spectrum_data.energy_axes`), so
+    they are used exactly as given; they must lie within the analysis energy range.
     """
 
     source: str = Field("source", min_length=1, description="name of the fitted source model")

@@ -50,7 +50,8 @@ class OnOffConfig(StepConfig):
 
     ``on_radius_deg`` is the radius of the circular on region (0.11 deg suits
     H.E.S.S. point-like sources); ``None`` takes the on region from the
-    ``RAD_MAX`` table of point-like IRFs (MAGIC, LST).
+    ``RAD_MAX`` table of point-like IRFs (MAGIC, LST). The energy axes start and end
+    at the configured bounds, with at least ``*_bins_per_decade`` bins per decade.
     """
 
     ra_deg: float = Field(ge=0, lt=360, description="target right ascension (ICRS, deg)")
