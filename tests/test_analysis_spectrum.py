@@ -4,6 +4,7 @@ joint fit, provenance and redo of the flux points, and clear errors on bad input
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -224,7 +225,12 @@ def test_example_crab_spectrum_equals_plain_gammapy_over_the_requested_range(exa
     for path in result.dataset_files:
         axis = SpectrumDatasetOnOff.read(path).counts.geom.axes["energy"]
         np.testing.assert_allclose(axis.bounds.to_value("TeV"), [e_min, e_max], rtol=1e-12)
-    again = read_flux_points(result.products["flux_points"])
+    points_file = result.products["flux_points"]
+    fitted = [fits.getheader(points_file)[key] for key in ("FIT_EMIN", "FIT_EMAX")]
+    np.testing.assert_allclose(fitted, [e_min, e_max], rtol=1e-12)
+    for used in result.fit_ranges.values():
+        np.testing.assert_allclose(used.to_value("TeV"), [e_min, e_max], rtol=1e-12)
+    again = read_flux_points(points_file)
     for fp in (result.flux_points, again):
         np.testing.assert_allclose(fp.energy_min[0].to_value("TeV"), e_min, rtol=1e-12)
         np.testing.assert_allclose(fp.energy_max[-1].to_value("TeV"), e_max, rtol=1e-12)
@@ -335,16 +341,32 @@ def test_flux_points_provenance_names_the_runs_and_redo_reproduces_them(hess, st
 
 
 def test_joint_hess_magic_fit_uses_both_instruments(hess, magic, tmp_path):
-    config = HESS.model_copy(update={"fit_energy_min_tev": 1.0, "fit_energy_max_tev": 10.0})
-    # the joint flux-point edges reach 31.6 TeV, above the MAGIC datasets' 10 TeV: the
-    # MAGIC points say so and stop at 10 TeV instead of claiming the requested bins
-    with pytest.warns(
-        EnergyRangeWarning, match=r"\[1, 3.162, 10, 31.62\] TeV .* used \[1, 3.162, 10\]"
-    ):
+    top = 10**1.25  # an edge of the H.E.S.S. datasets, above the MAGIC ones (0.1-10 TeV)
+    config = HESS.model_copy(update={"fit_energy_min_tev": 1.0, "fit_energy_max_tev": top})
+    # the joint fit range and flux-point edges reach above the MAGIC datasets' 10 TeV: the
+    # step says so, fits MAGIC up to 10 TeV and its points stop there, and records that
+    with pytest.warns(EnergyRangeWarning) as caught:
         joint = joint_fit([hess, magic], tmp_path / "joint", config=config)
-    magic_points = read_flux_points(joint.products["flux_points_unknown"])
+    messages = [str(w.message) for w in caught if w.category is EnergyRangeWarning]
+    assert any(
+        re.search(r"fit range of dataset 5029747 \[1, 17.78\] TeV .* used \[1, 10\]", m)
+        for m in messages
+    ), messages
+    assert any(
+        re.search(r"\[1, 3.162, 10, 31.62\] TeV .* used \[1, 3.162, 10\]", m) for m in messages
+    )
+    assert not any("dataset 23523" in m for m in messages)  # H.E.S.S.: used as asked
+    for name, used in joint.fit_ranges.items():
+        expected = [1, 10] if name.startswith("50297") else [1, top]
+        np.testing.assert_allclose(used.to_value("TeV"), expected, rtol=1e-12, err_msg=name)
+    magic_file = joint.products["flux_points_unknown"]
+    magic_points = read_flux_points(magic_file)
     np.testing.assert_allclose(magic_points.energy_max.to_value("TeV")[-1], 10, rtol=1e-12)
     np.testing.assert_allclose(joint.flux_points.energy_max.to_value("TeV")[-1], 10**1.5)
+    header = fits.getheader(magic_file)
+    np.testing.assert_allclose([header["FIT_EMIN"], header["FIT_EMAX"]], [1, 10], rtol=1e-12)
+    header = fits.getheader(joint.products["flux_points"])
+    np.testing.assert_allclose([header["FIT_EMIN"], header["FIT_EMAX"]], [1, top], rtol=1e-12)
     assert joint.fit_result.success
     assert 2.4 < joint.model.spectral_model.index.value < 2.7
     names = {d.name for d in joint.datasets}

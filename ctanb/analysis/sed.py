@@ -11,7 +11,7 @@ All plotting is gammapy's (``FluxPoints.plot``, ``SpectralModel.plot`` and
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,7 @@ def write_flux_points(
     sed_type: str = "likelihood",
     format: str = "gadf-sed",
     model_file: str | Path | None = None,
+    header: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write flux points (``gadf-sed``) or a light curve (``lightcurve``) with its reference model.
 
@@ -106,6 +107,8 @@ def write_flux_points(
         written to ``<stem>_model.yaml`` with its covariance. The FITS primary
         header names the file in ``MODEL`` (relative to the FITS file), as
         gammapy's ``FluxMaps.write`` does, and :func:`read_flux_points` reads it.
+    header : mapping, optional
+        More primary-header cards (e.g. the energy range really fitted).
 
     Returns
     -------
@@ -126,6 +129,7 @@ def write_flux_points(
     flux_points.write(path, sed_type=sed_type, format=format, overwrite=True)
     with fits.open(path, mode="update") as hdus:
         hdus[0].header["MODEL"] = model_file.name  # the reference model, beside this file
+        hdus[0].header.update(header or {})
     return path
 
 

@@ -150,6 +150,8 @@ class SpectrumResult(StepResult):
     fit_result: FitResult | None = None
     flux_points: FluxPoints | None = None
     flux_points_by_telescope: dict[str, FluxPoints] = field(default_factory=dict)
+    #: dataset name -> energy range of its fit (Quantity [lo, hi]), the edges really used
+    fit_ranges: dict[str, Any] = field(default_factory=dict)
     dataset_files: list[Path] = field(default_factory=list)
 
     @property
@@ -262,6 +264,7 @@ class SpectrumStep:
             fit_result=outcome["fit_result"],
             flux_points=outcome["flux_points"],
             flux_points_by_telescope=outcome["flux_points_by_telescope"],
+            fit_ranges=outcome["fit_ranges"],
             dataset_files=[Path(f) for f in files],
         )
 
@@ -315,18 +318,18 @@ class SpectrumStep:
                 datasets.append(SpectrumDatasetOnOff.read(path, name=name))
             except (OSError, KeyError, ValueError) as exc:
                 raise AnalysisError(f"cannot read spectrum dataset {path}: {exc}") from None
-        if c.fit_energy_min_tev or c.fit_energy_max_tev:
-            for dataset in datasets:
-                axis = dataset.counts.geom.axes["energy"]
-                lo, hi = c.fit_energy_min_tev, c.fit_energy_max_tev
-                requested = [
-                    lo * u.TeV if lo else axis.edges[0],
-                    hi * u.TeV if hi else axis.edges[-1],
-                ]
+        fit_ranges = {}  # dataset -> [lo, hi] energy edges of its fit range, as used
+        lo, hi = c.fit_energy_min_tev, c.fit_energy_max_tev
+        for dataset in datasets:
+            axis = dataset.counts.geom.axes["energy"]
+            used = axis.bounds
+            if lo or hi:
+                requested = [lo * u.TeV if lo else used[0], hi * u.TeV if hi else used[-1]]
                 used = honoured_edges(axis, requested, f"fit range of dataset {dataset.name}")
                 dataset.mask_fit = dataset.counts.geom.energy_mask(
                     energy_min=used[0], energy_max=used[-1]
                 )
+            fit_ranges[dataset.name] = u.Quantity([used[0], used[-1]]).to("TeV")
         datasets.models = [spectral_model(c)]
         opts = {"migrad_opts": {"ncall": c.fit_max_calls}} if c.fit_max_calls else {}
         fit = Fit(optimize_opts=opts)
@@ -367,7 +370,14 @@ class SpectrumStep:
                 n_jobs=1,
             )
             points = estimator.run(Datasets(members))
-            write_flux_points(points, path, sed_type=sed_type, model_file=Path(models_file))
+            ranges = u.Quantity([fit_ranges[member.name] for member in members]).value
+            header = {
+                "FIT_EMIN": (float(ranges[:, 0].min()), "[TeV] fit range used, lowest edge"),
+                "FIT_EMAX": (float(ranges[:, 1].max()), "[TeV] fit range used, highest edge"),
+            }
+            write_flux_points(
+                points, path, sed_type=sed_type, model_file=Path(models_file), header=header
+            )
             if index and act is not None:
                 act.generated(path, role=telescope, data_level="DL5", product_type="flux")
             by_telescope[telescope] = points
@@ -377,6 +387,7 @@ class SpectrumStep:
             "fit_result": fit_result,
             "flux_points": next(iter(by_telescope.values())),
             "flux_points_by_telescope": by_telescope,
+            "fit_ranges": fit_ranges,
         }
 
 
