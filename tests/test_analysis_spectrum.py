@@ -394,6 +394,31 @@ def test_fit_that_does_not_converge_keeps_the_datasets_and_records_failure(
     assert failed and "Call limit" in failed[-1].message
 
 
+@pytest.mark.parametrize(
+    ("bounds", "per_decade", "nbin"),
+    [
+        ([0.7, 40], 5, 9),  # the Crab example: 8.8 bins' worth, rounded up
+        ([1, 3], 5, 3),  # 2.4 rounded up, not to 2
+        ([10**-0.5, 1, 10**0.5, 10, 10**1.5, 100], 4, 10),  # on a decade grid: no extra bin
+        (
+            [0.08, 0.7, 20],
+            5,
+            13,
+        ),  # 4.7 + 7.3 bins, each rounded up; 0.7 TeV (H.E.S.S. threshold) kept as an edge
+        ([0.7, 10, 10 * (1 + 1e-12)], 5, 6),  # a bound given twice up to rounding
+    ],
+)
+def test_energy_edges_keep_every_requested_bound(bounds, per_decade, nbin):
+    from ctanb.analysis.spectrum_data import log_edges
+
+    edges = log_edges(bounds, per_decade)
+    assert len(edges) == nbin + 1
+    assert edges[0] == bounds[0] and edges[-1] in (bounds[-1], bounds[-2])
+    assert set(bounds[:-1]) <= set(edges.tolist())
+    widths = np.diff(np.log10(edges))
+    assert widths.min() > 0 and widths.max() <= 1 / per_decade + 1e-12
+
+
 def test_bad_inputs_give_clear_errors(tmp_path, data_dir):
     step = SpectrumStep(HESS)
     with pytest.raises(AnalysisError, match="no observation selected"):
@@ -411,6 +436,12 @@ def test_bad_inputs_give_clear_errors(tmp_path, data_dir):
         step.run([events_only], out=tmp_path)
     with pytest.raises(ConfigError, match="radius"):
         SpectrumConfig.from_dict({**CRAB, "radius": 0.1})
+    with pytest.raises(ConfigError, match=r"20 TeV lie outside the analysis energy range 0.5-10"):
+        SpectrumConfig.from_dict({**CRAB, "energy_max_tev": 10, "fit_energy_max_tev": 20})
+    # a configuration changed without validation is refused when the step runs
+    wide = SpectrumStep(HESS.model_copy(update={"flux_points_edges_tev": [0.1, 1]}))
+    with pytest.raises(AnalysisError, match=r"energies 0.1 TeV lie outside"):
+        wide.run(inputs, out=tmp_path)
     config = tmp_path / "spectrum.yaml"
     MAGIC.write(config)
     assert SpectrumConfig.read(config) == MAGIC
