@@ -267,7 +267,7 @@ def honoured_edges(axis: Any, edges: Any, what: str) -> Any:
             f"the {what} {_fmt_edges(requested)} TeV lie outside the datasets' energy range "
             f"{_fmt_edges(axis.bounds)} TeV"
         )
-    # the axis' own edge values, not coordinates recomputed from pixels (exact bounds)
+    # the axis edges at the group boundaries gammapy chose (its nearest-edge rounding)
     index = [*table["idx_min"], table["idx_max"][-1] + 1]
     used = axis.edges[index].to("TeV")
     if len(used) != len(requested) or not np.allclose(used.value, requested.value, rtol=1e-6):
