@@ -43,6 +43,7 @@ _MODULE_NAMES: dict[str, list[str]] = {
     ],
     "workflow": ["AnalysisConfig", "Workflow", "WorkflowResult", "register_step"],
     "examples": ["EXAMPLES"],
+    "spectrum_data": ["EnergyRangeWarning"],
     "spectrum": ["SpectrumConfig", "SpectrumResult", "SpectrumStep", "joint_fit"],
     "lightcurve": ["LightCurveConfig", "LightCurveResult", "LightCurveStep"],
     "sed": ["MultiWavelengthSED", "plot_sed", "read_flux_points", "write_flux_points"],

@@ -423,11 +423,18 @@ class ExcessMapStep:
         from gammapy.estimators import ExcessMapEstimator
         from gammapy.workflow.steps import make_energy_axis
 
+        from .spectrum_data import honoured_edges
+
         dataset = MapDataset.read(dataset_file, name="stacked")
         axis = make_energy_axis(self.config.energy_edges)
+        edges = None
+        if axis is not None:  # gammapy would round them to the dataset's edges unsaid
+            edges = honoured_edges(
+                dataset.counts.geom.axes["energy"], axis.edges, "excess-map energy edges"
+            )
         estimator = ExcessMapEstimator(
             correlation_radius=self.config.correlation_radius,
-            energy_edges=axis.edges if axis is not None else None,
+            energy_edges=edges,
             **self.config.parameters,
         )
         flux_maps = estimator.run(dataset)
