@@ -28,7 +28,7 @@ __all__ = ["async_routes", "parse_seconds"]
 _XML = "text/xml; charset=utf-8"
 # A plain decimal number: ASCII digits only (Python's float() also takes 'nan', 'inf',
 # '1_0' and non-ASCII digits, none of which a client means as seconds).
-_NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?\s*")
+_NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?\s*", re.ASCII)
 
 
 def parse_seconds(name: str, text: str) -> float:

@@ -34,6 +34,8 @@ __all__ = [
     "MAX_PARAMS",
     "MAX_PARAM_CHARS",
     "MAX_RUNID_CHARS",
+    "TapJob",
+    "TapParameters",
     "check_job_params",
     "job_document",
     "job_list_document",
@@ -84,18 +86,22 @@ def check_job_params(params: Params) -> None:
             check_text(name, value, limit)
 
 
-class _TapParameters(BaseXmlModel, tag="parameters", ns="uws", nsmap=NSMAP):
+class TapParameters(BaseXmlModel, tag="parameters", ns="uws", nsmap=NSMAP):
     """The ``uws:parameters`` of a TAP job: any parameter names, in request order."""
 
     parameter: list[Parameter] = element(tag="parameter", default_factory=list)
+
+
+#: The ``uws:job`` document of a TAP job (parses one too: ``TapJob.from_xml(text)``).
+TapJob = JobSummary[TapParameters]
 
 
 def _xml(model: BaseXmlModel) -> bytes:
     return model.to_xml(encoding="UTF-8", xml_declaration=True) + b"\n"
 
 
-def _parameters(job: Job) -> _TapParameters:
-    return _TapParameters(
+def _parameters(job: Job) -> TapParameters:
+    return TapParameters(
         parameter=[Parameter(id=k.lower(), value=v) for k, v in job.params.items()]
     )
 
@@ -127,7 +133,7 @@ def job_document(job: Job, base: str) -> bytes:
     error = None
     if job.phase == "ERROR" and job.error:
         error = ErrorSummary(message=job.error, type=ErrorType.FATAL, has_detail=True)
-    doc = JobSummary[_TapParameters](
+    doc = TapJob(
         job_id=job.job_id,
         run_id=job.run_id,
         owner_id=job.owner,
