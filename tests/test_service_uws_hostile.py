@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pyvo
+import requests
 from astropy.io.votable import parse_single_table
 
 from ctanb.archive.policy import AccessPolicy
@@ -201,6 +202,17 @@ def test_jobs_belong_to_their_owner(server: ArchiveServer) -> None:
         listed = httpx.get(f"{server.url}/async", headers=VELA).text
         assert mine_id in listed and anon_id not in listed
         assert anon_id not in httpx.get(f"{server.url}/async").text
+        # pyvo, unmodified, lists and reads the owner's jobs (filters and full descriptions)
+        session = requests.Session()
+        session.headers.update(VELA)
+        service = pyvo.dal.TAPService(server.url, session=session)
+        for kwargs in ({}, {"short_description": False}, {"phases": ["PENDING"], "last": 5},
+                       {"after": "2000-01-01T00:00:00Z"}):  # fmt: skip
+            listed = service.get_job_list(**kwargs)
+            assert mine_id in [j.jobid for j in listed], kwargs
+            assert anon_id not in [j.jobid for j in listed]
+        (job,) = [j for j in service.get_job_list(short_description=False) if j.jobid == mine_id]
+        assert job.runid == "vela's" and job.ownerid == "vela-team"
         # an anonymous job is reached through its URL
         doc = parse(httpx.get(anon))
         assert doc.findtext(f"{UWS}runId") == "anonymous"

@@ -129,6 +129,7 @@ class JobManager:
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._created: dict[str, deque[float]] = {}
         self._closing = False
+        self._purged = 0.0
         self.pool = ThreadPoolExecutor(max_workers=s.async_workers, thread_name_prefix="ctanb-uws")
 
     # -- lifecycle -------------------------------------------------------------------
@@ -183,7 +184,7 @@ class JobManager:
         owner's -> 403."""
         self._purge()
         job = self.jobs.get(job_id)
-        if job is None:
+        if job is None or job.destruction <= now_utc():
             raise ServiceFault(f"no job {job_id[:64]!r} on this service (unknown or deleted)", 404)
         if job.owner is not None and job.owner != who:
             raise ServiceFault(f"job {job_id} belongs to another user", 403)
@@ -288,6 +289,10 @@ class JobManager:
         self._set_phase(job, phase, result)
 
     def _purge(self) -> None:
+        # A scan of every job at most once a second; get() checks its own job's time.
+        if time.monotonic() - self._purged < 1.0:
+            return
+        self._purged = time.monotonic()
         now = now_utc()
         with self._lock:
             gone = [j for j in self.jobs.values() if j.destruction <= now]
