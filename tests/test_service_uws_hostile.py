@@ -76,6 +76,15 @@ def test_bad_wait_is_refused_at_once(server: ArchiveServer, wait: str) -> None:
         httpx.delete(job_url)
 
 
+@pytest.mark.parametrize("value", ["inf", "nan", "1e999", "-inf", "later", "\u0663"])
+def test_bad_execution_duration_is_refused(server: ArchiveServer, value: str) -> None:
+    job_url = new_job(server.url)
+    r = httpx.post(f"{job_url}/executionduration", data={"EXECUTIONDURATION": value})
+    assert r.status_code == 400 and "EXECUTIONDURATION" in r.text, r.text
+    assert int(httpx.get(f"{job_url}/executionduration").text) > 0
+    httpx.delete(job_url)
+
+
 def test_wait_is_bounded_and_negative_means_the_server_maximum(slow_db: Path, tmp_path) -> None:
     with ArchiveServer(slow_db, jobs_db=str(tmp_path / "j.db"), max_wait_s=1.0) as srv:
         job_url = new_job(srv.url, SLOW)
