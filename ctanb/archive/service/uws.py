@@ -241,6 +241,8 @@ class JobManager:
         deadline = loop.time() + min(max(seconds, 0.0), self.state.settings.max_wait_s)
 
         def settled() -> bool:
+            if job.job_id not in self.jobs:  # deleted or destroyed meanwhile
+                return True
             return job.phase not in ACTIVE or (phase is not None and job.phase != phase)
 
         while not settled():
@@ -278,6 +280,10 @@ class JobManager:
         job.phase = phase
         if job.job_id in self.jobs:
             self.store.save(job, result)
+        self._wake(job)
+
+    def _wake(self, job: Job) -> None:
+        """Wake every client waiting on *job* (caller holds the lock)."""
         for loop, event in self._waiters.pop(job.job_id, set()):
             try:
                 loop.call_soon_threadsafe(event.set)
@@ -298,6 +304,7 @@ class JobManager:
             gone = [j for j in self.jobs.values() if j.destruction <= now]
             for job in gone:
                 del self.jobs[job.job_id]
+                self._wake(job)
                 job.abort_requested = True
                 if job.conn is not None:
                     job.conn.interrupt()
