@@ -251,3 +251,49 @@ def test_quotas_per_owner(slow_db: Path, tmp_path) -> None:
         assert r.status_code == 429, r.text
         assert "at most 5 jobs a minute" in r.text
         assert 0 < int(r.headers["retry-after"]) <= 61
+
+
+def _xml_char(cp: int) -> bool:
+    """XML 1.0 Char production, written from the spec (independent of the service)."""
+    return (
+        cp in (0x9, 0xA, 0xD)
+        or 0x20 <= cp <= 0xD7FF
+        or 0xE000 <= cp <= 0xFFFD
+        or 0x10000 <= cp <= 0x10FFFF
+    )
+
+
+def test_every_code_point_is_refused_or_round_trips() -> None:
+    """Every code point of the BMP and every 101st beyond it as a RUNID: refused exactly when
+    XML 1.0 cannot carry it; otherwise the job and job-list documents parse and give it
+    back unchanged."""
+    import datetime as dt
+
+    from ctanb.archive.service.params import Params, ServiceFault
+    from ctanb.archive.service.uws import Job
+    from ctanb.archive.service.uws_xml import check_job_params, job_document, job_list_document
+
+    legal: list[str] = []
+    for cp in [*range(0x10000), *range(0x10000, 0x110000, 101), 0x10FFFF]:
+        params = Params([("QUERY", TRIVIAL), ("RUNID", chr(cp))])
+        try:
+            check_job_params(params)
+            accepted = True
+        except ServiceFault as exc:
+            accepted = False
+            assert "RUNID" in exc.message and f"U+{cp:04X}" in exc.message
+        assert accepted == _xml_char(cp), hex(cp)
+        if accepted:
+            legal.append(chr(cp))
+    now = dt.datetime.now(dt.UTC)
+    for start in range(0, len(legal), 250):  # 250 characters per RUNID, as one job each
+        runid = "".join(legal[start : start + 250])
+        params = Params([("QUERY", TRIVIAL), ("RUNID", runid)])
+        check_job_params(params)
+        job = Job("j", params, "http://h", 60, now, run_id=runid)
+        doc = ET.fromstring(job_document(job, "http://h"))
+        expected = runid  # a CR too: the documents write it as &#13;, which parsers keep
+        assert doc.findtext(f"{UWS}runId") == expected
+        assert {p.get("id"): p.text for p in doc.iter(f"{UWS}parameter")}["runid"] == expected
+        listing = ET.fromstring(job_list_document([job], "http://h"))
+        assert listing.find(f"{UWS}jobref").findtext(f"{UWS}runId") == expected
