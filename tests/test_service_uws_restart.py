@@ -112,3 +112,18 @@ def test_kill_9_keeps_finished_jobs_and_marks_interrupted_ones(slow_db: Path, tm
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_stopped_service_ends_running_jobs_as_interrupted(slow_db: Path, tmp_path) -> None:
+    from ctanb.archive.policy import AccessPolicy
+    from ctanb.archive.service import ArchiveServer
+
+    jobs_db = str(tmp_path / "jobs.db")
+    with ArchiveServer(slow_db, policy=AccessPolicy.demo(), jobs_db=jobs_db) as srv:
+        running = job(srv.url, SLOW, PHASE="RUN")
+        phase = doc(f"{srv.url}/async/{running}", WAIT="60", PHASE="QUEUED").findtext(f"{UWS}phase")
+        assert phase == "EXECUTING"
+    with ArchiveServer(slow_db, policy=AccessPolicy.demo(), jobs_db=jobs_db) as srv:
+        d = doc(f"{srv.url}/async/{running}")
+        assert d.findtext(f"{UWS}phase") == "ERROR"
+        assert d.findtext(f"{UWS}errorSummary/{UWS}message") == "interrupted by a service restart"
