@@ -94,6 +94,8 @@ def test_wait_is_bounded_and_negative_means_the_server_maximum(slow_db: Path, tm
             elapsed = time.monotonic() - t0
             assert doc.findtext(f"{UWS}phase") == "PENDING"
             assert 0.8 < elapsed < 10, f"WAIT={wait} took {elapsed:.1f} s, the maximum is 1 s"
+        r = httpx.get(job_url, params={"WAIT": "5", "PHASE": "BOGUS"}, timeout=30)
+        assert r.status_code == 400 and "PHASE" in r.text
 
 
 async def _waiters(job_url: str, n: int, wait: int) -> list[httpx.Response]:
