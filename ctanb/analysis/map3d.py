@@ -69,6 +69,11 @@ class ModelsConfig(StepConfig):
         Which catalog sources (names as in the catalog); empty: every source in the map.
     spatial : {"gaussian", "disk", "point"}
         Spatial model of each catalog source; ``size`` is the starting sigma or radius.
+    position_range : angle, optional
+        A catalog source's fitted position stays within this distance (in longitude and
+        latitude) of its catalog position (parameter limits; None: no limits).
+    size_max : angle
+        Upper limit of the fitted sigma or radius (lower limit: ``size / 20``).
     index, amplitude, reference : float, str, energy
         Starting power law of each catalog source.
     """
@@ -82,6 +87,8 @@ class ModelsConfig(StepConfig):
     sources: list[str] = Field(default_factory=list)
     spatial: Literal["gaussian", "disk", "point"] = "gaussian"
     size: AngleType = "0.1 deg"
+    position_range: AngleType | None = "0.5 deg"
+    size_max: AngleType = "1 deg"
     index: float = 2.3
     amplitude: str = "1e-12 cm-2 s-1 TeV-1"
     reference: EnergyType = "1 TeV"
@@ -240,6 +247,16 @@ def _catalog_models(config: ModelsConfig, geom: Any) -> list[Any]:
             spatial = DiskSpatialModel(lon_0=lon, lat_0=lat, r_0=config.size, frame=frame)
         else:
             spatial = PointSpatialModel(lon_0=lon, lat_0=lat, frame=frame)
+        # Limits keep the optimizer near the catalog position: without them, migrad can step
+        # a faint source's position off the map and fail.
+        if config.position_range is not None:
+            step = config.position_range.to_value("deg")
+            for parameter in (spatial.lon_0, spatial.lat_0):
+                parameter.min, parameter.max = parameter.value - step, parameter.value + step
+        size = {"gaussian": "sigma", "disk": "r_0"}.get(config.spatial)
+        if size is not None:
+            spatial.parameters[size].min = config.size.to_value("deg") / 20
+            spatial.parameters[size].max = config.size_max.to_value("deg")
         spectral = PowerLawSpectralModel(
             index=config.index, amplitude=config.amplitude, reference=config.reference
         )

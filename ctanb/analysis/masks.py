@@ -202,8 +202,6 @@ class ExclusionMaskStep:
             if activity is not None:
                 activity.used(str(catalog_path(key)), role="catalog")
         regions, sources = exclusion_regions(geom, config)
-        if activity is not None:
-            activity.parameter("excluded_sources", sources)
         mask = geom.region_mask(regions, inside=False) if regions else Map.from_geom(geom, True)
         mask.data = np.asarray(mask.data, dtype=bool)
         if not mask.data.any():
