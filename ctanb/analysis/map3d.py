@@ -142,6 +142,16 @@ class Map3DConfig(MaskedDatasetConfig, Map3DFitConfig):
     models: ModelsConfig
     ts_map: TSMapConfig | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fov_background(cls, data: Any) -> Any:
+        # Before the reduction's own checks, whose ring-background advice does not apply here.
+        background = data.get("background") if isinstance(data, dict) else None
+        method = background.get("method") if isinstance(background, dict) else None
+        if method not in (None, "fov_background"):
+            raise ValueError("a 3D analysis needs background.method: fov_background")
+        return data
+
     @model_validator(mode="after")
     def _check_3d(self) -> Map3DConfig:
         if self.background.method != "fov_background":

@@ -18,6 +18,7 @@ the catalog files it read are used entities.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -93,18 +94,22 @@ def parse_regions(texts: list[str]) -> list[Any]:
 
     found = []
     for text in texts:
-        try:
-            parsed = Regions.parse(text, format="ds9")
-        except Exception as exc:  # regions raises several types for bad text
-            raise ConfigError(
-                f"exclusion region {text!r} is not a DS9 region ({exc}); "
-                "write e.g. 'icrs;circle(228.53,-59.16,0.3)'"
-            ) from None
-        if len(parsed) == 0:
-            raise ConfigError(f"exclusion region {text!r} holds no region")
+        hint = "write e.g. 'icrs;circle(228.53,-59.16,0.3)'"
+        # regions warns and skips what it cannot read (no frame, bad shape): an error here.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                parsed = Regions.parse(text, format="ds9")
+            except Exception as exc:  # regions raises several types for bad text
+                raise ConfigError(
+                    f"exclusion region {text!r} is not a DS9 region ({exc}); {hint}"
+                ) from None
+        if caught or len(parsed) == 0:
+            why = str(caught[0].message) if caught else "no region in it"
+            raise ConfigError(f"exclusion region {text!r} is not a DS9 region ({why}); {hint}")
         for region in parsed:
             if not hasattr(region, "to_pixel"):
-                raise ConfigError(f"exclusion region {text!r} is not a sky region")
+                raise ConfigError(f"exclusion region {text!r} is not a sky region; {hint}")
             found.append(region)
     return found
 
