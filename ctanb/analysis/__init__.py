@@ -44,6 +44,7 @@ _MODULE_NAMES: dict[str, list[str]] = {
     "masks": ["ExclusionConfig", "ExclusionMaskConfig", "ExclusionMaskStep"],
     "detection": ["DetectionConfig", "DetectionStep", "TSMapConfig", "TSMapResult", "TSMapStep"],
     "map3d": ["Map3DConfig", "Map3DFitStep", "Map3DResult", "Map3DStep"],
+    "ring": ["RingMapConfig", "RingMapResult", "RingMapStep"],
     "workflow": ["AnalysisConfig", "Workflow", "WorkflowResult", "register_step"],
     "examples": ["EXAMPLES"],
     "spectrum": ["SpectrumConfig", "SpectrumResult", "SpectrumStep", "joint_fit"],
