@@ -290,6 +290,30 @@ def test_ctanb_run_msh1552_3d_fits_the_published_position(data_dir: Path, tmp_pa
     assert ": identical" in redo.stdout, redo.stdout + redo.stderr
 
 
+def test_ctanb_run_gc_3d_cta1dc_fits_two_sources_and_finds_them(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+    from gammapy.modeling.models import Models
+
+    out = tmp_path / "gc"
+    done = subprocess.run(
+        [sys.executable, "-m", "ctanb", "run", "gc_3d_cta1dc", "--out", str(out), "--no-progress"],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    models = Models.read(out / "map3d" / "models_fitted.yaml")
+    catalog = hgps(data_dir)
+    for name in ("HESS J1745-290", "HESS J1747-281"):
+        row = catalog[name].data
+        published = SkyCoord(row["RAJ2000"], row["DEJ2000"])
+        assert models[name].spatial_model.position.separation(published).deg < 0.05, name
+        assert models[name].spectral_model.amplitude.value > 1e-13, name
+    candidates = Table.read(out / "map3d" / "candidates.fits", hdu=1)
+    assert {"HESS J1745-290", "HESS J1747-281"} <= set(candidates["hgps_name"])
+
+
 # -- bad input -------------------------------------------------------------------------------
 def _failed(name: str) -> list:
     return default_store().activities(name=name, status="failed")
