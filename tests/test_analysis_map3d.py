@@ -32,6 +32,8 @@ RUNS = [20136, 20137, 20282]
 #: catalog file in the test below, these numbers are only the documentation).
 MSH_NAME = "HESS J1514-591"
 REGION = "icrs;circle(229.5,-58.6,0.2)"
+#: A field without any HGPS source (PKS 2155-304).
+PKS2155 = {"frame": "icrs", "lon": "329.7 deg", "lat": "-30.2 deg"}
 
 CONFIG = {
     "geom": {
@@ -351,16 +353,22 @@ def test_mask_excluding_everything_is_a_recorded_error(data_dir: Path, tmp_path:
 
 def test_catalog_without_source_in_the_field(data_dir: Path, tmp_path: Path) -> None:
     config = {**CONFIG, "models": {"catalog": "hgps"}, "exclusion": None}
-    config["geom"] = {
-        **CONFIG["geom"],
-        "wcs": {**CONFIG["geom"]["wcs"], "skydir": {"frame": "icrs", "lon": "329.7 deg", "lat": "-30.2 deg"}},
-    }  # fmt: skip
+    config["geom"] = {**CONFIG["geom"], "wcs": {**CONFIG["geom"]["wcs"], "skydir": PKS2155}}
     runs = inputs_from_datastore(data_dir / "hess-dl3-dr1", RUNS[:1])
     with pytest.raises(
         AnalysisError, match=r"no H\.E\.S\.S\. HGPS source lies in the map"
     ) as caught:
         Map3DStep(config).run(runs, out=tmp_path)
     assert "models.file" in str(caught.value)
+
+
+def test_exclusion_with_no_catalog_source_in_the_field_excludes_nothing(tmp_path: Path) -> None:
+    from ctanb.analysis.masks import ExclusionMaskStep
+
+    geom = {**CONFIG["geom"], "wcs": {**CONFIG["geom"]["wcs"], "skydir": PKS2155}}
+    made = ExclusionMaskStep({"catalogs": ["hgps"], "geom": geom}).run(tmp_path)
+    assert made.sources == []
+    assert read_map(made.products["exclusion_mask"]).data.all()
 
 
 def test_fit_that_does_not_converge_keeps_the_dataset(data_dir: Path, tmp_path: Path) -> None:

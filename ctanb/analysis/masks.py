@@ -207,7 +207,10 @@ class ExclusionMaskStep:
             if activity is not None:
                 activity.used(str(catalog_path(key)), role="catalog")
         regions, sources = exclusion_regions(geom, config)
-        mask = geom.region_mask(regions, inside=False) if regions else Map.from_geom(geom, True)
+        if regions:
+            mask = geom.region_mask(regions, inside=False)
+        else:  # no known source in the field: nothing excluded
+            mask = Map.from_geom(geom, data=np.ones(geom.data_shape, dtype=bool))
         mask.data = np.asarray(mask.data, dtype=bool)
         if not mask.data.any():
             raise AnalysisError(
