@@ -266,6 +266,22 @@ def test_mask_is_a_hashed_input_and_lineage_reaches_the_runs(result) -> None:
     assert used == {str(r) for r in RUNS}
 
 
+def test_result_plots_maps_with_the_exclusion_outlined(result) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from astropy.visualization.wcsaxes import WCSAxes
+
+    figure = result.plot()
+    axes = [ax for ax in figure.axes if isinstance(ax, WCSAxes)]
+    assert [ax.get_title() for ax in axes] == [
+        "counts", "residuals (counts - npred)", "residual significance", "sqrt(TS)",
+    ]  # fmt: skip
+    assert all(ax.collections for ax in axes)  # the mask's contour on every map
+    page = result._repr_html_()
+    assert "converged" in page and "lon_0" in page and "models_fitted.yaml" in page
+
+
 # -- the packaged example, as a user runs it -----------------------------------------------
 def test_ctanb_run_msh1552_3d_fits_the_published_position(data_dir: Path, tmp_path: Path) -> None:
     from astropy.coordinates import SkyCoord

@@ -39,7 +39,7 @@ from ..provenance import recorded
 from ._base import DL3Input, StepConfig, StepResult
 from .detection import TSMapConfig, TSMapStep
 from .maps import MapDatasetStep
-from .masks import CatalogKey, MaskedDatasetConfig
+from .masks import CatalogKey, MaskedDatasetConfig, draw_exclusion
 
 __all__ = [
     "FitConfig",
@@ -288,7 +288,8 @@ class Map3DResult(StepResult):
     obs_ids: list[str] | None = None
 
     def plot(self, **kwargs: Any) -> Any:
-        """Counts, residual counts and residual significance maps (and TS) on WCSAxes."""
+        """Counts, residual counts and residual significance maps (and TS) on WCSAxes,
+        the excluded regions outlined."""
         from .maps import _plot_maps
 
         maps = {
@@ -298,7 +299,7 @@ class Map3DResult(StepResult):
         }
         if self.ts_map is not None:
             maps["sqrt(TS)"] = self.ts_map.sqrt_ts
-        return _plot_maps(maps, **kwargs)
+        return draw_exclusion(_plot_maps(maps, **kwargs), self.products.get("exclusion_mask"))
 
     def _repr_html_(self) -> str:
         rows = "".join(

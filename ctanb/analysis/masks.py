@@ -40,6 +40,7 @@ __all__ = [
     "ExclusionMaskStep",
     "MaskedDatasetConfig",
     "catalog_sources_in",
+    "draw_exclusion",
     "exclusion_regions",
     "image_geom",
     "parse_regions",
@@ -247,3 +248,20 @@ class MaskedDatasetConfig(MapDatasetConfig):
         if exclusion_file:
             data["background"]["exclusion"] = str(exclusion_file)
         return MapDatasetConfig.model_validate(data)
+
+
+def draw_exclusion(figure: Any, mask_file: str | Path | None) -> Any:
+    """Outline the excluded regions of *mask_file* on every WCSAxes of *figure*."""
+    if mask_file is None or not Path(mask_file).is_file():
+        return figure
+    from astropy.visualization.wcsaxes import WCSAxes
+    from gammapy.maps import Map
+
+    mask = Map.read(mask_file)
+    for ax in figure.axes:
+        if isinstance(ax, WCSAxes):
+            ax.contour(
+                mask.data.astype(float), levels=[0.5], colors="white", linewidths=0.8,
+                linestyles="dashed", transform=ax.get_transform(mask.geom.wcs),
+            )  # fmt: skip
+    return figure

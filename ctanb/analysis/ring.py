@@ -28,7 +28,7 @@ from .._errors import AnalysisError
 from ..provenance import recorded
 from ._base import DL3Input, StepResult
 from .maps import ExcessMapConfig, MapDatasetConfig, MapDatasetStep, _plot_maps
-from .masks import MaskedDatasetConfig
+from .masks import MaskedDatasetConfig, draw_exclusion
 
 __all__ = ["RingBackgroundStep", "RingMapConfig", "RingMapResult", "RingMapStep"]
 
@@ -88,9 +88,10 @@ class RingMapResult(StepResult):
         return self.flux_maps["sqrt_ts"]
 
     def plot(self, **kwargs: Any) -> Any:
-        """Counts, excess and significance on WCSAxes."""
+        """Counts, excess and significance on WCSAxes, the excluded regions outlined."""
         maps = {"counts": self.dataset.counts, "excess": self.excess}
-        return _plot_maps({**maps, "significance": self.significance}, **kwargs)
+        figure = _plot_maps({**maps, "significance": self.significance}, **kwargs)
+        return draw_exclusion(figure, self.products.get("exclusion_mask"))
 
 
 class RingBackgroundStep:
