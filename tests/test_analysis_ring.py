@@ -136,3 +136,42 @@ def test_ring_products_record_the_mask_and_the_stack(gc) -> None:
 def test_ring_map_needs_the_ring_method() -> None:
     with pytest.raises(ConfigError, match=r"background\.method: ring"):
         RingMapConfig.from_dict({**GC_CONFIG, "background": {"method": "fov_background"}})
+
+
+def test_detection_section_finds_msh1552_and_names_it(data_dir: Path, tmp_path: Path) -> None:
+    """``detection:`` in a ctanb run configuration: reduction with the mask, TS map, peaks."""
+    from astropy.table import Table
+
+    from ctanb.analysis import Workflow
+
+    geom = {
+        "wcs": {
+            "skydir": {"frame": "icrs", "lon": "228.53 deg", "lat": "-59.16 deg"},
+            "binsize": "0.05 deg",
+            "width": {"width": "2 deg", "height": "2 deg"},
+            "binsize_irf": "0.25 deg",
+        },
+        "selection": {"offset_max": "2.5 deg"},
+        "axes": {
+            "energy": {"min": "1 TeV", "max": "10 TeV", "nbins": 1},
+            "energy_true": {"min": "0.5 TeV", "max": "20 TeV", "nbins": 4},
+        },
+    }
+    detection = {
+        "geom": geom,
+        "exclusion": {"catalogs": ["hgps"], "radius": "0.4 deg"},
+        "ts_map": {"kernel": "gaussian", "kernel_size": "0.1 deg", "threshold": 5},
+    }
+    observations = {
+        "datastore": {"path": str(data_dir / "hess-dl3-dr1"), "obs_ids": [20136, 20282]}
+    }
+    config = {"name": "detect", "observations": observations, "detection": detection}
+    result = Workflow(config).run(out=tmp_path / "a", progress=False)["detection"]
+    candidates = Table.read(result.products["candidates"], hdu=1)
+    assert candidates["hgps_name"][0] == "HESS J1514-591"
+    assert candidates["value"][0] == pytest.approx(np.nanmax(result.sqrt_ts.data), rel=1e-6)
+    # A threshold nothing reaches: an empty candidate table, still written and readable.
+    detection["ts_map"]["threshold"] = 1000
+    empty = Workflow(config).run(out=tmp_path / "b", progress=False)["detection"]
+    none = Table.read(empty.products["candidates"], hdu=1)
+    assert len(none) == 0 and {"ra", "dec", "hgps_name", "3fhl_sep"} <= set(none.colnames)

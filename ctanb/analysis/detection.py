@@ -124,7 +124,12 @@ def cross_match(candidates: Any, catalogs: list[str], radius_deg: float) -> Any:
     from .catalogs import load_catalog
 
     table = candidates
-    if len(table) == 0:
+    if len(table) == 0:  # the same columns, no rows
+        for name in ("glon", "glat"):
+            table[name] = np.zeros(0)
+        for key in catalogs:
+            table[f"{key.replace('-', '')}_name"] = np.zeros(0, dtype="U1")
+            table[f"{key.replace('-', '')}_sep"] = np.zeros(0)
         return table
     positions = SkyCoord(table["ra"], table["dec"], unit="deg", frame="icrs")
     galactic = positions.galactic
@@ -245,6 +250,9 @@ class TSMapStep:
 class DetectionConfig(MaskedDatasetConfig):
     """Source detection from DL3: the reduction (FoV background, ``exclusion``) then ``ts_map``."""
 
+    map_selection: list[str] = Field(
+        default_factory=lambda: ["counts", "exposure", "background", "psf", "edisp"]
+    )
     ts_map: TSMapConfig = TSMapConfig()
 
 
