@@ -387,6 +387,14 @@ def test_exclusion_with_no_catalog_source_in_the_field_excludes_nothing(tmp_path
     assert read_map(made.products["exclusion_mask"]).data.all()
 
 
+def test_unknown_catalog_source_is_named(data_dir: Path, tmp_path: Path) -> None:
+    config = {**CONFIG, "models": {"catalog": "hgps", "sources": ["HESS J0000-000"]}}
+    runs = inputs_from_datastore(data_dir / "hess-dl3-dr1", RUNS[:1])
+    with pytest.raises(ConfigError, match=r"HESS J0000-000 not in the H\.E\.S\.S\. HGPS catalog"):
+        Map3DStep(config).run(runs, out=tmp_path)
+    assert not (tmp_path / "map_dataset.fits").exists()
+
+
 def test_fit_that_does_not_converge_keeps_the_dataset(data_dir: Path, tmp_path: Path) -> None:
     before = len(_failed("map3d-fit"))
     config = {**CONFIG, "fit": {"optimize_opts": {"migrad_opts": {"ncall": 5}}}, "ts_map": None}

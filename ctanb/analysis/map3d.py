@@ -207,6 +207,14 @@ def starting_models(config: ModelsConfig, geom: Any) -> Any:
     return models
 
 
+def _in_catalog(catalog: Any, name: str) -> bool:
+    try:
+        catalog.row_index(name)
+    except KeyError:
+        return False
+    return True
+
+
 def _catalog_models(config: ModelsConfig, geom: Any) -> list[Any]:
     import astropy.units as u
     from gammapy.modeling.models import (
@@ -225,7 +233,7 @@ def _catalog_models(config: ModelsConfig, geom: Any) -> list[Any]:
     in_map = dict(catalog_sources_in(geom, key))
     if config.sources:
         catalog = load_catalog(key)
-        unknown = [n for n in config.sources if n not in catalog._name_to_index_cache]
+        unknown = [n for n in config.sources if not _in_catalog(catalog, n)]
         if unknown:
             raise ConfigError(
                 f"source(s) {', '.join(unknown)} not in the {CATALOGS[key]['title']} catalog"
