@@ -175,3 +175,60 @@ def test_detection_section_finds_msh1552_and_names_it(data_dir: Path, tmp_path: 
     empty = Workflow(config).run(out=tmp_path / "b", progress=False)["detection"]
     none = Table.read(empty.products["candidates"], hdu=1)
     assert len(none) == 0 and {"ra", "dec", "hgps_name", "3fhl_sep"} <= set(none.colnames)
+
+
+def test_map_step_fov_background_with_catalog_exclusion_equals_plain_gammapy(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """``maps: exclusion:`` — the FoV normalisation ignores MSH 15-52, so its excess stays."""
+    from astropy.coordinates import SkyCoord
+    from gammapy.catalog import SourceCatalogHGPS
+    from gammapy.data import DataStore
+    from gammapy.datasets import MapDataset
+    from gammapy.estimators import ExcessMapEstimator
+    from gammapy.makers import DatasetsMaker, FoVBackgroundMaker, MapDatasetMaker, SafeMaskMaker
+    from gammapy.maps import Map, MapAxis, WcsGeom
+    from regions import CircleSkyRegion
+    from test_analysis_maps import MSH_CONFIG, MSH_RUNS
+
+    from ctanb.analysis import MapConfig, MapStep
+
+    config = MapConfig.from_dict({**MSH_CONFIG, "exclusion": {"catalogs": ["hgps"]}})
+    runs = inputs_from_datastore(data_dir / "hess-dl3-dr1", MSH_RUNS)
+    result = MapStep(config).run(runs, out=tmp_path)
+
+    centre = SkyCoord(228.53, -59.16, unit="deg", frame="icrs")
+    energy = MapAxis.from_energy_bounds(1, 10, 2, unit="TeV")
+    geom = WcsGeom.create(skydir=centre, binsz=0.05, width=(2.5, 2.5), frame="icrs", axes=[energy])
+    true = MapAxis.from_energy_bounds(0.5, 20, 6, unit="TeV", name="energy_true")
+    catalog = SourceCatalogHGPS(str(data_dir / "catalogs" / "hgps_catalog_v1.fits.gz"))
+    near = catalog.positions.separation(centre).deg < 3
+    exclusion = ~geom.to_image().region_mask(
+        [CircleSkyRegion(p, 0.3 * u.deg) for p in catalog.positions[near]]
+    )
+    results = {}
+    for name, mask in (("masked", exclusion), ("unmasked", None)):
+        stacked = MapDataset.create(geom, energy_axis_true=true, binsz_irf=0.25, name="stacked")
+        maker = DatasetsMaker(
+            [
+                MapDatasetMaker(selection=["counts", "exposure", "background"]),
+                SafeMaskMaker(methods=["aeff-default", "offset-max"], offset_max=2.5 * u.deg),
+                FoVBackgroundMaker(exclusion_mask=mask),
+            ],
+            stack_datasets=True,
+            cutout_width=5 * u.deg,
+            n_jobs=1,
+        )
+        observations = DataStore.from_dir(data_dir / "hess-dl3-dr1").get_observations(MSH_RUNS)
+        dataset = maker.run(stacked, observations)[0]
+        results[name] = ExcessMapEstimator(correlation_radius=0.1 * u.deg).run(dataset)
+    np.testing.assert_array_equal(
+        Map.read(result.products["exclusion_mask"]).data.astype(bool), exclusion.data
+    )
+    for product, key in (("excess", "npred_excess"), ("significance", "sqrt_ts")):
+        ours = Map.read(result.products[product])
+        np.testing.assert_allclose(ours.data, results["masked"][key].data, rtol=1e-6, atol=1e-9)
+    # Without the mask the FoV normalisation absorbs the source; with it, the excess remains.
+    with_mask = float(np.nansum(result.excess.data))
+    without = float(np.nansum(results["unmasked"]["npred_excess"].data))
+    assert with_mask > without + 50, (with_mask, without)

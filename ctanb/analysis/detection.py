@@ -26,8 +26,8 @@ from pydantic import ConfigDict, Field
 from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
 from ._base import DL3Input, StepConfig, StepResult
-from .maps import MapDatasetStep, _plot_maps
-from .masks import CatalogKey, MaskedDatasetConfig
+from .maps import MapDatasetStep, MaskedDatasetConfig, _plot_maps
+from .masks import CatalogKey
 
 __all__ = [
     "DetectionConfig",

@@ -38,8 +38,8 @@ from .._errors import AnalysisError, ConfigError
 from ..provenance import recorded
 from ._base import DL3Input, StepConfig, StepResult
 from .detection import TSMapConfig, TSMapStep
-from .maps import MapDatasetStep
-from .masks import CatalogKey, MaskedDatasetConfig, draw_exclusion
+from .maps import MapDatasetStep, MaskedDatasetConfig
+from .masks import CatalogKey, draw_exclusion
 
 __all__ = [
     "FitConfig",

@@ -26,19 +26,17 @@ from typing import Any, Literal
 import numpy as np
 from gammapy.utils.types import AngleType
 from gammapy.workflow.config import GeomConfig
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from .._errors import AnalysisError, ConfigError
 from ..provenance import current_activity, recorded
 from ._base import StepConfig, StepResult
-from .maps import MapDatasetConfig
 
 __all__ = [
     "ExclusionConfig",
     "ExclusionMaskConfig",
     "ExclusionMaskResult",
     "ExclusionMaskStep",
-    "MaskedDatasetConfig",
     "catalog_sources_in",
     "draw_exclusion",
     "exclusion_regions",
@@ -221,33 +219,6 @@ class ExclusionMaskStep:
             )
         Map.from_geom(geom, data=mask.data.astype(np.uint8)).write(mask_file, overwrite=True)
         return mask, sources
-
-
-class MaskedDatasetConfig(MapDatasetConfig):
-    """A map reduction whose background makers use an ``exclusion`` mask built from
-    catalogs and regions (or the mask file ``background.exclusion``, not both)."""
-
-    exclusion: ExclusionConfig | None = None
-
-    @model_validator(mode="after")
-    def _one_mask(self) -> MaskedDatasetConfig:
-        if self.exclusion is not None and self.background.exclusion:
-            raise ValueError("give either exclusion (catalogs/regions) or background.exclusion")
-        return self
-
-    def make_exclusion(self, out: Path) -> dict[str, Path]:
-        """Write the exclusion mask into *out* (recorded); its product, or {} if none."""
-        if self.exclusion is None or self.exclusion.is_empty():
-            return {}
-        config = ExclusionMaskConfig(**self.exclusion.model_dump(), geom=self.geom)
-        return ExclusionMaskStep(config).run(out).products
-
-    def dataset_config(self, exclusion_file: str | Path | None = None) -> MapDatasetConfig:
-        """The reduction part, reading the exclusion mask *exclusion_file* if given."""
-        data = self.model_dump(include=set(MapDatasetConfig.model_fields))
-        if exclusion_file:
-            data["background"]["exclusion"] = str(exclusion_file)
-        return MapDatasetConfig.model_validate(data)
 
 
 def draw_exclusion(figure: Any, mask_file: str | Path | None) -> Any:

@@ -27,8 +27,8 @@ from pydantic import model_validator
 from .._errors import AnalysisError
 from ..provenance import recorded
 from ._base import DL3Input, StepResult
-from .maps import ExcessMapConfig, MapDatasetConfig, MapDatasetStep, _plot_maps
-from .masks import MaskedDatasetConfig, draw_exclusion
+from .maps import ExcessMapConfig, MapDatasetConfig, MapDatasetStep, MaskedDatasetConfig, _plot_maps
+from .masks import draw_exclusion
 
 __all__ = ["RingBackgroundStep", "RingMapConfig", "RingMapResult", "RingMapStep"]
 
