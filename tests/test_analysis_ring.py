@@ -232,3 +232,26 @@ def test_map_step_fov_background_with_catalog_exclusion_equals_plain_gammapy(
     with_mask = float(np.nansum(result.excess.data))
     without = float(np.nansum(results["unmasked"]["npred_excess"].data))
     assert with_mask > without + 50, (with_mask, without)
+
+
+def test_ctanb_run_gc_ring_example_then_redo_is_identical(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    def ctanb(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "ctanb", *args],
+            capture_output=True, text=True, env=os.environ.copy(), timeout=900,
+        )  # fmt: skip
+
+    out = tmp_path / "gc"
+    done = ctanb("run", "gc_ring_cta1dc", "--out", str(out), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "8 product(s)" in done.stdout
+    redo = ctanb(
+        "prov", "redo", str(out / "ring_map" / "significance.fits"), "--out", str(tmp_path / "r")
+    )
+    for activity in ("exclusion-mask 1.0", "map-dataset 1.0", "ring-background 1.0"):
+        assert activity in redo.stdout, redo.stdout + redo.stderr
+    assert ": identical" in redo.stdout, redo.stdout + redo.stderr
