@@ -6,11 +6,16 @@ used, 0 = excluded, gammapy's convention); the steps that estimate a
 background from the data (FoV normalisation, ring) read that file, so the mask
 is an input entity of their provenance with its own hash::
 
-    from ctanb.analysis.masks import ExclusionConfig, ExclusionMaskStep
+    from ctanb.analysis.masks import ExclusionMaskStep
 
-    config = ExclusionConfig(catalogs=["hgps"], radius="0.3 deg",
-                             regions=["icrs;circle(228.53,-59.16,0.4)"])
-    mask = ExclusionMaskStep(config).run(geom_config, out="products/")
+    mask = ExclusionMaskStep({
+        "catalogs": ["hgps"], "radius": "0.3 deg",
+        "regions": ["icrs;circle(228.53,-59.16,0.4)"],
+        "geom": {"wcs": {"skydir": {"frame": "icrs", "lon": "228.53 deg", "lat": "-59.16 deg"}}},
+    }).run("products/")                      # products/exclusion_mask.fits
+
+In an analysis configuration the ``exclusion:`` section of ``maps``, ``map3d``,
+``detection`` and ``ring_map`` does this on the step's own geometry.
 
 Recorded activity ``exclusion-mask`` (geometry + catalogs/regions -> mask file);
 the catalog files it read are used entities.
