@@ -130,3 +130,20 @@ def test_the_panels_graph_zooms_and_pans(product):
     assert "width:150%" in panel.graph_view.value
     panel.zoom_fit_button.click()
     assert panel.zoom == 1.0 and "width:100%" in panel.graph_view.value
+
+
+def test_every_shipped_step_is_registered_for_redo():
+    """A module of ctanb that records steps but is missing from STEP_MODULES would make
+    its products impossible to redo in a new process."""
+    from ctanb.provenance.steps import STEP_MODULES, registered_steps
+
+    package = Path(__file__).resolve().parent.parent / "ctanb"
+    recording = {
+        ".".join(path.relative_to(package.parent).with_suffix("").parts)
+        for path in package.rglob("*.py")
+        if path.parent.name != "provenance"  # its docstrings show the decorator
+        and re.search(r"^\s*@recorded\(", path.read_text(), re.MULTILINE)
+    }
+    assert recording and recording <= set(STEP_MODULES), recording - set(STEP_MODULES)
+    kinds = {kind for kind, _ in registered_steps()}
+    assert {"spectrum-datasets", "spectrum-fit", "map3d-fit", "ts-map", "exclusion-mask"} <= kinds
