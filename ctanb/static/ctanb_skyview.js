@@ -119,7 +119,9 @@ function drawPlot(model, svg, note) {
   }
   out.push(`<text x="6" y="${H - 8}" fill="#8890b0" font-size="10">${proj.name} at RA ${ra0.toFixed(2)}, ` +
     `Dec ${dec0.toFixed(2)}; grid ${step} deg; ${fps.length} footprint(s)</text>`);
-  if (note) out.push(`<text x="6" y="14" fill="#c0c8e0" font-size="10">${escText(note)}</text>`);
+  // The kernel's word (e.g. "nothing to draw") comes before the front end's own note.
+  const said = model.get("message") || note;
+  if (said) out.push(`<text x="6" y="14" fill="#c0c8e0" font-size="10" class="ctanb-sky-message">${escText(said)}</text>`);
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.innerHTML = out.join("");
 }
@@ -211,6 +213,7 @@ function render({ model, el }) {
   model.on("change:footprints", redraw);
   model.on("change:target", redraw);
   model.on("change:selected_rows", redraw);
+  model.on("change:message", redraw);
   drawPlot(model, svg, note);
   return () => { if (aladinDiv) aladinDiv.innerHTML = ""; };
 }

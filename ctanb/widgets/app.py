@@ -97,6 +97,13 @@ class App(w.VBox):
             raise CtanbError("no results yet: run a search first")
         if not self.table.selected_rows:
             raise CtanbError("no rows selected: check rows in the table or click footprints")
+        missing = [c for c in ("access_url", "s_ra", "s_dec") if c not in self.table.columns]
+        if missing:
+            raise CtanbError(
+                "the selected rows are not datasets (no "
+                + ", ".join(missing)
+                + " column): search with SELECT * to analyse or download them"
+            )
         return self.results[sorted(self.table.selected_rows)]
 
     def open_jobs(self):
@@ -116,6 +123,8 @@ class App(w.VBox):
     def _mark_target(self, resolved: dict) -> None:
         if resolved:
             self.sky.set_target(resolved["name"], resolved["ra"], resolved["dec"])
+        else:  # a failed resolve: the old marker would show a position no longer searched
+            self.sky.clear_target()
 
     def _samp_controls(self, samp: Any):
         from ..samp.widgets import SampControls

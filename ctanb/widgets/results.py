@@ -122,6 +122,9 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
         """Show new results (a :class:`~ctanb.client.Results` or an astropy Table)."""
         table = getattr(results, "table", results)
         self.results = results
+        # No row of the old results may be looked up in the new ones (a COUNT has 1 row)
+        # while the traits below change and re-render.
+        self._order = np.arange(0)
         with self.hold_sync():
             self.selected_rows = []
             self.columns = list(table.colnames)

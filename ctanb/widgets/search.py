@@ -1,17 +1,28 @@
 """SearchPanel: target and cone, the data-model fields, the ADQL, async progress, history.
 
+Every action reads what is on screen when it runs: the Resolve, Search and Rebuild
+buttons carry the form's current values with their click (:class:`ActionButton`), a
+target name committed in its box (Enter or leaving it) is resolved, and a failed
+resolve clears the position and the query built from it. The position a query uses
+is explicit: typed RA/Dec win over the target name until a name is resolved again,
+and ``position_label`` says which one is used. The ADQL box follows the form until it
+is edited by hand; an edited query is kept (and sent as edited) until the user
+presses "Rebuild ADQL".
+
 The form is generated from :data:`ctanb.datamodel.OBSCORE_COLUMNS`: every
 enumerable ObsCore, ObsConfig and provenance column that
 :class:`~ctanb.client.Criteria` can filter becomes a choice list, first filled
 from the data model's ``choices`` and then (``load_choices``) from the archive's
 own values (``SELECT DISTINCT``). The ADQL box follows the form
-(:meth:`Archive.adql <ctanb.client.Archive.adql>`); an edited ADQL is sent as
-edited.
+(:meth:`Archive.adql <ctanb.client.Archive.adql>`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import html
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import ipywidgets as w
@@ -19,6 +30,7 @@ import traitlets as t
 
 from .._errors import CriteriaError, CtanbError
 from ..datamodel import OBSCORE_COLUMNS, OBSCORE_TABLE
+from ._action import ActionButton
 from ._errors import ErrorDisplay, guarded
 
 __all__ = ["FORM_GROUPS", "SearchPanel"]
@@ -75,6 +87,11 @@ class SearchPanel(w.VBox):
         The criteria the form holds (what :meth:`search` asks for).
     adql : str
         The query that will be sent (follows the form unless edited).
+    adql_edited : bool
+        True when the ADQL was edited by hand (kept until :meth:`rebuild_adql`).
+    position_source : str
+        Where the query's position comes from: ``"name"`` (the resolved target),
+        ``"coordinates"`` (typed RA/Dec) or ``""`` (none).
     phase : str
         ``""``, then the query's phase (UWS phase for async queries).
     results : Results
@@ -91,6 +108,7 @@ class SearchPanel(w.VBox):
     row_count = t.Int(-1)
     results = t.Any(None, allow_none=True)
     resolved = t.Dict()
+    position_source = t.Enum(["", "name", "coordinates"], "")
     error = t.Unicode("")
 
     def __init__(self, archive: Any = None, **kwargs: Any) -> None:
@@ -101,11 +119,14 @@ class SearchPanel(w.VBox):
         # use: the lock keeps a refill and a rebuild of the ADQL from interleaving.
         self._form_lock = threading.RLock()
         self._refilling = False
+        self._quiet = 0  # >0 while the panel itself fills fields (no rebuild per field)
         self.error_display = ErrorDisplay()
         lay = w.Layout(width="170px")
         self.target_text = w.Text(description="Target", placeholder="e.g. Crab",
                                   continuous_update=False)  # fmt: skip
-        self.resolve_button = w.Button(description="Resolve", icon="crosshairs")
+        self.resolve_button = ActionButton(description="Resolve", icon="crosshairs",
+                                           tooltip="Resolve the target name to RA/Dec")  # fmt: skip
+        self.position_label = w.HTML()
         self.numbers = {
             name: w.Text(description=label, tooltip=tip, placeholder=tip, layout=lay,
                          continuous_update=False, style={"description_width": "70px"})
@@ -127,35 +148,53 @@ class SearchPanel(w.VBox):
         )  # fmt: skip
         self.adql_text = w.Textarea(layout=w.Layout(width="98%", height="90px"),
                                     placeholder="ADQL (follows the form; edit to send your own)")  # fmt: skip
+        self.adql_note = w.HTML()
+        self.rebuild_button = ActionButton(description="Rebuild ADQL", icon="refresh",
+                                           tooltip="Build the ADQL from the form again "
+                                           "(drops your edits)")  # fmt: skip
         self.async_box = w.Checkbox(description="asynchronous (UWS job)", indent=False)
-        self.search_button = w.Button(description="Search", button_style="primary", icon="search")
+        self.search_button = ActionButton(description="Search", button_style="primary",
+                                          icon="search")  # fmt: skip
         self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True)
         self.status = w.HTML()
         self.history_list = w.Dropdown(description="History", options=[("", -1)],
                                        layout=w.Layout(width="98%"))  # fmt: skip
+        # The buttons carry what the form shows at the click (see ActionButton).
+        inputs = [self.target_text, *self.numbers.values(), *self.choices.values(),
+                  self.adql_text, self.async_box]  # fmt: skip
+        for button in (self.resolve_button, self.search_button, self.rebuild_button):
+            button.inputs = inputs
         # Handlers are one-liners onto the public methods.
         self.resolve_button.on_click(lambda _: guarded(self, self.resolve))
         self.search_button.on_click(lambda _: guarded(self, self.search, wait=False))
+        self.rebuild_button.on_click(lambda _: guarded(self, self.rebuild_adql))
         self.cancel_button.on_click(lambda _: guarded(self, self.cancel))
         self.history_list.observe(lambda ch: guarded(self, self.use_history, ch["new"]), "value")
         self.async_box.observe(lambda ch: setattr(self, "mode", "async" if ch["new"] else "sync"),
                                "value")  # fmt: skip
         self.adql_text.observe(self._on_adql_typed, "value")
-        for box in [self.target_text, *self.numbers.values(), *self.choices.values()]:
+        # A committed name (Enter, or leaving the box) is resolved; typed RA/Dec take over.
+        self.target_text.observe(lambda ch: guarded(self, self._on_target, ch["new"]), "value")
+        for name in ("ra", "dec"):
+            self.numbers[name].observe(lambda _: guarded(self, self._on_position_typed), "value")
+        for box in [*self.numbers.values(), *self.choices.values()]:
             box.observe(lambda _: guarded(self, self.update_adql), "value")
         n = self.numbers
         children = [
             w.HBox([self.target_text, self.resolve_button]),
             w.HBox([n["ra"], n["dec"], n["radius"]]),
+            self.position_label,
             w.HBox([n["time_start"], n["time_end"], n["energy_min"], n["energy_max"]]),
             w.HBox([n["max_zenith"], n["limit"]]),
             self.sections,
             self.adql_text,
+            w.HBox([self.rebuild_button, self.adql_note]),
             w.HBox([self.search_button, self.cancel_button, self.async_box, self.status]),
             self.history_list,
             self.error_display,
         ]
         super().__init__(children=children, **kwargs)
+        self._show_position()
 
     # --- archive --------------------------------------------------------------------------
     @property
@@ -207,41 +246,69 @@ class SearchPanel(w.VBox):
         for column_name, box in self.choices.items():
             if box.value not in (None, "", _ANY):
                 out[_CRITERION_OF[column_name]] = box.value
-        if "target" in out and "ra" in out:  # a resolved target filled RA/Dec: the name wins
-            out.pop("ra"), out.pop("dec", None)
+        # One position: the resolved name, or the typed RA/Dec (explicit, they win).
+        if self.position_source == "name" and "target" in out:
+            out.pop("ra", None), out.pop("dec", None)
+        elif "ra" in out or "dec" in out:
+            out.pop("target", None)
         return out
 
-    def update_adql(self) -> str:
-        """Rebuild the ADQL from the form (drops an edited query)."""
+    def update_adql(self, *, force: bool = False) -> str:
+        """Build the ADQL from the form; an ADQL edited by hand is kept unless *force*.
+
+        When the form holds an error (a bad number, an unknown name), the query box
+        is emptied, so no earlier query can be sent in its place.
+        """
         with self._form_lock:
-            if self._refilling:  # a list refilled keeps its value: the query stays as it is
+            if self._refilling or self._quiet:  # the panel is filling fields: not yet
                 return self.adql
-            self.criteria = self.form_criteria()
-            adql = self.archive.adql(**self.criteria)
-            self._updating = True
             try:
-                self.adql_text.value = adql
-            finally:
-                self._updating = False
-            self.adql, self.adql_edited = adql, False
+                self.criteria = self.form_criteria()
+                self._show_position()
+                if self.adql_edited and not force:
+                    self.adql_note.value = (
+                        "<i>You edited the ADQL: it is sent as it is, without the form's "
+                        "changes. Press <b>Rebuild ADQL</b> to build it from the form.</i>"
+                    )
+                    return self.adql
+                adql = self.archive.adql(**self.criteria)
+            except CtanbError:
+                if not self.adql_edited or force:
+                    self._set_adql("")
+                raise
+            self._set_adql(adql)
             return adql
+
+    def rebuild_adql(self) -> str:
+        """Build the ADQL from the form again, dropping edits (the "Rebuild ADQL" button)."""
+        return self.update_adql(force=True)
 
     def resolve(self, name: str | None = None) -> dict:
         """Resolve the target name; fills RA/Dec and marks the target."""
         if name is not None:
-            self.target_text.value = name
+            with self._filling():
+                self.target_text.value = name
         name = self.target_text.value.strip()
         if not name:
             raise CriteriaError("type a target name to resolve", field="target")
-        found = self.archive.resolve(name)
+        try:
+            found = self.archive.resolve(name)
+        except CtanbError:
+            self._disarm(f"{name!r} could not be resolved")
+            raise
         self._load_choices_once()
-        self.numbers["ra"].value = f"{found.ra:.5f}"
-        self.numbers["dec"].value = f"{found.dec:.5f}"
-        if not self.numbers["radius"].value.strip():
-            self.numbers["radius"].value = "3"
-        self.resolved = {"name": found.name, "ra": found.ra, "dec": found.dec,
-                         "source": found.source}  # fmt: skip
-        self.status.value = f"{found.name}: RA {found.ra:.4f}, Dec {found.dec:.4f} ({found.source})"
+        with self._filling():
+            self.numbers["ra"].value = f"{found.ra:.5f}"
+            self.numbers["dec"].value = f"{found.dec:.5f}"
+            if not self.numbers["radius"].value.strip():
+                self.numbers["radius"].value = "3"
+            self.resolved = {"name": found.name, "ra": found.ra, "dec": found.dec,
+                             "source": found.source}  # fmt: skip
+            self.position_source = "name"
+        self.status.value = html.escape(
+            f"{found.name}: RA {found.ra:.4f}, Dec {found.dec:.4f} ({found.source})"
+        )
+        self.update_adql()
         return self.resolved
 
     def search(self, *, wait: bool = True):
@@ -253,7 +320,9 @@ class SearchPanel(w.VBox):
             Block until the answer (async queries run in a thread when False, so
             the Cancel button stays live).
         """
-        adql = self.adql_text.value.strip() or self.update_adql()
+        # The query follows the form at this moment, unless the user edited it.
+        edited = self.adql_edited and self.adql_text.value.strip()
+        adql = self.adql_text.value.strip() if edited else self.update_adql(force=True)
         if self.mode == "sync":
             self.phase = "EXECUTING"
             try:
@@ -350,7 +419,77 @@ class SearchPanel(w.VBox):
 
     def _on_adql_typed(self, change: dict) -> None:
         if not self._updating:
-            self.adql, self.adql_edited = change["new"], True
+            # An emptied box means "follow the form again".
+            self.adql, self.adql_edited = change["new"], bool(change["new"].strip())
+            if not self.adql_edited:
+                self.adql_note.value = ""
+
+    def _set_adql(self, adql: str) -> None:
+        self._updating = True
+        try:
+            self.adql_text.value = adql
+        finally:
+            self._updating = False
+        self.adql, self.adql_edited = adql, False
+        self.adql_note.value = ""
+
+    @contextlib.contextmanager
+    def _filling(self) -> Iterator[None]:
+        # The panel fills several fields: no rebuild (nor position change) per field.
+        with self._form_lock:
+            self._quiet += 1
+            try:
+                yield
+            finally:
+                self._quiet -= 1
+
+    def _on_target(self, name: str) -> None:
+        if self._quiet:
+            return
+        if name.strip():
+            self.resolve()
+            return
+        if self.position_source == "name":  # the name is gone: so is its position
+            self._disarm("")
+        self.update_adql()
+
+    def _on_position_typed(self) -> None:
+        if self._quiet:
+            return
+        typed = any(self.numbers[k].value.strip() for k in ("ra", "dec"))
+        self.position_source = "coordinates" if typed else ""
+        self._show_position()
+
+    def _disarm(self, why: str) -> None:
+        """A failed resolve: no position, no query built from it, no marker."""
+        with self._filling():
+            self.numbers["ra"].value = ""
+            self.numbers["dec"].value = ""
+            self.resolved = {}
+            self.position_source = ""
+            self.criteria = {}
+            if not self.adql_edited:
+                self._set_adql("")
+        self.status.value = html.escape(f"no position: {why}") if why else ""
+        self._show_position()
+
+    def _show_position(self) -> None:
+        target = self.target_text.value.strip()
+        ra, dec = (self.numbers[k].value.strip() for k in ("ra", "dec"))
+        if self.position_source == "coordinates":
+            text = f"typed RA {ra or '?'}, Dec {dec or '?'}"
+            if target:
+                text += f" (the name {target!r} is not used: press Resolve to use it)"
+        elif self.position_source == "name" and self.resolved:
+            r = self.resolved
+            text = f"{r['name']}, resolved to RA {r['ra']:.4f}, Dec {r['dec']:.4f} ({r['source']})"
+        elif target:
+            text = f"{target!r} is not resolved yet"
+        else:
+            text = "none (the whole sky)"
+        self.position_label.value = (
+            f'<span class="ctanb-position">Position used: {html.escape(text)}</span>'
+        )
 
 
 def _is_number(text: str) -> bool:

@@ -19,7 +19,6 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-from .._errors import CtanbError
 from ._base import CommandMixin, static_file
 from ._errors import ErrorDisplay
 
@@ -58,6 +57,9 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
         ``{"name", "ra", "dec"}`` of the search target, or empty.
     selected_rows : list of int
         Selected rows (linked to :class:`~ctanb.widgets.ResultsTable`).
+    message : str
+        What the view has to say about the results (e.g. that they hold no
+        positions, so there is nothing to draw); ``""`` otherwise.
     mode : str
         Set by the front end: ``"aladin"`` when Aladin Lite runs, ``"plot"`` when
         only the plain sky plot could be drawn; ``status`` says why.
@@ -79,6 +81,7 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
     use_aladin = t.Bool(True).tag(sync=True)
     mode = t.Unicode("").tag(sync=True)
     status = t.Unicode("").tag(sync=True)
+    message = t.Unicode("").tag(sync=True)
     error = t.Unicode("").tag(sync=True)
 
     def __init__(self, results: Any = None, **kwargs: Any) -> None:
@@ -95,7 +98,15 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
         table = getattr(results, "table", results)
         missing = [c for c in ("s_ra", "s_dec") if c not in table.colnames]
         if missing:
-            raise CtanbError(f"cannot draw the results on the sky: no column {missing[0]}")
+            # Any valid query is a result (a COUNT, chosen columns): nothing to draw.
+            with self.hold_sync():
+                self.selected_rows = []
+                self.footprints = []
+                self.message = (
+                    f"Nothing to draw: the results have no {' or '.join(missing)} column "
+                    "(positions); they are in the table."
+                )
+            return
         # Whole columns at once: indexing masked columns row by row costs ~1 ms a row.
         ra = np.ma.filled(np.ma.asanyarray(table["s_ra"], dtype=float), np.nan)
         dec = np.ma.filled(np.ma.asanyarray(table["s_dec"], dtype=float), np.nan)
@@ -110,10 +121,17 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
         with self.hold_sync():
             self.selected_rows = []
             self.footprints = out
+            self.message = (
+                "" if out or not len(table) else "Nothing to draw: no row has a position."
+            )
 
     def set_target(self, name: str, ra: float, dec: float) -> None:
         """Mark the target (and centre the view on it)."""
         self.target = {"name": str(name), "ra": float(ra), "dec": float(dec)}
+
+    def clear_target(self) -> None:
+        """Remove the target marker (its name no longer gives the position)."""
+        self.target = {}
 
     def select(self, rows: list[int]) -> None:
         """Select exactly *rows*."""
