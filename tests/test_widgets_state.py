@@ -129,7 +129,7 @@ def test_a_form_error_empties_the_query_so_search_cannot_send_an_old_one(archive
     panel.set(obs_collection="HESS-DL3-DR1")
     assert panel.adql_text.value
     front_end_click(panel.search_button, {panel.numbers["limit"]: "many"})
-    assert panel.error == "limit: 'many' is not a number"
+    assert panel.error == "Limit: 'many' is not a number"
     assert panel.adql_text.value == "" and panel.results is None
 
 
