@@ -141,6 +141,7 @@ def test_angles_as_quantities_angles_and_texts():
     ) == pytest.approx(plain)
     assert _given(ra="83.63 deg", dec="22.0145", radius="0.5 deg") == pytest.approx(plain)
     assert _given(ra="5h34m31.2s", dec="22d00m52.2s", radius="30 arcmin") == pytest.approx(plain)
+    assert _given(ra="05:34:31.2", dec="+22:00:52.2", radius=0.5) == pytest.approx(plain)
     assert _given(ra=Angle(83.63, u.deg).to(u.rad), dec=22.0145, radius=0.5)["ra"] == pytest.approx(
         83.63
     )

@@ -121,7 +121,7 @@ def test_errors_are_shown_in_the_panel_with_details(archive):
     assert "<details>" in panel.error_display.value and "ResolveError" in panel.error_display.value
     panel.target_text.value = ""
     panel.numbers["radius"].value = "wide"
-    assert panel.error == "Radius: 'wide' is not a number"
+    assert panel.error == "Radius: 'wide' is not an angle (e.g. 3, 3 deg or 30 arcmin)"
     panel.numbers["radius"].value = ""
     panel.adql_text.value = "SELECT FROM nowhere"
     panel.search_button.click()

@@ -199,3 +199,16 @@ def test_a_failed_analysis_clears_its_stale_plot_and_label(archive):
     assert "downloading" not in panel.stage_label.value and "failed" in panel.stage_label.value
     assert panel.progress_bar.value == 0.0
     assert panel.spectrum_image.value == b"\x89PNG an earlier spectrum"  # not this run's
+
+
+def test_the_form_takes_numbers_with_units_as_astronomers_type_them(archive):
+    panel = SearchPanel(archive)
+    panel.set(ra="05h34m31.9s", dec="22d00m52s", radius="90 arcmin", energy_min="500 GeV")
+    assert panel.error == ""
+    criteria = panel.criteria
+    assert abs(criteria["ra"] - 83.633) < 1e-3 and abs(criteria["dec"] - 22.0144) < 1e-3
+    assert criteria["radius"] == 1.5 and criteria["energy_min"] == 0.5
+    assert "1.5)" in panel.adql and "83.63" in panel.adql
+    panel.numbers["energy_max"].value = "3 m"
+    assert panel.error == "E max: '3 m' is not an energy (e.g. 0.5 for TeV, or 500 GeV)"
+    assert panel.adql_text.value == ""

@@ -9,11 +9,15 @@ or raise :class:`~ctanb.CriteriaError` naming the field and the forms accepted.
 from __future__ import annotations
 
 import numbers
+import re
 from typing import Any
 
 from .._errors import CriteriaError
 
 __all__ = ["angle_deg", "energy_tev", "position_criteria"]
+
+#: Two or more sexagesimal parts: 05h34m31.9s, -22d00m52s, 22°00'52", 05:34:31.9.
+_SEXAGESIMAL = re.compile(r"^[+-]?\d+(\.\d*)?\s*[hd:°]\s*\d")
 
 
 def _plain_number(value: Any) -> float | None:
@@ -26,7 +30,8 @@ def angle_deg(value: Any, field: str) -> Any:
     """Degrees from a number (degrees), an astropy Quantity/Angle or a text.
 
     Texts may carry a unit (``"3 deg"``, ``"30 arcmin"``) or be sexagesimal
-    (``"05h34m31.9s"``, ``"22d00m52s"``). ``None`` stays ``None``.
+    (``"05h34m31.9s"``, ``"22d00m52s"``; an ``ra`` with colons, ``"05:34:31.9"``,
+    is in hours). ``None`` stays ``None``.
     """
     if value is None:
         return None
@@ -45,11 +50,11 @@ def angle_deg(value: Any, field: str) -> Any:
                 return float(text)
             except ValueError:
                 pass
-            try:
-                value = u.Quantity(text)
-            except (TypeError, ValueError):  # not "<number> <unit>": sexagesimal?
-                return float(Angle(text).deg)
-            return float(value.to_value(u.deg))
+            if _SEXAGESIMAL.match(text):  # 05h34m31.9s, 22d00m52s, 05:34:31.9
+                # RA written with colons is in hours, as catalogues write it.
+                hours = "h" in text or (field == "ra" and ":" in text)
+                return float(Angle(text, unit=u.hourangle if hours else u.deg).deg)
+            return float(u.Quantity(text).to_value(u.deg))
     except (TypeError, ValueError, u.UnitsError):
         pass
     raise CriteriaError(

@@ -29,47 +29,12 @@ import ipywidgets as w
 import traitlets as t
 
 from .._errors import CriteriaError, CtanbError
-from ..datamodel import OBSCORE_COLUMNS, OBSCORE_TABLE
+from ..datamodel import OBSCORE_TABLE
 from ._action import ActionButton
 from ._errors import ErrorDisplay, guarded
+from ._form import ANY, CRITERION_OF, FORM_GROUPS, NUMBERS, choice_columns, read_number
 
 __all__ = ["FORM_GROUPS", "SearchPanel"]
-
-#: Criteria that filter one column by equality: column -> criterion (see ctanb.client.criteria).
-_CRITERION_OF = {
-    "target_name": "target_name", "obs_collection": "collection", "facility_name": "facility",
-    "instrument_name": "instrument", "site": "site", "sub_array_name": "sub_array",
-    "dataproduct_type": "dataproduct_type", "dataproduct_subtype": "dataproduct_subtype",
-    "pointing_mode": "pointing_mode", "obs_mode": "obs_mode", "obs_type": "obs_type",
-    "proposal_id": "proposal_id", "data_rights": "data_rights", "target_class": "target_class",
-    "calib_version": "calib_version", "reco_version": "reco_version",
-    "reco_method": "reco_method", "applied_cuts": "applied_cuts", "data_quality": "data_quality",
-}  # fmt: skip
-
-#: Form sections, in order: data-model group -> title.
-FORM_GROUPS = {
-    "obscore": "ObsCore",
-    "obscore-optional": "ObsCore",
-    "obsconfig": "ObsConfig",
-    "provenance": "Provenance",
-}
-#: Numeric criteria typed as text (empty = not used): name -> (label, tooltip).
-_NUMBERS = {
-    "ra": ("RA", "ICRS right ascension, deg"),
-    "dec": ("Dec", "ICRS declination, deg"),
-    "radius": ("Radius", "search radius, deg"),
-    "time_start": ("Start", "ISO date/time (UTC) or MJD"),
-    "time_end": ("End", "ISO date/time (UTC) or MJD"),
-    "energy_min": ("E min", "TeV the data must reach down to"),
-    "energy_max": ("E max", "TeV the data must reach up to"),
-    "max_zenith": ("Max zenith", "deg"),
-    "limit": ("Limit", "largest number of rows"),
-}
-_ANY = "(any)"
-
-
-def _choice_columns():
-    return [c for c in OBSCORE_COLUMNS if c.name in _CRITERION_OF and c.group in FORM_GROUPS]
 
 
 class SearchPanel(w.VBox):
@@ -130,16 +95,16 @@ class SearchPanel(w.VBox):
         self.numbers = {
             name: w.Text(description=label, tooltip=tip, placeholder=tip, layout=lay,
                          continuous_update=False, style={"description_width": "70px"})
-            for name, (label, tip) in _NUMBERS.items()
+            for name, (label, tip) in NUMBERS.items()
         }  # fmt: skip
         self.choices = {
-            c.name: w.Dropdown(description=c.name, options=[_ANY, *c.choices], value=_ANY,
+            c.name: w.Dropdown(description=c.name, options=[ANY, *c.choices], value=ANY,
                                tooltip=c.description, style={"description_width": "130px"},
                                layout=w.Layout(width="330px"))
-            for c in _choice_columns()
+            for c in choice_columns()
         }  # fmt: skip
         sections = {}
-        for col in _choice_columns():
+        for col in choice_columns():
             sections.setdefault(FORM_GROUPS[col.group], []).append(self.choices[col.name])
         self.sections = w.Accordion(
             children=[w.GridBox(v, layout=w.Layout(grid_template_columns="repeat(2, 340px)"))
@@ -224,7 +189,7 @@ class SearchPanel(w.VBox):
                     box = self.choices[key]
                     if text and text not in box.options:
                         box.options = [*box.options, text]
-                    box.value = text or _ANY
+                    box.value = text or ANY
                 else:
                     raise CriteriaError(f"the search form has no field {key!r}", field=key)
 
@@ -237,15 +202,10 @@ class SearchPanel(w.VBox):
             text = box.value.strip()
             if not text:
                 continue
-            if name in ("time_start", "time_end") and not _is_number(text):
-                out[name] = text
-                continue
-            if not _is_number(text):
-                raise CriteriaError(f"{name}: {text!r} is not a number", field=name)
-            out[name] = int(float(text)) if name == "limit" else float(text)
+            out[name] = read_number(name, text)
         for column_name, box in self.choices.items():
-            if box.value not in (None, "", _ANY):
-                out[_CRITERION_OF[column_name]] = box.value
+            if box.value not in (None, "", ANY):
+                out[CRITERION_OF[column_name]] = box.value
         # One position: the resolved name, or the typed RA/Dec (explicit, they win).
         if self.position_source == "name" and "target" in out:
             out.pop("ra", None), out.pop("dec", None)
@@ -386,8 +346,8 @@ class SearchPanel(w.VBox):
             try:
                 for column_name, box in self.choices.items():
                     current = box.value
-                    kept = [] if current in (_ANY, *found[column_name]) else [current]
-                    box.options = [_ANY, *found[column_name], *kept]
+                    kept = [] if current in (ANY, *found[column_name]) else [current]
+                    box.options = [ANY, *found[column_name], *kept]
                     box.value = current
             finally:
                 self._refilling = False
@@ -490,11 +450,3 @@ class SearchPanel(w.VBox):
         self.position_label.value = (
             f'<span class="ctanb-position">Position used: {html.escape(text)}</span>'
         )
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
