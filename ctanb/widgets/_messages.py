@@ -44,7 +44,7 @@ _INTERNALS = re.compile(
 
 def panel_message(exc: CtanbError) -> str:
     """The message of *exc* as the panel shows it (form labels, no code or headers)."""
-    if isinstance(exc, QueryError) and getattr(exc, "query", None):
+    if isinstance(exc, QueryError) and exc.query and _about_the_text(exc):
         return adql_problem(exc)
     message = exc.message
     field = getattr(exc, "field", None)
@@ -53,6 +53,16 @@ def panel_message(exc: CtanbError) -> str:
     for pattern, replacement in _REWRITES:
         message = pattern.sub(replacement, message)
     return message
+
+
+def _about_the_text(exc: QueryError) -> bool:
+    """True when the service found something wrong in the query's text (not, e.g., an abort)."""
+    message = exc.message
+    return bool(
+        exc.position
+        or _position_in(message)
+        or re.search(r"syntax|unknown (table|column)|unsupported|near '|tokeniz", message, re.I)
+    )
 
 
 def adql_problem(exc: QueryError) -> str:

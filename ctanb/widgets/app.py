@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import ipywidgets as w
@@ -54,7 +55,17 @@ class App(w.VBox):
         self.provenance = ProvenancePanel()
         self.analysis = _analysis_panel(self)
         self.jobs = None  # the JobList, built when its tab is first opened (it reads the store)
-        self._jobs_page = w.VBox([w.HTML("<i>loading jobs ...</i>")]) if _has_job_list() else None
+        # The Jobs tab: the async archive searches of this App, then the analysis jobs.
+        self.search_jobs = w.HTML()
+        self._analysis_jobs = w.VBox(
+            [w.HTML("<i>loading jobs ...</i>")] if _has_job_list() else
+            [w.HTML("<i>Analysis jobs need the ctanb.jobs package (not installed).</i>")]
+        )  # fmt: skip
+        self._jobs_page = w.VBox([w.HTML("<b>Archive searches (asynchronous)</b>"),
+                                  self.search_jobs, w.HTML("<b>Analysis jobs</b>"),
+                                  self._analysis_jobs])  # fmt: skip
+        self.search.observe(lambda ch: self._show_search_jobs(ch["new"]), "async_queries")
+        self._show_search_jobs([])
         self.samp = samp
         self.samp_controls = None  # SampControls when a SampLink is given
         t.link((self.table, "selected_rows"), (self.sky, "selected_rows"))
@@ -68,8 +79,7 @@ class App(w.VBox):
         if self.analysis is not None:
             pages.append(("Analysis", self.analysis))
         pages.append(("Provenance", self.provenance))
-        if self._jobs_page is not None:
-            pages.append(("Jobs", self._jobs_page))
+        pages.append(("Jobs", self._jobs_page))
         self.tabs = w.Tab(children=[p for _, p in pages], titles=tuple(n for n, _ in pages))
         self.tabs.observe(lambda ch: self._on_tab(pages[ch["new"]][0]), "selected_index")
         super().__init__(children=[w.HTML("<h3>ctanb Data Distiller</h3>"), self.tabs], **kwargs)
@@ -108,17 +118,38 @@ class App(w.VBox):
 
     def open_jobs(self):
         """The JobList panel (built on first use; None when ctanb.jobs is not installed)."""
-        if self.jobs is None and self._jobs_page is not None:
+        if self.jobs is None and _has_job_list():
             from .joblist import JobList
 
             self.jobs = JobList()
-            self._jobs_page.children = [self.jobs]
+            self._analysis_jobs.children = [self.jobs]
         return self.jobs
 
     # --- plumbing --------------------------------------------------------------------------------
     def _on_tab(self, title: str) -> None:
         if title == "Jobs":
             guarded(self.search, self.open_jobs)
+
+    def _show_search_jobs(self, queries: list[dict]) -> None:
+        from .joblist import _badge
+
+        if not queries:
+            self.search_jobs.value = (
+                "<i class='ctanb-jobs-empty'>No asynchronous searches yet: tick "
+                "\u201casynchronous (UWS job)\u201d in the Search tab, then press Search; "
+                "each search is listed here with its phase and time.</i>"
+            )
+            return
+        rows = "".join(
+            f"<tr><td>{_badge(q['phase'])}</td><td>{q['elapsed']:.1f} s</td>"
+            f"<td>{'' if q['rows'] is None else q['rows']}</td>"
+            f"<td><code>{html.escape(' '.join(q['adql'].split())[:120])}</code></td></tr>"
+            for q in queries
+        )
+        self.search_jobs.value = (
+            "<table class='ctanb-search-jobs'><tr><th>Phase</th><th>Time</th><th>Rows</th>"
+            f"<th>ADQL</th></tr>{rows}</table>"
+        )
 
     def _mark_target(self, resolved: dict) -> None:
         if resolved:

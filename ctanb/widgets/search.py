@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import html
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +32,7 @@ import traitlets as t
 from .._errors import CriteriaError, CtanbError
 from ..datamodel import OBSCORE_TABLE
 from ._action import ActionButton
+from ._async import follow, phases_text, status_html
 from ._errors import ErrorDisplay, guarded
 from ._form import ANY, CRITERION_OF, FORM_GROUPS, NUMBERS, choice_columns, read_number
 
@@ -59,6 +61,13 @@ class SearchPanel(w.VBox):
         ``"coordinates"`` (typed RA/Dec) or ``""`` (none).
     phase : str
         ``""``, then the query's phase (UWS phase for async queries).
+    phase_log : list
+        ``[[phase, seconds since the search was sent], ...]`` of the last search.
+    elapsed : float
+        Seconds since the last search was sent (running while it runs).
+    async_queries : list of dict
+        Every asynchronous search of this panel, newest first: ``url``, ``adql``,
+        ``phase``, ``elapsed``, ``rows`` (what the Jobs tab lists).
     results : Results
         The last results (observe it: ``panel.observe(f, "results")``).
     error : str
@@ -70,6 +79,9 @@ class SearchPanel(w.VBox):
     adql_edited = t.Bool(False)
     mode = t.Enum(["sync", "async"], "sync")
     phase = t.Unicode("")
+    phase_log = t.List()
+    elapsed = t.Float(0.0)
+    async_queries = t.List(t.Dict())
     row_count = t.Int(-1)
     results = t.Any(None, allow_none=True)
     resolved = t.Dict()
@@ -79,6 +91,7 @@ class SearchPanel(w.VBox):
     def __init__(self, archive: Any = None, **kwargs: Any) -> None:
         self._archive = archive
         self._job = None
+        self._started = time.monotonic()
         self._updating = False
         # The choice lists are refilled on a thread (load_choices) while the form is in
         # use: the lock keeps a refill and a rebuild of the ADQL from interleaving.
@@ -283,18 +296,22 @@ class SearchPanel(w.VBox):
         # The query follows the form at this moment, unless the user edited it.
         edited = self.adql_edited and self.adql_text.value.strip()
         adql = self.adql_text.value.strip() if edited else self.update_adql(force=True)
+        self._started, self.phase_log, self.elapsed = time.monotonic(), [], 0.0
         if self.mode == "sync":
-            self.phase = "EXECUTING"
+            self._phase("EXECUTING", 0.0)
             try:
                 results = self.archive.query(adql, _criteria=self.criteria or None)
             except CtanbError:
-                self.phase = "ERROR"
+                self._phase("ERROR", time.monotonic() - self._started)
+                self.status.value = status_html(f"failed after {self.elapsed:.1f} s", "error")
                 raise
             return self._done(results)
-        self._job = self.archive.submit(adql, _criteria=self.criteria or None)
+        self._job = job = self.archive.submit(adql, _criteria=self.criteria or None)
         # The job was created and told to run (UWS PHASE=RUN): it is queued until
         # the server picks it up; polling reports the phases from here on.
-        self.phase = "QUEUED"
+        self.async_queries = [{"url": job.url, "adql": adql, "phase": "QUEUED",
+                               "elapsed": 0.0, "rows": None}, *self.async_queries]  # fmt: skip
+        self._phase("QUEUED", time.monotonic() - self._started)
         self.cancel_button.disabled = False
         if wait:
             return self._wait()
@@ -302,12 +319,20 @@ class SearchPanel(w.VBox):
         return None
 
     def cancel(self) -> str:
-        """Abort the running asynchronous query; returns its final phase."""
-        if self._job is None:
+        """Abort the running asynchronous query; returns its final phase.
+
+        A cancel is the user's choice, not a failure: the status says so, and the
+        table keeps the previous results.
+        """
+        job = self._job
+        if job is None:
             raise CtanbError("no asynchronous query is running")
-        self.phase = self._job.cancel()
         self.cancel_button.disabled = True
-        return self.phase
+        phase = job.cancel()
+        self._phase(phase, time.monotonic() - self._started, job)
+        if phase == "ABORTED":
+            self._cancelled()
+        return phase
 
     def use_history(self, index: int) -> None:
         """Put the ADQL of history entry *index* (newest first) in the box."""
@@ -363,16 +388,49 @@ class SearchPanel(w.VBox):
     def _wait(self):
         job = self._job
         try:
-            results = job.results(callback=lambda phase: setattr(self, "phase", phase))
+            phase = follow(job, self._started, lambda p, s: self._phase(p, s, job))
+            if phase == "ABORTED":  # cancelled (here or elsewhere): an outcome, not an error
+                self._cancelled()
+                return None
+            try:
+                results = job.results(timeout=10)
+            except CtanbError:
+                self._phase("ERROR", time.monotonic() - self._started, job)
+                self.status.value = status_html(f"failed after {self.elapsed:.1f} s", "error")
+                raise
         finally:
             self.cancel_button.disabled = True
-            self._job = None
+            if self._job is job:
+                self._job = None
+        self._update_async(job, rows=len(results))
         return self._done(results)
 
+    def _phase(self, phase: str, elapsed: float, job: Any = None) -> None:
+        """A new poll: the phase (logged when it changes) and the running clock."""
+        if not self.phase_log or self.phase_log[-1][0] != phase:
+            self.phase_log = [*self.phase_log, [phase, round(elapsed, 2)]]
+        self.phase, self.elapsed = phase, round(elapsed, 2)
+        if phase not in ("COMPLETED", "ERROR", "ABORTED"):
+            self.status.value = status_html(phases_text(self.phase_log, elapsed))
+        if job is not None:
+            self._update_async(job, phase=phase, elapsed=round(elapsed, 2))
+
+    def _update_async(self, job: Any, **values: Any) -> None:
+        self.async_queries = [{**q, **values} if q["url"] == job.url else q
+                              for q in self.async_queries]  # fmt: skip
+
+    def _cancelled(self) -> None:
+        self.status.value = status_html(
+            f"Cancelled after {self.elapsed:.1f} s, as you asked; "
+            "the table still shows the previous results.",
+            "cancelled",
+        )
+
     def _done(self, results):
-        self.phase = "COMPLETED"
+        self._phase("COMPLETED", time.monotonic() - self._started)
         self.row_count = len(results)
-        self.status.value = f"{len(results)} row(s)" + (" (truncated)" if results.overflow else "")
+        rows = f"{len(results)} row(s)" + (" (truncated)" if results.overflow else "")
+        self.status.value = status_html(f"{rows} in {self.elapsed:.1f} s", "ok")
         self.results = results
         guarded(self, self.refresh_history)
         return results
