@@ -80,3 +80,46 @@ def read_number(name: str, text: str) -> Any:
         raise CriteriaError(f"{label}: {text!r} is not an angle ({example})", field=name)
     raise CriteriaError(f"{label}: {text!r} is not an energy (e.g. 0.5 for TeV, or 500 GeV)",
                         field=name)  # fmt: skip
+
+
+def distinct_values(archive: Any, columns: list[str]) -> dict[str, list[str]]:
+    """The values each of *columns* takes in the archive (``SELECT DISTINCT``), sorted."""
+    from ..datamodel import OBSCORE_TABLE
+
+    found = {}
+    for column_name in columns:
+        adql = f"SELECT DISTINCT {column_name} FROM {OBSCORE_TABLE}"
+        raw = archive.service.run_sync(adql).to_table()[column_name]
+        found[column_name] = sorted({(v.decode() if isinstance(v, bytes) else str(v))
+                                     for v in raw
+                                     if v is not None and str(v) not in ("", "--")})  # fmt: skip
+    return found
+
+
+def history_entries(archive: Any) -> list:
+    """Every query sent to *archive*, newest first by the time it was sent."""
+    return sorted(archive.history.entries(), key=lambda e: e.time, reverse=True)
+
+
+def history_options(entries: list) -> list[tuple[str, int]]:
+    """The history list's options: when, status, rows and the whole query on one line."""
+    return [("", -1)] + [
+        (f"{e.when}  {e.status:<9}  {e.rows if e.rows is not None else '-':>5} rows  "
+         f"{' '.join(e.adql.split())}", i)
+        for i, e in enumerate(entries)
+    ]  # fmt: skip
+
+
+def position_text(source: str, target: str, ra: str, dec: str, resolved: dict) -> str:
+    """Which position the query uses, in words (the form's "Position used" line)."""
+    if source == "coordinates":
+        text = f"typed RA {ra or '?'}, Dec {dec or '?'}"
+        if target:
+            text += f" (the name {target!r} is not used: press Resolve to use it)"
+        return text
+    if source == "name" and resolved:
+        r = resolved
+        return f"{r['name']}, resolved to RA {r['ra']:.4f}, Dec {r['dec']:.4f} ({r['source']})"
+    if target:
+        return f"{target!r} is not resolved yet"
+    return "none (the whole sky)"

@@ -30,8 +30,8 @@ _REWRITES = [
     (re.compile(r"give both ra and dec"), "type both RA and Dec"),
     (re.compile(r"ctanb\.connect\(token=\.\.\.\) or set CTANB_TOKEN"), "log in with your token"),
     (
-        re.compile(r"send '?Authorization: (?:Bearer|Basic)[^'.;)]*'?", re.I),
-        "log in with your token",
+        re.compile(r"send '?Authorization: (?:Bearer|Basic)[^'.;)]*'?( with a token)?", re.I),
+        "log in with a token",
     ),
     (re.compile(r"\bra=|\bdec=|\bradius="), ""),
 ]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import html
+import os
 from typing import Any
 
 import ipywidgets as w
 import traitlets as t
 
 from ._errors import guarded
+from ._tools import LoginBox, ResultsTools
 from .provenance import ProvenancePanel
 from .results import ResultsTable
 from .search import SearchPanel
@@ -66,13 +68,17 @@ class App(w.VBox):
                                   self._analysis_jobs])  # fmt: skip
         self.search.observe(lambda ch: self._show_search_jobs(ch["new"]), "async_queries")
         self._show_search_jobs([])
+        self.tools = ResultsTools(self)
+        self.login_box = LoginBox(self)
+        self.login_box.show(bool(os.environ.get("CTANB_TOKEN")), "from your environment")
         self.samp = samp
         self.samp_controls = None  # SampControls when a SampLink is given
         t.link((self.table, "selected_rows"), (self.sky, "selected_rows"))
         self.search.observe(lambda ch: self.show_results(ch["new"]), "results")
         self.search.observe(lambda ch: self._mark_target(ch["new"]), "resolved")
-        explore = w.VBox([self.search, w.HTML("<b>Results</b>"), self.table,
-                          self.table.error_display, self.sky, self.sky.error_display])  # fmt: skip
+        explore = w.VBox([self.login_box, self.search, w.HTML("<b>Results</b>"), self.table,
+                          self.table.error_display, self.tools, self.sky,
+                          self.sky.error_display])  # fmt: skip
         if samp is not None:
             explore.children = (*explore.children, self._samp_controls(samp))
         pages = [("Search", explore)]
@@ -115,6 +121,31 @@ class App(w.VBox):
                 + " column): search with SELECT * to analyse or download them"
             )
         return self.results[sorted(self.table.selected_rows)]
+
+    def export(self, path: Any = None, format: str | None = None):
+        """Write the results table (VOTable, FITS, CSV) to *path* or the products folder."""
+        return self.tools.export(path, format)
+
+    def download_selected(self, dest: Any = None):
+        """Download the checked datasets (with IRFs) into *dest* or ``ctanb-products/downloads``."""
+        return self.tools.download(dest)
+
+    def login(self, token: str | None = None) -> bool:
+        """Send *token* (default: the Token field) with every archive request; "" logs out.
+
+        The token is not kept in the field; returns True when logged in.
+        """
+        from ..client.archive import authorization_header
+
+        token = (self.login_box.token_text.value if token is None else token).strip()
+        headers = self.search.archive.session.headers
+        if token:
+            headers["Authorization"] = authorization_header(token)
+        else:
+            headers.pop("Authorization", None)
+        self.login_box.token_text.value = ""
+        self.login_box.show(bool(token))
+        return bool(token)
 
     def open_jobs(self):
         """The JobList panel (built on first use; None when ctanb.jobs is not installed)."""

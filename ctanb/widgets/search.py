@@ -30,13 +30,21 @@ import ipywidgets as w
 import traitlets as t
 
 from .._errors import CriteriaError, CtanbError
-from ..datamodel import OBSCORE_TABLE
+from . import _form
 from ._action import ActionButton
 from ._async import follow, phases_text, status_html
 from ._errors import ErrorDisplay, guarded
 from ._form import ANY, CRITERION_OF, FORM_GROUPS, NUMBERS, choice_columns, read_number
 
 __all__ = ["FORM_GROUPS", "SearchPanel"]
+
+
+#: The ADQL box: monospace, resizable by the user; the history list shows whole queries.
+_STYLE = (
+    "<style>.ctanb-adql textarea{font-family:var(--jp-code-font-family,monospace);"
+    "font-size:12px;resize:vertical;min-height:6em;white-space:pre;overflow:auto}"
+    ".ctanb-history select{font-family:var(--jp-code-font-family,monospace)}</style>"
+)
 
 
 class SearchPanel(w.VBox):
@@ -124,8 +132,11 @@ class SearchPanel(w.VBox):
                       for v in sections.values()],
             titles=tuple(sections),
         )  # fmt: skip
-        self.adql_text = w.Textarea(layout=w.Layout(width="98%", height="90px"),
+        self.adql_text = w.Textarea(rows=5, layout=w.Layout(width="98%", height="auto"),
                                     placeholder="ADQL (follows the form; edit to send your own)")  # fmt: skip
+        self.adql_text.add_class("ctanb-adql")  # resizable, monospace (_STYLE)
+        self.reset_button = w.Button(description="Reset", icon="eraser",
+                                     tooltip="Empty the form and the query")  # fmt: skip
         self.adql_note = w.HTML()
         self.rebuild_button = ActionButton(description="Rebuild ADQL", icon="refresh",
                                            tooltip="Build the ADQL from the form again "
@@ -137,6 +148,7 @@ class SearchPanel(w.VBox):
         self.status = w.HTML()
         self.history_list = w.Dropdown(description="History", options=[("", -1)],
                                        layout=w.Layout(width="98%"))  # fmt: skip
+        self.history_list.add_class("ctanb-history")
         # The buttons carry what the form shows at the click (see ActionButton).
         inputs = [self.target_text, *self.numbers.values(), *self.choices.values(),
                   self.adql_text, self.async_box]  # fmt: skip
@@ -146,6 +158,7 @@ class SearchPanel(w.VBox):
         self.resolve_button.on_click(lambda _: guarded(self, self.resolve))
         self.search_button.on_click(lambda _: guarded(self, self.search, wait=False))
         self.rebuild_button.on_click(lambda _: guarded(self, self.rebuild_adql))
+        self.reset_button.on_click(lambda _: guarded(self, self.reset))
         self.cancel_button.on_click(lambda _: guarded(self, self.cancel))
         self.history_list.observe(lambda ch: guarded(self, self.use_history, ch["new"]), "value")
         self.async_box.observe(lambda ch: setattr(self, "mode", "async" if ch["new"] else "sync"),
@@ -159,6 +172,7 @@ class SearchPanel(w.VBox):
             box.observe(lambda _: guarded(self, self.update_adql), "value")
         n = self.numbers
         children = [
+            w.HTML(_STYLE),
             w.HBox([self.target_text, self.resolve_button]),
             w.HBox([n["ra"], n["dec"], n["radius"]]),
             self.position_label,
@@ -166,7 +180,7 @@ class SearchPanel(w.VBox):
             w.HBox([n["max_zenith"], n["limit"]]),
             self.sections,
             self.adql_text,
-            w.HBox([self.rebuild_button, self.adql_note]),
+            w.HBox([self.rebuild_button, self.reset_button, self.adql_note]),
             w.HBox([self.search_button, self.cancel_button, self.async_box, self.status]),
             self.history_list,
             self.error_display,
@@ -338,18 +352,26 @@ class SearchPanel(w.VBox):
         """Put the ADQL of history entry *index* (newest first) in the box."""
         if index is None or index < 0:
             return
-        entries = self.archive.history.entries()[::-1]
-        self.adql_text.value = entries[index].adql
+        self.adql_text.value = _form.history_entries(self.archive)[index].adql
 
-    def refresh_history(self, limit: int = 20) -> None:
-        """Reload the history list (newest first)."""
-        entries = self.archive.history.entries()[::-1][:limit]
-        options = [("", -1)] + [
-            (f"{e.when}  {e.status}  {e.rows if e.rows is not None else '-'} rows  "
-             f"{' '.join(e.adql.split())[:90]}", i)
-            for i, e in enumerate(entries)
-        ]  # fmt: skip
-        self.history_list.options = options
+    def refresh_history(self, limit: int | None = None) -> None:
+        """Reload the history list: every query (or the *limit* newest), newest first."""
+        self.history_list.options = _form.history_options(
+            _form.history_entries(self.archive)[:limit]
+        )
+
+    def reset(self) -> None:
+        """Empty the form and the query (the "Reset" button); results and history stay."""
+        with self._filling():
+            self.target_text.value = ""
+            for box in self.numbers.values():
+                box.value = ""
+            for box in self.choices.values():
+                box.value = ANY
+            self.resolved, self.position_source, self.criteria = {}, "", {}
+            self._set_adql("")
+        self.status.value = ""
+        self.update_adql()
 
     def load_choices(self) -> dict[str, list[str]]:
         """Fill the choice lists with the archive's values (``SELECT DISTINCT``).
@@ -357,13 +379,7 @@ class SearchPanel(w.VBox):
         A value already chosen stays chosen (and listed, even if the archive lacks it),
         so refilling never changes the query.
         """
-        found = {}
-        for column_name in self.choices:
-            adql = f"SELECT DISTINCT {column_name} FROM {OBSCORE_TABLE}"
-            raw = self.archive.service.run_sync(adql).to_table()[column_name]
-            found[column_name] = sorted({(v.decode() if isinstance(v, bytes) else str(v))
-                                         for v in raw
-                                         if v is not None and str(v) not in ("", "--")})  # fmt: skip
+        found = _form.distinct_values(self.archive, list(self.choices))
         with self._form_lock:
             # New options reset a Dropdown to its first entry before the value is put
             # back; the rebuilds that would trigger must not reach the ADQL box.
@@ -445,6 +461,7 @@ class SearchPanel(w.VBox):
     def _set_adql(self, adql: str) -> None:
         self._updating = True
         try:
+            self.adql_text.rows = min(max(5, adql.count("\n") + 2), 30)  # the whole query shows
             self.adql_text.value = adql
         finally:
             self._updating = False
@@ -494,17 +511,7 @@ class SearchPanel(w.VBox):
     def _show_position(self) -> None:
         target = self.target_text.value.strip()
         ra, dec = (self.numbers[k].value.strip() for k in ("ra", "dec"))
-        if self.position_source == "coordinates":
-            text = f"typed RA {ra or '?'}, Dec {dec or '?'}"
-            if target:
-                text += f" (the name {target!r} is not used: press Resolve to use it)"
-        elif self.position_source == "name" and self.resolved:
-            r = self.resolved
-            text = f"{r['name']}, resolved to RA {r['ra']:.4f}, Dec {r['dec']:.4f} ({r['source']})"
-        elif target:
-            text = f"{target!r} is not resolved yet"
-        else:
-            text = "none (the whole sky)"
+        text = _form.position_text(self.position_source, target, ra, dec, self.resolved)
         self.position_label.value = (
             f'<span class="ctanb-position">Position used: {html.escape(text)}</span>'
         )

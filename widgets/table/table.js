@@ -20,8 +20,9 @@ function render({ model, el }) {
 
   function drawHead() {
     const sortBy = model.get("sort_by"), asc = model.get("sort_ascending");
+    const info = model.get("column_info") || {};
     const cols = model.get("visible_columns")
-      .map((c) => `<th data-col="${esc(c)}" title="Sort by ${esc(c)}">${esc(c)}${
+      .map((c) => `<th data-col="${esc(c)}" title="${esc((info[c] ? info[c] + "\n" : "") + "Click to sort by " + c)}">${esc(c)}${
         c === sortBy ? (asc ? " &#9650;" : " &#9660;") : ""}</th>`).join("");
     thead.innerHTML = `<tr><th><input type="checkbox" class="ctanb-all" title="Select all on this page"></th>${cols}</tr>`;
   }
@@ -59,7 +60,7 @@ function render({ model, el }) {
   function drawColumns() {
     const shown = new Set(model.get("visible_columns"));
     q(".ctanb-columns-list").innerHTML = model.get("columns")
-      .map((c) => `<label><input type="checkbox" value="${esc(c)}"${shown.has(c) ? " checked" : ""}> ${esc(c)}</label>`)
+      .map((c) => `<label title="${esc((model.get("column_info") || {})[c] || "")}"><input type="checkbox" value="${esc(c)}"${shown.has(c) ? " checked" : ""}> ${esc(c)}</label>`)
       .join("");
   }
 
