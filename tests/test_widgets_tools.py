@@ -165,3 +165,27 @@ def test_token_field_logs_in_and_out_without_keeping_the_token(archive_url, tmp_
     assert files and all(f.stat().st_size > 0 for f in files)
     app.login("")
     assert not app.search.archive.has_token and "not logged in" in app.login_box.status.value
+
+
+def test_samp_buttons_are_in_the_default_app_and_connect_on_demand(crab_app, tmp_path):
+    from test_widgets import FakeTopcat, wait_until
+
+    app = crab_app
+    assert app.samp is None and "not connected" in app.samp_box.children[0].children[2].value
+    lockfile = tmp_path / "samp-lockfile"
+    link = app.connect_samp("hub", lockfile=lockfile)  # what the Connect button does
+    try:
+        topcat = FakeTopcat(lockfile)
+        try:
+            controls = app.samp_controls
+            assert controls.widget in app.samp_box.children
+            controls.refresh()
+            wait_until(lambda: "topcat" in controls.chooser.options, 30, "topcat in the list")
+            controls.send_table_button.click()
+            loaded = wait_until(lambda: topcat.received.get("table.load.votable"), 30,
+                                "TOPCAT to receive the table")  # fmt: skip
+            assert loaded[-1]["table-id"] == link.table_id(app.table.table)
+        finally:
+            topcat.close()
+    finally:
+        link.close()

@@ -79,8 +79,12 @@ class App(w.VBox):
         explore = w.VBox([self.login_box, self.search, w.HTML("<b>Results</b>"), self.table,
                           self.table.error_display, self.tools, self.sky,
                           self.sky.error_display])  # fmt: skip
+        # SAMP is in every App: connected on demand (a hub on this computer, or the
+        # browser's Web Profile for hosted kernels), or at once when a link is given.
+        self.samp_box = w.VBox([_samp_starter(self)])
+        explore.children = (*explore.children, self.samp_box)
         if samp is not None:
-            explore.children = (*explore.children, self._samp_controls(samp))
+            self.samp_box.children = [self._samp_controls(samp)]
         pages = [("Search", explore)]
         if self.analysis is not None:
             pages.append(("Analysis", self.analysis))
@@ -188,6 +192,23 @@ class App(w.VBox):
         else:  # a failed resolve: the old marker would show a position no longer searched
             self.sky.clear_target()
 
+    def connect_samp(self, how: str | None = None, *, lockfile: Any = None):
+        """Connect to SAMP (the "Connect" button): ``"hub"`` on this computer (started
+        if none runs) or ``"browser"`` (the Web Profile through the user's browser, for
+        hosted kernels); returns the :class:`~ctanb.samp.SampLink`."""
+        from ..samp import SampLink
+
+        how = how or self.samp_box.children[0].children[0].value
+        if self.samp is not None:
+            return self.samp
+        link = SampLink.bridge() if how == "browser" else SampLink.connect(lockfile, start_hub=True)
+        self.samp = link
+        children = [self._samp_controls(link)]
+        if link.widget is not None:  # the bridge runs in the page that shows it
+            children.insert(0, link.widget)
+        self.samp_box.children = children
+        return link
+
     def _samp_controls(self, samp: Any):
         from ..samp.widgets import SampControls
 
@@ -215,6 +236,20 @@ class App(w.VBox):
             return None
         counts = result.dataset.counts
         return counts.sum_over_axes(keepdims=False) if counts.geom.axes else counts
+
+
+def _samp_starter(app: App) -> w.HBox:
+    hosted = bool(os.environ.get("JUPYTERHUB_USER"))
+    how = w.Dropdown(options=[("through this browser (hosted notebook)", "browser"),
+                              ("on this computer (SAMP hub)", "hub")],
+                     value="browser" if hosted else "hub", description="SAMP",
+                     layout=w.Layout(width="360px"))  # fmt: skip
+    button = w.Button(description="Connect", icon="plug",
+                      tooltip="Send tables and images to TOPCAT, Aladin, DS9")  # fmt: skip
+    note = w.HTML("<span style='color:#555'>not connected: press Connect to send the table, "
+                  "the checked rows or a count map to TOPCAT or Aladin</span>")  # fmt: skip
+    button.on_click(lambda _: guarded(app.search, app.connect_samp))
+    return w.HBox([how, button, note])
 
 
 def _analysis_panel(app: App):
