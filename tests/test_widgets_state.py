@@ -212,3 +212,17 @@ def test_the_form_takes_numbers_with_units_as_astronomers_type_them(archive):
     panel.numbers["energy_max"].value = "3 m"
     assert panel.error == "E max: '3 m' is not an energy (e.g. 0.5 for TeV, or 500 GeV)"
     assert panel.adql_text.value == ""
+
+
+def test_the_sky_field_of_view_fits_the_results(archive):
+    app = App(archive, use_aladin=False)
+    app.search.set(target="Crab", radius=3, obs_collection="HESS-DL3-DR1")
+    app.search.search()
+    crab = app.sky.fov
+    assert 2.0 <= crab <= 10.0  # four wobble fields of ~5 deg around the Crab
+    app.search.adql_text.value = "SELECT * FROM ivoa.obscore"
+    app.search.search()
+    assert app.sky.fov >= 150.0  # the whole archive: all over the sky
+    app.search.adql_text.value = "SELECT COUNT(*) AS n FROM ivoa.obscore"
+    app.search.search()
+    assert app.sky.fov == 6.0

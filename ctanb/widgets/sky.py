@@ -46,6 +46,24 @@ def _regions(column: Any) -> list[Any]:
     return [None if m else v for v, m in zip(values.data.tolist(), mask.tolist(), strict=True)]
 
 
+def _fitted_fov(footprints: list[dict]) -> float:
+    """A field of view (deg) holding every footprint: twice the largest distance from
+    their mean direction, with a margin; 6 deg for one field, 180 for all-sky results."""
+    if not footprints:
+        return 6.0
+    points = [(f["ra"], f["dec"]) for f in footprints]
+    points += [tuple(v) for f in footprints for v in f["polygon"]]
+    ra, dec = np.radians(np.array(points, dtype=float).T)
+    vectors = np.array([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+    mean = vectors.mean(axis=1)
+    norm = np.linalg.norm(mean)
+    if norm < 1e-6:
+        return 180.0
+    cos = np.clip((mean / norm) @ vectors, -1.0, 1.0)
+    radius = float(np.degrees(np.arccos(cos)).max())
+    return float(min(180.0, max(2.0, 2.4 * radius)))
+
+
 class SkyView(CommandMixin, anywidget.AnyWidget):
     """Footprints (``s_region``), pointing markers and the target, with selection.
 
@@ -102,6 +120,7 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
             with self.hold_sync():
                 self.selected_rows = []
                 self.footprints = []
+                self.fov = _fitted_fov([])
                 self.message = (
                     f"Nothing to draw: the results have no {' or '.join(missing)} column "
                     "(positions); they are in the table."
@@ -121,6 +140,7 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
         with self.hold_sync():
             self.selected_rows = []
             self.footprints = out
+            self.fov = _fitted_fov(out)
             self.message = (
                 "" if out or not len(table) else "Nothing to draw: no row has a position."
             )
