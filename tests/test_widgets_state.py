@@ -25,11 +25,10 @@ def archive(archive_url):
 
 
 def front_end_click(button, shown: dict | None = None) -> None:
-    """What the browser sends for a click: the button's message, carrying the values
-    the inputs show (*shown*: widget -> value; the others as the kernel has them)."""
+    """What the browser sends for a click: the button's message, carrying the edits
+    (*shown*: widget -> value) whose own updates the browser still holds back."""
     values = {}
-    for widget in getattr(button, "inputs", []):
-        value = (shown or {}).get(widget, widget.value)
+    for widget, value in (shown or {}).items():
         if hasattr(widget, "index"):
             values[widget.model_id] = {"index": list(widget.options).index(value)}
         else:

@@ -3,10 +3,10 @@
 A plain ``ipywidgets.Button`` sends its click at once, while the front end holds back
 the updates of a text box until the kernel is idle: a name typed and Resolve clicked
 at once reached the kernel as "click, then the new name", and the previous name was
-resolved. The front end of this button (``widgets/action/action.js``) reads the
-listed input widgets' current values and sends them with the click; the kernel puts
-them in the inputs first, then runs the action, so an action always sees what is on
-screen.
+resolved. The front end of this button (``widgets/action/action.js``) sends, with the
+click, the edits of the listed inputs that ipywidgets still holds back (never copies of
+values the kernel set, which may be older than the kernel's own); the kernel puts them
+in the inputs first, then runs the action, so an action sees what is on screen.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class ActionButton(anywidget.AnyWidget):
     ----------
     inputs : list of ipywidgets.Widget
         Widgets with a ``value`` (Text, Textarea, Checkbox) or an ``index``
-        (Dropdown) whose on-screen state the click carries.
+        (Dropdown) whose held-back edits the click carries.
     """
 
     _esm = static_file("ctanb_action.js")
