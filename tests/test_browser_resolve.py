@@ -2,10 +2,10 @@
 (issue 15, deliver items 1-3 and 10): JupyterLab in headless Chromium, the embedded
 archive on loopback.
 
-Five targets are typed (Enter) and Resolve is clicked at once, round after round:
-the kernel is still busy with one name when the next is typed, so ipywidgets holds
-back the box's update while the click goes out at once. Each round must end on the
-last name typed (the old panel resolved the previous one). Then a misspelt name
+Five targets are typed (Enter) and Resolve is clicked at once, round after round,
+the later rounds while the kernel is busy (as with a search running): ipywidgets then
+holds back the box's updates while the clicks go out at once. Each round must end on
+the last name typed (the old panel resolved an earlier one). Then a misspelt name
 (Search must not re-run the previous query) and a COUNT query (a table, nothing to
 draw). Screenshots of each step are kept in ``test-artifacts/widgets/``.
 """
@@ -36,6 +36,12 @@ def settle(probe: KernelProbe, page) -> None:
     page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
 
 
+def busy(probe: KernelProbe, seconds: float) -> None:
+    """Keep the kernel busy for *seconds* (as a long search would), without waiting."""
+    probe.client.execute(f"import time; time.sleep({seconds})", silent=True,
+                         store_history=False)  # fmt: skip
+
+
 def test_typed_and_clicked_at_once_in_jupyterlab(browser, archive_url, tmp_path):
     write_notebook(tmp_path / "form.ipynb", app_cells(archive_url))
     with jupyterlab(tmp_path) as (url, runtime):
@@ -59,6 +65,8 @@ def story(page, probe: KernelProbe) -> None:
     resolve = page.get_by_role("button", name="Resolve")
     ra_box = page.locator("input[placeholder^='ICRS right ascension']")
     for round_ in range(3):
+        if round_:  # the kernel busy (a search or a map running) while the user goes on
+            busy(probe, 2.0)
         for name in TARGETS:  # no wait between typing, Enter and the click
             target.fill(name)
             target.press("Enter")

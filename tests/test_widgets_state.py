@@ -225,3 +225,15 @@ def test_the_sky_field_of_view_fits_the_results(archive):
     app.search.adql_text.value = "SELECT COUNT(*) AS n FROM ivoa.obscore"
     app.search.search()
     assert app.sky.fov == 6.0
+
+
+def test_a_click_never_sends_a_held_back_value_back_to_the_browser(archive):
+    # The browser shows what was typed (and maybe more since): an update from the
+    # kernel with the value the click carried would overwrite the newer typing.
+    panel = resolved_crab(archive)
+    sent = []
+    original = panel.target_text._send
+    panel.target_text._send = lambda msg, buffers=None: sent.append(msg) or original(msg, buffers)
+    front_end_click(panel.resolve_button, {panel.target_text: "MSH 15-52"})
+    assert panel.resolved["name"] == "MSH 15-52"
+    assert not [m for m in sent if m.get("method") == "update" and "value" in m.get("state", {})]

@@ -75,8 +75,11 @@ class ActionButton(anywidget.AnyWidget):
                 edits.append((widget, name, state[name]))
         for widget, name, value in edits:
             try:
-                setattr(widget, name, value)
-            except t.TraitError:  # e.g. an index of options refilled meanwhile
+                # As if the input's own (held-back) update had arrived: set_state does
+                # not send the value back, which would overwrite what the user typed
+                # since (the browser shows it already).
+                widget.set_state({name: value})
+            except (t.TraitError, ValueError, TypeError):  # e.g. options refilled meanwhile
                 continue
 
     def _on_front_end_msg(self, _widget: Any, content: Any, _buffers: list) -> None:
