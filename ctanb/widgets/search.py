@@ -1,7 +1,7 @@
 """SearchPanel: target and cone, the data-model fields, the ADQL, async progress, history.
 
 Every action reads what is on screen when it runs: the Resolve, Search and Rebuild
-buttons carry the form's current values with their click (:class:`ActionButton`), a
+buttons carry the form's held-back edits with their click (:class:`ActionButton`), a
 target name committed in its box (Enter or leaving it) is resolved, and a failed
 resolve clears the position and the query built from it. The position a query uses
 is explicit: typed RA/Dec win over the target name until a name is resolved again,
