@@ -63,7 +63,7 @@ def test_typed_and_clicked_at_once_in_jupyterlab(browser, archive_url, tmp_path)
 def story(page, probe: KernelProbe) -> None:
     target = page.get_by_placeholder("e.g. Crab")
     resolve = page.get_by_role("button", name="Resolve")
-    ra_box = page.locator("input[placeholder^='ICRS right ascension']")
+    ra_box = page.locator(".ctanb-ra input")
     for round_ in range(3):
         if round_:  # the kernel busy (a search or a map running) while the user goes on
             busy(probe, 2.0)

@@ -156,7 +156,7 @@ def test_columns_without_positions_are_shown_and_positions_come_back(archive):
     app.search.adql_text.value = "SELECT TOP 5 obs_id, target_name FROM ivoa.obscore"
     app.search.search()
     assert app.table.row_count == 5 and app.table.columns == ["obs_id", "target_name"]
-    assert app.sky.footprints == [] and "no s_ra or s_dec column" in app.sky.message
+    assert app.sky.footprints == [] and "no positions (s_ra, s_dec)" in app.sky.message
     app.search.adql_text.value = "SELECT TOP 5 * FROM ivoa.obscore"
     app.search.search()
     assert len(app.sky.footprints) == 5 and app.sky.message == ""

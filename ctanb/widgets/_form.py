@@ -46,6 +46,10 @@ NUMBERS = {
     "max_zenith": ("Max zenith", "largest zenith angle: degrees"),
     "limit": ("Limit", "largest number of rows"),
 }
+#: Short hints inside the boxes (the tooltips say more).
+PLACEHOLDERS = {"ra": "deg or 5h34m32s", "dec": "deg or 22d00m52s", "radius": "deg, 30 arcmin",
+                "time_start": "ISO or MJD", "time_end": "ISO or MJD", "energy_min": "TeV, 500 GeV",
+                "energy_max": "TeV", "max_zenith": "deg", "limit": "rows"}  # fmt: skip
 #: The choice that leaves a list's column out of the query.
 ANY = "(any)"
 

@@ -114,7 +114,7 @@ class SearchPanel(w.VBox):
                                            tooltip="Resolve the target name to RA/Dec")  # fmt: skip
         self.position_label = w.HTML()
         self.numbers = {
-            name: w.Text(description=label, tooltip=tip, placeholder=tip, layout=lay,
+            name: w.Text(description=label, tooltip=tip, placeholder=_form.PLACEHOLDERS[name], layout=lay,
                          continuous_update=False, style={"description_width": "70px"})
             for name, (label, tip) in NUMBERS.items()
         }  # fmt: skip
@@ -132,6 +132,8 @@ class SearchPanel(w.VBox):
                       for v in sections.values()],
             titles=tuple(sections),
         )  # fmt: skip
+        for name, box in self.numbers.items():
+            box.add_class(f"ctanb-{name.replace('_', '-')}")  # for tests and style sheets
         self.adql_text = w.Textarea(rows=5, layout=w.Layout(width="98%", height="auto"),
                                     placeholder="ADQL (follows the form; edit to send your own)")  # fmt: skip
         self.adql_text.add_class("ctanb-adql")  # resizable, monospace (_STYLE)

@@ -121,10 +121,7 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
                 self.selected_rows = []
                 self.footprints = []
                 self.fov = _fitted_fov([])
-                self.message = (
-                    f"Nothing to draw: the results have no {' or '.join(missing)} column "
-                    "(positions); they are in the table."
-                )
+                self.message = "Nothing to draw: the results have no positions (s_ra, s_dec)."
             return
         # Whole columns at once: indexing masked columns row by row costs ~1 ms a row.
         ra = np.ma.filled(np.ma.asanyarray(table["s_ra"], dtype=float), np.nan)
