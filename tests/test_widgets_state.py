@@ -237,3 +237,19 @@ def test_a_click_never_sends_a_held_back_value_back_to_the_browser(archive):
     front_end_click(panel.resolve_button, {panel.target_text: "MSH 15-52"})
     assert panel.resolved["name"] == "MSH 15-52"
     assert not [m for m in sent if m.get("method") == "update" and "value" in m.get("state", {})]
+
+
+def test_a_footprint_clicked_on_the_sky_shows_its_row_in_the_table(archive):
+    app = App(archive, use_aladin=False)
+    app.search.adql_text.value = "SELECT TOP 60 * FROM ivoa.obscore ORDER BY obs_id"
+    app.search.search()
+    app.table.page_size = 25
+    app.table.sort("obs_id", ascending=False)
+    row = 3  # fourth smallest obs_id: on the last page when sorted the other way
+    app.sky._handle_command(app.sky, {"command": "toggle", "row": row}, [])  # the click
+    assert app.table.selected_rows == [row]
+    assert app.table.focus_row == row and row in app.table.page_data["index"]
+    assert app.table.page == app.table.page_count - 1
+    app.table.go_to(0)
+    app.sky._handle_command(app.sky, {"command": "toggle", "row": row}, [])  # again: unselect
+    assert app.table.selected_rows == [] and row in app.table.page_data["index"]

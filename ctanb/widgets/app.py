@@ -74,6 +74,9 @@ class App(w.VBox):
         self.samp = samp
         self.samp_controls = None  # SampControls when a SampLink is given
         t.link((self.table, "selected_rows"), (self.sky, "selected_rows"))
+        # A footprint clicked on the sky: its row is shown (page, scroll, highlight).
+        self.sky.observe(lambda ch: ch["new"] >= 0 and guarded(self.table, self.table.show_row,
+                                                              ch["new"]), "clicked_row")  # fmt: skip
         self.search.observe(lambda ch: self.show_results(ch["new"]), "results")
         self.search.observe(lambda ch: self._mark_target(ch["new"]), "resolved")
         explore = w.VBox([self.login_box, self.search, w.HTML("<b>Results</b>"), self.table,

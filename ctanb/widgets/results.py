@@ -131,6 +131,9 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
     selected_rows = t.List(t.Int()).tag(sync=True)
     #: The current page: ``{"index": [row indices], "cells": [[texts of a column], ...]}``.
     page_data = t.Dict().tag(sync=True)
+    #: The row last pointed at elsewhere (a footprint clicked on the sky): shown,
+    #: scrolled to and highlighted; -1 for none.
+    focus_row = t.Int(-1).tag(sync=True)
     #: Column name -> "unit: … · UCD: … · description" (the header's tooltip).
     column_info = t.Dict().tag(sync=True)
     error = t.Unicode("").tag(sync=True)
@@ -169,6 +172,7 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
         self._order = np.arange(0)
         with self.hold_sync():
             self.selected_rows = []
+            self.focus_row = -1
             self.column_info = column_info(table)
             self.columns = list(table.colnames)
             keep = [c for c in self.visible_columns if c in table.colnames]
@@ -211,6 +215,16 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
         """Row indices (in :attr:`table`) of the current page, in display order."""
         start = self.page * self.page_size
         return [int(i) for i in self._order[start : start + self.page_size]]
+
+    def show_row(self, row: int) -> None:
+        """Go to the page of *row* (index in :attr:`table`), scroll to it and highlight it."""
+        row = int(row)
+        if not 0 <= row < self.row_count:
+            raise CtanbError(f"no row {row}: the results have {self.row_count} rows")
+        position = int(np.flatnonzero(self._order == row)[0])
+        with self.hold_sync():
+            self.page = position // max(self.page_size, 1)
+            self.focus_row = row
 
     def select(self, rows: list[int]) -> None:
         """Check exactly *rows* (indices in :attr:`table`)."""

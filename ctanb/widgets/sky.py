@@ -100,6 +100,8 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
     mode = t.Unicode("").tag(sync=True)
     status = t.Unicode("").tag(sync=True)
     message = t.Unicode("").tag(sync=True)
+    #: The row of the footprint clicked last (the App shows it in the table).
+    clicked_row = t.Int(-1)
     error = t.Unicode("").tag(sync=True)
 
     def __init__(self, results: Any = None, **kwargs: Any) -> None:
@@ -157,6 +159,8 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
     def toggle(self, row: int) -> None:
         """Select *row* if not selected, else unselect it (a click on its footprint)."""
         self.select(sorted(set(self.selected_rows) ^ {int(row)}))
+        self.clicked_row = -1  # a click on the same footprint again is news too
+        self.clicked_row = int(row)
 
     def send_aladin(self) -> None:
         """Send the bundled Aladin Lite module to the front end (it asks once per page)."""

@@ -31,17 +31,21 @@ function render({ model, el }) {
     const data = model.get("page_data") || { index: [], cells: [] };
     const selected = new Set(model.get("selected_rows"));
     const index = data.index || [], cells = data.cells || [];
+    const focus = model.get("focus_row");
     const parts = new Array(index.length);
     for (let i = 0; i < index.length; i++) {
       const row = index[i];
       let tds = "";
       for (let c = 0; c < cells.length; c++) tds += `<td>${esc(cells[c][i])}</td>`;
       const on = selected.has(row);
-      parts[i] = `<tr data-row="${row}"${on ? ' class="ctanb-selected"' : ""}><td><input type="checkbox" data-row="${row}"${on ? " checked" : ""}></td>${tds}</tr>`;
+      const cls = [on ? "ctanb-selected" : "", row === focus ? "ctanb-focus" : ""].join(" ").trim();
+      parts[i] = `<tr data-row="${row}"${cls ? ` class="${cls}"` : ""}><td><input type="checkbox" data-row="${row}"${on ? " checked" : ""}></td>${tds}</tr>`;
     }
     tbody.innerHTML = parts.join("");
     const all = q(".ctanb-all");
     if (all) all.checked = index.length > 0 && index.every((r) => selected.has(r));
+    const focused = tbody.querySelector("tr.ctanb-focus");
+    if (focused) focused.scrollIntoView({ block: "nearest" });  // the row clicked on the sky
     el.dataset.renderedRows = String(index.length);
     el.dataset.renderedAt = String(performance.now());
     drawInfo();
@@ -88,6 +92,7 @@ function render({ model, el }) {
 
   model.on("change:page_data", () => { drawHead(); drawBody(); });
   model.on("change:selected_rows", drawBody);
+  model.on("change:focus_row", drawBody);
   model.on("change:row_count", drawInfo);
   model.on("change:columns", drawColumns);
   model.on("change:visible_columns", drawColumns);
