@@ -253,3 +253,16 @@ def test_a_footprint_clicked_on_the_sky_shows_its_row_in_the_table(archive):
     app.table.go_to(0)
     app.sky._handle_command(app.sky, {"command": "toggle", "row": row}, [])  # again: unselect
     assert app.table.selected_rows == [] and row in app.table.page_data["index"]
+
+
+def test_the_sky_marker_follows_the_position_the_query_uses(archive):
+    app = App(archive, use_aladin=False)
+    app.search.set(target="Crab", radius=3)
+    assert app.sky.target["name"] == "Crab"
+    app.search.numbers["ra"].value = f"{MSH_RA}"
+    app.search.numbers["dec"].value = f"{MSH_DEC}"
+    assert app.sky.target == {"name": "typed position", "ra": MSH_RA, "dec": MSH_DEC}
+    app.search.resolve_button.click()  # the name again
+    assert app.sky.target["name"] == "Crab"
+    app.search.reset_button.click()
+    assert app.sky.target == {}

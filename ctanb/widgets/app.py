@@ -79,6 +79,8 @@ class App(w.VBox):
                                                               ch["new"]), "clicked_row")  # fmt: skip
         self.search.observe(lambda ch: self.show_results(ch["new"]), "results")
         self.search.observe(lambda ch: self._mark_target(ch["new"]), "resolved")
+        # The marker follows the position the query uses (typed RA/Dec win over a name).
+        self.search.observe(lambda ch: self._mark_position(ch["new"]), "criteria")
         explore = w.VBox([self.login_box, self.search, w.HTML("<b>Results</b>"), self.table,
                           self.table.error_display, self.tools, self.sky,
                           self.sky.error_display])  # fmt: skip
@@ -188,6 +190,14 @@ class App(w.VBox):
             "<table class='ctanb-search-jobs'><tr><th>Phase</th><th>Time</th><th>Rows</th>"
             f"<th>ADQL</th></tr>{rows}</table>"
         )
+
+    def _mark_position(self, criteria: dict) -> None:
+        if "ra" in criteria and "dec" in criteria:
+            self.sky.set_target("typed position", criteria["ra"], criteria["dec"])
+        elif self.search.position_source == "name" and self.search.resolved:
+            self._mark_target(self.search.resolved)
+        elif "target" not in criteria:  # no position in the query: no marker
+            self.sky.clear_target()
 
     def _mark_target(self, resolved: dict) -> None:
         if resolved:
