@@ -391,3 +391,34 @@ def test_group_colon_token_is_sent_as_basic_auth_and_accepted(archive_url):
     wrong = ctanb.connect(archive_url, token="vela-team:not-a-token", progress=False)
     with pytest.raises(AuthError, match="does not belong"):
         wrong.download(wrong.search(**criteria))
+
+
+# --- astropy values (issue 15, item 8) ----------------------------------------------------------
+def test_search_takes_astropy_quantities_coordinates_and_times(archive, data_dir):
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from astropy.time import Time
+
+    hess = _hess_index(data_dir)
+    crab = SkyCoord(83.6331, 22.0145, unit="deg")
+    pointings = SkyCoord(hess["RA_PNT"], hess["DEC_PNT"], unit="deg")
+    near = {int(i) for i in hess["OBS_ID"][pointings.separation(crab) < 2 * u.deg]}
+    assert near  # independent: the release's own index, not our archive
+    for radius in (2 * u.deg, "2 deg", "120 arcmin"):
+        results = archive.search(position=crab, radius=radius, spatial="pointing",
+                                 collection="HESS-DL3-DR1")  # fmt: skip
+        assert {int(x) for x in results.table["obs_id"]} == near, radius
+    by_name = archive.search(ra=crab.ra, dec=crab.dec, radius=2 * u.deg, spatial="pointing",
+                             collection="HESS-DL3-DR1")  # fmt: skip
+    assert {int(x) for x in by_name.table["obs_id"]} == near
+    start, stop = Time("2004-12-04", scale="utc"), Time("2004-12-06", scale="utc")
+    in_time = archive.search(position="Crab", radius=3 * u.deg, time=(start, stop),
+                             energy_min=1000 * u.GeV, collection="HESS-DL3-DR1")  # fmt: skip
+    tstart, tstop = _hess_mjd(hess, "TSTART"), _hess_mjd(hess, "TSTOP")
+    expected = {int(i) for i, a, b in zip(hess["OBS_ID"], tstart, tstop, strict=True)
+                if a <= stop.tt.mjd and b >= start.tt.mjd and int(i) in near}  # fmt: skip
+    assert expected and {int(x) for x in in_time.table["obs_id"]} == expected
+    # The results keep their units: quantities come back out.
+    table = in_time.table
+    assert table["s_ra"].unit == u.deg and table["t_exptime"].unit == u.s
+    assert (table["t_exptime"].quantity.to(u.min) > 1 * u.min).all()

@@ -124,3 +124,83 @@ def test_keywords_added_to_a_criteria_object_are_validated_too():
         archive._criteria(base, {"radius": -2.0})
     assert info.value.field == "radius"
     assert "CONTAINS(POINT('ICRS', 10.0, -5.0), s_region) = 1" in archive.adql(base)
+
+
+# --- astropy values, as astronomers pass them (issue 15, item 8) ----------------------------
+def _given(**criteria):
+    return Criteria(**criteria).given()
+
+
+def test_angles_as_quantities_angles_and_texts():
+    import astropy.units as u
+    from astropy.coordinates import Angle
+
+    plain = _given(ra=83.63, dec=22.0145, radius=0.5)
+    assert _given(
+        ra=83.63 * u.deg, dec=Angle("22d00m52.2s"), radius=30 * u.arcmin
+    ) == pytest.approx(plain)
+    assert _given(ra="83.63 deg", dec="22.0145", radius="0.5 deg") == pytest.approx(plain)
+    assert _given(ra="5h34m31.2s", dec="22d00m52.2s", radius="30 arcmin") == pytest.approx(plain)
+    assert _given(ra="05:34:31.2", dec="+22:00:52.2", radius=0.5) == pytest.approx(plain)
+    assert _given(ra=Angle(83.63, u.deg).to(u.rad), dec=22.0145, radius=0.5)["ra"] == pytest.approx(
+        83.63
+    )
+    assert _given(max_zenith=Angle(40, u.deg))["max_zenith"] == 40.0
+
+
+def test_positions_as_skycoord_or_name():
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    crab = SkyCoord(83.6331, 22.0145, unit="deg")
+    assert _given(position=crab, radius=1 * u.deg) == pytest.approx(
+        {"ra": 83.6331, "dec": 22.0145, "radius": 1.0}
+    )
+    galactic = _given(position=crab.galactic, radius="1 deg")
+    assert galactic == pytest.approx({"ra": 83.6331, "dec": 22.0145, "radius": 1.0})
+    assert _given(position="Crab", radius=2) == {"target": "Crab", "radius": 2.0}
+    assert _given(target=crab)["ra"] == pytest.approx(83.6331)
+
+
+def test_energies_as_quantities_and_times_as_astropy_times():
+    import astropy.units as u
+    from astropy.time import Time
+
+    given = _given(energy_min=500 * u.GeV, energy_max="50 TeV")
+    assert given == pytest.approx({"energy_min": 0.5, "energy_max": 50.0})
+    assert _given(energy_min=5e11 * u.eV)["energy_min"] == pytest.approx(0.5)
+    start, end = Time("2004-12-04T00:00:00", scale="utc"), Time("2004-12-05", scale="utc")
+    expected = {"time_start": start.tt.mjd, "time_end": end.tt.mjd}
+    assert _given(time=(start, end)) == pytest.approx(expected)
+    assert _given(time=Time(["2004-12-04T00:00:00", "2004-12-05"], scale="utc")) == pytest.approx(
+        expected
+    )
+    assert _given(time_start="2004-12-04T00:00:00", time_end=end) == pytest.approx(expected)
+    assert _given(time_start=start.datetime)["time_start"] == pytest.approx(start.tt.mjd)
+
+
+@pytest.mark.parametrize(
+    ("criteria", "field", "words"),
+    [
+        ({"ra": 1, "dec": 1, "radius": "3 s"}, "radius", "not an angle"),
+        ({"ra": "somewhere", "dec": 1}, "ra", "not an angle"),
+        ({"energy_min": "3 m"}, "energy_min", "not an energy"),
+        ({"energy_max": "lots"}, "energy_max", "not an energy"),
+        ({"position": 5}, "position", "neither a target name nor an astropy SkyCoord"),
+        ({"position": "Crab", "ra": 1.0, "dec": 2.0}, "target", "not both"),
+    ],
+)
+def test_wrong_astropy_values_name_the_field(criteria, field, words):
+    with pytest.raises(CriteriaError) as info:
+        Criteria(**criteria)
+    assert info.value.field == field and words in str(info.value)
+
+
+def test_quantities_give_the_same_adql_as_plain_numbers():
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    plain = build_adql(Criteria(ra=83.6331, dec=22.0145, radius=1.5, energy_min=0.5))
+    crab = SkyCoord(83.6331, 22.0145, unit="deg")
+    native = build_adql(Criteria(position=crab, radius=90 * u.arcmin, energy_min=500 * u.GeV))
+    assert native == plain

@@ -1,6 +1,6 @@
 """Build the panels' front-end files into ctanb/static/ (no bundler needed).
 
-* ``widgets/table/*`` and ``widgets/skyview/*`` are plain ES modules and CSS,
+* ``widgets/table/*``, ``widgets/skyview/*`` and ``widgets/action/*`` are plain ES modules and CSS,
   copied as ``ctanb/static/ctanb_<name>.{js,css}`` (committed, small).
 * Aladin Lite comes from the npm package ``aladin-lite`` (``npm ci --prefix
   widgets`` puts it in ``widgets/node_modules``) and is copied to
@@ -27,6 +27,7 @@ COPIES = (
     ("table/table.css", "ctanb_table.css"),
     ("skyview/skyview.js", "ctanb_skyview.js"),
     ("skyview/skyview.css", "ctanb_skyview.css"),
+    ("action/action.js", "ctanb_action.js"),
 )
 ALADIN = HERE / "node_modules" / "aladin-lite" / "dist" / "aladin.js"
 

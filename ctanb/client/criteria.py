@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from .._errors import CriteriaError
 from ..datamodel import CHOICES, COLUMNS_BY_NAME, DATA_LEVELS, HC_TEV_M, OBSCORE_TABLE
+from ._units import angle_deg, energy_tev, position_criteria
 
 __all__ = ["Criteria", "adql_number", "adql_string", "build_adql", "to_mjd"]
 
@@ -97,7 +98,11 @@ def to_mjd(value: Any, field: str) -> float:
 
     try:
         if isinstance(value, Time):
+            if not value.isscalar:
+                raise ValueError("one time, not an array")
             return float(value.tt.mjd)
+        if hasattr(value, "isoformat"):  # a datetime (taken as UTC) or a date
+            return float(Time(value, scale="utc").tt.mjd)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         if isinstance(value, str):
@@ -124,31 +129,34 @@ class Criteria(BaseModel):
 
     Parameters
     ----------
-    target : str
+    target : str or SkyCoord
         Target name, resolved to coordinates (Sesame, cache, bundled TeV sources,
-        archive names).
-    ra, dec : float
-        ICRS position in degrees (instead of ``target``).
-    radius : float
-        Search radius in degrees. Without it the position must be inside the
-        footprint (``s_region``).
+        archive names); a SkyCoord stands for its position.
+    position : str or SkyCoord
+        The same as ``target`` (the astroquery/pyvo name).
+    ra, dec : float, Quantity, Angle or str
+        ICRS position in degrees (instead of ``target``): ``83.63``,
+        ``83.63 * u.deg``, ``"05h34m31.9s"``.
+    radius : float, Quantity, Angle or str
+        Search radius in degrees (``3``, ``3 * u.deg``, ``"3 deg"``, ``"30 arcmin"``).
+        Without it the position must be inside the footprint (``s_region``).
     spatial : {"footprint", "pointing"}
         With ``radius``: match footprints that overlap the circle (default) or
         pointings inside it.
     time_start, time_end : str, float or astropy.time.Time
         Time range (ISO strings are UTC, numbers MJD); ``time=(start, end)`` is
         accepted as a shortcut, ``time="2004-12-04"`` means that day.
-    energy_min, energy_max : float
-        Energies in TeV that the data must reach (translated to ``em_min`` /
-        ``em_max``).
+    energy_min, energy_max : float, Quantity or str
+        Energies that the data must reach (translated to ``em_min`` / ``em_max``):
+        numbers are TeV, quantities any energy unit (``500 * u.GeV``, ``"50 TeV"``).
     data_level : str
         CTA data level, ``"DL3"`` etc. (prefix of ``dataproduct_subtype``).
     sub_array_includes : str or list of str
         Telescope types the sub-array must contain, e.g. ``"LST"``.
     exclude_pointing_mode : str or list of str
         Pointing modes to leave out (rows without a pointing mode are kept).
-    max_zenith : float
-        Largest mean zenith angle in degrees.
+    max_zenith : float, Quantity, Angle or str
+        Largest mean zenith angle (numbers are degrees).
     limit : int
         Largest number of rows (``TOP``).
     """
@@ -192,10 +200,11 @@ class Criteria(BaseModel):
     data_quality: StrOrList = None
 
     def __init__(self, **data: Any) -> None:
-        unknown = [k for k in data if k not in type(self).model_fields and k != "time"]
+        shortcuts = ("time", "position")
+        unknown = [k for k in data if k not in type(self).model_fields and k not in shortcuts]
         if unknown:
             name = unknown[0]
-            close = get_close_matches(name, [*type(self).model_fields, "time"], n=3)
+            close = get_close_matches(name, [*type(self).model_fields, *shortcuts], n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise CriteriaError(f"unknown search criterion {name!r}{hint}", field=name)
         try:
@@ -212,6 +221,8 @@ class Criteria(BaseModel):
         data = dict(data)
         if "time" in data:
             value = data.pop("time")
+            if getattr(value, "isscalar", True) is False:  # an astropy Time of [start, end]
+                value = list(value)
             if isinstance(value, tuple | list):
                 if len(value) != 2:
                     raise CriteriaError("time: give (start, end)", field="time")
@@ -227,18 +238,21 @@ class Criteria(BaseModel):
         for key in ("time_start", "time_end"):
             if data.get(key) is not None:
                 data[key] = to_mjd(data[key], key)
-        target = data.get("target")
-        if target is not None and not isinstance(target, str):
-            # A SkyCoord (or anything with .icrs) stands for its position.
-            try:
-                icrs = target.icrs
-                data["ra"], data["dec"] = float(icrs.ra.deg), float(icrs.dec.deg)
-                data["target"] = None
-            except AttributeError:
-                raise CriteriaError(
-                    f"target: {target!r} is neither a name nor a SkyCoord", field="target"
-                ) from None
-        return data
+        for key in ("position", "target"):
+            value = data.pop(key, None)
+            if value is not None:
+                # A name is resolved later; a SkyCoord stands for its position.
+                for name, found in position_criteria(value, key).items():
+                    if data.get(name) is not None:
+                        raise CriteriaError(
+                            f"{key}: give one position (a name, a SkyCoord or ra/dec)", field=key
+                        )
+                    data[name] = found
+        for key in ("ra", "dec", "radius", "max_zenith"):
+            data[key] = angle_deg(data.get(key), key)
+        for key in ("energy_min", "energy_max"):
+            data[key] = energy_tev(data.get(key), key)
+        return {k: v for k, v in data.items() if v is not None}
 
     @field_validator("obs_id", "proposal_id", mode="before")
     @classmethod

@@ -136,12 +136,15 @@ class SampControls:
         try:
             return action()
         except CtanbError as exc:
-            self.status.value = _html_lines([exc.message], error=True)
+            self.status.value = _html_lines([exc.message], state="error")
             return None
 
     def _show(self, delivery: Delivery) -> Delivery:
         def render(d: Delivery) -> None:
-            self.status.value = _html_lines(d.summary().splitlines(), error=not d.ok)
+            # Green only for a delivery some application accepted; nobody reached is a failure.
+            failed = d.done and (not d.ok or not d.recipients)
+            state = "error" if failed else ("ok" if d.done else "pending")
+            self.status.value = _html_lines(d.summary().splitlines(), state=state)
 
         render(delivery)
         delivery.on_done(render)
@@ -151,7 +154,7 @@ class SampControls:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def _html_lines(lines: list[str], *, error: bool) -> str:
-    colour = "#c62828" if error else "#2e7d32"
+def _html_lines(lines: list[str], *, state: str) -> str:
+    colour = {"error": "#c62828", "ok": "#2e7d32"}.get(state, "#555555")
     body = "<br>".join(html.escape(line) for line in lines)
     return f'<div class="ctanb-samp-status" style="color:{colour}">{body}</div>'

@@ -21,8 +21,9 @@ function render({ model, el }) {
 
   function drawHead() {
     const sortBy = model.get("sort_by"), asc = model.get("sort_ascending");
+    const info = model.get("column_info") || {};
     const cols = model.get("visible_columns")
-      .map((c) => `<th data-col="${esc(c)}" title="Sort by ${esc(c)}">${esc(c)}${
+      .map((c) => `<th data-col="${esc(c)}" title="${esc((info[c] ? info[c] + "\n" : "") + "Click to sort by " + c)}">${esc(c)}${
         c === sortBy ? (asc ? " &#9650;" : " &#9660;") : ""}</th>`).join("");
     thead.innerHTML = `<tr><th><input type="checkbox" class="ctanb-all" title="Select all on this page"></th>${cols}</tr>`;
   }
@@ -31,17 +32,21 @@ function render({ model, el }) {
     const data = model.get("page_data") || { index: [], cells: [] };
     const selected = new Set(model.get("selected_rows"));
     const index = data.index || [], cells = data.cells || [];
+    const focus = model.get("focus_row");
     const parts = new Array(index.length);
     for (let i = 0; i < index.length; i++) {
       const row = index[i];
       let tds = "";
       for (let c = 0; c < cells.length; c++) tds += `<td>${esc(cells[c][i])}</td>`;
       const on = selected.has(row);
-      parts[i] = `<tr data-row="${row}"${on ? ' class="ctanb-selected"' : ""}><td><input type="checkbox" data-row="${row}"${on ? " checked" : ""}></td>${tds}</tr>`;
+      const cls = [on ? "ctanb-selected" : "", row === focus ? "ctanb-focus" : ""].join(" ").trim();
+      parts[i] = `<tr data-row="${row}"${cls ? ` class="${cls}"` : ""}><td><input type="checkbox" data-row="${row}"${on ? " checked" : ""}></td>${tds}</tr>`;
     }
     tbody.innerHTML = parts.join("");
     const all = q(".ctanb-all");
     if (all) all.checked = index.length > 0 && index.every((r) => selected.has(r));
+    const focused = tbody.querySelector("tr.ctanb-focus");
+    if (focused) focused.scrollIntoView({ block: "nearest" });  // the row clicked on the sky
     el.dataset.renderedRows = String(index.length);
     el.dataset.renderedAt = String(performance.now());
     drawInfo();
@@ -60,7 +65,7 @@ function render({ model, el }) {
   function drawColumns() {
     const shown = new Set(model.get("visible_columns"));
     q(".ctanb-columns-list").innerHTML = model.get("columns")
-      .map((c) => `<label><input type="checkbox" value="${esc(c)}"${shown.has(c) ? " checked" : ""}> ${esc(c)}</label>`)
+      .map((c) => `<label title="${esc((model.get("column_info") || {})[c] || "")}"><input type="checkbox" value="${esc(c)}"${shown.has(c) ? " checked" : ""}> ${esc(c)}</label>`)
       .join("");
   }
 
@@ -88,6 +93,7 @@ function render({ model, el }) {
 
   model.on("change:page_data", () => { drawHead(); drawBody(); });
   model.on("change:selected_rows", drawBody);
+  model.on("change:focus_row", drawBody);
   model.on("change:row_count", drawInfo);
   model.on("change:columns", drawColumns);
   model.on("change:visible_columns", drawColumns);

@@ -22,7 +22,7 @@ __all__ = ["ErrorDisplay", "guarded"]
 _log = logging.getLogger("ctanb.widgets")
 
 #: Attributes of the CtanbError subclasses worth showing (QueryError.position, ...).
-_DETAIL_FIELDS = ("field", "name", "suggestions", "query", "position", "url", "status", "path")
+_DETAIL_FIELDS = ("field", "name", "suggestions", "query", "url", "status", "path")
 
 
 class ErrorDisplay(w.HTML):
@@ -31,7 +31,9 @@ class ErrorDisplay(w.HTML):
     def show(self, exc: BaseException) -> str:
         """Show *exc*; returns the message shown."""
         if isinstance(exc, CtanbError):
-            message = exc.message
+            from ._messages import panel_message
+
+            message = panel_message(exc)
             title = type(exc).__name__
         else:  # a bug, not bad input: say so, keep the traceback in the details
             message = f"unexpected {type(exc).__name__}: {exc}"
@@ -42,11 +44,20 @@ class ErrorDisplay(w.HTML):
             value = getattr(exc, key, None)
             if value not in (None, "", []):
                 details.append(f"{key}: {value}")
-        details.append("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        if not isinstance(exc, CtanbError):  # a bug: the traceback helps whoever fixes it
+            details.append("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        # Multi-line messages (an ADQL line with a caret under the problem) keep their
+        # layout in a monospace block.
+        if "\n" in message:
+            shown = (
+                "<pre class='ctanb-error-text' style='white-space:pre-wrap;margin:0;"
+                f"font-weight:bold'>{html.escape(message)}</pre>"
+            )
+        else:
+            shown = f"<b>{html.escape(message)}</b>"
         self.value = (
             '<div class="ctanb-error" role="alert" style="color:#b71c1c;border:1px solid #e57373;'
-            'padding:4px 8px;border-radius:4px;background:#ffebee">'
-            f"<b>{html.escape(message)}</b>"
+            f'padding:4px 8px;border-radius:4px;background:#ffebee">{shown}'
             "<details><summary>Details</summary>"
             f"<pre style='white-space:pre-wrap;font-size:11px'>{html.escape(chr(10).join(details))}"
             "</pre></details></div>"

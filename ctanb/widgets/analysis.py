@@ -1,7 +1,8 @@
 """AnalysisPanel: count/significance maps and a spectrum of the selected observations.
 
-Parameters are prefilled from the data (map centre and ON region on the search
-target, else on the mean pointing of the selection) and shown as editable YAML;
+Parameters are prefilled from the selected rows (map centre and ON region on
+their common target, else on their mean pointing; never on the search target,
+which may be another source) and shown as editable YAML;
 the steps are :mod:`ctanb.analysis.maps` and :mod:`ctanb.analysis.spectrum`
 (imported when a button is pressed: gammapy is not loaded before). Plots are
 shown inline as PNG; the products go to the provenance panel.
@@ -9,9 +10,11 @@ shown inline as PNG; the products go to the provenance panel.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
-import tempfile
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ import ipywidgets as w
 import numpy as np
 import traitlets as t
 
-from .._errors import AnalysisError, ConfigError
+from .._errors import AnalysisError, ConfigError, CtanbError
 from ._errors import ErrorDisplay, guarded
 
 __all__ = ["AnalysisPanel"]
@@ -109,7 +112,8 @@ class AnalysisPanel(w.VBox):
         Gives the selection (``app.selected_results()``), the target and the
         provenance panel.
     out_dir : path, optional
-        Where products go (default: a new temporary folder).
+        Where products go (default: ``CTANB_PRODUCTS``, else ``ctanb-products``
+        in the notebook's folder, so the file browser shows them).
 
     Attributes
     ----------
@@ -180,12 +184,11 @@ class AnalysisPanel(w.VBox):
 
     # --- public methods ---------------------------------------------------------------------
     def prefill(self) -> None:
-        """Fill both configurations from the selection and the search target."""
+        """Fill both configurations from the selected rows (their target, else their pointing)."""
         import yaml
 
         table = self.app.selected_results().table
-        target = self.app.search.resolved
-        ra, dec = (target["ra"], target["dec"]) if target else _mean_pointing(table)
+        ra, dec = self._selection_position(table)
         e_min = float(min(table["energy_min"])) if "energy_min" in table.colnames else 0.5
         e_max = float(max(table["energy_max"])) if "energy_max" in table.colnames else 100.0
         self.map_config = _map_defaults(ra, dec, e_min, e_max)
@@ -195,6 +198,10 @@ class AnalysisPanel(w.VBox):
 
     def run_map(self):
         """Counts, excess and significance maps of the selection; shows the plot."""
+        with self._failing("map"):
+            return self._run_map()
+
+    def _run_map(self):
         from ..analysis.maps import MapConfig, MapStep
 
         if not self.map_config:
@@ -212,6 +219,10 @@ class AnalysisPanel(w.VBox):
 
     def run_spectrum(self):
         """The spectrum of the selection in the ON region; shows the plot."""
+        with self._failing("spectrum"):
+            return self._run_spectrum()
+
+    def _run_spectrum(self):
         try:
             from ..analysis.spectrum import SpectrumConfig, SpectrumStep
         except ImportError as exc:
@@ -230,6 +241,44 @@ class AnalysisPanel(w.VBox):
         return result
 
     # --- plumbing ---------------------------------------------------------------------------
+    def _selection_position(self, table) -> tuple[float, float]:
+        """The selected rows' target when they share one, else their mean pointing."""
+        names = set()
+        if "target_name" in table.colnames:
+            names = {(v.decode() if isinstance(v, bytes) else str(v)).strip()
+                     for v in table["target_name"]} - {"", "--", "None"}  # fmt: skip
+        if len(names) == 1:
+            ra, dec = _mean_pointing(table)
+            try:
+                found = self.app.search.archive.resolve(names.pop())
+            except CtanbError:
+                return ra, dec
+            # A target name resolved far from where the runs point is another source.
+            if _separation(found.ra, found.dec, ra, dec) < 5.0:
+                return found.ra, found.dec
+            return ra, dec
+        return _mean_pointing(table)
+
+    @contextlib.contextmanager
+    def _failing(self, kind: str) -> Iterator[None]:
+        """A failed run leaves no stale plot, no "downloading ..." and no green label."""
+        try:
+            yield
+        except BaseException:
+            if kind == "map":
+                self.last_map, self.map_png = None, b""
+                self.map_image.value = b""
+            else:
+                self.last_spectrum, self.spectrum_png = None, b""
+                self.spectrum_image.value = b""
+            self.stage, self.progress = "", 0.0
+            self.progress_bar.value = 0.0
+            self.stage_label.value = (
+                f'<span class="ctanb-failed" style="color:#b71c1c">the {kind} failed '
+                "(see the message below)</span>"
+            )
+            raise
+
     def _inputs(self):
         from ..analysis.inputs import inputs_from_archive
 
@@ -239,7 +288,7 @@ class AnalysisPanel(w.VBox):
 
     def _out(self, name: str) -> Path:
         if self.out_dir is None:
-            self.out_dir = Path(tempfile.mkdtemp(prefix="ctanb-analysis-"))
+            self.out_dir = products_dir()
         folder = self.out_dir / name
         folder.mkdir(parents=True, exist_ok=True)
         return folder
@@ -269,6 +318,25 @@ class AnalysisPanel(w.VBox):
         if not isinstance(value, dict):
             raise ConfigError(f"the {name.replace('_', ' ')} must be a mapping of settings")
         setattr(self, name, value)
+
+
+def products_dir() -> Path:
+    """Where the panels write products: ``CTANB_PRODUCTS``, else ``./ctanb-products``.
+
+    The notebook's working folder, so the products appear in its file browser
+    (never only in a temporary folder).
+    """
+    folder = Path(os.environ.get("CTANB_PRODUCTS") or Path.cwd() / "ctanb-products")
+    folder = folder.expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Angular distance in degrees."""
+    r1, d1, r2, d2 = (math.radians(x) for x in (ra1, dec1, ra2, dec2))
+    cos = math.sin(d1) * math.sin(d2) + math.cos(d1) * math.cos(d2) * math.cos(r1 - r2)
+    return math.degrees(math.acos(min(1.0, max(-1.0, cos))))
 
 
 def _map_energy_axis(e_min: float, e_max: float) -> dict:

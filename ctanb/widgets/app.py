@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
+import os
 from typing import Any
 
 import ipywidgets as w
 import traitlets as t
 
 from ._errors import guarded
+from ._tools import LoginBox, ResultsTools
 from .provenance import ProvenancePanel
 from .results import ResultsTable
 from .search import SearchPanel
@@ -54,22 +57,44 @@ class App(w.VBox):
         self.provenance = ProvenancePanel()
         self.analysis = _analysis_panel(self)
         self.jobs = None  # the JobList, built when its tab is first opened (it reads the store)
-        self._jobs_page = w.VBox([w.HTML("<i>loading jobs ...</i>")]) if _has_job_list() else None
+        # The Jobs tab: the async archive searches of this App, then the analysis jobs.
+        self.search_jobs = w.HTML()
+        self._analysis_jobs = w.VBox(
+            [w.HTML("<i>loading jobs ...</i>")] if _has_job_list() else
+            [w.HTML("<i>Analysis jobs need the ctanb.jobs package (not installed).</i>")]
+        )  # fmt: skip
+        self._jobs_page = w.VBox([w.HTML("<b>Archive searches (asynchronous)</b>"),
+                                  self.search_jobs, w.HTML("<b>Analysis jobs</b>"),
+                                  self._analysis_jobs])  # fmt: skip
+        self.search.observe(lambda ch: self._show_search_jobs(ch["new"]), "async_queries")
+        self._show_search_jobs([])
+        self.tools = ResultsTools(self)
+        self.login_box = LoginBox(self)
+        self.login_box.show(bool(os.environ.get("CTANB_TOKEN")), "from your environment")
         self.samp = samp
         self.samp_controls = None  # SampControls when a SampLink is given
         t.link((self.table, "selected_rows"), (self.sky, "selected_rows"))
+        # A footprint clicked on the sky: its row is shown (page, scroll, highlight).
+        self.sky.observe(lambda ch: ch["new"] >= 0 and guarded(self.table, self.table.show_row,
+                                                              ch["new"]), "clicked_row")  # fmt: skip
         self.search.observe(lambda ch: self.show_results(ch["new"]), "results")
         self.search.observe(lambda ch: self._mark_target(ch["new"]), "resolved")
-        explore = w.VBox([self.search, w.HTML("<b>Results</b>"), self.table,
-                          self.table.error_display, self.sky, self.sky.error_display])  # fmt: skip
+        # The marker follows the position the query uses (typed RA/Dec win over a name).
+        self.search.observe(lambda ch: self._mark_position(ch["new"]), "criteria")
+        explore = w.VBox([self.login_box, self.search, w.HTML("<b>Results</b>"), self.table,
+                          self.table.error_display, self.tools, self.sky,
+                          self.sky.error_display])  # fmt: skip
+        # SAMP is in every App: connected on demand (a hub on this computer, or the
+        # browser's Web Profile for hosted kernels), or at once when a link is given.
+        self.samp_box = w.VBox([_samp_starter(self)])
+        explore.children = (*explore.children, self.samp_box)
         if samp is not None:
-            explore.children = (*explore.children, self._samp_controls(samp))
+            self.samp_box.children = [self._samp_controls(samp)]
         pages = [("Search", explore)]
         if self.analysis is not None:
             pages.append(("Analysis", self.analysis))
         pages.append(("Provenance", self.provenance))
-        if self._jobs_page is not None:
-            pages.append(("Jobs", self._jobs_page))
+        pages.append(("Jobs", self._jobs_page))
         self.tabs = w.Tab(children=[p for _, p in pages], titles=tuple(n for n, _ in pages))
         self.tabs.observe(lambda ch: self._on_tab(pages[ch["new"]][0]), "selected_index")
         super().__init__(children=[w.HTML("<h3>ctanb Data Distiller</h3>"), self.tabs], **kwargs)
@@ -97,15 +122,47 @@ class App(w.VBox):
             raise CtanbError("no results yet: run a search first")
         if not self.table.selected_rows:
             raise CtanbError("no rows selected: check rows in the table or click footprints")
+        missing = [c for c in ("access_url", "s_ra", "s_dec") if c not in self.table.columns]
+        if missing:
+            raise CtanbError(
+                "the selected rows are not datasets (no "
+                + ", ".join(missing)
+                + " column): search with SELECT * to analyse or download them"
+            )
         return self.results[sorted(self.table.selected_rows)]
+
+    def export(self, path: Any = None, format: str | None = None):
+        """Write the results table (VOTable, FITS, CSV) to *path* or the products folder."""
+        return self.tools.export(path, format)
+
+    def download_selected(self, dest: Any = None):
+        """Download the checked datasets (with IRFs) into *dest* or ``ctanb-products/downloads``."""
+        return self.tools.download(dest)
+
+    def login(self, token: str | None = None) -> bool:
+        """Send *token* (default: the Token field) with every archive request; "" logs out.
+
+        The token is not kept in the field; returns True when logged in.
+        """
+        from ..client.archive import authorization_header
+
+        token = (self.login_box.token_text.value if token is None else token).strip()
+        headers = self.search.archive.session.headers
+        if token:
+            headers["Authorization"] = authorization_header(token)
+        else:
+            headers.pop("Authorization", None)
+        self.login_box.token_text.value = ""
+        self.login_box.show(bool(token))
+        return bool(token)
 
     def open_jobs(self):
         """The JobList panel (built on first use; None when ctanb.jobs is not installed)."""
-        if self.jobs is None and self._jobs_page is not None:
+        if self.jobs is None and _has_job_list():
             from .joblist import JobList
 
             self.jobs = JobList()
-            self._jobs_page.children = [self.jobs]
+            self._analysis_jobs.children = [self.jobs]
         return self.jobs
 
     # --- plumbing --------------------------------------------------------------------------------
@@ -113,9 +170,57 @@ class App(w.VBox):
         if title == "Jobs":
             guarded(self.search, self.open_jobs)
 
+    def _show_search_jobs(self, queries: list[dict]) -> None:
+        from .joblist import _badge
+
+        if not queries:
+            self.search_jobs.value = (
+                "<i class='ctanb-jobs-empty'>No asynchronous searches yet: tick "
+                "\u201casynchronous (UWS job)\u201d in the Search tab, then press Search; "
+                "each search is listed here with its phase and time.</i>"
+            )
+            return
+        rows = "".join(
+            f"<tr><td>{_badge(q['phase'])}</td><td>{q['elapsed']:.1f} s</td>"
+            f"<td>{'' if q['rows'] is None else q['rows']}</td>"
+            f"<td><code>{html.escape(' '.join(q['adql'].split())[:120])}</code></td></tr>"
+            for q in queries
+        )
+        self.search_jobs.value = (
+            "<table class='ctanb-search-jobs'><tr><th>Phase</th><th>Time</th><th>Rows</th>"
+            f"<th>ADQL</th></tr>{rows}</table>"
+        )
+
+    def _mark_position(self, criteria: dict) -> None:
+        if "ra" in criteria and "dec" in criteria:
+            self.sky.set_target("typed position", criteria["ra"], criteria["dec"])
+        elif self.search.position_source == "name" and self.search.resolved:
+            self._mark_target(self.search.resolved)
+        elif "target" not in criteria:  # no position in the query: no marker
+            self.sky.clear_target()
+
     def _mark_target(self, resolved: dict) -> None:
         if resolved:
             self.sky.set_target(resolved["name"], resolved["ra"], resolved["dec"])
+        else:  # a failed resolve: the old marker would show a position no longer searched
+            self.sky.clear_target()
+
+    def connect_samp(self, how: str | None = None, *, lockfile: Any = None):
+        """Connect to SAMP (the "Connect" button): ``"hub"`` on this computer (started
+        if none runs) or ``"browser"`` (the Web Profile through the user's browser, for
+        hosted kernels); returns the :class:`~ctanb.samp.SampLink`."""
+        from ..samp import SampLink
+
+        how = how or self.samp_box.children[0].children[0].value
+        if self.samp is not None:
+            return self.samp
+        link = SampLink.bridge() if how == "browser" else SampLink.connect(lockfile, start_hub=True)
+        self.samp = link
+        children = [self._samp_controls(link)]
+        if link.widget is not None:  # the bridge runs in the page that shows it
+            children.insert(0, link.widget)
+        self.samp_box.children = children
+        return link
 
     def _samp_controls(self, samp: Any):
         from ..samp.widgets import SampControls
@@ -144,6 +249,20 @@ class App(w.VBox):
             return None
         counts = result.dataset.counts
         return counts.sum_over_axes(keepdims=False) if counts.geom.axes else counts
+
+
+def _samp_starter(app: App) -> w.HBox:
+    hosted = bool(os.environ.get("JUPYTERHUB_USER"))
+    how = w.Dropdown(options=[("through this browser (hosted notebook)", "browser"),
+                              ("on this computer (SAMP hub)", "hub")],
+                     value="browser" if hosted else "hub", description="SAMP",
+                     layout=w.Layout(width="360px"))  # fmt: skip
+    button = w.Button(description="Connect", icon="plug",
+                      tooltip="Send tables and images to TOPCAT, Aladin, DS9")  # fmt: skip
+    note = w.HTML("<span style='color:#555'>not connected: press Connect to send the table, "
+                  "the checked rows or a count map to TOPCAT or Aladin</span>")  # fmt: skip
+    button.on_click(lambda _: guarded(app.search, app.connect_samp))
+    return w.HBox([how, button, note])
 
 
 def _analysis_panel(app: App):

@@ -253,6 +253,16 @@ class JobList(w.VBox):
             children.append(box)
         for job_id in set(self._rows) - {s["id"] for s in summaries}:
             self._rows.pop(job_id)[0].close()
+        if not children:  # say how jobs get here rather than show an empty box
+            filtered = self.phase_filter or self.owner_filter
+            children = [w.HTML(
+                "<i class='ctanb-jobs-empty'>"
+                + ("No job matches the filters." if filtered else
+                   "No analysis jobs yet: an analysis submitted as a job (from a notebook "
+                   "or the ctanb command line) appears here, live, with its phase, log "
+                   "and products.")
+                + "</i>"
+            )]  # fmt: skip
         self.rows_box.children = children
 
     # -- actions ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ page of 1000 rows is one message and one ``innerHTML``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import anywidget
@@ -21,6 +22,11 @@ from ._errors import ErrorDisplay
 
 __all__ = ["ResultsTable"]
 
+#: Export formats: name -> astropy writer; file suffix -> name.
+_EXPORT_FORMATS = {"votable": "votable", "fits": "fits", "csv": "ascii.csv", "ecsv": "ascii.ecsv"}
+_EXPORT_SUFFIXES = {".vot": "votable", ".xml": "votable", ".votable": "votable",
+                    ".fits": "fits", ".fit": "fits", ".csv": "csv", ".ecsv": "ecsv"}  # fmt: skip
+
 #: Page sizes offered in the table's toolbar.
 PAGE_SIZES = (10, 25, 100, 1000)
 
@@ -33,6 +39,38 @@ def _principal(colnames: list[str]) -> list[str]:
 
 #: Float columns whose values need more than 6 digits: MJD times (1 s is 1e-5 day).
 _FLOAT_FORMATS = {"t_min": "{:.5f}", "t_max": "{:.5f}"}
+#: MJD columns shown with their UTC date and time beside the number.
+_MJD_COLUMNS = ("t_min", "t_max")
+
+
+def _iso_dates(mjd: Any) -> list[str]:
+    """``YYYY-MM-DD hh:mm:ss`` (UTC) of MJD (TT) values; "" for masked or invalid ones."""
+    from astropy.time import Time
+
+    data = np.ma.filled(np.ma.asanyarray(mjd, dtype=float), np.nan)
+    good = np.isfinite(data)
+    out = [""] * len(data)
+    if good.any():
+        texts = Time(data[good], format="mjd", scale="tt").utc.iso
+        for index, text in zip(np.flatnonzero(good).tolist(), np.atleast_1d(texts), strict=True):
+            out[index] = str(text)[:19]
+    return out
+
+
+def column_info(table: Any) -> dict[str, str]:
+    """Per column: unit, UCD and description (the table's, else the data model's)."""
+    info = {}
+    for name in table.colnames:
+        col = table[name]
+        model = COLUMNS_BY_NAME.get(name)
+        unit = str(col.unit) if getattr(col, "unit", None) else (model.unit if model else "")
+        ucd = col.meta.get("ucd") or (model.ucd if model else "")
+        text = getattr(col, "description", None) or (model.description if model else "")
+        parts = [f"unit: {unit}" if unit else "", f"UCD: {ucd}" if ucd else "", text or ""]
+        if name in _MJD_COLUMNS:
+            parts.append("shown as MJD and UTC date")
+        info[name] = " · ".join(p for p in parts if p)
+    return info
 
 
 def _format_column(values: Any, name: str = "") -> list[str]:
@@ -48,6 +86,8 @@ def _format_column(values: Any, name: str = "") -> list[str]:
         texts = [x.decode() if isinstance(x, bytes) else str(x) for x in data.filled("").tolist()]
     else:
         texts = [str(x) for x in np.ma.filled(data, 0).tolist()]
+    if name in _MJD_COLUMNS and data.dtype.kind in "fi":
+        texts = [f"{t}  ({d})" if d else t for t, d in zip(texts, _iso_dates(data), strict=True)]
     if mask.any():
         texts = ["" if m else s for s, m in zip(texts, mask.tolist(), strict=True)]
     return texts
@@ -91,6 +131,11 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
     selected_rows = t.List(t.Int()).tag(sync=True)
     #: The current page: ``{"index": [row indices], "cells": [[texts of a column], ...]}``.
     page_data = t.Dict().tag(sync=True)
+    #: The row last pointed at elsewhere (a footprint clicked on the sky): shown,
+    #: scrolled to and highlighted; -1 for none.
+    focus_row = t.Int(-1).tag(sync=True)
+    #: Column name -> "unit: … · UCD: … · description" (the header's tooltip).
+    column_info = t.Dict().tag(sync=True)
     error = t.Unicode("").tag(sync=True)
     results = t.Any(None, allow_none=True)
 
@@ -122,8 +167,13 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
         """Show new results (a :class:`~ctanb.client.Results` or an astropy Table)."""
         table = getattr(results, "table", results)
         self.results = results
+        # No row of the old results may be looked up in the new ones (a COUNT has 1 row)
+        # while the traits below change and re-render.
+        self._order = np.arange(0)
         with self.hold_sync():
             self.selected_rows = []
+            self.focus_row = -1
+            self.column_info = column_info(table)
             self.columns = list(table.colnames)
             keep = [c for c in self.visible_columns if c in table.colnames]
             self.visible_columns = keep or _principal(table.colnames)
@@ -166,6 +216,16 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
         start = self.page * self.page_size
         return [int(i) for i in self._order[start : start + self.page_size]]
 
+    def show_row(self, row: int) -> None:
+        """Go to the page of *row* (index in :attr:`table`), scroll to it and highlight it."""
+        row = int(row)
+        if not 0 <= row < self.row_count:
+            raise CtanbError(f"no row {row}: the results have {self.row_count} rows")
+        position = int(np.flatnonzero(self._order == row)[0])
+        with self.hold_sync():
+            self.page = position // max(self.page_size, 1)
+            self.focus_row = row
+
     def select(self, rows: list[int]) -> None:
         """Check exactly *rows* (indices in :attr:`table`)."""
         bad = [r for r in rows if not 0 <= int(r) < self.row_count]
@@ -193,6 +253,37 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
         if unknown:
             raise CtanbError(f"no column(s) {', '.join(unknown)} in the results")
         self.visible_columns = list(columns)
+
+    def export(self, path: str | Path, format: str | None = None, *, selected: bool = False):
+        """Write the table (or the checked rows) as VOTable, FITS or CSV; returns the path.
+
+        Parameters
+        ----------
+        path : path
+            The file; its suffix (``.vot``/``.xml``, ``.fits``, ``.csv``, ``.ecsv``) gives
+            the format unless *format* (``"votable"``, ``"fits"``, ``"csv"``, ``"ecsv"``)
+            is given.
+        selected : bool
+            Only the checked rows.
+        """
+        table = self.selected if selected else self.table
+        if table is None or not len(table.colnames):
+            raise CtanbError("nothing to export: run a search first")
+        path = Path(path)
+        format = format or _EXPORT_SUFFIXES.get(path.suffix.lower())
+        if format not in _EXPORT_FORMATS:
+            raise CtanbError(
+                f"cannot export to {path.name!r}: choose VOTable (.vot), FITS (.fits) or CSV (.csv)"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = table.copy(copy_data=True)
+        for name in out.colnames:  # FITS and CSV keep no Python objects: text them
+            column = out[name]
+            if column.dtype.kind == "O" or (format == "csv" and column.ndim > 1):
+                out[name] = [("" if v is None else " ".join(map(str, np.ravel(v)))
+                              if np.ndim(v) else str(v)) for v in column]  # fmt: skip
+        out.write(path, format=_EXPORT_FORMATS[format], overwrite=True)
+        return path
 
     # --- plumbing ----------------------------------------------------------------------------
     def _update_order(self) -> None:

@@ -1,63 +1,50 @@
 """SearchPanel: target and cone, the data-model fields, the ADQL, async progress, history.
 
+Every action reads what is on screen when it runs: the Resolve, Search and Rebuild
+buttons carry the form's held-back edits with their click (:class:`ActionButton`), a
+target name committed in its box (Enter or leaving it) is resolved, and a failed
+resolve clears the position and the query built from it. The position a query uses
+is explicit: typed RA/Dec win over the target name until a name is resolved again,
+and ``position_label`` says which one is used. The ADQL box follows the form until it
+is edited by hand; an edited query is kept (and sent as edited) until the user
+presses "Rebuild ADQL".
+
 The form is generated from :data:`ctanb.datamodel.OBSCORE_COLUMNS`: every
 enumerable ObsCore, ObsConfig and provenance column that
 :class:`~ctanb.client.Criteria` can filter becomes a choice list, first filled
 from the data model's ``choices`` and then (``load_choices``) from the archive's
 own values (``SELECT DISTINCT``). The ADQL box follows the form
-(:meth:`Archive.adql <ctanb.client.Archive.adql>`); an edited ADQL is sent as
-edited.
+(:meth:`Archive.adql <ctanb.client.Archive.adql>`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import html
 import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import ipywidgets as w
 import traitlets as t
 
 from .._errors import CriteriaError, CtanbError
-from ..datamodel import OBSCORE_COLUMNS, OBSCORE_TABLE
+from . import _form
+from ._action import ActionButton
+from ._async import follow, phases_text, status_html
 from ._errors import ErrorDisplay, guarded
+from ._form import ANY, CRITERION_OF, FORM_GROUPS, NUMBERS, choice_columns, read_number
 
 __all__ = ["FORM_GROUPS", "SearchPanel"]
 
-#: Criteria that filter one column by equality: column -> criterion (see ctanb.client.criteria).
-_CRITERION_OF = {
-    "target_name": "target_name", "obs_collection": "collection", "facility_name": "facility",
-    "instrument_name": "instrument", "site": "site", "sub_array_name": "sub_array",
-    "dataproduct_type": "dataproduct_type", "dataproduct_subtype": "dataproduct_subtype",
-    "pointing_mode": "pointing_mode", "obs_mode": "obs_mode", "obs_type": "obs_type",
-    "proposal_id": "proposal_id", "data_rights": "data_rights", "target_class": "target_class",
-    "calib_version": "calib_version", "reco_version": "reco_version",
-    "reco_method": "reco_method", "applied_cuts": "applied_cuts", "data_quality": "data_quality",
-}  # fmt: skip
 
-#: Form sections, in order: data-model group -> title.
-FORM_GROUPS = {
-    "obscore": "ObsCore",
-    "obscore-optional": "ObsCore",
-    "obsconfig": "ObsConfig",
-    "provenance": "Provenance",
-}
-#: Numeric criteria typed as text (empty = not used): name -> (label, tooltip).
-_NUMBERS = {
-    "ra": ("RA", "ICRS right ascension, deg"),
-    "dec": ("Dec", "ICRS declination, deg"),
-    "radius": ("Radius", "search radius, deg"),
-    "time_start": ("Start", "ISO date/time (UTC) or MJD"),
-    "time_end": ("End", "ISO date/time (UTC) or MJD"),
-    "energy_min": ("E min", "TeV the data must reach down to"),
-    "energy_max": ("E max", "TeV the data must reach up to"),
-    "max_zenith": ("Max zenith", "deg"),
-    "limit": ("Limit", "largest number of rows"),
-}
-_ANY = "(any)"
-
-
-def _choice_columns():
-    return [c for c in OBSCORE_COLUMNS if c.name in _CRITERION_OF and c.group in FORM_GROUPS]
+#: The ADQL box: monospace, resizable by the user; the history list shows whole queries.
+_STYLE = (
+    "<style>.ctanb-adql textarea{font-family:var(--jp-code-font-family,monospace);"
+    "font-size:12px;resize:vertical;min-height:6em;white-space:pre;overflow:auto}"
+    ".ctanb-history select{font-family:var(--jp-code-font-family,monospace)}</style>"
+)
 
 
 class SearchPanel(w.VBox):
@@ -75,8 +62,20 @@ class SearchPanel(w.VBox):
         The criteria the form holds (what :meth:`search` asks for).
     adql : str
         The query that will be sent (follows the form unless edited).
+    adql_edited : bool
+        True when the ADQL was edited by hand (kept until :meth:`rebuild_adql`).
+    position_source : str
+        Where the query's position comes from: ``"name"`` (the resolved target),
+        ``"coordinates"`` (typed RA/Dec) or ``""`` (none).
     phase : str
         ``""``, then the query's phase (UWS phase for async queries).
+    phase_log : list
+        ``[[phase, seconds since the search was sent], ...]`` of the last search.
+    elapsed : float
+        Seconds since the last search was sent (running while it runs).
+    async_queries : list of dict
+        Every asynchronous search of this panel, newest first: ``url``, ``adql``,
+        ``phase``, ``elapsed``, ``rows`` (what the Jobs tab lists).
     results : Results
         The last results (observe it: ``panel.observe(f, "results")``).
     error : str
@@ -88,74 +87,108 @@ class SearchPanel(w.VBox):
     adql_edited = t.Bool(False)
     mode = t.Enum(["sync", "async"], "sync")
     phase = t.Unicode("")
+    phase_log = t.List()
+    elapsed = t.Float(0.0)
+    async_queries = t.List(t.Dict())
     row_count = t.Int(-1)
     results = t.Any(None, allow_none=True)
     resolved = t.Dict()
+    position_source = t.Enum(["", "name", "coordinates"], "")
     error = t.Unicode("")
 
     def __init__(self, archive: Any = None, **kwargs: Any) -> None:
         self._archive = archive
         self._job = None
+        self._started = time.monotonic()
         self._updating = False
         # The choice lists are refilled on a thread (load_choices) while the form is in
         # use: the lock keeps a refill and a rebuild of the ADQL from interleaving.
         self._form_lock = threading.RLock()
         self._refilling = False
+        self._quiet = 0  # >0 while the panel itself fills fields (no rebuild per field)
         self.error_display = ErrorDisplay()
         lay = w.Layout(width="170px")
         self.target_text = w.Text(description="Target", placeholder="e.g. Crab",
                                   continuous_update=False)  # fmt: skip
-        self.resolve_button = w.Button(description="Resolve", icon="crosshairs")
+        self.resolve_button = ActionButton(description="Resolve", icon="crosshairs",
+                                           tooltip="Resolve the target name to RA/Dec")  # fmt: skip
+        self.position_label = w.HTML()
         self.numbers = {
-            name: w.Text(description=label, tooltip=tip, placeholder=tip, layout=lay,
+            name: w.Text(description=label, tooltip=tip, placeholder=_form.PLACEHOLDERS[name], layout=lay,
                          continuous_update=False, style={"description_width": "70px"})
-            for name, (label, tip) in _NUMBERS.items()
+            for name, (label, tip) in NUMBERS.items()
         }  # fmt: skip
         self.choices = {
-            c.name: w.Dropdown(description=c.name, options=[_ANY, *c.choices], value=_ANY,
+            c.name: w.Dropdown(description=c.name, options=[ANY, *c.choices], value=ANY,
                                tooltip=c.description, style={"description_width": "130px"},
                                layout=w.Layout(width="330px"))
-            for c in _choice_columns()
+            for c in choice_columns()
         }  # fmt: skip
         sections = {}
-        for col in _choice_columns():
+        for col in choice_columns():
             sections.setdefault(FORM_GROUPS[col.group], []).append(self.choices[col.name])
         self.sections = w.Accordion(
             children=[w.GridBox(v, layout=w.Layout(grid_template_columns="repeat(2, 340px)"))
                       for v in sections.values()],
             titles=tuple(sections),
         )  # fmt: skip
-        self.adql_text = w.Textarea(layout=w.Layout(width="98%", height="90px"),
+        for name, box in self.numbers.items():
+            box.add_class(f"ctanb-{name.replace('_', '-')}")  # for tests and style sheets
+        self.adql_text = w.Textarea(rows=5, layout=w.Layout(width="98%", height="auto"),
                                     placeholder="ADQL (follows the form; edit to send your own)")  # fmt: skip
+        self.adql_text.add_class("ctanb-adql")  # resizable, monospace (_STYLE)
+        self.reset_button = w.Button(description="Reset", icon="eraser",
+                                     tooltip="Empty the form and the query")  # fmt: skip
+        self.adql_note = w.HTML()
+        self.rebuild_button = ActionButton(description="Rebuild ADQL", icon="refresh",
+                                           tooltip="Build the ADQL from the form again "
+                                           "(drops your edits)")  # fmt: skip
         self.async_box = w.Checkbox(description="asynchronous (UWS job)", indent=False)
-        self.search_button = w.Button(description="Search", button_style="primary", icon="search")
+        self.search_button = ActionButton(description="Search", button_style="primary",
+                                          icon="search")  # fmt: skip
         self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True)
         self.status = w.HTML()
         self.history_list = w.Dropdown(description="History", options=[("", -1)],
                                        layout=w.Layout(width="98%"))  # fmt: skip
+        self.history_list.add_class("ctanb-history")
+        # The buttons carry what the form shows at the click (see ActionButton).
+        inputs = [self.target_text, *self.numbers.values(), *self.choices.values(),
+                  self.adql_text, self.async_box]  # fmt: skip
+        for button in (self.resolve_button, self.search_button, self.rebuild_button):
+            button.inputs = inputs
         # Handlers are one-liners onto the public methods.
         self.resolve_button.on_click(lambda _: guarded(self, self.resolve))
         self.search_button.on_click(lambda _: guarded(self, self.search, wait=False))
+        self.rebuild_button.on_click(lambda _: guarded(self, self.rebuild_adql))
+        self.reset_button.on_click(lambda _: guarded(self, self.reset))
         self.cancel_button.on_click(lambda _: guarded(self, self.cancel))
         self.history_list.observe(lambda ch: guarded(self, self.use_history, ch["new"]), "value")
         self.async_box.observe(lambda ch: setattr(self, "mode", "async" if ch["new"] else "sync"),
                                "value")  # fmt: skip
         self.adql_text.observe(self._on_adql_typed, "value")
-        for box in [self.target_text, *self.numbers.values(), *self.choices.values()]:
+        # A committed name (Enter, or leaving the box) is resolved; typed RA/Dec take over.
+        self.target_text.observe(lambda ch: guarded(self, self._on_target, ch["new"]), "value")
+        for name in ("ra", "dec"):
+            self.numbers[name].observe(lambda _: guarded(self, self._on_position_typed), "value")
+        for box in [*self.numbers.values(), *self.choices.values()]:
             box.observe(lambda _: guarded(self, self.update_adql), "value")
         n = self.numbers
         children = [
+            w.HTML(_STYLE),
             w.HBox([self.target_text, self.resolve_button]),
             w.HBox([n["ra"], n["dec"], n["radius"]]),
+            self.position_label,
             w.HBox([n["time_start"], n["time_end"], n["energy_min"], n["energy_max"]]),
             w.HBox([n["max_zenith"], n["limit"]]),
             self.sections,
             self.adql_text,
+            w.HBox([self.rebuild_button, self.reset_button, self.adql_note]),
             w.HBox([self.search_button, self.cancel_button, self.async_box, self.status]),
             self.history_list,
             self.error_display,
         ]
         super().__init__(children=children, **kwargs)
+        self._show_position()
 
     # --- archive --------------------------------------------------------------------------
     @property
@@ -185,7 +218,7 @@ class SearchPanel(w.VBox):
                     box = self.choices[key]
                     if text and text not in box.options:
                         box.options = [*box.options, text]
-                    box.value = text or _ANY
+                    box.value = text or ANY
                 else:
                     raise CriteriaError(f"the search form has no field {key!r}", field=key)
 
@@ -198,50 +231,73 @@ class SearchPanel(w.VBox):
             text = box.value.strip()
             if not text:
                 continue
-            if name in ("time_start", "time_end") and not _is_number(text):
-                out[name] = text
-                continue
-            if not _is_number(text):
-                raise CriteriaError(f"{name}: {text!r} is not a number", field=name)
-            out[name] = int(float(text)) if name == "limit" else float(text)
+            out[name] = read_number(name, text)
         for column_name, box in self.choices.items():
-            if box.value not in (None, "", _ANY):
-                out[_CRITERION_OF[column_name]] = box.value
-        if "target" in out and "ra" in out:  # a resolved target filled RA/Dec: the name wins
-            out.pop("ra"), out.pop("dec", None)
+            if box.value not in (None, "", ANY):
+                out[CRITERION_OF[column_name]] = box.value
+        # One position: the resolved name, or the typed RA/Dec (explicit, they win).
+        if self.position_source == "name" and "target" in out:
+            out.pop("ra", None), out.pop("dec", None)
+        elif "ra" in out or "dec" in out:
+            out.pop("target", None)
         return out
 
-    def update_adql(self) -> str:
-        """Rebuild the ADQL from the form (drops an edited query)."""
+    def update_adql(self, *, force: bool = False) -> str:
+        """Build the ADQL from the form; an ADQL edited by hand is kept unless *force*.
+
+        When the form holds an error (a bad number, an unknown name), the query box
+        is emptied, so no earlier query can be sent in its place.
+        """
         with self._form_lock:
-            if self._refilling:  # a list refilled keeps its value: the query stays as it is
+            if self._refilling or self._quiet:  # the panel is filling fields: not yet
                 return self.adql
-            self.criteria = self.form_criteria()
-            adql = self.archive.adql(**self.criteria)
-            self._updating = True
             try:
-                self.adql_text.value = adql
-            finally:
-                self._updating = False
-            self.adql, self.adql_edited = adql, False
+                self.criteria = self.form_criteria()
+                self._show_position()
+                if self.adql_edited and not force:
+                    self.adql_note.value = (
+                        "<i>You edited the ADQL: it is sent as it is, without the form's "
+                        "changes. Press <b>Rebuild ADQL</b> to build it from the form.</i>"
+                    )
+                    return self.adql
+                adql = self.archive.adql(**self.criteria)
+            except CtanbError:
+                if not self.adql_edited or force:
+                    self._set_adql("")
+                raise
+            self._set_adql(adql)
             return adql
+
+    def rebuild_adql(self) -> str:
+        """Build the ADQL from the form again, dropping edits (the "Rebuild ADQL" button)."""
+        return self.update_adql(force=True)
 
     def resolve(self, name: str | None = None) -> dict:
         """Resolve the target name; fills RA/Dec and marks the target."""
         if name is not None:
-            self.target_text.value = name
+            with self._filling():
+                self.target_text.value = name
         name = self.target_text.value.strip()
         if not name:
             raise CriteriaError("type a target name to resolve", field="target")
-        found = self.archive.resolve(name)
+        try:
+            found = self.archive.resolve(name)
+        except CtanbError:
+            self._disarm(f"{name!r} could not be resolved")
+            raise
         self._load_choices_once()
-        self.numbers["ra"].value = f"{found.ra:.5f}"
-        self.numbers["dec"].value = f"{found.dec:.5f}"
-        if not self.numbers["radius"].value.strip():
-            self.numbers["radius"].value = "3"
-        self.resolved = {"name": found.name, "ra": found.ra, "dec": found.dec,
-                         "source": found.source}  # fmt: skip
-        self.status.value = f"{found.name}: RA {found.ra:.4f}, Dec {found.dec:.4f} ({found.source})"
+        with self._filling():
+            self.numbers["ra"].value = f"{found.ra:.5f}"
+            self.numbers["dec"].value = f"{found.dec:.5f}"
+            if not self.numbers["radius"].value.strip():
+                self.numbers["radius"].value = "3"
+            self.resolved = {"name": found.name, "ra": found.ra, "dec": found.dec,
+                             "source": found.source}  # fmt: skip
+            self.position_source = "name"
+        self.status.value = html.escape(
+            f"{found.name}: RA {found.ra:.4f}, Dec {found.dec:.4f} ({found.source})"
+        )
+        self.update_adql()
         return self.resolved
 
     def search(self, *, wait: bool = True):
@@ -253,19 +309,25 @@ class SearchPanel(w.VBox):
             Block until the answer (async queries run in a thread when False, so
             the Cancel button stays live).
         """
-        adql = self.adql_text.value.strip() or self.update_adql()
+        # The query follows the form at this moment, unless the user edited it.
+        edited = self.adql_edited and self.adql_text.value.strip()
+        adql = self.adql_text.value.strip() if edited else self.update_adql(force=True)
+        self._started, self.phase_log, self.elapsed = time.monotonic(), [], 0.0
         if self.mode == "sync":
-            self.phase = "EXECUTING"
+            self._phase("EXECUTING", 0.0)
             try:
                 results = self.archive.query(adql, _criteria=self.criteria or None)
             except CtanbError:
-                self.phase = "ERROR"
+                self._phase("ERROR", time.monotonic() - self._started)
+                self.status.value = status_html(f"failed after {self.elapsed:.1f} s", "error")
                 raise
             return self._done(results)
-        self._job = self.archive.submit(adql, _criteria=self.criteria or None)
+        self._job = job = self.archive.submit(adql, _criteria=self.criteria or None)
         # The job was created and told to run (UWS PHASE=RUN): it is queued until
         # the server picks it up; polling reports the phases from here on.
-        self.phase = "QUEUED"
+        self.async_queries = [{"url": job.url, "adql": adql, "phase": "QUEUED",
+                               "elapsed": 0.0, "rows": None}, *self.async_queries]  # fmt: skip
+        self._phase("QUEUED", time.monotonic() - self._started)
         self.cancel_button.disabled = False
         if wait:
             return self._wait()
@@ -273,29 +335,45 @@ class SearchPanel(w.VBox):
         return None
 
     def cancel(self) -> str:
-        """Abort the running asynchronous query; returns its final phase."""
-        if self._job is None:
+        """Abort the running asynchronous query; returns its final phase.
+
+        A cancel is the user's choice, not a failure: the status says so, and the
+        table keeps the previous results.
+        """
+        job = self._job
+        if job is None:
             raise CtanbError("no asynchronous query is running")
-        self.phase = self._job.cancel()
         self.cancel_button.disabled = True
-        return self.phase
+        phase = job.cancel()
+        self._phase(phase, time.monotonic() - self._started, job)
+        if phase == "ABORTED":
+            self._cancelled()
+        return phase
 
     def use_history(self, index: int) -> None:
         """Put the ADQL of history entry *index* (newest first) in the box."""
         if index is None or index < 0:
             return
-        entries = self.archive.history.entries()[::-1]
-        self.adql_text.value = entries[index].adql
+        self.adql_text.value = _form.history_entries(self.archive)[index].adql
 
-    def refresh_history(self, limit: int = 20) -> None:
-        """Reload the history list (newest first)."""
-        entries = self.archive.history.entries()[::-1][:limit]
-        options = [("", -1)] + [
-            (f"{e.when}  {e.status}  {e.rows if e.rows is not None else '-'} rows  "
-             f"{' '.join(e.adql.split())[:90]}", i)
-            for i, e in enumerate(entries)
-        ]  # fmt: skip
-        self.history_list.options = options
+    def refresh_history(self, limit: int | None = None) -> None:
+        """Reload the history list: every query (or the *limit* newest), newest first."""
+        self.history_list.options = _form.history_options(
+            _form.history_entries(self.archive)[:limit]
+        )
+
+    def reset(self) -> None:
+        """Empty the form and the query (the "Reset" button); results and history stay."""
+        with self._filling():
+            self.target_text.value = ""
+            for box in self.numbers.values():
+                box.value = ""
+            for box in self.choices.values():
+                box.value = ANY
+            self.resolved, self.position_source, self.criteria = {}, "", {}
+            self._set_adql("")
+        self.status.value = ""
+        self.update_adql()
 
     def load_choices(self) -> dict[str, list[str]]:
         """Fill the choice lists with the archive's values (``SELECT DISTINCT``).
@@ -303,13 +381,7 @@ class SearchPanel(w.VBox):
         A value already chosen stays chosen (and listed, even if the archive lacks it),
         so refilling never changes the query.
         """
-        found = {}
-        for column_name in self.choices:
-            adql = f"SELECT DISTINCT {column_name} FROM {OBSCORE_TABLE}"
-            raw = self.archive.service.run_sync(adql).to_table()[column_name]
-            found[column_name] = sorted({(v.decode() if isinstance(v, bytes) else str(v))
-                                         for v in raw
-                                         if v is not None and str(v) not in ("", "--")})  # fmt: skip
+        found = _form.distinct_values(self.archive, list(self.choices))
         with self._form_lock:
             # New options reset a Dropdown to its first entry before the value is put
             # back; the rebuilds that would trigger must not reach the ADQL box.
@@ -317,8 +389,8 @@ class SearchPanel(w.VBox):
             try:
                 for column_name, box in self.choices.items():
                     current = box.value
-                    kept = [] if current in (_ANY, *found[column_name]) else [current]
-                    box.options = [_ANY, *found[column_name], *kept]
+                    kept = [] if current in (ANY, *found[column_name]) else [current]
+                    box.options = [ANY, *found[column_name], *kept]
                     box.value = current
             finally:
                 self._refilling = False
@@ -334,28 +406,114 @@ class SearchPanel(w.VBox):
     def _wait(self):
         job = self._job
         try:
-            results = job.results(callback=lambda phase: setattr(self, "phase", phase))
+            phase = follow(job, self._started, lambda p, s: self._phase(p, s, job))
+            if phase == "ABORTED":  # cancelled (here or elsewhere): an outcome, not an error
+                self._cancelled()
+                return None
+            try:
+                results = job.results(timeout=10)
+            except CtanbError:
+                self._phase("ERROR", time.monotonic() - self._started, job)
+                self.status.value = status_html(f"failed after {self.elapsed:.1f} s", "error")
+                raise
         finally:
             self.cancel_button.disabled = True
-            self._job = None
+            if self._job is job:
+                self._job = None
+        self._update_async(job, rows=len(results))
         return self._done(results)
 
+    def _phase(self, phase: str, elapsed: float, job: Any = None) -> None:
+        """A new poll: the phase (logged when it changes) and the running clock."""
+        if not self.phase_log or self.phase_log[-1][0] != phase:
+            self.phase_log = [*self.phase_log, [phase, round(elapsed, 2)]]
+        self.phase, self.elapsed = phase, round(elapsed, 2)
+        if phase not in ("COMPLETED", "ERROR", "ABORTED"):
+            self.status.value = status_html(phases_text(self.phase_log, elapsed))
+        if job is not None:
+            self._update_async(job, phase=phase, elapsed=round(elapsed, 2))
+
+    def _update_async(self, job: Any, **values: Any) -> None:
+        self.async_queries = [{**q, **values} if q["url"] == job.url else q
+                              for q in self.async_queries]  # fmt: skip
+
+    def _cancelled(self) -> None:
+        self.status.value = status_html(
+            f"Cancelled after {self.elapsed:.1f} s, as you asked; "
+            "the table still shows the previous results.",
+            "cancelled",
+        )
+
     def _done(self, results):
-        self.phase = "COMPLETED"
+        self._phase("COMPLETED", time.monotonic() - self._started)
         self.row_count = len(results)
-        self.status.value = f"{len(results)} row(s)" + (" (truncated)" if results.overflow else "")
+        rows = f"{len(results)} row(s)" + (" (truncated)" if results.overflow else "")
+        self.status.value = status_html(f"{rows} in {self.elapsed:.1f} s", "ok")
         self.results = results
         guarded(self, self.refresh_history)
         return results
 
     def _on_adql_typed(self, change: dict) -> None:
         if not self._updating:
-            self.adql, self.adql_edited = change["new"], True
+            # An emptied box means "follow the form again".
+            self.adql, self.adql_edited = change["new"], bool(change["new"].strip())
+            if not self.adql_edited:
+                self.adql_note.value = ""
 
+    def _set_adql(self, adql: str) -> None:
+        self._updating = True
+        try:
+            self.adql_text.rows = min(max(5, adql.count("\n") + 2), 30)  # the whole query shows
+            self.adql_text.value = adql
+        finally:
+            self._updating = False
+        self.adql, self.adql_edited = adql, False
+        self.adql_note.value = ""
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    @contextlib.contextmanager
+    def _filling(self) -> Iterator[None]:
+        # The panel fills several fields: no rebuild (nor position change) per field.
+        with self._form_lock:
+            self._quiet += 1
+            try:
+                yield
+            finally:
+                self._quiet -= 1
+
+    def _on_target(self, name: str) -> None:
+        if self._quiet:
+            return
+        if name.strip():
+            self.resolve()
+            return
+        if self.position_source == "name":  # the name is gone: so is its position
+            self._disarm("")
+        self.update_adql()
+
+    def _on_position_typed(self) -> None:
+        if self._quiet:
+            return
+        typed = any(self.numbers[k].value.strip() for k in ("ra", "dec"))
+        self.position_source = "coordinates" if typed else ""
+        self._show_position()
+
+    def _disarm(self, why: str) -> None:
+        """A failed resolve: no position, no query built from it, no marker."""
+        with self._filling():
+            self.numbers["ra"].value = ""
+            self.numbers["dec"].value = ""
+            self.resolved = {}
+            self.position_source = ""
+            self.criteria = {}
+            if not self.adql_edited:
+                self._set_adql("")
+        self.status.value = html.escape(f"no position: {why}") if why else ""
+        self._show_position()
+
+    def _show_position(self) -> None:
+        target = self.target_text.value.strip()
+        ra, dec = (self.numbers[k].value.strip() for k in ("ra", "dec"))
+        text = _form.position_text(self.position_source, target, ra, dec, self.resolved)
+        self.position_label.value = (
+            f'<span class="ctanb-position">Position used: {html.escape(text)}</span>'
+        )

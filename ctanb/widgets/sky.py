@@ -19,7 +19,6 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-from .._errors import CtanbError
 from ._base import CommandMixin, static_file
 from ._errors import ErrorDisplay
 
@@ -47,6 +46,24 @@ def _regions(column: Any) -> list[Any]:
     return [None if m else v for v, m in zip(values.data.tolist(), mask.tolist(), strict=True)]
 
 
+def _fitted_fov(footprints: list[dict]) -> float:
+    """A field of view (deg) holding every footprint: twice the largest distance from
+    their mean direction, with a margin; 6 deg for one field, 180 for all-sky results."""
+    if not footprints:
+        return 6.0
+    points = [(f["ra"], f["dec"]) for f in footprints]
+    points += [tuple(v) for f in footprints for v in f["polygon"]]
+    ra, dec = np.radians(np.array(points, dtype=float).T)
+    vectors = np.array([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+    mean = vectors.mean(axis=1)
+    norm = np.linalg.norm(mean)
+    if norm < 1e-6:
+        return 180.0
+    cos = np.clip((mean / norm) @ vectors, -1.0, 1.0)
+    radius = float(np.degrees(np.arccos(cos)).max())
+    return float(min(180.0, max(2.0, 2.4 * radius)))
+
+
 class SkyView(CommandMixin, anywidget.AnyWidget):
     """Footprints (``s_region``), pointing markers and the target, with selection.
 
@@ -58,6 +75,9 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
         ``{"name", "ra", "dec"}`` of the search target, or empty.
     selected_rows : list of int
         Selected rows (linked to :class:`~ctanb.widgets.ResultsTable`).
+    message : str
+        What the view has to say about the results (e.g. that they hold no
+        positions, so there is nothing to draw); ``""`` otherwise.
     mode : str
         Set by the front end: ``"aladin"`` when Aladin Lite runs, ``"plot"`` when
         only the plain sky plot could be drawn; ``status`` says why.
@@ -79,6 +99,9 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
     use_aladin = t.Bool(True).tag(sync=True)
     mode = t.Unicode("").tag(sync=True)
     status = t.Unicode("").tag(sync=True)
+    message = t.Unicode("").tag(sync=True)
+    #: The row of the footprint clicked last (the App shows it in the table).
+    clicked_row = t.Int(-1)
     error = t.Unicode("").tag(sync=True)
 
     def __init__(self, results: Any = None, **kwargs: Any) -> None:
@@ -95,7 +118,13 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
         table = getattr(results, "table", results)
         missing = [c for c in ("s_ra", "s_dec") if c not in table.colnames]
         if missing:
-            raise CtanbError(f"cannot draw the results on the sky: no column {missing[0]}")
+            # Any valid query is a result (a COUNT, chosen columns): nothing to draw.
+            with self.hold_sync():
+                self.selected_rows = []
+                self.footprints = []
+                self.fov = _fitted_fov([])
+                self.message = "Nothing to draw: the results have no positions (s_ra, s_dec)."
+            return
         # Whole columns at once: indexing masked columns row by row costs ~1 ms a row.
         ra = np.ma.filled(np.ma.asanyarray(table["s_ra"], dtype=float), np.nan)
         dec = np.ma.filled(np.ma.asanyarray(table["s_dec"], dtype=float), np.nan)
@@ -110,10 +139,18 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
         with self.hold_sync():
             self.selected_rows = []
             self.footprints = out
+            self.fov = _fitted_fov(out)
+            self.message = (
+                "" if out or not len(table) else "Nothing to draw: no row has a position."
+            )
 
     def set_target(self, name: str, ra: float, dec: float) -> None:
         """Mark the target (and centre the view on it)."""
         self.target = {"name": str(name), "ra": float(ra), "dec": float(dec)}
+
+    def clear_target(self) -> None:
+        """Remove the target marker (its name no longer gives the position)."""
+        self.target = {}
 
     def select(self, rows: list[int]) -> None:
         """Select exactly *rows*."""
@@ -122,6 +159,8 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
     def toggle(self, row: int) -> None:
         """Select *row* if not selected, else unselect it (a click on its footprint)."""
         self.select(sorted(set(self.selected_rows) ^ {int(row)}))
+        self.clicked_row = -1  # a click on the same footprint again is news too
+        self.clicked_row = int(row)
 
     def send_aladin(self) -> None:
         """Send the bundled Aladin Lite module to the front end (it asks once per page)."""

@@ -118,7 +118,16 @@ function drawPlot(model, svg, note) {
   }
   out.push(`<text x="6" y="${H - 8}" fill="#8890b0" font-size="10">${proj.name} at RA ${ra0.toFixed(2)}, ` +
     `Dec ${dec0.toFixed(2)}; grid ${step} deg; ${fps.length} footprint(s)</text>`);
-  if (note) out.push(`<text x="6" y="14" fill="#c0c8e0" font-size="10">${escText(note)}</text>`);
+  // Axis labels and a legend, so the plot reads on its own.
+  const xLabel = plate ? "RA - RA0 (deg), east to the left" : "offset in RA (deg), east to the left";
+  out.push(`<text class="ctanb-axis-label" x="${W / 2}" y="${H - 22}" fill="#c0c8e0" font-size="11" text-anchor="middle">${xLabel}</text>`,
+    `<text class="ctanb-axis-label" x="12" y="${H / 2}" fill="#c0c8e0" font-size="11" text-anchor="middle" transform="rotate(-90 12 ${H / 2})">${plate ? "Dec (deg)" : "offset in Dec (deg)"}</text>`);
+  const legend = [["#50a0ff", "footprint"], ["#9fd0ff", "pointing"], ["#ffc800", "selected"], ["#ff4d4d", "target"]];
+  out.push(`<g class="ctanb-legend">` + legend.map(([c, t], i) =>
+    `<rect x="${W - 86}" y="${22 + i * 14}" width="9" height="9" fill="${c}"/><text x="${W - 72}" y="${30 + i * 14}" fill="#c0c8e0" font-size="10">${t}</text>`).join("") + `</g>`);
+  // The kernel's word (e.g. "nothing to draw") comes before the front end's own note.
+  const said = model.get("message") || note;
+  if (said) out.push(`<text x="6" y="14" fill="#c0c8e0" font-size="10" class="ctanb-sky-message">${escText(said)}</text>`);
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.innerHTML = out.join("");
 }
@@ -210,6 +219,7 @@ function render({ model, el }) {
   model.on("change:footprints", redraw);
   model.on("change:target", redraw);
   model.on("change:selected_rows", redraw);
+  model.on("change:message", redraw);
   drawPlot(model, svg, note);
   return () => { if (aladinDiv) aladinDiv.innerHTML = ""; };
 }

@@ -1,0 +1,103 @@
+"""Astropy values as search criteria: angles, energies and positions.
+
+Astronomers pass quantities, coordinates and times (pyvo, astroquery and gammapy
+take them); :class:`~ctanb.client.Criteria` keeps plain numbers in fixed units
+(degrees, TeV, MJD). These functions turn what a user gives into those numbers,
+or raise :class:`~ctanb.CriteriaError` naming the field and the forms accepted.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from typing import Any
+
+from .._errors import CriteriaError
+
+__all__ = ["angle_deg", "energy_tev", "position_criteria"]
+
+#: Two or more sexagesimal parts: 05h34m31.9s, -22d00m52s, 22°00'52", 05:34:31.9.
+_SEXAGESIMAL = re.compile(r"^[+-]?\d+(\.\d*)?\s*[hd:°]\s*\d")
+
+
+def _plain_number(value: Any) -> float | None:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def angle_deg(value: Any, field: str) -> Any:
+    """Degrees from a number (degrees), an astropy Quantity/Angle or a text.
+
+    Texts may carry a unit (``"3 deg"``, ``"30 arcmin"``) or be sexagesimal
+    (``"05h34m31.9s"``, ``"22d00m52s"``; an ``ra`` with colons, ``"05:34:31.9"``,
+    is in hours). ``None`` stays ``None``.
+    """
+    if value is None:
+        return None
+    plain = _plain_number(value)
+    if plain is not None:
+        return plain
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
+    try:
+        if isinstance(value, u.Quantity):
+            return float(value.to_value(u.deg))
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                return float(text)
+            except ValueError:
+                pass
+            if _SEXAGESIMAL.match(text):  # 05h34m31.9s, 22d00m52s, 05:34:31.9
+                # RA written with colons is in hours, as catalogues write it.
+                hours = "h" in text or (field == "ra" and ":" in text)
+                return float(Angle(text, unit=u.hourangle if hours else u.deg).deg)
+            return float(u.Quantity(text).to_value(u.deg))
+    except (TypeError, ValueError, u.UnitsError):
+        pass
+    raise CriteriaError(
+        f"{field}: {value!r} is not an angle (give degrees: 3, '3 deg', 3 * u.deg, "
+        "an astropy Angle or '05h34m31.9s')",
+        field=field,
+    )
+
+
+def energy_tev(value: Any, field: str) -> Any:
+    """TeV from a number (TeV), an astropy Quantity of energy or a text (``"500 GeV"``)."""
+    if value is None:
+        return None
+    plain = _plain_number(value)
+    if plain is not None:
+        return plain
+    from astropy import units as u
+
+    try:
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                return float(text)
+            except ValueError:
+                value = u.Quantity(text)
+        if isinstance(value, u.Quantity):
+            return float(value.to_value(u.TeV))
+    except (TypeError, ValueError, u.UnitsError):
+        pass
+    raise CriteriaError(
+        f"{field}: {value!r} is not an energy (give TeV: 0.5, '500 GeV', 500 * u.GeV)",
+        field=field,
+    )
+
+
+def position_criteria(value: Any, field: str) -> dict[str, Any]:
+    """``{"target": name}`` or ``{"ra": deg, "dec": deg}`` of a name or a SkyCoord."""
+    if isinstance(value, str):
+        return {"target": value}
+    try:
+        icrs = value.icrs
+        return {"ra": float(icrs.ra.deg), "dec": float(icrs.dec.deg)}
+    except (AttributeError, TypeError, ValueError):
+        raise CriteriaError(
+            f"{field}: {value!r} is neither a target name nor an astropy SkyCoord", field=field
+        ) from None
