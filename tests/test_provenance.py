@@ -229,8 +229,8 @@ def test_altered_product_and_missing_input_are_detected(
         hdus[0].data[0, 10, 10] += 1
     report = verify(altered)
     assert not report.ok and "HDU PRIMARY data changed" in report.problems[0]
-    redone = redo(altered, tmp_path / "redo")
-    assert not redone.ok and "data differ" in redone.differences[0]
+    with pytest.raises(ProvenanceError, match=r"refused to redo altered\.fits: product altered"):
+        redo(altered, tmp_path / "redo")
     # an input that disappeared after the product was made
     run = tmp_path / Path(hess_files[0]).name
     shutil.copy(hess_files[0], run)

@@ -133,7 +133,12 @@ def _ctanb(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess:
         [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
-        env={**os.environ, "CTANB_HOME": str(home), "PYTHONPATH": str(TESTS), **env},
+        env={  # another user: their own home and provenance store
+            **{k: v for k, v in os.environ.items() if k != "CTANB_PROV_URL"},
+            "CTANB_HOME": str(home),
+            "PYTHONPATH": str(TESTS),
+            **env,
+        },
         timeout=300,
         check=False,
     )
@@ -166,7 +171,11 @@ def test_a_crafted_record_never_imports_code(product, tmp_path):
     for record in document["entity"].values():
         if "ConfigFile" in str(record.get("prov:type")):
             record["ctanb:encoded"] = json.dumps({"__model__": ["evil_module:Evil", {}]})
-    _rewrite_record(crafted, document)
+    _rewrite_record(crafted, document)  # signature kept: it no longer matches
+    refused = _ctanb("prov", "redo", str(crafted), "--out", str(tmp_path / "o"), home=tmp_path)
+    assert "refused to redo crafted.fits: provenance record altered" in refused.stderr
+    # Unsigned (as an attacker would leave it), redo goes on to the step registry.
+    _rewrite_record(crafted, document, keep_signature=False)
     env = {"PYTHONPATH": f"{TESTS}{os.pathsep}{tmp_path}"}
     result = _ctanb(
         "prov", "redo", str(crafted), "--out", str(tmp_path / "out"), home=tmp_path / "h", **env
@@ -178,7 +187,7 @@ def test_a_crafted_record_never_imports_code(product, tmp_path):
     document = _record(crafted)
     for record in document["activity"].values():
         record["prov:label"] = "counts-map"
-    _rewrite_record(crafted, document)
+    _rewrite_record(crafted, document, keep_signature=False)
     sys.path.insert(0, str(tmp_path))
     try:
         report = redo(crafted, tmp_path / "out2")
@@ -186,6 +195,28 @@ def test_a_crafted_record_never_imports_code(product, tmp_path):
         sys.path.remove(str(tmp_path))
     assert not marker.exists() and "evil_module" not in sys.modules
     assert report.rerun == ["counts-map 1.0"]
+    assert "record not authenticated: the product is not signed" in str(report)
+
+
+def test_a_record_cannot_make_redo_write_or_read_other_files(product, tmp_path):
+    victim = tmp_path / "victim.fits"
+    victim.write_text("precious")
+    crafted = _copy(product, tmp_path, "outside.fits")
+    document = _record(crafted)
+    for record in document["entity"].values():
+        if record.get("voprov:name") == "out":
+            record["ctanb:encoded"] = json.dumps(str(victim))
+    _rewrite_record(crafted, document, keep_signature=False)
+    with pytest.raises(ProvenanceError, match=r"parameter 'out' would write .*victim\.fits"):
+        redo(crafted, tmp_path / "redo")
+    assert victim.read_text() == "precious"
+    document = _record(product)
+    for record in document["entity"].values():
+        if record.get("voprov:name") == "event_files":
+            record["ctanb:encoded"] = json.dumps(["/etc/passwd"])
+    _rewrite_record(crafted, document, keep_signature=False)
+    with pytest.raises(ProvenanceError, match=r"parameter 'event_files' would read /etc/passwd"):
+        redo(crafted, tmp_path / "redo2")
 
 
 def test_an_unknown_step_version_is_named(product, tmp_path):
@@ -193,7 +224,7 @@ def test_an_unknown_step_version_is_named(product, tmp_path):
     document = _record(crafted)
     for record in document["activity"].values():
         record["ctanb:version"] = "9.9"
-    _rewrite_record(crafted, document)
+    _rewrite_record(crafted, document, keep_signature=False)
     with pytest.raises(ProvenanceError, match=r"version '9\.9' is unknown to this ctanb"):
         redo(crafted, tmp_path / "out")
 
@@ -302,7 +333,7 @@ def test_any_mutation_of_a_record_imports_nothing_and_fails_in_words(product, tm
                 target[path[-1]] = new
         mutant = folder / "mutant.fits"
         shutil.copy(product, mutant)
-        _rewrite_record(mutant, document)
+        _rewrite_record(mutant, document, keep_signature=False)  # reaches past the signature
         for action in (lambda: verify(mutant), lambda: redo(mutant, folder / "redo")):
             try:
                 action()

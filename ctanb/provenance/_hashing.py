@@ -408,30 +408,47 @@ class ProductDigest:
 
     ``hdus`` holds ``(name, header sha256, data sha256)`` per HDU in file order,
     the ``PROVENANCE`` HDU excluded; ``sha256`` is the hash of that list.
+    ``provenance_headers`` holds the sha256 of each PROVENANCE HDU's header, its
+    signature cards (:data:`SIGNATURE_CARDS`) left out: the signature covers it.
     """
 
     sha256: str
     hdus: tuple[tuple[str, str, str], ...]
+    provenance_headers: tuple[str, ...] = ()
 
 
-def _header_sha256(header: bytes) -> str:
+#: The cards of a PROVENANCE header that hold the signature (not covered by it).
+SIGNATURE_CARDS = ("SIGALG", "SIGKEY", "SIGVAL1", "SIGVAL2", "SIGNER")
+
+
+def _header_sha256(header: bytes, skip: tuple[str, ...] = VOLATILE_CARDS) -> str:
+    """sha256 of a header's cards (blank cards and *skip* left out); bytes other than
+    blanks after ``END`` count too, so nothing can hide in the padding."""
     digest = hashlib.sha256()
     for offset in range(0, len(header) - len(header) % 80, 80):
         card = header[offset : offset + 80]
         key = card[:8].rstrip().decode("latin-1")
-        if key in VOLATILE_CARDS or not card.strip():
+        if key in skip or not card.strip():
             continue
         digest.update(card)
         if key == "END":
+            tail = header[offset + 80 :]
+            if tail.strip(b" "):
+                digest.update(b"\0padding\0" + tail)
             break
     return digest.hexdigest()
 
 
-def _digest_of(parts: list[tuple[str, str, str]]) -> ProductDigest:
+def header_sha256(header: bytes) -> str:
+    """:func:`_header_sha256` of a PROVENANCE header, signature cards left out."""
+    return _header_sha256(header, VOLATILE_CARDS + SIGNATURE_CARDS)
+
+
+def _digest_of(parts: list[tuple[str, str, str]], provenance: list[str]) -> ProductDigest:
     digest = hashlib.sha256(PRODUCT_HASH.encode())
     for name, header, data in parts:
         digest.update(f"\n{name}\0{header}\0{data}".encode())
-    return ProductDigest(digest.hexdigest(), tuple(parts))
+    return ProductDigest(digest.hexdigest(), tuple(parts), tuple(provenance))
 
 
 def _spans(raw: bytes) -> list[tuple[str, int, int, int]]:
@@ -457,6 +474,8 @@ def fits_product_digest(raw: bytes) -> ProductDigest:
     Every header card (except :data:`VOLATILE_CARDS` and blank cards) and every data
     byte of every HDU except ``PROVENANCE`` counts, so a changed unit, WCS key or data
     value changes the digest, while the file can be copied, re-checksummed or gzipped.
+    Padding that is not blank (after ``END``, after the data, after the last HDU)
+    counts too.
 
     Raises
     ------
@@ -469,18 +488,18 @@ def fits_product_digest(raw: bytes) -> ProductDigest:
         spans = _spans(raw)
     except Exception:
         raise ProvenanceError("not a readable FITS file (truncated or damaged)") from None
-    parts = []
-    for name, start, data_start, data_end in spans:
+    parts, provenance = [], []
+    starts = [start for _, start, _, _ in spans[1:]] + [len(raw)]
+    for (name, start, data_start, data_end), next_start in zip(spans, starts, strict=True):
         if name.strip().upper() == "PROVENANCE":
+            provenance.append(header_sha256(raw[start:data_start]))
             continue
-        parts.append(
-            (
-                name,
-                _header_sha256(raw[start:data_start]),
-                hashlib.sha256(raw[data_start:data_end]).hexdigest(),
-            )
-        )
-    return _digest_of(parts)
+        data = hashlib.sha256(raw[data_start:data_end])
+        padding = raw[data_end:next_start]
+        if padding.strip(b"\0 "):
+            data.update(b"\0padding\0" + padding)
+        parts.append((name, _header_sha256(raw[start:data_start]), data.hexdigest()))
+    return _digest_of(parts, provenance)
 
 
 def fits_product_sha256(path: str | Path) -> ProductDigest:

@@ -52,6 +52,8 @@ class InputLocator:
                 from ..client import connect
 
                 self._archive = connect(arg)
+                # An archive that accepts connections but never answers must not hang redo.
+                self._archive.session.timeout = (5.0, 60.0)
             else:
                 self._archive = arg
         return self._archive
@@ -120,9 +122,10 @@ class InputLocator:
         for did in dids:
             try:
                 links = archive.datalink(did)
-            except CtanbError as exc:
+            except Exception as exc:  # any failure of the archive, said in words
                 raise ProvenanceError(
-                    f"cannot fetch input {name or entity.id} from the archive: {exc}"
+                    f"cannot fetch input {name or entity.id} from the archive at "
+                    f"{getattr(archive, 'url', archive)}: {_plain(exc)}"
                 ) from None
             urls = [
                 link.access_url
@@ -134,10 +137,29 @@ class InputLocator:
             for url in urls:
                 try:
                     path = archive.downloads.fetch_one(url)
-                except CtanbError as exc:
+                except Exception as exc:
                     raise ProvenanceError(
-                        f"cannot fetch input {name or entity.id} from {url}: {exc}"
+                        f"cannot fetch input {name or entity.id} from {url}: {_plain(exc)}"
                     ) from None
                 if self._matches(path, entity):
                     return path
         return None
+
+
+def _plain(exc: BaseException) -> str:
+    """A network or service failure in a few words (no library internals)."""
+    import requests
+
+    chain, seen = exc, 0
+    while chain is not None and seen < 10:
+        if isinstance(chain, requests.Timeout):
+            return "it did not answer in time"
+        if isinstance(chain, requests.ConnectionError):
+            return "it cannot be reached (is the URL right and the service running?)"
+        chain, seen = chain.__cause__ or chain.__context__, seen + 1
+    text = str(exc)
+    if isinstance(exc, CtanbError) and "Max retries" not in text:
+        return text.splitlines()[0][:200]
+    if "Max retries" in text or "Connection refused" in text:
+        return "it cannot be reached (is the URL right and the service running?)"
+    return "its answer is not a DataLink or file response"

@@ -407,7 +407,12 @@ class Activity:
         return merged, [key for key, parts in values.items() if len(parts) > 1]
 
     def _finish_products(self) -> None:
-        from .fits import attach_provenance, attach_provenance_bytes, provenance_hdu_bytes
+        from .fits import (
+            attach_provenance,
+            attach_provenance_bytes,
+            provenance_hdu_bytes,
+            provenance_header_sha256,
+        )
         from .signing import sign_product
 
         propagated, mixed = self._propagated()
@@ -449,12 +454,14 @@ class Activity:
         # Attach only once every product's content hash is known, so each file carries them
         # all; every product of the activity carries the same document, serialized once.
         document: str | None = None
+        header = ""
         for entity, path, body in written:
             if _is_fits(path) and self.attach:
                 if document is None:
                     document = self.graph.serialize("json")
+                    header = provenance_header_sha256(document)
                 text = document.encode()
-                signature = sign_product(entity.id, entity.data_sha256 or "", text)
+                signature = sign_product(entity.id, entity.data_sha256 or "", text, header)
                 if body is not None:
                     data = body + provenance_hdu_bytes(document, signature)
                     _write_product(path, data)

@@ -71,7 +71,7 @@ def recorded(
         signature = inspect.signature(func)
         is_method = next(iter(signature.parameters), None) == "self"
         step_kind = name or func.__qualname__
-        register_step(step_kind, version, func)
+        register_step(step_kind, version, func, inputs=tuple(describers), outputs=tuple(out_types))
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -196,6 +196,18 @@ def provenance_hdu_bytes(document: Any, signature: Signature | None = None) -> b
     return header.encode("latin-1") + data + b"\0" * padding
 
 
+def provenance_header_sha256(document: Any) -> str:
+    """sha256 of the header of the PROVENANCE HDU that carries *document*, signature
+    cards left out (what a signature covers; the same for the astropy-written HDU)."""
+    from ._hashing import header_sha256
+
+    hdu = provenance_hdu_bytes(document)
+    for offset in range(0, len(hdu), 80):
+        if hdu[offset : offset + 8] == b"END     ":
+            return header_sha256(hdu[: offset + 80 + (-(offset + 80) % 2880)])
+    raise ProvenanceError("internal: PROVENANCE header without END")
+
+
 @functools.cache
 def _provenance_header_cards() -> tuple[tuple[str, str, str], ...]:
     """(keyword, comment, 80-character image) of the PROVENANCE HDU's header cards

@@ -80,6 +80,7 @@ class RedoReport:
     input_problems: list[str] = field(default_factory=list)
     rerun: list[str] = field(default_factory=list)
     input_sources: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -106,6 +107,7 @@ class RedoReport:
                               if w == "recorded location" else f"{n} from a {w}"
                               for w, n in counts.items())  # fmt: skip
             lines.append(f"  inputs (checked by sha256): {found}")
+        lines += [f"  {note}" for note in self.notes]
         lines += [f"  - input: {p}" for p in self.input_problems]
         lines += [
             f"  - software {k}: recorded {a}, now {b}"
@@ -182,18 +184,25 @@ class _Replayer:
         for rel in act.generated:
             entity = self.graph.entities.get(rel.entity_id)
             if entity is not None and entity.location:
-                new = self.out_dir / Path(entity.location).name
+                name = Path(entity.location).name
+                if name in ("", ".", ".."):
+                    raise ProvenanceError(
+                        f"refused to redo {act.name!r}: a product is recorded without a file "
+                        f"name ({entity.location!r}); nothing was run"
+                    )
+                new = self.out_dir / name
                 outputs[entity.location] = new
                 self.new_paths[entity.id] = new
                 self.revisions[str(new.resolve())] = entity.id
         models = step.allowed_models()
         kwargs = {
-            k: _substitute(decode_value(v, models), {**replace, **outputs})
+            k: _substitute(_decoded(act, k, v, models), {**replace, **outputs})
             for k, v in act.parameters.items()
         }
+        _check_files(act, step, kwargs, set(replace.values()), set(outputs.values()))
         target: Any = step.function
         if step.is_method:
-            config = decode_value(act.config, models) if act.config else None
+            config = _decoded(act, "configuration", act.config, models) if act.config else None
             owner = step.owner()
             try:
                 instance = owner(config) if config is not None else owner()
@@ -220,6 +229,38 @@ class _Replayer:
         except Exception as exc:
             raise ProvenanceError(f"redo of activity {act.name!r} failed: {exc}") from None
         self.rerun.append(f"{act.name} {act.version}".strip())
+
+
+def _decoded(act: ActivityRecord, name: str, value: Any, models: dict[str, type]) -> Any:
+    try:
+        return decode_value(value, models)
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        raise ProvenanceError(
+            f"refused to redo {act.name!r}: its recorded parameter {name!r} is damaged ({exc})"
+        ) from None
+
+
+def _check_files(
+    act: ActivityRecord, step: Any, kwargs: dict[str, Any], inputs: set[Path], outputs: set[Path]
+) -> None:
+    """The step's file arguments must be the record's located inputs and its products in
+    the redo folder: a record cannot make redo read or write any other file."""
+    for names, allowed, what in (
+        (step.outputs, outputs, "write"),
+        (step.inputs, inputs, "read"),
+    ):
+        for name in names:
+            value = kwargs.get(name)
+            items = value if isinstance(value, list | tuple) else [value]
+            for item in items:
+                if item is None or (what == "read" and item == ""):
+                    continue
+                if Path(str(item)) not in allowed:
+                    raise ProvenanceError(
+                        f"refused to redo {act.name!r}: its parameter {name!r} would {what} "
+                        f"{item}, which is not one of the files its record "
+                        f"{'generated' if what == 'write' else 'used'}; nothing was run"
+                    )
 
 
 def _recorded_wrapper(step: Any) -> Any:
@@ -259,13 +300,18 @@ def redo(product: str | Path, out_dir: str | Path, *, archive: Any = None) -> Re
         ctanb's registered steps (refused before anything runs), or an input cannot
         be found with its recorded content.
     """
-    from .verify import product_entity
+    from .verify import integrity, product_entity
 
+    if isinstance(archive, str) and not archive.startswith(("http://", "https://")):
+        raise ProvenanceError(f"--archive must be an http(s) URL of a TAP service, not {archive!r}")
     path = Path(product)
     graph, entity = product_entity(path)
     producer = graph.generator_of(entity.id)
     if producer is None:
         raise ProvenanceError(f"product {path}: its provenance has no generating activity")
+    found = integrity(path, entity)
+    if found.problems:
+        raise ProvenanceError(f"refused to redo {path.name}: {found.problems[0]}; nothing was run")
     replayer = _Replayer(graph, Path(out_dir), InputLocator(archive))
     replayer.check(producer)
     new_path = replayer.input_path(entity)
@@ -279,6 +325,9 @@ def redo(product: str | Path, out_dir: str | Path, *, archive: Any = None) -> Re
         input_problems=replayer.report_inputs,
         software_changes=replayer.software,
         input_sources=dict(replayer.locator.sources),
+        notes=[f"record not authenticated: {found.unauthenticated}"]
+        if found.unauthenticated
+        else [f"record signed by {found.signed_by}"],
     )
     report.differences, report.identical = compare_fits(path, new_path, rtol=rtol)
     report.equal = not report.differences

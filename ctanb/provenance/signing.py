@@ -3,8 +3,9 @@
 Every user has an Ed25519 key pair in ``<CTANB_HOME>/keys`` (made on first use; the
 private key is readable by its owner only). When a step writes a product, ctanb signs
 
-    ``ctanb-provenance-v1`` · the product's entity id · the sha256 of its whole content
-    (every HDU but PROVENANCE) · the sha256 of its PROVENANCE document
+    ``ctanb-provenance-v2`` · the product's entity id · the sha256 of its whole content
+    (every HDU but PROVENANCE) · the sha256 of its PROVENANCE document · the sha256 of
+    the PROVENANCE HDU's header (its signature cards left out) · the signer's name
 
 and writes the signature, the public key and the signer's name into the header of the
 PROVENANCE HDU. ``verify`` checks that signature, so a copy mailed to a colleague can be
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 ALGORITHM = "ed25519"
-_PREFIX = b"ctanb-provenance-v1"
+_PREFIX = b"ctanb-provenance-v2"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -49,8 +50,9 @@ class Signature:
 
     @property
     def fingerprint(self) -> str:
-        """A short name of the public key (first 16 hex digits of its sha256)."""
-        return hashlib.sha256(bytes.fromhex(self.public_key)).hexdigest()[:16]
+        """A short name of the public key: its first 16 hex digits (as ``ctanb prov key``
+        prints it)."""
+        return self.public_key[:16]
 
 
 def _keys_dir() -> Path:
@@ -59,13 +61,22 @@ def _keys_dir() -> Path:
     return home_dir() / "keys"
 
 
-def _message(entity_id: str, content_sha256: str, document: bytes) -> bytes:
+def clean_signer(name: str) -> str:
+    """The signer's name as a FITS card holds it (printable ASCII, 60 characters)."""
+    return "".join(c for c in name if " " <= c <= "~")[:60].rstrip()
+
+
+def _message(
+    entity_id: str, content_sha256: str, document: bytes, header_sha256: str, signer: str
+) -> bytes:
     return b"\n".join(
         [
             _PREFIX,
             entity_id.encode(),
             content_sha256.encode(),
             hashlib.sha256(document).hexdigest().encode(),
+            header_sha256.encode(),
+            clean_signer(signer).encode(),
         ]
     )
 
@@ -111,13 +122,16 @@ def public_key() -> str:
     return raw.hex()
 
 
-def sign_product(entity_id: str, content_sha256: str, document: bytes) -> Signature:
-    """Sign a product (its entity id, content hash and provenance document)."""
+def sign_product(
+    entity_id: str, content_sha256: str, document: bytes, header_sha256: str
+) -> Signature:
+    """Sign a product (its entity id, content hash, provenance document and header)."""
     from ._agents import current_user
 
+    signer = clean_signer(current_user())
     key = _private_key()
-    value = key.sign(_message(entity_id, content_sha256, document)).hex()
-    return Signature(ALGORITHM, public_key(), value, current_user())
+    value = key.sign(_message(entity_id, content_sha256, document, header_sha256, signer)).hex()
+    return Signature(ALGORITHM, public_key(), value, signer)
 
 
 def trusted_keys() -> dict[str, str]:
@@ -131,32 +145,60 @@ def trusted_keys() -> dict[str, str]:
     return keys
 
 
+def _usable_key(text: str) -> bool:
+    """64 hex digits that decode to an Ed25519 public key other than a degenerate one."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    if not _HEX64.match(text):
+        return False
+    raw = bytes.fromhex(text)
+    if len(set(raw)) < 4:  # all zeros, 00…01 and the like: small-order points, not keys
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        return False
+    return True
+
+
 def trust_key(key: str, name: str = "") -> Path:
-    """Trust signatures made with *key* (64 hex digits, or a file holding them).
+    """Trust signatures made with *key* (64 hex digits, or a file whose first word is one).
 
     Raises
     ------
     ProvenanceError
-        *key* is neither 64 hex digits nor a readable file starting with them.
+        *key* is not a usable public key, or names a file that does not exist or
+        does not start with one.
     """
     text = key.strip()
-    if not _HEX64.match(text.lower()) and Path(text).is_file():
-        text = (Path(text).read_text(errors="replace").split() or [""])[0]
+    if not _HEX64.match(text.lower()):
+        path = Path(text).expanduser()
+        if "/" in text or path.suffix:
+            if not path.is_file():
+                raise ProvenanceError(f"no key file {path}")
+            words = path.read_text(errors="replace").split()
+            text = words[0] if words else ""
+            name = name or " ".join(words[1:2])
     text = text.lower()
-    if not _HEX64.match(text):
+    if not _usable_key(text):
         raise ProvenanceError(
-            "a public key is 64 hexadecimal digits (what 'ctanb prov key' prints)"
+            "not a usable public key: give the 64 hexadecimal digits that "
+            "'ctanb prov key' prints (or a file holding them)"
         )
     folder = _keys_dir() / "trusted"
     folder.mkdir(parents=True, exist_ok=True)
     clean = re.sub(r"[^\w .@-]+", "", name)[:80]
-    path = folder / f"{hashlib.sha256(bytes.fromhex(text)).hexdigest()[:16]}.pub"
+    path = folder / f"{text[:16]}.pub"
     path.write_text(f"{text} {clean}".strip() + "\n")
     return path
 
 
 def check_signature(
-    signature: Signature, entity_id: str, content_sha256: str, document: bytes
+    signature: Signature,
+    entity_id: str,
+    content_sha256: str,
+    document: bytes,
+    header_sha256: str,
 ) -> str | None:
     """None when *signature* is valid and made by a trusted key, else what is wrong."""
     from cryptography.exceptions import InvalidSignature
@@ -166,13 +208,20 @@ def check_signature(
         return f"signed with an unknown algorithm {signature.algorithm!r}"
     try:
         key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(signature.public_key))
-        key.verify(bytes.fromhex(signature.value), _message(entity_id, content_sha256, document))
+        message = _message(entity_id, content_sha256, document, header_sha256, signature.signer)
+        key.verify(bytes.fromhex(signature.value), message)
     except (ValueError, InvalidSignature):
         return "its signature does not match its content and provenance (altered after signing)"
     if signature.public_key not in trusted_keys():
         who = f" by {signature.signer!r}" if signature.signer else ""
         return (
-            f"signed{who} with key {signature.fingerprint}, which you do not trust; "
+            f"signed{who} with key {signature.fingerprint}…, which you do not trust; "
             f"if it is theirs: ctanb prov trust {signature.public_key}"
         )
     return None
+
+
+def signer_name(signature: Signature) -> str:
+    """Who a trusted signature is from, in words (the name given to ``trust``)."""
+    name = trusted_keys().get(signature.public_key, "")
+    return f"{name} (key {signature.fingerprint}…)" if name else f"key {signature.fingerprint}…"

@@ -48,11 +48,16 @@ class RegisteredStep:
         The ActivityDescription name and version a record names.
     function : callable
         The undecorated function (a method when ``is_method``).
+    inputs, outputs : tuple of str
+        Its arguments that are input files and output files (redo checks that a
+        record's values of these are its recorded inputs and products).
     """
 
     kind: str
     version: str
     function: Any
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
 
     @property
     def is_method(self) -> bool:
@@ -96,7 +101,14 @@ class RegisteredStep:
 _REGISTRY: dict[tuple[str, str], RegisteredStep] = {}
 
 
-def register_step(kind: str, version: str, function: Any) -> None:
+def register_step(
+    kind: str,
+    version: str,
+    function: Any,
+    *,
+    inputs: tuple[str, ...] = (),
+    outputs: tuple[str, ...] = (),
+) -> None:
     """Register *function* as the code of step *kind* at *version* (by ``@recorded``).
 
     Raises
@@ -106,7 +118,7 @@ def register_step(kind: str, version: str, function: Any) -> None:
     """
     key = (kind, str(version))
     known = _REGISTRY.get(key)
-    new = RegisteredStep(kind, str(version), function)
+    new = RegisteredStep(kind, str(version), function, tuple(inputs), tuple(outputs))
     if known is not None and known.code != new.code:
         raise ProvenanceError(
             f"step {kind!r} version {version!r} is already registered by {known.code}"
