@@ -343,3 +343,60 @@ def test_any_mutation_of_a_record_imports_nothing_and_fails_in_words(product, tm
         assert not strays, strays
 
     check()
+
+
+def test_cli_mistakes_are_said_in_words_and_change_nothing(product, tmp_path):
+    home = tmp_path / "h"
+
+    def one_line(*args: str) -> str:
+        result = _ctanb("prov", *args, home=home)
+        assert result.returncode != 0, (args, result.stdout)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr, (args, result.stderr)
+        return lines[0]
+
+    assert "no provenance store at" in one_line(
+        "query", "--obs-id", "1", "--store", str(tmp_path / "nowhere" / "x.db")
+    )
+    assert not (tmp_path / "nowhere").exists()
+    assert "sqlite:/// or postgresql://" in one_line("query", "--store", "http://127.0.0.1:1/")
+    assert "folder" in one_line("graph", str(product), "-o", str(tmp_path / "no" / "g.svg"))
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    assert "not a FITS product of ctanb" in one_line("show", str(text))
+    assert "not a usable public key" in one_line("trust", "0" * 64)
+    assert "no key file" in one_line("trust", str(tmp_path / "missing.pub"))
+    assert "http(s) URL" in one_line(
+        "redo", str(product), "--out", str(tmp_path / "o"), "--archive", "not a url"
+    )
+    empty = _ctanb("prov", "query", "--obs-id", "99999", home=home)
+    assert empty.returncode == 0 and "nothing found" in empty.stderr
+
+
+def test_redo_from_an_archive_that_never_answers_ends_in_words(product, tmp_path, monkeypatch):
+    """An archive that accepts the connection and stays silent: redo says so (no hang)."""
+    import socket
+    import threading
+
+    from ctanb.provenance import _locate
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    monkeypatch.setattr(_locate, "READ_TIMEOUT", 2.0)
+    made = _copy(product, tmp_path, "far.fits")
+    document = _record(made)
+    for record in document["entity"].values():
+        if str(record.get("prov:location", "")).endswith(".fits.gz"):
+            record["prov:location"] = str(tmp_path / "gone" / "hess_dl3_dr1_obs_id_023523.fits.gz")
+    _rewrite_record(made, document, keep_signature=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("CTANB_DATA", str(empty))
+    monkeypatch.setenv("CTANB_HOME", str(tmp_path / "home"))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    with pytest.raises(ProvenanceError, match="did not answer in time"):
+        redo(made, tmp_path / "redo", archive=url)
+    listener.close()

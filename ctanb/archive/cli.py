@@ -112,9 +112,20 @@ def serve_command(db: Path, host: str, port: int, policy_path: Path | None) -> N
     """Serve --db as a TAP/DataLink service."""
     if not db.is_file():
         raise click.ClickException(f"archive {db} does not exist; run `ctanb archive build`")
+    import json
+
+    from ..launcher import archive_info_path
     from .service import serve
 
+    # Announce the URL, so ctanb.connect() (and `ctanb run`) in this user's notebooks find it.
+    announce = archive_info_path() if port else None
+    if announce is not None:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        announce.write_text(json.dumps({"url": f"http://{shown}:{port}", "db": str(db)}))
     try:
         serve(db, host=host, port=port, policy=_policy(policy_path))
     except CtanbError as exc:
         raise _fail(exc) from None
+    finally:
+        if announce is not None:
+            announce.unlink(missing_ok=True)

@@ -26,6 +26,9 @@ from .records import EntityRecord
 
 __all__ = ["InputLocator"]
 
+#: Seconds to wait for an archive's answer (connecting: 5 s) before redo gives up on it.
+READ_TIMEOUT = 60.0
+
 
 class InputLocator:
     """Locate input files by content (see the module docstring).
@@ -53,7 +56,7 @@ class InputLocator:
 
                 self._archive = connect(arg)
                 # An archive that accepts connections but never answers must not hang redo.
-                self._archive.session.timeout = (5.0, 60.0)
+                self._archive.session.timeout = (5.0, READ_TIMEOUT)
             else:
                 self._archive = arg
         return self._archive

@@ -16,9 +16,22 @@ _FORMATS = ["text", "json", "xml", "provn", "turtle"]
 
 
 def _store(url: str | None) -> Any:
+    """The store a command names (``--store``), else the default one. A named store must
+    exist: a mistyped path is an error, not a new empty store."""
     from .store import ProvenanceStore, default_store
 
-    return ProvenanceStore(url) if url else default_store()
+    if not url:
+        return default_store()
+    if "://" in url:
+        if not url.startswith(("sqlite:", "postgresql")):
+            raise ProvenanceError(
+                f"--store takes a SQLite file or a sqlite:/// or postgresql:// URL, not {url!r}"
+            )
+        if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
+            raise ProvenanceError(f"no provenance store at {url}")
+    elif not Path(url).is_file():
+        raise ProvenanceError(f"no provenance store at {url} (no such file)")
+    return ProvenanceStore(url)
 
 
 def _graph_of_product(product: str, store_url: str | None) -> Any:
@@ -37,7 +50,8 @@ def _graph_of_product(product: str, store_url: str | None) -> Any:
     )
     if not known:
         raise ProvenanceError(
-            f"product {path} carries no provenance (no PROVENANCE HDU) and the store {store!r} does not know it"
+            f"{path} carries no provenance (not a FITS product of ctanb) and the provenance "
+            "store does not know it"
         )
     return store.lineage(known[0].id, depth=None, direction="BACK")
 
@@ -48,7 +62,10 @@ def _describe(graph: Any) -> str:
     lines = []
     order = sorted(graph.activities.values(), key=lambda a: a.start_time)
     for act in order:
-        lines.append(f"activity {act.name} {act.version}  [{act.status}]  {act.id}")
+        status = act.status
+        if status == "running" and not any(r for r in act.generated):
+            status = "in progress when this product was made"  # e.g. the `ctanb run` analysis
+        lines.append(f"activity {act.name} {act.version}  [{status}]  {act.id}")
         lines.append(f"  time: {act.start_time} -> {act.end_time or '-'}")
         for key, value in act.parameters.items():
             lines.append(f"  parameter {key} = {display_value(value)}")
@@ -86,6 +103,8 @@ def prov() -> None:
 def show(product: str, fmt: str, model: str, store_url: str | None) -> None:
     """Print the provenance of PRODUCT (its own PROVENANCE HDU, else the store)."""
     graph = _graph_of_product(product, store_url)
+    if not graph.activities and not graph.entities:
+        raise ProvenanceError(f"the provenance record of {product} describes nothing")
     click.echo(_describe(graph) if fmt == "text" else graph.serialize(fmt, model=model))
 
 
@@ -99,6 +118,9 @@ def show(product: str, fmt: str, model: str, store_url: str | None) -> None:
 )
 def graph(product: str, output: str, store_url: str | None) -> None:
     """Draw the provenance graph of PRODUCT as SVG (graphviz dot)."""
+    target = Path(output)
+    if not target.parent.is_dir():
+        raise ProvenanceError(f"cannot write {output}: folder {target.parent} does not exist")
     _graph_of_product(product, store_url).to_svg(output)
     click.echo(f"wrote {output}")
 
@@ -199,6 +221,9 @@ def query(
 
 
 def _echo_entities(entities: list[Any], fmt: str) -> None:
+    if not entities and fmt != "json":
+        click.echo("nothing found", err=True)
+        return
     if fmt == "json":
         click.echo(json.dumps([e.to_dict() for e in entities], indent=1))
         return

@@ -370,6 +370,13 @@ def parse(text: str | bytes, format: str = "json") -> ProvenanceGraph:
     """Read PROV-JSON (or ``xml``) text written by ctanb back into a graph."""
     try:
         doc = ProvDocument.deserialize(content=text, format=format)
-    except Exception as exc:
-        raise ProvenanceError(f"cannot parse the provenance document: {exc}") from None
-    return document_to_graph(doc)
+    except Exception:  # the prov library's own words name its internals
+        raise ProvenanceError(
+            f"the provenance document is not valid PROV-{format.upper()}"
+        ) from None
+    try:
+        return document_to_graph(doc)
+    except Exception:
+        raise ProvenanceError(
+            "the provenance document is not a record ctanb can read (damaged or edited)"
+        ) from None

@@ -325,10 +325,21 @@ def read_provenance(path: str | Path) -> ProvenanceGraph:
                     f"product {path} carries no provenance (no {PROVENANCE_EXTNAME} HDU)"
                 )
             raw = hdus[PROVENANCE_EXTNAME].data["PROV_JSON"][0]
-    except OSError as exc:
-        raise ProvenanceError(f"cannot read {path} as FITS: {exc}") from None
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    return parse(text, "json")
+    except ProvenanceError:
+        raise
+    except OSError:
+        raise ProvenanceError(f"cannot read {path} as FITS (not FITS, or damaged)") from None
+    except Exception:  # a PROVENANCE HDU of another shape, an empty or truncated one
+        raise ProvenanceError(
+            f"the provenance of {path} cannot be read (truncated or damaged)"
+        ) from None
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+    try:
+        return parse(text, "json")
+    except ProvenanceError:
+        raise ProvenanceError(
+            f"the provenance of {path} cannot be read (not a PROV-JSON document)"
+        ) from None
 
 
 def has_provenance(path: str | Path) -> bool:
