@@ -24,7 +24,8 @@ import yaml
 from ctanb import AnalysisError, ConfigError
 from ctanb.analysis import inputs_from_datastore
 from ctanb.analysis.map3d import Map3DConfig, Map3DStep
-from ctanb.provenance import default_store, fits_data_sha256, read_provenance
+from ctanb.provenance import default_store, read_provenance
+from ctanb.provenance._hashing import fits_product_sha256
 
 RUNS = [20136, 20137, 20282]
 #: HGPS (H.E.S.S. Collaboration 2018, A&A 612, A1), HESS J1514-591 = MSH 15-52:
@@ -255,7 +256,7 @@ def test_mask_is_a_hashed_input_and_lineage_reaches_the_runs(result) -> None:
     names = {a.name for a in graph.activities.values()}
     assert {"exclusion-mask", "map-dataset", "map3d-fit"} <= names
     mask_file = result.products["exclusion_mask"].resolve()
-    digest = fits_data_sha256(mask_file)  # the mask's own hash (data units)
+    digest = fits_product_sha256(mask_file).sha256  # the mask's own hash (all but PROVENANCE)
     masks = [e for e in graph.entities.values() if e.location == str(mask_file)]
     assert len(masks) == 1 and masks[0].data_sha256 == digest
     assert masks[0].product_type == "mask"

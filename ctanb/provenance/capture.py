@@ -57,6 +57,12 @@ def _merged(first: EntityRecord | None, again: EntityRecord) -> EntityRecord:
     first use knew (location, DID, ObsCore keywords) is kept, gaps filled from the second."""
     if first is None:
         return again
+    if again.location and first.location and again.location != first.location:
+        # The same bytes at another path (one IRF file per run in a download cache):
+        # redo maps every path the step was given to the one copy it finds.
+        also = first.attributes.setdefault("also_at", [])
+        if again.location not in also:
+            also.append(again.location)
     for name in ("location", "size", "data_sha256", "data_level", "obs_id", "publisher_did",
                  "product_type", "label"):  # fmt: skip
         if getattr(first, name) in (None, ""):

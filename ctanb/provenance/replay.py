@@ -178,7 +178,9 @@ class _Replayer:
         for rel in act.used:
             entity = self.graph.entities.get(rel.entity_id)
             if entity is not None and entity.kind == "file" and entity.location:
-                replace[entity.location] = self.input_path(entity)
+                located = self.input_path(entity)
+                for location in [entity.location, *entity.attributes.get("also_at", [])]:
+                    replace[str(location)] = located
         self.out_dir.mkdir(parents=True, exist_ok=True)
         outputs: dict[str, Path] = {}
         for rel in act.generated:
