@@ -203,16 +203,15 @@ def _syntax_error(adql: str, tokens: list, err: ParseError) -> AdqlError:
     highlight = info.get("highlight") or ""
     desc = str(info.get("description") or "")
     reason = next((r for key, r in _PARSER_HINTS if key in desc), "unexpected text")
-    offset = None
-    if line and col:  # sqlglot points at the end of the token it stopped on
-        start_of_line = 0
-        for _ in range(line - 1):
-            start_of_line = adql.index("\n", start_of_line) + 1
-        offset = start_of_line + col - max(1, len(highlight))
-    if offset is None or offset < 0:
-        last = tokens[-1] if tokens else None
-        offset, highlight = (last.start, last.text) if last else (0, adql[:20])
-        reason = "the query ends too early" if last else reason
+    # sqlglot reports the token it stopped on by its line and last column.
+    tok = next((t for t in tokens if t.line == line and t.col == col), None)
+    if tok is not None:
+        offset, highlight = tok.start, tok.text
+    elif tokens:
+        offset, highlight = tokens[-1].start, tokens[-1].text
+        reason = "the query ends too early" if reason == "something is missing here" else reason
+    else:
+        offset, highlight = 0, adql[:20]
     return query_error(adql, offset, highlight, f"ADQL syntax error: {reason}")
 
 

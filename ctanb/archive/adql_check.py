@@ -78,6 +78,11 @@ _NO_ITEM_AFTER_COMMA = {
     TokenType.ORDER_BY, TokenType.HAVING, TokenType.UNION, TokenType.INTERSECT,
     TokenType.EXCEPT, TokenType.ON, TokenType.OFFSET,
 }  # fmt: skip
+# Tokens that end an operand: a '-' or '+' after them is binary, not a sign.
+_OPERAND_END = {
+    TokenType.NUMBER, TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING,
+    TokenType.R_PAREN, TokenType.END, TokenType.NULL, TokenType.STAR,
+}  # fmt: skip
 _XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -170,7 +175,7 @@ def check_tokens(text: str, tokens: list[Token], limits: QueryLimits = LIMITS) -
     """Refuse non-ADQL tokens and queries beyond the :class:`QueryLimits`, before parsing."""
     depth = 0
     frames: list[bool] = []  # one per open parenthesis/CASE: does it hold a SELECT?
-    selects = terms = 0
+    selects = terms = prefixes = 0
     prev: Token | None = None
     for i, tok in enumerate(tokens):
         tt, raw = tok.token_type, tok.text
@@ -194,6 +199,16 @@ def check_tokens(text: str, tokens: list[Token], limits: QueryLimits = LIMITS) -
             or nxt is None or nxt.token_type in _NO_ITEM_AFTER_COMMA
         ):  # fmt: skip
             raise query_error(text, tok.start, raw, "a list item is missing around this ','")
+        # Prefix operators (NOT, unary signs) nest like parentheses in the parser.
+        if tt == TokenType.NOT or (tt in (TokenType.DASH, TokenType.PLUS)
+                                   and (prev is None or prev.token_type not in _OPERAND_END)):  # fmt: skip
+            prefixes += 1
+            if prefixes > limits.nesting:
+                raise query_error(text, tok.start, raw, f"the query has more than "
+                                  f"{limits.nesting} NOT or sign operators in a row (the limit "
+                                  "of this service)")  # fmt: skip
+        else:
+            prefixes = 0
         if tt in (TokenType.L_PAREN, TokenType.CASE):
             depth += 1
             frames.append(False)

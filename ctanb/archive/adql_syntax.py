@@ -72,7 +72,9 @@ def quote_ident(name: str) -> str:
 
 
 def quote_string(text: str) -> str:
-    """Single-quote an SQL string literal."""
+    """Single-quote an SQL string literal (a NUL, which no SQL text may hold, as char(0))."""
+    if "\x00" in text:
+        return "(" + " || char(0) || ".join(quote_string(p) for p in text.split("\x00")) + ")"
     return "'" + text.replace("'", "''") + "'"
 
 

@@ -220,6 +220,7 @@ def execute_query(
 _BROKEN = ("not a database", "malformed", "unable to open", "disk i/o", "no such table: tap")
 # What the database may still refuse in a translated query, said in ADQL terms.
 _DB_REASONS = (
+    ("null character", "the query holds a NUL character (U+0000) where none can be"),
     ("parser stack overflow", "the query is nested too deeply for this service; simplify it"),
     (
         "expression tree is too large",
