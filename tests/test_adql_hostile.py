@@ -65,7 +65,9 @@ def sync(client: httpx.Client, url: str, query: str, **params: str) -> httpx.Res
 
 
 def assert_sound(resp: httpx.Response, query: str) -> None:
-    verdict = check(resp.status_code, resp.content, resp.headers.get("content-type", ""))
+    verdict = check(
+        resp.status_code, resp.content, resp.headers.get("content-type", ""), query=query
+    )
     assert not verdict.problems, (verdict.problems, query[:300], resp.text[:500])
 
 
