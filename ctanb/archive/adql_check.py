@@ -22,10 +22,12 @@ from .._errors import AdqlError
 
 __all__ = [
     "LIMITS",
+    "MessageMixin",
     "QueryLimits",
     "check_tokens",
     "check_tree",
     "describe_text",
+    "flatten_chain",
     "line_col",
     "node_span",
     "query_error",
@@ -294,3 +296,50 @@ def check_tree(text: str, tree: exp.Expression, limits: QueryLimits = LIMITS) ->
             f"the limit of this service is {limits.expression_depth} (an operator counts 1, "
             "parentheses 2, a function call 3, CASE 6, a subquery 11)",
         )  # fmt: skip
+
+
+def flatten_chain(node: exp.Expression) -> list[exp.Expression]:
+    """The operands of a chain of one associative operator (``a AND b AND c``), in order."""
+    kind, out, stack = type(node), [], [node]
+    while stack:
+        n = stack.pop()
+        if type(n) is kind:
+            stack += [n.expression, n.this]
+        else:
+            out.append(n)
+    return out
+
+
+class MessageMixin:
+    """Positions and quoted text of syntax-tree nodes, for the translator's messages."""
+
+    text: str
+
+    def span(self, node: exp.Expression | None) -> tuple[int, int]:
+        """Source offsets of *node*: its own tokens, else its nearest enclosing node's."""
+        while node is not None:
+            found = node_span(node)
+            if found is not None:
+                return found
+            node = node.parent
+        first = len(self.text) - len(self.text.lstrip())
+        return first, min(len(self.text), first + 30) - 1
+
+    def source_text(self, node: exp.Expression | None) -> str:
+        """The ADQL text of *node* as the user wrote it (shortened, for messages)."""
+        start, end = self.span(node)
+        return describe_text(self.text[start : end + 1], 60)
+
+    def error(self, message: str, node: exp.Expression | None = None) -> AdqlError:
+        start, end = self.span(node)
+        line, col = line_col(self.text, start)
+        near = describe_text(self.text[start : end + 1])
+        return AdqlError(
+            f"{message} (at line {line}, column {col} near '{near}')",
+            query=self.text,
+            position=(line, col),
+        )
+
+    def position(self, node: exp.Expression | None) -> tuple[int, int] | None:
+        """1-based (line, column) of the first token of *node*."""
+        return line_col(self.text, self.span(node)[0])

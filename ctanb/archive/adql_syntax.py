@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlglot import exp
 
 from .adql import OutputColumn
+from .adql_check import flatten_chain
 
 if TYPE_CHECKING:
     from .adql_translate import Scope, Val
@@ -180,8 +181,6 @@ class ExpressionMixin:
         return self.make_val(f"({a.sql} || {b.sql})", CHAR)
 
     def _chain(self, node, scope, op: str) -> Val:
-        from .adql_translate import flatten_chain
-
         terms = [self.expr(t, scope).sql for t in flatten_chain(node)]
         return self.make_val("(" + f" {op} ".join(terms) + ")", BOOLEAN)
 

@@ -23,11 +23,11 @@ from .adql import (
     TapSchema,
     TapTable,
 )
-from .adql_check import LIMITS, describe_text, line_col, node_span
+from .adql_check import LIMITS, MessageMixin, flatten_chain
 from .adql_spatial import GEOMETRY_FUNCTIONS, Geom, SpatialMixin, function_args, function_name
 from .adql_syntax import ExpressionMixin, quote_ident
 
-__all__ = ["Scope", "Source", "Translator", "Val"]
+__all__ = ["Scope", "Source", "Translator", "Val", "flatten_chain"]
 
 _SELECT_ARGS = {"expressions", "distinct", "from_", "joins", "where", "group", "having",
                 "order", "limit", "offset", "kind"}  # fmt: skip
@@ -79,18 +79,6 @@ class Val:
     column: tuple[Source, str] | None = None  # (source, column) for a plain column reference
 
 
-def flatten_chain(node: exp.Expression) -> list[exp.Expression]:
-    """The operands of a chain of one associative operator (``a AND b AND c``), in order."""
-    kind, out, stack = type(node), [], [node]
-    while stack:
-        n = stack.pop()
-        if type(n) is kind:
-            stack += [n.expression, n.this]
-        else:
-            out.append(n)
-    return out
-
-
 def _stcs(sql: str) -> str:
     """SQL of the STC-S string of a stored region (NULL stays NULL, as does '')."""
     return f"('{STCS_POLYGON_PREFIX}' || NULLIF({sql}, ''))"
@@ -120,7 +108,7 @@ def _limit_value(translator: Translator, node: exp.Expression | None, what: str)
     return number
 
 
-class Translator(SpatialMixin, ExpressionMixin):
+class Translator(MessageMixin, SpatialMixin, ExpressionMixin):
     """Translate one parsed ADQL statement; one instance per query."""
 
     def __init__(self, text: str, schema: TapSchema):
@@ -132,35 +120,6 @@ class Translator(SpatialMixin, ExpressionMixin):
         self.saw_aggregate = False
 
     # --- helpers used by the mixins ----------------------------------------------------
-    def span(self, node: exp.Expression | None) -> tuple[int, int]:
-        """Source offsets of *node*: its own tokens, else its nearest enclosing node's."""
-        while node is not None:
-            found = node_span(node)
-            if found is not None:
-                return found
-            node = node.parent
-        first = len(self.text) - len(self.text.lstrip())
-        return first, min(len(self.text), first + 30) - 1
-
-    def source_text(self, node: exp.Expression | None) -> str:
-        """The ADQL text of *node* as the user wrote it (shortened, for messages)."""
-        start, end = self.span(node)
-        return describe_text(self.text[start : end + 1], 60)
-
-    def error(self, message: str, node: exp.Expression | None = None) -> AdqlError:
-        start, end = self.span(node)
-        line, col = line_col(self.text, start)
-        near = describe_text(self.text[start : end + 1])
-        return AdqlError(
-            f"{message} (at line {line}, column {col} near '{near}')",
-            query=self.text,
-            position=(line, col),
-        )
-
-    def position(self, node: exp.Expression | None) -> tuple[int, int] | None:
-        """1-based (line, column) of the first token of *node*."""
-        return line_col(self.text, self.span(node)[0])
-
     def make_val(self, sql: str, meta: OutputColumn, **kw) -> Val:
         return Val(sql, meta, **kw)
 
