@@ -457,7 +457,7 @@ def run(client: httpx.Client, url: str, queries: list[str], timeout: float,
         except httpx.TimeoutException:
             v = check(None, b"")
         counts["cases"] += 1
-        counts[f"http {v.status}"] += 1
+        counts[f"status {v.status}"] += 1
         for p in v.problems:
             counts[p.split(" (")[0] if p.startswith("malformed") else p] += 1
         if v.problems:
@@ -472,6 +472,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=70.0, help="seconds before a hang")
     ap.add_argument("--show", type=int, default=10, help="failing queries to print")
     ap.add_argument("--corpus", help="JSON file of queries: read if it exists, else written")
+    ap.add_argument(
+        "--no-positions",
+        action="store_true",
+        help="do not require 'line N, column M' in errors (other services)",
+    )
     args = ap.parse_args(argv)
     if args.corpus and Path(args.corpus).exists():
         queries = json.loads(Path(args.corpus).read_text())
@@ -481,7 +486,10 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.corpus).write_text(json.dumps(queries))
     t0 = time.monotonic()
     with httpx.Client() as client:
-        counts, bad = run(client, args.url.rstrip("/"), queries, args.timeout)
+        counts, bad = run(
+            client, args.url.rstrip("/"), queries, args.timeout, positions=not args.no_positions
+        )
+    print(f"{len(bad)} of {counts['cases']} answers with a problem")
     print(f"{counts['cases']} cases in {time.monotonic() - t0:.0f} s against {args.url}")
     for key, n in sorted(counts.items()):
         print(f"  {key}: {n}")
