@@ -174,7 +174,12 @@ _BINOPS = ["+", "-", "*", "/", "||", "=", "<>", "!=", "<", ">=", " AND ", " OR "
 
 
 def _expressions() -> st.SearchStrategy[str]:
-    leaf = st.one_of(_name(), _number(), _string(), st.just("NULL"), st.just("*"))
+    # Mostly plain columns and small numbers, so that many queries run and return rows.
+    column = st.sampled_from(["s_ra", "s_dec", "t_min", "obs_id", "target_name", "s_region"])
+    small = st.integers(-100, 100).map(str)
+    leaf = st.one_of(
+        column, column, small, column, _name(), _number(), _string(), st.just("NULL"), st.just("*")
+    )
 
     def extend(inner):
         args = st.lists(inner, max_size=3).map(", ".join)
@@ -284,7 +289,8 @@ def grammar_queries(draw) -> str:
             )
         )
     parts.append(sel)
-    parts.append("FROM " + draw(st.sampled_from([*TABLES, "ivoa.nothing", "sqlite_master"])))
+    tables = ["ivoa.obscore"] * 6 + [*TABLES, "ivoa.nothing", "sqlite_master"]
+    parts.append("FROM " + draw(st.sampled_from(tables)))
     if draw(st.booleans()):
         parts.append("AS " + draw(_NAME))
     if draw(st.integers(0, 3)) == 0:
