@@ -41,18 +41,19 @@ the query; only the outermost SELECT adds the ``POLYGON ICRS`` prefix.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.errors import ParseError
 from sqlglot.tokens import Tokenizer, TokenType
 
 from .._errors import AdqlError
 from ..datamodel import REGION_XTYPE
+from .adql_check import check_tokens, check_tree, query_error, tokenize
 from .sqlfunctions import register_functions
 
 __all__ = [
@@ -66,6 +67,8 @@ __all__ = [
     "register_functions",
     "translate",
 ]
+
+log = logging.getLogger("ctanb.archive.adql")
 
 #: xtypes whose values are DALI geometry text in query results.
 GEOMETRY_XTYPES = ("point", "circle", "polygon")
@@ -184,28 +187,49 @@ class _AdqlDialect(Dialect):
         KEYWORDS: ClassVar[dict] = {**Tokenizer.KEYWORDS, "TOP": TokenType.TOP}
 
 
+_PARSER_HINTS = (
+    ("Expecting )", "a ')' is missing"),
+    ("Expecting (", "a '(' is missing"),
+    ("Required keyword", "something is missing here"),
+    ("number of provided arguments", "wrong number of arguments"),
+    ("Expected table name", "a table name is expected here"),
+)
+
+
+def _syntax_error(adql: str, tokens: list, err: ParseError) -> AdqlError:
+    """A sqlglot error in ADQL terms: position, offending text, never parser internals."""
+    info = err.errors[0] if err.errors else {}
+    line, col = info.get("line"), info.get("col")
+    highlight = info.get("highlight") or ""
+    desc = str(info.get("description") or "")
+    reason = next((r for key, r in _PARSER_HINTS if key in desc), "unexpected text")
+    # sqlglot reports the token it stopped on by its line and last column.
+    tok = next((t for t in tokens if t.line == line and t.col == col), None)
+    if tok is not None:
+        offset, highlight = tok.start, tok.text
+    elif tokens:
+        offset, highlight = tokens[-1].start, tokens[-1].text
+        reason = "the query ends too early" if reason == "something is missing here" else reason
+    else:
+        offset, highlight = 0, adql[:20]
+    return query_error(adql, offset, highlight, f"ADQL syntax error: {reason}")
+
+
 def _parse(adql: str) -> exp.Expression:
+    dialect = _AdqlDialect()
+    tokens = tokenize(adql, dialect.tokenizer())
+    check_tokens(adql, tokens)
+    if not tokens:
+        raise AdqlError("empty ADQL query", query=adql, position=(1, 1))
     try:
-        statements = [s for s in sqlglot.parse(adql, read=_AdqlDialect) if s is not None]
+        statements = [s for s in dialect.parser().parse(tokens, adql) if s is not None]
     except ParseError as err:
-        info = err.errors[0] if err.errors else {}
-        line, col = info.get("line"), info.get("col")
-        highlight = info.get("highlight") or ""
-        position = (line, max(1, col - len(highlight) + 1)) if line and col else None
-        desc = info.get("description") or str(err)
-        near = f" near '{highlight}'" if highlight else ""
-        where = f" at line {position[0]}, column {position[1]}" if position else ""
-        raise AdqlError(
-            f"ADQL syntax error{where}{near}: {desc}", query=adql, position=position
-        ) from None
-    except TokenError as err:
-        raise AdqlError(
-            f"ADQL syntax error: {err} (unterminated string or quoted name?)", query=adql
-        ) from None
+        raise _syntax_error(adql, tokens, err) from None
     if not statements:
         raise AdqlError("empty ADQL query", query=adql, position=(1, 1))
-    if len(statements) > 1:
-        raise AdqlError("only one ADQL statement per query is allowed", query=adql)
+    if len(statements) > 1:  # check_tokens refuses ';', so this is a safety net
+        raise query_error(adql, 0, adql[:20], "only one ADQL statement per query is allowed")
+    check_tree(adql, statements[0])
     return statements[0]
 
 
@@ -238,6 +262,19 @@ def translate(adql: str, schema: TapSchema, *, row_limit: int | None = None) -> 
         raise AdqlError("empty ADQL query", query=adql if isinstance(adql, str) else None)
     if row_limit is not None and row_limit < 0:
         raise AdqlError(f"row limit must be >= 0, got {row_limit}", query=adql)
-    tree = _parse(adql)
-    sql, columns, top = Translator(adql, schema).translate_statement(tree, row_limit)
+    try:
+        tree = _parse(adql)
+        sql, columns, top = Translator(adql, schema).translate_statement(tree, row_limit)
+    except (RecursionError, ArithmeticError, ValueError, TypeError) as exc:
+        if isinstance(exc, AdqlError):
+            raise
+        # A bug or a limit missed: answer in the user's terms, keep the details in the log.
+        log.exception("ADQL translation failed unexpectedly for %r", adql[:200])
+        raise query_error(
+            adql,
+            0,
+            adql[:30],
+            "this query cannot be translated (a value out of range or a "
+            "construct too complex for this service); simplify it",
+        ) from None
     return TranslatedQuery(sql=sql, params=(), columns=columns, top=top)

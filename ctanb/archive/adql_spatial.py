@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sqlglot import exp
 
 from .adql import STORED_GEOMETRY_KINDS, OutputColumn
+from .adql_check import LIMITS
 from .geometry import (
     Circle,
     Point,
@@ -123,7 +124,7 @@ class SpatialMixin:
         vals = [self.expr(n, scope) for n in nodes]
         for n, v in zip(nodes, vals, strict=True):
             if v.geom is not None or v.meta.datatype in ("char", "unicodeChar"):
-                raise self.error(f"{what} expects numbers, got '{n.sql()}'", n)
+                raise self.error(f"{what} expects numbers, got '{self.source_text(n)}'", n)
         return vals
 
     def geom_of(self, node: exp.Expression, scope: Scope) -> Geom:
@@ -135,17 +136,30 @@ class SpatialMixin:
         if kind is not None:
             return Geom(kind, text=v.sql)
         raise self.error(
-            f"'{node.sql()}' is not a geometry (expected POINT, CIRCLE, POLYGON, BOX "
+            f"'{self.source_text(node)}' is not a geometry (expected POINT, CIRCLE, POLYGON, BOX "
             "or a geometry column such as s_region)",
             node,
         )
 
-    def _geom_from_numbers(self, kind: str, vals: list[Val]) -> Geom:
+    def _geom_from_numbers(self, kind: str, vals: list[Val], node=None) -> Geom:
         consts = [v.const for v in vals]
         if all(c is not None for c in consts):
             nums = [float(c) for c in consts]  # type: ignore[arg-type]
+            self._check_domain(kind, nums, node)
             return Geom(kind, values=[sql_literal(c) for c in nums], consts=nums)
         return Geom(kind, values=[f"({v.sql})" for v in vals])
+
+    def _check_domain(self, kind: str, nums: list[float], node) -> None:
+        """Refuse constant shapes outside the sphere: |dec| > 90, radius outside 0..180."""
+        name = kind.upper()
+        for x in nums:
+            if not math.isfinite(x):
+                raise self.error(f"{name} needs finite numbers, got {x}", node)
+        for dec in nums[1::2] if kind == "polygon" else nums[1:2]:
+            if abs(dec) > 90:
+                raise self.error(f"{name}: declination {dec:g} is outside -90..90 degrees", node)
+        if kind == "circle" and not 0 <= nums[2] <= 180:
+            raise self.error(f"CIRCLE radius {nums[2]:g} is outside 0..180 degrees", node)
 
     def _geom_val(self, geom: Geom, meta: OutputColumn | None = None) -> Val:
         shape = geom.shape()
@@ -157,8 +171,8 @@ class SpatialMixin:
             sql = f"adql_dali({geom.tagged()})"
         return self.make_val(sql, meta or geometry_meta(geom.kind), geom=geom)
 
-    def _point_of(self, xs: list[Val]) -> Geom:
-        geom = self._geom_from_numbers("point", xs)
+    def _point_of(self, xs: list[Val], node=None) -> Geom:
+        geom = self._geom_from_numbers("point", xs, node)
         a, b = xs[0].column, xs[1].column
         if a and b and a[0] is b[0] and (a[1], b[1]) == ("s_ra", "s_dec"):
             table = a[0].table
@@ -171,7 +185,7 @@ class SpatialMixin:
         args = self._coordsys_args(node, args)
         if len(args) != 2:
             raise self.error("POINT takes a coordinate system (optional), ra and dec", node)
-        return self._geom_val(self._point_of(self._numbers(args, scope, "POINT")))
+        return self._geom_val(self._point_of(self._numbers(args, scope, "POINT"), node))
 
     def _center_and_rest(self, name: str, node, args: list, scope: Scope, rest: int):
         """Split ``(point, x...)`` or ``(ra, dec, x...)`` arguments."""
@@ -194,13 +208,18 @@ class SpatialMixin:
 
     def geo_CIRCLE(self, node, args, scope) -> Val:
         vals = self._center_and_rest("CIRCLE", node, args, scope, 1)
-        if vals[2].const is not None and vals[2].const < 0:
-            raise self.error("CIRCLE radius must not be negative", node)
-        return self._geom_val(self._geom_from_numbers("circle", vals))
+        radius = vals[2].const
+        if radius is not None and not 0 <= radius <= 180:
+            raise self.error(f"CIRCLE radius {radius:g} is outside 0..180 degrees", node)
+        return self._geom_val(self._geom_from_numbers("circle", vals, node))
 
     def geo_BOX(self, node, args, scope) -> Val:
         vals = self._center_and_rest("BOX", node, args, scope, 2)
+        for v, what in zip(vals[2:], ("width", "height"), strict=True):
+            if v.const is not None and not 0 <= v.const <= 180:
+                raise self.error(f"BOX {what} {v.const:g} is outside 0..180 degrees", node)
         if all(v.const is not None for v in vals):
+            self._check_domain("point", [float(v.const) for v in vals[:2]], node)  # type: ignore[arg-type]
             corners = box_polygon(*(float(v.const) for v in vals))  # type: ignore[arg-type]
             flat = [x for c in corners for x in c]
             return self._geom_val(
@@ -225,7 +244,10 @@ class SpatialMixin:
                 vals.extend(self._numbers([a], scope, "POLYGON"))
         if len(vals) < 6 or len(vals) % 2:
             raise self.error("POLYGON needs at least 3 vertices (ra, dec pairs)", node)
-        return self._geom_val(self._geom_from_numbers("polygon", vals))
+        if len(vals) > 2 * LIMITS.polygon_vertices:
+            raise self.error(f"POLYGON has more than {LIMITS.polygon_vertices} vertices "
+                             "(the limit of this service)", node)  # fmt: skip
+        return self._geom_val(self._geom_from_numbers("polygon", vals, node))
 
     # --- functions of shapes ------------------------------------------------------------
     def _predicate(self, name: str, node, args, scope) -> tuple[Geom, Geom, str]:
@@ -249,7 +271,7 @@ class SpatialMixin:
     def _distance_points(self, node, args, scope) -> tuple[Geom, Geom]:
         if len(args) == 4:
             vals = self._numbers(args, scope, "DISTANCE")
-            return self._point_of(vals[:2]), self._point_of(vals[2:])
+            return self._point_of(vals[:2], node), self._point_of(vals[2:], node)
         if len(args) != 2:
             raise self.error("DISTANCE takes two POINTs or four numbers", node)
         pts = [self.geom_of(a, scope) for a in args]

@@ -6,12 +6,14 @@ Only the node types with an ``x_<NodeType>`` method here or in
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
 from .adql import OutputColumn
+from .adql_check import flatten_chain
 
 if TYPE_CHECKING:
     from .adql_translate import Scope, Val
@@ -22,6 +24,7 @@ INT = OutputColumn("", "int")
 CHAR = OutputColumn("", "char", arraysize="*")
 BOOLEAN = OutputColumn("", "boolean")
 _INTEGERS = ("short", "int", "long", "boolean")
+_INT64_MAX = 2**63 - 1
 
 # ADQL math functions with a SQLite built-in of the same meaning: node -> (sql, args).
 _MATH = {
@@ -43,13 +46,36 @@ _CASTS = {
 }
 
 
+def _fold(op: str, a, b, ints: bool):
+    """The value of a constant operation; None for a division by zero (NULL in SQL).
+
+    Raises OverflowError when the result is beyond the range of a double.
+    """
+    if op == "/" and b == 0:
+        return None
+    if op == "/" and ints:
+        q = abs(a) // abs(b)
+        value = q if (a >= 0) == (b >= 0) else -q
+    elif op == "/":
+        value = a / b
+    else:
+        value = {"+": a + b, "-": a - b, "*": a * b}[op]
+    if isinstance(value, int) and abs(value) > _INT64_MAX:
+        value = float(value)  # SQLite turns an integer overflow into a double too
+    if isinstance(value, float) and not math.isfinite(value):
+        raise OverflowError(value)
+    return value
+
+
 def quote_ident(name: str) -> str:
     """Double-quote an SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
 
 
 def quote_string(text: str) -> str:
-    """Single-quote an SQL string literal."""
+    """Single-quote an SQL string literal (a NUL, which no SQL text may hold, as char(0))."""
+    if "\x00" in text:
+        return "(" + " || char(0) || ".join(quote_string(p) for p in text.split("\x00")) + ")"
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -91,7 +117,7 @@ class ExpressionMixin:
             for cls, name in _MATH.items():
                 if type(node) is cls:
                     return self._math(node, scope, name)
-            what = node.sql()[:60] if isinstance(node, exp.Expression) else str(node)
+            what = self.source_text(node) if isinstance(node, exp.Expression) else str(node)
             raise self.error(f"unsupported ADQL construct '{what}'", node)
         return handler(node, scope)
 
@@ -105,10 +131,14 @@ class ExpressionMixin:
             return self.make_val(quote_string(text), CHAR)
         try:
             value = int(text)
-            return self.make_val(text, LONG, const=value)
         except ValueError:
-            value = float(text)
-            return self.make_val(repr(value), DOUBLE, const=value)
+            value = None
+        if value is not None and abs(value) <= _INT64_MAX:
+            return self.make_val(text, LONG, const=value)
+        number = float(text)  # beyond 64 bits an integer is a double, as in SQLite
+        if not math.isfinite(number):
+            raise self.error(f"the number {text} is out of range (beyond ±1.8e308)", node)
+        return self.make_val(repr(number), DOUBLE, const=number)
 
     def x_Boolean(self, node, scope) -> Val:
         return self.make_val("1" if node.this else "0", BOOLEAN)
@@ -129,7 +159,7 @@ class ExpressionMixin:
         a, b = self.expr(node.this, scope), self.expr(node.expression, scope)
         for v, n in ((a, node.this), (b, node.expression)):
             if v.geom is not None and v.column is None:
-                raise self.error(f"a geometry cannot be compared: '{n.sql()}'", n)
+                raise self.error(f"a geometry cannot be compared: '{self.source_text(n)}'", n)
         return self.make_val(f"({a.sql} {op} {b.sql})", meta)
 
     def _arithmetic(self, node, scope, op: str) -> Val:
@@ -138,14 +168,10 @@ class ExpressionMixin:
         const = None
         if a.const is not None and b.const is not None:
             try:
-                if op == "/" and ints:
-                    q = abs(a.const) // abs(b.const)
-                    const = q if (a.const >= 0) == (b.const >= 0) else -q
-                else:
-                    const = {"+": a.const + b.const, "-": a.const - b.const,
-                             "*": a.const * b.const}.get(op) if op != "/" else a.const / b.const  # fmt: skip
-            except ZeroDivisionError:
-                const = None
+                const = _fold(op, a.const, b.const, ints)
+            except OverflowError:
+                raise self.error("the result of this calculation is out of range "
+                                 "(beyond ±1.8e308)", node) from None  # fmt: skip
         unit = a.meta.unit if op in "+-" and a.meta.unit == b.meta.unit else ""
         meta = OutputColumn("", "long" if ints else "double", unit)
         return self.make_val(f"({a.sql} {op} {b.sql})", meta, const=const)
@@ -154,11 +180,15 @@ class ExpressionMixin:
         a, b = self.expr(node.this, scope), self.expr(node.expression, scope)
         return self.make_val(f"({a.sql} || {b.sql})", CHAR)
 
+    def _chain(self, node, scope, op: str) -> Val:
+        terms = [self.expr(t, scope).sql for t in flatten_chain(node)]
+        return self.make_val("(" + f" {op} ".join(terms) + ")", BOOLEAN)
+
     def x_And(self, node, scope) -> Val:
-        return self._binary(node, scope, "AND", BOOLEAN)
+        return self._chain(node, scope, "AND")
 
     def x_Or(self, node, scope) -> Val:
-        return self._binary(node, scope, "OR", BOOLEAN)
+        return self._chain(node, scope, "OR")
 
     def x_Not(self, node, scope) -> Val:
         return self.make_val(f"(NOT {self.expr(node.this, scope).sql})", BOOLEAN)
@@ -184,6 +214,8 @@ class ExpressionMixin:
             if len(cols) != 1:
                 raise self.error("the subquery of IN must select one column", q)
             return self.make_val(f"({x.sql} IN ({sql}))", BOOLEAN)
+        if not node.expressions:
+            raise self.error("IN needs at least one value: IN (a, b, ...)", node)
         items = ", ".join(self.expr(e, scope).sql for e in node.expressions)
         return self.make_val(f"({x.sql} IN ({items}))", BOOLEAN)
 
@@ -254,10 +286,15 @@ class ExpressionMixin:
         self._check_args(node, {"this", "to"})
         v, to = self.expr(node.this, scope), node.args["to"]
         if to.this == exp.DataType.Type.TIMESTAMP:
-            sql = f"strftime('%Y-%m-%dT%H:%M:%f', {v.sql})"
+            value = v.sql
+            if v.meta.datatype not in ("char", "unicodeChar"):
+                # Numbers in this archive's time columns are MJD (ObsCore t_min, t_max);
+                # SQLite reads a bare number as a Julian Day, which is MJD + 2400000.5.
+                value = f"({v.sql}) + 2400000.5"
+            sql = f"strftime('%Y-%m-%dT%H:%M:%f', {value})"
             return self.make_val(sql, OutputColumn("", "char", arraysize="*", xtype="timestamp"))
         if to.this not in _CASTS:
-            raise self.error(f"CAST to {to.sql()} is not supported", node)
+            raise self.error(f"CAST to {self.source_text(to)} is not supported", node)
         sql_type, datatype = _CASTS[to.this]
         arraysize = "*" if datatype == "char" else None
         meta = OutputColumn("", datatype, v.meta.unit if arraysize is None else "", "", arraysize)
@@ -328,12 +365,30 @@ class ExpressionMixin:
         v = self.expr(arg, scope)
         return v.sql, v
 
+    def _enter_aggregate(self, node, name: str):
+        if self.no_aggregate:
+            where = self.no_aggregate
+            hint = " (use HAVING)" if where == "WHERE" else ""
+            raise self.error(f"the aggregate function {name} is not allowed in {where}{hint}", node)
+        self.saw_aggregate = True
+        saved = self.no_aggregate
+        self.no_aggregate = "another aggregate function"
+        return saved
+
     def x_Count(self, node, scope) -> Val:
-        sql, _ = self._aggregate_arg(node, scope)
+        saved = self._enter_aggregate(node, "COUNT")
+        try:
+            sql, _ = self._aggregate_arg(node, scope)
+        finally:
+            self.no_aggregate = saved
         return self.make_val(f"count({sql})", LONG)
 
     def _agg(self, node, scope, name: str, keep_meta: bool) -> Val:
-        sql, v = self._aggregate_arg(node, scope)
+        saved = self._enter_aggregate(node, name.upper())
+        try:
+            sql, v = self._aggregate_arg(node, scope)
+        finally:
+            self.no_aggregate = saved
         if v is None:
             raise self.error(f"{name.upper()}(*) is not allowed", node)
         if keep_meta:

@@ -9,6 +9,7 @@ resolved against TAP_SCHEMA and written fully qualified.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
@@ -22,10 +23,11 @@ from .adql import (
     TapSchema,
     TapTable,
 )
+from .adql_check import LIMITS, MessageMixin, flatten_chain
 from .adql_spatial import GEOMETRY_FUNCTIONS, Geom, SpatialMixin, function_args, function_name
 from .adql_syntax import ExpressionMixin, quote_ident
 
-__all__ = ["Scope", "Source", "Translator", "Val"]
+__all__ = ["Scope", "Source", "Translator", "Val", "flatten_chain"]
 
 _SELECT_ARGS = {"expressions", "distinct", "from_", "joins", "where", "group", "having",
                 "order", "limit", "offset", "kind"}  # fmt: skip
@@ -88,39 +90,36 @@ def _same_name(ident: exp.Identifier, name: str, name_quoted: bool) -> bool:
     return text == name or (not ident.quoted and not name_quoted and text.lower() == name.lower())
 
 
+_INT64_MAX = 2**63 - 1
+# Characters XML 1.0 cannot carry: a result column named with one has no VOTable FIELD.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _limit_value(translator: Translator, node: exp.Expression | None, what: str) -> int | None:
     if node is None:
         return None
     value = node.args.get("expression")
-    if not (isinstance(value, exp.Literal) and not value.is_string and str(value.this).isdigit()):
+    if not (isinstance(value, exp.Literal) and not value.is_string
+            and str(value.this).isascii() and str(value.this).isdigit()):  # fmt: skip
         raise translator.error(f"{what} must be a non-negative integer", value or node)
-    return int(str(value.this))
+    number = int(str(value.this))
+    if number > _INT64_MAX:
+        raise translator.error(f"{what} {number} is too large (at most {_INT64_MAX})", value)
+    return number
 
 
-class Translator(SpatialMixin, ExpressionMixin):
+class Translator(MessageMixin, SpatialMixin, ExpressionMixin):
     """Translate one parsed ADQL statement; one instance per query."""
 
     def __init__(self, text: str, schema: TapSchema):
         self.text = text
         self.schema = schema
         self._aliases = 0
+        # Where aggregates may not appear ("WHERE", "GROUP BY", ...), None where they may.
+        self.no_aggregate: str | None = None
+        self.saw_aggregate = False
 
     # --- helpers used by the mixins ----------------------------------------------------
-    def error(self, message: str, node: exp.Expression | None = None) -> AdqlError:
-        return AdqlError(message, query=self.text, position=self.position(node))
-
-    def position(self, node: exp.Expression | None) -> tuple[int, int] | None:
-        if node is None:
-            return None
-        # The node's first token: the smallest start offset in its subtree.
-        starts = [n.meta["start"] for n in node.walk()
-                  if n.meta and isinstance(n.meta.get("start"), int)]  # fmt: skip
-        if not starts:
-            return None
-        start = min(starts)
-        line = self.text.count("\n", 0, start) + 1
-        return (line, start - (self.text.rfind("\n", 0, start) + 1) + 1)
-
     def make_val(self, sql: str, meta: OutputColumn, **kw) -> Val:
         return Val(sql, meta, **kw)
 
@@ -133,8 +132,14 @@ class Translator(SpatialMixin, ExpressionMixin):
         self, tree: exp.Expression, row_limit: int | None
     ) -> tuple[str, list[OutputColumn], int | None]:
         if not isinstance(tree, (exp.Select, exp.SetOperation, exp.Subquery)):
-            kind = type(tree).__name__.upper()
-            raise self.error(f"only SELECT queries are allowed (got {kind})", tree)
+            word = (self.text.split() or ["?"])[0].upper()
+            raise self.error(f"only SELECT queries are allowed (this is {word})", tree)
+        if tree.args.get("with_") is not None or tree.args.get("with") is not None:
+            raise self.error(
+                "WITH (common table expressions) is not supported by this service: "
+                "use a subquery in FROM, (SELECT ...) AS name",
+                tree,
+            )
         return self.query(tree, None, row_limit=row_limit, outermost=True)
 
     def query(
@@ -161,9 +166,11 @@ class Translator(SpatialMixin, ExpressionMixin):
     def _check_args(self, node: exp.Expression, allowed: set[str]) -> None:
         for key, value in node.args.items():
             if value not in (None, False, []) and key not in allowed:
-                raise self.error(
-                    f"unsupported clause '{key}' in '{node.sql()[:60]}' (not ADQL)", node
-                )
+                if key in ("with", "with_"):
+                    raise self.error("WITH (common table expressions) is not supported by "
+                                     "this service: use a subquery in FROM", node)  # fmt: skip
+                where = value if isinstance(value, exp.Expression) else node
+                raise self.error(f"'{self.source_text(where)}' is not ADQL here", where)
 
     def _limit_clause(self, node: exp.Expression, row_limit: int | None) -> tuple[str, int | None]:
         top = _limit_value(self, node.args.get("limit"), "TOP")
@@ -195,7 +202,9 @@ class Translator(SpatialMixin, ExpressionMixin):
             elif isinstance(e, exp.Column) and not e.table and str(e.name).lower() in by_name:
                 sql = quote_ident(by_name[str(e.name).lower()])
             elif scope is None:
-                raise self.error(f"ORDER BY of a UNION must name a result column: '{e.sql()}'", e)
+                raise self.error(
+                    f"ORDER BY of a UNION must name a result column: '{self.source_text(e)}'", e
+                )
             else:
                 sql = self.expr(e, scope).sql
             items.append(sql + (" DESC" if o.args.get("desc") else ""))
@@ -229,6 +238,25 @@ class Translator(SpatialMixin, ExpressionMixin):
         self._check_args(node, _SELECT_ARGS)
         if node.args.get("kind"):
             raise self.error("SELECT AS STRUCT/VALUE is not ADQL", node)
+        if not node.expressions:
+            raise self.error("SELECT needs at least one column or expression", node)
+        saved = self.no_aggregate, self.saw_aggregate
+        self.no_aggregate, self.saw_aggregate = None, False
+        try:
+            return self._select(node, parent, row_limit, outermost=outermost)
+        finally:
+            self.no_aggregate, self.saw_aggregate = saved
+
+    def _without_aggregates(self, clause: str, func, *args):
+        saved = self.no_aggregate
+        self.no_aggregate = clause
+        try:
+            return func(*args)
+        finally:
+            self.no_aggregate = saved
+
+    def _select(self, node: exp.Select, parent: Scope | None, row_limit: int | None, *,
+                outermost: bool = False):  # fmt: skip
         scope = Scope(parent=parent)
         from_ = node.args.get("from_")
         from_sql = ""
@@ -250,21 +278,28 @@ class Translator(SpatialMixin, ExpressionMixin):
         )
         sql += from_sql
         if node.args.get("where") is not None:
-            sql += " WHERE " + self.condition(node.args["where"].this, scope)
+            where = node.args["where"].this
+            sql += " WHERE " + self._without_aggregates("WHERE", self.condition, where, scope)
         group = node.args.get("group")
         outputs = [c for _, c in projections]
         if group is not None:
             self._check_args(group, {"expressions"})
             sql += " GROUP BY " + ", ".join(
-                self._group_item(g, scope, outputs) for g in group.expressions
+                self._without_aggregates("GROUP BY", self._group_item, g, scope, outputs)
+                for g in group.expressions
             )
         if node.args.get("having") is not None:
-            sql += " HAVING " + self.condition(node.args["having"].this, scope)
+            having = node.args["having"]
+            sql += " HAVING " + self.condition(having.this, scope)
+            if group is None and not self.saw_aggregate:
+                raise self.error("HAVING needs GROUP BY or an aggregate function", having)
         sql += self._order_clause(node, scope, outputs)
         limit, top = self._limit_clause(node, row_limit)
         return sql + limit, outputs, top
 
     def _group_item(self, g, scope, outputs) -> str:
+        if isinstance(g, exp.Literal):
+            raise self.error("GROUP BY takes column names, not a value", g)
         try:
             return self.expr(g, scope).sql
         except AdqlError:
@@ -277,6 +312,9 @@ class Translator(SpatialMixin, ExpressionMixin):
     # --- FROM -------------------------------------------------------------------------------
     def source(self, node: exp.Expression, scope: Scope) -> str:
         alias = self._new_alias()
+        if self._aliases > LIMITS.tables:
+            raise self.error(f"the query uses more than {LIMITS.tables} tables and subqueries "
+                             "in FROM (the limit of this service)", node)  # fmt: skip
         if isinstance(node, exp.Table):
             self._check_args(node, {"this", "db", "catalog", "alias"})
             table = self._find_table(node)
@@ -300,13 +338,13 @@ class Translator(SpatialMixin, ExpressionMixin):
                 Source(alias, [(str(ident.this),)], bool(ident.quoted), cols, None, node.alias)
             )
             return f"({sql}) AS {alias}"
-        raise self.error(f"unsupported FROM item '{node.sql()[:60]}'", node)
+        raise self.error(f"unsupported FROM item '{self.source_text(node)}'", node)
 
     def _find_table(self, node: exp.Table) -> TapTable:
         idents = [node.args.get(k) for k in ("catalog", "db", "this")]
         idents = [i for i in idents if i is not None]
         if not all(isinstance(i, exp.Identifier) for i in idents):
-            raise self.error(f"unsupported table reference '{node.sql()}'", node)
+            raise self.error(f"unsupported table reference '{self.source_text(node)}'", node)
         name = ".".join(str(i.this) for i in idents)
         table = self.schema.find(name)
         if table is None and len(idents) == 1:  # unqualified: accept a unique match
@@ -329,7 +367,7 @@ class Translator(SpatialMixin, ExpressionMixin):
         kind = (join.args.get("kind") or "").upper()
         method = (join.args.get("method") or "").upper()
         if kind not in ("", "INNER", "OUTER", "CROSS") or method not in ("", "NATURAL"):
-            raise self.error(f"unsupported join '{join.sql()[:40]}'", join)
+            raise self.error(f"unsupported join '{self.source_text(join)}'", join)
         words = " ".join(w for w in (method, side, kind) if w)
         sql = f" {words} JOIN {src_sql}" if words else f" JOIN {src_sql}"
         right = scope.sources[-1]
@@ -337,7 +375,7 @@ class Translator(SpatialMixin, ExpressionMixin):
             left_names = {c.name.lower() for s in scope.sources[:-1] for c in s.columns}
             scope.merged |= {c.name.lower() for c in right.columns} & left_names
         if join.args.get("on") is not None:
-            sql += " ON " + self.condition(join.args["on"], scope)
+            sql += " ON " + self._without_aggregates("ON", self.condition, join.args["on"], scope)
         using = join.args.get("using")
         if using:
             names = []
@@ -366,7 +404,13 @@ class Translator(SpatialMixin, ExpressionMixin):
                 continue
             alias = None
             if isinstance(item, exp.Alias):
-                alias, item = str(item.args["alias"].this), item.this
+                alias_node = item.args["alias"]
+                alias, item = str(alias_node.this), item.this
+                bad = _NOT_XML.search(alias)
+                if bad or not alias.strip():
+                    what = f"character U+{ord(bad.group()):04X}" if bad else "no visible name"
+                    raise self.error(f"the column name has {what}, which a VOTable cannot "
+                                     "carry: choose another alias", alias_node)  # fmt: skip
             v = self.expr(item, scope)
             if v.geom is not None and v.column is None:
                 v = self._geom_val(v.geom)
@@ -417,7 +461,7 @@ class Translator(SpatialMixin, ExpressionMixin):
     def x_Column(self, node: exp.Column, scope: Scope) -> Val:
         ident = node.this
         if not isinstance(ident, exp.Identifier):
-            raise self.error(f"unsupported column reference '{node.sql()}'", node)
+            raise self.error(f"unsupported column reference '{self.source_text(node)}'", node)
         level: Scope | None = scope
         while level is not None:
             if node.table:
@@ -439,7 +483,7 @@ class Translator(SpatialMixin, ExpressionMixin):
         if node.table:
             if not any(self._match_qualifier(node, lv.sources) for lv in self._levels(scope)):
                 raise self.error(
-                    f"unknown table or alias '{self._qualifier_text(node)}' in '{node.sql()}'",
+                    f"unknown table or alias '{self._qualifier_text(node)}' in '{self.source_text(node)}'",
                     node,
                 )
         labels = ", ".join(s.label for lv in self._levels(scope) for s in lv.sources)
@@ -480,16 +524,14 @@ class Translator(SpatialMixin, ExpressionMixin):
 
     def condition(self, node: exp.Expression, scope: Scope) -> str:
         """A WHERE/ON/HAVING condition; spatial terms in AND/OR use the R-tree."""
-        if isinstance(node, exp.And):
-            return (
-                f"({self.condition(node.this, scope)} AND {self.condition(node.expression, scope)})"
-            )
-        if isinstance(node, exp.Or):
-            return (
-                f"({self.condition(node.this, scope)} OR {self.condition(node.expression, scope)})"
-            )
-        if isinstance(node, exp.Paren):
-            return self.condition(node.this, scope)
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if isinstance(node, (exp.And, exp.Or)):
+            # A chain is written flat, without recursing per operator: a thousand terms
+            # must neither exhaust Python's stack nor nest SQLite's parser.
+            op = " AND " if isinstance(node, exp.And) else " OR "
+            terms = [self.condition(t, scope) for t in flatten_chain(node)]
+            return "(" + op.join(terms) + ")"
         spatial = self.spatial_condition(node, scope)
         if spatial is not None:
             return spatial

@@ -15,15 +15,18 @@ row cannot abort a query.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
-import re
 import sqlite3
+import threading
+import time
 from functools import lru_cache
 
 from .geometry import Circle, Point, Polygon, Shape, angular_distance, area, contains, intersects
 
-__all__ = ["GEOMETRY_VALUE_COUNT", "dali_text", "register_functions"]
+__all__ = ["GEOMETRY_VALUE_COUNT", "QueryInterrupted", "dali_text", "query_deadline",
+           "register_functions"]  # fmt: skip
 
 #: Number of numeric values of each fixed-size geometry kind.
 GEOMETRY_VALUE_COUNT = {"point": 2, "circle": 3}
@@ -40,6 +43,10 @@ def _parse_text(kind: str, text: str) -> Shape | None:
 
 def _build(kind: str, values: list[float]) -> Shape | None:
     if any(math.isnan(v) or math.isinf(v) for v in values):
+        return None
+    # A computed centre beyond a pole is still a position on the sphere (unit vectors),
+    # but a radius outside 0..180 is no circle: NULL, like any malformed value.
+    if kind == "circle" and len(values) == 3 and not 0 <= values[2] <= 180:
         return None
     if kind == "point" and len(values) == 2:
         return Point(*values)
@@ -72,11 +79,43 @@ def _two_shapes(args: tuple) -> tuple[Shape | None, Shape | None]:
     return a, b
 
 
+class QueryInterrupted(Exception):
+    """Raised inside a SQL function once the running query's deadline has passed.
+
+    SQLite then fails the statement ("user-defined function raised exception"); the
+    caller sees that its deadline has passed and reports the timeout.
+    """
+
+
+_running = threading.local()
+
+
+@contextlib.contextmanager
+def query_deadline(deadline: float, cancelled=None):
+    """Make the SQL functions of this thread stop the query after ``time.monotonic()``
+    reaches *deadline* or when ``cancelled()`` says so."""
+    _running.deadline, _running.cancelled = deadline, cancelled
+    try:
+        yield
+    finally:
+        _running.deadline = _running.cancelled = None
+
+
+def _check_deadline() -> None:
+    deadline = getattr(_running, "deadline", None)
+    if deadline is not None and time.monotonic() > deadline:
+        raise QueryInterrupted("the query ran out of time")
+    cancelled = getattr(_running, "cancelled", None)
+    if cancelled is not None and cancelled():
+        raise QueryInterrupted("the query was aborted")
+
+
 def _safe(func):
     def wrapper(*args):
+        _check_deadline()
         try:
             return func(*args)
-        except (ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError):
+        except (ValueError, TypeError, IndexError, ArithmeticError, RecursionError):
             return None
 
     wrapper.__name__ = func.__name__
@@ -140,6 +179,8 @@ def adql_box(ra, dec, width, height):
 
     if None in (ra, dec, width, height):
         return None
+    if not (0 <= width <= 180 and 0 <= height <= 180):
+        return None
     return dali_text(Polygon(box_polygon(float(ra), float(dec), float(width), float(height))))
 
 
@@ -155,18 +196,66 @@ def adql_rand(seed=None):
     return random.Random(seed).random() if seed is not None else random.random()
 
 
+Piece = tuple[str | None, ...]  # a literal run of a LIKE pattern; None is '_'
+
+
 @lru_cache(maxsize=256)
-def _like_regex(pattern: str, escape: str | None, ignore_case: bool) -> re.Pattern:
-    out, i = [], 0
+def _like_parts(pattern: str, escape: str | None) -> tuple[Piece, ...]:
+    """A LIKE pattern as its pieces between '%' wildcards."""
+    pieces: list[Piece] = []
+    cur: list[str | None] = []
+    i = 0
     while i < len(pattern):
         ch = pattern[i]
         if escape and ch == escape and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
+            cur.append(pattern[i + 1])
             i += 2
             continue
-        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        if ch == "%":
+            pieces.append(tuple(cur))
+            cur = []
+        else:
+            cur.append(None if ch == "_" else ch)
         i += 1
-    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+    pieces.append(tuple(cur))
+    return tuple(pieces)
+
+
+def _piece_at(value: str, piece: Piece, pos: int) -> bool:
+    if pos < 0 or pos + len(piece) > len(value):
+        return False
+    return all(
+        p is None or p == v for p, v in zip(piece, value[pos : pos + len(piece)], strict=True)
+    )
+
+
+def _find_piece(value: str, piece: Piece, start: int) -> int:
+    if None not in piece:
+        return value.find("".join(piece), start)  # type: ignore[arg-type]
+    for pos in range(start, len(value) - len(piece) + 1):
+        if _piece_at(value, piece, pos):
+            return pos
+    return -1
+
+
+def _like_match(value: str, pattern: str, escape: str | None) -> bool:
+    """SQL LIKE without backtracking: each piece between '%' is matched at its earliest
+    place, which is optimal for '%' wildcards (O(len(value) * len(pattern)))."""
+    pieces = _like_parts(pattern, escape)
+    if len(pieces) == 1:
+        return len(value) == len(pieces[0]) and _piece_at(value, pieces[0], 0)
+    first, last, middle = pieces[0], pieces[-1], pieces[1:-1]
+    if not _piece_at(value, first, 0):
+        return False
+    pos, end = len(first), len(value) - len(last)
+    if end < pos or not _piece_at(value, last, end):
+        return False
+    for piece in middle:
+        found = _find_piece(value[:end], piece, pos)
+        if found < 0:
+            return False
+        pos = found + len(piece)
+    return True
 
 
 @_safe
@@ -174,7 +263,7 @@ def adql_like(value, pattern, escape=None):
     """Case-sensitive SQL LIKE (SQLite's own LIKE ignores ASCII case)."""
     if value is None or pattern is None:
         return None
-    return int(_like_regex(str(pattern), escape, False).fullmatch(str(value)) is not None)
+    return int(_like_match(str(value), str(pattern), escape))
 
 
 @_safe
@@ -182,7 +271,7 @@ def adql_ilike(value, pattern, escape=None):
     """Case-insensitive LIKE, Unicode-aware."""
     if value is None or pattern is None:
         return None
-    return int(_like_regex(str(pattern), escape, True).fullmatch(str(value)) is not None)
+    return int(_like_match(str(value).casefold(), str(pattern).casefold(), escape))
 
 
 # SQLite's built-in math functions (SQLITE_ENABLE_MATH_FUNCTIONS) are used when the

@@ -7,6 +7,7 @@ as VOTable or CSV with ``$BASE/`` in access URLs replaced by the service URL.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..._errors import AdqlError
+from ..adql_check import describe_text, line_col
 from ..db import ACCESS_URL_BASE
+from ..sqlfunctions import query_deadline
 from .params import Params, ServiceFault, read_params
 from .state import ArchiveState
 from .votable import (
@@ -30,6 +33,8 @@ from .votable import (
 )
 
 __all__ = ["QueryResult", "execute_query", "sync_endpoint", "validate_query_params"]
+
+log = logging.getLogger("ctanb.archive.service")
 
 _LANGS = {"ADQL", "ADQL-2.0", "ADQL-2.1"}
 _VOTABLE_FORMATS = {
@@ -164,9 +169,16 @@ def execute_query(
 
     conn.set_progress_handler(progress, 20_000)
     try:
-        cur = conn.execute(tq.sql, tq.params)
-        rows = cur.fetchmany(req.maxrec + 1)
-    except sqlite3.OperationalError as exc:
+        # The SQL functions written in Python (geometry, LIKE) check the deadline too: one
+        # call on a huge polygon must not outlast it between two progress callbacks.
+        with query_deadline(deadline, cancelled):
+            cur = conn.execute(tq.sql, tq.params)
+            rows = cur.fetchmany(req.maxrec + 1)
+    except sqlite3.DatabaseError as exc:
+        if stop["why"] is None and time.monotonic() > deadline:
+            stop["why"] = "timeout"
+        if stop["why"] is None and cancelled is not None and cancelled():
+            stop["why"] = "aborted"
         if stop["why"] == "timeout":
             raise ServiceFault(
                 f"the query ran longer than the limit of {timeout_s or state.settings.sync_timeout_s:g} s;"
@@ -175,9 +187,7 @@ def execute_query(
             ) from None
         if stop["why"] == "aborted" or "interrupt" in str(exc):
             raise ServiceFault("the query was aborted", 400) from None
-        _raise_db_fault(exc)
-    except sqlite3.DatabaseError as exc:
-        _raise_db_fault(exc)
+        _raise_db_fault(exc, req.adql)
     finally:
         conn.set_progress_handler(None, 0)
     overflow = len(rows) > req.maxrec
@@ -208,13 +218,44 @@ def execute_query(
 
 
 _BROKEN = ("not a database", "malformed", "unable to open", "disk i/o", "no such table: tap")
+# What the database may still refuse in a translated query, said in ADQL terms.
+_DB_REASONS = (
+    ("null character", "the query holds a NUL character (U+0000) where none can be"),
+    ("parser stack overflow", "the query is nested too deeply for this service; simplify it"),
+    (
+        "expression tree is too large",
+        "the query is nested too deeply for this service; simplify it",
+    ),
+    ("integer overflow", "an integer calculation overflowed; use floating point (e.g. 1.0 * x)"),
+    ("too big", "a value of the result is too large"),
+    ("pattern too complex", "a LIKE pattern is too long or complex"),
+    ("too many", "the query is too large for this service (too many terms, tables or columns)"),
+    ("at most", "the query is too large for this service (too many tables or columns)"),
+    (
+        "misuse of aggregate",
+        "an aggregate function (COUNT, SUM, ...) is used where it is not allowed",
+    ),
+    (
+        "aggregate functions are not allowed",
+        "an aggregate function (COUNT, SUM, ...) is used where it is not allowed",
+    ),
+    ("out of range", "a number in ORDER BY or GROUP BY is not a column position"),
+)
 
 
-def _raise_db_fault(exc: sqlite3.DatabaseError) -> None:
+def _raise_db_fault(exc: sqlite3.DatabaseError, adql: str = "") -> None:
     text = str(exc)
     if any(word in text.lower() for word in _BROKEN):
-        raise ServiceFault(f"the archive database cannot be read: {text}", 503) from None
-    raise ServiceFault(f"the query failed in the database: {text}", 400) from None
+        log.error("archive database unreadable: %s", text)
+        raise ServiceFault("the archive database cannot be read; try again later", 503) from None
+    log.warning("query refused by SQLite (%s): %r", text, adql[:200])
+    reason = next((r for key, r in _DB_REASONS if key in text.lower()),
+                  "the query cannot be evaluated by this service")  # fmt: skip
+    first = len(adql) - len(adql.lstrip())
+    line, col = line_col(adql, first)
+    raise ServiceFault(
+        f"{reason} (at line {line}, column {col} near '{describe_text(adql[first:], 30)}')", 400
+    ) from None
 
 
 async def sync_endpoint(request: Request) -> Response:

@@ -34,7 +34,6 @@ ADQL_OPTIONAL_FEATURES = (
     ("ivo://ivoa.net/std/TAPRegExt#features-adql-string", ("LOWER", "ILIKE")),
     ("ivo://ivoa.net/std/TAPRegExt#features-adql-offset", ("OFFSET",)),
     ("ivo://ivoa.net/std/TAPRegExt#features-adql-type", ("CAST",)),
-    ("ivo://ivoa.net/std/TAPRegExt#features-adql-common-table", ("WITH",)),
     ("ivo://ivoa.net/std/TAPRegExt#features-adql-sets", ("UNION", "EXCEPT", "INTERSECT")),
 )
 

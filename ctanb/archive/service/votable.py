@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
@@ -26,6 +27,7 @@ __all__ = [
     "error_votable",
     "rows_to_csv",
     "rows_to_votable",
+    "xml_text",
 ]
 
 VOTABLE_MIME = "application/x-votable+xml"
@@ -37,8 +39,15 @@ _HEAD = (
 )
 _INTEGER_TYPES = frozenset({"short", "int", "long", "unsignedByte"})
 _FLOAT_TYPES = frozenset({"float", "double"})
-# XML 1.0 forbids most control characters even when escaped.
-_CONTROL = {i: None for i in range(32) if i not in (9, 10, 13)}
+# Characters XML 1.0 cannot carry, not even escaped (C0 controls, surrogates, U+FFFE/F):
+# they are written as U+FFFD, the Unicode replacement character.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """*text* with every character XML 1.0 cannot carry replaced by U+FFFD."""
+    # isprintable() is False for every such character, and cheap: the common case.
+    return text if text.isprintable() else _NOT_XML.sub("\ufffd", text)
 
 
 @dataclass(frozen=True)
@@ -68,9 +77,7 @@ class ServiceDescriptor:
 def _escape(text: str) -> str:
     if "&" in text or "<" in text or ">" in text:
         text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    if not text.isprintable():
-        text = text.translate(_CONTROL)
-    return text
+    return xml_text(text)
 
 
 def _float_text(value: object) -> str:
@@ -139,7 +146,7 @@ def _field_xml(col: VotableColumn, field_id: str | None) -> str:
     arraysize = col.arraysize
     if datatype in ("char", "unicodeChar") and not arraysize:
         arraysize = "*"
-    attrs = [f"name={quoteattr(col.name)}"]
+    attrs = [f"name={quoteattr(xml_text(col.name))}"]
     if field_id:
         attrs.append(f"ID={quoteattr(field_id)}")
     attrs.append(f"datatype={quoteattr(datatype)}")
@@ -151,14 +158,14 @@ def _field_xml(col: VotableColumn, field_id: str | None) -> str:
         ("xtype", col.xtype),
     ):
         if value:
-            attrs.append(f"{key}={quoteattr(str(value))}")
+            attrs.append(f"{key}={quoteattr(xml_text(str(value)))}")
     desc = f"<DESCRIPTION>{_escape(col.description)}</DESCRIPTION>" if col.description else ""
     return f"<FIELD {' '.join(attrs)}>{desc}</FIELD>\n" if desc else f"<FIELD {' '.join(attrs)}/>\n"
 
 
 def _info(name: str, value: str, text: str = "") -> str:
     body = _escape(text)
-    value = value.translate(_CONTROL)  # not even escaped control characters are XML
+    value = xml_text(value)
     return f"<INFO name={quoteattr(name)} value={quoteattr(value)}>{body}</INFO>\n"
 
 
@@ -263,4 +270,4 @@ def rows_to_csv(
     writer.writerows(
         ["" if (v := row[i]) is None else conv(v) for i, conv in pairs] for row in rows
     )
-    return buf.getvalue().encode("utf-8")
+    return buf.getvalue().encode("utf-8", "replace")
