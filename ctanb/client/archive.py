@@ -148,13 +148,27 @@ class Archive:
         self.session.mount("https://", adapter)
         self.session.headers.setdefault("User-Agent", _USER_AGENT)
         token = token if token is not None else os.environ.get("CTANB_TOKEN") or None
-        if token:
-            self.session.auth = ScopedToken(token, [self.url, *trusted_origins])
+        self._trusted_origins = [self.url, *trusted_origins]
+        self.set_token(token)
         self.service = pyvo.dal.TAPService(self.url, session=self.session)
         self.progress = progress
         self.record_history = record_history
         self.resolver = NameResolver(offline=offline, archive_names=self._target_positions)
         self.downloads = DownloadManager(self.session, workers=workers, progress=progress)
+
+    def set_token(self, token: str | None) -> None:
+        """Send *token* with every request to the archive (and its trusted origins) from
+        now on; None or "" logs out. It never goes to other origins.
+
+        Parameters
+        ----------
+        token : str or None
+            A bare token (sent as ``Bearer``) or ``group:token`` (HTTP Basic).
+        """
+        if token:
+            self.session.auth = ScopedToken(token, self._trusted_origins)
+        elif isinstance(self.session.auth, ScopedToken):
+            self.session.auth = None
 
     @property
     def has_token(self) -> bool:

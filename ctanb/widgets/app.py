@@ -144,14 +144,9 @@ class App(w.VBox):
 
         The token is not kept in the field; returns True when logged in.
         """
-        from ..client.archive import authorization_header
-
         token = (self.login_box.token_text.value if token is None else token).strip()
-        headers = self.search.archive.session.headers
-        if token:
-            headers["Authorization"] = authorization_header(token)
-        else:
-            headers.pop("Authorization", None)
+        # Scoped to the archive's origin: a DataLink or file elsewhere never gets it.
+        self.search.archive.set_token(token or None)
         self.login_box.token_text.value = ""
         self.login_box.show(bool(token))
         return bool(token)
