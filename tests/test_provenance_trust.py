@@ -190,11 +190,16 @@ def test_a_crafted_record_never_imports_code(product, tmp_path):
     _rewrite_record(crafted, document, keep_signature=False)
     sys.path.insert(0, str(tmp_path))
     try:
-        report = redo(crafted, tmp_path / "out2")
+        with pytest.raises(ProvenanceError, match="configuration type 'evil_module:Evil' is not"):
+            redo(crafted, tmp_path / "out2")
     finally:
         sys.path.remove(str(tmp_path))
     assert not marker.exists() and "evil_module" not in sys.modules
-    assert report.rerun == ["counts-map 1.0"]
+    # unsigned but otherwise intact: redone, and the report says it was not authenticated
+    unsigned = _copy(product, tmp_path, "unsigned.fits")
+    _rewrite_record(unsigned, _record(product), keep_signature=False)
+    report = redo(unsigned, tmp_path / "out3")
+    assert report.rerun == ["counts-map 1.0"] and report.identical
     assert "record not authenticated: the product is not signed" in str(report)
 
 

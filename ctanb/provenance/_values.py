@@ -59,8 +59,9 @@ def decode_value(value: Any, models: Mapping[str, type] | None = None) -> Any:
 
     A pydantic model (``__model__``) is rebuilt only when its class is one of
     *models* (``module:qualname`` -> class, what the step being redone declares);
-    otherwise it stays the plain mapping it was recorded as. Nothing named by a
-    record is ever imported.
+    another class is refused (:class:`NotEncodable`) when *models* is given, and
+    stays the plain mapping it was recorded as otherwise. Nothing named by a record
+    is ever imported.
     """
     if isinstance(value, list):
         return [decode_value(item, models) for item in value]
@@ -82,7 +83,11 @@ def decode_value(value: Any, models: Mapping[str, type] | None = None) -> Any:
             return np.asarray(payload[0], dtype=payload[1])
         if tag == "__model__":
             cls = (models or {}).get(str(payload[0]))
-            return cls.model_validate(payload[1]) if cls is not None else dict(payload[1])
+            if cls is not None:
+                return cls.model_validate(payload[1])
+            if models is not None:  # redo: a class the step does not declare is refused
+                raise NotEncodable(f"configuration type {payload[0]!r} is not one this step takes")
+            return dict(payload[1])
     return {key: decode_value(item, models) for key, item in value.items()}
 
 

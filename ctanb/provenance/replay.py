@@ -20,7 +20,7 @@ from typing import Any
 from .._errors import ProvenanceError
 from ._agents import software_versions
 from ._locate import InputLocator
-from ._values import decode_value
+from ._values import NotEncodable, decode_value
 from .capture import redoing
 from .records import ActivityRecord, EntityRecord, ProvenanceGraph
 from .steps import step_for
@@ -236,6 +236,8 @@ class _Replayer:
 def _decoded(act: ActivityRecord, name: str, value: Any, models: dict[str, type]) -> Any:
     try:
         return decode_value(value, models)
+    except NotEncodable as exc:
+        raise ProvenanceError(f"refused to redo {act.name!r}: its {name} names a {exc}") from None
     except (TypeError, ValueError, KeyError, IndexError) as exc:
         raise ProvenanceError(
             f"refused to redo {act.name!r}: its recorded parameter {name!r} is damaged ({exc})"

@@ -78,7 +78,8 @@ class RegisteredStep:
 
     def allowed_models(self) -> dict[str, type]:
         """Pydantic classes a record may name for this step's configuration and
-        parameters: those in the step's own annotations (``module:qualname`` -> class)."""
+        parameters: those in the step's own annotations and their subclasses that ctanb
+        has loaded (``module:qualname`` -> class)."""
         hints: list[Any] = []
         functions = [self.function]
         if self.is_method:
@@ -95,6 +96,9 @@ class RegisteredStep:
             todo += list(typing.get_args(hint))
             if isinstance(hint, type) and hasattr(hint, "model_validate"):
                 found[f"{hint.__module__}:{hint.__qualname__}"] = hint
+                # Subclasses already loaded (a step configured with a specialised
+                # config, e.g. the ring reduction's); never imported by name.
+                todo += list(hint.__subclasses__())
         return found
 
 
