@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from .files import dataset_files, file_url
 from .params import ServiceFault, read_params
+from .product_links import product_links
 from .state import ArchiveState, bearer_token
 from .votable import VotableColumn, rows_to_votable
 
@@ -85,6 +86,8 @@ def links_rows(state: ArchiveState, ids: list[str], base: str, token: str | None
             rows.append((did, file_url(base, did, f, files), None, None, f.semantics, desc,
                          f.content_type, f.size or None, qualifier, None, auth,
                          refusal is None))  # fmt: skip
+        # Published products (issue 14): progenitors, provenance, derivations, coderived.
+        rows += product_links(state, did, base, token)
     return rows
 
 

@@ -1,0 +1,528 @@
+"""Products go back to the archive: the checks before accepting one, then one transaction.
+
+A publication is accepted only when all of these hold, checked in this order (the
+refusal names the first that fails, with :attr:`PublishRefused.condition`):
+
+``provenance``
+    The file is a FITS product carrying a readable provenance record naming itself.
+``content``
+    Its content (every HDU header and data except the record) has the hash its record
+    holds (:mod:`ctanb.provenance.verify`), and a signature, when present, matches the
+    record. A signature by a key the archive does not know is accepted: the archive
+    cannot know every analyst's key, and what it vouches for is checked below (the
+    inputs are its own datasets, byte for byte); the signer's key is kept in the
+    curation record.
+``token``
+    The request carries a token of this archive (publishing is never anonymous).
+``inputs``
+    Every DL3 input of the lineage (an input file no recorded activity generated) is a
+    dataset of this archive: its publisher DID is one of the archive's and its sha256
+    is that of the dataset's file.
+``rights``
+    The token holds the rights to every input (same rule as downloading it).
+
+An accepted product is written in one SQLite transaction: its ObsCore row, its file
+row, its progenitors, its curation and its provenance tables (:mod:`.provtap`). The
+file is written to a temporary name and renamed just before the commit; any failure
+rolls back and removes the file, so a failed publication leaves nothing behind. The
+DID is computed from the product's record id and content hash: publishing the same
+product again answers the same DID and changes nothing.
+
+Rights are inherited: a product made from proprietary inputs is proprietary to their
+group until the latest of their release dates (inputs of several groups: readable by
+no token until then, a conservative choice).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import sqlite3
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .._errors import CtanbError, ProvenanceError
+from ..datamodel import OBSCORE_TABLE, energy_tev_to_wavelength_m
+from .db import ACCESS_URL_BASE, FILES_TABLE, PUBLISHER_AUTHORITY, FileRecord, q, upsert_dataset
+
+__all__ = [
+    "CURATION_TABLE",
+    "PRODUCT_COLLECTION",
+    "PRODUCT_INPUTS_TABLE",
+    "Curation",
+    "PublishRefused",
+    "PublishResult",
+    "create_publish_schema",
+    "product_did",
+    "publish_file",
+]
+
+PRODUCT_COLLECTION = "CTANB-PRODUCTS"
+CURATION_TABLE = "ctanb.curation"
+PRODUCT_INPUTS_TABLE = "ctanb.product_inputs"
+
+#: product_type recorded by ctanb steps -> ObsCore dataproduct_type (ObsCore vocabulary).
+_PRODUCT_TYPES = {
+    "flux_points": "sed",
+    "sed": "sed",
+    "spectrum": "spectrum",
+    "lightcurve": "timeseries",
+    "light_curve": "timeseries",
+    "fit": "measurements",
+    "model": "measurements",
+}
+_CALIB_LEVEL = {"DL3": 2, "DL4": 3, "DL5": 4}
+
+
+class PublishRefused(CtanbError):
+    """A publication the archive refuses; ``condition`` names the check that failed."""
+
+    def __init__(self, condition: str, message: str, status: int = 400) -> None:
+        super().__init__(f"publication refused ({condition}): {message}")
+        self.condition = condition
+        self.status = status
+
+
+class Curation(BaseModel):
+    """Curation of a published product (the science-archive talk's list).
+
+    Every field is optional; ``analysis`` groups products of one analysis
+    (DataLink ``#coderived``); without it, products sharing an activity are coderived.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = None
+    publisher: str | None = None
+    creator: str | None = None
+    contact: str | None = None
+    version: str = "1"
+    creation_type: str = "analysis"
+    reference: str | None = None
+    analysis: str | None = None
+    background_method: str | None = None
+    cuts_description: str | None = None
+    fit_hypothesis: str | None = None
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """The outcome of a publication: its DID, and whether this call created it."""
+
+    did: str
+    created: bool
+    data_rights: str
+    release_date: str | None
+    access_url: str
+
+
+def product_did(entity_id: str, content_sha256: str) -> str:
+    """The publisher DID of a product: the same record and content give the same DID."""
+    key = hashlib.sha256(f"{entity_id}\n{content_sha256}".encode()).hexdigest()[:24]
+    return f"{PUBLISHER_AUTHORITY}/products?{key}"
+
+
+def create_publish_schema(conn: sqlite3.Connection) -> None:
+    """Create the private tables of publications (idempotent; no commit)."""
+    conn.executescript(
+        f"""
+        CREATE TABLE IF NOT EXISTS {q(PRODUCT_INPUTS_TABLE)} (
+            product_did TEXT NOT NULL, input_did TEXT NOT NULL,
+            PRIMARY KEY (product_did, input_did));
+        CREATE INDEX IF NOT EXISTS "ctanb.product_inputs#input"
+            ON {q(PRODUCT_INPUTS_TABLE)} (input_did);
+        CREATE TABLE IF NOT EXISTS {q(CURATION_TABLE)} (
+            did TEXT PRIMARY KEY, entity_id TEXT, analysis TEXT, curation TEXT,
+            signer TEXT, published_at TEXT, prov_json TEXT);
+        """
+    )
+    from .provtap import create_provtap_schema
+
+    create_provtap_schema(conn)
+
+
+# -- checks ------------------------------------------------------------------------------
+def _check_record(path: Path) -> tuple[Any, Any, str | None]:
+    from ..provenance.fits import read_signature
+    from ..provenance.verify import _content_problems, _record_problems, product_entity
+
+    try:
+        graph, entity = product_entity(path)
+    except ProvenanceError as exc:
+        raise PublishRefused("provenance", str(exc).replace(str(path), "the product")) from None
+    problems = _content_problems(path, entity)
+    if problems:
+        raise PublishRefused("content", "; ".join(problems))
+    problems, _trusted = _record_problems(path, entity)
+    altered = [p for p in problems if "do not trust" not in p and "not authenticated" not in p]
+    if altered:
+        raise PublishRefused("content", "; ".join(altered))
+    signature, _ = read_signature(path)
+    signer = f"{signature.signer} ({signature.fingerprint})" if signature else None
+    return graph, entity, signer
+
+
+def _dl3_leaves(graph: Any, product_id: str) -> list[Any]:
+    """The input files of the lineage that no recorded activity generated."""
+    from ..provenance.verify import _source_entities
+
+    seen: dict[str, Any] = {}
+    for entity in _source_entities(graph, product_id):
+        if graph.generator_of(entity.id) is None:
+            seen.setdefault(entity.id, entity)
+    return list(seen.values())
+
+
+def _recorded_did(entity: Any) -> str | None:
+    attrs = entity.attributes or {}
+    return (
+        entity.publisher_did
+        or (attrs.get("obscore") or {}).get("obs_publisher_did")
+        or attrs.get("obs_publisher_did")
+    )
+
+
+def _file_sha256(conn: sqlite3.Connection, did: str) -> list[str]:
+    from .service.files import _resolve, _sha256
+
+    out = []
+    rows = conn.execute(
+        f"SELECT path, sha256 FROM {q(FILES_TABLE)} WHERE did = ? AND semantics = '#this'", (did,)
+    ).fetchall()
+    for path, sha in rows:
+        if not sha:
+            try:
+                sha = _sha256(_resolve(path))
+            except OSError:
+                continue
+        out.append(sha)
+    return out
+
+
+def _obscore_row(conn: sqlite3.Connection, did: str) -> dict[str, Any] | None:
+    cur = conn.execute(
+        f'SELECT *, "_access_group" FROM {q(OBSCORE_TABLE)} WHERE obs_publisher_did = ?', (did,)
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+def _check_inputs(conn: sqlite3.Connection, leaves: list[Any]) -> list[dict[str, Any]]:
+    if not leaves:
+        raise PublishRefused("inputs", "its lineage names no DL3 input of this archive")
+    rows = []
+    for leaf in leaves:
+        name = Path(leaf.location or leaf.id).name
+        did = _recorded_did(leaf)
+        if not did:
+            found = conn.execute(
+                f"SELECT did FROM {q(FILES_TABLE)} WHERE sha256 = ? AND semantics = '#this'",
+                (leaf.sha256,),
+            ).fetchone()
+            if found is None:
+                raise PublishRefused(
+                    "inputs", f"input {name} is not a dataset of this archive (no publisher DID)"
+                )
+            did = found[0]
+        row = _obscore_row(conn, did)
+        if row is None or row.get("obs_collection") == PRODUCT_COLLECTION:
+            raise PublishRefused("inputs", f"input {name} ({did}) is not a dataset of this archive")
+        if leaf.sha256 not in _file_sha256(conn, did):
+            raise PublishRefused(
+                "inputs",
+                f"input {name} is not the archive's dataset {did}: its sha256 differs "
+                "(altered or another file)",
+            )
+        rows.append(row)
+    return rows
+
+
+def _check_rights(policy: Any, inputs: list[dict[str, Any]], token: str | None) -> tuple:
+    """(data_rights, release date, access group) the product inherits."""
+    groups = policy.groups_for_token(token) if token else set()
+    if not groups:
+        raise PublishRefused(
+            "token",
+            "publishing needs a token of this archive: send 'Authorization: Bearer <token>'"
+            if not token
+            else "the token sent is not known to this archive",
+            status=401,
+        )
+    closed: dict[str, str | None] = {}
+    for row in inputs:
+        group, release = row.get("_access_group"), row.get("obs_release_date")
+        if not group or policy.is_released(release):
+            continue
+        if group not in groups:
+            when = str(release)[:10] if release else "an unknown date"
+            raise PublishRefused(
+                "rights",
+                f"input obs {row['obs_id']} ({row['obs_publisher_did']}) is proprietary to "
+                f"group {group} until {when}, and the token sent does not belong to it",
+                status=403,
+            )
+        closed[group] = max(filter(None, [closed.get(group), release]), default=None)
+    if not closed:
+        return "public", None, None
+    release = max((r for r in closed.values() if r), default=None)
+    return "proprietary", release, "+".join(sorted(closed))
+
+
+# -- the row -------------------------------------------------------------------------------
+def _unique(rows: list[dict[str, Any]], key: str) -> str | None:
+    values = sorted({str(r[key]) for r in rows if r.get(key) not in (None, "")})
+    return ", ".join(values) if values else None
+
+
+def _image_geometry(path: Path) -> dict[str, Any]:
+    """Footprint, pixels and energy range of a WCS image product (empty when none)."""
+    import numpy as np
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    out: dict[str, Any] = {}
+    with fits.open(path, memmap=False) as hdus:
+        for hdu in hdus:
+            header = hdu.header
+            if hdu.is_image and header.get("NAXIS", 0) >= 2 and "CTYPE1" in header:
+                wcs = WCS(header).celestial
+                nx, ny = header["NAXIS1"], header["NAXIS2"]
+                corners = wcs.pixel_to_world_values(
+                    np.array([-0.5, nx - 0.5, nx - 0.5, -0.5]),
+                    np.array([-0.5, -0.5, ny - 0.5, ny - 0.5]),
+                )
+                center = wcs.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2)
+                out["s_region"] = " ".join(
+                    f"{ra % 360:.6f} {dec:.6f}" for ra, dec in zip(*corners, strict=True)
+                )
+                out["s_ra"], out["s_dec"] = float(center[0]) % 360, float(center[1])
+                scale = abs(float(wcs.proj_plane_pixel_scales()[0].to_value("deg")))
+                out["s_fov"] = max(nx, ny) * scale
+                out["s_resolution"] = scale * 3600
+                out["s_xel1"], out["s_xel2"] = nx, ny
+                out["em_xel"] = header.get("NAXIS3", 1)
+                break
+        for hdu in hdus:
+            cols = getattr(hdu, "columns", None)
+            if cols is not None and {"E_MIN", "E_MAX"} <= set(cols.names):
+                unit = cols["E_MIN"].unit or "TeV"
+                factor = {"TeV": 1.0, "GeV": 1e-3, "MeV": 1e-6, "keV": 1e-9}.get(unit.strip(), 1.0)
+                out["energy_min"] = float(np.min(hdu.data["E_MIN"])) * factor
+                out["energy_max"] = float(np.max(hdu.data["E_MAX"])) * factor
+                break
+    return out
+
+
+def _product_kind(path: Path, entity: Any) -> tuple[str, str]:
+    kind = (entity.product_type or "product").lower()
+    level = (entity.data_level or "DL4").upper()
+    ptype = _PRODUCT_TYPES.get(kind)
+    if ptype is None:
+        from astropy.io import fits
+
+        naxis3 = fits.getheader(path).get("NAXIS3", 1)
+        ptype = "cube" if naxis3 > 1 else "image"
+    return ptype, f"{level}-{kind}"
+
+
+def _obscore_values(
+    path: Path, graph: Any, entity: Any, inputs: list[dict[str, Any]], curation: Curation
+) -> dict[str, Any]:
+    ptype, subtype = _product_kind(path, entity)
+    level = subtype.split("-")[0]
+    row: dict[str, Any] = {
+        "dataproduct_type": ptype,
+        "dataproduct_subtype": subtype,
+        "calib_level": _CALIB_LEVEL.get(level, 3),
+        "obs_collection": PRODUCT_COLLECTION,
+        "access_format": "application/fits",
+        "access_estsize": max(1, path.stat().st_size // 1024),
+        "target_name": _unique(inputs, "target_name"),
+        "target_class": _unique(inputs, "target_class"),
+        "facility_name": _unique(inputs, "facility_name"),
+        "instrument_name": _unique(inputs, "instrument_name"),
+        "site": _unique(inputs, "site"),
+        "proposal_id": _unique(inputs, "proposal_id"),
+        "calib_version": _unique(inputs, "calib_version"),
+        "reco_version": _unique(inputs, "reco_version"),
+        "reco_method": _unique(inputs, "reco_method"),
+        "applied_cuts": _unique(inputs, "applied_cuts"),
+        "t_min": min((r["t_min"] for r in inputs if r.get("t_min") is not None), default=None),
+        "t_max": max((r["t_max"] for r in inputs if r.get("t_max") is not None), default=None),
+        "t_exptime": sum(r.get("t_exptime") or 0 for r in inputs) or None,
+        "o_ucd": "phot.count" if "count" in subtype else "phot.flux",
+        "pol_states": None,
+        "obs_title": curation.title or f"{subtype} of {_unique(inputs, 'target_name')}",
+        "obs_creator_name": curation.creator or _creator(graph, entity),
+        "bib_reference": curation.reference,
+        "zen_pnt": _mean(inputs, "zen_pnt"),
+    }
+    if len(inputs) == 1:
+        for key in ("s_ra", "s_dec", "s_region", "s_fov"):
+            row[key] = inputs[0].get(key)
+    else:
+        row["s_ra"], row["s_dec"] = _mean(inputs, "s_ra"), _mean(inputs, "s_dec")
+    try:
+        row.update(_image_geometry(path))
+    except Exception:  # noqa: BLE001 - a WCS astropy cannot read: the inputs' footprint stays
+        pass
+    row.setdefault("energy_min", min((r["energy_min"] for r in inputs if r.get("energy_min")),
+                                     default=None))  # fmt: skip
+    row.setdefault("energy_max", max((r["energy_max"] for r in inputs if r.get("energy_max")),
+                                     default=None))  # fmt: skip
+    if row.get("energy_min") and row.get("energy_max"):
+        row["em_min"] = energy_tev_to_wavelength_m(row["energy_max"])
+        row["em_max"] = energy_tev_to_wavelength_m(row["energy_min"])
+    generator = graph.generator_of(entity.id)
+    if generator is not None:
+        row["obs_creation_date"] = generator.end_time or generator.start_time or None
+        model = (generator.config or {}).get("spectral_model") or generator.parameters.get(
+            "spectral_model"
+        )
+        if model:
+            row["spectral_model"] = json.dumps(model) if not isinstance(model, str) else model
+    return row
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [float(r[key]) for r in rows if r.get(key) is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _creator(graph: Any, entity: Any) -> str | None:
+    generator = graph.generator_of(entity.id)
+    if generator is None:
+        return None
+    people = [a.name for a in generator.agents if a.kind != "software"]
+    return people[0] if people else None
+
+
+# -- the transaction ---------------------------------------------------------------------
+def _existing(conn: sqlite3.Connection, did: str) -> dict[str, Any] | None:
+    return _obscore_row(conn, did)
+
+
+def publish_file(
+    db: str | Path,
+    path: str | Path,
+    *,
+    policy: Any,
+    token: str | None,
+    curation: dict[str, Any] | Curation | None = None,
+    products_dir: str | Path | None = None,
+    before_commit: Callable[[], None] | None = None,
+) -> PublishResult:
+    """Check the product at *path* and publish it into the archive database *db*.
+
+    Parameters
+    ----------
+    db : path
+        The archive database (opened for writing here only).
+    path : path
+        The uploaded product (a temporary file; copied, never moved).
+    policy : AccessPolicy
+        Groups, tokens and release dates.
+    token : str, optional
+        The publisher's bearer token.
+    curation : dict or Curation, optional
+        Curation fields (:class:`Curation`).
+    products_dir : path, optional
+        Where published files live (default: ``<db folder>/products``).
+    before_commit : callable, optional
+        Called inside the transaction just before the commit (tests inject failures).
+
+    Returns
+    -------
+    PublishResult
+        The product's DID; ``created`` is False when it was already published.
+
+    Raises
+    ------
+    PublishRefused
+        A check failed; ``condition`` says which.
+    """
+    from . import db as archive_db
+    from .provtap import insert_product_provenance
+
+    path = Path(path)
+    try:
+        cur = curation if isinstance(curation, Curation) else Curation(**(curation or {}))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise PublishRefused("curation", f"bad curation fields: {problems}") from None
+    graph, entity, signer = _check_record(path)
+    did = product_did(entity.id, entity.data_sha256 or "")
+    products = Path(products_dir) if products_dir else Path(db).parent / "products"
+    products.mkdir(parents=True, exist_ok=True)
+    conn = archive_db.connect(db)
+    try:
+        create_publish_schema(conn)
+        conn.commit()
+        inputs = _check_inputs(conn, _dl3_leaves(graph, entity.id))
+        rights, release, group = _check_rights(policy, inputs, token)
+        access_url = ACCESS_URL_BASE + "files/" + urllib.parse.quote(did, safe="")
+        conn.execute("BEGIN IMMEDIATE")
+        if _existing(conn, did) is not None:
+            conn.rollback()
+            return PublishResult(did, False, rights, release, access_url)
+        row = _obscore_values(path, graph, entity, inputs, cur)
+        row.update(
+            obs_publisher_did=did,
+            obs_id=did.rsplit("?", 1)[1],
+            access_url=access_url,
+            data_rights=rights,
+            obs_release_date=release,
+        )
+        key = did.rsplit("?", 1)[1]
+        final = products / f"{key}.fits"
+        part = products / f".{key}.fits.part-{os.getpid()}"
+        data = path.read_bytes()
+        file_sha = hashlib.sha256(data).hexdigest()
+        upsert_dataset(
+            conn,
+            row,
+            [FileRecord("#this", str(final), size=len(data), sha256=file_sha,
+                        description=f"The published product ({row['dataproduct_subtype']})")],
+            access_group=group,
+        )  # fmt: skip
+        conn.executemany(
+            f"INSERT OR IGNORE INTO {q(PRODUCT_INPUTS_TABLE)} VALUES (?, ?)",
+            [(did, r["obs_publisher_did"]) for r in inputs],
+        )
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        conn.execute(
+            f"INSERT INTO {q(CURATION_TABLE)} VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (did, entity.id, cur.analysis, cur.model_dump_json(), signer, now,
+             graph.serialize("json")),
+        )  # fmt: skip
+        insert_product_provenance(conn, did, graph, entity.id, group, release)
+        try:
+            with part.open("wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if before_commit is not None:
+                before_commit()
+            os.replace(part, final)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            part.unlink(missing_ok=True)
+            final.unlink(missing_ok=True)
+            raise
+        return PublishResult(did, True, rights, release, access_url)
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    finally:
+        conn.close()

@@ -1,0 +1,246 @@
+"""Products go back to the archive (issue 14), over real HTTP on an archive of this module's
+own (a copy of the session archive, so other tests never see these publications):
+publish with its checks and refusals, ObsCore rows, inherited rights, DataLink both ways,
+ProvTAP tables, ProvSAP and redo by another user from a DID."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from astropy.io import fits
+from astropy.io.votable import parse_single_table
+
+import ctanb
+from ctanb.provenance import recorded
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
+import provenance_steps  # noqa: E402
+
+RUN = 23523
+VELA_TOKEN = "demo-token-vela"
+CRAB_TOKEN = "demo-token-crab"
+
+
+@recorded(name="test-sim-counts", version="1.0", inputs=["event_file"],
+          outputs={"out": "counts"}, data_level="DL4")  # fmt: skip
+def sim_counts(event_file: str, out: str) -> None:
+    """A counts map around the pointing of a simulated CTAO run (for the rights tests)."""
+    import astropy.units as u
+    from gammapy.data import EventList
+    from gammapy.maps import Map, MapAxis, WcsGeom
+
+    events = EventList.read(event_file)
+    axis = MapAxis.from_energy_edges([0.1, 100] * u.TeV, name="energy")
+    geom = WcsGeom.create(skydir=events.pointing_radec, width=2 * u.deg, binsz=0.1, axes=[axis])
+    counts = Map.from_geom(geom)
+    counts.fill_events(events)
+    counts.write(out, overwrite=True)
+
+
+@pytest.fixture(scope="module")
+def own(tmp_path_factory, archive_db):
+    """A copy of the session archive, served on its own ephemeral port (demo policy)."""
+    from ctanb.archive.policy import AccessPolicy
+    from ctanb.archive.service import ArchiveServer
+
+    folder = tmp_path_factory.mktemp("own-archive")
+    copy = folder / "archive.db"
+    src = sqlite3.connect(archive_db)
+    dst = sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    with ArchiveServer(copy, policy=AccessPolicy.demo()) as server:
+        yield server
+
+
+def _query(url: str, adql: str, token: str | None = None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    resp = requests.post(f"{url}/sync", data={"REQUEST": "doQuery", "LANG": "ADQL",
+                                              "QUERY": adql}, headers=headers, timeout=60)  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    return parse_single_table(io.BytesIO(resp.content)).to_table()
+
+
+def _count(db: Path, sql: str, *args) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, args).fetchone()[0]
+
+
+def _state_counts(db: Path) -> tuple:
+    """Rows a publication writes, and files in the products folder."""
+    files = list((db.parent / "products").glob("*")) if (db.parent / "products").exists() else []
+    return (
+        _count(db, "SELECT COUNT(*) FROM \"ivoa.obscore\" WHERE obs_collection='CTANB-PRODUCTS'"),
+        _count(db, 'SELECT COUNT(*) FROM "ctanb.curation"'),
+        _count(db, 'SELECT COUNT(*) FROM "ctanb.prov_entity"'),
+        _count(db, 'SELECT COUNT(*) FROM "ctanb.product_inputs"'),
+        len(files),
+    )
+
+
+@pytest.fixture(scope="module")
+def crab_event(own, tmp_path_factory) -> Path:
+    archive = ctanb.connect(own.url)
+    rows = archive.query(
+        f"SELECT * FROM ivoa.obscore WHERE obs_id = '{RUN}' AND obs_collection = 'HESS-DL3-DR1'"
+    )
+    (event_file,) = archive.download(rows)
+    return Path(event_file)
+
+
+@pytest.fixture(scope="module")
+def crab_counts(crab_event, tmp_path_factory) -> Path:
+    """A real, signed counts map of run 23523 made from the archive's download."""
+    out = tmp_path_factory.mktemp("made") / "crab_counts.fits"
+    provenance_steps.CountsMapStep().run([str(crab_event)], str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def crab_smoothed(crab_counts) -> Path:
+    out = crab_counts.with_name("crab_smoothed.fits")
+    provenance_steps.smooth_counts_map(str(crab_counts), str(out), radius_deg=0.1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def vela_counts(own, tmp_path_factory) -> Path:
+    """A counts map of a proprietary Vela run (vela-team until 2028-03-31)."""
+    archive = ctanb.connect(own.url, token=VELA_TOKEN)
+    rows = archive.query(
+        "SELECT TOP 1 * FROM ivoa.obscore WHERE proposal_id = 'CTAO-2026A-001' ORDER BY obs_id"
+    )
+    (event_file,) = archive.download(rows)
+    out = tmp_path_factory.mktemp("vela") / "vela_counts.fits"
+    sim_counts(str(event_file), str(out))
+    return out
+
+
+def _cli(*args: str, home: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    script = (
+        "import sys, provenance_steps, test_publish; from ctanb.cli import main; main(sys.argv[1:])"
+    )
+    extra = {"CTANB_HOME": str(home)} if home else {}
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(TESTS), **extra, **env},
+        timeout=600,
+        check=False,
+    )
+
+
+# -- 1. publish --------------------------------------------------------------------------------
+def test_publish_from_the_command_line_then_find_and_fetch_it(own, crab_counts, tmp_path):
+    result = _cli("archive", "publish", str(crab_counts), "--archive", own.url,
+                  "--token", CRAB_TOKEN, "--curation", '{"title": "Crab counts, run 23523"}')  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "published as ivo://ctanb.archive/products?" in result.stdout, result.stdout
+    did = result.stdout.split(" as ")[1].split()[0]
+    rows = _query(own.url, f"SELECT * FROM ivoa.obscore WHERE obs_publisher_did = '{did}'")
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["dataproduct_type"] == "image" and row["dataproduct_subtype"] == "DL4-counts"
+    assert row["calib_level"] == 3 and row["data_rights"] == "public"
+    assert row["obs_title"] == "Crab counts, run 23523"
+    run = _query(own.url, f"SELECT * FROM ivoa.obscore WHERE obs_id = '{RUN}' "
+                          "AND obs_collection = 'HESS-DL3-DR1'")[0]  # fmt: skip
+    for key in ("target_name", "facility_name", "instrument_name", "t_min", "t_max",
+                "reco_version", "calib_version"):  # fmt: skip
+        assert row[key] == run[key], key
+    # the product's own geometry: 2 deg x 2 deg around the Crab, 0.5-50 TeV
+    assert abs(row["s_ra"] - 83.633) < 0.01 and abs(row["s_dec"] - 22.0145) < 0.01
+    assert row["s_xel1"] == 40 and abs(row["energy_min"] - 0.5) < 1e-6
+    assert abs(row["energy_max"] - 50) < 1e-6 and row["em_min"] < row["em_max"]
+    # anyone fetches the bytes, which verify against their record
+    fetched = tmp_path / "fetched.fits"
+    resp = requests.get(str(row["access_url"]), timeout=60)
+    assert resp.status_code == 200
+    fetched.write_bytes(resp.content)
+    assert fetched.read_bytes() == crab_counts.read_bytes()
+    # the same product again: the same DID, nothing new
+    before = _state_counts(own.db)
+    again = ctanb.connect(own.url, token=CRAB_TOKEN).publish(crab_counts)
+    assert again.did == did and not again.created
+    assert _state_counts(own.db) == before
+
+
+def _altered(product: Path, tmp_path: Path) -> Path:
+    altered = tmp_path / "altered.fits"
+    altered.write_bytes(product.read_bytes())
+    with fits.open(altered, mode="update") as hdus:
+        hdus[0].data[0, 5, 5] += 1
+    return altered
+
+
+@pytest.mark.parametrize("case", ["altered", "no-token", "unknown-token", "foreign-input",
+                                  "not-fits", "no-rights"])  # fmt: skip
+def test_a_refused_publication_says_why_and_leaves_nothing(
+    own, crab_counts, crab_event, vela_counts, tmp_path, case
+):
+    from ctanb.client.publish import PublishRefusedError
+
+    token, product = CRAB_TOKEN, crab_counts
+    expected = {
+        "altered": ("content", "product altered: HDU PRIMARY data changed"),
+        "no-token": ("token", "publishing needs a token of this archive"),
+        "unknown-token": ("token", "the token sent is not known to this archive"),
+        "foreign-input": ("inputs", "its sha256 differs"),
+        "not-fits": ("provenance", "cannot read"),
+        "no-rights": ("rights", "is proprietary to group vela-team until 2028-03-31"),
+    }[case]
+    if case == "altered":
+        product = _altered(crab_counts, tmp_path)
+    elif case == "no-token":
+        token = ""
+    elif case == "unknown-token":
+        token = "made-up"
+    elif case == "foreign-input":
+        # the same run with one header card changed: the DID is the archive's, the bytes not
+        copy = tmp_path / crab_event.name
+        with fits.open(crab_event) as hdus:
+            hdus["EVENTS"].header["OBSERVER"] = "someone else"
+            hdus.writeto(copy)
+        product = tmp_path / "foreign.fits"
+        provenance_steps.CountsMapStep().run([str(copy)], str(product))
+    elif case == "not-fits":
+        product = tmp_path / "notes.fits"
+        product.write_text("SIMPLE = this is not a product")
+    elif case == "no-rights":
+        product = vela_counts
+    before = _state_counts(own.db)
+    archive = ctanb.connect(own.url, token=token or "")
+    archive.session.headers.pop("Authorization", None) if not token else None
+    with pytest.raises(PublishRefusedError) as info:
+        archive.publish(product)
+    assert info.value.condition == expected[0]
+    assert expected[1] in str(info.value), str(info.value)
+    assert _state_counts(own.db) == before
+
+
+def test_a_failure_inside_the_transaction_leaves_no_row_file_or_record(own, crab_smoothed):
+    before = _state_counts(own.db)
+
+    def disk_full() -> None:
+        raise OSError(28, "No space left on device")
+
+    own.app.state.publish_before_commit = disk_full
+    try:
+        resp = requests.post(f"{own.url}/publish", data=crab_smoothed.read_bytes(),
+                             headers={"Authorization": f"Bearer {CRAB_TOKEN}"}, timeout=120)  # fmt: skip
+    finally:
+        own.app.state.publish_before_commit = None
+    assert resp.status_code == 500 and "Traceback" not in resp.text
+    assert _state_counts(own.db) == before
+    assert not list((own.db.parent / "products").glob(".*part*"))
