@@ -6,7 +6,6 @@ ProvTAP tables, ProvSAP and redo by another user from a DID."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import sqlite3
 import subprocess

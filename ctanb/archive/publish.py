@@ -373,7 +373,7 @@ def _obscore_values(
         row["s_ra"], row["s_dec"] = _mean(inputs, "s_ra"), _mean(inputs, "s_dec")
     try:
         row.update(_image_geometry(path))
-    except Exception:  # noqa: BLE001 - a WCS astropy cannot read: the inputs' footprint stays
+    except Exception:  # a WCS astropy cannot read: the inputs' footprint stays
         pass
     row.setdefault("energy_min", min((r["energy_min"] for r in inputs if r.get("energy_min")),
                                      default=None))  # fmt: skip
