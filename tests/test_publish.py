@@ -6,6 +6,7 @@ ProvTAP tables, ProvSAP and redo by another user from a DID."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import sqlite3
 import subprocess
@@ -243,3 +244,200 @@ def test_a_failure_inside_the_transaction_leaves_no_row_file_or_record(own, crab
     assert resp.status_code == 500 and "Traceback" not in resp.text
     assert _state_counts(own.db) == before
     assert not list((own.db.parent / "products").glob(".*part*"))
+
+
+@pytest.fixture(scope="module")
+def published(own, crab_counts, crab_smoothed, vela_counts) -> dict[str, str]:
+    """Crab counts and its smoothed map (one analysis) and a proprietary Vela map."""
+    crab = ctanb.connect(own.url, token=CRAB_TOKEN)
+    vela = ctanb.connect(own.url, token=VELA_TOKEN)
+    return {
+        "counts": crab.publish(crab_counts, curation={"analysis": "crab-1"}).did,
+        "smoothed": crab.publish(crab_smoothed, curation={"analysis": "crab-1"}).did,
+        "vela": vela.publish(vela_counts).did,
+        "vela_run": _query(own.url, "SELECT TOP 1 obs_publisher_did FROM ivoa.obscore "
+                           "WHERE proposal_id = 'CTAO-2026A-001' ORDER BY obs_id")[0][0],
+        "crab_run": _query(own.url, f"SELECT obs_publisher_did FROM ivoa.obscore WHERE obs_id = "
+                           f"'{RUN}' AND obs_collection = 'HESS-DL3-DR1'")[0][0],
+    }  # fmt: skip
+
+
+# -- 3. rights are inherited ------------------------------------------------------------------
+def test_a_product_of_proprietary_runs_is_proprietary_on_every_path(own, published):
+    did, run = published["vela"], published["vela_run"]
+    row = _query(own.url, f"SELECT * FROM ivoa.obscore WHERE obs_publisher_did = '{did}'")[0]
+    assert row["data_rights"] == "proprietary"  # searchable, marked
+    assert str(row["obs_release_date"]).startswith("2028-03-31")
+    quoted = requests.utils.quote(did, safe="")
+    dl3 = requests.get(f"{own.url}/files/{requests.utils.quote(run, safe='')}", timeout=30)
+    files = requests.get(f"{own.url}/files/{quoted}", timeout=30)
+    assert dl3.status_code == files.status_code == 403
+    assert "is proprietary to group vela-team until 2028-03-31" in files.text
+    assert dl3.text.split(")", 1)[1] == files.text.split(")", 1)[1]  # the same words as DL3
+    prov = requests.get(f"{own.url}/provsap", params={"ID": did}, timeout=30)
+    assert prov.status_code == 403 and "vela-team until 2028-03-31" in prov.text
+    links = _links(own.url, did)
+    assert links and not any(links["link_authorized"])
+    # ProvTAP: no row of it for others, every row for the group
+    adql = f"SELECT id FROM provenance.entity WHERE obs_publisher_did = '{did}'"
+    assert len(_query(own.url, adql)) == 0
+    assert len(_query(own.url, adql, token=CRAB_TOKEN)) == 0
+    assert len(_query(own.url, adql, token=VELA_TOKEN)) == 1
+    adql = "SELECT COUNT(*) AS n FROM provenance.activity WHERE name = 'test-sim-counts'"
+    assert _query(own.url, adql)[0]["n"] == 0
+    assert _query(own.url, adql, token=VELA_TOKEN)[0]["n"] == 1
+    # the group reads the bytes
+    ok = requests.get(f"{own.url}/files/{quoted}", timeout=30,
+                      headers={"Authorization": f"Bearer {VELA_TOKEN}"})  # fmt: skip
+    assert ok.status_code == 200 and ok.content[:6] == b"SIMPLE"
+
+
+# -- 4. DataLink both ways ----------------------------------------------------------------------
+def _links(url: str, did: str, token: str | None = None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    resp = requests.get(f"{url}/datalink", params={"ID": did}, headers=headers, timeout=30)
+    assert resp.status_code == 200, resp.text
+    return parse_single_table(io.BytesIO(resp.content)).to_table()
+
+
+def test_datalink_goes_both_ways(own, published):
+    counts, smoothed, run = published["counts"], published["smoothed"], published["crab_run"]
+    links = _links(own.url, counts)
+    by = {}
+    for link in links:
+        by.setdefault(str(link["semantics"]), []).append(link)
+    assert [str(r["access_url"]).endswith(requests.utils.quote(run, safe=""))
+            for r in by["#progenitor"]] == [True]  # fmt: skip
+    assert sorted(str(r["content_type"]) for r in by["#provenance"]) == [
+        "application/json", "application/xml", "image/svg+xml"]  # fmt: skip
+    for link in by["#provenance"]:
+        resp = requests.get(str(link["access_url"]), timeout=60)
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith(
+            str(link["content_type"])
+        )
+    doc = requests.get(str(by["#provenance"][0]["access_url"]), timeout=60).text
+    assert "counts-map" in doc and RUN.__str__() in doc
+    assert [str(r["access_url"]).endswith(requests.utils.quote(smoothed, safe=""))
+            for r in by["#coderived"]] == [True]  # fmt: skip
+    # from the run to the products made from it
+    back = [r for r in _links(own.url, run) if r["semantics"] == "#derivation"]
+    targets = {requests.utils.unquote(str(r["access_url"]).rsplit("/", 1)[1]) for r in back}
+    assert {counts, smoothed} <= targets
+    # the proprietary Vela product is listed from its run, but not readable
+    vela = [r for r in _links(own.url, published["vela_run"]) if r["semantics"] == "#derivation"]
+    assert len(vela) == 1 and not vela[0]["link_authorized"]
+
+
+# -- 5. ProvTAP ---------------------------------------------------------------------------------
+def test_provtap_tables_are_listed_in_tap_schema(own):
+    names = {str(n) for n in _query(own.url, "SELECT table_name FROM TAP_SCHEMA.tables "
+                                              "WHERE schema_name = 'provenance'")["table_name"]}  # fmt: skip
+    assert {f"provenance.{t}" for t in ("activity", "activity_description", "entity", "used",
+            "wasgeneratedby", "wasderivedfrom", "agent", "wasassociatedwith",
+            "parameter")} <= names  # fmt: skip
+
+
+def test_the_use_cases_are_plain_adql(own, published):
+    counts, smoothed = published["counts"], published["smoothed"]
+    # products derived (directly) from run 23523, in ProvTAP tables only
+    direct = _query(
+        own.url,
+        f"""
+        SELECT DISTINCT p.obs_publisher_did FROM provenance.entity AS p
+        JOIN provenance.wasderivedfrom AS d ON d.generated_entity_id = p.id
+        JOIN provenance.entity AS r ON r.id = d.used_entity_id
+        WHERE r.obs_id = '{RUN}' AND p.obs_publisher_did LIKE 'ivo://ctanb.archive/products%'""",
+    )
+    assert set(direct["obs_publisher_did"]) == {counts}
+    # ... and over the whole lineage, joined with ObsCore
+    every = _query(
+        own.url,
+        f"""
+        SELECT o.obs_publisher_did, o.dataproduct_subtype FROM ivoa.obscore AS o
+        JOIN provenance.product_progenitor AS g ON g.product_did = o.obs_publisher_did
+        WHERE g.obs_id = '{RUN}' ORDER BY o.dataproduct_subtype""",
+    )
+    assert set(every["obs_publisher_did"]) == {counts, smoothed}
+    assert list(every["dataproduct_subtype"]) == ["DL4-counts", "DL4-smoothed"]
+    # products made with gammapy 2.1 (the installed version made them all)
+    gammapy = _query(
+        own.url,
+        """
+        SELECT DISTINCT e.obs_publisher_did FROM provenance.entity AS e
+        JOIN provenance.wasgeneratedby AS g ON g.entity_id = e.id
+        JOIN provenance.wasassociatedwith AS w ON w.activity_id = g.activity_id
+        JOIN provenance.agent AS a ON a.id = w.agent_id
+        WHERE a.name = 'gammapy' AND a.version = '2.1' AND e.obs_publisher_did IS NOT NULL""",
+    )
+    assert set(gammapy["obs_publisher_did"]) == {counts, smoothed}  # not Vela: not ours
+    none = _query(own.url, "SELECT COUNT(*) AS n FROM provenance.agent "
+                           "WHERE name = 'gammapy' AND version = '1.3'")  # fmt: skip
+    assert none[0]["n"] == 0
+    # activities run with a given parameter value
+    smooth = _query(
+        own.url,
+        """
+        SELECT a.name, p.value FROM provenance.activity AS a
+        JOIN provenance.parameter AS p ON p.activity_id = a.id
+        WHERE p.name = 'radius_deg' AND p.value = '0.1'""",
+    )
+    assert list(smooth["name"]) == ["smooth-counts"]
+    binned = _query(own.url, "SELECT DISTINCT activity_id FROM provenance.parameter "
+                             "WHERE name = 'binsz_deg' AND value = '0.05'")  # fmt: skip
+    assert len(binned) == 1
+    # everything made by version 1.0 of the counts-map step
+    made = _query(
+        own.url,
+        """
+        SELECT DISTINCT e.id, e.obs_publisher_did FROM provenance.activity AS a
+        JOIN provenance.activity_description AS d ON d.id = a.activity_description_id
+        JOIN provenance.wasgeneratedby AS g ON g.activity_id = a.id
+        JOIN provenance.entity AS e ON e.id = g.entity_id
+        WHERE d.name = 'counts-map' AND d.version = '1.0'""",
+    )
+    assert list(made["obs_publisher_did"]) == [counts]
+    assert len(_query(own.url, "SELECT * FROM provenance.activity_description "
+                               "WHERE name = 'counts-map' AND version = '9.9'")) == 0  # fmt: skip
+
+
+def test_a_bad_column_of_a_provenance_table_is_named(own):
+    resp = requests.post(f"{own.url}/sync", data={"REQUEST": "doQuery", "LANG": "ADQL",
+                         "QUERY": "SELECT colour FROM provenance.activity"}, timeout=30)  # fmt: skip
+    assert resp.status_code == 400 and "colour" in resp.text and "Traceback" not in resp.text
+
+
+# -- 6. ProvSAP ---------------------------------------------------------------------------------
+def _provsap(url: str, **params):
+    return requests.get(f"{url}/provsap", params=params, timeout=60)
+
+
+def test_provsap_back_and_forth(own, published):
+    smoothed, run = published["smoothed"], published["crab_run"]
+    back = _provsap(own.url, ID=smoothed, DEPTH="ALL", DIRECTION="BACK")
+    assert back.status_code == 200, back.text
+    doc = back.json()
+    labels = " ".join(json.dumps(v) for v in doc["activity"].values())
+    assert "smooth-counts" in labels and "counts-map" in labels
+    assert any(run in json.dumps(e) for e in doc["entity"].values())  # reaches the DL3 run
+    one = _provsap(own.url, ID=smoothed, DEPTH="1").json()
+    assert len(one["activity"]) == 1  # only the smoothing
+    assert "agent" in doc and "agent" not in _provsap(own.url, ID=smoothed, AGENTS="false").json()
+    forth = _provsap(own.url, ID=run, DIRECTION="FORTH", DEPTH="ALL").json()
+    forth_acts = " ".join(json.dumps(v) for v in forth["activity"].values())
+    assert "counts-map" in forth_acts and "smooth-counts" in forth_acts
+    assert "test-sim-counts" not in forth_acts
+    for fmt, marker in (("PROV-XML", "<prov:document"), ("PROV-N", "document"), ("SVG", "<svg")):
+        resp = _provsap(own.url, ID=smoothed, DEPTH="ALL", RESPONSEFORMAT=fmt)
+        assert resp.status_code == 200 and marker in resp.text, (fmt, resp.text[:200])
+
+
+@pytest.mark.parametrize(("params", "status", "words"), [
+    ({"ID": "ivo://ctanb.archive/products?nothing"}, 404, "no published product"),
+    ({}, 400, "ID is missing"),
+    ({"ID": "x", "DIRECTION": "SIDEWAYS"}, 400, "DIRECTION must be BACK or FORTH"),
+    ({"ID": "x", "DEPTH": "-1"}, 400, "DEPTH must be"),
+    ({"ID": "x", "RESPONSEFORMAT": "PDF"}, 400, "RESPONSEFORMAT='PDF' is not supported"),
+])  # fmt: skip
+def test_provsap_bad_requests_are_named(own, published, params, status, words):
+    resp = _provsap(own.url, **params)
+    assert resp.status_code == status and words in resp.text, resp.text

@@ -59,7 +59,8 @@ PROVTAP_TABLES: dict[str, tuple[str, tuple[_C, ...]]] = {
         ("name", "char", "meta.id", "Label or file name"),
         ("location", "char", "meta.ref.url", "Where it is (archive access URL or path)"),
         ("generated_at_time", "char", "time.creation", "When it was made"),
-        ("content_sha256", "char", "meta.checksum", "sha256 of the file"),
+        ("content_sha256", "char", "meta.checksum",
+         "sha256 of a DL3 file; of the content (without its record) of a product"),
         ("data_level", "char", "meta.code.class", "DL3, DL4, DL5"),
         ("product_type", "char", "meta.code.class", "Kind of product (counts, flux_points...)"),
         ("obs_publisher_did", "char", "meta.ref.ivoid", "Its DID in this archive, if any"),
@@ -99,6 +100,16 @@ PROVTAP_TABLES: dict[str, tuple[str, tuple[_C, ...]]] = {
     )),
 }  # fmt: skip
 
+_EXTENSION: dict[str, tuple[str, tuple[_C, ...]]] = {
+    "product_progenitor": ("ctanb extension: every DL3 dataset a published product was made "
+                           "from, over its whole lineage", (
+        ("product_did", "char", "meta.ref.ivoid", "The published product"),
+        ("progenitor_did", "char", "meta.ref.ivoid", "A DL3 dataset of its lineage"),
+        ("obs_id", "char", "meta.id;obs", "Observation (run) of that dataset"),
+        ("obs_collection", "char", "meta.id", "Collection of that dataset"),
+    )),
+}  # fmt: skip
+
 SCHEMA = "provenance"
 _RIGHTS = ("product_did", "_access_group", "_release")
 
@@ -124,11 +135,21 @@ def create_provtap_schema(conn: sqlite3.Connection) -> None:
             f"CREATE VIEW IF NOT EXISTS {q(f'{SCHEMA}.{table}')} AS SELECT DISTINCT {collist} "
             f'FROM {q(_base(table))} WHERE ctanb_prov_visible("_access_group", "_release")'
         )
+    # ctanb's extension (not in the ProvTAP draft): a published product's DL3 progenitors
+    # over its whole lineage, since ADQL has no recursive query to walk wasDerivedFrom.
+    conn.execute(
+        f"CREATE VIEW IF NOT EXISTS {q(f'{SCHEMA}.product_progenitor')} AS SELECT "
+        "i.product_did AS product_did, i.input_did AS progenitor_did, o.obs_id AS obs_id, "
+        'o.obs_collection AS obs_collection FROM "ctanb.product_inputs" AS i '
+        'JOIN "ivoa.obscore" AS o ON o.obs_publisher_did = i.input_did '
+        'JOIN "ivoa.obscore" AS p ON p.obs_publisher_did = i.product_did '
+        'WHERE ctanb_prov_visible(p."_access_group", p.obs_release_date)'
+    )
     conn.execute(
         'INSERT OR REPLACE INTO "tap_schema.schemas" VALUES (?, NULL, ?, ?)',
         (SCHEMA, "Provenance of published products (IVOA ProvTAP)", 2),
     )
-    for i, (table, (desc, cols)) in enumerate(PROVTAP_TABLES.items()):
+    for i, (table, (desc, cols)) in enumerate({**PROVTAP_TABLES, **_EXTENSION}.items()):
         name = f"{SCHEMA}.{table}"
         conn.execute(
             'INSERT OR REPLACE INTO "tap_schema.tables" VALUES (?, ?, ?, NULL, ?, ?)',
@@ -152,6 +173,12 @@ def _text(value: Any) -> str:
 
 
 def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    # A step's pydantic configuration is recorded as {"__model__": [class, fields]}:
+    # its fields are the parameters users ask about (e.g. binsz_deg).
+    if isinstance(value, dict) and isinstance(value.get("__model__"), list):
+        model = value["__model__"]
+        if len(model) == 2 and isinstance(model[1], dict):
+            return _flatten(prefix, model[1])
     if isinstance(value, dict) and "__model__" not in value and "__quantity__" not in value:
         out = []
         for key, sub in value.items():
@@ -191,7 +218,7 @@ def insert_product_provenance(
             rows["agent"].append((agent.id, agent.name, agent.kind, getattr(agent, "version", "")))
             rows["wasassociatedwith"].append((act.id, agent.id, agent.kind))
         values = _flatten("", act.parameters or {})
-        values += _flatten("", act.config.get("value", act.config) if act.config else {})
+        values += _flatten("", act.config or {})
         for name, value in values:
             if name:
                 rows["parameter"].append((f"{act.id}#{name}", act.id, name, _text(value)))
@@ -200,15 +227,27 @@ def insert_product_provenance(
         gen = graph.generator_of(ent.id)
         if gen is not None:
             when = gen.end_time
-        from .publish import _recorded_did
+        from .publish import CURATION_TABLE, _recorded_did
 
         own = did if ent.id == entity_id else _recorded_did(ent)
+        if own is None:  # an intermediate product published on its own
+            found = conn.execute(
+                f"SELECT did FROM {q(CURATION_TABLE)} WHERE entity_id = ?", (ent.id,)
+            ).fetchone()
+            own = found[0] if found else None
+        # A published product is found by its DID, never at a path on its maker's disk.
+        location = None if own and own.startswith(did.split("?")[0]) else ent.location
         rows["entity"].append(
             (ent.id, ent.label or (ent.location or "").rsplit("/", 1)[-1] or ent.id,
-             ent.location if ent.id != entity_id else None, when, ent.sha256, ent.data_level,
+             location, when, ent.data_sha256 if gen is not None else ent.sha256, ent.data_level,
              ent.product_type, own, ent.obs_id or (ent.attributes.get("obscore") or {}).get(
                  "obs_id"))
         )  # fmt: skip
+    # Earlier publications whose lineage holds this product now name its DID.
+    conn.execute(
+        f"UPDATE {q(_base('entity'))} SET obs_publisher_did = ?, location = NULL WHERE id = ?",
+        (did, entity_id),
+    )
     # Only the lineage of this product: the recorded graph may carry siblings of its
     # activities, which are other products (published on their own or not at all).
     for table, values in rows.items():

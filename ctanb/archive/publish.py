@@ -402,7 +402,7 @@ def _creator(graph: Any, entity: Any) -> str | None:
     generator = graph.generator_of(entity.id)
     if generator is None:
         return None
-    people = [a.name for a in generator.agents if a.kind != "software"]
+    people = [a.name for a in generator.agents if a.kind == "person"]
     return people[0] if people else None
 
 
