@@ -89,12 +89,24 @@ def _state_counts(db: Path) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def crab_event(own, tmp_path_factory) -> Path:
-    archive = ctanb.connect(own.url)
-    rows = archive.query(
-        f"SELECT * FROM ivoa.obscore WHERE obs_id = '{RUN}' AND obs_collection = 'HESS-DL3-DR1'"
-    )
-    (event_file,) = archive.download(rows)
+def maker_home(tmp_path_factory) -> Path:
+    """The maker's CTANB_HOME for downloads (removed later to play another machine)."""
+    return tmp_path_factory.mktemp("maker-home")
+
+
+@pytest.fixture(scope="module")
+def crab_event(own, maker_home) -> Path:
+    old = os.environ["CTANB_HOME"]
+    os.environ["CTANB_HOME"] = str(maker_home)
+    try:
+        archive = ctanb.connect(own.url)
+        rows = archive.query(
+            f"SELECT * FROM ivoa.obscore WHERE obs_id = '{RUN}' AND obs_collection = 'HESS-DL3-DR1'"
+        )
+        (event_file,) = archive.download(rows)
+    finally:
+        os.environ["CTANB_HOME"] = old
+    assert str(event_file).startswith(str(maker_home))
     return Path(event_file)
 
 
@@ -441,3 +453,27 @@ def test_provsap_back_and_forth(own, published):
 def test_provsap_bad_requests_are_named(own, published, params, status, words):
     resp = _provsap(own.url, **params)
     assert resp.status_code == status and words in resp.text, resp.text
+
+
+# -- 7. redo by anyone ----------------------------------------------------------------------------
+def test_redo_by_did_with_an_empty_home_and_no_data(own, published, tmp_path, maker_home):
+    """Another user, another machine: no CTANB_HOME content, no data folder, only the DID."""
+    import shutil
+
+    shutil.rmtree(maker_home)  # the maker's downloads are not on the other machine
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    out = tmp_path / "redo"
+    result = _cli("prov", "redo", published["smoothed"], "--out", str(out), "--archive", own.url,
+                  home=tmp_path / "other-user", CTANB_DATA=str(empty), CTANB_TOKEN="")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "identical" in result.stdout.lower() or "equal" in result.stdout.lower(), result.stdout
+    assert "counts-map 1.0" in result.stdout and "smooth-counts 0.2" in result.stdout
+    assert "inputs (checked by sha256): 1 from the archive" in result.stdout, result.stdout
+    assert (out / "original").is_dir() and list(out.glob("*.fits"))
+    # and a proprietary product is refused to someone without its token, in one line
+    refused = _cli("prov", "redo", published["vela"], "--out", str(tmp_path / "r2"), "--archive",
+                   own.url, home=tmp_path / "other-user", CTANB_TOKEN="")  # fmt: skip
+    assert refused.returncode == 1
+    assert "proprietary to group vela-team until 2028-03-31" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._errors import AuthError, ProvenanceError, ServiceError
 
-__all__ = ["PublishRefusedError", "Published", "publish"]
+__all__ = ["PublishRefusedError", "Published", "fetch_published", "publish"]
 
 
 class PublishRefusedError(AuthError):
@@ -95,3 +95,62 @@ def publish(archive: Any, product: str | Path, *, curation: dict[str, Any] | Non
     if resp.status_code == 404:
         raise ServiceError(f"the archive at {archive.url} does not accept publications")
     raise ServiceError(f"the archive answered HTTP {resp.status_code}: {resp.text[:300]}")
+
+
+def fetch_published(ref: str, out_dir: str | Path, *, archive: str | None = None,
+                    token: str | None = None) -> tuple[Path, str]:  # fmt: skip
+    """Download a published product by its DID or URL into *out_dir* (``original/``).
+
+    Parameters
+    ----------
+    ref : str
+        The product's DID (``ivo://...``; needs *archive*) or its access URL.
+    out_dir : path
+        The folder of the redo; the product goes to ``out_dir/original``.
+    archive : str, optional
+        Base URL of the archive (default: ``CTANB_TAP_URL``; from the URL when *ref* is one).
+    token : str, optional
+        Archive token for a proprietary product (default ``CTANB_TOKEN``).
+
+    Returns
+    -------
+    (Path, str)
+        The downloaded product (its sha256 checked against the archive's) and the
+        archive's base URL.
+    """
+    import hashlib
+    import os
+    from urllib.parse import quote, unquote
+
+    from .archive import connect
+
+    if ref.startswith(("http://", "https://")):
+        if "/files/" not in ref:
+            raise ServiceError(f"{ref} is not the URL of an archive file (…/files/<DID>)")
+        archive = archive or ref.split("/files/", 1)[0]
+        url, name = ref, unquote(ref.rsplit("/files/", 1)[1])
+    else:
+        archive = archive or os.environ.get("CTANB_TAP_URL")
+        if not archive:
+            raise ServiceError(
+                f"which archive holds {ref}? give --archive URL (or set CTANB_TAP_URL)"
+            )
+        url, name = f"{archive.rstrip('/')}/files/{quote(ref, safe='')}", ref
+    client = connect(archive, token=token)
+    try:
+        resp = client.session.get(url, timeout=300)
+    except Exception as exc:  # requests' errors, named by the layer that failed
+        raise ServiceError(f"cannot reach the archive at {archive}: {exc}") from None
+    if resp.status_code != 200:
+        raise AuthError(f"{name}: {resp.text.strip()}") if resp.status_code in (401, 403) else (
+            ServiceError(f"{name}: the archive answered HTTP {resp.status_code}: "
+                         f"{resp.text.strip()[:300]}"))  # fmt: skip
+    sha = hashlib.sha256(resp.content).hexdigest()
+    etag = resp.headers.get("ETag", "").strip('"')
+    if etag and etag != sha:
+        raise ServiceError(f"{name}: the download is damaged (sha256 differs from the archive's)")
+    folder = Path(out_dir) / "original"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name.rsplit('?', 1)[-1].rsplit('/', 1)[-1] or 'product'}.fits"
+    target.write_bytes(resp.content)
+    return target, archive.rstrip("/")
