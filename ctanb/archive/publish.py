@@ -461,7 +461,8 @@ def publish_file(
         raise PublishRefused("curation", f"bad curation fields: {problems}") from None
     graph, entity, signer = _check_record(path)
     did = product_did(entity.id, entity.data_sha256 or "")
-    products = Path(products_dir) if products_dir else Path(db).parent / "products"
+    # Absolute: a relative path in ctanb.files is read relative to the data folder.
+    products = (Path(products_dir) if products_dir else Path(db).parent / "products").resolve()
     products.mkdir(parents=True, exist_ok=True)
     conn = archive_db.connect(db)
     try:
