@@ -391,7 +391,7 @@ def test_the_use_cases_are_plain_adql(own, published):
         """
         SELECT a.name, p.value FROM provenance.activity AS a
         JOIN provenance.parameter AS p ON p.activity_id = a.id
-        WHERE p.name = 'radius_deg' AND p.value = '0.1'""",
+        WHERE p.name = 'radius_deg' AND p."value" = '0.1'""",
     )
     assert list(smooth["name"]) == ["smooth-counts"]
     binned = _query(own.url, "SELECT DISTINCT activity_id FROM provenance.parameter "

@@ -111,6 +111,9 @@ _EXTENSION: dict[str, tuple[str, tuple[_C, ...]]] = {
 }  # fmt: skip
 
 SCHEMA = "provenance"
+#: ADQL reserved words among the column names: TAP_SCHEMA lists them delimited (TAP 1.1,
+#: as "size"); queries may write p."value" (or value, which the translator accepts).
+_RESERVED = frozenset({"value"})
 _RIGHTS = ("product_did", "_access_group", "_release")
 
 
@@ -158,7 +161,7 @@ def create_provtap_schema(conn: sqlite3.Connection) -> None:
         conn.executemany(
             'INSERT OR REPLACE INTO "tap_schema.columns" '
             "VALUES (?, ?, ?, ?, NULL, NULL, ?, NULL, NULL, ?, ?, 1, 0, ?)",
-            [(name, c, dtype, "*", d, ucd, int(c.endswith("id")), j)
+            [(name, f'"{c}"' if c in _RESERVED else c, dtype, "*", d, ucd, int(c.endswith("id")), j)
              for j, (c, dtype, ucd, d) in enumerate(cols)],
         )  # fmt: skip
 

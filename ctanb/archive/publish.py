@@ -31,6 +31,17 @@ product again answers the same DID and changes nothing.
 Rights are inherited: a product made from proprietary inputs is proprietary to their
 group until the latest of their release dates (inputs of several groups: readable by
 no token until then, a conservative choice).
+
+Vocabulary: ``dataproduct_type`` is ObsCore's (image, cube, spectrum, sed,
+timeseries, measurements); ``dataproduct_subtype`` is ``<data level>-<kind>``
+(``DL4-counts``, ``DL5-flux_points``). The PyPI package ``ctao-datamodel`` (1.4.0,
+pydantic models of the CTAO data model) was evaluated for the product and curation
+metadata and is not used: it requires Python >= 3.12 (ctanb runs on 3.11) and two
+more dependencies (astropydantic, particle); its DL4/DL5 product types are still only
+"proposed" (``ProposedDataType``: CountsMap, Spectrum, ...), and its ``Curation``
+(release, reference, license, copyright) does not carry the analysis context the
+archive needs. The curation fields here keep its names where they overlap
+(``reference``).
 """
 
 from __future__ import annotations

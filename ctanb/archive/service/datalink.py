@@ -82,7 +82,10 @@ def links_rows(state: ArchiveState, ids: list[str], base: str, token: str | None
             desc = f.description or _SEMANTIC_DESCRIPTION.get(f.semantics, f.semantics)
             if refusal is not None:
                 desc = f"{desc} (refused: {refusal})"
-            qualifier = "#event-list" if f.semantics == "#this" else None
+            # a published product (issue 14) is no event list
+            qualifier = (
+                "#event-list" if f.semantics == "#this" and "/products?" not in did else None
+            )
             rows.append((did, file_url(base, did, f, files), None, None, f.semantics, desc,
                          f.content_type, f.size or None, qualifier, None, auth,
                          refusal is None))  # fmt: skip
