@@ -477,3 +477,62 @@ def test_redo_by_did_with_an_empty_home_and_no_data(own, published, tmp_path, ma
     assert refused.returncode == 1
     assert "proprietary to group vela-team until 2028-03-31" in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+# -- curation, and the hasty and hostile paths ---------------------------------------------------
+def test_curation_is_queryable_beside_obscore(own, published):
+    counts, smoothed = published["counts"], published["smoothed"]
+    rows = _query(
+        own.url,
+        f"""
+        SELECT o.obs_publisher_did, c.publisher, c.analysis, c.version, c.curation_date
+        FROM ivoa.obscore AS o JOIN products.curation AS c
+        ON c.obs_publisher_did = o.obs_publisher_did
+        WHERE o.obs_publisher_did IN ('{counts}', '{smoothed}')""",
+    )
+    assert len(rows) == 2
+    assert set(rows["publisher"]) == {"crab-team"}  # the group of the token that published
+    assert {str(r["obs_publisher_did"]): str(r["analysis"]) for r in rows}[smoothed] == "crab-1"
+    assert all(str(d).startswith("20") for d in rows["curation_date"])
+
+
+def test_the_same_product_published_at_once_from_many_clients_gives_one_did(own, crab_counts,
+                                                                           tmp_path):  # fmt: skip
+    """Eight clients publish the same new product at the same moment: one row, one DID."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    copy = tmp_path / "again.fits"
+    provenance_steps.smooth_counts_map(str(crab_counts), str(copy), radius_deg=0.2)
+    before = _state_counts(own.db)
+
+    def send(_: int) -> tuple[int, str]:
+        resp = requests.post(f"{own.url}/publish", data=copy.read_bytes(), timeout=120,
+                             headers={"Authorization": f"Bearer {CRAB_TOKEN}"})  # fmt: skip
+        return resp.status_code, resp.json()["did"]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, range(8)))
+    assert len({did for _, did in answers}) == 1
+    assert sorted(code for code, _ in answers) == [200] * 7 + [201]
+    after = _state_counts(own.db)
+    assert after[0] == before[0] + 1 and after[4] == before[4] + 1  # one row, one file
+
+
+def test_an_oversized_or_empty_upload_is_refused_cleanly(own, crab_counts, monkeypatch):
+    from ctanb.archive.service import publish_api
+
+    before = _state_counts(own.db)
+    auth = {"Authorization": f"Bearer {CRAB_TOKEN}"}
+    bad = requests.post(f"{own.url}/publish", params={"CURATION": "[1, 2]"}, headers=auth,
+                        data=crab_counts.read_bytes(), timeout=60)  # fmt: skip
+    assert bad.status_code == 400 and bad.json()["condition"] == "curation"
+    unknown = requests.post(f"{own.url}/publish", params={"CURATION": '{"colour": "red"}'},
+                            headers=auth, data=crab_counts.read_bytes(), timeout=60)  # fmt: skip
+    assert unknown.status_code == 400 and "colour" in unknown.json()["error"]
+    empty = requests.post(f"{own.url}/publish", data=b"", headers=auth, timeout=60)
+    assert empty.status_code == 400 and "empty body" in empty.json()["error"]
+    monkeypatch.setattr(publish_api, "MAX_PRODUCT_BYTES", 1000)
+    big = requests.post(f"{own.url}/publish", data=crab_counts.read_bytes(), headers=auth,
+                        timeout=60)  # fmt: skip
+    assert big.status_code == 413 and "larger than 1000 bytes" in big.json()["error"]
+    assert _state_counts(own.db) == before

@@ -157,6 +157,58 @@ def create_publish_schema(conn: sqlite3.Connection) -> None:
     from .provtap import create_provtap_schema
 
     create_provtap_schema(conn)
+    _create_curation_view(conn)
+
+
+#: Columns of the TAP table ``products.curation`` (joins ObsCore on obs_publisher_did).
+CURATION_COLUMNS = (
+    ("obs_publisher_did", "meta.ref.ivoid", "The published product"),
+    ("publisher", "meta.curation", "Who published it (default: the token's groups)"),
+    ("creator", "meta.id;meta.curation", "Who made it"),
+    ("contact", "meta.email;meta.curation", "Whom to ask about it"),
+    ("version", "meta.version;meta.curation", "Version of the product"),
+    ("creation_type", "meta.code;meta.curation", "How it was made (analysis, ...)"),
+    ("curation_date", "time.release;meta.curation", "When it was published"),
+    ("reference", "meta.bib;meta.curation", "Where it is described"),
+    ("analysis", "meta.id", "Name of the analysis it belongs to (DataLink #coderived)"),
+    ("background_method", "meta.code;meta.software", "Background method of the analysis"),
+    ("cuts_description", "meta.note", "Cuts applied in the analysis, in words"),
+    ("fit_hypothesis", "meta.note;spect", "Model fitted (spectral or spatial hypothesis)"),
+    ("signer", "meta.id;meta.curation", "Key that signed its provenance record, if any"),
+)
+
+
+def _create_curation_view(conn: sqlite3.Connection) -> None:
+    fields = {
+        "obs_publisher_did": "did",
+        "curation_date": "published_at",
+        "analysis": "analysis",
+        "signer": "signer",
+    }
+    select = ", ".join(
+        f"{fields[name]} AS {name}" if name in fields
+        else f"json_extract(curation, '$.{name}') AS {name}"
+        for name, _, _ in CURATION_COLUMNS
+    )  # fmt: skip
+    conn.execute(
+        f'CREATE VIEW IF NOT EXISTS "products.curation" AS SELECT {select} FROM {q(CURATION_TABLE)}'
+    )
+    conn.execute(
+        'INSERT OR REPLACE INTO "tap_schema.schemas" VALUES (?, NULL, ?, ?)',
+        ("products", "Curation of products published into this archive", 3),
+    )
+    conn.execute(
+        'INSERT OR REPLACE INTO "tap_schema.tables" VALUES (?, ?, ?, NULL, ?, ?)',
+        ("products", "products.curation", "view",
+         "Curation and analysis context of published products (join ivoa.obscore on "
+         "obs_publisher_did)", 30),
+    )  # fmt: skip
+    conn.executemany(
+        'INSERT OR REPLACE INTO "tap_schema.columns" '
+        "VALUES (?, ?, 'char', '*', NULL, NULL, ?, NULL, NULL, ?, ?, 1, 0, ?)",
+        [("products.curation", name, desc, ucd, int(i == 0), i)
+         for i, (name, ucd, desc) in enumerate(CURATION_COLUMNS)],
+    )  # fmt: skip
 
 
 # -- checks ------------------------------------------------------------------------------
@@ -481,6 +533,9 @@ def publish_file(
         conn.commit()
         inputs = _check_inputs(conn, _dl3_leaves(graph, entity.id))
         rights, release, group = _check_rights(policy, inputs, token)
+        if not cur.publisher:
+            cur = cur.model_copy(update={"publisher": ", ".join(sorted(
+                policy.groups_for_token(token)))})  # fmt: skip
         access_url = ACCESS_URL_BASE + "files/" + urllib.parse.quote(did, safe="")
         conn.execute("BEGIN IMMEDIATE")
         if _existing(conn, did) is not None:
