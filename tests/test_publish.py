@@ -536,3 +536,14 @@ def test_an_oversized_or_empty_upload_is_refused_cleanly(own, crab_counts, monke
                         timeout=60)  # fmt: skip
     assert big.status_code == 413 and "larger than 1000 bytes" in big.json()["error"]
     assert _state_counts(own.db) == before
+
+
+def test_async_adql_on_provenance_tables_leaks_nothing(own, published):
+    """UWS jobs run outside the request: they see public provenance rows only."""
+    import pyvo
+
+    service = pyvo.dal.TAPService(own.url)
+    adql = f"SELECT id FROM provenance.entity WHERE obs_publisher_did = '{published['vela']}'"
+    assert len(service.run_async(adql)) == 0
+    public = f"SELECT id FROM provenance.entity WHERE obs_publisher_did = '{published['smoothed']}'"
+    assert len(service.run_async(public)) == 1
