@@ -188,6 +188,22 @@ def test_publish_from_the_command_line_then_find_and_fetch_it(own, crab_counts, 
     assert _state_counts(own.db) == before
 
 
+def _edited_record(product: Path, tmp_path: Path) -> Path:
+    """The data untouched, one parameter of the signed record changed (as with astropy)."""
+    edited = tmp_path / "edited.fits"
+    edited.write_bytes(product.read_bytes())
+    with fits.open(edited, mode="update") as hdus:
+        old = hdus["PROVENANCE"].header
+        text = hdus["PROVENANCE"].data["PROV_JSON"][0]
+        text = (text.decode() if isinstance(text, bytes) else text).replace("0.05", "0.5")
+        column = fits.Column(name="PROV_JSON", format=f"{len(text)}A", array=[text.encode()])
+        new = fits.BinTableHDU.from_columns([column], name="PROVENANCE")
+        for key in ("SIGALG", "SIGKEY", "SIGVAL1", "SIGVAL2", "SIGNER"):
+            new.header[key] = old[key]
+        hdus[hdus.index_of("PROVENANCE")] = new
+    return edited
+
+
 def _altered(product: Path, tmp_path: Path) -> Path:
     altered = tmp_path / "altered.fits"
     altered.write_bytes(product.read_bytes())
@@ -196,8 +212,8 @@ def _altered(product: Path, tmp_path: Path) -> Path:
     return altered
 
 
-@pytest.mark.parametrize("case", ["altered", "no-token", "unknown-token", "foreign-input",
-                                  "not-fits", "no-rights"])  # fmt: skip
+@pytest.mark.parametrize("case", ["altered", "edited-record", "no-token", "unknown-token",
+                                  "foreign-input", "not-fits", "no-rights"])  # fmt: skip
 def test_a_refused_publication_says_why_and_leaves_nothing(
     own, crab_counts, crab_event, vela_counts, tmp_path, case
 ):
@@ -206,6 +222,7 @@ def test_a_refused_publication_says_why_and_leaves_nothing(
     token, product = CRAB_TOKEN, crab_counts
     expected = {
         "altered": ("content", "product altered: HDU PRIMARY data changed"),
+        "edited-record": ("content", "provenance record altered"),
         "no-token": ("token", "publishing needs a token of this archive"),
         "unknown-token": ("token", "the token sent is not known to this archive"),
         "foreign-input": ("inputs", "its sha256 differs"),
@@ -214,6 +231,8 @@ def test_a_refused_publication_says_why_and_leaves_nothing(
     }[case]
     if case == "altered":
         product = _altered(crab_counts, tmp_path)
+    elif case == "edited-record":
+        product = _edited_record(crab_counts, tmp_path)
     elif case == "no-token":
         token = ""
     elif case == "unknown-token":
