@@ -164,6 +164,28 @@ def test_map_products_carry_provenance_and_obscore_keys(msh_result) -> None:
     assert {a.name for a in graph.activities.values()} >= {"map-dataset", "excess-map"}
 
 
+def test_excess_map_energy_bins_are_the_ones_asked_for_or_said(msh_result, tmp_path) -> None:
+    import warnings
+
+    from gammapy.maps import Map
+
+    from ctanb.analysis import EnergyRangeWarning, ExcessMapStep
+
+    # the dataset has edges 1, 3.16 and 10 TeV: 1-10 TeV is used as asked, quietly
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EnergyRangeWarning)
+        exact = ExcessMapStep({"energy_edges": {"min": "1 TeV", "max": "10 TeV", "nbins": 1}})
+        result = exact.run(msh_result.products["dataset"], out=tmp_path / "exact")
+    edges = Map.read(result.products["excess"]).geom.axes["energy"].edges.to_value("TeV")
+    np.testing.assert_allclose(edges, [1, 10], rtol=1e-12)
+    # 2-10 TeV cannot be had from these bins: the step says so and the map states 3.16-10
+    shifted = ExcessMapStep({"energy_edges": {"min": "2 TeV", "max": "10 TeV", "nbins": 1}})
+    with pytest.warns(EnergyRangeWarning, match=r"\[2, 10\] TeV .* used \[3.162, 10\] TeV"):
+        result = shifted.run(msh_result.products["dataset"], out=tmp_path / "shifted")
+    edges = Map.read(result.products["excess"]).geom.axes["energy"].edges.to_value("TeV")
+    np.testing.assert_allclose(edges, [10**0.5, 10], rtol=1e-12)
+
+
 def test_cta1dc_ring_maps_equal_plain_gammapy(data_dir: Path, tmp_path: Path) -> None:
     store = data_dir / "cta-1dc" / "index" / "gps"
     runs = inputs_from_datastore(store)

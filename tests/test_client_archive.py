@@ -384,7 +384,8 @@ def test_group_colon_token_is_sent_as_basic_auth_and_accepted(archive_url):
     vela = [r for r in SIMULATED_RUNS if r.proposal_id == "CTAO-2026A-001"]
     criteria = {"collection": "CTAO-SIM", "obs_id": str(vela[1].obs_id)}
     archive = ctanb.connect(archive_url, token="vela-team:demo-token-vela", progress=False)
-    assert archive.session.headers["Authorization"].startswith("Basic ")
+    sent = archive.session.get(f"{archive_url}/availability").request.headers
+    assert sent["Authorization"].startswith("Basic ")
     (path,) = archive.download(archive.search(**criteria))
     assert _events_naxis2(path) > 0
     wrong = ctanb.connect(archive_url, token="vela-team:not-a-token", progress=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -108,10 +109,54 @@ def test_hess_offdata_runs_are_background_observations(releases_db, data_dir):
     rows = _rows(db, "obs_collection='HESS-DL3-DR1'")
     background = {r["obs_id"] for r in rows if r["obs_type"] == "background"}
     assert background == off and len(off) == 45
-    assert {r["target_class"] for r in rows if r["obs_id"] in off} == {"field"}
     classes = {r["target_name"]: r["target_class"] for r in rows if r["obs_id"] not in off}
     assert classes == {"Crab Nebula": "pwn", "MSH 15-52": "pwn", "PKS 2155-304": "blazar",
                        "RX J1713.7-3946": "snr"}  # fmt: skip
+
+
+BLAZARS = ("1ES 0145+138", "1ES 0414+009", "1ES 2343-151", "PKS 0548-322", "PKS 2316-423")
+
+
+def test_every_hess_target_has_its_real_class(releases_db, data_dir):
+    """No run pointed at a known object is a 'field' (off-data runs included): the
+    blazars, SN 1006 and Kepler's SNR are found by class; gamma-cat, read here on its
+    own, agrees for every DR1 object it holds."""
+    db, _ = releases_db
+    index = Table.read(data_dir / "hess-dl3-dr1" / "obs-index.fits.gz")
+    rows = {r["obs_id"]: r for r in _rows(db, "obs_collection='HESS-DL3-DR1'")}
+    assert len(rows) == len(index)
+    by_object: dict[str, set] = {}
+    for r in index:
+        by_object.setdefault(r["OBJECT"].strip(), set()).add(rows[str(r["OBS_ID"])]["target_class"])
+    blazar_runs = [str(r["OBS_ID"]) for r in index if r["OBJECT"].strip() in BLAZARS]
+    assert len(blazar_runs) == 9
+    public_blazars = {
+        r["obs_id"] for r in rows.values()
+        if r["target_class"] == "blazar" and r["data_rights"] == "public"
+    }  # fmt: skip
+    assert set(blazar_runs) <= public_blazars
+    assert by_object["SN 1006"] == by_object["Kepler SNR"] == {"snr"}
+    coordinates = re.compile(r"[0-9:+\-. ]+")
+    for name, classes in by_object.items():
+        if coordinates.fullmatch(name):  # a pointing at no object
+            assert classes == {"field"}, name
+        else:
+            assert None not in classes and "field" not in classes, (name, classes)
+    # independently: gamma-cat's class of each DR1 object it holds
+    cat = Table.read(data_dir / "catalogs" / "gammacat" / "gammacat.fits.gz")
+    key = lambda text: re.sub(r"[^a-z0-9]", "", text.lower())  # noqa: E731
+    fine = {}
+    for src in cat:
+        for col in ("common_name", "gamma_names", "other_names"):
+            if src[col] is not np.ma.masked:
+                for n in str(src[col]).split(","):
+                    fine.setdefault(key(n), str(src["classes"]).split(",")[0])
+    expected = {"hbl": "blazar", "fri": "radio-galaxy", "galaxy": "starburst", "snr": "snr",
+                "pwn": "pwn", "psr": "pwn"}  # fmt: skip
+    held = {n: fine[key(n)] for n in by_object if key(n) in fine}
+    assert {"SN 1006", "PKS 0548-322", "1ES 0414+009", "NGC 253", "Crab Nebula"} <= set(held)
+    for name, cls in held.items():
+        assert by_object[name] == {expected[cls]}, (name, cls, by_object[name])
 
 
 def test_cta_1dc_links_the_caldb_irf_file(releases_db, data_dir):

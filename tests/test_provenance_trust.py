@@ -251,3 +251,64 @@ def test_redo_by_another_user_with_an_empty_home_fetches_inputs_from_the_archive
         if d.get("prov:usedEntity") == fits.getheader(made)["PROV_ID"]
     ]
     assert revision, "the redone product names the product it revises"
+
+
+def _installed(module) -> bool:
+    """A module of the Python installation, its packages or ctanb (not a stray file)."""
+    where = getattr(module, "__file__", None)
+    roots = (sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parent.parent / "ctanb"))
+    return where is None or str(Path(where).resolve()).startswith(roots)
+
+
+def test_any_mutation_of_a_record_imports_nothing_and_fails_in_words(product, tmp_path_factory):
+    """Property: whatever a record says (random edits of its strings, numbers and
+    structure), verify and redo end with a ProvenanceError or a report, never another
+    exception, and import no module from outside the installation (a crafted record
+    cannot name code: kinds come from ctanb's registry)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    base = _record(product)
+    hostile = st.sampled_from(
+        ["os:system", "subprocess:run", "evil_module:run", "builtins:eval", "", "counts-map",
+         "smooth-counts", "9.9", "1.0", "{\"__model__\": [\"os:system\", {}]}", "\u0000", "😀"]
+    )  # fmt: skip
+    value = st.one_of(hostile, st.text(max_size=20), st.integers(), st.none(), st.booleans())
+
+    def paths(doc, prefix=()):
+        if isinstance(doc, dict):
+            for key, item in doc.items():
+                yield (*prefix, key)
+                yield from paths(item, (*prefix, key))
+
+    all_paths = list(paths(base))
+    folder = tmp_path_factory.mktemp("mutants")
+    before = set(sys.modules)
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(st.lists(st.tuples(st.sampled_from(all_paths), value), min_size=1, max_size=4))
+    def check(edits):
+        document = json.loads(json.dumps(base))
+        for path, new in edits:
+            target = document
+            for key in path[:-1]:
+                target = target.get(key) if isinstance(target, dict) else None
+            if isinstance(target, dict):
+                target[path[-1]] = new
+        mutant = folder / "mutant.fits"
+        shutil.copy(product, mutant)
+        _rewrite_record(mutant, document)
+        for action in (lambda: verify(mutant), lambda: redo(mutant, folder / "redo")):
+            try:
+                action()
+            except ProvenanceError as exc:
+                assert "Traceback" not in str(exc)
+        strays = [m for m in set(sys.modules) - before if not _installed(sys.modules[m])]
+        assert not strays, strays
+
+    check()

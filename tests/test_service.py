@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,8 @@ from astropy.io.votable import parse_single_table
 
 from ctanb.archive.service import ArchiveServer
 from ctanb.datamodel import OBSCORE_COLUMNS
+
+VOSI_AVAILABILITY = "{http://www.ivoa.net/xml/VOSIAvailability/v1.0}"
 
 CONE = (
     "SELECT obs_id, s_ra, s_dec, t_min, access_url, obs_publisher_did, s_region "
@@ -210,8 +213,8 @@ def test_vosi_capabilities_tables_availability(archive_url: str) -> None:
     assert "<unit>deg</unit>" in tables and "<ucd>pos.eq.ra</ucd>" in tables
     one = httpx.get(f"{archive_url}/tables/ivoa.obscore")
     assert one.status_code == 200 and "<name>s_region</name>" in one.text
-    avail = httpx.get(f"{archive_url}/availability").text
-    assert "<vosi:available>true</vosi:available>" in avail
+    avail = ET.fromstring(httpx.get(f"{archive_url}/availability").content)
+    assert avail.findtext(f"{VOSI_AVAILABILITY}available") == "true"
 
 
 def test_broken_database_gives_a_clean_503(tmp_path: Path) -> None:
@@ -222,4 +225,4 @@ def test_broken_database_gives_a_clean_503(tmp_path: Path) -> None:
         assert_clean_error(resp, 503, "database")
         avail = httpx.get(f"{server.url}/availability")
         assert avail.status_code == 200
-        assert "<vosi:available>false</vosi:available>" in avail.text
+        assert ET.fromstring(avail.content).findtext(f"{VOSI_AVAILABILITY}available") == "false"

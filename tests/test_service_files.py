@@ -131,6 +131,9 @@ def test_path_tricks_do_not_reach_files(archive_url: str, public_row) -> None:
         f"/files/{did}/..%2F..%2F..%2Fetc%2Fpasswd",
         f"/files/{did}/-1",
         f"/files/{did}/999",
+        f"/files/{did}/{quote(chr(0x00B2))}",  # a superscript two: a digit to str.isdigit()
+        f"/files/{did}/{quote(chr(0x0663))}",  # an Arabic-Indic three
+        f"/files/{did}/99999999999999999999999",
         f"/files/{did}/this/extra",
         "/files/",
     ):

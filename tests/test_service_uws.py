@@ -22,16 +22,20 @@ SLOW = (  # a triple self-join of 3000 rows: hours of work unless stopped
 )
 
 
-def create(url: str, query: str = QUERY, **extra: str) -> str:
-    resp = httpx.post(f"{url}/async", data={"LANG": "ADQL", "QUERY": query, **extra})
+VELA = {"Authorization": "Bearer demo-token-vela"}  # demo policy: group vela-team
+
+
+def create(url: str, query: str = QUERY, headers: dict | None = None, **extra: str) -> str:
+    data = {"LANG": "ADQL", "QUERY": query, **extra}
+    resp = httpx.post(f"{url}/async", data=data, headers=headers)
     assert resp.status_code == 303, resp.text
     job_url = resp.headers["location"]
     assert job_url.startswith(f"{url}/async/")
     return job_url
 
 
-def job_doc(job_url: str, **params: str) -> ET.Element:
-    resp = httpx.get(job_url, params=params, timeout=90)
+def job_doc(job_url: str, headers: dict | None = None, **params: str) -> ET.Element:
+    resp = httpx.get(job_url, params=params, timeout=90, headers=headers)
     assert resp.status_code == 200, resp.text
     return ET.fromstring(resp.content)
 
@@ -41,41 +45,46 @@ def phase_of(job_url: str) -> str:
 
 
 def test_job_lifecycle(archive_url: str) -> None:
-    job_url = create(archive_url, RUNID="lifecycle-test")
-    doc = job_doc(job_url)
+    job_url = create(archive_url, headers=VELA, RUNID="lifecycle-test")
+    doc = job_doc(job_url, VELA)
     assert doc.findtext(f"{UWS}phase") == "PENDING"
     assert doc.findtext(f"{UWS}runId") == "lifecycle-test"
+    assert doc.findtext(f"{UWS}ownerId") == "vela-team"
     params = {p.get("id"): p.text for p in doc.iter(f"{UWS}parameter")}
     assert params["query"] == QUERY
-    # the job list shows it
-    listing = ET.fromstring(httpx.get(f"{archive_url}/async").content)
-    assert job_url.rsplit("/", 1)[1] in [r.get("id") for r in listing.iter(f"{UWS}jobref")]
+    # the owner's job list shows it; nobody else's does
+    job_id = job_url.rsplit("/", 1)[1]
+    listing = ET.fromstring(httpx.get(f"{archive_url}/async", headers=VELA).content)
+    assert job_id in [r.get("id") for r in listing.iter(f"{UWS}jobref")]
+    assert job_id not in httpx.get(f"{archive_url}/async").text
+    get = lambda path="", **kw: httpx.get(f"{job_url}{path}", headers=VELA, **kw)  # noqa: E731
+    post = lambda path, **kw: httpx.post(f"{job_url}{path}", headers=VELA, **kw)  # noqa: E731
     # small resources
-    assert int(httpx.get(f"{job_url}/executionduration").text) > 0
-    assert httpx.get(f"{job_url}/quote").text.endswith("Z")
-    assert httpx.get(f"{job_url}/destruction").text.endswith("Z")
-    assert httpx.get(f"{job_url}/owner").status_code == 200
-    r = httpx.post(f"{job_url}/executionduration", data={"EXECUTIONDURATION": "120"})
-    assert r.status_code == 303 and httpx.get(f"{job_url}/executionduration").text == "120"
+    assert int(get("/executionduration").text) > 0
+    assert get("/quote").text.endswith("Z")
+    assert get("/destruction").text.endswith("Z")
+    assert get("/owner").text == "vela-team"
+    r = post("/executionduration", data={"EXECUTIONDURATION": "120"})
+    assert r.status_code == 303 and get("/executionduration").text == "120"
     # run and block until done (UWS 1.1 WAIT)
-    r = httpx.post(f"{job_url}/phase", data={"PHASE": "RUN"})
+    r = post("/phase", data={"PHASE": "RUN"})
     assert r.status_code == 303
-    doc = job_doc(job_url, WAIT="30")
+    doc = job_doc(job_url, VELA, WAIT="30")
     assert doc.findtext(f"{UWS}phase") == "COMPLETED"
     assert doc.find(f"{UWS}startTime").text and doc.find(f"{UWS}endTime").text
     (result,) = doc.iter(f"{UWS}result")
     href = result.get("{http://www.w3.org/1999/xlink}href")
     assert href == f"{job_url}/results/result"
-    table = parse_single_table(io.BytesIO(httpx.get(href).content)).to_table()
+    table = parse_single_table(io.BytesIO(httpx.get(href, headers=VELA).content)).to_table()
     assert len(table) == 5
     assert all(str(u).startswith(archive_url + "/files/") for u in table["access_url"])
     # phase filter of the job list
-    done = httpx.get(f"{archive_url}/async", params={"PHASE": "COMPLETED"}).text
-    assert job_url.rsplit("/", 1)[1] in done
+    done = httpx.get(f"{archive_url}/async", params={"PHASE": "COMPLETED"}, headers=VELA).text
+    assert job_id in done
     # delete: 303 to the list, then 404
-    r = httpx.delete(job_url)
+    r = httpx.delete(job_url, headers=VELA)
     assert r.status_code == 303 and r.headers["location"] == f"{archive_url}/async"
-    assert httpx.get(job_url).status_code == 404
+    assert get().status_code == 404
 
 
 def test_run_on_creation_and_post_action_delete(archive_url: str) -> None:

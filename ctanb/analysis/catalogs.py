@@ -1,4 +1,4 @@
-"""Published spectra from catalogs: Fermi-LAT 3FGL/3FHL and gamma-cat (via gammapy.catalog).
+"""Published catalogs: Fermi-LAT 3FGL/3FHL, H.E.S.S. HGPS and gamma-cat (via gammapy.catalog).
 
 The catalog files come from the shared data folder (``<CTANB_DATA>/catalogs``),
 read with gammapy's catalog classes and explicit file names, so nothing needs
@@ -34,6 +34,12 @@ CATALOGS: dict[str, dict[str, str]] = {
         "file": "fermi/gll_psch_v13.fit.gz",
         "title": "Fermi-LAT 3FHL",
         "reference": "Ajello et al. 2017, ApJS 232, 18 (3FHL), Fermi-LAT collaboration",
+    },
+    "hgps": {
+        "class": "SourceCatalogHGPS",
+        "file": "hgps_catalog_v1.fits.gz",
+        "title": "H.E.S.S. HGPS",
+        "reference": "H.E.S.S. Collaboration, Abdalla et al. 2018, A&A 612, A1 (HGPS)",
     },
     "gamma-cat": {
         "class": "SourceCatalogGammaCat",
@@ -73,7 +79,7 @@ def catalog_path(key: str) -> Path:
 
 @cache
 def load_catalog(key: str) -> Any:
-    """The gammapy catalog object of *key* (``"3fgl"``, ``"3fhl"``, ``"gamma-cat"``), cached."""
+    """The gammapy catalog object of *key* (``"3fgl"``, ``"3fhl"``, ``"hgps"``, ``"gamma-cat"``), cached."""
     import gammapy.catalog as catalog_module
 
     path = catalog_path(key)

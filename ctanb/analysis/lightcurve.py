@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator
 
 from .._errors import AnalysisError
-from ..provenance import recorded
+from ..provenance import current_activity, recorded
 from ._base import StepResult
 from .spectrum_data import (
     OnOffConfig,
     describe_dl3,
+    honoured_edges,
     read_observations,
     reduce_on_off,
     remember_obscore,
@@ -64,6 +65,10 @@ class LightCurveConfig(OnOffConfig):
         if len(value) < 2 or any(b <= a for a, b in pairwise(value)):
             raise ValueError("give at least two increasing energy edges")
         return value
+
+    def required_edges_tev(self) -> list[float]:
+        """The light-curve energy edges: edges of the reconstructed energy axis."""
+        return list(self.energy_edges_tev)
 
 
 def night_intervals(observations: Any) -> list[Any]:
@@ -165,8 +170,13 @@ class LightCurveStep:
         )
         path = out / f"{self.config.source}_lightcurve_{self.config.time_bins}.fits"
         lightcurve = self.make_lightcurve(events, irfs, str(path))
+        from .sed import covariance_file, reference_model_file
+
+        products = {"lightcurve": path, "reference_model": reference_model_file(path)}
+        if covariance_file(products["reference_model"]).is_file():
+            products["covariance"] = covariance_file(products["reference_model"])
         return LightCurveResult(
-            products={"lightcurve": path},
+            products=products,
             inputs=observations,
             config=self.config,
             lightcurve=lightcurve,
@@ -187,6 +197,8 @@ class LightCurveStep:
         from gammapy.estimators import LightCurveEstimator
         from gammapy.modeling.models import PowerLawSpectralModel, SkyModel
 
+        from .sed import covariance_file, reference_model_file, write_flux_points
+
         c = self.config
         observations = read_observations(event_files, irf_files)
         datasets = reduce_on_off(c, observations)
@@ -205,8 +217,9 @@ class LightCurveStep:
             if c.time_bins == "night"
             else (run_intervals(observations))
         )
+        axis = datasets[0].counts.geom.axes["energy"]
         estimator = LightCurveEstimator(
-            energy_edges=c.energy_edges_tev * u.TeV,
+            energy_edges=honoured_edges(axis, c.energy_edges_tev, "light-curve energy edges"),
             source=c.source,
             time_intervals=intervals,
             selection_optional=list(c.selection_optional),
@@ -214,5 +227,11 @@ class LightCurveStep:
         lightcurve = estimator.run(datasets)
         if lightcurve.geom.axes["time"].nbin == 0:
             raise AnalysisError("the light curve has no time bin with data")
-        lightcurve.write(lightcurve_file, format="lightcurve", sed_type="flux", overwrite=True)
+        write_flux_points(lightcurve, lightcurve_file, sed_type="flux", format="lightcurve")
+        act = current_activity()
+        if act is not None:  # the reference model (the fixed spectral shape) and its covariance
+            model = reference_model_file(lightcurve_file)
+            for path, role in ((model, "reference_model"), (covariance_file(model), "covariance")):
+                if path.is_file():
+                    act.generated(path, role=role, data_level="DL5", product_type="lightcurve")
         return lightcurve

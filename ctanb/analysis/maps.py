@@ -40,6 +40,7 @@ from pydantic import ConfigDict, Field, model_validator
 from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
 from ._base import DL3Input, StepConfig, StepResult
+from .masks import ExclusionConfig, ExclusionMaskConfig, ExclusionMaskStep, draw_exclusion
 from .reduce import current_executor, parallel, reduce_and_stack
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "MapDatasetStep",
     "MapResult",
     "MapStep",
+    "MaskedDatasetConfig",
 ]
 
 STEP_VERSION = "1.0"
@@ -150,6 +152,33 @@ class MapDatasetConfig(StepConfig):
         ]
 
 
+class MaskedDatasetConfig(MapDatasetConfig):
+    """A map reduction whose background makers use an ``exclusion`` mask built from
+    catalogs and regions (or the mask file ``background.exclusion``, not both)."""
+
+    exclusion: ExclusionConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_mask(self) -> MaskedDatasetConfig:
+        if self.exclusion is not None and self.background.exclusion:
+            raise ValueError("give either exclusion (catalogs/regions) or background.exclusion")
+        return self
+
+    def make_exclusion(self, out: Path) -> dict[str, Path]:
+        """Write the exclusion mask into *out* (recorded); its product, or {} if none."""
+        if self.exclusion is None or self.exclusion.is_empty():
+            return {}
+        config = ExclusionMaskConfig(**self.exclusion.model_dump(), geom=self.geom)
+        return ExclusionMaskStep(config).run(out).products
+
+    def dataset_config(self, exclusion_file: str | Path | None = None) -> MapDatasetConfig:
+        """The reduction part, reading the exclusion mask *exclusion_file* if given."""
+        data = self.model_dump(include=set(MapDatasetConfig.model_fields))
+        if exclusion_file:
+            data["background"]["exclusion"] = str(exclusion_file)
+        return MapDatasetConfig.model_validate(data)
+
+
 class ExcessMapConfig(StepConfig):
     """ExcessMapEstimator settings (as gammapy.workflow's ``excess_map`` section)."""
 
@@ -162,14 +191,11 @@ class ExcessMapConfig(StepConfig):
     energy_edges: EnergyAxisConfig = EnergyAxisConfig()
 
 
-class MapConfig(MapDatasetConfig):
-    """A whole map analysis: the reduction (:class:`MapDatasetConfig`) then excess maps."""
+class MapConfig(MaskedDatasetConfig):
+    """A whole map analysis: the reduction (:class:`MapDatasetConfig`, with an optional
+    ``exclusion`` mask from catalogs/regions for the FoV or ring background) then excess maps."""
 
     excess_map: ExcessMapConfig = ExcessMapConfig()
-
-    def dataset_config(self) -> MapDatasetConfig:
-        """The reduction part of this configuration."""
-        return MapDatasetConfig.model_validate(self.model_dump(exclude={"excess_map"}))
 
 
 def _plot_maps(maps: dict[str, Any], **kwargs: Any) -> Any:
@@ -255,9 +281,10 @@ class MapResult(MapDatasetResult):
     significance = ExcessMapResult.significance
 
     def plot(self, **kwargs: Any) -> Any:
-        """Counts, excess and significance maps on WCSAxes."""
+        """Counts, excess and significance maps on WCSAxes (excluded regions outlined)."""
         maps = {"counts": self.dataset.counts, "excess": self.excess}
-        return _plot_maps({**maps, "significance": self.significance})
+        figure = _plot_maps({**maps, "significance": self.significance})
+        return draw_exclusion(figure, self.products.get("exclusion_mask"))
 
     def _repr_html_(self) -> str:
         d = self.dataset
@@ -423,11 +450,18 @@ class ExcessMapStep:
         from gammapy.estimators import ExcessMapEstimator
         from gammapy.workflow.steps import make_energy_axis
 
+        from .spectrum_data import honoured_edges
+
         dataset = MapDataset.read(dataset_file, name="stacked")
         axis = make_energy_axis(self.config.energy_edges)
+        edges = None
+        if axis is not None:  # gammapy would round them to the dataset's edges unsaid
+            edges = honoured_edges(
+                dataset.counts.geom.axes["energy"], axis.edges, "excess-map energy edges"
+            )
         estimator = ExcessMapEstimator(
             correlation_radius=self.config.correlation_radius,
-            energy_edges=axis.edges if axis is not None else None,
+            energy_edges=edges,
             **self.config.parameters,
         )
         flux_maps = estimator.run(dataset)
@@ -452,10 +486,13 @@ class MapStep:
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None
     ) -> MapResult:
         """Reduce *inputs*, then estimate excess and significance; all products in *out*."""
-        reduced = MapDatasetStep(self.config.dataset_config()).run(inputs, out, parallel=parallel)
+        masks = self.config.make_exclusion(Path(out))
+        reduced = MapDatasetStep(self.config.dataset_config(masks.get("exclusion_mask"))).run(
+            inputs, out, parallel=parallel
+        )
         excess = ExcessMapStep(self.config.excess_map).run(reduced, out)
         return MapResult(
-            products={**reduced.products, **excess.products},
+            products={**masks, **reduced.products, **excess.products},
             inputs=reduced.inputs,
             dataset=reduced.dataset,
             obs_ids=reduced.obs_ids,

@@ -11,7 +11,7 @@ All plotting is gammapy's (``FluxPoints.plot``, ``SpectralModel.plot`` and
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,31 +20,123 @@ from .._errors import AnalysisError
 
 __all__ = [
     "MultiWavelengthSED",
+    "covariance_file",
     "fit_summary_html",
     "plot_sed",
     "read_flux_points",
+    "reference_model_file",
     "write_flux_points",
 ]
 
 
-def read_flux_points(path: str | Path) -> Any:
-    """Read flux points written in the GADF SED format (likelihood profiles included)."""
+def covariance_file(models_file: str | Path) -> Path:
+    """The covariance file gammapy's ``Models.write`` puts beside *models_file*."""
+    path = Path(models_file)
+    return path.with_name(f"{path.stem}_covariance.dat")
+
+
+def read_flux_points(
+    path: str | Path, *, format: str | None = None, reference_model: Any = None
+) -> Any:
+    """Read flux points or a light curve written by :func:`write_flux_points`.
+
+    Parameters
+    ----------
+    path : path
+        A FITS file in gammapy's ``gadf-sed`` or ``lightcurve`` format.
+    format : str, optional
+        ``"gadf-sed"`` or ``"lightcurve"``; default from the table's columns.
+    reference_model : SkyModel or SpectralModel, optional
+        Default the model named by the file's ``MODEL`` keyword (a YAML file beside
+        it, read with its covariance), so dN/dE and the model butterfly are those of
+        the flux points that were written.
+
+    Returns
+    -------
+    gammapy.estimators.FluxPoints
+    """
+    from astropy.io import fits
     from gammapy.estimators import FluxPoints
+    from gammapy.modeling.models import Models
 
     path = Path(path)
     if not path.is_file():
         raise AnalysisError(f"flux-points file {path} does not exist")
     try:
-        return FluxPoints.read(path, format="gadf-sed")
+        with fits.open(path) as hdus:
+            model_name = hdus[0].header.get("MODEL")
+            columns = hdus["FLUXPOINTS"].columns.names
+        if format is None:
+            format = "lightcurve" if "time_min" in columns else "gadf-sed"
+        if reference_model is None and model_name:
+            model_path = path.parent / model_name
+            if not model_path.is_file():
+                raise AnalysisError(
+                    f"the reference model {model_name} of flux points {path} is missing: "
+                    "keep it in the same folder"
+                )
+            reference_model = Models.read(model_path)[0]
+        return FluxPoints.read(path, format=format, reference_model=reference_model)
     except (OSError, KeyError, ValueError) as exc:
         raise AnalysisError(f"cannot read flux points from {path}: {exc}") from None
 
 
-def write_flux_points(flux_points: Any, path: str | Path, *, sed_type: str = "likelihood") -> Path:
-    """Write flux points in the GADF SED format (``likelihood`` keeps the norm profiles)."""
+def write_flux_points(
+    flux_points: Any,
+    path: str | Path,
+    *,
+    sed_type: str = "likelihood",
+    format: str = "gadf-sed",
+    model_file: str | Path | None = None,
+    header: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write flux points (``gadf-sed``) or a light curve (``lightcurve``) with its reference model.
+
+    Parameters
+    ----------
+    flux_points : gammapy.estimators.FluxPoints
+    path : path
+        The FITS file.
+    sed_type : str
+        ``likelihood`` (default) keeps the norm profiles; ``dnde``, ``flux``, ...
+    format : str
+        ``"gadf-sed"`` or ``"lightcurve"``.
+    model_file : path, optional
+        A models YAML file already written beside *path* whose first model is the
+        reference model (e.g. the fitted models); default: the reference model is
+        written to ``<stem>_model.yaml`` with its covariance. The FITS primary
+        header names the file in ``MODEL`` (relative to the FITS file), as
+        gammapy's ``FluxMaps.write`` does, and :func:`read_flux_points` reads it.
+    header : mapping, optional
+        More primary-header cards (e.g. the energy range really fitted).
+
+    Returns
+    -------
+    Path
+    """
+    from astropy.io import fits
+    from gammapy.modeling.models import Models
+
     path = Path(path)
-    flux_points.write(path, sed_type=sed_type, format="gadf-sed", overwrite=True)
+    if model_file is None:
+        model_file = reference_model_file(path)
+        Models([flux_points.reference_model]).write(
+            model_file, overwrite=True, write_covariance=True
+        )
+    model_file = Path(model_file)
+    if model_file.parent.resolve() != path.parent.resolve():
+        raise AnalysisError(f"the reference model {model_file} must be beside {path}")
+    flux_points.write(path, sed_type=sed_type, format=format, overwrite=True)
+    with fits.open(path, mode="update") as hdus:
+        hdus[0].header["MODEL"] = model_file.name  # the reference model, beside this file
+        hdus[0].header.update(header or {})
     return path
+
+
+def reference_model_file(path: str | Path) -> Path:
+    """Where :func:`write_flux_points` writes the reference model of flux points *path*."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_model.yaml")
 
 
 def plot_sed(

@@ -36,6 +36,7 @@ from ._base import DL3Input, StepResult, require_inputs
 from .spectrum_data import (
     OnOffConfig,
     describe_dl3,
+    honoured_edges,
     read_observations,
     reduce_on_off,
     remember_obscore,
@@ -59,7 +60,10 @@ class SpectrumConfig(OnOffConfig):
 
     The start values of the fit are fixed by the model name (see
     :func:`spectral_model`), so a run is reproducible. ``flux_points_edges_tev``
-    defaults to the reconstructed energy axis grouped two bins per flux point.
+    defaults to the reconstructed energy axis over the fit range, two bins per flux
+    point (the top bin kept). The fit range and the flux-point edges are edges of the
+    reconstructed axis (see :func:`~ctanb.analysis.spectrum_data.energy_axes`), so
+    they are used exactly as given; they must lie within the analysis energy range.
     """
 
     source: str = Field("source", min_length=1, description="name of the fitted source model")
@@ -74,6 +78,18 @@ class SpectrumConfig(OnOffConfig):
     scan_n_values: int = Field(11, ge=2)
     dataset_format: Literal["gadf", "ogip"] = "gadf"
     fit_max_calls: int | None = Field(None, ge=1, description="cap on MIGRAD function calls")
+
+    def required_edges_tev(self) -> list[float]:
+        """The fit range and flux-point edges: edges of the reconstructed energy axis."""
+        fit = [e for e in (self.fit_energy_min_tev, self.fit_energy_max_tev) if e]
+        return [*fit, *(self.flux_points_edges_tev or [])]
+
+    def fit_range_tev(self) -> tuple[float, float]:
+        """The energy range of the fit (TeV): the fit bounds, else the analysis range."""
+        return (
+            self.fit_energy_min_tev or self.energy_min_tev,
+            self.fit_energy_max_tev or self.energy_max_tev,
+        )
 
 
 def spectral_model(config: SpectrumConfig) -> SkyModel:
@@ -102,14 +118,21 @@ def spectral_model(config: SpectrumConfig) -> SkyModel:
 
 
 def _flux_point_edges(config: SpectrumConfig) -> Any:
+    """The configured flux-point edges, else the reconstructed axis over the fit range,
+    two bins per point (the last point one bin when the count is odd: the top is kept)."""
     import astropy.units as u
 
     from .spectrum_data import energy_axes
 
     if config.flux_points_edges_tev:
-        return config.flux_points_edges_tev * u.TeV
-    edges = energy_axes(config)[0].edges
-    return edges[::2] if len(edges) > 3 else edges
+        return sorted(config.flux_points_edges_tev) * u.TeV
+    lo, hi = config.fit_range_tev()
+    edges = energy_axes(config)[0].edges.to_value("TeV")
+    inside = edges[(edges >= lo * (1 - 1e-9)) & (edges <= hi * (1 + 1e-9))]
+    grouped = list(inside[::2])
+    if grouped[-1] != inside[-1]:
+        grouped.append(inside[-1])
+    return grouped * u.TeV
 
 
 def _sibling_files(pha: Path) -> list[Path]:
@@ -127,6 +150,8 @@ class SpectrumResult(StepResult):
     fit_result: FitResult | None = None
     flux_points: FluxPoints | None = None
     flux_points_by_telescope: dict[str, FluxPoints] = field(default_factory=dict)
+    #: dataset name -> energy range of its fit (Quantity [lo, hi]), the edges really used
+    fit_ranges: dict[str, Any] = field(default_factory=dict)
     dataset_files: list[Path] = field(default_factory=list)
 
     @property
@@ -222,6 +247,10 @@ class SpectrumStep:
         outcome = self.fit_datasets(files, models_file, points_file)
         products = {f"dataset_{Path(f).stem}": Path(f) for f in files}
         products.update(models=Path(models_file), flux_points=Path(points_file))
+        from .sed import covariance_file
+
+        if covariance_file(models_file).is_file():
+            products["covariance"] = covariance_file(models_file)
         for telescope in list(outcome["flux_points_by_telescope"])[1:]:
             path = Path(points_file)
             products[f"flux_points_{telescope}"] = path.with_name(
@@ -235,6 +264,7 @@ class SpectrumStep:
             fit_result=outcome["fit_result"],
             flux_points=outcome["flux_points"],
             flux_points_by_telescope=outcome["flux_points_by_telescope"],
+            fit_ranges=outcome["fit_ranges"],
             dataset_files=[Path(f) for f in files],
         )
 
@@ -278,9 +308,12 @@ class SpectrumStep:
         self, dataset_files: list[str], models_file: str, flux_points_file: str
     ) -> dict[str, Any]:
         """Fit the configured model to DL4 datasets; write the models (YAML) and flux points."""
+        import astropy.units as u
         from gammapy.datasets import Datasets, SpectrumDatasetOnOff
         from gammapy.estimators import FluxPointsEstimator
         from gammapy.modeling import Fit
+
+        from .sed import covariance_file, write_flux_points
 
         if not dataset_files:
             raise AnalysisError("no spectrum dataset to fit")
@@ -292,14 +325,18 @@ class SpectrumStep:
                 datasets.append(SpectrumDatasetOnOff.read(path, name=name))
             except (OSError, KeyError, ValueError) as exc:
                 raise AnalysisError(f"cannot read spectrum dataset {path}: {exc}") from None
-        if c.fit_energy_min_tev or c.fit_energy_max_tev:
-            import astropy.units as u
-
-            lo, hi = c.fit_energy_min_tev, c.fit_energy_max_tev
-            for dataset in datasets:
+        fit_ranges = {}  # dataset -> [lo, hi] energy edges of its fit range, as used
+        lo, hi = c.fit_energy_min_tev, c.fit_energy_max_tev
+        for dataset in datasets:
+            axis = dataset.counts.geom.axes["energy"]
+            used = axis.bounds
+            if lo or hi:
+                requested = [lo * u.TeV if lo else used[0], hi * u.TeV if hi else used[-1]]
+                used = honoured_edges(axis, requested, f"fit range of dataset {dataset.name}")
                 dataset.mask_fit = dataset.counts.geom.energy_mask(
-                    energy_min=lo * u.TeV if lo else None, energy_max=hi * u.TeV if hi else None
+                    energy_min=used[0], energy_max=used[-1]
                 )
+            fit_ranges[dataset.name] = u.Quantity([used[0], used[-1]]).to("TeV")
         datasets.models = [spectral_model(c)]
         opts = {"migrad_opts": {"ncall": c.fit_max_calls}} if c.fit_max_calls else {}
         fit = Fit(optimize_opts=opts)
@@ -309,27 +346,45 @@ class SpectrumStep:
                 f"the {c.model} fit of {c.source!r} to {len(datasets)} dataset(s) did not "
                 f"converge: {fit_result.message} (datasets kept: {', '.join(dataset_files)})"
             )
-        datasets.models.write(models_file, overwrite=True, write_covariance=False)
-        estimator = FluxPointsEstimator(
-            energy_edges=_flux_point_edges(c),
-            source=c.source,
-            selection_optional=list(c.flux_points_optional),
-            norm={"scan_min": c.scan_min, "scan_max": c.scan_max, "scan_n_values": c.scan_n_values},
-            n_jobs=1,
-        )
+        act = current_activity()
+        # with the covariance (a file beside the YAML), so a butterfly rebuilt from the
+        # products keeps the parameters' correlations
+        datasets.models.write(models_file, overwrite=True, write_covariance=True)
+        covariance = covariance_file(models_file)
+        if act is not None and covariance.is_file():
+            act.generated(covariance, role="covariance", data_level="DL5", product_type="fit")
         profiles = {"scan", "all"} & set(c.flux_points_optional)
         sed_type = "likelihood" if profiles else "dnde"  # likelihood: with the norm profiles
         # gammapy 2.1's allow_multiple_telescopes cannot build its output table, so a joint
         # fit gets flux points per telescope, each against the jointly fitted model.
         groups = _telescope_groups(datasets)
         by_telescope = {}
-        act = current_activity()
         for index, (telescope, members) in enumerate(groups.items()):
             path = Path(flux_points_file)
             if index:
                 path = path.with_name(f"{path.stem}_{telescope}{path.suffix}")
+            axis = members[0].counts.geom.axes["energy"]
+            edges = honoured_edges(axis, _flux_point_edges(c), f"flux-point edges ({telescope})")
+            estimator = FluxPointsEstimator(
+                energy_edges=edges,
+                source=c.source,
+                selection_optional=list(c.flux_points_optional),
+                norm={
+                    "scan_min": c.scan_min,
+                    "scan_max": c.scan_max,
+                    "scan_n_values": c.scan_n_values,
+                },
+                n_jobs=1,
+            )
             points = estimator.run(Datasets(members))
-            points.write(path, sed_type=sed_type, format="gadf-sed", overwrite=True)
+            ranges = u.Quantity([fit_ranges[member.name] for member in members]).value
+            header = {
+                "FIT_EMIN": (float(ranges[:, 0].min()), "[TeV] fit range used, lowest edge"),
+                "FIT_EMAX": (float(ranges[:, 1].max()), "[TeV] fit range used, highest edge"),
+            }
+            write_flux_points(
+                points, path, sed_type=sed_type, model_file=Path(models_file), header=header
+            )
             if index and act is not None:
                 act.generated(path, role=telescope, data_level="DL5", product_type="flux")
             by_telescope[telescope] = points
@@ -339,6 +394,7 @@ class SpectrumStep:
             "fit_result": fit_result,
             "flux_points": next(iter(by_telescope.values())),
             "flux_points_by_telescope": by_telescope,
+            "fit_ranges": fit_ranges,
         }
 
 

@@ -12,6 +12,7 @@ field of view) and the ObsCore description of each DL3 file for provenance.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from gammapy.datasets import Datasets
 
 __all__ = [
+    "EnergyRangeWarning",
     "OnOffConfig",
     "describe_dl3",
     "read_observations",
@@ -39,12 +41,17 @@ SafeMaskMethod = Literal["aeff-default", "aeff-max", "edisp-bias", "offset-max",
 _OBSCORE_ROWS: dict[str, dict[str, Any]] = {}
 
 
+class EnergyRangeWarning(UserWarning):
+    """A requested energy range or edge could not be used as given (the message says what was)."""
+
+
 class OnOffConfig(StepConfig):
     """Target, on region, energy axes and safe mask of an on/off (1D) extraction.
 
     ``on_radius_deg`` is the radius of the circular on region (0.11 deg suits
     H.E.S.S. point-like sources); ``None`` takes the on region from the
-    ``RAD_MAX`` table of point-like IRFs (MAGIC, LST).
+    ``RAD_MAX`` table of point-like IRFs (MAGIC, LST). The energy axes start and end
+    at the configured bounds, with at least ``*_bins_per_decade`` bins per decade.
     """
 
     ra_deg: float = Field(ge=0, lt=360, description="target right ascension (ICRS, deg)")
@@ -70,7 +77,15 @@ class OnOffConfig(StepConfig):
             raise ValueError("energy_min_tev must be below energy_max_tev")
         if self.energy_true_min_tev >= self.energy_true_max_tev:
             raise ValueError("energy_true_min_tev must be below energy_true_max_tev")
+        try:
+            check_within(self.required_edges_tev(), self.energy_min_tev, self.energy_max_tev)
+        except AnalysisError as exc:
+            raise ValueError(str(exc)) from None
         return self
+
+    def required_edges_tev(self) -> list[float]:
+        """Energies (TeV) the reconstructed axis must have as edges (besides its bounds)."""
+        return []
 
     @property
     def point_like(self) -> bool:
@@ -172,30 +187,104 @@ def check_field_of_view(config: OnOffConfig, observations: Sequence[Observation]
             )
 
 
+def log_edges(bounds: Sequence[float], per_decade: int) -> Any:
+    """Energy edges (TeV) through every one of *bounds*, at least *per_decade* bins per decade.
+
+    Each interval between consecutive bounds gets ``ceil(log10(hi / lo) * per_decade)``
+    equal logarithmic bins, so the bounds are edges exactly (never moved to a grid)
+    and no bin is wider than the requested ``1 / per_decade`` decade.
+    """
+    import numpy as np
+
+    points = sorted({float(b) for b in bounds})
+    edges = [points[0]]
+    for hi in points[1:]:
+        lo = edges[-1]
+        if hi <= lo * (1 + 1e-9):  # the same bound given twice, up to rounding
+            continue
+        # 1e-9: a decade split in per_decade bins must not gain one from rounding
+        nbin = max(1, int(np.ceil(np.log10(hi / lo) * per_decade - 1e-9)))
+        edges.extend(np.geomspace(lo, hi, nbin + 1)[1:-1])
+        edges.append(hi)
+    return np.array(edges)
+
+
 def energy_axes(config: OnOffConfig) -> tuple[Any, Any]:
     """The reconstructed and true energy axes of the configuration.
 
-    The reconstructed edges are snapped to the nearest point of a fixed
-    ``bins_per_decade`` grid (``10**(k / bins_per_decade)`` TeV), so spectra of
-    different instruments have aligned axes and can share joint flux points.
+    Both start and end exactly at the configured bounds. The reconstructed axis
+    also has an edge at every energy the step integrates or fits between
+    (``config.required_edges_tev()``: flux-point edges, fit range, light-curve
+    bins), so gammapy never rounds those to a neighbouring edge.
     """
-    import numpy as np
     from gammapy.maps import MapAxis
 
-    per_decade = config.energy_bins_per_decade
-    k_lo = round(np.log10(config.energy_min_tev) * per_decade)
-    k_hi = max(round(np.log10(config.energy_max_tev) * per_decade), k_lo + 1)
-    energy = MapAxis.from_energy_bounds(
-        10 ** (k_lo / per_decade),
-        10 ** (k_hi / per_decade),
-        nbin=k_hi - k_lo,
-        unit="TeV",
-        name="energy",
+    lo, hi = config.energy_min_tev, config.energy_max_tev
+    check_within(config.required_edges_tev(), lo, hi)
+    # an edge equal to a bound up to rounding must not replace that bound
+    inner = [e for e in config.required_edges_tev() if lo * (1 + 1e-9) < e < hi * (1 - 1e-9)]
+    reco = log_edges([lo, *inner, hi], config.energy_bins_per_decade)
+    energy = MapAxis.from_edges(reco, unit="TeV", name="energy", interp="log")
+    true = log_edges(
+        [config.energy_true_min_tev, config.energy_true_max_tev],
+        config.energy_true_bins_per_decade,
     )
-    lo, hi = config.energy_true_min_tev, config.energy_true_max_tev
-    nbin = max(1, int(np.ceil(np.log10(hi / lo) * config.energy_true_bins_per_decade - 1e-9)))
-    energy_true = MapAxis.from_energy_bounds(lo, hi, nbin=nbin, unit="TeV", name="energy_true")
+    energy_true = MapAxis.from_edges(true, unit="TeV", name="energy_true", interp="log")
     return energy, energy_true
+
+
+def check_within(edges: Sequence[float], lo: float, hi: float) -> None:
+    """Raise :class:`~ctanb.AnalysisError` when an energy lies outside ``[lo, hi]`` TeV."""
+    outside = [e for e in edges if e < lo * (1 - 1e-9) or e > hi * (1 + 1e-9)]
+    if outside:
+        raise AnalysisError(
+            f"energies {', '.join(f'{e:g}' for e in outside)} TeV lie outside the analysis "
+            f"energy range {lo:g}-{hi:g} TeV (energy_min_tev, energy_max_tev): widen that "
+            "range or change the requested energies"
+        )
+
+
+def honoured_edges(axis: Any, edges: Any, what: str) -> Any:
+    """The edges gammapy really uses when it integrates *axis* between *edges*.
+
+    gammapy rounds each requested edge to the nearest edge of the dataset's energy
+    axis and drops bins outside it. When that changes anything, an
+    :class:`EnergyRangeWarning` names the requested and the used edges, and the
+    used edges are returned so that the product states what was computed.
+    """
+    import astropy.units as u
+    import numpy as np
+
+    requested = u.Quantity(edges, "TeV")
+    try:
+        table = axis.group_table(edges=requested)
+    except ValueError:  # no overlap at all
+        table = None
+    if table is not None:
+        table = table[np.char.strip(np.asarray(table["bin_type"], str)) == "normal"]
+    if table is None or len(table) == 0:
+        raise AnalysisError(
+            f"the {what} {_fmt_edges(requested)} TeV lie outside the datasets' energy range "
+            f"{_fmt_edges(axis.bounds)} TeV"
+        )
+    # the axis edges at the group boundaries gammapy chose (its nearest-edge rounding)
+    index = [*table["idx_min"], table["idx_max"][-1] + 1]
+    used = axis.edges[index].to("TeV")
+    if len(used) != len(requested) or not np.allclose(used.value, requested.value, rtol=1e-6):
+        warnings.warn(
+            f"the {what} {_fmt_edges(requested)} TeV are not edges of the datasets' energy "
+            f"axis; used {_fmt_edges(used)} TeV instead",
+            EnergyRangeWarning,
+            stacklevel=2,
+        )
+        return used
+    return requested
+
+
+def _fmt_edges(edges: Any) -> str:
+    import astropy.units as u
+
+    return "[" + ", ".join(f"{e:.4g}" for e in u.Quantity(edges, "TeV").value) + "]"
 
 
 def makers(config: OnOffConfig) -> tuple[Any, Any, Any, Any]:

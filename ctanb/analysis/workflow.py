@@ -14,6 +14,9 @@ or ``ctanb run msh1552_map.yaml --out products/``. The file::
         path: $CTANB_DATA/hess-dl3-dr1
         obs_ids: [20136, 20137]
     maps: {...}                # MapConfig (gammapy.workflow geometry/background models)
+    detection: {...}           # ctanb.analysis.detection.DetectionConfig (TS map, peaks)
+    map3d: {...}               # ctanb.analysis.map3d.Map3DConfig (3D likelihood fit)
+    ring_map: {...}            # ctanb.analysis.ring.RingMapConfig (ring on the stack)
     spectrum: {...}            # ctanb.analysis.spectrum.SpectrumConfig
     light_curve: {...}         # ctanb.analysis.lightcurve.LightCurveConfig
     parallel: {backend: dask, n_workers: 2}   # ParallelConfig, runtime only
@@ -57,6 +60,9 @@ WORKFLOW_VERSION = "1.0"
 #: Config section -> (module, config class, step class); run in this order.
 STEPS: dict[str, tuple[str, str, str]] = {
     "maps": ("ctanb.analysis.maps", "MapConfig", "MapStep"),
+    "detection": ("ctanb.analysis.detection", "DetectionConfig", "DetectionStep"),
+    "map3d": ("ctanb.analysis.map3d", "Map3DConfig", "Map3DStep"),
+    "ring_map": ("ctanb.analysis.ring", "RingMapConfig", "RingMapStep"),
     "spectrum": ("ctanb.analysis.spectrum", "SpectrumConfig", "SpectrumStep"),
     "light_curve": ("ctanb.analysis.lightcurve", "LightCurveConfig", "LightCurveStep"),
 }
@@ -153,13 +159,16 @@ class ObservationSelection(StepConfig):
 class AnalysisConfig(StepConfig):
     """A whole analysis: observation selection, then the step sections that are given.
 
-    ``maps``, ``spectrum`` and ``light_curve`` hold the configuration of the step of
+    ``maps``, ``detection``, ``map3d``, ``ring_map``, ``spectrum`` and ``light_curve`` hold the configuration of the step of
     that name (see :data:`STEPS`), validated strictly by that step's config class.
     """
 
     name: str = "analysis"
     observations: ObservationSelection
     maps: Any = None
+    detection: Any = None
+    map3d: Any = None
+    ring_map: Any = None
     spectrum: Any = None
     light_curve: Any = None
     parallel: Any = None
@@ -176,7 +185,7 @@ class AnalysisConfig(StepConfig):
                 )
         return data
 
-    @field_validator("maps", "spectrum", "light_curve")
+    @field_validator("maps", "detection", "map3d", "ring_map", "spectrum", "light_curve")
     @classmethod
     def _step_config(cls, value: Any, info: Any) -> Any:
         if value is None:

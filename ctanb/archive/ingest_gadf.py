@@ -28,9 +28,10 @@ Observation type
     1DC and CTAO-SIM data, is ``science`` (``obs_collection`` says they are
     simulated).
 Target
-    Names are made canonical and classed with :data:`KNOWN_TARGETS` (``TGTCLASS``
-    header wins); off-data runs keep the pointed object's name and are class
-    ``field``.
+    Names are made canonical with :data:`KNOWN_TARGETS`; the class is the
+    ``TGTCLASS`` header, else the object's class in gamma-cat or the curated list
+    of :mod:`~ctanb.archive.ingest_targets`. Off-data runs keep the pointed
+    object's name and class (``field`` only for a pointing at no known object).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from .._errors import IngestError
 from ..datamodel import CHOICES, HC_TEV_M
 from .db import ACCESS_URL_BASE, FileRecord, publisher_did
 from .geometry import circle_polygon
+from .ingest_targets import classify
 
 __all__ = [
     "COLLECTIONS",
@@ -242,16 +244,24 @@ def _sub_array(header: dict, collection: str) -> str | None:
 
 
 def _target(header: dict, info: dict) -> tuple[str, str | None, bool]:
-    """(target_name, target_class, is_off_data)."""
+    """(target_name, target_class, is_off_data).
+
+    The class is the ``TGTCLASS`` header when there is one, else the real class of
+    the object (gamma-cat or the curated list, :mod:`.ingest_targets`). An
+    off-data run keeps the class of the object it pointed at: a blazar observed
+    and not detected is still a blazar; only a pointing at no known object is a
+    ``field``.
+    """
     obj = str(header.get("OBJECT", "")).strip()
     tag = str(info.get("TARGET_TAG", "") or "").strip()
+    given = str(header["TGTCLASS"]) if header.get("TGTCLASS") else None
     if _key(tag) == "offdata":
-        return obj or "Off data", "field", True
+        return obj or "Off data", given or classify(obj) or "field", True
     for candidate in (tag, info.get("TARGET_NAME", ""), obj):
         if candidate and _key(str(candidate)) in KNOWN_TARGETS:
             name, cls = KNOWN_TARGETS[_key(str(candidate))]
-            return name, str(header.get("TGTCLASS") or cls), False
-    return obj or "unknown", (str(header["TGTCLASS"]) if header.get("TGTCLASS") else None), False
+            return name, given or classify(name) or cls, False
+    return obj or "unknown", given or classify(obj), False
 
 
 def _obs_mode(header: dict) -> str:

@@ -212,6 +212,21 @@ class AccessPolicy(BaseModel):
                     todo.append(inc)
         return found
 
+    def identity_for_token(self, token: str | None) -> str | None:
+        """Who a token authenticates: the group(s) naming it directly, or None if unknown.
+
+        Used as the owner of UWS jobs; groups reached through ``includes`` do not
+        change who someone is, only what they may read.
+        """
+        if not token:
+            return None
+        direct = sorted(
+            name
+            for name, group in self.groups.items()
+            if any(hmac.compare_digest(token.encode(), t.encode()) for t in group.tokens)
+        )
+        return "+".join(direct) or None
+
     def is_released(
         self, release_date: str | dt.date | dt.datetime | None, now: dt.datetime | None = None
     ) -> bool:

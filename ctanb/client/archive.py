@@ -14,7 +14,6 @@ file (:class:`~ctanb.DownloadError`).
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -27,6 +26,7 @@ import requests
 
 from .._errors import ConfigError, QueryError, ServiceError
 from .._settings import home_dir
+from .auth import ScopedToken, Session
 from .criteria import Criteria, build_adql
 from .download import DownloadManager
 from .history import HistoryEntry, QueryHistory
@@ -69,27 +69,6 @@ def default_url() -> str:
     )
 
 
-def authorization_header(token: str) -> str:
-    """The ``Authorization`` value for an archive token.
-
-    ``group:token`` (the form DaCHS needs, also accepted by the embedded archive)
-    is sent as HTTP Basic; a bare token as ``Bearer``.
-    """
-    if ":" in token:
-        return "Basic " + base64.b64encode(token.encode()).decode()
-    return f"Bearer {token}"
-
-
-class _Session(requests.Session):
-    """A requests session with a default timeout (pyvo sets none)."""
-
-    timeout: tuple[float, float] = (5.0, 300.0)
-
-    def request(self, method, url, **kwargs):  # type: ignore[override]
-        kwargs.setdefault("timeout", self.timeout)
-        return super().request(method, url, **kwargs)
-
-
 def connect(url: str | None = None, *, token: str | None = None, **options: Any) -> Archive:
     """Connect to an ObsCore archive (TAP service).
 
@@ -100,9 +79,11 @@ def connect(url: str | None = None, *, token: str | None = None, **options: Any)
         ``ctanb archive serve`` runs (``home_dir()/archive.json``).
     token : str, optional
         Token for proprietary data (default ``CTANB_TOKEN``): a bare token is sent
-        as ``Bearer``, ``group:token`` as HTTP Basic (what DaCHS needs).
+        as ``Bearer``, ``group:token`` as HTTP Basic (what DaCHS needs). It goes to
+        the archive's own origin (scheme, host, port) only, and to *trusted_origins*.
     **options
-        Passed to :class:`Archive` (``offline``, ``workers``, ``progress``).
+        Passed to :class:`Archive` (``trusted_origins``, ``offline``, ``workers``,
+        ``progress``).
 
     Returns
     -------
@@ -126,7 +107,12 @@ class Archive:
     url : str
         TAP root URL (``/sync``, ``/async`` below it).
     token : str, optional
-        Bearer token (default ``CTANB_TOKEN``), sent on every request.
+        Bearer token (default ``CTANB_TOKEN``), sent with requests to the archive's
+        own origin and to *trusted_origins* only; a DataLink or access URL on any
+        other origin is fetched without it.
+    trusted_origins : list of str, optional
+        Other URLs (e.g. a data server of the same archive) whose origins may
+        receive the token.
     session : requests.Session, optional
         HTTP session to use (shared with pyvo); one is made when omitted.
     offline : bool, optional
@@ -144,6 +130,7 @@ class Archive:
         url: str,
         *,
         token: str | None = None,
+        trusted_origins: Iterable[str] = (),
         session: requests.Session | None = None,
         offline: bool | None = None,
         workers: int = 4,
@@ -155,14 +142,14 @@ class Archive:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(f"archive URL {url!r} is not an http(s) URL")
         self.url = url.rstrip("/")
-        self.session = session or _Session()
+        self.session = session or Session()
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, 2 * workers))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.setdefault("User-Agent", _USER_AGENT)
         token = token if token is not None else os.environ.get("CTANB_TOKEN") or None
         if token:
-            self.session.headers["Authorization"] = authorization_header(token)
+            self.session.auth = ScopedToken(token, [self.url, *trusted_origins])
         self.service = pyvo.dal.TAPService(self.url, session=self.session)
         self.progress = progress
         self.record_history = record_history
@@ -171,8 +158,8 @@ class Archive:
 
     @property
     def has_token(self) -> bool:
-        """True when requests carry a bearer token."""
-        return "Authorization" in self.session.headers
+        """True when requests to the archive carry a token."""
+        return isinstance(self.session.auth, ScopedToken)
 
     @property
     def history(self) -> QueryHistory:

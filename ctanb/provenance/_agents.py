@@ -14,8 +14,8 @@ from importlib import metadata
 
 __all__ = ["AgentRecord", "current_agents", "current_user", "software_versions"]
 
-#: Packages whose versions are recorded as software agents.
-SOFTWARE = ("ctanb", "gammapy", "astropy", "numpy")
+#: Packages whose versions can change a result, recorded as software agents.
+SOFTWARE = ("ctanb", "gammapy", "astropy", "numpy", "scipy", "iminuit", "regions")
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,60 @@ def current_user() -> str:
 
 @cache
 def software_versions() -> dict[str, str]:
-    """Versions of ctanb, gammapy, astropy, numpy and Python (cached per process)."""
+    """Versions of :data:`SOFTWARE` and Python (cached per process); ctanb run from a
+    source checkout also names its git revision (``0.1.0+g1a2b3c4``, ``.dirty`` when
+    the checkout has uncommitted changes), so two runs of different code differ."""
     versions: dict[str, str] = {}
     for name in SOFTWARE:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
+    revision = source_revision()
+    if revision:
+        versions["ctanb"] = f"{versions['ctanb']}+g{revision}"
     versions["python"] = platform.python_version()
     return versions
+
+
+@cache
+def source_revision() -> str | None:
+    """The git revision of the ctanb checkout this code runs from (None when installed
+    from a package or git is missing)."""
+    import subprocess
+
+    from .._settings import project_root
+
+    root = project_root()
+    if root is None or not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(root),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                "ctanb",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}.dirty" if dirty else head
 
 
 def _safe(text: str) -> str:

@@ -49,6 +49,7 @@ from prov.model import (
 
 from .._errors import ProvenanceError
 from ._agents import AgentRecord
+from ._provdm import add_configuration, add_descriptions, qualified, usage_attributes
 from .records import ActivityRecord, EntityRecord, ProvenanceGraph, Relation, safe_local
 
 __all__ = [
@@ -115,8 +116,9 @@ def graph_to_document(
         raise ProvenanceError(f"unknown provenance MODEL {model!r}; use IVOA or W3C")
     ivoa = model == "IVOA"
     doc = _new_document()
+    written_agents: set[str] = set()
     for entity in graph.entities.values():
-        attrs: dict[str, Any] = {PROV_TYPE: f"ctanb:{entity.kind.capitalize()}"}
+        attrs: dict[str, Any] = {PROV_TYPE: qualified(doc, f"ctanb:{entity.kind.capitalize()}")}
         for name in _ENTITY_FIELDS:
             value = getattr(entity, name)
             if value is not None:
@@ -137,7 +139,7 @@ def graph_to_document(
             doc.wasDerivedFrom(
                 entity.id,
                 str(entity.attributes["was_revision_of"]),
-                other_attributes={PROV_TYPE: "prov:Revision"},
+                other_attributes={PROV_TYPE: qualified(doc, "prov:Revision")},
             )
     for act in graph.activities.values():
         attrs = {"prov:label": act.name, "ctanb:status": act.status, "ctanb:version": act.version}
@@ -148,22 +150,25 @@ def graph_to_document(
         if act.pid is not None:
             attrs["ctanb:pid"] = act.pid
         doc.activity(act.id, _time(act.start_time), _time(act.end_time), attrs)
-        for rel in act.used:
-            if rel.entity_id in graph.entities:
-                doc.used(
-                    act.id,
-                    rel.entity_id,
-                    _time(act.start_time),
-                    other_attributes={PROV_ROLE: rel.role},
+        for kind, relations in (("Usage", act.used), ("Generation", act.generated)):
+            counts: dict[str, int] = {}
+            for rel in relations:
+                counts[rel.role] = counts.get(rel.role, 0) + 1
+            for rel in relations:
+                entity = graph.entities.get(rel.entity_id)
+                if entity is None:
+                    continue
+                attrs = (
+                    usage_attributes(doc, act, rel.role, entity, kind, counts[rel.role])
+                    if ivoa
+                    else {PROV_ROLE: rel.role}
                 )
-        for rel in act.generated:
-            if rel.entity_id in graph.entities:
-                doc.wasGeneratedBy(
-                    rel.entity_id,
-                    act.id,
-                    _time(act.end_time),
-                    other_attributes={PROV_ROLE: rel.role},
-                )
+                if kind == "Usage":
+                    doc.used(act.id, rel.entity_id, _time(act.start_time), other_attributes=attrs)
+                else:
+                    doc.wasGeneratedBy(
+                        rel.entity_id, act.id, _time(act.end_time), other_attributes=attrs
+                    )
         for out in act.generated:
             if out.entity_id in graph.entities:
                 for source in act.sources_of(out.entity_id, graph.entities):
@@ -171,66 +176,24 @@ def graph_to_document(
         for informant in act.informed_by:
             doc.wasInformedBy(act.id, informant)
         if ivoa:
-            _add_description(doc, act)
+            add_descriptions(doc, act, graph)
+        else:
+            add_configuration(doc, act, ivoa=False)
         if agents:
             for agent in act.agents:
-                doc.agent(
-                    agent.id,
-                    {
-                        PROV_TYPE: _AGENT_TYPES.get(agent.kind, "prov:Agent"),
-                        "prov:label": agent.name,
-                        "ctanb:kind": agent.kind,
-                        "ctanb:version": agent.version,
-                    },
-                )
+                if agent.id not in written_agents:  # one agent record per identity
+                    written_agents.add(agent.id)
+                    doc.agent(
+                        agent.id,
+                        {
+                            PROV_TYPE: qualified(doc, _AGENT_TYPES.get(agent.kind, "prov:Agent")),
+                            "prov:label": agent.name,
+                            "ctanb:kind": agent.kind,
+                            "ctanb:version": agent.version,
+                        },
+                    )
                 doc.wasAssociatedWith(act.id, agent.id, other_attributes={PROV_ROLE: agent.kind})
     return doc
-
-
-def _add_description(doc: ProvDocument, act: ActivityRecord) -> None:
-    local = safe_local(act.id.split(":", 1)[-1])
-    desc_id = f"ctanb:desc-{safe_local(act.name)}-{safe_local(act.version or 'unversioned')}"
-    doc.entity(
-        desc_id,
-        {
-            PROV_TYPE: "voprov:ActivityDescription",
-            "voprov:name": act.name,
-            "voprov:version": act.version,
-            "voprov:description": act.description,
-        },
-    )
-    doc.wasInfluencedBy(act.id, desc_id, other_attributes={PROV_TYPE: "voprov:isDescribedBy"})
-    for name, value in act.parameters.items():
-        pid = f"ctanb:param-{local}-{safe_local(name)}"
-        doc.entity(
-            pid,
-            {
-                PROV_TYPE: "voprov:Parameter",
-                "voprov:name": name,
-                "voprov:value": _display(value),
-                "ctanb:encoded": json.dumps(value),
-            },
-        )
-        doc.used(
-            act.id,
-            pid,
-            other_attributes={PROV_TYPE: "voprov:wasConfiguredBy", PROV_ROLE: "parameter"},
-        )
-    if act.config:
-        cid = f"ctanb:config-{local}"
-        doc.entity(
-            cid,
-            {
-                PROV_TYPE: "voprov:ConfigFile",
-                "voprov:name": "configuration",
-                "ctanb:encoded": json.dumps(act.config, sort_keys=True),
-            },
-        )
-        doc.used(
-            act.id,
-            cid,
-            other_attributes={PROV_TYPE: "voprov:wasConfiguredBy", PROV_ROLE: "configuration"},
-        )
 
 
 def _structured(value: Any) -> Any:
@@ -276,10 +239,10 @@ def document_to_graph(doc: ProvDocument) -> ProvenanceGraph:
         kind = str(attrs.get("prov:type", "")).split(":")[-1]
         if kind == "Parameter":
             params[_local(rec.identifier)] = (
-                attrs["voprov:name"],
+                attrs.get("voprov:name", attrs.get("ctanb:name")),
                 json.loads(attrs["ctanb:encoded"]),
             )
-        elif kind == "ConfigFile":
+        elif kind in ("ConfigFile", "Configuration"):
             configs[_local(rec.identifier)] = json.loads(attrs["ctanb:encoded"])
         elif kind in ("File", "Memory", "Config"):
             fields = {

@@ -19,7 +19,23 @@ from .records import ProvenanceGraph
 
 __all__ = ["graph_to_dot", "graph_to_svg"]
 
-_MAX_PARAMS = 12
+_MAX_PARAMS = 6
+#: Parameters an astronomer reads first (the model, the region, the energy range, the
+#: position), by pattern; the others are in the node's tooltip (hover in a browser).
+_KEY_PATTERNS = (
+    "model",
+    "source",
+    "target",
+    "ra",
+    "dec",
+    "position",
+    "region",
+    "radius",
+    "energy",
+    "binsz",
+    "width",
+    "time",
+)
 
 
 def _short(text: Any) -> str:
@@ -34,6 +50,23 @@ def _quote(text: Any) -> str:
 def _label(title: str, rows: list[tuple[str, Any]]) -> str:
     lines = [f"<B>{_html(title)}</B>"] + [f"{_html(k)}: {_html(_short(v))}" for k, v in rows]
     return "<" + "<BR/>".join(lines) + ">"
+
+
+def _importance(name: str) -> int:
+    words = name.lower().split(" ", 1)[-1].replace(".", "_").split("_")
+    for rank, pattern in enumerate(_KEY_PATTERNS):
+        if pattern in words or any(w.startswith(pattern) for w in words):
+            return rank
+    return len(_KEY_PATTERNS)
+
+
+def _tooltip(rows: list[tuple[str, Any]]) -> str:
+    """DOT text of a tooltip: one line per row (``\\n`` is DOT's line break)."""
+    return "\\n".join(_quote_long(f"{k}: {v}") for k, v in rows)
+
+
+def _quote_long(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _html(text: Any) -> str:
@@ -65,22 +98,21 @@ def graph_to_dot(graph: ProvenanceGraph, *, agents: bool = True) -> str:
             f"label={_label(title, rows)}];"
         )
     for act in graph.activities.values():
-        rows = [("version", act.version or "-"), ("status", act.status), ("start", act.start_time)]
+        rows = [("version", act.version or "-"), ("status", act.status)]
         from .store import _flatten
 
-        params = list(act.parameters.items()) + [
-            (f"config {k}", v) for k, v in _flatten(act.config).items()
-        ]
-        rows += [
-            (k if k.startswith("config") else f"param {k}", display_value(v))
-            for k, v in params[:_MAX_PARAMS]
-        ]
-        if len(params) > _MAX_PARAMS:
-            rows.append(("…", f"{len(params) - _MAX_PARAMS} more parameters"))
+        params = [(f"param {k}", display_value(v)) for k, v in act.parameters.items()]
+        params += [(f"config {k}", display_value(v)) for k, v in _flatten(act.config).items()]
+        # The parameters that matter first; every one of them on demand (tooltip).
+        ranked = sorted(params, key=lambda kv: _importance(kv[0]))
+        rows += ranked[:_MAX_PARAMS]
+        if len(ranked) > _MAX_PARAMS:
+            rows.append(("…", f"{len(ranked) - _MAX_PARAMS} more (hover to see all)"))
+        tooltip = _tooltip([("id", act.id), ("start", act.start_time), *params])
         color = "#9FB1FC" if act.status == "completed" else "#FF9F9F"
         out.append(
             f'  {node(act.id)} [shape=box, style=filled, fillcolor="{color}", color="#0000FF", '
-            f"label={_label(act.name, rows)}];"
+            f'tooltip="{tooltip}", label={_label(act.name, rows)}];'
         )
         for rel in act.used:
             if rel.entity_id in graph.entities:

@@ -31,7 +31,10 @@ STEP_MODULES: tuple[str, ...] = (
     "ctanb.analysis.spectrum",
     "ctanb.analysis.lightcurve",
     "ctanb.analysis.maps",
-    "ctanb.analysis.sed",
+    "ctanb.analysis.masks",
+    "ctanb.analysis.map3d",
+    "ctanb.analysis.detection",
+    "ctanb.analysis.ring",
 )
 
 

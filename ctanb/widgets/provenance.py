@@ -56,6 +56,8 @@ class ProvenancePanel(w.VBox):
     redo_ok = t.Bool(None, allow_none=True)
     query_results = t.List(t.Dict())
     error = t.Unicode("")
+    #: Graph zoom: 1 fits the graph to the panel's width; larger zooms in (scroll to pan).
+    zoom = t.Float(1.0)
 
     def __init__(self, store: Any = None, **kwargs: Any) -> None:
         self._store = store
@@ -65,6 +67,15 @@ class ProvenancePanel(w.VBox):
         self.show_button = w.Button(description="Show", icon="sitemap")
         self.redo_button = w.Button(description="Redo", icon="repeat")
         self.graph_view = w.HTML(layout=w.Layout(overflow="auto", max_height="480px"))
+        self.zoom_out_button = w.Button(description="", icon="search-minus", tooltip="Zoom out",
+                                        layout=w.Layout(width="40px"))  # fmt: skip
+        self.zoom_in_button = w.Button(description="", icon="search-plus", tooltip="Zoom in",
+                                       layout=w.Layout(width="40px"))  # fmt: skip
+        self.zoom_fit_button = w.Button(description="Fit", tooltip="Whole graph in the panel",
+                                        layout=w.Layout(width="60px"))  # fmt: skip
+        self.zoom_out_button.on_click(lambda _: self.zoom_out())
+        self.zoom_in_button.on_click(lambda _: self.zoom_in())
+        self.zoom_fit_button.on_click(lambda _: self.zoom_fit())
         self.lineage_view = w.HTML()
         self.verdict_view = w.HTML()
         self.query_name = w.Text(description="Activity", placeholder="e.g. spectrum")
@@ -74,7 +85,12 @@ class ProvenancePanel(w.VBox):
         self.show_button.on_click(lambda _: guarded(self, self.show))
         self.redo_button.on_click(lambda _: guarded(self, self.redo))
         self.query_button.on_click(lambda _: guarded(self, self.query))
-        tabs = w.Tab(children=[self.graph_view, self.lineage_view,
+        graph_box = w.VBox([
+            w.HBox([self.zoom_out_button, self.zoom_in_button, self.zoom_fit_button,
+                    w.HTML("<small>scroll to pan; hover an activity for all its parameters"
+                           "</small>")]),
+            self.graph_view])  # fmt: skip
+        tabs = w.Tab(children=[graph_box, self.lineage_view,
                                w.VBox([w.HBox([self.query_name, self.query_version,
                                                self.query_button]), self.query_view])],
                      titles=("Graph", "Lineage", "Query store"))  # fmt: skip
@@ -118,12 +134,8 @@ class ProvenancePanel(w.VBox):
             for a in sorted(graph.activities.values(), key=lambda a: a.start_time)
         ]  # fmt: skip
         self.svg = graph.to_svg()
-        # Graphviz sizes the SVG in points (a 4-run graph is ~2000 px wide): scale it to
-        # the panel so the whole graph is seen at once (zoom with the browser).
-        self.graph_view.value = (
-            "<div class='ctanb-prov-graph'><style>.ctanb-prov-graph svg{max-width:100%;"
-            f"height:auto}}</style>{self.svg}</div>"
-        )
+        self.zoom = 1.0
+        self._draw_graph()
         rows = [[a["name"], a["version"], a["status"], a["start"], a["end"]]
                 for a in self.activities]  # fmt: skip
         entities = [[e.kind, e.label or Path(e.location or e.id).name, e.data_level or "",
@@ -134,6 +146,33 @@ class ProvenancePanel(w.VBox):
             + "<b>Entities</b>" + _table_html(["kind", "name", "level", "obs_id", "sha256"], entities)
         )  # fmt: skip
         return graph
+
+    def zoom_in(self) -> None:
+        """Show the graph larger (scroll the panel to pan)."""
+        self.zoom = min(self.zoom * 1.5, 8.0)
+
+    def zoom_out(self) -> None:
+        """Show more of the graph at once."""
+        self.zoom = max(self.zoom / 1.5, 1.0)
+
+    def zoom_fit(self) -> None:
+        """Fit the whole graph to the panel's width."""
+        self.zoom = 1.0
+
+    @t.observe("zoom")
+    def _on_zoom(self, change: dict) -> None:
+        self._draw_graph()
+
+    def _draw_graph(self) -> None:
+        # Graphviz sizes the SVG in points (a 4-run graph is ~2000 px wide): at zoom 1 it is
+        # scaled to the panel's width, larger zooms overflow the panel, which scrolls (pans).
+        width = f"{self.zoom * 100:.0f}%"
+        self.graph_view.value = (
+            "<div class='ctanb-prov-graph'><style>.ctanb-prov-graph svg{"
+            f"width:{width};max-width:none;height:auto}}</style>{self.svg}</div>"
+            if self.svg
+            else ""
+        )
 
     def redo(self, out_dir: str | Path | None = None):
         """Re-run the product's recorded chain into *out_dir* and show the verdict."""

@@ -1,6 +1,10 @@
 """Example analysis configurations (``ctanb run <name> --out DIR``).
 
 - ``msh1552_map``: H.E.S.S. DR1 maps of MSH 15-52 (FoV background), from the archive;
+- ``msh1552_3d``: H.E.S.S. DR1 3D likelihood fit of MSH 15-52 (Gaussian), TS map;
+- ``gc_3d_cta1dc``: CTA 1DC Galactic-centre 3D fit of two HGPS sources, TS map;
+- ``gc_ring_cta1dc``: CTA 1DC Galactic centre, ring background on the stacked dataset with
+  an HGPS exclusion mask;
 - ``cta1dc_gps_map``: CTA 1DC Galactic-plane runs, ring background, from the archive;
 - ``crab_spectrum_hess``: H.E.S.S. Crab spectrum (reflected regions, log-parabola);
 - ``magic_pointlike_spectrum``: MAGIC Crab spectrum with point-like IRFs (RAD_MAX);

@@ -34,15 +34,18 @@ __all__ = ["create_app"]
 log = logging.getLogger("ctanb.archive.service")
 
 
-def _error(message: str, status: int, plain: bool = False) -> Response:
+def _error(message: str, status: int, plain: bool = False,
+           headers: dict[str, str] | None = None) -> Response:  # fmt: skip
     if plain:
-        return PlainTextResponse(message + "\n", status_code=status)
-    return Response(error_votable(message), status_code=status, media_type=VOTABLE_MIME)
+        return PlainTextResponse(message + "\n", status_code=status, headers=headers)
+    return Response(
+        error_votable(message), status_code=status, media_type=VOTABLE_MIME, headers=headers
+    )
 
 
 async def _fault(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceFault)
-    return _error(exc.message, exc.status, exc.plain)
+    return _error(exc.message, exc.status, exc.plain, getattr(exc, "headers", None))
 
 
 async def _ctanb_error(request: Request, exc: Exception) -> Response:

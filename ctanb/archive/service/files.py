@@ -76,7 +76,7 @@ def _pick(files: list[DatasetFile], name: str) -> DatasetFile | None:
     if name == "":
         this = [f for f in files if f.semantics == "#this"]
         return this[0] if this else None
-    if name.isdigit():
+    if name.isascii() and name.isdigit():  # str.isdigit() is also true for '²' or '٣'
         i = int(name)
         return files[i] if i < len(files) else None
     wanted = "#" + name.lstrip("#")

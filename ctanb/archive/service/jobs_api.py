@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import timedelta
 
 from starlette.concurrency import run_in_threadpool
@@ -10,18 +12,49 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from .params import Params, ServiceFault, read_params
-from .state import ArchiveState
-from .uws import Job, JobManager, iso, now_utc, parse_iso
+from .state import ArchiveState, identity
+from .uws import PHASES, Job, JobManager, iso, now_utc, parse_iso
+from .uws_xml import (
+    check_job_params,
+    job_document,
+    job_list_document,
+    parameters_document,
+    results_document,
+)
 from .votable import VOTABLE_MIME, error_votable
 
-__all__ = ["async_routes"]
+__all__ = ["async_routes", "parse_seconds"]
 
 _XML = "text/xml; charset=utf-8"
+# A plain decimal number: ASCII digits only (Python's float() also takes 'nan', 'inf',
+# '1_0' and non-ASCII digits, none of which a client means as seconds).
+_NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?\s*", re.ASCII)
 
 
-def _ctx(request: Request) -> tuple[ArchiveState, JobManager, str]:
+def parse_seconds(name: str, text: str) -> float:
+    """A finite number of seconds from a parameter, or a 400 naming the parameter."""
+    shown = text[:40]
+    if not _NUMBER.fullmatch(text):
+        raise ServiceFault(f"{name}={shown!r} is not a number of seconds")
+    value = float(text)
+    if not math.isfinite(value):
+        raise ServiceFault(f"{name}={shown!r} is too large a number of seconds")
+    return value
+
+
+def _ctx(request: Request) -> tuple[ArchiveState, JobManager, str, str | None]:
     state: ArchiveState = request.app.state.archive
-    return state, state.jobs, state.public_base(str(request.base_url))
+    return (
+        state,
+        state.jobs,
+        state.public_base(str(request.base_url)),
+        identity(state, request.headers),
+    )
+
+
+def _job(request: Request) -> tuple[ArchiveState, JobManager, str, Job]:
+    state, jobs, base, who = _ctx(request)
+    return state, jobs, base, jobs.get(request.path_params["job_id"], who)
 
 
 def _see_other(url: str) -> RedirectResponse:
@@ -29,45 +62,62 @@ def _see_other(url: str) -> RedirectResponse:
 
 
 async def job_list(request: Request) -> Response:
-    """GET: the job list; POST: create a job (303 to it)."""
-    _state, jobs, base = _ctx(request)
+    """GET: the client's own jobs; POST: create a job (303 to it)."""
+    _state, jobs, base, who = _ctx(request)
     params = await read_params(request)
     if request.method == "POST":
         # A bad query is not refused here: the job runs into ERROR with the message (UWS).
-        job = jobs.create(params, base)
+        client = request.client.host if request.client else "unknown"
+        job = await run_in_threadpool(jobs.create, params, base, who, client)
         return _see_other(f"{base}/async/{job.job_id}")
-    body = jobs.job_list_xml(base, params.getall("PHASE"), params.get("AFTER"), params.get("LAST"))
-    return Response(body, media_type=_XML)
+    listed = jobs.visible(who)
+    phases = {_phase_name(p) for p in params.getall("PHASE")}
+    # UWS 1.1: ARCHIVED jobs are hidden unless asked for (we have none)
+    listed = [j for j in listed if (j.phase in phases if phases else j.phase != "ARCHIVED")]
+    after = params.get("AFTER")
+    if after:
+        t = parse_iso(after)
+        listed = [j for j in listed if j.creation > t]
+    last = params.get("LAST")
+    if last:
+        if not last.strip().isascii() or not last.strip().isdigit():
+            raise ServiceFault(f"LAST={last[:40]!r} is not a non-negative integer")
+        listed = sorted(listed, key=lambda j: j.creation, reverse=True)[: int(last)]
+    return Response(job_list_document(listed, base), media_type=_XML)
+
+
+def _phase_name(text: str) -> str:
+    phase = text.strip().upper()
+    if phase not in PHASES:
+        raise ServiceFault(f"PHASE={text[:40]!r} is not a UWS phase ({', '.join(PHASES)})")
+    return phase
 
 
 async def job_resource(request: Request) -> Response:
     """GET the job (WAIT/PHASE blocking), DELETE it, or POST ACTION=DELETE / PHASE=..."""
-    state, jobs, base = _ctx(request)
-    job = jobs.get(request.path_params["job_id"])
+    state, jobs, base, job = _job(request)
     params = await read_params(request)
     if request.method == "DELETE":
-        jobs.delete(job)
+        await run_in_threadpool(jobs.delete, job)
         return _see_other(f"{base}/async")
     if request.method == "POST":
         action = (params.get("ACTION") or "").upper()
         if action == "DELETE":
-            jobs.delete(job)
+            await run_in_threadpool(jobs.delete, job)
             return _see_other(f"{base}/async")
         if action:
-            raise ServiceFault(f"ACTION={action!r} is not supported: use ACTION=DELETE")
+            raise ServiceFault(f"ACTION={action[:40]!r} is not supported: use ACTION=DELETE")
         if "PHASE" in params:
-            _change_phase(jobs, job, params.get("PHASE") or "")
+            await run_in_threadpool(_change_phase, jobs, job, params.get("PHASE") or "")
         return _see_other(f"{base}/async/{job.job_id}")
     wait = params.get("WAIT")
     if wait is not None:
-        try:
-            seconds = float(wait)
-        except ValueError:
-            raise ServiceFault(f"WAIT={wait!r} is not a number") from None
+        seconds = parse_seconds("WAIT", wait)
         if seconds < 0:  # UWS 1.1: -1 means "as long as the server allows"
             seconds = state.settings.max_wait_s
-        await run_in_threadpool(jobs.wait, job, seconds, params.get("PHASE"))
-    return Response(jobs.job_xml(job, base), media_type=_XML)
+        phase = params.get("PHASE")
+        await jobs.wait(job, seconds, _phase_name(phase) if phase else None)
+    return Response(job_document(job, base), media_type=_XML)
 
 
 def _change_phase(jobs: JobManager, job: Job, phase: str) -> None:
@@ -77,16 +127,15 @@ def _change_phase(jobs: JobManager, job: Job, phase: str) -> None:
     elif phase == "ABORT":
         jobs.abort(job)
     else:
-        raise ServiceFault(f"PHASE={phase!r} is not supported: use PHASE=RUN or PHASE=ABORT")
+        raise ServiceFault(f"PHASE={phase[:40]!r} is not supported: use PHASE=RUN or PHASE=ABORT")
 
 
 async def job_phase(request: Request) -> Response:
     """GET the phase as text; POST PHASE=RUN or PHASE=ABORT."""
-    _, jobs, base = _ctx(request)
-    job = jobs.get(request.path_params["job_id"])
+    _, jobs, base, job = _job(request)
     if request.method == "POST":
         params = await read_params(request)
-        _change_phase(jobs, job, params.get("PHASE") or "")
+        await run_in_threadpool(_change_phase, jobs, job, params.get("PHASE") or "")
         return _see_other(f"{base}/async/{job.job_id}")
     return PlainTextResponse(job.phase)
 
@@ -98,49 +147,43 @@ def _require_pending(job: Job, what: str) -> None:
 
 async def job_execution_duration(request: Request) -> Response:
     """GET/POST EXECUTIONDURATION (seconds; capped at the service limit)."""
-    state, jobs, base = _ctx(request)
-    job = jobs.get(request.path_params["job_id"])
+    state, jobs, base, job = _job(request)
     if request.method == "POST":
         value = (await read_params(request)).get("EXECUTIONDURATION") or ""
-        try:
-            seconds = int(float(value))
-        except ValueError:
-            raise ServiceFault(f"EXECUTIONDURATION={value!r} is not a number") from None
+        seconds = parse_seconds("EXECUTIONDURATION", value)
         _require_pending(job, "execution duration")
         limit = state.settings.execution_duration_s
-        job.execution_duration = limit if seconds <= 0 else min(seconds, limit)
+        job.execution_duration = limit if seconds <= 0 else min(math.ceil(seconds), limit)
+        await run_in_threadpool(jobs.update, job)
         return _see_other(f"{base}/async/{job.job_id}")
     return PlainTextResponse(str(job.execution_duration))
 
 
 async def job_destruction(request: Request) -> Response:
     """GET/POST DESTRUCTION (ISO 8601; never later than the retention limit)."""
-    state, jobs, base = _ctx(request)
-    job = jobs.get(request.path_params["job_id"])
+    state, jobs, base, job = _job(request)
     if request.method == "POST":
         value = (await read_params(request)).get("DESTRUCTION") or ""
         latest = now_utc() + timedelta(seconds=state.settings.retention_s)
         job.destruction = min(parse_iso(value), latest)
+        await run_in_threadpool(jobs.update, job)
         return _see_other(f"{base}/async/{job.job_id}")
     return PlainTextResponse(iso(job.destruction))
 
 
 async def job_quote(request: Request) -> Response:
     """GET the quote (estimated completion time)."""
-    _, jobs, _ = _ctx(request)
-    return PlainTextResponse(iso(jobs.get(request.path_params["job_id"]).quote))
+    return PlainTextResponse(iso(_job(request)[3].quote))
 
 
 async def job_owner(request: Request) -> Response:
-    """GET the owner (empty: jobs are anonymous)."""
-    _, jobs, _ = _ctx(request)
-    return PlainTextResponse(jobs.get(request.path_params["job_id"]).owner or "")
+    """GET the owner (empty for an anonymous job)."""
+    return PlainTextResponse(_job(request)[3].owner or "")
 
 
 async def job_error(request: Request) -> Response:
     """GET the error document of a failed job."""
-    _, jobs, _ = _ctx(request)
-    job = jobs.get(request.path_params["job_id"])
+    job = _job(request)[3]
     if job.phase != "ERROR":
         raise ServiceFault(f"job {job.job_id} has no error: it is {job.phase}", 404)
     return Response(error_votable(job.error or "unknown error"), media_type=VOTABLE_MIME)
@@ -148,33 +191,33 @@ async def job_error(request: Request) -> Response:
 
 async def job_parameters(request: Request) -> Response:
     """GET the parameters; POST new ones while PENDING."""
-    _state, jobs, base = _ctx(request)
-    job = jobs.get(request.path_params["job_id"])
+    _state, jobs, base, job = _job(request)
     if request.method == "POST":
         new = await read_params(request)
         _require_pending(job, "parameters")
-        merged = Params(job.params.items())
+        merged = Params([(k, v) for k, _ in job.params.items() for v in job.params.getall(k)])
         merged.update(new)
+        check_job_params(merged)
         job.params = merged
+        job.run_id = merged.get("RUNID")
+        await run_in_threadpool(jobs.update, job)
         return _see_other(f"{base}/async/{job.job_id}")
-    return Response(jobs.parameters_xml(job), media_type=_XML)
+    return Response(parameters_document(job), media_type=_XML)
 
 
 async def job_results(request: Request) -> Response:
     """GET the results list."""
-    _, jobs, base = _ctx(request)
-    return Response(
-        jobs.results_xml(jobs.get(request.path_params["job_id"]), base), media_type=_XML
-    )
+    _, _, base, job = _job(request)
+    return Response(results_document(job, base), media_type=_XML)
 
 
 async def job_result(request: Request) -> Response:
     """GET the result table of a completed job."""
-    _, jobs, _ = _ctx(request)
-    job = jobs.get(request.path_params["job_id"])
-    if job.phase != "COMPLETED" or job.result is None:
+    _, jobs, _, job = _job(request)
+    body = await run_in_threadpool(jobs.result, job) if job.phase == "COMPLETED" else None
+    if body is None:
         raise ServiceFault(f"job {job.job_id} has no result: it is {job.phase}", 404)
-    return Response(job.result, media_type=job.result_type)
+    return Response(body, media_type=job.result_type)
 
 
 _GP = ["GET", "POST"]

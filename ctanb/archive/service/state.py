@@ -42,6 +42,12 @@ class ServiceSettings(BaseModel):
     retention_s: int = Field(86_400, ge=1)
     max_wait_s: float = Field(60.0, ge=0)
     translation_cache: int = Field(512, ge=0)
+    #: SQLite file of the UWS jobs (default: in CTANB_HOME, see ``uws_store``).
+    jobs_db: str | None = None
+    #: Unfinished jobs one owner (anonymous: one address) may have.
+    max_active_jobs: int = Field(20, ge=1)
+    #: New jobs one owner (anonymous: one address) may create per minute.
+    jobs_per_minute: int = Field(60, ge=1)
 
 
 class _OpenPolicy:
@@ -49,6 +55,9 @@ class _OpenPolicy:
 
     def groups_for_token(self, token: str | None) -> set[str]:
         return set()
+
+    def identity_for_token(self, token: str | None) -> str | None:
+        return None
 
     def is_released(self, release_date: object) -> bool:
         if not release_date:
@@ -179,6 +188,12 @@ class ArchiveState:
         if token:
             how = f"the token sent does not belong to group {group}"
         return f"obs {dataset['obs_id']} ({did}) is proprietary to {owner} until {when}; {how}"
+
+
+def identity(state: ArchiveState, headers: Any) -> str | None:
+    """Who sends a request: the policy's identity behind its token, or None (anonymous)."""
+    find = getattr(state.policy, "identity_for_token", None)  # a policy of one's own may lack it
+    return find(bearer_token(headers)) if find is not None else None
 
 
 def bearer_token(headers: Any) -> str | None:

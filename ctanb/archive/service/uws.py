@@ -1,34 +1,53 @@
-"""UWS 1.1 asynchronous TAP jobs (``/async``).
+"""UWS 1.1 asynchronous TAP jobs (``/async``): owners, quotas, persistence, waiting.
 
 Jobs run in a thread pool, each on its own read-only connection so that ABORT can
-interrupt the running SQLite statement. Results are kept in memory until the
-job's destruction time. Phases: PENDING -> QUEUED -> EXECUTING -> COMPLETED /
-ERROR / ABORTED.
+interrupt the running SQLite statement. Phases: PENDING -> QUEUED -> EXECUTING ->
+COMPLETED / ERROR / ABORTED.
+
+Owners
+    A job belongs to the identity behind the request's token (the policy's group,
+    see :meth:`~ctanb.archive.policy.AccessPolicy.identity_for_token`). Only the
+    owner sees or changes an owned job (403 for anyone else) and the job list shows
+    a client its own jobs only. An anonymous job is never listed: its URL, with a
+    random 128-bit id, is the only way to it.
+Quotas
+    Per owner (anonymous clients: per address), at most
+    ``max_active_jobs`` unfinished jobs (403) and ``jobs_per_minute`` new jobs (429
+    with ``Retry-After``).
+Waiting
+    ``WAIT`` blocks on an :class:`asyncio.Event` in the server's event loop, woken by
+    the worker thread that changes the phase: a waiting client holds no thread.
+Persistence
+    Every change is written to a :class:`~.uws_store.JobStore`; results live there,
+    not in memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import secrets
 import threading
+import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
 from .params import Params, ServiceFault
 from .state import ArchiveState
 from .tap import execute_query, validate_query_params
+from .uws_store import INTERRUPTED, JobStore, default_store_path
+from .uws_xml import check_job_params
 
-__all__ = ["Job", "JobManager", "iso", "now_utc", "parse_iso"]
+__all__ = ["ACTIVE", "Job", "JobManager", "QuotaFault", "iso", "now_utc", "parse_iso"]
 
-UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
-_XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
-_NS_ATTRS = (
-    f'xmlns:uws="{UWS_NS}" xmlns:xlink="http://www.w3.org/1999/xlink" '
-    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
-)
+log = logging.getLogger("ctanb.archive.service")
+
 ACTIVE = ("PENDING", "QUEUED", "EXECUTING", "HELD", "SUSPENDED")
+PHASES = (*ACTIVE, "COMPLETED", "ERROR", "ABORTED", "UNKNOWN", "ARCHIVED")
 
 
 def now_utc() -> dt.datetime:
@@ -45,8 +64,16 @@ def parse_iso(text: str) -> dt.datetime:
     try:
         t = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ServiceFault(f"{text!r} is not an ISO 8601 date-time") from None
+        raise ServiceFault(f"{text[:40]!r} is not an ISO 8601 date-time") from None
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+class QuotaFault(ServiceFault):
+    """A quota refusal; ``headers`` go into the answer (``Retry-After``)."""
+
+    def __init__(self, message: str, status: int, headers: dict[str, str] | None = None):
+        super().__init__(message, status)
+        self.headers = headers or {}
 
 
 @dataclass
@@ -64,9 +91,10 @@ class Job:
     creation: dt.datetime = field(default_factory=now_utc)
     start: dt.datetime | None = None
     end: dt.datetime | None = None
-    result: bytes | None = None
     result_type: str = "application/x-votable+xml"
+    result_size: int | None = None
     error: str | None = None
+    client: str | None = None  # quota key of an anonymous job (not persisted)
     abort_requested: bool = False
     conn: Any = None
 
@@ -75,59 +103,119 @@ class Job:
         """Our estimate of completion: creation plus the execution duration limit."""
         return self.creation + dt.timedelta(seconds=self.execution_duration)
 
+    @property
+    def has_result(self) -> bool:
+        return self.result_size is not None
+
+    @property
+    def quota_key(self) -> str:
+        return f"user {self.owner}" if self.owner else f"anonymous clients from {self.client}"
+
+
+def _job_from_row(data: dict) -> Job:
+    pairs = [(k, v) for k, values in data.pop("params").items() for v in values]
+    return Job(params=Params(pairs), **data)
+
 
 class JobManager:
-    """The job list and the worker pool of one service."""
+    """The job list, its store and the worker pool of one service."""
 
     def __init__(self, state: ArchiveState):
         self.state = state
-        self.jobs: dict[str, Job] = {}
-        self.changed = threading.Condition()
-        self.pool = ThreadPoolExecutor(
-            max_workers=state.settings.async_workers, thread_name_prefix="ctanb-uws"
-        )
+        s = state.settings
+        self.store = JobStore(Path(s.jobs_db) if s.jobs_db else default_store_path(state.db_path))
+        self._lock = threading.RLock()
+        self.jobs: dict[str, Job] = {j.job_id: j for j in self.store.load(_job_from_row)}
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._created: dict[str, deque[float]] = {}
+        self._closing = False
+        self._purged = 0.0
+        self.pool = ThreadPoolExecutor(max_workers=s.async_workers, thread_name_prefix="ctanb-uws")
 
     # -- lifecycle -------------------------------------------------------------------
-    def create(self, params: Params, base_url: str) -> Job:
-        """A new PENDING job (the query is validated now so errors show early)."""
+    def create(self, params: Params, base_url: str, owner: str | None, client: str) -> Job:
+        """A new PENDING job of *owner* (None: anonymous, counted per *client* address)."""
+        check_job_params(params)
         self._purge()
         s = self.state.settings
-        run_id = params.get("RUNID")
         job = Job(
-            job_id=secrets.token_hex(8),
+            job_id=secrets.token_hex(16),
             params=params,
             base_url=base_url,
             execution_duration=s.execution_duration_s,
             destruction=now_utc() + dt.timedelta(seconds=s.retention_s),
-            run_id=run_id,
+            run_id=params.get("RUNID"),
+            owner=owner,
+            client=None if owner else client,
         )
-        with self.changed:
+        with self._lock:
+            self._check_quota(job.quota_key)
             self.jobs[job.job_id] = job
-        if (params.get("PHASE") or "").upper() == "RUN":
+        self.store.save(job)
+        if (params.get("PHASE") or "").strip().upper() == "RUN":
             self.run(job)
         return job
 
-    def get(self, job_id: str) -> Job:
-        """The job *job_id*; unknown or destroyed -> 404."""
+    def _check_quota(self, key: str) -> None:
+        s = self.state.settings
+        now = time.monotonic()
+        times = self._created.setdefault(key, deque())
+        while times and times[0] <= now - 60:
+            times.popleft()
+        if len(times) >= s.jobs_per_minute:
+            wait = int(times[0] + 60 - now) + 1
+            raise QuotaFault(
+                f"too many new jobs: {key} may create at most {s.jobs_per_minute} jobs a "
+                f"minute; try again in {wait} s",
+                429,
+                {"Retry-After": str(wait)},
+            )
+        active = sum(1 for j in self.jobs.values() if j.quota_key == key and j.phase in ACTIVE)
+        if active >= s.max_active_jobs:
+            raise QuotaFault(
+                f"too many unfinished jobs: {key} already has {active} (the limit is "
+                f"{s.max_active_jobs}); wait for them to finish or delete pending ones",
+                403,
+            )
+        times.append(now)
+
+    def get(self, job_id: str, who: str | None) -> Job:
+        """The job *job_id* as seen by *who*: unknown or destroyed -> 404, another
+        owner's -> 403."""
         self._purge()
         job = self.jobs.get(job_id)
-        if job is None:
-            raise ServiceFault(f"no job {job_id!r} on this service (unknown or deleted)", 404)
+        if job is None or job.destruction <= now_utc():
+            raise ServiceFault(f"no job {job_id[:64]!r} on this service (unknown or deleted)", 404)
+        if job.owner is not None and job.owner != who:
+            raise ServiceFault(f"job {job_id} belongs to another user", 403)
         return job
+
+    def visible(self, who: str | None) -> list[Job]:
+        """The jobs *who* may list (anonymous jobs are listed to nobody), oldest first."""
+        self._purge()
+        if who is None:
+            return []
+        with self._lock:
+            mine = [j for j in self.jobs.values() if j.owner == who]
+        return sorted(mine, key=lambda j: j.creation)
+
+    def update(self, job: Job) -> None:
+        """Store a change made to a PENDING job's parameters or limits."""
+        with self._lock:
+            self.store.save(job)
 
     def run(self, job: Job) -> None:
         """Queue a PENDING job (running twice is an error)."""
-        with self.changed:
+        with self._lock:
             if job.phase != "PENDING":
                 raise ServiceFault(f"job {job.job_id} is {job.phase}, only PENDING jobs can run")
-            job.phase = "QUEUED"
-            self.changed.notify_all()
+            self._set_phase(job, "QUEUED")
         self.pool.submit(self._execute, job)
 
     def abort(self, job: Job) -> None:
         """Abort a job that has not finished (a running query is interrupted)."""
-        with self.changed:
-            if job.phase in ("COMPLETED", "ERROR", "ABORTED"):
+        with self._lock:
+            if job.phase not in ACTIVE:
                 return
             job.abort_requested = True
             if job.phase in ("PENDING", "QUEUED"):
@@ -136,52 +224,98 @@ class JobManager:
                 job.conn.interrupt()
 
     def delete(self, job: Job) -> None:
-        """Abort and forget a job."""
+        """Abort and forget a job and its result."""
         self.abort(job)
-        with self.changed:
+        with self._lock:
             self.jobs.pop(job.job_id, None)
-            self.changed.notify_all()
+            self.store.delete([job.job_id])
 
-    def wait(self, job: Job, seconds: float, phase: str | None) -> None:
-        """UWS 1.1 blocking: wait while the job is active (and in *phase*, if given)."""
-        seconds = min(max(seconds, 0.0), self.state.settings.max_wait_s)
-        phase = phase.upper() if phase else None
+    def result(self, job: Job) -> bytes | None:
+        """The stored result of a COMPLETED job."""
+        return self.store.result(job.job_id) if job.has_result else None
+
+    async def wait(self, job: Job, seconds: float, phase: str | None) -> None:
+        """UWS 1.1 blocking: wait up to *seconds* while the job is active (and in
+        *phase*, if given), on an event of the running loop (no thread is held)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(max(seconds, 0.0), self.state.settings.max_wait_s)
 
         def settled() -> bool:
-            if job.phase not in ACTIVE:
+            if job.job_id not in self.jobs:  # deleted or destroyed meanwhile
                 return True
-            return phase is not None and job.phase != phase
+            return job.phase not in ACTIVE or (phase is not None and job.phase != phase)
 
-        with self.changed:
-            self.changed.wait_for(settled, timeout=seconds)
+        while not settled():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            waiter = (loop, asyncio.Event())
+            with self._lock:  # registered under the lock that phase changes take
+                if settled():
+                    return
+                self._waiters.setdefault(job.job_id, set()).add(waiter)
+            try:
+                await asyncio.wait_for(waiter[1].wait(), remaining)
+            except TimeoutError:
+                return
+            finally:
+                with self._lock:
+                    self._waiters.get(job.job_id, set()).discard(waiter)
 
     def shutdown(self) -> None:
-        """Abort everything and stop the workers."""
-        for job in list(self.jobs.values()):
-            self.abort(job)
+        """Stop the workers; running and queued jobs end as interrupted (ERROR)."""
+        with self._lock:
+            self._closing = True
+            for job in list(self.jobs.values()):
+                if job.phase == "QUEUED":
+                    job.error = INTERRUPTED
+                    self._finish(job, "ERROR")
+                elif job.phase == "EXECUTING" and job.conn is not None:
+                    job.conn.interrupt()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    def _finish(self, job: Job, phase: str) -> None:
+    # -- internals ---------------------------------------------------------------------
+    def _set_phase(self, job: Job, phase: str, result: bytes | None = None) -> None:
+        """Change, store, and wake the waiters of *job* (caller holds the lock)."""
         job.phase = phase
+        if job.job_id in self.jobs:
+            self.store.save(job, result)
+        self._wake(job)
+
+    def _wake(self, job: Job) -> None:
+        """Wake every client waiting on *job* (caller holds the lock)."""
+        for loop, event in self._waiters.pop(job.job_id, set()):
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # that loop is closed: nobody waits any more
+                pass
+
+    def _finish(self, job: Job, phase: str, result: bytes | None = None) -> None:
         job.end = now_utc()
-        self.changed.notify_all()
+        self._set_phase(job, phase, result)
 
     def _purge(self) -> None:
+        # A scan of every job at most once a second; get() checks its own job's time.
+        if time.monotonic() - self._purged < 1.0:
+            return
+        self._purged = time.monotonic()
         now = now_utc()
-        with self.changed:
-            for job_id in [j.job_id for j in self.jobs.values() if j.destruction <= now]:
-                job = self.jobs.pop(job_id)
+        with self._lock:
+            gone = [j for j in self.jobs.values() if j.destruction <= now]
+            for job in gone:
+                del self.jobs[job.job_id]
+                self._wake(job)
                 job.abort_requested = True
                 if job.conn is not None:
                     job.conn.interrupt()
+            self.store.delete([j.job_id for j in gone])
 
     def _execute(self, job: Job) -> None:
-        with self.changed:
+        with self._lock:
             if job.phase != "QUEUED":
                 return
-            job.phase = "EXECUTING"
             job.start = now_utc()
-            self.changed.notify_all()
+            self._set_phase(job, "EXECUTING")
         conn = None
         try:
             conn = self.state.open_connection()
@@ -193,119 +327,35 @@ class JobManager:
                 job.base_url,
                 conn=conn,
                 timeout_s=float(job.execution_duration),
-                cancelled=lambda: job.abort_requested,
+                cancelled=lambda: job.abort_requested or self._closing,
             )
         except ServiceFault as exc:
-            with self.changed:
-                if job.abort_requested:
-                    self._finish(job, "ABORTED")
-                else:
-                    job.error = exc.message
-                    self._finish(job, "ERROR")
+            with self._lock:
+                self._end_failed(job, exc.message)
         except Exception as exc:  # a bug: keep the job list consistent, report cleanly
-            import logging
-
-            logging.getLogger("ctanb.archive.service").exception("job %s failed", job.job_id)
-            with self.changed:
-                job.error = f"internal error while running the query ({type(exc).__name__})"
-                self._finish(job, "ERROR")
+            log.exception("job %s failed", job.job_id)
+            with self._lock:
+                self._end_failed(
+                    job, f"internal error while running the query ({type(exc).__name__})"
+                )
         else:
-            with self.changed:
-                if job.abort_requested:
-                    self._finish(job, "ABORTED")
+            with self._lock:
+                if job.abort_requested or self._closing:
+                    self._end_failed(job, "")
                 else:
-                    job.result, job.result_type = result.body, result.media_type
-                    self._finish(job, "COMPLETED")
+                    job.result_type, job.result_size = result.media_type, len(result.body)
+                    self._finish(job, "COMPLETED", result.body)
         finally:
             job.conn = None
             if conn is not None:
                 conn.close()
 
-    # -- XML -----------------------------------------------------------------------
-    def job_list_xml(self, base: str, phases: list[str], after: str | None,
-                     last: str | None) -> str:  # fmt: skip
-        """The ``uws:jobs`` document (filters PHASE, AFTER, LAST of UWS 1.1)."""
-        self._purge()
-        jobs = sorted(self.jobs.values(), key=lambda j: j.creation)
-        if phases:
-            wanted = {p.upper() for p in phases}
-            jobs = [j for j in jobs if j.phase in wanted]
-        else:  # UWS 1.1: ARCHIVED jobs are hidden by default (we have none)
-            jobs = [j for j in jobs if j.phase != "ARCHIVED"]
-        if after:
-            t = parse_iso(after)
-            jobs = [j for j in jobs if j.creation > t]
-        if last:
-            try:
-                n = int(last)
-            except ValueError:
-                raise ServiceFault(f"LAST={last!r} is not an integer") from None
-            if n < 0:
-                raise ServiceFault(f"LAST={n} is negative")
-            jobs = sorted(jobs, key=lambda j: j.creation, reverse=True)[:n]
-        refs = "".join(
-            f'<uws:jobref id="{j.job_id}" xlink:href={quoteattr(f"{base}/async/{j.job_id}")}>'
-            f"<uws:phase>{j.phase}</uws:phase>"
-            + (f"<uws:runId>{escape(j.run_id)}</uws:runId>" if j.run_id else "")
-            + f"<uws:creationTime>{iso(j.creation)}</uws:creationTime></uws:jobref>\n"
-            for j in jobs
-        )
-        return f'{_XML_HEAD}<uws:jobs version="1.1" {_NS_ATTRS}>\n{refs}</uws:jobs>\n'
-
-    @staticmethod
-    def parameters_xml(job: Job, standalone: bool = True) -> str:
-        """The ``uws:parameters`` element."""
-        items = "".join(
-            f"<uws:parameter id={quoteattr(k.lower())}>{escape(v)}</uws:parameter>"
-            for k, v in job.params.items()
-        )
-        ns = f" {_NS_ATTRS}" if standalone else ""
-        text = f"<uws:parameters{ns}>{items}</uws:parameters>"
-        return _XML_HEAD + text + "\n" if standalone else text
-
-    @staticmethod
-    def results_xml(job: Job, base: str, standalone: bool = True) -> str:
-        """The ``uws:results`` element."""
-        items = ""
-        if job.phase == "COMPLETED" and job.result is not None:
-            href = f"{base}/async/{job.job_id}/results/result"
-            items = f'<uws:result id="result" xlink:href={quoteattr(href)} mime-type={quoteattr(job.result_type.split(";")[0])}/>'
-        ns = f" {_NS_ATTRS}" if standalone else ""
-        text = f"<uws:results{ns}>{items}</uws:results>"
-        return _XML_HEAD + text + "\n" if standalone else text
-
-    def job_xml(self, job: Job, base: str) -> str:
-        """The ``uws:job`` document (element order of the UWS 1.1 schema)."""
-
-        def opt(name: str, t: dt.datetime | None) -> str:
-            if t is None:
-                return f'<uws:{name} xsi:nil="true"/>'
-            return f"<uws:{name}>{iso(t)}</uws:{name}>"
-
-        error = ""
-        if job.phase == "ERROR" and job.error:
-            error = (
-                '<uws:errorSummary type="fatal" hasDetail="true">'
-                f"<uws:message>{escape(job.error)}</uws:message></uws:errorSummary>"
-            )
-        return (
-            f'{_XML_HEAD}<uws:job version="1.1" {_NS_ATTRS}>'
-            f"<uws:jobId>{job.job_id}</uws:jobId>"
-            + (f"<uws:runId>{escape(job.run_id)}</uws:runId>" if job.run_id else "")
-            + (
-                f"<uws:ownerId>{escape(job.owner)}</uws:ownerId>"
-                if job.owner
-                else '<uws:ownerId xsi:nil="true"/>'
-            )
-            + f"<uws:phase>{job.phase}</uws:phase>"
-            + f"<uws:quote>{iso(job.quote)}</uws:quote>"
-            + f"<uws:creationTime>{iso(job.creation)}</uws:creationTime>"
-            + opt("startTime", job.start)
-            + opt("endTime", job.end)
-            + f"<uws:executionDuration>{job.execution_duration}</uws:executionDuration>"
-            + opt("destruction", job.destruction)
-            + self.parameters_xml(job, standalone=False)
-            + self.results_xml(job, base, standalone=False)
-            + error
-            + "</uws:job>\n"
-        )
+    def _end_failed(self, job: Job, message: str) -> None:
+        if self._closing:
+            job.error = INTERRUPTED
+            self._finish(job, "ERROR")
+        elif job.abort_requested:
+            self._finish(job, "ABORTED")
+        else:
+            job.error = message
+            self._finish(job, "ERROR")

@@ -1,4 +1,10 @@
-"""VOSI endpoints: ``/capabilities`` (TAPRegExt), ``/tables`` (VODataService), ``/availability``."""
+"""VOSI endpoints: ``/capabilities`` (TAPRegExt), ``/tables`` (VODataService), ``/availability``.
+
+``/availability`` is built with ``vo-models``. The capabilities are not: its
+``AccessURL`` is a pydantic ``AnyUrl``, which turns the service root
+``http://host:port`` into ``http://host:port/``, and a client appending ``/sync``
+to that base would ask for ``//sync``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from xml.sax.saxutils import escape, quoteattr
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from vo_models.vosi.availability import Availability
 
 from .params import ServiceFault
 from .state import ArchiveState
@@ -220,9 +227,5 @@ async def availability(request: Request) -> Response:
         return True, "the embedded archive is accepting queries"
 
     up, note = await run_in_threadpool(probe)
-    body = (
-        f'{_HEAD}<vosi:availability xmlns:vosi="http://www.ivoa.net/xml/VOSIAvailability/v1.0">'
-        f"<vosi:available>{'true' if up else 'false'}</vosi:available>"
-        f"<vosi:note>{escape(note)}</vosi:note></vosi:availability>\n"
-    )
+    body = Availability(available=up, note=[note]).to_xml(encoding="UTF-8", xml_declaration=True)
     return Response(body, media_type=_XML)

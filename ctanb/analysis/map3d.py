@@ -1,0 +1,496 @@
+"""3D likelihood analysis: stacked MapDataset, sky models, fit, residuals, flux points.
+
+The standard CTA analysis of extended sources, as gammapy's ``analysis_3d``
+tutorial does it and only with gammapy's classes: per observation
+:class:`~gammapy.makers.MapDatasetMaker` (counts, exposure, background, PSF,
+energy dispersion), :class:`~gammapy.makers.SafeMaskMaker` and
+:class:`~gammapy.makers.FoVBackgroundMaker` with an exclusion mask
+(:mod:`ctanb.analysis.masks`), stacked; then sky models (a gammapy model YAML
+file, or sources picked from a catalog as starting points) plus a
+:class:`~gammapy.modeling.models.FoVBackgroundModel`, fitted with
+:class:`~gammapy.modeling.Fit`; residual maps; flux points of one source from
+the 3D model (:class:`~gammapy.estimators.FluxPointsEstimator`); optionally a TS
+map with peak finding (:mod:`ctanb.analysis.detection`)::
+
+    from ctanb.analysis.map3d import Map3DConfig, Map3DStep
+
+    result = Map3DStep(Map3DConfig.read("msh1552_3d.yaml")).run(runs, out="3d/")
+    result.models["HESS J1514-591"].spatial_model.position
+
+Recorded activities: ``exclusion-mask``, ``map-dataset`` (the mask a used
+entity) and ``map3d-fit`` (dataset file + starting models file -> fitted
+models, parameters table, residual maps, flux points); ``ts-map`` when asked.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from gammapy.utils.types import AngleType, EnergyType
+from gammapy.workflow.config import EnergyAxisConfig
+from pydantic import ConfigDict, Field, model_validator
+
+from .._errors import AnalysisError, ConfigError
+from ..provenance import recorded
+from ._base import DL3Input, StepConfig, StepResult
+from .detection import TSMapConfig, TSMapStep
+from .maps import MapDatasetStep, MaskedDatasetConfig
+from .masks import CatalogKey, draw_exclusion
+
+__all__ = [
+    "FitConfig",
+    "Map3DConfig",
+    "Map3DFitConfig",
+    "Map3DFitStep",
+    "Map3DResult",
+    "Map3DStep",
+    "ModelsConfig",
+    "starting_models",
+]
+
+STEP_VERSION = "1.0"
+_3D_SELECTION = ["counts", "exposure", "background", "psf", "edisp"]
+
+
+class ModelsConfig(StepConfig):
+    """The sky models to fit: a gammapy model YAML file, or catalog sources as starting points.
+
+    Parameters
+    ----------
+    file : str, optional
+        A gammapy ``Models`` YAML file (``$CTANB_DATA`` and ``~`` expanded).
+    catalog : {"hgps", "gamma-cat", "3fhl", "3fgl"}, optional
+        Start from the positions of sources of this catalog.
+    sources : list of str
+        Which catalog sources (names as in the catalog); empty: every source in the map.
+    spatial : {"gaussian", "disk", "point"}
+        Spatial model of each catalog source; ``size`` is the starting sigma or radius.
+    position_range : angle, optional
+        A catalog source's fitted position stays within this distance (in longitude and
+        latitude) of its catalog position (parameter limits; None: no limits).
+    size_max : angle
+        Upper limit of the fitted sigma or radius (lower limit: ``size / 20``).
+    index, amplitude, reference : float, str, energy
+        Starting power law of each catalog source.
+    """
+
+    model_config = ConfigDict(
+        **StepConfig.model_config, arbitrary_types_allowed=True, validate_default=True
+    )
+
+    file: str | None = None
+    catalog: CatalogKey | None = None
+    sources: list[str] = Field(default_factory=list)
+    spatial: Literal["gaussian", "disk", "point"] = "gaussian"
+    size: AngleType = "0.1 deg"
+    position_range: AngleType | None = "0.5 deg"
+    size_max: AngleType = "1 deg"
+    index: float = 2.3
+    amplitude: str = "1e-12 cm-2 s-1 TeV-1"
+    reference: EnergyType = "1 TeV"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelsConfig:
+        if (self.file is None) == (self.catalog is None):
+            raise ValueError("give exactly one of models.file and models.catalog")
+        return self
+
+
+class FitConfig(StepConfig):
+    """How to fit: gammapy ``Fit`` backend and options."""
+
+    backend: Literal["minuit", "scipy"] = "minuit"
+    optimize_opts: dict[str, Any] = Field(default_factory=dict)
+
+
+class FluxPointsConfig(StepConfig):
+    """Flux points of one source from the 3D model (FluxPointsEstimator)."""
+
+    source: str | None = None
+    energy_edges: EnergyAxisConfig = EnergyAxisConfig(min="1 TeV", max="10 TeV", nbins=3)
+    selection_optional: list[str] = Field(default_factory=list)
+
+
+class ResidualConfig(StepConfig):
+    """Residual significance map: ExcessMapEstimator with the fitted models as background."""
+
+    model_config = ConfigDict(
+        **StepConfig.model_config, arbitrary_types_allowed=True, validate_default=True
+    )
+
+    correlation_radius: AngleType = "0.1 deg"
+
+
+class Map3DFitConfig(StepConfig):
+    """The part of a 3D analysis after the reduction: fit, residuals, flux points."""
+
+    fit: FitConfig = FitConfig()
+    flux_points: FluxPointsConfig | None = FluxPointsConfig()
+    residuals: ResidualConfig = ResidualConfig()
+
+
+class Map3DConfig(MaskedDatasetConfig, Map3DFitConfig):
+    """A whole 3D analysis: reduction (:class:`~ctanb.analysis.MapDatasetConfig`, FoV
+    background with ``exclusion``), ``models``, ``fit``, ``residuals``, ``flux_points``
+    and an optional ``ts_map``."""
+
+    map_selection: list[str] = Field(default_factory=lambda: list(_3D_SELECTION))
+    models: ModelsConfig
+    ts_map: TSMapConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fov_background(cls, data: Any) -> Any:
+        # Before the reduction's own checks, whose ring-background advice does not apply here.
+        background = data.get("background") if isinstance(data, dict) else None
+        method = background.get("method") if isinstance(background, dict) else None
+        if method not in (None, "fov_background"):
+            raise ValueError("a 3D analysis needs background.method: fov_background")
+        return data
+
+    @model_validator(mode="after")
+    def _check_3d(self) -> Map3DConfig:
+        if self.background.method != "fov_background":
+            raise ValueError("a 3D analysis needs background.method: fov_background")
+        missing = [n for n in ("psf", "edisp") if n not in self.map_selection]
+        if missing:
+            raise ValueError(f"a 3D analysis needs map_selection to include {', '.join(missing)}")
+        return self
+
+    def fit_config(self) -> Map3DFitConfig:
+        """The fit part of this configuration."""
+        return Map3DFitConfig.model_validate(
+            self.model_dump(include=set(Map3DFitConfig.model_fields))
+        )
+
+
+def starting_models(config: ModelsConfig, geom: Any) -> Any:
+    """The sky models *config* names, checked to lie in the map *geom* (gammapy Models).
+
+    Raises
+    ------
+    AnalysisError
+        A model outside the map, or no catalog source in it.
+    """
+    from gammapy.modeling.models import Models
+
+    if config.file is not None:
+        from .workflow import expand_path
+
+        path = expand_path(config.file)
+        try:
+            models = Models.read(path)
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise ConfigError(f"cannot read the models file {path}: {exc}") from None
+    else:
+        models = Models(_catalog_models(config, geom))
+    image = geom.to_image()
+    for model in models:
+        spatial = getattr(model, "spatial_model", None)
+        if spatial is None or not hasattr(spatial, "position"):
+            continue
+        position = spatial.position
+        if not bool(np.all(image.contains(position))):
+            centre = image.center_skydir
+            raise AnalysisError(
+                f"the spatial model of {model.name!r} (at {position.frame.name} "
+                f"{position.data.lon.deg:.3f}, {position.data.lat.deg:.3f} deg) lies outside the map "
+                f"(centre {centre.data.lon.deg:.3f}, {centre.data.lat.deg:.3f} deg, "
+                f"{image.width.to_value('deg').ravel()[0]:.2f} x "
+                f"{image.width.to_value('deg').ravel()[1]:.2f} deg): move or enlarge the map "
+                "(geom.wcs) or remove that model"
+            )
+    return models
+
+
+def _in_catalog(catalog: Any, name: str) -> bool:
+    try:
+        catalog.row_index(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _catalog_models(config: ModelsConfig, geom: Any) -> list[Any]:
+    import astropy.units as u
+    from gammapy.modeling.models import (
+        DiskSpatialModel,
+        GaussianSpatialModel,
+        PointSpatialModel,
+        PowerLawSpectralModel,
+        SkyModel,
+    )
+
+    from .catalogs import CATALOGS, load_catalog
+    from .masks import catalog_sources_in
+
+    key = config.catalog
+    assert key is not None
+    in_map = dict(catalog_sources_in(geom, key))
+    if config.sources:
+        catalog = load_catalog(key)
+        unknown = [n for n in config.sources if not _in_catalog(catalog, n)]
+        if unknown:
+            raise ConfigError(
+                f"source(s) {', '.join(unknown)} not in the {CATALOGS[key]['title']} catalog"
+            )
+        outside = [n for n in config.sources if n not in in_map]
+        if outside:
+            raise AnalysisError(
+                f"catalog source(s) {', '.join(outside)} lie outside the map: move or enlarge "
+                "the map (geom.wcs) or pick sources in it"
+            )
+        picked = {name: in_map[name] for name in config.sources}
+    else:
+        picked = in_map
+    if not picked:
+        centre = geom.center_skydir
+        raise AnalysisError(
+            f"no {CATALOGS[key]['title']} source lies in the map (centre {centre.frame.name} "
+            f"{centre.data.lon.deg:.2f}, {centre.data.lat.deg:.2f} deg): pick another catalog, "
+            "enlarge the map, or give the models in a file (models.file)"
+        )
+    frame = geom.frame
+    models = []
+    for name, position in picked.items():
+        where = position.transform_to(frame)
+        lon, lat = where.data.lon.to(u.deg), where.data.lat.to(u.deg)
+        if config.spatial == "gaussian":
+            spatial = GaussianSpatialModel(lon_0=lon, lat_0=lat, sigma=config.size, frame=frame)
+        elif config.spatial == "disk":
+            spatial = DiskSpatialModel(lon_0=lon, lat_0=lat, r_0=config.size, frame=frame)
+        else:
+            spatial = PointSpatialModel(lon_0=lon, lat_0=lat, frame=frame)
+        # Limits keep the optimizer near the catalog position: without them, migrad can step
+        # a faint source's position off the map and fail.
+        if config.position_range is not None:
+            step = config.position_range.to_value("deg")
+            for parameter in (spatial.lon_0, spatial.lat_0):
+                parameter.min, parameter.max = parameter.value - step, parameter.value + step
+        size = {"gaussian": "sigma", "disk": "r_0"}.get(config.spatial)
+        if size is not None:
+            spatial.parameters[size].min = config.size.to_value("deg") / 20
+            spatial.parameters[size].max = config.size_max.to_value("deg")
+        spectral = PowerLawSpectralModel(
+            index=config.index, amplitude=config.amplitude, reference=config.reference
+        )
+        models.append(SkyModel(spectral_model=spectral, spatial_model=spatial, name=name))
+    return models
+
+
+@dataclass
+class Map3DResult(StepResult):
+    """A fitted 3D analysis: dataset, models, fit result, residual maps, flux points, TS map."""
+
+    dataset: Any = None
+    models: Any = None
+    fit_result: Any = None
+    residuals: Any = None
+    residual_significance: Any = None
+    flux_points: Any = None
+    ts_map: Any = None
+    obs_ids: list[str] | None = None
+
+    def plot(self, **kwargs: Any) -> Any:
+        """Counts, residual counts and residual significance maps (and TS) on WCSAxes,
+        the excluded regions outlined."""
+        from .maps import _plot_maps
+
+        maps = {
+            "counts": self.dataset.counts,
+            "residuals (counts - npred)": self.residuals,
+            "residual significance": self.residual_significance,
+        }
+        if self.ts_map is not None:
+            maps["sqrt(TS)"] = self.ts_map.sqrt_ts
+        return draw_exclusion(_plot_maps(maps, **kwargs), self.products.get("exclusion_mask"))
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(p.name)}</td><td>{p.value:.5g}</td>"
+            f"<td>{p.error:.2g}</td><td>{html.escape(str(p.unit))}</td></tr>"
+            for p in self.models.parameters.free_parameters
+        )
+        files = "".join(
+            f"<tr><td>{k}</td><td><code>{html.escape(str(v))}</code></td></tr>"
+            for k, v in self.products.items()
+        )
+        return (
+            f"<b>Map3DResult</b>: {len(self.obs_ids or [])} observation(s), fit "
+            f"{'converged' if self.fit_result.success else 'did not converge'}"
+            f"<table><tr><th>parameter</th><th>value</th><th>error</th><th>unit</th></tr>"
+            f"{rows}</table><table><tr><th>product</th><th>file</th></tr>{files}</table>"
+        )
+
+
+class Map3DFitStep:
+    """Stacked MapDataset file + starting models file -> fitted models, residuals, flux points.
+
+    Parameters
+    ----------
+    config : Map3DFitConfig or mapping
+    """
+
+    def __init__(self, config: Map3DFitConfig | dict | None = None) -> None:
+        self.config = Map3DFitConfig.coerce(config)
+
+    @recorded(
+        name="map3d-fit",
+        version=STEP_VERSION,
+        inputs=["dataset_file", "models_file"],
+        outputs={
+            "fitted_models_file": "fit",
+            "parameters_file": "fit",
+            "residuals_file": "excess",
+            "residual_significance_file": "significance",
+            "flux_points_file": "flux",
+        },
+        data_level="DL5",
+    )
+    def fit(
+        self,
+        dataset_file: str,
+        models_file: str,
+        fitted_models_file: str,
+        parameters_file: str,
+        residuals_file: str,
+        residual_significance_file: str,
+        flux_points_file: list[str],
+    ) -> dict[str, Any]:
+        """Fit the models of *models_file* (plus a FoV background norm) to the dataset.
+
+        ``flux_points_file`` is a list of zero or one path (no flux points: empty).
+        """
+        from gammapy.datasets import MapDataset
+        from gammapy.estimators import ExcessMapEstimator, FluxPointsEstimator
+        from gammapy.modeling import Fit
+        from gammapy.modeling.models import FoVBackgroundModel, Models
+        from gammapy.workflow.steps import make_energy_axis
+
+        c = self.config
+        dataset = MapDataset.read(dataset_file, name="stacked")
+        models = Models.read(models_file)
+        if not any(isinstance(m, FoVBackgroundModel) for m in models):
+            models.append(FoVBackgroundModel(dataset_name=dataset.name))
+        dataset.models = models
+        result = Fit(backend=c.fit.backend, optimize_opts=dict(c.fit.optimize_opts)).run([dataset])
+        if not result.success:
+            raise AnalysisError(
+                f"the 3D fit of {', '.join(m.name for m in models)} did not converge "
+                f"({result.message}): start from better values or a simpler model (models), "
+                f"or use more observations; the dataset is kept in {dataset_file}"
+            )
+        dataset.models.write(fitted_models_file, overwrite=True, write_covariance=False)
+        table = dataset.models.to_parameters_table()
+        for name in table.colnames:  # FITS has no column of Python objects
+            if table[name].dtype.kind == "O":
+                table[name] = [str(v) for v in table[name]]
+        table.write(parameters_file, format="fits", overwrite=True)
+        residuals = dataset.residuals(method="diff").sum_over_axes(keepdims=False)
+        residuals.write(residuals_file, overwrite=True)
+        estimator = ExcessMapEstimator(
+            correlation_radius=c.residuals.correlation_radius, selection_optional=[]
+        )
+        significance = estimator.run(dataset)["sqrt_ts"]
+        significance.write(residual_significance_file, overwrite=True)
+        points = None
+        if c.flux_points is not None and flux_points_file:
+            source = c.flux_points.source or next(
+                m.name for m in dataset.models if not isinstance(m, FoVBackgroundModel)
+            )
+            if source not in dataset.models.names:
+                raise ConfigError(
+                    f"flux_points.source {source!r} is not one of the models "
+                    f"({', '.join(dataset.models.names)})"
+                )
+            points = FluxPointsEstimator(
+                energy_edges=make_energy_axis(c.flux_points.energy_edges).edges,
+                source=source,
+                selection_optional=list(c.flux_points.selection_optional),
+                n_jobs=1,
+            ).run([dataset])
+            points.write(flux_points_file[0], sed_type="dnde", format="gadf-sed", overwrite=True)
+        return {
+            "dataset": dataset,
+            "models": dataset.models,
+            "fit_result": result,
+            "residuals": residuals,
+            "residual_significance": significance,
+            "flux_points": points,
+        }
+
+
+class Map3DStep:
+    """A whole 3D likelihood analysis of DL3 observations (see the module docstring).
+
+    Parameters
+    ----------
+    config : Map3DConfig or mapping
+    """
+
+    def __init__(self, config: Map3DConfig | dict | None = None) -> None:
+        self.config = Map3DConfig.coerce(config)
+
+    def run(
+        self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None
+    ) -> Map3DResult:
+        """Reduce *inputs*, fit the models and write every product into folder *out*.
+
+        Raises
+        ------
+        AnalysisError
+            A model outside the map, no catalog source in it, a mask that excludes
+            everything, a fit that does not converge (products already made are kept).
+        """
+        c = self.config
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        products = c.make_exclusion(out)
+        # The models are checked against the map before the (long) reduction.
+        reference = c.dataset_config().reference_dataset()
+        models = starting_models(c.models, reference.counts.geom)
+        reduced = MapDatasetStep(c.dataset_config(products.get("exclusion_mask"))).run(
+            inputs, out, parallel=parallel
+        )
+        products.update(reduced.products)
+        products["models_start"] = out / "models_start.yaml"
+        models.write(products["models_start"], overwrite=True, write_covariance=False)
+        fit_products = {
+            "models": out / "models_fitted.yaml",
+            "parameters": out / "fit_parameters.fits",
+            "residuals": out / "residuals.fits",
+            "residual_significance": out / "residual_significance.fits",
+        }
+        points_file = [str(out / "flux_points.fits")] if c.flux_points is not None else []
+        fitted = Map3DFitStep(c.fit_config()).fit(
+            dataset_file=str(reduced.products["dataset"]),
+            models_file=str(products["models_start"]),
+            fitted_models_file=str(fit_products["models"]),
+            parameters_file=str(fit_products["parameters"]),
+            residuals_file=str(fit_products["residuals"]),
+            residual_significance_file=str(fit_products["residual_significance"]),
+            flux_points_file=points_file,
+        )
+        products.update(fit_products)
+        if points_file:
+            products["flux_points"] = Path(points_file[0])
+        ts = None
+        if c.ts_map is not None:
+            ts = TSMapStep(c.ts_map).run(reduced, out)
+            products.update(ts.products)
+        return Map3DResult(
+            products=products,
+            inputs=reduced.inputs,
+            dataset=fitted["dataset"],
+            models=fitted["models"],
+            fit_result=fitted["fit_result"],
+            residuals=fitted["residuals"],
+            residual_significance=fitted["residual_significance"],
+            flux_points=fitted["flux_points"],
+            ts_map=ts,
+            obs_ids=reduced.obs_ids,
+        )
