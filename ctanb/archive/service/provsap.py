@@ -97,10 +97,11 @@ def provenance_answer(
     fmt: str, token: str | None,
 ) -> tuple[str, str]:  # fmt: skip
     """(document text, media type) of a ProvSAP request (blocking)."""
-    from ...provenance.document import parse
+    from ...provenance.fits import parse_cached
+    from ...provenance.records import ProvenanceGraph
 
     conn = state.connection()
-    graph = None
+    graph = ProvenanceGraph()
     starts: set[str] = set()
     for ident in ids:
         rows, what = _products_of(conn, ident)
@@ -117,8 +118,10 @@ def provenance_answer(
             elif what != "dataset":
                 raise ServiceFault(reason, 403, plain=True)
         for _did, entity_id, prov_json in readable:
-            part = parse(prov_json, "json")
-            graph = part if graph is None else graph.merge(part)
+            # A published record never changes: its parsed graph is cached (parsing is
+            # most of the time of an answer); merged into a new graph, never modified.
+            part = parse_cached(prov_json)
+            graph.merge(part)
             if what == "product":
                 starts.add(entity_id)
             elif what == "record":
@@ -127,10 +130,6 @@ def provenance_answer(
                 from ..publish import _recorded_did
 
                 starts |= {e.id for e in part.entities.values() if _recorded_did(e) == ident}
-    if graph is None:
-        from ...provenance.records import ProvenanceGraph
-
-        graph = ProvenanceGraph()
     sub = _walk(graph, starts, depth, direction)
     kind, media = FORMATS[fmt]
     if kind == "svg":
