@@ -129,3 +129,35 @@ def serve_command(db: Path, host: str, port: int, policy_path: Path | None) -> N
     finally:
         if announce is not None:
             announce.unlink(missing_ok=True)
+
+
+@archive.command("publish")
+@click.argument("products", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--archive", "archive_url", required=True, help="Base URL of the archive.")
+@click.option("--token", default=None, help="Your archive token (default: CTANB_TOKEN).")
+@click.option("--curation", "curation", default=None,
+              help='Curation fields as JSON, e.g. \'{"title": "Crab counts"}\'.')  # fmt: skip
+def publish_command(products: tuple[Path, ...], archive_url: str, token: str | None,
+                    curation: str | None) -> None:  # fmt: skip
+    """Publish PRODUCTS into the archive; prints each product's DID."""
+    import json
+
+    from ..client.archive import connect
+
+    try:
+        fields = json.loads(curation) if curation else None
+    except ValueError:
+        raise click.ClickException("--curation must be a JSON object") from None
+    failed = 0
+    try:
+        archive = connect(archive_url, token=token)
+    except CtanbError as exc:
+        raise _fail(exc) from None
+    for product in products:
+        try:
+            click.echo(str(archive.publish(product, curation=fields)))
+        except CtanbError as exc:
+            click.echo(f"ctanb: error: {exc}", err=True)
+            failed += 1
+    if failed:
+        raise SystemExit(1)

@@ -125,6 +125,10 @@ def create_schema(conn: sqlite3.Connection) -> None:
                 f"ON {q(OBSCORE_TABLE)} ({q(c.name)})"
             )
     _create_tap_schema(conn)
+    # Published products and their provenance tables (issue 14).
+    from .publish import create_publish_schema
+
+    create_publish_schema(conn)
     conn.commit()
 
 

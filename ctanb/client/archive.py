@@ -403,6 +403,12 @@ class Archive:
         return answered, resp.url.split("?", 1)[0] if resp.history else None
 
     # --- files ----------------------------------------------------------------------------
+    def publish(self, product: Any, *, curation: dict | None = None) -> Any:
+        """Publish a product into this archive; see :func:`ctanb.client.publish.publish`."""
+        from .publish import publish
+
+        return publish(self, product, curation=curation)
+
     def download(
         self,
         results: Results | Record | Iterable[Record],

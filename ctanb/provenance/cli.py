@@ -267,9 +267,18 @@ def verify(product: str, store_url: str | None) -> None:
     help="Archive to fetch missing inputs from, by publisher DID (default: CTANB_TAP_URL).",
 )
 def redo(product: str, out_dir: str, archive_url: str | None) -> None:
-    """Re-run the recorded chain of PRODUCT from its DL3 inputs into --out and compare."""
+    """Re-run the recorded chain of PRODUCT from its DL3 inputs into --out and compare.
+
+    PRODUCT is a file, or a published product's DID (with --archive) or URL.
+    """
     from .replay import redo as run_redo
 
+    if product.startswith(("ivo://", "http://", "https://")):
+        # A published product, by its DID or URL: fetched from the archive first (issue 14).
+        from ..client.publish import fetch_published
+
+        path, archive_url = fetch_published(product, out_dir, archive=archive_url)
+        product = str(path)
     report = run_redo(product, out_dir, archive=archive_url)
     click.echo(str(report))
     if not report.ok:

@@ -21,6 +21,8 @@ from .datalink import datalink_endpoint
 from .files import files_endpoint
 from .jobs_api import async_routes
 from .params import ServiceFault
+from .provsap import provsap_endpoint
+from .publish_api import publish_endpoint
 from .state import ArchiveState
 from .tap import sync_endpoint
 from .uws import JobManager
@@ -130,6 +132,10 @@ def create_app(
     """
     state = ArchiveState(db, policy=policy, base_url=base_url, **settings)
     state.jobs = JobManager(state)
+    # Published products (issue 14): the provenance views filter rows by the request's token.
+    from ..provtap import RightsMiddleware, wrap_open_connection
+
+    wrap_open_connection(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -147,10 +153,13 @@ def create_app(
         Route("/tables/{name}", tables),
         Route("/datalink", datalink_endpoint, methods=gp),
         Route("/files/{rest:path}", files_endpoint, methods=["GET", "HEAD"]),
+        # Published products (issue 14)
+        Route("/publish", publish_endpoint, methods=["POST"]),
+        Route("/provsap", provsap_endpoint, methods=gp),
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(_CatchAll)],
+        middleware=[Middleware(_CatchAll), Middleware(RightsMiddleware)],
         exception_handlers={
             ServiceFault: _fault,
             CtanbError: _ctanb_error,

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from .files import dataset_files, file_url
 from .params import ServiceFault, read_params
+from .product_links import product_links
 from .state import ArchiveState, bearer_token
 from .votable import VotableColumn, rows_to_votable
 
@@ -81,10 +82,15 @@ def links_rows(state: ArchiveState, ids: list[str], base: str, token: str | None
             desc = f.description or _SEMANTIC_DESCRIPTION.get(f.semantics, f.semantics)
             if refusal is not None:
                 desc = f"{desc} (refused: {refusal})"
-            qualifier = "#event-list" if f.semantics == "#this" else None
+            # a published product (issue 14) is no event list
+            qualifier = (
+                "#event-list" if f.semantics == "#this" and "/products?" not in did else None
+            )
             rows.append((did, file_url(base, did, f, files), None, None, f.semantics, desc,
                          f.content_type, f.size or None, qualifier, None, auth,
                          refusal is None))  # fmt: skip
+        # Published products (issue 14): progenitors, provenance, derivations, coderived.
+        rows += product_links(state, did, base, token)
     return rows
 
 

@@ -1,0 +1,453 @@
+"""Products go back to the archive: the checks before accepting one, then one transaction.
+
+A publication is accepted only when all of these hold, checked in this order (the
+refusal names the first that fails, with :attr:`PublishRefused.condition`):
+
+``provenance``
+    The file is a FITS product carrying a readable provenance record naming itself.
+``content``
+    Its content (every HDU header and data except the record) has the hash its record
+    holds (:mod:`ctanb.provenance.verify`), and a signature, when present, matches the
+    record. A signature by a key the archive does not know is accepted: the archive
+    cannot know every analyst's key, and what it vouches for is checked below (the
+    inputs are its own datasets, byte for byte); the signer's key is kept in the
+    curation record.
+``token``
+    The request carries a token of this archive (publishing is never anonymous).
+``inputs``
+    Every DL3 input of the lineage (an input file no recorded activity generated) is a
+    dataset of this archive: its publisher DID is one of the archive's and its sha256
+    is that of the dataset's file.
+``rights``
+    The token holds the rights to every input (same rule as downloading it).
+
+An accepted product is written in one SQLite transaction: its ObsCore row, its file
+row, its progenitors, its curation and its provenance tables (:mod:`.provtap`). The
+file is written to a temporary name and renamed just before the commit; any failure
+rolls back and removes the file, so a failed publication leaves nothing behind. The
+DID is computed from the product's record id and content hash: publishing the same
+product again answers the same DID and changes nothing.
+
+Rights are inherited: a product made from proprietary inputs is proprietary to their
+group until the latest of their release dates (inputs of several groups: readable by
+no token until then, a conservative choice).
+
+Vocabulary: ``dataproduct_type`` is ObsCore's (image, cube, spectrum, sed,
+timeseries, measurements); ``dataproduct_subtype`` is ``<data level>-<kind>``
+(``DL4-counts``, ``DL5-flux_points``). The PyPI package ``ctao-datamodel`` (1.4.0,
+pydantic models of the CTAO data model) was evaluated for the product and curation
+metadata and is not used: it requires Python >= 3.12 (ctanb runs on 3.11) and two
+more dependencies (astropydantic, particle); its DL4/DL5 product types are still only
+"proposed" (``ProposedDataType``: CountsMap, Spectrum, ...), and its ``Curation``
+(release, reference, license, copyright) does not carry the analysis context the
+archive needs. The curation fields here keep its names where they overlap
+(``reference``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import sqlite3
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .._errors import CtanbError, ProvenanceError
+from ..datamodel import OBSCORE_TABLE
+from .db import ACCESS_URL_BASE, FILES_TABLE, PUBLISHER_AUTHORITY, FileRecord, q, upsert_dataset
+from .publish_row import PRODUCT_COLLECTION, obscore_values
+
+__all__ = [
+    "CURATION_TABLE",
+    "PRODUCT_COLLECTION",
+    "PRODUCT_INPUTS_TABLE",
+    "Curation",
+    "PublishRefused",
+    "PublishResult",
+    "create_publish_schema",
+    "product_did",
+    "publish_file",
+]
+
+CURATION_TABLE = "ctanb.curation"
+PRODUCT_INPUTS_TABLE = "ctanb.product_inputs"
+
+
+class PublishRefused(CtanbError):
+    """A publication the archive refuses; ``condition`` names the check that failed."""
+
+    def __init__(self, condition: str, message: str, status: int = 400) -> None:
+        super().__init__(f"publication refused ({condition}): {message}")
+        self.condition = condition
+        self.status = status
+
+
+class Curation(BaseModel):
+    """Curation of a published product (the science-archive talk's list).
+
+    Every field is optional; ``analysis`` groups products of one analysis
+    (DataLink ``#coderived``); without it, products sharing an activity are coderived.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = None
+    publisher: str | None = None
+    creator: str | None = None
+    contact: str | None = None
+    version: str = "1"
+    creation_type: str = "analysis"
+    reference: str | None = None
+    analysis: str | None = None
+    background_method: str | None = None
+    cuts_description: str | None = None
+    fit_hypothesis: str | None = None
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """The outcome of a publication: its DID, and whether this call created it."""
+
+    did: str
+    created: bool
+    data_rights: str
+    release_date: str | None
+    access_url: str
+
+
+def product_did(entity_id: str, content_sha256: str) -> str:
+    """The publisher DID of a product: the same record and content give the same DID."""
+    key = hashlib.sha256(f"{entity_id}\n{content_sha256}".encode()).hexdigest()[:24]
+    return f"{PUBLISHER_AUTHORITY}/products?{key}"
+
+
+def create_publish_schema(conn: sqlite3.Connection) -> None:
+    """Create the private tables of publications (idempotent; no commit)."""
+    conn.executescript(
+        f"""
+        CREATE TABLE IF NOT EXISTS {q(PRODUCT_INPUTS_TABLE)} (
+            product_did TEXT NOT NULL, input_did TEXT NOT NULL,
+            PRIMARY KEY (product_did, input_did));
+        CREATE INDEX IF NOT EXISTS "ctanb.product_inputs#input"
+            ON {q(PRODUCT_INPUTS_TABLE)} (input_did);
+        CREATE TABLE IF NOT EXISTS {q(CURATION_TABLE)} (
+            did TEXT PRIMARY KEY, entity_id TEXT, analysis TEXT, curation TEXT,
+            signer TEXT, published_at TEXT, prov_json TEXT);
+        """
+    )
+    from .provtap import create_provtap_schema
+
+    create_provtap_schema(conn)
+    _create_curation_view(conn)
+
+
+#: Columns of the TAP table ``products.curation`` (joins ObsCore on obs_publisher_did).
+CURATION_COLUMNS = (
+    ("obs_publisher_did", "meta.ref.ivoid", "The published product"),
+    ("publisher", "meta.curation", "Who published it (default: the token's groups)"),
+    ("creator", "meta.id;meta.curation", "Who made it"),
+    ("contact", "meta.email;meta.curation", "Whom to ask about it"),
+    ("version", "meta.version;meta.curation", "Version of the product"),
+    ("creation_type", "meta.code;meta.curation", "How it was made (analysis, ...)"),
+    ("curation_date", "time.release;meta.curation", "When it was published"),
+    ("reference", "meta.bib;meta.curation", "Where it is described"),
+    ("analysis", "meta.id", "Name of the analysis it belongs to (DataLink #coderived)"),
+    ("background_method", "meta.code;meta.software", "Background method of the analysis"),
+    ("cuts_description", "meta.note", "Cuts applied in the analysis, in words"),
+    ("fit_hypothesis", "meta.note;spect", "Model fitted (spectral or spatial hypothesis)"),
+    ("signer", "meta.id;meta.curation", "Key that signed its provenance record, if any"),
+)
+
+
+def _create_curation_view(conn: sqlite3.Connection) -> None:
+    fields = {
+        "obs_publisher_did": "did",
+        "curation_date": "published_at",
+        "analysis": "analysis",
+        "signer": "signer",
+    }
+    select = ", ".join(
+        f"{fields[name]} AS {name}" if name in fields
+        else f"json_extract(curation, '$.{name}') AS {name}"
+        for name, _, _ in CURATION_COLUMNS
+    )  # fmt: skip
+    conn.execute(
+        f'CREATE VIEW IF NOT EXISTS "products.curation" AS SELECT {select} FROM {q(CURATION_TABLE)}'
+    )
+    conn.execute(
+        'INSERT OR REPLACE INTO "tap_schema.schemas" VALUES (?, NULL, ?, ?)',
+        ("products", "Curation of products published into this archive", 3),
+    )
+    conn.execute(
+        'INSERT OR REPLACE INTO "tap_schema.tables" VALUES (?, ?, ?, NULL, ?, ?)',
+        ("products", "products.curation", "view",
+         "Curation and analysis context of published products (join ivoa.obscore on "
+         "obs_publisher_did)", 30),
+    )  # fmt: skip
+    conn.executemany(
+        'INSERT OR REPLACE INTO "tap_schema.columns" '
+        "VALUES (?, ?, 'char', '*', NULL, NULL, ?, NULL, NULL, ?, ?, 1, 0, ?)",
+        [("products.curation", name, desc, ucd, int(i == 0), i)
+         for i, (name, ucd, desc) in enumerate(CURATION_COLUMNS)],
+    )  # fmt: skip
+
+
+# -- checks ------------------------------------------------------------------------------
+def _check_record(path: Path) -> tuple[Any, Any, str | None]:
+    from ..provenance.fits import read_signature
+    from ..provenance.verify import _content_problems, _record_problems, product_entity
+
+    try:
+        graph, entity = product_entity(path)
+    except ProvenanceError as exc:
+        raise PublishRefused("provenance", str(exc).replace(str(path), "the product")) from None
+    problems = _content_problems(path, entity)
+    if problems:
+        raise PublishRefused("content", "; ".join(problems))
+    problems, _trusted = _record_problems(path, entity)
+    altered = [p for p in problems if "do not trust" not in p and "not authenticated" not in p]
+    if altered:
+        raise PublishRefused("content", "; ".join(altered))
+    signature, _ = read_signature(path)
+    signer = f"{signature.signer} ({signature.fingerprint})" if signature else None
+    return graph, entity, signer
+
+
+def _dl3_leaves(graph: Any, product_id: str) -> list[Any]:
+    """The input files of the lineage that no recorded activity generated."""
+    from ..provenance.verify import _source_entities
+
+    seen: dict[str, Any] = {}
+    for entity in _source_entities(graph, product_id):
+        if graph.generator_of(entity.id) is None:
+            seen.setdefault(entity.id, entity)
+    return list(seen.values())
+
+
+def _recorded_did(entity: Any) -> str | None:
+    attrs = entity.attributes or {}
+    return (
+        entity.publisher_did
+        or (attrs.get("obscore") or {}).get("obs_publisher_did")
+        or attrs.get("obs_publisher_did")
+    )
+
+
+def _file_sha256(conn: sqlite3.Connection, did: str) -> list[str]:
+    from .service.files import _resolve, _sha256
+
+    out = []
+    rows = conn.execute(
+        f"SELECT path, sha256 FROM {q(FILES_TABLE)} WHERE did = ? AND semantics = '#this'", (did,)
+    ).fetchall()
+    for path, sha in rows:
+        if not sha:
+            try:
+                sha = _sha256(_resolve(path))
+            except OSError:
+                continue
+        out.append(sha)
+    return out
+
+
+def _obscore_row(conn: sqlite3.Connection, did: str) -> dict[str, Any] | None:
+    cur = conn.execute(
+        f'SELECT *, "_access_group" FROM {q(OBSCORE_TABLE)} WHERE obs_publisher_did = ?', (did,)
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+def _check_inputs(conn: sqlite3.Connection, leaves: list[Any]) -> list[dict[str, Any]]:
+    if not leaves:
+        raise PublishRefused("inputs", "its lineage names no DL3 input of this archive")
+    rows = []
+    for leaf in leaves:
+        name = Path(leaf.location or leaf.id).name
+        did = _recorded_did(leaf)
+        if not did:
+            found = conn.execute(
+                f"SELECT did FROM {q(FILES_TABLE)} WHERE sha256 = ? AND semantics = '#this'",
+                (leaf.sha256,),
+            ).fetchone()
+            if found is None:
+                raise PublishRefused(
+                    "inputs", f"input {name} is not a dataset of this archive (no publisher DID)"
+                )
+            did = found[0]
+        row = _obscore_row(conn, did)
+        if row is None or row.get("obs_collection") == PRODUCT_COLLECTION:
+            raise PublishRefused("inputs", f"input {name} ({did}) is not a dataset of this archive")
+        if leaf.sha256 not in _file_sha256(conn, did):
+            raise PublishRefused(
+                "inputs",
+                f"input {name} is not the archive's dataset {did}: its sha256 differs "
+                "(altered or another file)",
+            )
+        rows.append(row)
+    return rows
+
+
+def _check_rights(policy: Any, inputs: list[dict[str, Any]], token: str | None) -> tuple:
+    """(data_rights, release date, access group) the product inherits."""
+    groups = policy.groups_for_token(token) if token else set()
+    if not groups:
+        raise PublishRefused(
+            "token",
+            "publishing needs a token of this archive: send 'Authorization: Bearer <token>'"
+            if not token
+            else "the token sent is not known to this archive",
+            status=401,
+        )
+    closed: dict[str, str | None] = {}
+    for row in inputs:
+        group, release = row.get("_access_group"), row.get("obs_release_date")
+        if not group or policy.is_released(release):
+            continue
+        if group not in groups:
+            when = str(release)[:10] if release else "an unknown date"
+            raise PublishRefused(
+                "rights",
+                f"input obs {row['obs_id']} ({row['obs_publisher_did']}) is proprietary to "
+                f"group {group} until {when}, and the token sent does not belong to it",
+                status=403,
+            )
+        closed[group] = max(filter(None, [closed.get(group), release]), default=None)
+    if not closed:
+        return "public", None, None
+    release = max((r for r in closed.values() if r), default=None)
+    return "proprietary", release, "+".join(sorted(closed))
+
+
+# -- the transaction ---------------------------------------------------------------------
+def _existing(conn: sqlite3.Connection, did: str) -> dict[str, Any] | None:
+    return _obscore_row(conn, did)
+
+
+def publish_file(
+    db: str | Path,
+    path: str | Path,
+    *,
+    policy: Any,
+    token: str | None,
+    curation: dict[str, Any] | Curation | None = None,
+    products_dir: str | Path | None = None,
+    before_commit: Callable[[], None] | None = None,
+) -> PublishResult:
+    """Check the product at *path* and publish it into the archive database *db*.
+
+    Parameters
+    ----------
+    db : path
+        The archive database (opened for writing here only).
+    path : path
+        The uploaded product (a temporary file; copied, never moved).
+    policy : AccessPolicy
+        Groups, tokens and release dates.
+    token : str, optional
+        The publisher's bearer token.
+    curation : dict or Curation, optional
+        Curation fields (:class:`Curation`).
+    products_dir : path, optional
+        Where published files live (default: ``<db folder>/products``).
+    before_commit : callable, optional
+        Called inside the transaction just before the commit (tests inject failures).
+
+    Returns
+    -------
+    PublishResult
+        The product's DID; ``created`` is False when it was already published.
+
+    Raises
+    ------
+    PublishRefused
+        A check failed; ``condition`` says which.
+    """
+    from . import db as archive_db
+    from .provtap import insert_product_provenance
+
+    path = Path(path)
+    try:
+        cur = curation if isinstance(curation, Curation) else Curation(**(curation or {}))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise PublishRefused("curation", f"bad curation fields: {problems}") from None
+    graph, entity, signer = _check_record(path)
+    did = product_did(entity.id, entity.data_sha256 or "")
+    # Absolute: a relative path in ctanb.files is read relative to the data folder.
+    products = (Path(products_dir) if products_dir else Path(db).parent / "products").resolve()
+    products.mkdir(parents=True, exist_ok=True)
+    conn = archive_db.connect(db)
+    try:
+        create_publish_schema(conn)
+        conn.commit()
+        inputs = _check_inputs(conn, _dl3_leaves(graph, entity.id))
+        rights, release, group = _check_rights(policy, inputs, token)
+        if not cur.publisher:
+            cur = cur.model_copy(update={"publisher": ", ".join(sorted(
+                policy.groups_for_token(token)))})  # fmt: skip
+        access_url = ACCESS_URL_BASE + "files/" + urllib.parse.quote(did, safe="")
+        conn.execute("BEGIN IMMEDIATE")
+        if _existing(conn, did) is not None:
+            conn.rollback()
+            return PublishResult(did, False, rights, release, access_url)
+        row = obscore_values(path, graph, entity, inputs, cur)
+        row.update(
+            obs_publisher_did=did,
+            obs_id=did.rsplit("?", 1)[1],
+            access_url=access_url,
+            data_rights=rights,
+            obs_release_date=release,
+        )
+        key = did.rsplit("?", 1)[1]
+        final = products / f"{key}.fits"
+        part = products / f".{key}.fits.part-{os.getpid()}"
+        data = path.read_bytes()
+        file_sha = hashlib.sha256(data).hexdigest()
+        upsert_dataset(
+            conn,
+            row,
+            [FileRecord("#this", str(final), size=len(data), sha256=file_sha,
+                        description=f"The published product ({row['dataproduct_subtype']})")],
+            access_group=group,
+        )  # fmt: skip
+        conn.executemany(
+            f"INSERT OR IGNORE INTO {q(PRODUCT_INPUTS_TABLE)} VALUES (?, ?)",
+            [(did, r["obs_publisher_did"]) for r in inputs],
+        )
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        conn.execute(
+            f"INSERT INTO {q(CURATION_TABLE)} VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (did, entity.id, cur.analysis, cur.model_dump_json(), signer, now,
+             graph.serialize("json")),
+        )  # fmt: skip
+        insert_product_provenance(conn, did, graph, entity.id, group, release)
+        try:
+            with part.open("wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if before_commit is not None:
+                before_commit()
+            os.replace(part, final)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            part.unlink(missing_ok=True)
+            final.unlink(missing_ok=True)
+            raise
+        return PublishResult(did, True, rights, release, access_url)
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    finally:
+        conn.close()

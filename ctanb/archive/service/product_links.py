@@ -1,0 +1,89 @@
+"""DataLink rows of published products, both ways (DataLink core vocabulary terms).
+
+- a product: ``#progenitor`` to each DL3 dataset it was made from, ``#provenance`` to
+  its provenance document as PROV-JSON, PROV-XML and SVG (ProvSAP, ``DEPTH=ALL``), and
+  ``#coderived`` to the other products of the same analysis (same ``analysis``
+  curation field, or sharing an activity of their lineage);
+- a DL3 dataset: ``#derivation`` to each product published from it.
+
+Links to what the caller may not read are listed with ``link_authorized=F`` and the
+reason, as for DL3 files; following them answers 403.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from urllib.parse import quote, urlencode
+
+from ..publish import CURATION_TABLE, PRODUCT_INPUTS_TABLE
+from .state import ArchiveState
+
+__all__ = ["product_links"]
+
+_DOCS = (
+    ("PROV-JSON", "application/json", "Provenance of the product (W3C PROV-JSON)"),
+    ("PROV-XML", "application/xml", "Provenance of the product (W3C PROV-XML)"),
+    ("SVG", "image/svg+xml", "Provenance graph of the product (SVG picture)"),
+)
+
+
+def _link(state: ArchiveState, did: str, target: str, base: str, token: str | None,
+          semantics: str, description: str) -> tuple:  # fmt: skip
+    dataset = state.dataset(target)
+    refusal = state.refusal(target, dataset, token) if dataset else None
+    released = dataset is None or state.policy.is_released(dataset["obs_release_date"])
+    auth = "false" if released or not dataset["access_group"] else "true"
+    if refusal is not None:
+        description = f"{description} (refused: {refusal})"
+    return (did, f"{base}/files/{quote(target, safe='')}", None, None, semantics, description,
+            "application/fits", None, None, None, auth, refusal is None)  # fmt: skip
+
+
+def product_links(state: ArchiveState, did: str, base: str, token: str | None) -> list[tuple]:
+    """The extra DataLink rows of *did* (a product or a DL3 dataset); blocking."""
+    conn = state.connection()
+    try:
+        product = conn.execute(
+            f'SELECT analysis FROM "{CURATION_TABLE}" WHERE did = ?', (did,)
+        ).fetchone()
+        rows: list[tuple] = []
+        if product is None:
+            for (pdid,) in conn.execute(
+                f'SELECT product_did FROM "{PRODUCT_INPUTS_TABLE}" WHERE input_did = ? '
+                "ORDER BY product_did",
+                (did,),
+            ):
+                rows.append(_link(state, did, pdid, base, token, "#derivation",
+                                  "A product published from this dataset"))  # fmt: skip
+            return rows
+        for (idid,) in conn.execute(
+            f'SELECT input_did FROM "{PRODUCT_INPUTS_TABLE}" WHERE product_did = ? '
+            "ORDER BY input_did",
+            (did,),
+        ):
+            rows.append(_link(state, did, idid, base, token, "#progenitor",
+                              "A DL3 dataset this product was made from"))  # fmt: skip
+        dataset = state.dataset(did)
+        refusal = state.refusal(did, dataset, token) if dataset else None
+        auth = "false" if dataset is None or not dataset["access_group"] else "true"
+        for fmt, mime, desc in _DOCS:
+            query = urlencode({"ID": did, "DEPTH": "ALL", "RESPONSEFORMAT": fmt})
+            text = desc if refusal is None else f"{desc} (refused: {refusal})"
+            rows.append((did, f"{base}/provsap?{query}", None, None, "#provenance", text, mime,
+                         None, None, None, auth, refusal is None))  # fmt: skip
+        (analysis,) = product
+        others = conn.execute(
+            f'SELECT did FROM "{CURATION_TABLE}" WHERE did != ? AND ((? IS NOT NULL AND '
+            'analysis = ?) OR did IN (SELECT product_did FROM "ctanb.prov_activity" '
+            'WHERE id IN (SELECT id FROM "ctanb.prov_activity" WHERE product_did = ?))) '
+            "ORDER BY did",
+            (did, analysis, analysis, did),
+        ).fetchall()
+        for (other,) in others:
+            rows.append(_link(state, did, other, base, token, "#coderived",
+                              "Another product of the same analysis"))  # fmt: skip
+        return rows
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []  # an archive without publications
+        raise

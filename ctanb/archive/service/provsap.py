@@ -1,0 +1,174 @@
+"""ProvSAP on the embedded archive: ``/provsap?ID=...`` from the published records.
+
+Parameters (IVOA ProvSAP draft): ``ID`` (a product's DID, a DL3 dataset's DID or an
+entity/activity id of a published record; may repeat), ``DEPTH`` (an integer or
+``ALL``; one step goes from an entity to the activity that made it (BACK) or used it
+(FORTH) and on to that activity's entities), ``DIRECTION`` (``BACK`` or ``FORTH``),
+``AGENTS`` (``true``/``false``), ``RESPONSEFORMAT`` (``PROV-JSON``, ``PROV-XML``,
+``PROV-N`` or ``SVG``).
+
+Rights: a proprietary product named by ``ID`` answers 403 with the same message as its
+files; products found by walking FORTH from a dataset are left out when the request may
+not read them. An ID no published record knows answers 404 naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..publish import CURATION_TABLE, PRODUCT_INPUTS_TABLE
+from .params import ServiceFault, read_params
+from .state import ArchiveState, bearer_token
+
+__all__ = ["FORMATS", "provenance_answer", "provsap_endpoint"]
+
+#: RESPONSEFORMAT -> (serialization, media type)
+FORMATS = {
+    "PROV-JSON": ("json", "application/json"),
+    "PROV-XML": ("xml", "application/xml"),
+    "PROV-N": ("provn", "text/provenance-notation; charset=utf-8"),
+    "SVG": ("svg", "image/svg+xml"),
+}
+
+
+def _products_of(conn: sqlite3.Connection, ident: str) -> tuple[list[tuple], str]:
+    """Published products an ID leads to, and what the ID is (product/dataset/record)."""
+    cols = f'SELECT did, entity_id, prov_json FROM "{CURATION_TABLE}"'
+    rows = conn.execute(f"{cols} WHERE did = ?", (ident,)).fetchall()
+    if rows:
+        return rows, "product"
+    rows = conn.execute(
+        f'{cols} WHERE did IN (SELECT product_did FROM "{PRODUCT_INPUTS_TABLE}" '
+        "WHERE input_did = ?)",
+        (ident,),
+    ).fetchall()
+    if rows:
+        return rows, "dataset"
+    rows = conn.execute(
+        f'{cols} WHERE did IN (SELECT product_did FROM "ctanb.prov_entity" WHERE id = ? '
+        'UNION SELECT product_did FROM "ctanb.prov_activity" WHERE id = ?)',
+        (ident, ident),
+    ).fetchall()
+    return rows, "record"
+
+
+def _walk(graph: Any, starts: set[str], depth: int | None, direction: str) -> Any:
+    from ...provenance.records import ProvenanceGraph
+
+    ents, acts = set(starts & set(graph.entities)), set(starts & set(graph.activities))
+    frontier, step = set(ents), 0
+    for act_id in acts:
+        act = graph.activities[act_id]
+        rels = act.used if direction == "BACK" else act.generated
+        frontier |= {r.entity_id for r in rels}
+        ents |= {r.entity_id for r in rels}
+    while frontier and (depth is None or step < depth):
+        step += 1
+        nxt: set[str] = set()
+        for act in graph.activities.values():
+            near = act.generated if direction == "BACK" else act.used
+            if act.id in acts or not any(r.entity_id in frontier for r in near):
+                continue
+            acts.add(act.id)
+            far = act.used if direction == "BACK" else act.generated
+            nxt |= {r.entity_id for r in far} - ents
+            ents |= {r.entity_id for r in far}
+        frontier = nxt
+    out = ProvenanceGraph()
+    for act_id in acts:
+        act = graph.activities[act_id]
+        out.activities[act_id] = dataclasses.replace(
+            act,
+            used=[r for r in act.used if r.entity_id in ents],
+            generated=[r for r in act.generated if r.entity_id in ents],
+        )
+    out.entities = {e: graph.entities[e] for e in ents if e in graph.entities}
+    return out
+
+
+def provenance_answer(
+    state: ArchiveState, ids: list[str], *, depth: int | None, direction: str, agents: bool,
+    fmt: str, token: str | None,
+) -> tuple[str, str]:  # fmt: skip
+    """(document text, media type) of a ProvSAP request (blocking)."""
+    from ...provenance.fits import parse_cached
+    from ...provenance.records import ProvenanceGraph
+
+    conn = state.connection()
+    graph = ProvenanceGraph()
+    starts: set[str] = set()
+    for ident in ids:
+        rows, what = _products_of(conn, ident)
+        if not rows:
+            raise ServiceFault(
+                f"NotFoundFault: no published product or provenance record has ID {ident!r}", 404
+            )
+        readable = []
+        for did, entity_id, prov_json in rows:
+            dataset = state.dataset(did)
+            reason = state.refusal(did, dataset, token) if dataset else "withdrawn"
+            if reason is None:
+                readable.append((did, entity_id, prov_json))
+            elif what != "dataset":
+                raise ServiceFault(reason, 403, plain=True)
+        for _did, entity_id, prov_json in readable:
+            # A published record never changes: its parsed graph is cached (parsing is
+            # most of the time of an answer); merged into a new graph, never modified.
+            part = parse_cached(prov_json)
+            graph.merge(part)
+            if what == "product":
+                starts.add(entity_id)
+            elif what == "record":
+                starts.add(ident)
+            else:
+                from ..publish import _recorded_did
+
+                starts |= {e.id for e in part.entities.values() if _recorded_did(e) == ident}
+    sub = _walk(graph, starts, depth, direction)
+    kind, media = FORMATS[fmt]
+    if kind == "svg":
+        return sub.to_svg(), media
+    return sub.serialize(kind, agents=agents), media
+
+
+async def provsap_endpoint(request: Request) -> Response:
+    """ProvSAP: the provenance of published products, with rights applied."""
+    state: ArchiveState = request.app.state.archive
+    params = await read_params(request)
+    ids = [i.strip() for i in params.getall("ID") if i.strip()]
+    if not ids:
+        raise ServiceFault("UsageFault: ID is missing: send ID=<product or dataset DID>")
+    depth_text = (params.get("DEPTH") or "1").strip().upper()
+    if depth_text == "ALL":
+        depth = None
+    elif depth_text.isdigit():
+        depth = int(depth_text)
+    else:
+        raise ServiceFault(f"UsageFault: DEPTH must be a whole number or ALL, not {depth_text!r}")
+    direction = (params.get("DIRECTION") or "BACK").strip().upper()
+    if direction not in ("BACK", "FORTH"):
+        raise ServiceFault(f"UsageFault: DIRECTION must be BACK or FORTH, not {direction!r}")
+    agents = (params.get("AGENTS") or "true").strip().lower() in ("true", "1", "yes")
+    fmt = (params.get("RESPONSEFORMAT") or "PROV-JSON").strip().upper()
+    if fmt not in FORMATS:
+        raise ServiceFault(
+            f"UsageFault: RESPONSEFORMAT={fmt!r} is not supported: use one of {', '.join(FORMATS)}"
+        )
+    try:
+        text, media = await run_in_threadpool(
+            provenance_answer, state, ids, depth=depth, direction=direction, agents=agents,
+            fmt=fmt, token=bearer_token(request.headers),
+        )  # fmt: skip
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            raise ServiceFault(
+                f"NotFoundFault: this archive has no published products (ID {ids[0]!r})", 404
+            ) from None
+        raise ServiceFault(f"the archive database cannot be read: {exc}", 503) from None
+    return Response(text, media_type=media)

@@ -1,0 +1,156 @@
+"""Publishing a product into an archive (client side of ``POST /publish``).
+
+:func:`publish` sends the product with its curation; the archive checks it (record,
+content, inputs, rights, see :mod:`ctanb.archive.publish`) and answers its DID.
+``Archive.publish`` and ``ctanb archive publish`` call it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._errors import AuthError, ProvenanceError, ServiceError
+
+__all__ = ["PublishRefusedError", "Published", "fetch_published", "publish"]
+
+
+class PublishRefusedError(AuthError):
+    """The archive refused the publication; ``condition`` names the failed check."""
+
+    def __init__(self, message: str, condition: str = "") -> None:
+        super().__init__(message)
+        self.condition = condition
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published product: its DID in the archive and where to get it."""
+
+    did: str
+    created: bool
+    data_rights: str
+    release_date: str | None
+    access_url: str
+    product: str
+
+    def __str__(self) -> str:
+        how = "published" if self.created else "already published"
+        rights = self.data_rights + (f" until {self.release_date[:10]}" if self.release_date
+                                     else "")  # fmt: skip
+        return f"{self.product}: {how} as {self.did} ({rights})"
+
+
+def publish(archive: Any, product: str | Path, *, curation: dict[str, Any] | None = None,
+            timeout: float = 300) -> Published:  # fmt: skip
+    """Publish *product* into *archive* (an :class:`~ctanb.client.archive.Archive`).
+
+    Parameters
+    ----------
+    archive : Archive
+        The archive; its token (``CTANB_TOKEN`` or ``token=``) is the publisher's.
+    product : path
+        A FITS product made by ctanb steps (with its provenance).
+    curation : dict, optional
+        Curation fields: title, publisher, creator, contact, version, creation_type,
+        reference, analysis, background_method, cuts_description, fit_hypothesis.
+
+    Returns
+    -------
+    Published
+        The DID (the same for the same product published again).
+
+    Raises
+    ------
+    PublishRefusedError
+        The archive refused it; the message names the check that failed.
+    ServiceError
+        The archive could not be reached or answered an error.
+    """
+    import requests
+
+    path = Path(product)
+    if not path.is_file():
+        raise ProvenanceError(f"product {path} does not exist")
+    url = archive.url + "/publish"
+    try:
+        with path.open("rb") as fh:
+            resp = archive.session.post(
+                url, data=fh, params={"CURATION": json.dumps(curation or {})},
+                headers={"Content-Type": "application/fits"}, timeout=timeout,
+            )  # fmt: skip
+    except requests.RequestException as exc:
+        raise ServiceError(f"cannot reach the archive at {archive.url}: {exc}") from None
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {}
+    if resp.status_code in (200, 201) and "did" in body:
+        return Published(body["did"], body["created"], body["data_rights"],
+                         body.get("release_date"), body["access_url"], str(path))  # fmt: skip
+    if "condition" in body:
+        raise PublishRefusedError(f"{path.name}: {body['error']}", body["condition"])
+    if resp.status_code == 404:
+        raise ServiceError(f"the archive at {archive.url} does not accept publications")
+    raise ServiceError(f"the archive answered HTTP {resp.status_code}: {resp.text[:300]}")
+
+
+def fetch_published(ref: str, out_dir: str | Path, *, archive: str | None = None,
+                    token: str | None = None) -> tuple[Path, str]:  # fmt: skip
+    """Download a published product by its DID or URL into *out_dir* (``original/``).
+
+    Parameters
+    ----------
+    ref : str
+        The product's DID (``ivo://...``; needs *archive*) or its access URL.
+    out_dir : path
+        The folder of the redo; the product goes to ``out_dir/original``.
+    archive : str, optional
+        Base URL of the archive (default: ``CTANB_TAP_URL``; from the URL when *ref* is one).
+    token : str, optional
+        Archive token for a proprietary product (default ``CTANB_TOKEN``).
+
+    Returns
+    -------
+    (Path, str)
+        The downloaded product (its sha256 checked against the archive's) and the
+        archive's base URL.
+    """
+    import hashlib
+    import os
+    from urllib.parse import quote, unquote
+
+    from .archive import connect
+
+    if ref.startswith(("http://", "https://")):
+        if "/files/" not in ref:
+            raise ServiceError(f"{ref} is not the URL of an archive file (…/files/<DID>)")
+        archive = archive or ref.split("/files/", 1)[0]
+        url, name = ref, unquote(ref.rsplit("/files/", 1)[1])
+    else:
+        archive = archive or os.environ.get("CTANB_TAP_URL")
+        if not archive:
+            raise ServiceError(
+                f"which archive holds {ref}? give --archive URL (or set CTANB_TAP_URL)"
+            )
+        url, name = f"{archive.rstrip('/')}/files/{quote(ref, safe='')}", ref
+    client = connect(archive, token=token)
+    try:
+        resp = client.session.get(url, timeout=300)
+    except Exception as exc:  # requests' errors, named by the layer that failed
+        raise ServiceError(f"cannot reach the archive at {archive}: {exc}") from None
+    if resp.status_code != 200:
+        raise AuthError(f"{name}: {resp.text.strip()}") if resp.status_code in (401, 403) else (
+            ServiceError(f"{name}: the archive answered HTTP {resp.status_code}: "
+                         f"{resp.text.strip()[:300]}"))  # fmt: skip
+    sha = hashlib.sha256(resp.content).hexdigest()
+    etag = resp.headers.get("ETag", "").strip('"')
+    if etag and etag != sha:
+        raise ServiceError(f"{name}: the download is damaged (sha256 differs from the archive's)")
+    folder = Path(out_dir) / "original"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name.rsplit('?', 1)[-1].rsplit('/', 1)[-1] or 'product'}.fits"
+    target.write_bytes(resp.content)
+    return target, archive.rstrip("/")
