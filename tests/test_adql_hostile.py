@@ -46,10 +46,14 @@ def _sha256(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(archive_db: Path):
-    """The service on the session's archive with a short sync timeout, and the file's hash."""
+def served(archive_db: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The service on the session's archive with a short sync timeout, and the file's hash
+    (a job store of its own: the session's service keeps the default one)."""
     before = _sha256(archive_db)
-    with ArchiveServer(archive_db, policy=AccessPolicy.demo(), sync_timeout_s=SYNC_TIMEOUT) as s:
+    jobs_db = str(tmp_path_factory.mktemp("hostile-jobs") / "jobs.db")
+    with ArchiveServer(
+        archive_db, policy=AccessPolicy.demo(), sync_timeout_s=SYNC_TIMEOUT, jobs_db=jobs_db
+    ) as s:
         yield s.url, archive_db, before
 
 
