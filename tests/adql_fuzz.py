@@ -115,6 +115,11 @@ FORBIDDEN = re.compile(
 )
 _POSITION = re.compile(r"line \d+, column \d+")
 _STATUS = re.compile(rb'<INFO name="QUERY_STATUS" value="(\w+)"')
+#: Any way a service names where an error is (ctanb's "line 1, column 5", DaCHS's
+#: "(line:1, col:38)" or "at char 37").
+_ANY_POSITION = re.compile(
+    r"line\s*:?\s*\d+\s*,?\s*col(?:umn)?\s*:?\s*\d+|char(?:acter)?\s+\d+", re.I
+)
 
 
 # --- strategies ------------------------------------------------------------------------
@@ -464,6 +469,16 @@ def run(client: httpx.Client, url: str, queries: list[str], timeout: float,
             v = check(None, b"")
         counts["cases"] += 1
         counts[f"status {v.status}"] += 1
+        if v.status is not None:
+            # DaCHS sends its error documents with HTTP 200: count what the documents say.
+            found = _STATUS.search(r.content)
+            counts[f"QUERY_STATUS {found.group(1).decode() if found else 'missing'}"] += 1
+            if (
+                found
+                and found.group(1) == b"ERROR"
+                and not _ANY_POSITION.search(error_text(r.content))
+            ):
+                counts["error names no position"] += 1
         for p in v.problems:
             counts[p.split(" (")[0] if p.startswith("malformed") else p] += 1
         if v.problems:

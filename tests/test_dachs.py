@@ -37,6 +37,7 @@ import hashlib
 import io
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -397,3 +398,116 @@ def test_the_client_gets_every_runs_irf_and_reuses_its_cache(dachs_url) -> None:
     assert archive.download(runs, calibration=True) == files
     assert {p: p.stat().st_mtime_ns for p in files} == written, "a cached file was fetched again"
     assert time.monotonic() - started < 60, "checking the cached files took too long"
+
+
+# --- the client against DaCHS: the token stays home, errors are ctanb's --------------------
+
+
+def test_the_clients_token_gets_proprietary_files_and_stays_home(archive_db, dachs_url, tmp_path):
+    """Through ``ctanb.connect``: a group's ``group:token`` fetches that group's file from
+    DaCHS (without it DaCHS refuses), and a DataLink document and the files it names on
+    another loopback origin receive no Authorization header."""
+    from test_client_credentials import Recorder
+
+    conn = archive_db_connect(archive_db)
+    try:
+        did, _, sha = _pick(conn, "o._access_group = 'vela-team'")
+    finally:
+        conn.close()
+    adql = f"SELECT * FROM ivoa.obscore WHERE obs_publisher_did = '{did}'"
+    anonymous = ctanb.connect(dachs_url, token="", progress=False, record_history=False)
+    anonymous.downloads.cache_dir = tmp_path / "anonymous"
+    with pytest.raises(ctanb.AuthError, match="refused"):
+        anonymous.download(anonymous.query(adql))
+    archive = ctanb.connect(
+        dachs_url, token="vela-team:demo-token-vela", progress=False, record_history=False
+    )
+    archive.downloads.cache_dir = tmp_path / "vela"
+    (path,) = archive.download(archive.query(adql))
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    # DaCHS's own DataLink document for that dataset, served from another origin with its
+    # URLs pointing there: neither the document nor the files get the token.
+    base = dachs_url.rsplit("/tap", 1)[0]
+    links = requests.get(f"{base}/ctanb/q/dl/dlmeta", params={"ID": did}, timeout=60).content
+    other = Recorder()
+    try:
+        other.datalink = links.replace(base.encode() + b"/", other.url.encode() + b"/f/")
+        found = archive._datalinks([did], url=f"{other.url}/datalink")[did]
+        urls = [link.access_url for link in found if link.access_url]
+        assert urls and all(u.startswith(other.url + "/f/") for u in urls)
+        archive.downloads.fetch(urls[:1])
+        assert other.auth_of("/datalink") == [None]
+        assert other.auth_of("/f/") and set(other.auth_of("/f/")) == {None}
+    finally:
+        other.close()
+
+
+def _dachs_error(dachs_url: str, adql: str) -> str:
+    """DaCHS's own message for *adql* (the DALI error document's text; DaCHS 2.7 sends
+    it with HTTP 200)."""
+    import html
+
+    from adql_fuzz import error_text
+
+    resp = requests.post(
+        dachs_url + "/sync",
+        data={"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": adql},
+        timeout=60,
+    )
+    message = html.unescape(error_text(resp.content)).strip()
+    assert message, f"DaCHS answered HTTP {resp.status_code} without an error: {resp.text[:300]}"
+    return message
+
+
+@pytest.mark.parametrize(
+    "adql",
+    [
+        "SELECT obs_id FROM ivoa.obscore WHERE",
+        "SELECT nonexistent_column FROM ivoa.obscore",
+        "SELECT obs_id FROM ivoa.obscore WHERE s_ra > 1e999 AND (((((s_dec",
+    ],
+    ids=["truncated", "unknown column", "unbalanced"],
+)
+def test_bad_adql_on_dachs_is_a_query_error_in_dachs_words(dachs_url, adql) -> None:
+    from adql_fuzz import FORBIDDEN
+
+    archive = ctanb.connect(dachs_url, token="", progress=False, record_history=False)
+    with pytest.raises(ctanb.QueryError) as caught:
+        archive.query(adql)
+    text = str(caught.value)
+    server = _dachs_error(dachs_url, adql)
+    assert server and server in text, f"the client's message {text!r} is not DaCHS's {server!r}"
+    internal = FORBIDDEN.search(text.replace(adql, ""))
+    assert internal is None, f"internal detail {internal.group()!r} in {text!r}"
+    assert caught.value.query == adql
+    # the position DaCHS names ("(line:1, col:38)"), not its 0-based character offset
+    named = re.search(r"line:(\d+), col:(\d+)", server)
+    assert caught.value.position == (tuple(map(int, named.groups())) if named else None)
+
+
+def test_hostile_adql_through_the_client_raises_only_ctanb_errors(dachs_url) -> None:
+    """The valid seeds and 200 cases of the hostile corpus (tests/adql_fuzz.py, derandomized) through
+    ``Archive.query``: whatever DaCHS answers (rows, errors, odd documents), the client
+    returns results or raises a CtanbError subclass. What DaCHS itself does with the
+    full corpus is recorded in deploy/dachs/README.md, not asserted here."""
+    from collections import Counter
+
+    from adql_fuzz import VALID, collect, grammar_queries, mutated_queries
+
+    queries = VALID + collect(grammar_queries(), 100) + collect(mutated_queries(), 100)
+    archive = ctanb.connect(dachs_url, token="", progress=False, record_history=False)
+    archive.session.timeout = (5.0, 60.0)
+    outcomes: Counter = Counter()
+    foreign = []
+    started = time.monotonic()
+    for adql in queries:
+        try:
+            archive.query(adql, maxrec=20)
+            outcomes["results"] += 1
+        except ctanb.CtanbError as exc:
+            outcomes[type(exc).__name__] += 1
+        except Exception as exc:
+            foreign.append(f"{type(exc).__name__}: {exc} <- {adql[:200]!r}")
+    print(f"DaCHS via the client, {len(queries)} cases in {time.monotonic() - started:.0f} s:",
+          dict(outcomes))  # fmt: skip
+    assert not foreign, f"{len(foreign)} non-ctanb exceptions:\n" + "\n".join(foreign[:10])

@@ -32,7 +32,8 @@ _FINAL_PHASES = {"COMPLETED", "ERROR", "ABORTED"}
 
 def query_position(message: str) -> tuple[int, int] | None:
     """``(line, column)`` named in a server message ("line 2, column 7"), if any."""
-    match = re.search(r"line\s+(\d+)\s*,?\s*col(?:umn)?\s+(\d+)", message, re.I)
+    # "line 2, column 7" (ctanb) and "(line:1, col:38)" (DaCHS) before a bare character offset
+    match = re.search(r"line\s*:?\s*(\d+)\s*,?\s*col(?:umn)?\s*:?\s*(\d+)", message, re.I)
     if match:
         return int(match.group(1)), int(match.group(2))
     match = re.search(r"(?:at\s+)?(?:char(?:acter)?|position|offset)\s+(\d+)", message, re.I)
