@@ -24,6 +24,7 @@ INT = OutputColumn("", "int")
 CHAR = OutputColumn("", "char", arraysize="*")
 BOOLEAN = OutputColumn("", "boolean")
 _INTEGERS = ("short", "int", "long", "boolean")
+_NUMBERS = (*_INTEGERS, "float", "double", "unsignedByte")
 _INT64_MAX = 2**63 - 1
 
 # ADQL math functions with a SQLite built-in of the same meaning: node -> (sql, args).
@@ -152,6 +153,7 @@ class ExpressionMixin:
 
     def x_Neg(self, node, scope) -> Val:
         v = self.expr(node.this, scope)
+        self._number_only(v, node.this, "negated")
         const = -v.const if v.const is not None else None
         return self.make_val(f"(-{v.sql})", replace(v.meta, ucd=""), const=const)
 
@@ -162,8 +164,16 @@ class ExpressionMixin:
                 raise self.error(f"a geometry cannot be compared: '{self.source_text(n)}'", n)
         return self.make_val(f"({a.sql} {op} {b.sql})", meta)
 
+    def _number_only(self, v: Val, node, what: str) -> None:
+        """Only numbers take part in arithmetic (a region or text would reach the output
+        typed as what it was)."""
+        if v.geom is not None or v.meta.datatype not in _NUMBERS or v.meta.arraysize:
+            raise self.error(f"only numbers can be {what}: '{self.source_text(node)}'", node)
+
     def _arithmetic(self, node, scope, op: str) -> Val:
         a, b = self.expr(node.this, scope), self.expr(node.expression, scope)
+        for v, n in ((a, node.this), (b, node.expression)):
+            self._number_only(v, n, "used in arithmetic")
         ints = a.meta.datatype in _INTEGERS and b.meta.datatype in _INTEGERS
         const = None
         if a.const is not None and b.const is not None:
