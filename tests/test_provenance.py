@@ -246,6 +246,7 @@ def test_altered_product_and_missing_input_are_detected(
     # ... but not when no copy with its sha256 exists anywhere
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("CTANB_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("CTANB_HOME", str(tmp_path / "empty-home"))  # no download cache
     monkeypatch.delenv("CTANB_TAP_URL", raising=False)
     run.write_bytes(b"not the run")
     with pytest.raises(ProvenanceError, match=f"missing input {run.name}.*recorded sha256"):
