@@ -11,6 +11,7 @@ import ipywidgets as w
 import traitlets as t
 
 from .._errors import ProvenanceError
+from ._action import ActionButton
 from ._errors import ErrorDisplay, guarded
 
 __all__ = ["ProvenancePanel"]
@@ -64,8 +65,12 @@ class ProvenancePanel(w.VBox):
         self.error_display = ErrorDisplay()
         self.product_list = w.Combobox(description="Product", placeholder="path of a FITS product",
                                        layout=w.Layout(width="70%"), ensure_option=False)  # fmt: skip
-        self.show_button = w.Button(description="Show", icon="sitemap")
-        self.redo_button = w.Button(description="Redo", icon="repeat")
+        # The product typed or pasted and the click travel together (a kernel still busy
+        # with the last redo would otherwise see the click before the new path).
+        self.show_button = ActionButton(description="Show", icon="sitemap",
+                                        inputs=[self.product_list])  # fmt: skip
+        self.redo_button = ActionButton(description="Redo", icon="repeat",
+                                        inputs=[self.product_list])  # fmt: skip
         self.graph_view = w.HTML(layout=w.Layout(overflow="auto", max_height="480px"))
         self.zoom_out_button = w.Button(description="", icon="search-minus", tooltip="Zoom out",
                                         layout=w.Layout(width="40px"))  # fmt: skip
