@@ -342,3 +342,17 @@ def test_the_archive_file_is_unchanged(served) -> None:
     """Runs last in this module: nothing above wrote to the database."""
     _, path, before = served
     assert _sha256(path) == before
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT TOP 1 9223372036854775807 * 2 AS c FROM ivoa.obscore",
+        "SELECT TOP 1 9223372036854775807 + 1 AS c FROM ivoa.obscore",
+    ],
+)
+def test_integer_results_beyond_64_bits_are_a_400(served, client, query) -> None:
+    """Found by a fresh-eyes trial: the value came back in a 'long' column that clients
+    silently clipped to 9223372036854775807."""
+    resp = sync(client, served[0], query)
+    assert resp.status_code == 400 and "out of range" in error_text(resp.content), resp.text

@@ -299,3 +299,31 @@ def test_every_code_point_is_refused_or_round_trips() -> None:
         assert {p.get("id"): p.text for p in doc.iter(f"{UWS}parameter")}["runid"] == expected
         listing = ET.fromstring(job_list_document([job], "http://h"))
         assert listing.find(f"{UWS}jobref").findtext(f"{UWS}runId") == expected
+
+
+def test_execution_duration_and_destruction_given_at_creation_are_applied(server) -> None:
+    """UWS 1.1 lets a client set both when it creates a job (a fresh-eyes trial found
+    them ignored); bad values are 400s, as on their own endpoints."""
+    import datetime as dt
+
+    import requests
+
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    query = {"LANG": "ADQL", "QUERY": "SELECT TOP 1 obs_id FROM ivoa.obscore"}
+    resp = requests.post(
+        f"{server.url}/async",
+        data={**query, "EXECUTIONDURATION": "7", "DESTRUCTION": later},
+        timeout=30,
+    )
+    assert resp.status_code == 200 and "/async/" in resp.url, resp.text
+    assert requests.get(f"{resp.url}/executionduration", timeout=30).text.strip() == "7"
+    assert requests.get(f"{resp.url}/destruction", timeout=30).text.strip().startswith(later[:16])
+    for bad in ({"EXECUTIONDURATION": "-1"}, {"EXECUTIONDURATION": "nan"},
+                {"DESTRUCTION": "1970-01-01T00:00:00Z"}):  # fmt: skip
+        refused = requests.post(f"{server.url}/async", data={**query, **bad}, timeout=30)
+        assert refused.status_code == 400, (bad, refused.status_code, refused.text[:300])
+    job = requests.post(f"{server.url}/async", data=query, timeout=30).url
+    negative = requests.post(
+        f"{job}/executionduration", data={"EXECUTIONDURATION": "-1"}, timeout=30
+    )
+    assert negative.status_code == 400, negative.text[:300]

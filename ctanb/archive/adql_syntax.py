@@ -182,6 +182,10 @@ class ExpressionMixin:
             except OverflowError:
                 raise self.error("the result of this calculation is out of range "
                                  "(beyond ±1.8e308)", node) from None  # fmt: skip
+            if ints and isinstance(const, float):  # _fold gave up on 64 bits
+                raise self.error("the result of this integer calculation is out of range "
+                                 "(beyond ±9.2e18; write a number with a decimal point "
+                                 "to compute in floating point)", node)  # fmt: skip
         unit = a.meta.unit if op in "+-" and a.meta.unit == b.meta.unit else ""
         meta = OutputColumn("", "long" if ints else "double", unit)
         return self.make_val(f"({a.sql} {op} {b.sql})", meta, const=const)

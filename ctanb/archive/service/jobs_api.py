@@ -42,6 +42,31 @@ def parse_seconds(name: str, text: str) -> float:
     return value
 
 
+def _duration(state: ArchiveState, text: str) -> int:
+    """EXECUTIONDURATION in whole seconds, capped at the service limit (0: the limit)."""
+    seconds = parse_seconds("EXECUTIONDURATION", text)
+    if seconds < 0:
+        raise ServiceFault(
+            f"EXECUTIONDURATION={text[:40]!r} is negative; give seconds (0: no limit)"
+        )
+    limit = state.settings.execution_duration_s
+    return limit if seconds == 0 else min(math.ceil(seconds), limit)
+
+
+def _requested_times(state: ArchiveState, params: Params) -> dict[str, object]:
+    """EXECUTIONDURATION and DESTRUCTION given when a job is created (UWS 1.1 lets a
+    client set them then), checked like their own endpoints check them."""
+    times: dict[str, object] = {}
+    if params.get("EXECUTIONDURATION") is not None:
+        times["execution_duration"] = _duration(state, params.get("EXECUTIONDURATION") or "")
+    if params.get("DESTRUCTION") is not None:
+        when = parse_iso(params.get("DESTRUCTION") or "")
+        if when <= now_utc():
+            raise ServiceFault("DESTRUCTION is in the past: give a future ISO 8601 time")
+        times["destruction"] = min(when, now_utc() + timedelta(seconds=state.settings.retention_s))
+    return times
+
+
 def _ctx(request: Request) -> tuple[ArchiveState, JobManager, str, str | None]:
     state: ArchiveState = request.app.state.archive
     return (
@@ -63,12 +88,13 @@ def _see_other(url: str) -> RedirectResponse:
 
 async def job_list(request: Request) -> Response:
     """GET: the client's own jobs; POST: create a job (303 to it)."""
-    _state, jobs, base, who = _ctx(request)
+    state, jobs, base, who = _ctx(request)
     params = await read_params(request)
     if request.method == "POST":
         # A bad query is not refused here: the job runs into ERROR with the message (UWS).
         client = request.client.host if request.client else "unknown"
-        job = await run_in_threadpool(jobs.create, params, base, who, client)
+        times = _requested_times(state, params)
+        job = await run_in_threadpool(jobs.create, params, base, who, client, **times)
         return _see_other(f"{base}/async/{job.job_id}")
     listed = jobs.visible(who)
     phases = {_phase_name(p) for p in params.getall("PHASE")}
@@ -150,10 +176,9 @@ async def job_execution_duration(request: Request) -> Response:
     state, jobs, base, job = _job(request)
     if request.method == "POST":
         value = (await read_params(request)).get("EXECUTIONDURATION") or ""
-        seconds = parse_seconds("EXECUTIONDURATION", value)
+        duration = _duration(state, value)
         _require_pending(job, "execution duration")
-        limit = state.settings.execution_duration_s
-        job.execution_duration = limit if seconds <= 0 else min(math.ceil(seconds), limit)
+        job.execution_duration = duration
         await run_in_threadpool(jobs.update, job)
         return _see_other(f"{base}/async/{job.job_id}")
     return PlainTextResponse(str(job.execution_duration))

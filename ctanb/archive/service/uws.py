@@ -133,8 +133,18 @@ class JobManager:
         self.pool = ThreadPoolExecutor(max_workers=s.async_workers, thread_name_prefix="ctanb-uws")
 
     # -- lifecycle -------------------------------------------------------------------
-    def create(self, params: Params, base_url: str, owner: str | None, client: str) -> Job:
-        """A new PENDING job of *owner* (None: anonymous, counted per *client* address)."""
+    def create(
+        self,
+        params: Params,
+        base_url: str,
+        owner: str | None,
+        client: str,
+        *,
+        execution_duration: int | None = None,
+        destruction: dt.datetime | None = None,
+    ) -> Job:
+        """A new PENDING job of *owner* (None: anonymous, counted per *client* address),
+        with the execution duration and destruction time the client asked for."""
         check_job_params(params)
         self._purge()
         s = self.state.settings
@@ -142,8 +152,8 @@ class JobManager:
             job_id=secrets.token_hex(16),
             params=params,
             base_url=base_url,
-            execution_duration=s.execution_duration_s,
-            destruction=now_utc() + dt.timedelta(seconds=s.retention_s),
+            execution_duration=execution_duration or s.execution_duration_s,
+            destruction=destruction or now_utc() + dt.timedelta(seconds=s.retention_s),
             run_id=params.get("RUNID"),
             owner=owner,
             client=None if owner else client,
