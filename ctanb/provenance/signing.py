@@ -112,13 +112,13 @@ def _private_key():  # -> Ed25519PrivateKey
 
 def public_key() -> str:
     """This user's public signing key, as 64 hex digits (made on first use)."""
+    return _public_hex(_private_key())
+
+
+def _public_hex(key) -> str:  # key: Ed25519PrivateKey
     from cryptography.hazmat.primitives import serialization
 
-    raw = (
-        _private_key()
-        .public_key()
-        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    )
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return raw.hex()
 
 
@@ -131,7 +131,7 @@ def sign_product(
     signer = clean_signer(current_user())
     key = _private_key()
     value = key.sign(_message(entity_id, content_sha256, document, header_sha256, signer)).hex()
-    return Signature(ALGORITHM, public_key(), value, signer)
+    return Signature(ALGORITHM, _public_hex(key), value, signer)
 
 
 def trusted_keys() -> dict[str, str]:
