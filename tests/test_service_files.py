@@ -150,6 +150,8 @@ def test_datalink_lists_this_and_calibration(archive_url: str, public_row) -> No
     this = table[semantics.index("#this")]
     assert this["access_url"] == public_row["access_url"]
     assert this["ID"] == did and this["link_authorized"]
+    # public data needs no authentication, even when its release date is unknown
+    assert [str(a) for a in table["link_auth"]] == ["false"] * len(table)
     calib = table[semantics.index("#calibration")]
     resp = httpx.get(str(calib["access_url"]))
     assert resp.status_code == 200 and is_fits(resp.content)

@@ -72,8 +72,7 @@ def links_rows(state: ArchiveState, ids: list[str], base: str, token: str | None
                          None, None, None, None, None, None, None, None))  # fmt: skip
             continue
         refusal = state.refusal(did, dataset, token)
-        released = state.policy.is_released(dataset["obs_release_date"])
-        auth = "false" if released else "true"
+        auth = state.link_auth(dataset)
         files = dataset_files(state, did)
         if not files:
             rows.append((did, None, None, f"NotFoundFault: dataset {did!r} has no files",

@@ -31,8 +31,7 @@ def _link(state: ArchiveState, did: str, target: str, base: str, token: str | No
           semantics: str, description: str) -> tuple:  # fmt: skip
     dataset = state.dataset(target)
     refusal = state.refusal(target, dataset, token) if dataset else None
-    released = dataset is None or state.policy.is_released(dataset["obs_release_date"])
-    auth = "false" if released or not dataset["access_group"] else "true"
+    auth = state.link_auth(dataset)
     if refusal is not None:
         description = f"{description} (refused: {refusal})"
     return (did, f"{base}/files/{quote(target, safe='')}", None, None, semantics, description,
@@ -65,7 +64,7 @@ def product_links(state: ArchiveState, did: str, base: str, token: str | None) -
                               "A DL3 dataset this product was made from"))  # fmt: skip
         dataset = state.dataset(did)
         refusal = state.refusal(did, dataset, token) if dataset else None
-        auth = "false" if dataset is None or not dataset["access_group"] else "true"
+        auth = state.link_auth(dataset)
         for fmt, mime, desc in _DOCS:
             query = urlencode({"ID": did, "DEPTH": "ALL", "RESPONSEFORMAT": fmt})
             text = desc if refusal is None else f"{desc} (refused: {refusal})"

@@ -170,6 +170,16 @@ class ArchiveState:
         keys = ("obs_id", "obs_collection", "data_rights", "obs_release_date", "access_group")
         return dict(zip(keys, row, strict=True))
 
+    def link_auth(self, dataset: dict[str, Any] | None) -> str:
+        """DataLink ``link_auth`` of *dataset*: "true" only while it is proprietary.
+
+        Public rows (no access group, or released) need no authentication, whatever
+        their release date column says (unknown release dates of public data included).
+        """
+        if dataset is None or not dataset["access_group"]:
+            return "false"
+        return "false" if self.policy.is_released(dataset["obs_release_date"]) else "true"
+
     def refusal(self, did: str, dataset: dict[str, Any], token: str | None) -> str | None:
         """Why the data of *dataset* are refused to *token*, or None when allowed.
 
