@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -327,3 +328,26 @@ def test_execution_duration_and_destruction_given_at_creation_are_applied(server
         f"{job}/executionduration", data={"EXECUTIONDURATION": "-1"}, timeout=30
     )
     assert negative.status_code == 400, negative.text[:300]
+
+
+def test_a_client_leaving_mid_request_is_not_an_internal_error(server, caplog) -> None:
+    """A client that announces a body and hangs up half-way is a client leaving, not a bug."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(server.url)
+    caplog.set_level(logging.INFO, logger="ctanb.archive.service")
+    for _ in range(3):
+        with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+            head = (
+                f"POST {where.path}/sync HTTP/1.1\r\nHost: {where.netloc}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                "Content-Length: 50000\r\n\r\nLANG=ADQL&QUERY=SELECT"
+            )
+            sock.sendall(head.encode())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "client left" not in caplog.text:
+        time.sleep(0.1)
+    assert "client left" in caplog.text
+    assert "internal error" not in caplog.text
+    assert httpx.post(f"{server.url}/sync", data={"LANG": "ADQL", "QUERY": TRIVIAL}).is_success

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -82,6 +82,9 @@ class _CatchAll:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # The client went away while sending its request: nothing to answer, no bug.
+            log.info("client left during %s %s", scope.get("method"), scope.get("path"))
         except Exception as exc:
             log.exception("internal error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
