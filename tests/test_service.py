@@ -163,7 +163,19 @@ def test_oversized_requests_are_refused(archive_url: str) -> None:
         content=body,
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
-    assert_clean_error(resp, 400, "limit")
+    assert_clean_error(resp, 413, "limit")  # HTTP's "content too large"
+
+    def chunks():  # no Content-Length: the limit holds while the body streams in
+        yield b"QUERY=SELECT+1&PAD="
+        for _ in range(12):
+            yield b"x" * 100_000
+
+    resp = httpx.post(
+        f"{archive_url}/sync",
+        content=chunks(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert_clean_error(resp, 413, "limit")
 
 
 def test_unknown_endpoint_and_method_are_clean(archive_url: str) -> None:

@@ -88,14 +88,15 @@ async def read_params(request: Request) -> Params:
         if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise ServiceFault(
                 f"request body of {int(declared)} bytes is larger than the limit of "
-                f"{MAX_BODY_BYTES} bytes"
+                f"{MAX_BODY_BYTES} bytes",
+                413,
             )
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_BODY_BYTES:
                 raise ServiceFault(
-                    f"request body is larger than the limit of {MAX_BODY_BYTES} bytes"
+                    f"request body is larger than the limit of {MAX_BODY_BYTES} bytes", 413
                 )
             chunks.append(chunk)
         body = b"".join(chunks)
