@@ -154,6 +154,16 @@ def test_bad_parameters_are_400_with_a_message(archive_url: str, params, word: s
     assert_clean_error(sync(archive_url, CONE, **params), 400, word)
 
 
+def test_a_query_given_twice_is_refused_not_picked(archive_url: str) -> None:
+    """Two QUERY values (query string and body, or twice in the body) are an error."""
+    hidden = "SELECT obs_id FROM ivoa.obscore"
+    twice = {"LANG": "ADQL", "QUERY": [CONE, hidden]}
+    assert_clean_error(httpx.post(f"{archive_url}/sync", data=twice), 400, "QUERY", "once")
+    split = httpx.post(f"{archive_url}/sync", params={"QUERY": hidden},
+                       data={"LANG": "ADQL", "QUERY": CONE})  # fmt: skip
+    assert_clean_error(split, 400, "QUERY", "once")
+
+
 def test_oversized_requests_are_refused(archive_url: str) -> None:
     long_query = "SELECT obs_id FROM ivoa.obscore WHERE " + " OR ".join(["s_ra > 1"] * 20_000)
     assert_clean_error(sync(archive_url, long_query), 400, "QUERY", "limit")

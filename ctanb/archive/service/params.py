@@ -20,6 +20,9 @@ __all__ = ["MAX_BODY_BYTES", "MAX_QUERY_CHARS", "Params", "ServiceFault", "read_
 MAX_BODY_BYTES = 1_000_000
 #: Longest ADQL text accepted.
 MAX_QUERY_CHARS = 100_000
+#: Parameters that take one value: two values are refused rather than one picked silently
+#: (a proxy and the service could otherwise read different queries from one request).
+_SINGLE_VALUED = ("QUERY", "LANG", "MAXREC", "FORMAT", "RESPONSEFORMAT", "REQUEST")
 
 
 class ServiceFault(Exception):
@@ -115,6 +118,9 @@ async def read_params(request: Request) -> Params:
                     f"unsupported request body type {ctype!r}: send form parameters "
                     "(application/x-www-form-urlencoded)"
                 )
+    for name in _SINGLE_VALUED:
+        if sum(1 for k, _ in pairs if k.upper() == name) > 1:
+            raise ServiceFault(f"{name} is given more than once: send it once")
     query = [v for k, v in pairs if k.upper() == "QUERY"]
     if any(len(q) > MAX_QUERY_CHARS for q in query):
         raise ServiceFault(f"QUERY is longer than the limit of {MAX_QUERY_CHARS} characters")
