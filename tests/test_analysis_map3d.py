@@ -355,17 +355,48 @@ def test_model_outside_the_map_names_it_before_reducing(data_dir: Path, tmp_path
     with pytest.raises(AnalysisError, match=r"'crab' .* lies outside the map") as caught:
         Map3DStep(config).run(runs, out=tmp_path / "out")
     assert "move or enlarge the map" in str(caught.value)
-    assert (tmp_path / "out" / "exclusion_mask.fits").is_file()  # made before: kept
+    # checked first: neither the mask nor the (long) reduction was started
+    assert not (tmp_path / "out" / "exclusion_mask.fits").exists()
     assert not (tmp_path / "out" / "map_dataset.fits").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("components:\n- {name: x, type: SkyModel, spectral: {type: PowerLaw, parameters: [",
+         r"line \d+, column \d+"),
+        ("components: !!python/object/apply:os.system ['echo owned']\n", "no tags"),
+    ],
+)  # fmt: skip
+def test_unreadable_models_file_is_named_at_once(
+    data_dir: Path, tmp_path: Path, text: str, message: str
+) -> None:
+    models_file = tmp_path / "bad models.yaml"
+    models_file.write_text(text)
+    config = {**CONFIG, "models": {"file": str(models_file)}}
+    runs = inputs_from_datastore(data_dir / "hess-dl3-dr1", RUNS[:1])
+    with pytest.raises(ConfigError, match=message) as caught:
+        Map3DStep(config).run(runs, out=tmp_path / "out")
+    assert str(models_file) in str(caught.value) and "Traceback" not in str(caught.value)
+    assert not (tmp_path / "out" / "exclusion_mask.fits").exists()
 
 
 def test_mask_excluding_everything_is_a_recorded_error(data_dir: Path, tmp_path: Path) -> None:
     before = len(_failed("exclusion-mask"))
     config = {**CONFIG, "exclusion": {"regions": ["icrs;circle(228.53,-59.16,3)"]}}
     runs = inputs_from_datastore(data_dir / "hess-dl3-dr1", RUNS[:1])
-    with pytest.raises(AnalysisError, match=r"excludes the whole map.*smaller exclusion radius"):
+    with pytest.raises(
+        AnalysisError,
+        match=r"excludes the whole map: the user region icrs;circle\(228\.53,-59\.16,3\) alone",
+    ):
         Map3DStep(config).run(runs, out=tmp_path)
     assert len(_failed("exclusion-mask")) == before + 1
+    together = {**CONFIG, "exclusion": {"catalogs": ["hgps"], "radius": "2 deg"}}
+    with pytest.raises(
+        AnalysisError,
+        match=r"catalog source\(s\) \(.*hgps: HESS J1514-591.*smaller exclusion radius",
+    ):
+        Map3DStep(together).run(runs, out=tmp_path / "2")
 
 
 def test_catalog_without_source_in_the_field(data_dir: Path, tmp_path: Path) -> None:
@@ -415,8 +446,19 @@ def test_fit_that_does_not_converge_keeps_the_dataset(data_dir: Path, tmp_path: 
         ({"exclusion": {"catalogs": ["hgpz"]}}, r"exclusion\.catalogs"),
         ({"background": {"method": "ring"}}, "needs background.method: fov_background"),
         ({"modelz": {}}, "modelz"),
+        ({"fit": {"optimize_opts": {"bogus_option": 1}}}, "bogus_option is not an option"),
+        ({"fit": {"optimize_opts": {"ncall": 3}}}, "ncall is not an option of the minuit"),
+        ({"fit": {"optimize_opts": {"migrad_opts": {"ncal": 3}}}}, "migrad_opts"),
+        ({"geom": {**CONFIG["geom"], "axes": {"energy": {"min": "10 TeV", "max": "1 TeV",
+          "nbins": 2}}}}, r"geom\.axes\.energy: min \(10\.0 TeV\) must be below max"),
+        ({"geom": {**CONFIG["geom"], "axes": {"energy": {"min": "nan TeV", "max": "1 TeV",
+          "nbins": 2}}}}, r"geom\.axes\.energy\.min: .* positive, finite"),
+        ({"geom": {**CONFIG["geom"], "wcs": {**CONFIG["geom"]["wcs"], "binsize": "0.00001 deg"}}},
+         r"200000 x 200000 pixels .* larger wcs\.binsize"),
+        ({"flux_points": {"energy_edges": {"min": "10 TeV", "max": "1 TeV", "nbins": 2}}},
+         r"flux_points: energy_edges: min"),
     ],
-)
+)  # fmt: skip
 def test_bad_3d_configuration_names_the_key(change: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Map3DConfig.from_dict({**CONFIG, **change})

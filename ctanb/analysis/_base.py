@@ -20,17 +20,33 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .._errors import AnalysisError, ConfigError
 
 __all__ = ["DL3Input", "StepConfig", "StepResult", "require_inputs"]
 
 
+#: Largest map (pixels x energy bins) a step makes: gammapy holds several float64 maps of
+#: this size at once, so beyond it a typo in binsize fails after minutes for lack of memory.
+MAX_MAP_VOXELS = 50_000_000
+
+
 class StepConfig(BaseModel):
-    """Base of every step configuration: strict (unknown keys are errors), YAML I/O."""
+    """Base of every step configuration: strict (unknown keys are errors), YAML I/O.
+
+    Energy ranges and map geometries anywhere in a configuration are checked when it
+    is made (finite, ordered, of a size that fits in memory), not minutes later.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="after")
+    def _check_ranges_and_sizes(self) -> Self:
+        from ._checks import check_config_tree
+
+        check_config_tree(self)
+        return self
 
     @classmethod
     def read(cls, path: str | Path) -> Self:
@@ -48,10 +64,7 @@ class StepConfig(BaseModel):
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-                for err in exc.errors()
-            )
+            problems = "; ".join(_problem(err) for err in exc.errors())
             raise ConfigError(f"invalid {source}: {problems}") from None
 
     @classmethod
@@ -77,6 +90,13 @@ class StepConfig(BaseModel):
         path = Path(path)
         path.write_text(self.to_yaml())
         return path
+
+
+def _problem(err: Any) -> str:
+    """One pydantic error as "key.path: message" (checks of a whole section name their keys)."""
+    where = ".".join(str(p) for p in err["loc"])
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 @dataclass(frozen=True)

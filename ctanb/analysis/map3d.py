@@ -27,10 +27,9 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
-from gammapy.utils.types import AngleType, EnergyType
+from gammapy.utils.types import AngleType
 from gammapy.workflow.config import EnergyAxisConfig
 from pydantic import ConfigDict, Field, model_validator
 
@@ -39,7 +38,8 @@ from ..provenance import recorded
 from ._base import DL3Input, StepConfig, StepResult
 from .detection import TSMapConfig, TSMapStep
 from .maps import MapDatasetStep, MaskedDatasetConfig
-from .masks import CatalogKey, draw_exclusion
+from .masks import draw_exclusion
+from .models3d import FitConfig, ModelsConfig, starting_models
 
 __all__ = [
     "FitConfig",
@@ -54,57 +54,6 @@ __all__ = [
 
 STEP_VERSION = "1.0"
 _3D_SELECTION = ["counts", "exposure", "background", "psf", "edisp"]
-
-
-class ModelsConfig(StepConfig):
-    """The sky models to fit: a gammapy model YAML file, or catalog sources as starting points.
-
-    Parameters
-    ----------
-    file : str, optional
-        A gammapy ``Models`` YAML file (``$CTANB_DATA`` and ``~`` expanded).
-    catalog : {"hgps", "gamma-cat", "3fhl", "3fgl"}, optional
-        Start from the positions of sources of this catalog.
-    sources : list of str
-        Which catalog sources (names as in the catalog); empty: every source in the map.
-    spatial : {"gaussian", "disk", "point"}
-        Spatial model of each catalog source; ``size`` is the starting sigma or radius.
-    position_range : angle, optional
-        A catalog source's fitted position stays within this distance (in longitude and
-        latitude) of its catalog position (parameter limits; None: no limits).
-    size_max : angle
-        Upper limit of the fitted sigma or radius (lower limit: ``size / 20``).
-    index, amplitude, reference : float, str, energy
-        Starting power law of each catalog source.
-    """
-
-    model_config = ConfigDict(
-        **StepConfig.model_config, arbitrary_types_allowed=True, validate_default=True
-    )
-
-    file: str | None = None
-    catalog: CatalogKey | None = None
-    sources: list[str] = Field(default_factory=list)
-    spatial: Literal["gaussian", "disk", "point"] = "gaussian"
-    size: AngleType = "0.1 deg"
-    position_range: AngleType | None = "0.5 deg"
-    size_max: AngleType = "1 deg"
-    index: float = 2.3
-    amplitude: str = "1e-12 cm-2 s-1 TeV-1"
-    reference: EnergyType = "1 TeV"
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ModelsConfig:
-        if (self.file is None) == (self.catalog is None):
-            raise ValueError("give exactly one of models.file and models.catalog")
-        return self
-
-
-class FitConfig(StepConfig):
-    """How to fit: gammapy ``Fit`` backend and options."""
-
-    backend: Literal["minuit", "scipy"] = "minuit"
-    optimize_opts: dict[str, Any] = Field(default_factory=dict)
 
 
 class FluxPointsConfig(StepConfig):
@@ -166,120 +115,6 @@ class Map3DConfig(MaskedDatasetConfig, Map3DFitConfig):
         return Map3DFitConfig.model_validate(
             self.model_dump(include=set(Map3DFitConfig.model_fields))
         )
-
-
-def starting_models(config: ModelsConfig, geom: Any) -> Any:
-    """The sky models *config* names, checked to lie in the map *geom* (gammapy Models).
-
-    Raises
-    ------
-    AnalysisError
-        A model outside the map, or no catalog source in it.
-    """
-    from gammapy.modeling.models import Models
-
-    if config.file is not None:
-        from .workflow import expand_path
-
-        path = expand_path(config.file)
-        try:
-            models = Models.read(path)
-        except (OSError, KeyError, ValueError, TypeError) as exc:
-            raise ConfigError(f"cannot read the models file {path}: {exc}") from None
-    else:
-        models = Models(_catalog_models(config, geom))
-    image = geom.to_image()
-    for model in models:
-        spatial = getattr(model, "spatial_model", None)
-        if spatial is None or not hasattr(spatial, "position"):
-            continue
-        position = spatial.position
-        if not bool(np.all(image.contains(position))):
-            centre = image.center_skydir
-            raise AnalysisError(
-                f"the spatial model of {model.name!r} (at {position.frame.name} "
-                f"{position.data.lon.deg:.3f}, {position.data.lat.deg:.3f} deg) lies outside the map "
-                f"(centre {centre.data.lon.deg:.3f}, {centre.data.lat.deg:.3f} deg, "
-                f"{image.width.to_value('deg').ravel()[0]:.2f} x "
-                f"{image.width.to_value('deg').ravel()[1]:.2f} deg): move or enlarge the map "
-                "(geom.wcs) or remove that model"
-            )
-    return models
-
-
-def _in_catalog(catalog: Any, name: str) -> bool:
-    try:
-        catalog.row_index(name)
-    except KeyError:
-        return False
-    return True
-
-
-def _catalog_models(config: ModelsConfig, geom: Any) -> list[Any]:
-    import astropy.units as u
-    from gammapy.modeling.models import (
-        DiskSpatialModel,
-        GaussianSpatialModel,
-        PointSpatialModel,
-        PowerLawSpectralModel,
-        SkyModel,
-    )
-
-    from .catalogs import CATALOGS, load_catalog
-    from .masks import catalog_sources_in
-
-    key = config.catalog
-    assert key is not None
-    in_map = dict(catalog_sources_in(geom, key))
-    if config.sources:
-        catalog = load_catalog(key)
-        unknown = [n for n in config.sources if not _in_catalog(catalog, n)]
-        if unknown:
-            raise ConfigError(
-                f"source(s) {', '.join(unknown)} not in the {CATALOGS[key]['title']} catalog"
-            )
-        outside = [n for n in config.sources if n not in in_map]
-        if outside:
-            raise AnalysisError(
-                f"catalog source(s) {', '.join(outside)} lie outside the map: move or enlarge "
-                "the map (geom.wcs) or pick sources in it"
-            )
-        picked = {name: in_map[name] for name in config.sources}
-    else:
-        picked = in_map
-    if not picked:
-        centre = geom.center_skydir
-        raise AnalysisError(
-            f"no {CATALOGS[key]['title']} source lies in the map (centre {centre.frame.name} "
-            f"{centre.data.lon.deg:.2f}, {centre.data.lat.deg:.2f} deg): pick another catalog, "
-            "enlarge the map, or give the models in a file (models.file)"
-        )
-    frame = geom.frame
-    models = []
-    for name, position in picked.items():
-        where = position.transform_to(frame)
-        lon, lat = where.data.lon.to(u.deg), where.data.lat.to(u.deg)
-        if config.spatial == "gaussian":
-            spatial = GaussianSpatialModel(lon_0=lon, lat_0=lat, sigma=config.size, frame=frame)
-        elif config.spatial == "disk":
-            spatial = DiskSpatialModel(lon_0=lon, lat_0=lat, r_0=config.size, frame=frame)
-        else:
-            spatial = PointSpatialModel(lon_0=lon, lat_0=lat, frame=frame)
-        # Limits keep the optimizer near the catalog position: without them, migrad can step
-        # a faint source's position off the map and fail.
-        if config.position_range is not None:
-            step = config.position_range.to_value("deg")
-            for parameter in (spatial.lon_0, spatial.lat_0):
-                parameter.min, parameter.max = parameter.value - step, parameter.value + step
-        size = {"gaussian": "sigma", "disk": "r_0"}.get(config.spatial)
-        if size is not None:
-            spatial.parameters[size].min = config.size.to_value("deg") / 20
-            spatial.parameters[size].max = config.size_max.to_value("deg")
-        spectral = PowerLawSpectralModel(
-            index=config.index, amplitude=config.amplitude, reference=config.reference
-        )
-        models.append(SkyModel(spectral_model=spectral, spatial_model=spatial, name=name))
-    return models
 
 
 @dataclass
@@ -377,7 +212,16 @@ class Map3DFitStep:
         if not any(isinstance(m, FoVBackgroundModel) for m in models):
             models.append(FoVBackgroundModel(dataset_name=dataset.name))
         dataset.models = models
-        result = Fit(backend=c.fit.backend, optimize_opts=dict(c.fit.optimize_opts)).run([dataset])
+        try:
+            fit = Fit(backend=c.fit.backend, optimize_opts=dict(c.fit.optimize_opts))
+            result = fit.run([dataset])
+        except (ValueError, FloatingPointError, ArithmeticError) as exc:
+            # Absurd starting values send the fit off the sky (WCS errors) or to NaN.
+            raise AnalysisError(
+                f"the 3D fit of {', '.join(m.name for m in models)} failed ({exc}): check the "
+                "starting values (models: amplitude, position, size) and the map; the "
+                f"dataset is kept in {dataset_file}"
+            ) from None
         if not result.success:
             raise AnalysisError(
                 f"the 3D fit of {', '.join(m.name for m in models)} did not converge "
@@ -449,10 +293,11 @@ class Map3DStep:
         c = self.config
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        products = c.make_exclusion(out)
-        # The models are checked against the map before the (long) reduction.
+        # The models are read and checked against the map before the (long) reduction
+        # and the mask, so that a bad models file is reported at once.
         reference = c.dataset_config().reference_dataset()
         models = starting_models(c.models, reference.counts.geom)
+        products = c.make_exclusion(out)
         reduced = MapDatasetStep(c.dataset_config(products.get("exclusion_mask"))).run(
             inputs, out, parallel=parallel
         )

@@ -217,11 +217,7 @@ class ExclusionMaskStep:
             mask = Map.from_geom(geom, data=np.ones(geom.data_shape, dtype=bool))
         mask.data = np.asarray(mask.data, dtype=bool)
         if not mask.data.any():
-            raise AnalysisError(
-                f"the exclusion mask excludes the whole map ({len(regions)} region(s): "
-                f"{', '.join(sources) or 'user regions'}): use a smaller exclusion radius "
-                f"(now {config.radius}), fewer regions, or a larger map"
-            )
+            raise AnalysisError(_excludes_everything(geom, regions, sources, config))
         Map.from_geom(geom, data=mask.data.astype(np.uint8)).write(mask_file, overwrite=True)
         return mask, sources
 
@@ -241,3 +237,25 @@ def draw_exclusion(figure: Any, mask_file: str | Path | None) -> Any:
                 linestyles="dashed", transform=ax.get_transform(mask.geom.wcs),
             )  # fmt: skip
     return figure
+
+
+def _excludes_everything(geom: Any, regions: list, sources: list[str], config: Any) -> str:
+    """Say which part of the mask covers the map: a user region alone, or all together."""
+    users = list(getattr(config, "regions", None) or [])
+    parts = []
+    if sources:
+        parts.append(f"{len(sources)} catalog source(s) ({', '.join(sources)}) excluded "
+                     f"within {config.radius}")  # fmt: skip
+    if users:
+        parts.append(f"{len(users)} user region(s) ({'; '.join(map(str, users))})")
+    user_shapes = regions[len(sources) :]
+    for text, shape in zip(users, user_shapes, strict=False):
+        if not np.asarray(geom.region_mask([shape], inside=False).data).any():
+            return (
+                f"the exclusion mask excludes the whole map: the user region {text} alone "
+                "covers it; make that region smaller or the map larger"
+            )
+    return (
+        f"the exclusion mask excludes the whole map ({' and '.join(parts) or 'no region'}): "
+        f"use a smaller exclusion radius (now {config.radius}), fewer regions, or a larger map"
+    )
