@@ -65,6 +65,7 @@ def read_flux_points(
     try:
         with fits.open(path) as hdus:
             model_name = hdus[0].header.get("MODEL")
+            model_key = hdus[0].header.get("MODELNAM")  # one model of several in the file
             columns = hdus["FLUXPOINTS"].columns.names
         if format is None:
             format = "lightcurve" if "time_min" in columns else "gadf-sed"
@@ -75,7 +76,10 @@ def read_flux_points(
                     f"the reference model {model_name} of flux points {path} is missing: "
                     "keep it in the same folder"
                 )
-            reference_model = Models.read(model_path)[0]
+            from . import energy_scale  # noqa: F401  (registers its spectral model)
+
+            models = Models.read(model_path)
+            reference_model = models[model_key] if model_key in models.names else models[0]
         return FluxPoints.read(path, format=format, reference_model=reference_model)
     except (OSError, KeyError, ValueError) as exc:
         raise AnalysisError(f"cannot read flux points from {path}: {exc}") from None

@@ -26,7 +26,7 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -64,6 +64,14 @@ class SpectrumConfig(OnOffConfig):
     point (the top bin kept). The fit range and the flux-point edges are edges of the
     reconstructed axis (see :func:`~ctanb.analysis.spectrum_data.energy_axes`), so
     they are used exactly as given; they must lie within the analysis energy range.
+
+    ``energy_scale`` (joint fits) gives each telescope of the datasets (``hess``,
+    ``magic``: TELESCOP, lower case) a free energy-scale nuisance parameter ``z``
+    with a Gaussian prior of that sigma, as in the joint-crab analysis (Nigro et
+    al. 2019, A&A 625, A10: 15 % for each Cherenkov telescope), e.g.
+    ``energy_scale={"hess": 0.15, "magic": 0.15}``; see
+    :mod:`ctanb.analysis.energy_scale` (``z`` is bounded to +-0.5). Empty (default): no
+    nuisance parameter.
     """
 
     source: str = Field("source", min_length=1, description="name of the fitted source model")
@@ -78,6 +86,10 @@ class SpectrumConfig(OnOffConfig):
     scan_n_values: int = Field(11, ge=2)
     dataset_format: Literal["gadf", "ogip"] = "gadf"
     fit_max_calls: int | None = Field(None, ge=1, description="cap on MIGRAD function calls")
+    energy_scale: dict[str, Annotated[float, Field(gt=0, le=0.5)]] = Field(
+        default_factory=dict,
+        description="joint fit: telescope -> sigma (fraction) of the prior on its energy scale",
+    )
 
     def required_edges_tev(self) -> list[float]:
         """The fit range and flux-point edges: edges of the reconstructed energy axis."""
@@ -159,7 +171,12 @@ class SpectrumResult(StepResult):
         """The fitted source model."""
         if self.models is None:
             raise AnalysisError("this result has no fitted model")
-        return self.models[self.config.source if self.config else 0]
+        source = self.config.source if self.config else self.models[0].name
+        if source not in self.models.names:  # per-telescope energy scales: the intrinsic model
+            from .energy_scale import intrinsic_model
+
+            return intrinsic_model(self.models, source)
+        return self.models[source]
 
     def plot(self, ax: Any = None, *, sed_type: str = "e2dnde", **kwargs: Any) -> Any:
         """SED plot: flux points and the fitted model with its error butterfly."""
@@ -337,7 +354,14 @@ class SpectrumStep:
                     energy_min=used[0], energy_max=used[-1]
                 )
             fit_ranges[dataset.name] = u.Quantity([used[0], used[-1]]).to("TeV")
-        datasets.models = [spectral_model(c)]
+        groups = _telescope_groups(datasets)
+        if c.energy_scale:  # joint-crab nuisance parameters (see energy_scale.py)
+            from .energy_scale import energy_scale_models
+
+            intrinsic = spectral_model(c).spectral_model
+            datasets.models = energy_scale_models(intrinsic, c.source, groups, c.energy_scale)
+        else:
+            datasets.models = [spectral_model(c)]
         opts = {"migrad_opts": {"ncall": c.fit_max_calls}} if c.fit_max_calls else {}
         fit = Fit(optimize_opts=opts)
         fit_result = fit.run(datasets)
@@ -356,8 +380,8 @@ class SpectrumStep:
         profiles = {"scan", "all"} & set(c.flux_points_optional)
         sed_type = "likelihood" if profiles else "dnde"  # likelihood: with the norm profiles
         # gammapy 2.1's allow_multiple_telescopes cannot build its output table, so a joint
-        # fit gets flux points per telescope, each against the jointly fitted model.
-        groups = _telescope_groups(datasets)
+        # fit gets flux points per telescope, each against the jointly fitted model (with
+        # an energy scale: against that telescope's model, its fitted scale applied).
         by_telescope = {}
         for index, (telescope, members) in enumerate(groups.items()):
             path = Path(flux_points_file)
@@ -365,9 +389,10 @@ class SpectrumStep:
                 path = path.with_name(f"{path.stem}_{telescope}{path.suffix}")
             axis = members[0].counts.geom.axes["energy"]
             edges = honoured_edges(axis, _flux_point_edges(c), f"flux-point edges ({telescope})")
+            source = f"{c.source}_{telescope}" if c.energy_scale else c.source
             estimator = FluxPointsEstimator(
                 energy_edges=edges,
-                source=c.source,
+                source=source,
                 selection_optional=list(c.flux_points_optional),
                 norm={
                     "scan_min": c.scan_min,
@@ -382,6 +407,7 @@ class SpectrumStep:
                 "FIT_EMIN": (float(ranges[:, 0].min()), "[TeV] fit range used, lowest edge"),
                 "FIT_EMAX": (float(ranges[:, 1].max()), "[TeV] fit range used, highest edge"),
             }
+            header["MODELNAM"] = (source, "name of the reference model in MODEL")
             write_flux_points(
                 points, path, sed_type=sed_type, model_file=Path(models_file), header=header
             )

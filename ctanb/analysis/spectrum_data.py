@@ -343,5 +343,18 @@ def reduce_on_off(config: OnOffConfig, observations: Sequence[Observation]) -> D
                 f"observation {obs.obs_id}: no off region found for the {config.region_text()} "
                 "(too close to the pointing position, or exclusion too large)"
             )
+        _name_telescope(dataset, obs)
         datasets.append(safe.run(dataset, obs))
     return datasets
+
+
+def _name_telescope(dataset: Any, obs: Observation) -> None:
+    """Take TELESCOP from the events when the IRFs do not name it (gammapy reads it from
+    the effective area; MAGIC's has none), so joint fits can tell the instruments apart."""
+    meta = dataset.meta_table
+    if meta is None or "TELESCOP" not in meta.colnames:
+        return
+    if str(meta["TELESCOP"][0]).strip().lower() in ("", "unknown"):
+        telescope = obs.events.table.meta.get("TELESCOP")
+        if telescope:
+            meta["TELESCOP"] = [str(telescope)]
