@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -150,9 +151,9 @@ def test_energy_scales_are_in_the_models_file_and_the_provenance(joint):
     # each telescope's flux points use that telescope's model (its own energy scale)
     magic_points = read_flux_points(joint.products["flux_points_magic"])
     assert magic_points.reference_model.name == "crab_magic"
-    graph = read_provenance(joint.products["models"])
+    graph = read_provenance(joint.products["flux_points"])
     fit = [a for a in graph.activities.values() if a.name == "spectrum-fit"]
-    assert fit and fit[0].config["energy_scale"] == SIGMAS
+    assert fit and fit[0].config["__model__"][1]["energy_scale"] == SIGMAS
     ax = joint.plot()
     assert ax.collections, "the intrinsic model's butterfly is drawn"
 
@@ -167,7 +168,7 @@ def test_energy_scale_fit_equals_plain_gammapy(joint):
     from gammapy.modeling.models import GaussianPrior, SkyModel, SpectralModel
 
     class ScaledLogParabola(SpectralModel):
-        tag = ["ScaledLogParabolaTest"]
+        tag: ClassVar[list[str]] = ["ScaledLogParabolaTest"]
         amplitude = Parameter("amplitude", "1e-12 cm-2 s-1 TeV-1")
         reference = Parameter("reference", "1 TeV", frozen=True)
         alpha = Parameter("alpha", 2.0)
