@@ -37,6 +37,8 @@ from .spectrum_data import (
     OnOffConfig,
     describe_dl3,
     honoured_edges,
+    make_exclusion,
+    read_exclusion,
     read_observations,
     reduce_on_off,
     remember_obscore,
@@ -248,10 +250,13 @@ class SpectrumStep:
             irfs = []
         suffix = "pha_obs" if self.config.dataset_format == "ogip" else "spectrum_obs"
         dataset_files = [str(out / f"{suffix}{item.obs_id}.fits") for item in observations]
-        datasets = self.make_datasets(events, irfs, dataset_files)
+        masks = make_exclusion(self.config, out)  # recorded; kept if the reduction fails
+        datasets = self.make_datasets(events, irfs, dataset_files, exclusion_files=masks)
         del datasets  # the fit reads them back from the files, as a redo would
         result = self.fit(dataset_files, out)
         result.inputs = observations
+        if masks:
+            result.products["exclusion_mask"] = Path(masks[0])
         return result
 
     def fit(self, dataset_files: Sequence[str | Path], out: str | Path) -> SpectrumResult:
@@ -288,18 +293,27 @@ class SpectrumStep:
     @recorded(
         name="spectrum-datasets",
         version=_VERSION,
-        inputs={"event_files": describe_dl3, "irf_files": None},
+        inputs={"event_files": describe_dl3, "irf_files": None, "exclusion_files": None},
         outputs={"dataset_files": "spectrum"},
         data_level="DL4",
         per_input=["dataset_files"],
     )
     def make_datasets(
-        self, event_files: list[str], irf_files: list[str], dataset_files: list[str]
+        self,
+        event_files: list[str],
+        irf_files: list[str],
+        dataset_files: list[str],
+        exclusion_files: list[str] | None = None,
     ) -> Datasets:
-        """On/off spectrum datasets of DL3 files, one file per observation (DL4)."""
+        """On/off spectrum datasets of DL3 files, one file per observation (DL4); off
+        regions avoid the excluded pixels of the mask in ``exclusion_files`` (0 or 1)."""
         if len(dataset_files) != len(event_files):
             raise AnalysisError("give one dataset file per event file")
-        datasets = reduce_on_off(self.config, read_observations(event_files, irf_files))
+        datasets = reduce_on_off(
+            self.config,
+            read_observations(event_files, irf_files),
+            read_exclusion(exclusion_files or []),
+        )
         act = current_activity()
         for index, (dataset, path) in enumerate(zip(datasets, dataset_files, strict=True)):
             dataset.write(path, format=self.config.dataset_format, overwrite=True)
