@@ -382,7 +382,9 @@ class SpectrumStep:
         if not fit_result.success:
             raise AnalysisError(
                 f"the {c.model} fit of {c.source!r} to {len(datasets)} dataset(s) did not "
-                f"converge: {fit_result.message} (datasets kept: {', '.join(dataset_files)})"
+                f"converge: {fit_result.message} (datasets kept: {', '.join(dataset_files)}); "
+                "try a narrower fit range (fit_energy_min_tev, fit_energy_max_tev), another "
+                "model, or more calls (fit_max_calls)"
             )
         act = current_activity()
         # with the covariance (a file beside the YAML), so a butterfly rebuilt from the
