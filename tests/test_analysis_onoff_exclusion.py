@@ -41,6 +41,12 @@ SPECTRUM = SpectrumConfig(
 PKS_RUNS = (47802, 47803, 47827)
 
 
+def _with_exclusion(exclusion):
+    config = SPECTRUM.model_copy()
+    config.exclusion = exclusion  # validated on assignment
+    return config
+
+
 def _plain_geom(config):
     from astropy.coordinates import SkyCoord
     from gammapy.maps import WcsGeom
@@ -160,9 +166,7 @@ def test_mask_leaving_no_off_region_names_the_exclusion_and_keeps_the_mask(
 ):
     # the runs point 0.5 deg from the Crab: every reflected region lies 0.2-1.2 deg from it,
     # all inside this annulus (the map beyond it is not excluded)
-    config = SPECTRUM.model_copy(
-        update={"exclusion": {"regions": ["icrs;annulus(83.633,22.0145,0.2,1.2)"]}}
-    )
+    config = _with_exclusion({"regions": ["icrs;annulus(83.633,22.0145,0.2,1.2)"]})
     inputs = inputs_from_datastore(release_dir("hess-dl3-dr1"), CRAB_RUNS[:1])
     with pytest.raises(AnalysisError, match=r"no off region found .*exclusion\.radius") as caught:
         SpectrumStep(config).run(inputs, out=tmp_path)
@@ -171,9 +175,7 @@ def test_mask_leaving_no_off_region_names_the_exclusion_and_keeps_the_mask(
 
 
 def test_mask_excluding_everything_is_an_error(prov_store_url, tmp_path):
-    config = SPECTRUM.model_copy(
-        update={"exclusion": {"regions": ["icrs;circle(83.633,22.0145,20)"]}}
-    )
+    config = _with_exclusion({"regions": ["icrs;circle(83.633,22.0145,20)"]})
     inputs = inputs_from_datastore(release_dir("hess-dl3-dr1"), CRAB_RUNS[:1])
     with pytest.raises(AnalysisError, match=r"excludes the whole map.*smaller exclusion radius"):
         SpectrumStep(config).run(inputs, out=tmp_path)
@@ -183,7 +185,7 @@ def test_mask_excluding_everything_is_an_error(prov_store_url, tmp_path):
 def test_catalog_without_source_in_the_field_says_nothing_is_excluded(prov_store_url, tmp_path):
     from ctanb.analysis.masks import ExclusionWarning
 
-    config = SPECTRUM.model_copy(update={"exclusion": {"catalogs": ["hgps"]}})  # Crab: no HGPS
+    config = _with_exclusion({"catalogs": ["hgps"]})  # Crab: no HGPS
     geom = exclusion_geom(config)
     assert geom.wcs.width.width.to_value("deg") == pytest.approx(10.22)
     inputs = inputs_from_datastore(release_dir("hess-dl3-dr1"), CRAB_RUNS[:1])
