@@ -477,7 +477,9 @@ def joint_fit(
         Model and flux-point settings; default the first result's configuration.
         Flux points are estimated per telescope against the joint model
         (``<source>_flux_points.fits`` for the first, ``..._<telescope>.fits``
-        for the others).
+        for the others). With ``energy_scale`` each telescope gets its own sky
+        model ``<source>_<telescope>`` (the shared spectrum through its energy
+        scale ``z``); ``result.model`` is then the intrinsic spectrum.
     """
     results = list(results)
     if not results:
