@@ -97,7 +97,7 @@ def example(inputs, tmp_path_factory):
     return section, result
 
 
-def plain_gammapy_light_curve(section, runs):
+def plain_gammapy_light_curve(section, runs, exclusion_mask=None):
     """The example's light curve written directly with gammapy, from the YAML values and
     the defaults documented for a light curve (0.5-40 TeV, 5 bins per decade, true energy
     0.3-100 TeV at 8 per decade, 0.11 deg on region, aeff-max 10 % safe mask)."""
@@ -128,7 +128,8 @@ def plain_gammapy_light_curve(section, runs):
     for run in runs:
         obs = Observation.read(run.events)
         dataset = maker.run(empty.copy(name=str(obs.obs_id)), obs)
-        datasets.append(safe.run(ReflectedRegionsBackgroundMaker().run(dataset, obs), obs))
+        background = ReflectedRegionsBackgroundMaker(exclusion_mask=exclusion_mask)
+        datasets.append(safe.run(background.run(dataset, obs), obs))
         observations.append(obs)
     model = PowerLawSpectralModel(
         index=section["spectral_index"], amplitude="1e-12 cm-2 s-1 TeV-1", reference="1 TeV"

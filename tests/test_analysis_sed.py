@@ -72,3 +72,35 @@ def test_multiwavelength_crab_sed_has_fermi_and_gammacat_points_with_references(
 def test_catalog_search_far_from_any_source_is_an_error():
     with pytest.raises(AnalysisError, match="no source with flux points"):
         catalog_spectra(0.0, -89.0, radius_deg=0.01)
+
+
+def test_multiwavelength_sed_shows_every_point_and_own_colour_is_unique(crab):
+    """On the rendered figure: the axes contain every catalog and ctanb point (the Fermi-LAT
+    GeV points too), and ctanb's points, model and butterfly share no colour with a catalog."""
+    import astropy.units as u
+    from matplotlib.colors import to_rgba
+
+    sed = MultiWavelengthSED.from_catalogs(crab)
+    ax = sed.plot()
+    ax.figure.canvas.draw()
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    table = sed.table
+    x = u.Quantity(table["e_ref"]).to_value(ax.xaxis.get_units())
+    flux = np.where(table["is_ul"], table["e2dnde_ul"], table["e2dnde"])
+    y = u.Quantity(flux, table["e2dnde"].unit).to_value(ax.yaxis.get_units())
+    shown = np.isfinite(y) & (y > 0)
+    assert shown.sum() > 20 and (table["catalog"][shown] == "3fgl").sum() > 5
+    inside = (x0 <= x) & (x <= x1) & (y0 <= y) & (y <= y1)
+    hidden = table[shown & ~inside]
+    assert len(hidden) == 0, f"points outside the plotted range: {hidden['catalog', 'e_ref']}"
+    # the lowest Fermi-LAT energy and the highest H.E.S.S. one are on the axis
+    assert x0 <= x.min() and x.max() <= x1
+    handles, labels = ax.get_legend_handles_labels()
+    lines = [h[0] if isinstance(h, tuple) else h for h in handles]  # errorbar containers
+    colours = {label: to_rgba(line.get_color()) for line, label in zip(lines, labels, strict=True)}
+    own = {v for k, v in colours.items() if k.startswith("ctanb")}
+    catalogs = {v for k, v in colours.items() if not k.startswith("ctanb")}
+    assert len(catalogs) >= 4 and len(own) == 1, colours
+    assert not own & catalogs, "ctanb's points share a colour with a catalog entry"
+    band = [to_rgba(c.get_facecolor()[0]) for c in ax.collections if len(c.get_facecolor())]
+    assert any(colour[:3] == next(iter(own))[:3] for colour in band), "butterfly in ctanb's colour"

@@ -360,7 +360,7 @@ def test_joint_hess_magic_fit_uses_both_instruments(hess, magic, tmp_path):
     for name, used in joint.fit_ranges.items():
         expected = [1, 10] if name.startswith("50297") else [1, top]
         np.testing.assert_allclose(used.to_value("TeV"), expected, rtol=1e-12, err_msg=name)
-    magic_file = joint.products["flux_points_unknown"]
+    magic_file = joint.products["flux_points_magic"]
     magic_points = read_flux_points(magic_file)
     np.testing.assert_allclose(magic_points.energy_max.to_value("TeV")[-1], 10, rtol=1e-12)
     np.testing.assert_allclose(joint.flux_points.energy_max.to_value("TeV")[-1], 10**1.5)

@@ -34,6 +34,8 @@ from .spectrum_data import (
     OnOffConfig,
     describe_dl3,
     honoured_edges,
+    make_exclusion,
+    read_exclusion,
     read_observations,
     reduce_on_off,
     remember_obscore,
@@ -169,12 +171,15 @@ class LightCurveStep:
             else [str(i.irf or i.events) for i in observations]
         )
         path = out / f"{self.config.source}_lightcurve_{self.config.time_bins}.fits"
-        lightcurve = self.make_lightcurve(events, irfs, str(path))
+        masks = make_exclusion(self.config, out)  # recorded; kept if the light curve fails
+        lightcurve = self.make_lightcurve(events, irfs, str(path), exclusion_files=masks)
         from .sed import covariance_file, reference_model_file
 
         products = {"lightcurve": path, "reference_model": reference_model_file(path)}
         if covariance_file(products["reference_model"]).is_file():
             products["covariance"] = covariance_file(products["reference_model"])
+        if masks:
+            products["exclusion_mask"] = Path(masks[0])
         return LightCurveResult(
             products=products,
             inputs=observations,
@@ -185,14 +190,19 @@ class LightCurveStep:
     @recorded(
         name="light-curve",
         version=_VERSION,
-        inputs={"event_files": describe_dl3, "irf_files": None},
+        inputs={"event_files": describe_dl3, "irf_files": None, "exclusion_files": None},
         outputs={"lightcurve_file": "lightcurve"},
         data_level="DL5",
     )
     def make_lightcurve(
-        self, event_files: list[str], irf_files: list[str], lightcurve_file: str
+        self,
+        event_files: list[str],
+        irf_files: list[str],
+        lightcurve_file: str,
+        exclusion_files: list[str] | None = None,
     ) -> FluxPoints:
-        """Light curve of DL3 files in the configured time bins, written as FITS (DL5)."""
+        """Light curve of DL3 files in the configured time bins, written as FITS (DL5); off
+        regions avoid the excluded pixels of the mask in ``exclusion_files`` (0 or 1)."""
         import astropy.units as u
         from gammapy.estimators import LightCurveEstimator
         from gammapy.modeling.models import PowerLawSpectralModel, SkyModel
@@ -201,7 +211,7 @@ class LightCurveStep:
 
         c = self.config
         observations = read_observations(event_files, irf_files)
-        datasets = reduce_on_off(c, observations)
+        datasets = reduce_on_off(c, observations, read_exclusion(exclusion_files or []))
         datasets.models = [
             SkyModel(
                 spectral_model=PowerLawSpectralModel(

@@ -42,6 +42,7 @@ __all__ = [
     "ExclusionMaskConfig",
     "ExclusionMaskResult",
     "ExclusionMaskStep",
+    "ExclusionWarning",
     "catalog_sources_in",
     "draw_exclusion",
     "exclusion_regions",
@@ -51,6 +52,10 @@ __all__ = [
 
 STEP_VERSION = "1.0"
 CatalogKey = Literal["hgps", "gamma-cat", "3fhl", "3fgl"]
+
+
+class ExclusionWarning(UserWarning):
+    """An exclusion asked for excludes nothing (the message says why and what to change)."""
 
 
 class ExclusionConfig(StepConfig):
@@ -211,6 +216,7 @@ class ExclusionMaskStep:
             if activity is not None:
                 activity.used(str(catalog_path(key)), role="catalog")
         regions, sources = exclusion_regions(geom, config)
+        _warn_empty_catalogs(config, sources, geom)
         if regions:
             mask = geom.region_mask(regions, inside=False)
         else:  # no known source in the field: nothing excluded
@@ -220,6 +226,27 @@ class ExclusionMaskStep:
             raise AnalysisError(_excludes_everything(geom, regions, sources, config))
         Map.from_geom(geom, data=mask.data.astype(np.uint8)).write(mask_file, overwrite=True)
         return mask, sources
+
+
+def _warn_empty_catalogs(config: ExclusionConfig, sources: list[str], geom: Any) -> None:
+    """Say so when a catalog asked for has no source in the map (then it excludes nothing)."""
+    from .catalogs import CATALOGS
+
+    empty = [key for key in config.catalogs if not any(s.startswith(f"{key}: ") for s in sources)]
+    if not empty:
+        return
+    centre = geom.center_skydir
+    titles = ", ".join(CATALOGS[key]["title"] for key in empty)
+    others = [key for key in CATALOGS if key not in config.catalogs]
+    warnings.warn(
+        f"no {titles} source lies in the exclusion map (centre {centre.frame.name} "
+        f"{centre.data.lon.deg:.2f}, {centre.data.lat.deg:.2f} deg, "
+        f"{float(geom.width.to_value('deg').max()):.1f} deg wide): nothing excluded from "
+        f"{'it' if len(empty) == 1 else 'them'}; check the target position, or use another "
+        f"catalog ({', '.join(others)}) or regions",
+        ExclusionWarning,
+        stacklevel=3,
+    )
 
 
 def draw_exclusion(figure: Any, mask_file: str | Path | None) -> Any:

@@ -65,6 +65,7 @@ def read_flux_points(
     try:
         with fits.open(path) as hdus:
             model_name = hdus[0].header.get("MODEL")
+            model_key = hdus[0].header.get("MODELNAM")  # one model of several in the file
             columns = hdus["FLUXPOINTS"].columns.names
         if format is None:
             format = "lightcurve" if "time_min" in columns else "gadf-sed"
@@ -75,7 +76,10 @@ def read_flux_points(
                     f"the reference model {model_name} of flux points {path} is missing: "
                     "keep it in the same folder"
                 )
-            reference_model = Models.read(model_path)[0]
+            from . import energy_scale  # noqa: F401  (registers its spectral model)
+
+            models = Models.read(model_path)
+            reference_model = models[model_key] if model_key in models.names else models[0]
         return FluxPoints.read(path, format=format, reference_model=reference_model)
     except (OSError, KeyError, ValueError) as exc:
         raise AnalysisError(f"cannot read flux points from {path}: {exc}") from None
@@ -181,10 +185,48 @@ def plot_sed(
             energy_bounds = [0.1, 100] * u.TeV
     if spectral is not None:
         spectral.plot(energy_bounds, ax=ax, sed_type=sed_type, label=f"{name} model", color=color)
-        spectral.plot_error(energy_bounds, ax=ax, sed_type=sed_type, facecolor=color or "C0")
+        # model, butterfly and points in one colour: the one the model line got
+        color = color or ax.get_lines()[-1].get_color()
+        spectral.plot_error(energy_bounds, ax=ax, sed_type=sed_type, facecolor=color)
     if flux_points is not None:
         flux_points.plot(ax=ax, sed_type=sed_type, label=f"{name} flux points", color=color)
+    fit_view(ax)
     ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+def fit_view(ax: Any, *, margin: float = 1.5) -> Any:
+    """Set log-axis limits that show every line, marker, error bar and band on *ax*.
+
+    gammapy sets the x range of each plot call to that call's energy range, so the
+    last one drawn (e.g. TeV points over Fermi-LAT ones) would hide the others.
+    """
+    import numpy as np
+    from matplotlib.collections import LineCollection
+
+    xs, ys = [], []
+    for line in ax.get_lines():
+        data = np.asarray(line.get_xydata(), dtype=float)
+        if data.size:
+            xs.append(data[:, 0])
+            ys.append(data[:, 1])
+    for collection in ax.collections:
+        # error bars count for the energy range only: a lower error as large as the
+        # value reaches down to ~0 and would squash the log axis
+        bars = isinstance(collection, LineCollection)
+        for path in collection.get_paths():
+            data = np.asarray(path.vertices, dtype=float)
+            if data.size:
+                xs.append(data[:, 0])
+                ys.append(data[:0, 1] if bars else data[:, 1])
+    if not xs:
+        return ax
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    x, y = x[np.isfinite(x) & (x > 0)], y[np.isfinite(y) & (y > 0)]
+    if x.size:
+        ax.set_xlim(x.min() / margin, x.max() * margin)
+    if y.size:
+        ax.set_ylim(y.min() / margin, y.max() * margin)
     return ax
 
 
@@ -222,6 +264,12 @@ def fit_summary_html(models: Any, fit_result: Any = None, flux_points: Any = Non
             f"{rows}</table>"
         )
     return "".join(parts)
+
+
+#: ctanb's own points, model and butterfly on a multi-wavelength SED ...
+OWN_COLOR = "black"
+#: ... and the catalogs' points: none of them black or grey (tab10 without its grey)
+CATALOG_COLORS = tuple(f"C{i}" for i in range(10) if i != 7)
 
 
 @dataclass
@@ -323,12 +371,25 @@ class MultiWavelengthSED:
         import matplotlib.pyplot as plt
 
         ax = ax if ax is not None else plt.figure(figsize=(8, 5.5)).gca()
+        markers = "sD^v<>ph*"
         for index, spectrum in enumerate(self.catalog_spectra):
             spectrum.flux_points.plot(
-                ax=ax, sed_type=sed_type, label=spectrum.label, color=f"C{index + 1}"
+                ax=ax,
+                sed_type=sed_type,
+                label=spectrum.label,
+                color=CATALOG_COLORS[index % len(CATALOG_COLORS)],
+                marker=markers[index % len(markers)],
             )
         if self.flux_points is not None or self.model is not None:
-            plot_sed(self.flux_points, self.model, ax=ax, sed_type=sed_type, label=self.label)
+            plot_sed(
+                self.flux_points,
+                self.model,
+                ax=ax,
+                sed_type=sed_type,
+                label=self.label,
+                color=OWN_COLOR,
+            )
+        fit_view(ax)
         ax.legend(loc="best", fontsize="x-small")
         return ax
 

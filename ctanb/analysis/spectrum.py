@@ -26,7 +26,7 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -37,6 +37,8 @@ from .spectrum_data import (
     OnOffConfig,
     describe_dl3,
     honoured_edges,
+    make_exclusion,
+    read_exclusion,
     read_observations,
     reduce_on_off,
     remember_obscore,
@@ -64,6 +66,14 @@ class SpectrumConfig(OnOffConfig):
     point (the top bin kept). The fit range and the flux-point edges are edges of the
     reconstructed axis (see :func:`~ctanb.analysis.spectrum_data.energy_axes`), so
     they are used exactly as given; they must lie within the analysis energy range.
+
+    ``energy_scale`` (joint fits) gives each telescope of the datasets (``hess``,
+    ``magic``: TELESCOP, lower case) a free energy-scale nuisance parameter ``z``
+    with a Gaussian prior of that sigma, as in the joint-crab analysis (Nigro et
+    al. 2019, A&A 625, A10: 15 % for each Cherenkov telescope), e.g.
+    ``energy_scale={"hess": 0.15, "magic": 0.15}``; see
+    :mod:`ctanb.analysis.energy_scale` (``z`` is bounded to +-0.5). Empty (default): no
+    nuisance parameter.
     """
 
     source: str = Field("source", min_length=1, description="name of the fitted source model")
@@ -78,6 +88,10 @@ class SpectrumConfig(OnOffConfig):
     scan_n_values: int = Field(11, ge=2)
     dataset_format: Literal["gadf", "ogip"] = "gadf"
     fit_max_calls: int | None = Field(None, ge=1, description="cap on MIGRAD function calls")
+    energy_scale: dict[str, Annotated[float, Field(gt=0, le=0.5)]] = Field(
+        default_factory=dict,
+        description="joint fit: telescope -> sigma (fraction) of the prior on its energy scale",
+    )
 
     def required_edges_tev(self) -> list[float]:
         """The fit range and flux-point edges: edges of the reconstructed energy axis."""
@@ -159,7 +173,12 @@ class SpectrumResult(StepResult):
         """The fitted source model."""
         if self.models is None:
             raise AnalysisError("this result has no fitted model")
-        return self.models[self.config.source if self.config else 0]
+        source = self.config.source if self.config else self.models[0].name
+        if source not in self.models.names:  # per-telescope energy scales: the intrinsic model
+            from .energy_scale import intrinsic_model
+
+            return intrinsic_model(self.models, source)
+        return self.models[source]
 
     def plot(self, ax: Any = None, *, sed_type: str = "e2dnde", **kwargs: Any) -> Any:
         """SED plot: flux points and the fitted model with its error butterfly."""
@@ -231,10 +250,13 @@ class SpectrumStep:
             irfs = []
         suffix = "pha_obs" if self.config.dataset_format == "ogip" else "spectrum_obs"
         dataset_files = [str(out / f"{suffix}{item.obs_id}.fits") for item in observations]
-        datasets = self.make_datasets(events, irfs, dataset_files)
+        masks = make_exclusion(self.config, out)  # recorded; kept if the reduction fails
+        datasets = self.make_datasets(events, irfs, dataset_files, exclusion_files=masks)
         del datasets  # the fit reads them back from the files, as a redo would
         result = self.fit(dataset_files, out)
         result.inputs = observations
+        if masks:
+            result.products["exclusion_mask"] = Path(masks[0])
         return result
 
     def fit(self, dataset_files: Sequence[str | Path], out: str | Path) -> SpectrumResult:
@@ -271,18 +293,27 @@ class SpectrumStep:
     @recorded(
         name="spectrum-datasets",
         version=_VERSION,
-        inputs={"event_files": describe_dl3, "irf_files": None},
+        inputs={"event_files": describe_dl3, "irf_files": None, "exclusion_files": None},
         outputs={"dataset_files": "spectrum"},
         data_level="DL4",
         per_input=["dataset_files"],
     )
     def make_datasets(
-        self, event_files: list[str], irf_files: list[str], dataset_files: list[str]
+        self,
+        event_files: list[str],
+        irf_files: list[str],
+        dataset_files: list[str],
+        exclusion_files: list[str] | None = None,
     ) -> Datasets:
-        """On/off spectrum datasets of DL3 files, one file per observation (DL4)."""
+        """On/off spectrum datasets of DL3 files, one file per observation (DL4); off
+        regions avoid the excluded pixels of the mask in ``exclusion_files`` (0 or 1)."""
         if len(dataset_files) != len(event_files):
             raise AnalysisError("give one dataset file per event file")
-        datasets = reduce_on_off(self.config, read_observations(event_files, irf_files))
+        datasets = reduce_on_off(
+            self.config,
+            read_observations(event_files, irf_files),
+            read_exclusion(exclusion_files or []),
+        )
         act = current_activity()
         for index, (dataset, path) in enumerate(zip(datasets, dataset_files, strict=True)):
             dataset.write(path, format=self.config.dataset_format, overwrite=True)
@@ -337,14 +368,23 @@ class SpectrumStep:
                     energy_min=used[0], energy_max=used[-1]
                 )
             fit_ranges[dataset.name] = u.Quantity([used[0], used[-1]]).to("TeV")
-        datasets.models = [spectral_model(c)]
+        groups = _telescope_groups(datasets)
+        if c.energy_scale:  # joint-crab nuisance parameters (see energy_scale.py)
+            from .energy_scale import energy_scale_models
+
+            intrinsic = spectral_model(c).spectral_model
+            datasets.models = energy_scale_models(intrinsic, c.source, groups, c.energy_scale)
+        else:
+            datasets.models = [spectral_model(c)]
         opts = {"migrad_opts": {"ncall": c.fit_max_calls}} if c.fit_max_calls else {}
         fit = Fit(optimize_opts=opts)
         fit_result = fit.run(datasets)
         if not fit_result.success:
             raise AnalysisError(
                 f"the {c.model} fit of {c.source!r} to {len(datasets)} dataset(s) did not "
-                f"converge: {fit_result.message} (datasets kept: {', '.join(dataset_files)})"
+                f"converge: {fit_result.message} (datasets kept: {', '.join(dataset_files)}); "
+                "try a narrower fit range (fit_energy_min_tev, fit_energy_max_tev), another "
+                "model, or more calls (fit_max_calls)"
             )
         act = current_activity()
         # with the covariance (a file beside the YAML), so a butterfly rebuilt from the
@@ -356,8 +396,8 @@ class SpectrumStep:
         profiles = {"scan", "all"} & set(c.flux_points_optional)
         sed_type = "likelihood" if profiles else "dnde"  # likelihood: with the norm profiles
         # gammapy 2.1's allow_multiple_telescopes cannot build its output table, so a joint
-        # fit gets flux points per telescope, each against the jointly fitted model.
-        groups = _telescope_groups(datasets)
+        # fit gets flux points per telescope, each against the jointly fitted model (with
+        # an energy scale: against that telescope's model, its fitted scale applied).
         by_telescope = {}
         for index, (telescope, members) in enumerate(groups.items()):
             path = Path(flux_points_file)
@@ -365,9 +405,10 @@ class SpectrumStep:
                 path = path.with_name(f"{path.stem}_{telescope}{path.suffix}")
             axis = members[0].counts.geom.axes["energy"]
             edges = honoured_edges(axis, _flux_point_edges(c), f"flux-point edges ({telescope})")
+            source = f"{c.source}_{telescope}" if c.energy_scale else c.source
             estimator = FluxPointsEstimator(
                 energy_edges=edges,
-                source=c.source,
+                source=source,
                 selection_optional=list(c.flux_points_optional),
                 norm={
                     "scan_min": c.scan_min,
@@ -382,6 +423,7 @@ class SpectrumStep:
                 "FIT_EMIN": (float(ranges[:, 0].min()), "[TeV] fit range used, lowest edge"),
                 "FIT_EMAX": (float(ranges[:, 1].max()), "[TeV] fit range used, highest edge"),
             }
+            header["MODELNAM"] = (source, "name of the reference model in MODEL")
             write_flux_points(
                 points, path, sed_type=sed_type, model_file=Path(models_file), header=header
             )
@@ -435,7 +477,9 @@ def joint_fit(
         Model and flux-point settings; default the first result's configuration.
         Flux points are estimated per telescope against the joint model
         (``<source>_flux_points.fits`` for the first, ``..._<telescope>.fits``
-        for the others).
+        for the others). With ``energy_scale`` each telescope gets its own sky
+        model ``<source>_<telescope>`` (the shared spectrum through its energy
+        scale ``z``); ``result.model`` is then the intrinsic spectrum.
     """
     results = list(results)
     if not results:

@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 
 from .._errors import AnalysisError
 from ._base import DL3Input, StepConfig
+from .masks import ExclusionConfig
 
 if TYPE_CHECKING:
     from gammapy.data import Observation
@@ -52,6 +53,14 @@ class OnOffConfig(StepConfig):
     H.E.S.S. point-like sources); ``None`` takes the on region from the
     ``RAD_MAX`` table of point-like IRFs (MAGIC, LST). The energy axes start and end
     at the configured bounds, with at least ``*_bins_per_decade`` bins per decade.
+
+    ``exclusion`` keeps known sources out of the off regions, as gammapy's
+    ``ReflectedRegionsBackgroundMaker(exclusion_mask=...)`` does: circles around the
+    sources of catalogs (``catalogs: [hgps]``, ``radius``) and/or DS9 regions
+    (``regions: ["icrs;circle(83.63,22.01,0.3)"]``), see
+    :class:`~ctanb.analysis.masks.ExclusionConfig`. The mask is made on a map
+    centred on the target, wide enough for every reflected region
+    (:func:`exclusion_geom`), written beside the products and recorded as an input.
     """
 
     ra_deg: float = Field(ge=0, lt=360, description="target right ascension (ICRS, deg)")
@@ -70,6 +79,9 @@ class OnOffConfig(StepConfig):
     bias_percent: float = Field(10.0, ge=0, le=100)
     offset_max_deg: float = Field(2.5, gt=0)
     containment_correction: bool = False
+    exclusion: ExclusionConfig | None = Field(
+        None, description="regions kept out of the reflected (off) regions"
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> OnOffConfig:
@@ -287,7 +299,56 @@ def _fmt_edges(edges: Any) -> str:
     return "[" + ", ".join(f"{e:.4g}" for e in u.Quantity(edges, "TeV").value) + "]"
 
 
-def makers(config: OnOffConfig) -> tuple[Any, Any, Any, Any]:
+#: Pixel size of the exclusion mask of an on/off extraction.
+EXCLUSION_BINSIZE_DEG = 0.02
+
+
+def exclusion_geom(config: OnOffConfig) -> Any:
+    """The gammapy.workflow geometry of the exclusion mask: centred on the target, wide
+    enough for reflected regions around pointings up to ``offset_max_deg`` away."""
+    from gammapy.workflow.config import GeomConfig
+
+    width = 4 * config.offset_max_deg + 2 * (config.on_radius_deg or 0.0)
+    return GeomConfig(
+        wcs={
+            "skydir": {
+                "frame": "icrs",
+                "lon": f"{config.ra_deg} deg",
+                "lat": f"{config.dec_deg} deg",
+            },
+            "binsize": f"{EXCLUSION_BINSIZE_DEG} deg",
+            "width": {"width": f"{width} deg", "height": f"{width} deg"},
+        }
+    )
+
+
+def make_exclusion(config: OnOffConfig, out: Path) -> list[str]:
+    """Write the configured exclusion mask into *out* (recorded); ``[path]``, or [] if none."""
+    from .masks import ExclusionMaskConfig, ExclusionMaskStep
+
+    if config.exclusion is None or config.exclusion.is_empty():
+        return []
+    mask = ExclusionMaskConfig(**config.exclusion.model_dump(), geom=exclusion_geom(config))
+    return [str(ExclusionMaskStep(mask).run(out).products["exclusion_mask"])]
+
+
+def read_exclusion(files: Sequence[str]) -> Any:
+    """The exclusion mask (boolean gammapy Map, True = usable) of zero or one mask file."""
+    if not files:
+        return None
+    if len(files) > 1:
+        raise AnalysisError(f"give at most one exclusion mask file, not {len(files)}")
+    from gammapy.maps import Map
+
+    try:
+        mask = Map.read(files[0])
+    except (OSError, KeyError, ValueError) as exc:
+        raise AnalysisError(f"cannot read the exclusion mask {files[0]}: {exc}") from None
+    mask.data = mask.data.astype(bool)
+    return mask
+
+
+def makers(config: OnOffConfig, exclusion_mask: Any = None) -> tuple[Any, Any, Any, Any]:
     """``(empty dataset, dataset maker, background maker, safe-mask maker)`` of the configuration."""
     import astropy.units as u
     from gammapy.datasets import SpectrumDataset
@@ -315,10 +376,11 @@ def makers(config: OnOffConfig) -> tuple[Any, Any, Any, Any]:
     finder = config.region_finder
     if finder == "wobble" or (finder == "auto" and config.point_like):
         background = ReflectedRegionsBackgroundMaker(
-            region_finder=WobbleRegionsFinder(n_off_regions=config.n_off_regions)
+            region_finder=WobbleRegionsFinder(n_off_regions=config.n_off_regions),
+            exclusion_mask=exclusion_mask,
         )
     else:
-        background = ReflectedRegionsBackgroundMaker()
+        background = ReflectedRegionsBackgroundMaker(exclusion_mask=exclusion_mask)
     safe = SafeMaskMaker(
         methods=list(config.safe_mask),
         aeff_percent=config.aeff_percent,
@@ -328,20 +390,43 @@ def makers(config: OnOffConfig) -> tuple[Any, Any, Any, Any]:
     return empty, dataset_maker, background, safe
 
 
-def reduce_on_off(config: OnOffConfig, observations: Sequence[Observation]) -> Datasets:
-    """One :class:`~gammapy.datasets.SpectrumDatasetOnOff` per observation (named by obs_id)."""
+def reduce_on_off(
+    config: OnOffConfig, observations: Sequence[Observation], exclusion_mask: Any = None
+) -> Datasets:
+    """One :class:`~gammapy.datasets.SpectrumDatasetOnOff` per observation (named by obs_id);
+    no off region overlaps the excluded pixels of *exclusion_mask* (True = usable)."""
     from gammapy.datasets import Datasets
 
     check_field_of_view(config, observations)
-    empty, dataset_maker, background, safe = makers(config)
+    empty, dataset_maker, background, safe = makers(config, exclusion_mask)
     datasets = Datasets()
     for obs in observations:
         dataset = dataset_maker.run(empty.copy(name=str(obs.obs_id)), obs)
         dataset = background.run(dataset, obs)
         if dataset.counts_off is None:
+            why = "the on region is too close to the pointing position"
+            if exclusion_mask is not None:
+                why = (
+                    "every reflected region overlaps the exclusion mask, or the on region is "
+                    "too close to the pointing position: use a smaller exclusion radius "
+                    "(exclusion.radius) or fewer exclusion regions"
+                )
             raise AnalysisError(
-                f"observation {obs.obs_id}: no off region found for the {config.region_text()} "
-                "(too close to the pointing position, or exclusion too large)"
+                f"observation {obs.obs_id}: no off region found for the {config.region_text()}: "
+                f"{why}"
             )
+        _name_telescope(dataset, obs)
         datasets.append(safe.run(dataset, obs))
     return datasets
+
+
+def _name_telescope(dataset: Any, obs: Observation) -> None:
+    """Take TELESCOP from the events when the IRFs do not name it (gammapy reads it from
+    the effective area; MAGIC's has none), so joint fits can tell the instruments apart."""
+    meta = dataset.meta_table
+    if meta is None or "TELESCOP" not in meta.colnames:
+        return
+    if str(meta["TELESCOP"][0]).strip().lower() in ("", "unknown"):
+        telescope = obs.events.table.meta.get("TELESCOP")
+        if telescope:
+            meta["TELESCOP"] = [str(telescope)]

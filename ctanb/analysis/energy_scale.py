@@ -1,0 +1,194 @@
+"""Per-instrument energy-scale nuisance parameters of a joint fit (joint-crab style).
+
+Nigro et al. 2019 (A&A 625, A10, Sect. 5) fit one Crab spectrum to Fermi-LAT,
+MAGIC, VERITAS, FACT and H.E.S.S. data, each instrument seeing the spectrum
+through its own energy scale: instrument *i* measures
+
+    phi_i(E) = phi(E / (1 + z_i)) / (1 + z_i)
+
+with ``z_i`` free and a Gaussian likelihood term ``(z_i / delta_i)**2``, where
+``delta_i`` is the instrument's systematic energy-scale uncertainty (they used
+15 % for every IACT and 5 % for Fermi-LAT).
+
+In ctanb this is ``SpectrumConfig(energy_scale={"hess": 0.15, "magic": 0.15})``.
+gammapy 2.1 has the likelihood part built in: each ``z_i`` carries a
+:class:`gammapy.modeling.models.GaussianPrior` (mu 0, sigma ``delta_i``), which
+gammapy's ``Datasets.stat_sum`` adds to the fit statistic (``-2 ln prior`` =
+``(z/delta)**2`` + a constant). gammapy 2.1 has no model of an energy scale
+(the ``IRFModels`` / ``ERecoIRFModel`` energy-bias models of some development
+branches were never released), so the one piece ctanb adds is
+:class:`EnergyScaleSpectralModel`, a wrapper registered with gammapy's spectral
+model registry (models YAML files round-trip). The intrinsic model's parameters
+are shared (linked, gammapy's way) between the instruments' sky models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from gammapy.modeling import Parameter, Parameters
+from gammapy.modeling.models import (
+    SPECTRAL_MODEL_REGISTRY,
+    GaussianPrior,
+    Models,
+    SkyModel,
+    SpectralModel,
+)
+
+from .._errors import AnalysisError
+
+__all__ = [
+    "EnergyScaleSpectralModel",
+    "energy_scale_models",
+    "intrinsic_model",
+    "scale_model_name",
+]
+
+
+#: Bound of every energy-scale parameter (|z| <= 0.5), so also the largest prior sigma.
+Z_LIMIT = 0.5
+
+
+class EnergyScaleSpectralModel(SpectralModel):
+    """A spectral model seen through an instrument's energy scale: ``model(E/(1+z))/(1+z)``.
+
+    Parameters
+    ----------
+    model : SpectralModel
+        The intrinsic spectrum (its parameters are shared, not copied).
+    z : float
+        Relative energy-scale offset of the instrument (0: none).
+    """
+
+    tag: ClassVar[list[str]] = ["EnergyScaleSpectralModel", "energy-scale"]
+    z = Parameter("z", 0.0, unit="")
+
+    def __init__(self, model: SpectralModel, z: Any = z.quantity) -> None:
+        self.model = model
+        super().__init__(z=z)
+
+    @property
+    def _models(self) -> list[SpectralModel]:
+        # gammapy walks _models to re-link shared parameters when reading a models file
+        return [self.model]
+
+    @property
+    def parameters(self) -> Parameters:
+        """The intrinsic model's parameters, then ``z``."""
+        return self.model.parameters + Parameters([self.z])
+
+    @property
+    def parameters_unique_names(self) -> list[str]:
+        return [f"model.{name}" for name in self.model.parameters_unique_names] + ["z"]
+
+    def __call__(self, energy: Any) -> Any:
+        scale = 1 + self.z.value
+        return self.model(energy / scale) / scale
+
+    def evaluate(self, energy: Any, *args: Any) -> Any:
+        *inner, z = args
+        scale = 1 + z
+        return self.model.evaluate(energy / scale, *inner) / scale
+
+    def to_dict(self, full_output: bool = False) -> dict[str, Any]:
+        # the base class would pair the intrinsic model's parameters with z's defaults
+        return {
+            self._type: {
+                "type": self.tag[0],
+                "parameters": Parameters([self.z]).to_dict(),
+                "model": self.model.to_dict(full_output)["spectral"],
+            }
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], **kwargs: Any) -> EnergyScaleSpectralModel:
+        data = data["spectral"]
+        inner_cls = SPECTRAL_MODEL_REGISTRY.get_cls(data["model"]["type"])
+        inner = inner_cls.from_dict({"spectral": data["model"]})
+        from gammapy.modeling.models.core import _build_parameters_from_dict
+
+        params = _build_parameters_from_dict(data.get("parameters", []), cls.default_parameters)
+        model = cls(inner, z=params["z"])  # with its bounds, prior and error
+        return model
+
+
+if EnergyScaleSpectralModel not in SPECTRAL_MODEL_REGISTRY:
+    SPECTRAL_MODEL_REGISTRY.append(EnergyScaleSpectralModel)
+
+
+def scale_model_name(source: str, telescope: str) -> str:
+    """Name of the sky model of *source* as *telescope* sees it."""
+    return f"{source}_{telescope}"
+
+
+def energy_scale_models(
+    intrinsic: SpectralModel,
+    source: str,
+    groups: Mapping[str, list[Any]],
+    sigmas: Mapping[str, float],
+) -> Models:
+    """One sky model per telescope: *intrinsic* through a free energy scale with a prior.
+
+    Parameters
+    ----------
+    intrinsic : SpectralModel
+        The spectrum fitted jointly (shared by every telescope's model).
+    source : str
+        Source name; the models are named ``<source>_<telescope>``.
+    groups : mapping
+        Telescope name -> its datasets (see ``spectrum._telescope_groups``).
+    sigmas : mapping
+        Telescope name -> sigma of the Gaussian prior on its energy scale ``z``
+        (a fraction: 0.15 is 15 %).
+
+    Raises
+    ------
+    AnalysisError
+        A telescope of the datasets has no prior, or a prior names no telescope.
+    """
+    missing = [name for name in groups if name not in sigmas]
+    unused = [name for name in sigmas if name not in groups]
+    if missing or unused:
+        problems = []
+        if missing:
+            problems.append(f"no energy-scale prior for {', '.join(missing)}")
+        if unused:
+            problems.append(f"no dataset of {', '.join(unused)}")
+        raise AnalysisError(
+            f"energy_scale: {'; '.join(problems)}. The datasets come from "
+            f"{', '.join(groups)}: give one sigma per telescope, e.g. energy_scale: "
+            "{" + ", ".join(f"{name}: 0.15" for name in groups) + "}"
+        )
+    models = []
+    for telescope, members in groups.items():
+        scaled = EnergyScaleSpectralModel(intrinsic)
+        scaled.z.prior = GaussianPrior(mu=0.0, sigma=float(sigmas[telescope]))
+        # unbounded, MIGRAD can walk to z = -1 (every energy scaled to infinity) from the
+        # fixed start values; a scale off by half is far outside any stated systematic
+        scaled.z.min, scaled.z.max = -Z_LIMIT, Z_LIMIT
+        models.append(
+            SkyModel(
+                spectral_model=scaled,
+                name=scale_model_name(source, telescope),
+                datasets_names=[dataset.name for dataset in members],
+            )
+        )
+    return Models(models)
+
+
+def intrinsic_model(models: Models, source: str) -> SkyModel:
+    """The jointly fitted intrinsic spectrum as a sky model named *source*, with the
+    covariance of its parameters from the joint fit (for butterflies)."""
+    scaled = [m for m in models if isinstance(m.spectral_model, EnergyScaleSpectralModel)]
+    if not scaled:
+        raise AnalysisError("these models have no energy-scale nuisance parameter")
+    spectral = scaled[0].spectral_model.model
+    try:
+        covariance = models.covariance.get_subcovariance(spectral.parameters)
+    except ValueError:  # parameters read back from YAML: matched by position below
+        covariance = None
+    model = SkyModel(spectral_model=spectral, name=source)
+    if covariance is not None:
+        model.spectral_model.covariance = covariance.data
+    return model
