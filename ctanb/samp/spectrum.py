@@ -159,6 +159,7 @@ def spectrum_votable(table: Any) -> bytes:
     resource = votable.resources[0]
     resource.type = "results"
     inner = votable.get_first_table()
+    inner.ID = "spectrum"  # a name with spaces is no XML ID
     inner.name = str(table.meta.get("name") or "spectrum")
     inner.utype = "spec:Spectrum"
     params = (("Target.Name", "meta.id;src", "ssa:Target.Name", table.meta.get("target")),
@@ -186,8 +187,13 @@ def spectrum_meta(table: Any, *, url: str = "", content_type: str = "") -> dict[
         "Curation.PublisherDID": str(table.meta.get("did") or ""),
         "Dataset.Type": "Spectrum",
         "Char.SpectralAxis.Ucd": "em.energy",
-        "Char.SpectralAxis.Unit": str(table["e_ref"].unit or ""),
+        "Char.SpectralAxis.Unit": _vounit(table["e_ref"].unit),
         "Char.FluxAxis.Ucd": FLUX_UCDS[flux],
-        "Char.FluxAxis.Unit": str(table[flux].unit or ""),
+        "Char.FluxAxis.Unit": _vounit(table[flux].unit),
     }
     return {k: v for k, v in meta.items() if v}
+
+
+def _vounit(unit: Any) -> str:
+    # The IVOA unit syntax (VOUnit), as in the VOTable served.
+    return unit.to_string("vounit") if unit is not None else ""

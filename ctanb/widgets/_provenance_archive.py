@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
-import traitlets as t
 
 from .._errors import AuthError, CtanbError, ProvenanceError, ServiceError
 
@@ -43,11 +42,7 @@ def _status(text: str, state: str) -> str:
 class ArchiveActions:
     """Publish, open-from-archive and redo-by-DID for the provenance panel."""
 
-    #: The product's DID once published (or opened from the archive).
-    published_did = t.Unicode("")
-    #: What the last publication said ("" before any), ``publish_ok`` its outcome.
-    publish_message = t.Unicode("")
-    publish_ok = t.Bool(None, allow_none=True)
+    # Its traits (published_did, publish_message, publish_ok) are the panel's.
 
     def _archive_widgets(self) -> w.VBox:
         self.curation_boxes = {

@@ -51,6 +51,8 @@ class ProvenancePanel(ArchiveActions, w.VBox):
         The lineage: one ``{"name", "version", "status", "start", "end"}`` per activity.
     verdict : str
         The last redo's verdict (``str(RedoReport)``), ``redo_ok`` its outcome.
+    published_did, publish_message, publish_ok : str, str, bool
+        The DID of the product published or opened; what the last publication said.
     """
 
     product = t.Unicode("")
@@ -63,6 +65,11 @@ class ProvenancePanel(ArchiveActions, w.VBox):
     error = t.Unicode("")
     #: Graph zoom: 1 fits the graph to the panel's width; larger zooms in (scroll to pan).
     zoom = t.Float(1.0)
+    #: The product's DID once published (or opened from the archive).
+    published_did = t.Unicode("")
+    #: What the last publication said ("" before any), ``publish_ok`` its outcome.
+    publish_message = t.Unicode("")
+    publish_ok = t.Bool(None, allow_none=True)
 
     def __init__(self, store: Any = None, archive: Any = None, **kwargs: Any) -> None:
         self._store = store
