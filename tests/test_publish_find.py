@@ -143,6 +143,7 @@ def test_the_group_finds_its_proprietary_product_by_its_provenance(own, publishe
     ({"parameter": "x = 1; = 2"}, "is not 'name = value'"),
     ({"data_level": "DL3", "product_kind": "counts"}, "published products are DL4 or DL5"),
     ({"software": "  "}, "software: the value is empty"),
+    ({"parameter": "; ".join(f"p{i} = {i}" for i in range(6))}, "give at most 5"),
 ])  # fmt: skip
 def test_bad_product_criteria_are_named(criteria, words):
     with pytest.raises(CriteriaError) as info:
@@ -154,6 +155,30 @@ def test_a_quote_in_a_provenance_value_stays_a_value(own, published):
     archive = ctanb.connect(own.url, progress=False)
     assert len(archive.search(software="gammapy' OR '1'='1")) == 0
     assert len(archive.search(parameter="radius_deg = 0.1' OR 'a'='a")) == 0
+    # every product criterion at once, with the most parameters allowed: within the
+    # archive's query limits (tables per query), an answer rather than a refusal
+    most = "; ".join(["radius_deg = 0.1", *(f"p{i} = {i}" for i in range(4))])
+    assert (
+        len(
+            archive.search(
+                derived_from_run=RUN,
+                software="gammapy",
+                software_version="2.1",
+                step="smooth-counts",
+                step_version="0.2",
+                parameter=most,
+            )
+        )
+        == 0
+    )
+    smoothed = archive.search(
+        derived_from_run=RUN,
+        software="gammapy",
+        software_version="2.1",
+        step="smooth-counts",
+        parameter="radius_deg = 0.1",
+    )
+    assert _dids(smoothed) == {published["smoothed"]}
 
 
 # -- item 8: the search form and the provenance panel ---------------------------------------

@@ -49,6 +49,10 @@ PRODUCT_CRITERIA = (
 #: Data levels a published product has.
 PRODUCT_LEVELS = ("DL4", "DL5")
 
+#: Parameters one search may ask for (each is a subquery of three tables: the archive
+#: allows 32 tables in one query).
+MAX_PARAMETERS = 5
+
 _KIND = re.compile(r"^[A-Za-z0-9_]{1,40}$")
 _PARAMETER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]{0,63})\s*=\s*(\S.*?)\s*$")
 
@@ -114,6 +118,11 @@ def check_product_criteria(values: dict[str, Any]) -> None:
         text = values.get(name)
         if text is not None and not str(text).strip():
             raise CriteriaError(f"{name}: the value is empty", field=name)
+    if len(values.get("parameter") or {}) > MAX_PARAMETERS:
+        raise CriteriaError(
+            f"parameter: give at most {MAX_PARAMETERS} 'name = value' pairs in one search",
+            field="parameter",
+        )
     level = values.get("data_level")
     if values.get("product_kind") and level is not None and level not in PRODUCT_LEVELS:
         raise CriteriaError(
