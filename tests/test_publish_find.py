@@ -386,6 +386,16 @@ def test_a_published_sed_goes_to_a_spectral_tool_as_a_spectrum_and_a_table(own, 
     assert u.Unit(meta["Char.FluxAxis.Unit"], format="vounit") == DNDE
     assert meta["Char.SpectralAxis.Unit"] == "TeV"
     assert "#2e7d32" in controls.status.value  # delivered: green
+    # the flux-point file the provenance panel shows (the maker's own copy) goes as well
+    app.table.select([])
+    assert controls.send_spectrum_button.layout.display == "none"
+    app.provenance.show(flux["path"])
+    assert controls.send_spectrum_button.layout.display == ""
+    tool.received.clear()
+    controls.send_spectrum_button.click()
+    wait_for(lambda: tool.received, 30, "the panel's spectrum to arrive")
+    assert tool.received[0][0] == "spectrum.load.ssa-generic"
+    assert _fields(tool.received[0][2])["dnde"] == (DNDE, "phot.flux.density;em.energy")
     # ... and as a table, with the same units and UCDs
     from ctanb.samp.spectrum import spectrum_table
 

@@ -1,4 +1,5 @@
-"""Product rows of the App's results: open one in the provenance panel, send a spectrum.
+"""Product rows of the App's results: open one in the provenance panel, send a spectrum
+(a checked spectrum/SED row, or the flux-point product the provenance panel shows).
 
 The App keeps one-line methods (``open_product``, ``selected_spectrum``); the logic is
 here so the App's module stays about layout. A product row is an ObsCore row of a
@@ -8,6 +9,7 @@ the archive's session, so the archive's rights apply as for any download.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .._errors import CtanbError
@@ -58,18 +60,40 @@ def open_product(app: Any, row: Any = None):
     return graph
 
 
-def has_spectrum(app: Any) -> bool:
-    """True when exactly one checked row is a spectrum or SED product."""
+def _row_is_spectrum(app: Any) -> bool:
     from ..samp.spectrum import is_spectrum_product
 
     rows = _selected_rows(app)
     return len(rows) == 1 and is_spectrum_product(rows[0])
 
 
-def spectrum_to_send(app: Any) -> dict[str, Any] | None:
-    """What "Send spectrum" sends: the checked spectrum/SED product, fetched from the archive."""
-    if not has_spectrum(app):
+def _shown_flux_points(app: Any) -> Path | None:
+    """The product file the provenance panel shows, when it holds flux points."""
+    from ..samp.spectrum import spectrum_table
+
+    product = getattr(app.provenance, "product", "")
+    if not product or product.startswith("ivo://") or not Path(product).is_file():
         return None
+    try:
+        spectrum_table(product)
+    except CtanbError:
+        return None
+    return Path(product)
+
+
+def has_spectrum(app: Any) -> bool:
+    """True when one checked row is a spectrum/SED product, or the provenance panel shows
+    a flux-point product file."""
+    return _row_is_spectrum(app) or _shown_flux_points(app) is not None
+
+
+def spectrum_to_send(app: Any) -> dict[str, Any] | None:
+    """What "Send spectrum" sends: the checked spectrum/SED product (fetched from the
+    archive), else the flux-point product the provenance panel shows."""
+    if not _row_is_spectrum(app):
+        path = _shown_flux_points(app)
+        return None if path is None else {"source": path, "name": path.stem, "target": "",
+                                          "did": app.provenance.published_did}  # fmt: skip
     row = _selected_rows(app)[0]
     archive = app.search.archive
     url = _text(row["access_url"])

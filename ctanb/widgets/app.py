@@ -239,6 +239,7 @@ class App(w.VBox):
                                 has_spectrum=lambda: _products.has_spectrum(self))  # fmt: skip
         self.samp_controls = controls
         self.table.observe(lambda _: controls.refresh_spectrum(), "selected_rows")
+        self.provenance.observe(lambda _: controls.refresh_spectrum(), "product")
 
         def from_samp(selection) -> None:  # TOPCAT/Aladin selected rows of our table
             table = self.table.table
