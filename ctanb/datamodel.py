@@ -138,7 +138,7 @@ _OC = "obscore:"
 
 #: Enumerations of the CTA extension (also the choice lists of the search form).
 CHOICES: dict[str, tuple[str, ...]] = {
-    "dataproduct_type": ("event", "image", "cube", "spectrum", "timeseries", "sed"),
+    "dataproduct_type": ("event", "image", "cube", "spectrum", "timeseries", "sed", "measurements"),
     "data_rights": ("public", "secure", "proprietary"),
     "pointing_mode": ("parallel", "convergent", "divergent", "custom"),
     "obs_mode": ("wobble", "on", "off", "scan"),

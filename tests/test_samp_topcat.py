@@ -45,6 +45,11 @@ def link(hub_dir):
 def topcat(link, hub_dir):
     with running(topcat_argv(), hub_dir / "topcat.log", samp_env(hub_dir / "lockfile")) as app:
         wait_for(lambda: "topcat" in link.client_names(), 60, "TOPCAT to join the hub")
+        # TOPCAT declares its subscriptions after it registers: a table sent in between
+        # would find no taker.
+        wait_for(lambda: any(link.transport.client_name(c) == "topcat"
+                             for c in link.transport.subscribed("table.load.votable")),
+                 60, "TOPCAT to subscribe to tables")  # fmt: skip
         yield app
 
 

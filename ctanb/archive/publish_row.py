@@ -24,6 +24,7 @@ PRODUCT_COLLECTION = "CTANB-PRODUCTS"
 #: product_type recorded by ctanb steps -> ObsCore dataproduct_type (ObsCore vocabulary).
 _PRODUCT_TYPES = {
     "flux_points": "sed",
+    "flux": "sed",  # what SpectrumStep records for its flux points
     "sed": "sed",
     "spectrum": "spectrum",
     "lightcurve": "timeseries",

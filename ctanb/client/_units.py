@@ -14,7 +14,7 @@ from typing import Any
 
 from .._errors import CriteriaError
 
-__all__ = ["angle_deg", "energy_tev", "position_criteria"]
+__all__ = ["angle_deg", "energy_tev", "position_criteria", "to_mjd"]
 
 #: Two or more sexagesimal parts: 05h34m31.9s, -22d00m52s, 22°00'52", 05:34:31.9.
 _SEXAGESIMAL = re.compile(r"^[+-]?\d+(\.\d*)?\s*[hd:°]\s*\d")
@@ -101,3 +101,31 @@ def position_criteria(value: Any, field: str) -> dict[str, Any]:
         raise CriteriaError(
             f"{field}: {value!r} is neither a target name nor an astropy SkyCoord", field=field
         ) from None
+
+
+def to_mjd(value: Any, field: str) -> float:
+    """An MJD (TT) from a number (MJD), an ISO string (UTC) or an astropy Time."""
+    from astropy.time import Time
+
+    try:
+        if isinstance(value, Time):
+            if not value.isscalar:
+                raise ValueError("one time, not an array")
+            return float(value.tt.mjd)
+        if hasattr(value, "isoformat"):  # a datetime (taken as UTC) or a date
+            return float(Time(value, scale="utc").tt.mjd)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                return float(text)
+            except ValueError:
+                return float(Time(text, scale="utc").tt.mjd)
+    except (ValueError, TypeError):
+        pass
+    raise CriteriaError(
+        f"{field}: {value!r} is not a time (give an ISO string such as "
+        "'2004-12-04T22:00:00' (UTC), an MJD number (TT) or an astropy Time)",
+        field=field,
+    )

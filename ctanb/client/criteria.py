@@ -27,6 +27,10 @@ Criterion -> ObsCore column
 ``max_zenith``             ``zen_pnt <= value``
 others                     the column of the same name (value or list of values)
 =========================  ==========================================================
+
+Product searches (``product_kind``, ``derived_from_run``, ``software``, ``step``,
+``parameter``) are conditions over ObsCore and the ``provenance`` (ProvTAP) tables:
+see :mod:`ctanb.client._product_criteria`.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from .._errors import CriteriaError
 from ..datamodel import CHOICES, COLUMNS_BY_NAME, DATA_LEVELS, HC_TEV_M, OBSCORE_TABLE
-from ._units import angle_deg, energy_tev, position_criteria
+from ._product_criteria import check_product_criteria, parse_parameter, product_conditions
+from ._units import angle_deg, energy_tev, position_criteria, to_mjd
 
 __all__ = ["Criteria", "adql_number", "adql_string", "build_adql", "to_mjd"]
 
@@ -92,34 +97,6 @@ def adql_number(value: float) -> str:
     return repr(value)
 
 
-def to_mjd(value: Any, field: str) -> float:
-    """An MJD (TT) from a number (MJD), an ISO string (UTC) or an astropy Time."""
-    from astropy.time import Time
-
-    try:
-        if isinstance(value, Time):
-            if not value.isscalar:
-                raise ValueError("one time, not an array")
-            return float(value.tt.mjd)
-        if hasattr(value, "isoformat"):  # a datetime (taken as UTC) or a date
-            return float(Time(value, scale="utc").tt.mjd)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            text = value.strip()
-            try:
-                return float(text)
-            except ValueError:
-                return float(Time(text, scale="utc").tt.mjd)
-    except (ValueError, TypeError):
-        pass
-    raise CriteriaError(
-        f"{field}: {value!r} is not a time (give an ISO string such as "
-        "'2004-12-04T22:00:00' (UTC), an MJD number (TT) or an astropy Time)",
-        field=field,
-    )
-
-
 class Criteria(BaseModel):
     """What to search for in an ObsCore archive of IACT data.
 
@@ -157,6 +134,18 @@ class Criteria(BaseModel):
         Pointing modes to leave out (rows without a pointing mode are kept).
     max_zenith : float, Quantity, Angle or str
         Largest mean zenith angle (numbers are degrees).
+    product_kind : str or list of str
+        Kind of published product (``counts``, ``flux_points``...): the end of
+        ``dataproduct_subtype`` (with ``data_level`` DL4 or DL5, else both).
+    derived_from_run : str, int or list
+        Products with this run (``obs_id``) anywhere in their lineage.
+    software, software_version : str
+        Products made by an activity run with this software (``gammapy``, ``2.1``).
+    step, step_version : str
+        Products made by this step (``counts-map``) and version (``1.0``).
+    parameter : str or dict
+        ``"radius_deg = 0.1"`` (``;`` between several) or ``{"radius_deg": 0.1}``:
+        a parameter value of the activity that made the product.
     limit : int
         Largest number of rows (``TOP``).
     """
@@ -198,6 +187,14 @@ class Criteria(BaseModel):
     reco_method: StrOrList = None
     applied_cuts: StrOrList = None
     data_quality: StrOrList = None
+    # Published products (DL4/DL5) and their provenance (ctanb.client._product_criteria).
+    product_kind: StrOrList = None
+    derived_from_run: StrOrList = None
+    software: str | None = None
+    software_version: str | None = None
+    step: str | None = None
+    step_version: str | None = None
+    parameter: dict[str, str] | None = None
 
     def __init__(self, **data: Any) -> None:
         shortcuts = ("time", "position")
@@ -252,9 +249,10 @@ class Criteria(BaseModel):
             data[key] = angle_deg(data.get(key), key)
         for key in ("energy_min", "energy_max"):
             data[key] = energy_tev(data.get(key), key)
+        data["parameter"] = parse_parameter(data.get("parameter"))
         return {k: v for k, v in data.items() if v is not None}
 
-    @field_validator("obs_id", "proposal_id", mode="before")
+    @field_validator("obs_id", "proposal_id", "derived_from_run", mode="before")
     @classmethod
     def _ids_as_text(cls, v: Any) -> Any:
         # Run numbers are often typed as integers; the column holds text.
@@ -337,6 +335,7 @@ class Criteria(BaseModel):
                     f"{', '.join(CHOICES['pointing_mode'])}",
                     field="exclude_pointing_mode",
                 )
+        check_product_criteria(self.__dict__)
         if (self.ra is None) != (self.dec is None):
             field = "dec" if self.dec is None else "ra"
             raise CriteriaError(f"{field}: give both ra and dec", field=field)
@@ -485,6 +484,7 @@ def build_adql(
         values = _as_list(getattr(criteria, name))
         if values:
             where.append(_in(column_name, values))
+    where += product_conditions(criteria, adql_string)
     select = ", ".join(_col(c) for c in columns) if columns else "*"
     top = f"TOP {int(criteria.limit)} " if criteria.limit else ""
     text = f"SELECT {top}{select} FROM {OBSCORE_TABLE}"

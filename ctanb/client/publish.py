@@ -98,7 +98,7 @@ def publish(archive: Any, product: str | Path, *, curation: dict[str, Any] | Non
 
 
 def fetch_published(ref: str, out_dir: str | Path, *, archive: str | None = None,
-                    token: str | None = None) -> tuple[Path, str]:  # fmt: skip
+                    token: str | None = None, client: Any = None) -> tuple[Path, str]:  # fmt: skip
     """Download a published product by its DID or URL into *out_dir* (``original/``).
 
     Parameters
@@ -111,6 +111,8 @@ def fetch_published(ref: str, out_dir: str | Path, *, archive: str | None = None
         Base URL of the archive (default: ``CTANB_TAP_URL``; from the URL when *ref* is one).
     token : str, optional
         Archive token for a proprietary product (default ``CTANB_TOKEN``).
+    client : Archive, optional
+        A connected archive whose session (and token) to use instead of *token*.
 
     Returns
     -------
@@ -136,7 +138,7 @@ def fetch_published(ref: str, out_dir: str | Path, *, archive: str | None = None
                 f"which archive holds {ref}? give --archive URL (or set CTANB_TAP_URL)"
             )
         url, name = f"{archive.rstrip('/')}/files/{quote(ref, safe='')}", ref
-    client = connect(archive, token=token)
+    client = client if client is not None else connect(archive, token=token)
     try:
         resp = client.session.get(url, timeout=300)
     except Exception as exc:  # requests' errors, named by the layer that failed

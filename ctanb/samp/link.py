@@ -348,9 +348,43 @@ class SampLink:
         return self.send(MTYPE_IMAGE, params, to, url=url, **kwargs)
 
     def send_spectrum(
-        self, spectrum: Any, to: str | Iterable[str] | None = None, *, name: str = "spectrum", **kw
+        self,
+        spectrum: Any,
+        to: str | Iterable[str] | None = None,
+        *,
+        name: str = "spectrum",
+        target: str = "",
+        did: str = "",
+        **kw: Any,
     ) -> Delivery:
-        """Send a spectrum (``spectrum.load.ssa-generic``): a table (sent as VOTable) or FITS."""
+        """Send a spectrum (``spectrum.load.ssa-generic``).
+
+        Flux points or an SED (a gammapy ``gadf-sed`` FITS product, its bytes or
+        HDUList, or such a table) go as a VOTable with units, UCDs and Spectrum-DM
+        utypes, and the message's ``meta`` carries the SSA fields (``Access.Format``,
+        ``Target.Name``, ``Char.FluxAxis.Unit``, ...; see :mod:`ctanb.samp.spectrum`).
+        Any other table goes as a VOTable, anything else as FITS.
+
+        Parameters
+        ----------
+        spectrum : path, bytes, HDUList or astropy.table.Table
+            What to send.
+        to : str or list of str, optional
+            Application names; default: every application that loads spectra.
+        name, target, did : str, optional
+            Title, target name and publisher DID of the spectrum.
+        """
+        from .spectrum import spectrum_meta, spectrum_table, spectrum_votable
+
+        try:
+            table = spectrum_table(spectrum, name=name, target=target, did=did)
+        except CtanbError:
+            table = None
+        if table is not None:
+            url = self.publisher.publish(spectrum_votable(table), f"{name}.vot", VOTABLE_TYPE)
+            meta = spectrum_meta(table, url=url, content_type=VOTABLE_TYPE)
+            params = {"url": url, "name": name, "meta": meta}
+            return self.send(MTYPE_SPECTRUM, params, to, url=url, **kw)
         try:
             data, content = table_to_votable_bytes(spectrum, name=name), VOTABLE_TYPE
             suffix = ".vot"

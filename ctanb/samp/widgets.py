@@ -1,4 +1,4 @@
-"""Small ipywidgets controls for SAMP: a client chooser and Send table/selected/image buttons.
+"""Small ipywidgets controls for SAMP: a client chooser and Send table/selected/image/spectrum.
 
 The notebook panels embed :class:`SampControls`; every button handler is one call
 of a public :class:`~ctanb.samp.SampLink` method, and any :class:`~ctanb.CtanbError`
@@ -40,6 +40,12 @@ class SampControls:
         that table).
     image : path, HDUList, gammapy Map or callable, optional
         What "Send image" sends (e.g. a count map).
+    spectrum : callable, optional
+        Returns what "Send spectrum" sends: ``{"source": flux points (path, bytes or
+        table), "name", "target", "did"}``, or None when nothing selected is a spectrum.
+    has_spectrum : callable, optional
+        Cheap test whether a spectrum is selected: the "Send spectrum" button shows
+        only then (:meth:`refresh_spectrum`).
 
     Attributes
     ----------
@@ -54,24 +60,32 @@ class SampControls:
         table: Any = None,
         rows: Any = None,
         image: Any = None,
+        spectrum: Any = None,
+        has_spectrum: Any = None,
     ) -> None:
         import ipywidgets as w
 
         self.link = link
         self.table, self.rows, self.image = table, rows, image
+        self.spectrum, self.has_spectrum = spectrum, has_spectrum
         self.chooser = w.Dropdown(description="Send to", options=[ALL_CLIENTS])
         self.refresh_button = w.Button(icon="refresh", tooltip="Read the hub's client list again")
         self.send_table_button = w.Button(description="Send table", icon="table")
         self.send_selected_button = w.Button(description="Send selected", icon="check-square")
         self.send_image_button = w.Button(description="Send image", icon="image")
+        self.send_spectrum_button = w.Button(description="Send spectrum", icon="line-chart",
+                                             tooltip="Send the selected flux points / SED "
+                                             "to spectral tools (spectrum.load.ssa-generic)")  # fmt: skip
         self.status = w.HTML()
-        for button in (self.send_table_button, self.send_selected_button, self.send_image_button):
+        for button in (self.send_table_button, self.send_selected_button, self.send_image_button,
+                       self.send_spectrum_button):  # fmt: skip
             button.layout = w.Layout(width="auto")
         self.refresh_button.layout = w.Layout(width="2.5em")
         self.refresh_button.on_click(lambda _: self._run(self.refresh))
         self.send_table_button.on_click(lambda _: self._run(self.send_table))
         self.send_selected_button.on_click(lambda _: self._run(self.send_selected))
         self.send_image_button.on_click(lambda _: self._run(self.send_image))
+        self.send_spectrum_button.on_click(lambda _: self._run(self.send_spectrum))
         row = w.HBox(
             [
                 self.chooser,
@@ -79,11 +93,13 @@ class SampControls:
                 self.send_table_button,
                 self.send_selected_button,
                 self.send_image_button,
+                self.send_spectrum_button,
             ]
         )
         self.widget = w.VBox([row, self.status])
         link.on_clients(self._set_clients)
         self._run(self.refresh)
+        self.refresh_spectrum()
 
     # --- the public actions (one per button) ------------------------------------------------
     @property
@@ -125,6 +141,25 @@ class SampControls:
         if image is None:
             raise CtanbError("no image to send: make a count map first")
         return self._show(self.link.send_image(image, to=self.target, wait=False))
+
+    def send_spectrum(self) -> Delivery:
+        """Send the selected flux points / SED as a spectrum (``spectrum.load.ssa-generic``)."""
+        chosen = _current(self.spectrum)
+        if not chosen:
+            raise CtanbError("no spectrum selected: check one flux-point or SED product row")
+        return self._show(self.link.send_spectrum(
+            chosen["source"], to=self.target, name=chosen.get("name") or "spectrum",
+            target=chosen.get("target", ""), did=chosen.get("did", ""), wait=False))  # fmt: skip
+
+    def refresh_spectrum(self) -> bool:
+        """Show the "Send spectrum" button only while a spectrum or SED is selected."""
+        try:
+            shown = bool(_current(self.has_spectrum)) if self.has_spectrum is not None else (
+                self.spectrum is not None)  # fmt: skip
+        except CtanbError:
+            shown = False
+        self.send_spectrum_button.layout.display = "" if shown else "none"
+        return shown
 
     # --- plumbing ------------------------------------------------------------------------------
     def _set_clients(self, names: list[str]) -> None:

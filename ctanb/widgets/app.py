@@ -9,6 +9,7 @@ from typing import Any
 import ipywidgets as w
 import traitlets as t
 
+from . import _products
 from ._errors import guarded
 from ._tools import LoginBox, ResultsTools
 from .provenance import ProvenancePanel
@@ -54,7 +55,7 @@ class App(w.VBox):
         self.search = SearchPanel(archive)
         self.table = ResultsTable()
         self.sky = SkyView(use_aladin=use_aladin)
-        self.provenance = ProvenancePanel()
+        self.provenance = ProvenancePanel(archive=lambda: self.search.archive)
         self.analysis = _analysis_panel(self)
         self.jobs = None  # the JobList, built when its tab is first opened (it reads the store)
         # The Jobs tab: the async archive searches of this App, then the analysis jobs.
@@ -81,9 +82,13 @@ class App(w.VBox):
         self.search.observe(lambda ch: self._mark_target(ch["new"]), "resolved")
         # The marker follows the position the query uses (typed RA/Dec win over a name).
         self.search.observe(lambda ch: self._mark_position(ch["new"]), "criteria")
+        # A checked product row (DL4/DL5) opens in the provenance panel, from the archive.
+        self.open_product_button = w.Button(description="Provenance of product", icon="sitemap",
+                                            layout=w.Layout(width="auto"))  # fmt: skip
+        self.open_product_button.on_click(lambda _: guarded(self.table, self.open_product))
         explore = w.VBox([self.login_box, self.search, w.HTML("<b>Results</b>"), self.table,
-                          self.table.error_display, self.tools, self.sky,
-                          self.sky.error_display])  # fmt: skip
+                          self.table.error_display, self.tools, self.open_product_button,
+                          self.sky, self.sky.error_display])  # fmt: skip
         # SAMP is in every App: connected on demand (a hub on this computer, or the
         # browser's Web Profile for hosted kernels), or at once when a link is given.
         self.samp_box = w.VBox([_samp_starter(self)])
@@ -130,6 +135,14 @@ class App(w.VBox):
                 + " column): search with SELECT * to analyse or download them"
             )
         return self.results[sorted(self.table.selected_rows)]
+
+    def open_product(self, row: Any = None):
+        """Open the checked product row (or *row*) in the provenance panel, from the archive."""
+        return _products.open_product(self, row)
+
+    def selected_spectrum(self) -> dict | None:
+        """The checked flux-point/SED product, fetched for "Send spectrum" (None if none)."""
+        return _products.spectrum_to_send(self)
 
     def export(self, path: Any = None, format: str | None = None):
         """Write the results table (VOTable, FITS, CSV) to *path* or the products folder."""
@@ -222,8 +235,11 @@ class App(w.VBox):
 
         controls = SampControls(samp, table=lambda: self.table.table,
                                 rows=lambda: list(self.table.selected_rows),
-                                image=self.count_map_image)  # fmt: skip
+                                image=self.count_map_image, spectrum=self.selected_spectrum,
+                                has_spectrum=lambda: _products.has_spectrum(self))  # fmt: skip
         self.samp_controls = controls
+        self.table.observe(lambda _: controls.refresh_spectrum(), "selected_rows")
+        self.provenance.observe(lambda _: controls.refresh_spectrum(), "product")
 
         def from_samp(selection) -> None:  # TOPCAT/Aladin selected rows of our table
             table = self.table.table

@@ -13,6 +13,7 @@ import traitlets as t
 from .._errors import ProvenanceError
 from ._action import ActionButton
 from ._errors import ErrorDisplay, guarded
+from ._provenance_archive import ArchiveActions
 
 __all__ = ["ProvenancePanel"]
 
@@ -31,22 +32,27 @@ def _table_html(header: list[str], rows: list[list[Any]]) -> str:
     )
 
 
-class ProvenancePanel(w.VBox):
-    """Look at and redo the provenance of a product.
+class ProvenancePanel(ArchiveActions, w.VBox):
+    """Look at, publish and redo the provenance of a product.
 
     Parameters
     ----------
     store : ProvenanceStore, optional
         Where the query form looks (default: :func:`~ctanb.provenance.default_store`).
+    archive : Archive, str or callable, optional
+        The archive to publish to and open published products from (or its URL, or a
+        getter of it); default: :func:`ctanb.connect`'s default, on first use.
 
     Attributes
     ----------
     product : str
-        The product file shown.
+        The product shown: a file, or the DID of a product opened from the archive.
     activities : list of dict
         The lineage: one ``{"name", "version", "status", "start", "end"}`` per activity.
     verdict : str
         The last redo's verdict (``str(RedoReport)``), ``redo_ok`` its outcome.
+    published_did, publish_message, publish_ok : str, str, bool
+        The DID of the product published or opened; what the last publication said.
     """
 
     product = t.Unicode("")
@@ -59,9 +65,15 @@ class ProvenancePanel(w.VBox):
     error = t.Unicode("")
     #: Graph zoom: 1 fits the graph to the panel's width; larger zooms in (scroll to pan).
     zoom = t.Float(1.0)
+    #: The product's DID once published (or opened from the archive).
+    published_did = t.Unicode("")
+    #: What the last publication said ("" before any), ``publish_ok`` its outcome.
+    publish_message = t.Unicode("")
+    publish_ok = t.Bool(None, allow_none=True)
 
-    def __init__(self, store: Any = None, **kwargs: Any) -> None:
+    def __init__(self, store: Any = None, archive: Any = None, **kwargs: Any) -> None:
         self._store = store
+        self._archive_source = archive
         self.error_display = ErrorDisplay()
         self.product_list = w.Combobox(description="Product", placeholder="path of a FITS product",
                                        layout=w.Layout(width="70%"), ensure_option=False)  # fmt: skip
@@ -71,6 +83,11 @@ class ProvenancePanel(w.VBox):
                                         inputs=[self.product_list])  # fmt: skip
         self.redo_button = ActionButton(description="Redo", icon="repeat",
                                         inputs=[self.product_list])  # fmt: skip
+        publish_box = self._archive_widgets()
+        self.publish_button = ActionButton(description="Publish", icon="upload",
+                                           tooltip="Publish the product into the archive",
+                                           inputs=[self.product_list,
+                                                   *self.curation_boxes.values()])  # fmt: skip
         self.graph_view = w.HTML(layout=w.Layout(overflow="auto", max_height="480px"))
         self.zoom_out_button = w.Button(description="", icon="search-minus", tooltip="Zoom out",
                                         layout=w.Layout(width="40px"))  # fmt: skip
@@ -89,6 +106,7 @@ class ProvenancePanel(w.VBox):
         self.query_view = w.HTML()
         self.show_button.on_click(lambda _: guarded(self, self.show))
         self.redo_button.on_click(lambda _: guarded(self, self.redo))
+        self.publish_button.on_click(lambda _: guarded(self, self.publish))
         self.query_button.on_click(lambda _: guarded(self, self.query))
         graph_box = w.VBox([
             w.HBox([self.zoom_out_button, self.zoom_in_button, self.zoom_fit_button,
@@ -97,11 +115,14 @@ class ProvenancePanel(w.VBox):
             self.graph_view])  # fmt: skip
         tabs = w.Tab(children=[graph_box, self.lineage_view,
                                w.VBox([w.HBox([self.query_name, self.query_version,
-                                               self.query_button]), self.query_view])],
-                     titles=("Graph", "Lineage", "Query store"))  # fmt: skip
+                                               self.query_button]), self.query_view]),
+                               publish_box],
+                     titles=("Graph", "Lineage", "Query store", "Publish"))  # fmt: skip
         super().__init__(
             children=[
-                w.HBox([self.product_list, self.show_button, self.redo_button]),
+                w.HBox(
+                    [self.product_list, self.show_button, self.redo_button, self.publish_button]
+                ),
                 self.error_display,
                 self.verdict_view,
                 tabs,
@@ -131,8 +152,12 @@ class ProvenancePanel(w.VBox):
         if not path.is_file():
             raise ProvenanceError(f"product {path} does not exist")
         graph = read_provenance(path)
-        self.product = str(path)
-        self.product_list.value = str(path)
+        self._display(graph, str(path))
+        return graph
+
+    def _display(self, graph: Any, product: str) -> None:
+        self.product = product
+        self.product_list.value = product
         self.activities = [
             {"name": a.name, "version": a.version, "status": a.status,
              "start": a.start_time, "end": a.end_time or "", "id": a.id}
@@ -150,7 +175,6 @@ class ProvenancePanel(w.VBox):
             "<b>Activities</b>" + _table_html(["activity", "version", "status", "start", "end"], rows)
             + "<b>Entities</b>" + _table_html(["kind", "name", "level", "obs_id", "sha256"], entities)
         )  # fmt: skip
-        return graph
 
     def zoom_in(self) -> None:
         """Show the graph larger (scroll the panel to pan)."""
@@ -183,11 +207,15 @@ class ProvenancePanel(w.VBox):
         """Re-run the product's recorded chain into *out_dir* and show the verdict."""
         from ..provenance import redo
 
-        if not self.product:
-            self.show()
+        chosen = self.product_list.value.strip()
+        if not self.product or (chosen and chosen != self.product):
+            self.open_published(chosen) if chosen.startswith("ivo://") else self.show()
         out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="ctanb-redo-"))
         self.verdict_view.value = "<i>re-running ...</i>"
-        report = redo(self.product, out)
+        if self.product.startswith("ivo://"):  # published: fetched by DID, inputs by DID
+            report = self._redo_published(out)
+        else:
+            report = redo(self.product, out)
         self.verdict, self.redo_ok = str(report), bool(report.ok)
         colour = "#2e7d32" if report.ok else "#c62828"
         self.verdict_view.value = (

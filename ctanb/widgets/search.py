@@ -14,7 +14,9 @@ enumerable ObsCore, ObsConfig and provenance column that
 :class:`~ctanb.client.Criteria` can filter becomes a choice list, first filled
 from the data model's ``choices`` and then (``load_choices``) from the archive's
 own values (``SELECT DISTINCT``). The ADQL box follows the form
-(:meth:`Archive.adql <ctanb.client.Archive.adql>`).
+(:meth:`Archive.adql <ctanb.client.Archive.adql>`). The "Products" section searches
+published DL4/DL5 products by kind and provenance (:mod:`._search_products`); sending
+the query and showing its phases is :mod:`._search_run`.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ import traitlets as t
 from .._errors import CriteriaError, CtanbError
 from . import _form
 from ._action import ActionButton
-from ._async import follow, phases_text, status_html
 from ._errors import ErrorDisplay, guarded
 from ._form import ANY, CRITERION_OF, FORM_GROUPS, NUMBERS, choice_columns, read_number
+from ._search_products import ProductFields
+from ._search_run import SearchRunning
 
 __all__ = ["FORM_GROUPS", "SearchPanel"]
 
@@ -47,7 +50,7 @@ _STYLE = (
 )
 
 
-class SearchPanel(w.VBox):
+class SearchPanel(SearchRunning, w.VBox):
     """Search form for an ObsCore archive.
 
     Parameters
@@ -127,10 +130,11 @@ class SearchPanel(w.VBox):
         sections = {}
         for col in choice_columns():
             sections.setdefault(FORM_GROUPS[col.group], []).append(self.choices[col.name])
+        self.products = ProductFields()
         self.sections = w.Accordion(
-            children=[w.GridBox(v, layout=w.Layout(grid_template_columns="repeat(2, 340px)"))
-                      for v in sections.values()],
-            titles=tuple(sections),
+            children=[*(w.GridBox(v, layout=w.Layout(grid_template_columns="repeat(2, 340px)"))
+                        for v in sections.values()), self.products.box],
+            titles=(*sections, "Products (DL4/DL5) and provenance"),
         )  # fmt: skip
         for name, box in self.numbers.items():
             box.add_class(f"ctanb-{name.replace('_', '-')}")  # for tests and style sheets
@@ -153,7 +157,7 @@ class SearchPanel(w.VBox):
         self.history_list.add_class("ctanb-history")
         # The buttons carry what the form shows at the click (see ActionButton).
         inputs = [self.target_text, *self.numbers.values(), *self.choices.values(),
-                  self.adql_text, self.async_box]  # fmt: skip
+                  *self.products.widgets, self.adql_text, self.async_box]  # fmt: skip
         for button in (self.resolve_button, self.search_button, self.rebuild_button):
             button.inputs = inputs
         # Handlers are one-liners onto the public methods.
@@ -170,7 +174,7 @@ class SearchPanel(w.VBox):
         self.target_text.observe(lambda ch: guarded(self, self._on_target, ch["new"]), "value")
         for name in ("ra", "dec"):
             self.numbers[name].observe(lambda _: guarded(self, self._on_position_typed), "value")
-        for box in [*self.numbers.values(), *self.choices.values()]:
+        for box in [*self.numbers.values(), *self.choices.values(), *self.products.widgets]:
             box.observe(lambda _: guarded(self, self.update_adql), "value")
         n = self.numbers
         children = [
@@ -205,7 +209,9 @@ class SearchPanel(w.VBox):
         """Fill the form: ``panel.set(target="Crab", radius=3, obs_collection="HESS-DL3-DR1")``.
 
         Keys are ``target``, the numeric criteria (``ra``, ``dec``, ``radius``,
-        ``time_start``, ...) and the column names of the choice lists.
+        ``time_start``, ...), the column names of the choice lists and the product
+        criteria (``data_level``, ``product_kind``, ``derived_from_run``, ``software``,
+        ``software_version``, ``step``, ``step_version``, ``parameter``).
         """
         with self._form_lock:
             for key, value in values.items():
@@ -219,6 +225,8 @@ class SearchPanel(w.VBox):
                     if text and text not in box.options:
                         box.options = [*box.options, text]
                     box.value = text or ANY
+                elif key in self.products.names():
+                    self.products.set(key, text)
                 else:
                     raise CriteriaError(f"the search form has no field {key!r}", field=key)
 
@@ -235,6 +243,7 @@ class SearchPanel(w.VBox):
         for column_name, box in self.choices.items():
             if box.value not in (None, "", ANY):
                 out[CRITERION_OF[column_name]] = box.value
+        out.update(self.products.read())
         # One position: the resolved name, or the typed RA/Dec (explicit, they win).
         if self.position_source == "name" and "target" in out:
             out.pop("ra", None), out.pop("dec", None)
@@ -300,68 +309,6 @@ class SearchPanel(w.VBox):
         self.update_adql()
         return self.resolved
 
-    def search(self, *, wait: bool = True):
-        """Send the ADQL (as shown, edited or not).
-
-        Parameters
-        ----------
-        wait : bool
-            Block until the answer (async queries run in a thread when False, so
-            the Cancel button stays live).
-        """
-        # The query follows the form at this moment, unless the user edited it.
-        edited = self.adql_edited and self.adql_text.value.strip()
-        adql = self.adql_text.value.strip() if edited else self.update_adql(force=True)
-        self._started, self.phase_log, self.elapsed = time.monotonic(), [], 0.0
-        if self.mode == "sync":
-            self._phase("EXECUTING", 0.0)
-            try:
-                results = self.archive.query(adql, _criteria=self.criteria or None)
-            except CtanbError:
-                self._phase("ERROR", time.monotonic() - self._started)
-                self.status.value = status_html(f"failed after {self.elapsed:.1f} s", "error")
-                raise
-            return self._done(results)
-        self._job = job = self.archive.submit(adql, _criteria=self.criteria or None)
-        # The job was created and told to run (UWS PHASE=RUN): it is queued until
-        # the server picks it up; polling reports the phases from here on.
-        self.async_queries = [{"url": job.url, "adql": adql, "phase": "QUEUED",
-                               "elapsed": 0.0, "rows": None}, *self.async_queries]  # fmt: skip
-        self._phase("QUEUED", time.monotonic() - self._started)
-        self.cancel_button.disabled = False
-        if wait:
-            return self._wait()
-        threading.Thread(target=guarded, args=(self, self._wait), daemon=True).start()
-        return None
-
-    def cancel(self) -> str:
-        """Abort the running asynchronous query; returns its final phase.
-
-        A cancel is the user's choice, not a failure: the status says so, and the
-        table keeps the previous results.
-        """
-        job = self._job
-        if job is None:
-            raise CtanbError("no asynchronous query is running")
-        self.cancel_button.disabled = True
-        phase = job.cancel()
-        self._phase(phase, time.monotonic() - self._started, job)
-        if phase == "ABORTED":
-            self._cancelled()
-        return phase
-
-    def use_history(self, index: int) -> None:
-        """Put the ADQL of history entry *index* (newest first) in the box."""
-        if index is None or index < 0:
-            return
-        self.adql_text.value = _form.history_entries(self.archive)[index].adql
-
-    def refresh_history(self, limit: int | None = None) -> None:
-        """Reload the history list: every query (or the *limit* newest), newest first."""
-        self.history_list.options = _form.history_options(
-            _form.history_entries(self.archive)[:limit]
-        )
-
     def reset(self) -> None:
         """Empty the form and the query (the "Reset" button); results and history stay."""
         with self._filling():
@@ -370,89 +317,13 @@ class SearchPanel(w.VBox):
                 box.value = ""
             for box in self.choices.values():
                 box.value = ANY
+            self.products.clear()
             self.resolved, self.position_source, self.criteria = {}, "", {}
             self._set_adql("")
         self.status.value = ""
         self.update_adql()
 
-    def load_choices(self) -> dict[str, list[str]]:
-        """Fill the choice lists with the archive's values (``SELECT DISTINCT``).
-
-        A value already chosen stays chosen (and listed, even if the archive lacks it),
-        so refilling never changes the query.
-        """
-        found = _form.distinct_values(self.archive, list(self.choices))
-        with self._form_lock:
-            # New options reset a Dropdown to its first entry before the value is put
-            # back; the rebuilds that would trigger must not reach the ADQL box.
-            self._refilling = True
-            try:
-                for column_name, box in self.choices.items():
-                    current = box.value
-                    kept = [] if current in (ANY, *found[column_name]) else [current]
-                    box.options = [ANY, *found[column_name], *kept]
-                    box.value = current
-            finally:
-                self._refilling = False
-        return found
-
     # --- plumbing ---------------------------------------------------------------------------
-    def _load_choices_once(self) -> None:
-        # The archive is connected now: fill the choice lists in the background, once.
-        if not getattr(self, "_choices_loading", False):
-            self._choices_loading = True
-            threading.Thread(target=guarded, args=(self, self.load_choices), daemon=True).start()
-
-    def _wait(self):
-        job = self._job
-        try:
-            phase = follow(job, self._started, lambda p, s: self._phase(p, s, job))
-            if phase == "ABORTED":  # cancelled (here or elsewhere): an outcome, not an error
-                self._cancelled()
-                return None
-            try:
-                results = job.results(timeout=10)
-            except CtanbError:
-                self._phase("ERROR", time.monotonic() - self._started, job)
-                self.status.value = status_html(f"failed after {self.elapsed:.1f} s", "error")
-                raise
-        finally:
-            self.cancel_button.disabled = True
-            if self._job is job:
-                self._job = None
-        self._update_async(job, rows=len(results))
-        return self._done(results)
-
-    def _phase(self, phase: str, elapsed: float, job: Any = None) -> None:
-        """A new poll: the phase (logged when it changes) and the running clock."""
-        if not self.phase_log or self.phase_log[-1][0] != phase:
-            self.phase_log = [*self.phase_log, [phase, round(elapsed, 2)]]
-        self.phase, self.elapsed = phase, round(elapsed, 2)
-        if phase not in ("COMPLETED", "ERROR", "ABORTED"):
-            self.status.value = status_html(phases_text(self.phase_log, elapsed))
-        if job is not None:
-            self._update_async(job, phase=phase, elapsed=round(elapsed, 2))
-
-    def _update_async(self, job: Any, **values: Any) -> None:
-        self.async_queries = [{**q, **values} if q["url"] == job.url else q
-                              for q in self.async_queries]  # fmt: skip
-
-    def _cancelled(self) -> None:
-        self.status.value = status_html(
-            f"Cancelled after {self.elapsed:.1f} s, as you asked; "
-            "the table still shows the previous results.",
-            "cancelled",
-        )
-
-    def _done(self, results):
-        self._phase("COMPLETED", time.monotonic() - self._started)
-        self.row_count = len(results)
-        rows = f"{len(results)} row(s)" + (" (truncated)" if results.overflow else "")
-        self.status.value = status_html(f"{rows} in {self.elapsed:.1f} s", "ok")
-        self.results = results
-        guarded(self, self.refresh_history)
-        return results
-
     def _on_adql_typed(self, change: dict) -> None:
         if not self._updating:
             # An emptied box means "follow the form again".

@@ -1,0 +1,197 @@
+"""Product searches: the kind of a published product and its provenance, as ADQL conditions.
+
+Published products (DL4/DL5) have ObsCore rows like datasets, and their provenance is
+in the ProvTAP tables of the ``provenance`` schema (:mod:`ctanb.archive.provtap`). Each
+criterion here becomes one condition on ``ivoa.obscore``: the product kind is an exact
+``dataproduct_subtype`` (``<level>-<kind>``), and every provenance criterion an
+``obs_publisher_did IN (SELECT ... FROM provenance.... JOIN ...)`` subquery, so they
+combine with AND with every other criterion and the query stays one plain ADQL text.
+
+Criterion -> condition
+----------------------
+=====================  ============================================================
+``product_kind``       ``dataproduct_subtype IN ('DL4-counts', 'DL5-counts')`` (or
+                       only the ``data_level`` given)
+``derived_from_run``   a DL3 run of its whole lineage (``provenance.product_progenitor``)
+``software``           an agent (software) of the activity that made it, with
+(``software_version``) ``provenance.agent.version``
+``step``               the step (``provenance.activity_description.name``) that made
+(``step_version``)     it, and its version
+``parameter``          ``{name: value}``: a parameter of the activity that made it
+                       (``provenance.parameter``; the value compared as text)
+=====================  ============================================================
+
+Software, step and parameters are those of the activity that generated the product
+(ADQL has no recursive query to walk the whole chain); runs are matched over the
+whole lineage.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .._errors import CriteriaError
+
+__all__ = ["PRODUCT_CRITERIA", "parse_parameter", "product_conditions"]
+
+#: The criteria of this module (Criteria field names).
+PRODUCT_CRITERIA = (
+    "product_kind",
+    "derived_from_run",
+    "software",
+    "software_version",
+    "step",
+    "step_version",
+    "parameter",
+)
+
+#: Data levels a published product has.
+PRODUCT_LEVELS = ("DL4", "DL5")
+
+#: Parameters one search may ask for (each is a subquery of three tables: the archive
+#: allows 32 tables in one query).
+MAX_PARAMETERS = 5
+
+_KIND = re.compile(r"^[A-Za-z0-9_]{1,40}$")
+_PARAMETER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]{0,63})\s*=\s*(\S.*?)\s*$")
+
+# The product entity of a published product and the activity that generated it.
+_GENERATED = (
+    "SELECT e.obs_publisher_did FROM provenance.entity AS e "
+    "JOIN provenance.wasgeneratedby AS g ON g.entity_id = e.id"
+)
+
+
+def parse_parameter(value: Any) -> dict[str, str] | None:
+    """``{name: value}`` from ``"radius_deg = 0.1"`` (``;`` between several) or a dict."""
+    if value is None or value == "" or value == {}:
+        return None
+    if isinstance(value, dict):
+        out = {}
+        for name, item in value.items():
+            if not isinstance(name, str) or not _PARAMETER.match(f"{name}=x"):
+                raise CriteriaError(
+                    f"parameter: {name!r} is not a parameter name (letters, digits, _ and .)",
+                    field="parameter",
+                )
+            out[name] = item if isinstance(item, str) else _number_text(item)
+        return out
+    if not isinstance(value, str):
+        raise CriteriaError(
+            f"parameter: give it as 'name = value' (e.g. radius_deg = 0.1), got {value!r}",
+            field="parameter",
+        )
+    out = {}
+    for part in value.split(";"):
+        if not part.strip():
+            continue
+        found = _PARAMETER.match(part)
+        if not found:
+            raise CriteriaError(
+                f"parameter: {part.strip()!r} is not 'name = value' (e.g. radius_deg = 0.1)",
+                field="parameter",
+            )
+        out[found.group(1)] = found.group(2)
+    return out or None
+
+
+def _number_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def check_product_criteria(values: dict[str, Any]) -> None:
+    """Refuse product criteria that cannot be right (called by Criteria's validation)."""
+    for kind in _as_list(values.get("product_kind")):
+        if not _KIND.match(kind):
+            raise CriteriaError(
+                f"product_kind: {kind!r} is not a product kind (letters, digits and _, "
+                "e.g. counts, flux_points)",
+                field="product_kind",
+            )
+    for name, needs in (("software_version", "software"), ("step_version", "step")):
+        if values.get(name) is not None and values.get(needs) is None:
+            raise CriteriaError(f"{name}: give the {needs} as well", field=name)
+    for name in ("software", "software_version", "step", "step_version"):
+        text = values.get(name)
+        if text is not None and not str(text).strip():
+            raise CriteriaError(f"{name}: the value is empty", field=name)
+    if len(values.get("parameter") or {}) > MAX_PARAMETERS:
+        raise CriteriaError(
+            f"parameter: give at most {MAX_PARAMETERS} 'name = value' pairs in one search",
+            field="parameter",
+        )
+    level = values.get("data_level")
+    if values.get("product_kind") and level is not None and level not in PRODUCT_LEVELS:
+        raise CriteriaError(
+            f"product_kind: published products are {' or '.join(PRODUCT_LEVELS)}, not {level}",
+            field="data_level",
+        )
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def product_conditions(criteria: Any, literal: Any) -> list[str]:
+    """The WHERE conditions of the product criteria of *criteria*.
+
+    Parameters
+    ----------
+    criteria : Criteria
+        Validated criteria.
+    literal : callable
+        Quotes a string as an ADQL literal (:func:`~ctanb.client.criteria.adql_string`).
+
+    Returns
+    -------
+    list of str
+        Conditions on ``ivoa.obscore`` (empty when no product criterion is set).
+    """
+    where: list[str] = []
+    kinds = _as_list(criteria.product_kind)
+    if kinds:
+        levels = [criteria.data_level] if criteria.data_level else list(PRODUCT_LEVELS)
+        subtypes = [literal(f"{level}-{kind}") for kind in kinds for level in levels]
+        where.append(
+            f"dataproduct_subtype = {subtypes[0]}"
+            if len(subtypes) == 1
+            else f"dataproduct_subtype IN ({', '.join(subtypes)})"
+        )
+    runs = _as_list(criteria.derived_from_run)
+    if runs:
+        ids = ", ".join(literal(str(r)) for r in runs)
+        where.append(
+            "obs_publisher_did IN (SELECT r.product_did FROM provenance.product_progenitor AS r "
+            f"WHERE r.obs_id IN ({ids}))"
+        )
+    if criteria.software is not None:
+        test = f"a.name = {literal(criteria.software)}"
+        if criteria.software_version is not None:
+            test += f" AND a.version = {literal(criteria.software_version)}"
+        where.append(
+            f"obs_publisher_did IN ({_GENERATED} "
+            "JOIN provenance.wasassociatedwith AS w ON w.activity_id = g.activity_id "
+            f"JOIN provenance.agent AS a ON a.id = w.agent_id WHERE {test})"
+        )
+    if criteria.step is not None:
+        test = f"d.name = {literal(criteria.step)}"
+        if criteria.step_version is not None:
+            test += f" AND d.version = {literal(criteria.step_version)}"
+        where.append(
+            f"obs_publisher_did IN ({_GENERATED} "
+            "JOIN provenance.activity AS s ON s.id = g.activity_id "
+            "JOIN provenance.activity_description AS d ON d.id = s.activity_description_id "
+            f"WHERE {test})"
+        )
+    for name, value in (criteria.parameter or {}).items():
+        where.append(
+            f"obs_publisher_did IN ({_GENERATED} "
+            "JOIN provenance.parameter AS p ON p.activity_id = g.activity_id "
+            f'WHERE p.name = {literal(name)} AND p."value" = {literal(value)})'
+        )
+    return where
