@@ -292,3 +292,21 @@ def test_bad_columns_of_provenance_tables_are_named_on_dachs(dachs, adql) -> Non
     word = "activities" if "activities" in adql else "colour"
     assert word in str(caught.value) and "Traceback" not in str(caught.value)
     assert word in _dachs_error(dachs, adql)
+
+
+def test_generated_rds_have_every_provtap_table_and_column() -> None:
+    """The provenance RD follows ctanb.archive.provtap (no DaCHS needed for this one)."""
+    from ctanb.archive.dachs_prov import render_curation_rd, render_prov_rd
+    from ctanb.archive.provtap import _EXTENSION, PROVTAP_TABLES
+    from ctanb.archive.publish import CURATION_COLUMNS
+
+    rd = render_prov_rd()
+    assert '<resource schema="provenance"' in rd
+    for table, (_, cols) in {**PROVTAP_TABLES, **_EXTENSION}.items():
+        assert f'<table id="{table}" onDisk="True" adql="True">' in rd
+        for name, *_ in cols:
+            dachs_name = "quoted/value" if name == "value" else name
+            assert f'<column name="{dachs_name}" type="text"' in rd, (table, name)
+    curation = render_curation_rd()
+    assert '<resource schema="products"' in curation
+    assert all(f'<column name="{n}"' in curation for n, _, _ in CURATION_COLUMNS)

@@ -120,14 +120,16 @@ def _walk(graph: Any, starts: set[str], depth: int | None, direction: str) -> An
             ents |= {r.entity_id for r in far}
         frontier = nxt
     out = ProvenanceGraph()
-    for act_id in acts:
+    # In the record's order, not a set's: the same request gives the same document
+    # in every process (DaCHS serves these documents written by another process).
+    for act_id in (a for a in graph.activities if a in acts):
         act = graph.activities[act_id]
         out.activities[act_id] = dataclasses.replace(
             act,
             used=[r for r in act.used if r.entity_id in ents],
             generated=[r for r in act.generated if r.entity_id in ents],
         )
-    out.entities = {e: graph.entities[e] for e in ents if e in graph.entities}
+    out.entities = {e: ent for e, ent in graph.entities.items() if e in ents}
     return out
 
 
