@@ -603,26 +603,34 @@ def test_provsap_back_all_leaves_out_what_is_not_the_products_lineage(own, tmp_p
     src.close()
     dst.close()
     graph = ProvenanceGraph()
-    for ent in ("run", "map", "product", "sibling"):
+    for ent in ("ctanb:run", "ctanb:map", "ctanb:product", "ctanb:sibling"):
         graph.entities[ent] = EntityRecord(ent, "file", data_level="DL4")
-    steps = (("a1", "run", "map"), ("a2", "map", "product"), ("a3", "map", "sibling"))
+    steps = (
+        ("ctanb:a1", "ctanb:run", "ctanb:map"),
+        ("ctanb:a2", "ctanb:map", "ctanb:product"),
+        ("ctanb:a3", "ctanb:map", "ctanb:sibling"),
+    )
     for act, used, made in steps:
-        graph.activities[act] = ActivityRecord(act, f"step-{act}", "1.0", used=[Relation(used)],
+        graph.activities[act] = ActivityRecord(act, f"step-{act[-2:]}", "1.0", used=[Relation(used)],
                                                generated=[Relation(made)])  # fmt: skip
     conn = archive_db.connect(copy)
     create_publish_schema(conn)
-    insert_product_provenance(conn, "ivo://x/products?p", graph, "product", None, None)
-    insert_product_provenance(conn, "ivo://x/products?q", graph, "map", None, None)
+    insert_product_provenance(conn, "ivo://x/products?p", graph, "ctanb:product", None, None)
+    insert_product_provenance(conn, "ivo://x/products?q", graph, "ctanb:map", None, None)
     text = graph.serialize("json")
-    assert not _whole_record(conn, "ivo://x/products?p", "product")  # a3 is not its lineage
-    doc = json.loads(product_document(conn, "ivo://x/products?p", "product", text, "PROV-JSON"))
+    assert not _whole_record(conn, "ivo://x/products?p", "ctanb:product")  # a3 is not its lineage
+    doc = json.loads(
+        product_document(conn, "ivo://x/products?p", "ctanb:product", text, "PROV-JSON")
+    )
     assert len(doc["activity"]) == 2  # a1 and a2, not a3
-    expected = _walk(graph, {"product"}, None, "BACK")
+    expected = _walk(graph, {"ctanb:product"}, None, "BACK")
     assert _ids(doc) == _ids(json.loads(expected.serialize("json")))
     # a graph that is all lineage is answered whole, word for word
-    del graph.activities["a3"], graph.entities["sibling"]
+    del graph.activities["ctanb:a3"], graph.entities["ctanb:sibling"]
     whole = graph.serialize("json")
-    insert_product_provenance(conn, "ivo://x/products?r", graph, "product", None, None)
-    assert _whole_record(conn, "ivo://x/products?r", "product")
-    assert product_document(conn, "ivo://x/products?r", "product", whole, "PROV-JSON") == whole
+    insert_product_provenance(conn, "ivo://x/products?r", graph, "ctanb:product", None, None)
+    assert _whole_record(conn, "ivo://x/products?r", "ctanb:product")
+    assert (
+        product_document(conn, "ivo://x/products?r", "ctanb:product", whole, "PROV-JSON") == whole
+    )
     conn.close()
