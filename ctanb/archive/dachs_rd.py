@@ -14,6 +14,9 @@ the same rows by construction:
     index on the ``spoly`` ``s_region``), table ``ctanb.files`` (``//products#table``:
     the files, with owner/embargo for proprietary data) and the DataLink service
     ``ctanb/q/dl`` (``#this``, ``#calibration`` ... from ``ctanb.files``).
+``ctanb/prov.rd``, ``ctanb/curation.rd``, ``ctanb.links``
+    Published products: their provenance (schema ``provenance``), curation and
+    DataLink rows, from :mod:`ctanb.archive.dachs_prov`.
 ``data/obs.copy``, ``data/files.csv``, ``data/users.tsv``
     The rows: ObsCore rows in PostgreSQL COPY text format (loaded by a ``preIndex``
     script of the RD, so indexes are built after loading), the files with their
