@@ -27,6 +27,7 @@ Target: p50 <= 50 ms for both queries. Results go to bench/results/bench_publish
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -190,9 +192,16 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         results["publish_new_product_p50_ms"] = statistics.median(times) * 1000
 
-        def sync(adql: str) -> None:
-            requests.post(f"{server.url}/sync", data={"REQUEST": "doQuery", "LANG": "ADQL",
-                          "QUERY": adql}, timeout=60).raise_for_status()  # fmt: skip
+        def sync(adql: str) -> bytes:
+            resp = requests.post(f"{server.url}/sync", data={"REQUEST": "doQuery", "LANG": "ADQL",
+                                 "QUERY": adql}, timeout=60)  # fmt: skip
+            resp.raise_for_status()
+            return resp.content
+
+        def table(adql: str) -> Any:
+            from astropy.io.votable import parse_single_table
+
+            return parse_single_table(io.BytesIO(sync(adql))).to_table()
 
         start = time.perf_counter()
         _synthetic(db, count, 100)
@@ -204,9 +213,9 @@ def main() -> None:
                    "provenance.product_progenitor AS p ON p.product_did = o.obs_publisher_did "
                    "WHERE p.obs_id = '23523'")  # fmt: skip
         results["provtap_derived_from_run_p50_ms"] = _p50(lambda: sync(derived), repeat)
-        dids = iter([str(d) for d in archive.query(
+        dids = iter([str(d) for d in table(
             f"SELECT TOP {repeat} product_did FROM provenance.product_progenitor "
-            "WHERE obs_id = '23526' ORDER BY product_did").to_table()["product_did"]])  # fmt: skip
+            "WHERE obs_id = '23526' ORDER BY product_did")["product_did"]])  # fmt: skip
 
         def provsap() -> None:
             resp = requests.get(f"{server.url}/provsap", params={"ID": next(dids), "DEPTH": "ALL"},
@@ -215,7 +224,7 @@ def main() -> None:
             assert len(resp.json()["activity"]) == 100, "not the whole lineage"
 
         results["provsap_back_all_p50_ms"] = _p50(provsap, repeat)
-        n_derived = len(archive.query(derived).to_table())
+        n_derived = len(table(derived))
     for key in ("provtap_derived_from_run_p50_ms", "provsap_back_all_p50_ms"):
         results[key.replace("_p50_ms", "_ratio_to_baseline")] = (
             results[key] / results["baseline_p50_ms"]
