@@ -566,3 +566,71 @@ def test_async_adql_on_provenance_tables_leaks_nothing(own, published):
     assert len(service.run_async(adql)) == 0
     public = f"SELECT id FROM provenance.entity WHERE obs_publisher_did = '{published['smoothed']}'"
     assert len(service.run_async(public)) == 1
+
+
+def _ids(doc: dict) -> dict[str, set]:
+    """What a PROV-JSON document says, independent of its layout: the ids of its records
+    and the (activity, entity) pairs of its relations."""
+    out = {kind: set(doc.get(kind, {})) for kind in ("activity", "entity", "agent")}
+    for kind, keys in (("used", ("prov:activity", "prov:entity")),
+                       ("wasGeneratedBy", ("prov:activity", "prov:entity"))):  # fmt: skip
+        out[kind] = {tuple(r.get(k) for k in keys) for r in doc.get(kind, {}).values()}
+    return out
+
+
+def test_provsap_back_all_is_the_whole_record_found_fast(own, published):
+    """DEPTH=ALL answers the stored record (one recursive query decides it); it says the
+    same as walking the graph step by step (DEPTH=50 takes the general path)."""
+    smoothed = published["smoothed"]
+    fast = _provsap(own.url, ID=smoothed, DEPTH="ALL").json()
+    walked = _provsap(own.url, ID=smoothed, DEPTH="50").json()
+    assert _ids(fast) == _ids(walked)
+    assert len(fast["activity"]) == 2 and len(fast["used"]) >= 2
+
+
+def test_provsap_back_all_leaves_out_what_is_not_the_products_lineage(own, tmp_path):
+    """A record holding a sibling branch (another output of the analysis, made by an
+    activity the product does not come from) is walked, not answered whole."""
+    from ctanb.archive import db as archive_db
+    from ctanb.archive.provtap import insert_product_provenance
+    from ctanb.archive.publish import create_publish_schema
+    from ctanb.archive.service.provsap import _walk, _whole_record, product_document
+    from ctanb.provenance.records import ActivityRecord, EntityRecord, ProvenanceGraph, Relation
+
+    copy = tmp_path / "archive.db"
+    src, dst = sqlite3.connect(own.db), sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    graph = ProvenanceGraph()
+    for ent in ("ctanb:run", "ctanb:map", "ctanb:product", "ctanb:sibling"):
+        graph.entities[ent] = EntityRecord(ent, "file", data_level="DL4")
+    steps = (
+        ("ctanb:a1", "ctanb:run", "ctanb:map"),
+        ("ctanb:a2", "ctanb:map", "ctanb:product"),
+        ("ctanb:a3", "ctanb:map", "ctanb:sibling"),
+    )
+    for act, used, made in steps:
+        graph.activities[act] = ActivityRecord(act, f"step-{act[-2:]}", "1.0", used=[Relation(used)],
+                                               generated=[Relation(made)])  # fmt: skip
+    conn = archive_db.connect(copy)
+    create_publish_schema(conn)
+    insert_product_provenance(conn, "ivo://x/products?p", graph, "ctanb:product", None, None)
+    insert_product_provenance(conn, "ivo://x/products?q", graph, "ctanb:map", None, None)
+    text = graph.serialize("json")
+    assert not _whole_record(conn, "ivo://x/products?p", "ctanb:product")  # a3 is not its lineage
+    doc = json.loads(
+        product_document(conn, "ivo://x/products?p", "ctanb:product", text, "PROV-JSON")
+    )
+    assert len(doc["activity"]) == 2  # a1 and a2, not a3
+    expected = _walk(graph, {"ctanb:product"}, None, "BACK")
+    assert _ids(doc) == _ids(json.loads(expected.serialize("json")))
+    # a graph that is all lineage is answered whole, word for word
+    del graph.activities["ctanb:a3"], graph.entities["ctanb:sibling"]
+    whole = graph.serialize("json")
+    insert_product_provenance(conn, "ivo://x/products?r", graph, "ctanb:product", None, None)
+    assert _whole_record(conn, "ivo://x/products?r", "ctanb:product")
+    assert (
+        product_document(conn, "ivo://x/products?r", "ctanb:product", whole, "PROV-JSON") == whole
+    )
+    conn.close()

@@ -14,6 +14,9 @@ the same rows by construction:
     index on the ``spoly`` ``s_region``), table ``ctanb.files`` (``//products#table``:
     the files, with owner/embargo for proprietary data) and the DataLink service
     ``ctanb/q/dl`` (``#this``, ``#calibration`` ... from ``ctanb.files``).
+``ctanb/prov.rd``, ``ctanb/curation.rd``, ``ctanb.links``
+    Published products: their provenance (schema ``provenance``), curation and
+    DataLink rows, from :mod:`ctanb.archive.dachs_prov`.
 ``data/obs.copy``, ``data/files.csv``, ``data/users.tsv``
     The rows: ObsCore rows in PostgreSQL COPY text format (loaded by a ``preIndex``
     script of the RD, so indexes are built after loading), the files with their
@@ -47,6 +50,14 @@ from xml.sax.saxutils import escape, quoteattr
 from .._errors import ConfigError
 from ..datamodel import OBSCORE_COLUMNS, Column
 from . import db as archive_db
+from .dachs_prov import (
+    LINKS_TABLE_XML,
+    LINKS_UNION,
+    did_access,
+    export_products,
+    render_curation_rd,
+    render_prov_rd,
+)
 from .policy import AccessPolicy
 
 __all__ = [
@@ -207,6 +218,7 @@ def render_rd(*, region_index: bool = True) -> str:
 		</make>
 	</data>
 
+{LINKS_TABLE_XML}
 	<data id="import">
 		<make table="obs">
 			<script type="preIndex" lang="python" name="load ObsCore rows (COPY)">
@@ -227,7 +239,9 @@ def render_rd(*, region_index: bool = True) -> str:
 	<service id="dl" allowed="dlget,dlmeta">
 		<meta name="title">ctanb DataLink</meta>
 		<meta name="description">Links to the event list (#this) and the instrument
-			response (#calibration) of each observation.</meta>
+			response (#calibration) of each observation, to the products published from
+			it (#derivation); of a product to its file, its DL3 progenitors, its
+			provenance documents and the other products of its analysis.</meta>
 		<datalinkCore>
 			<descriptorGenerator procDef="//datalink#fromtable">
 				<bind key="tableName">"{OBS_TABLE}"</bind>
@@ -238,8 +252,9 @@ def render_rd(*, region_index: bool = True) -> str:
 				<code>
 					with base.getTableConn() as conn:
 						files = list(conn.queryToDicts(
-							"SELECT semantics, accref, mime, accsize, description,"
-							" owner, embargo FROM {FILES_TABLE} WHERE did=%(did)s"
+							"SELECT * FROM (SELECT semantics, accref, mime, accsize,"
+							" description, owner, embargo FROM {FILES_TABLE} WHERE did=%(did)s"
+							"{LINKS_UNION}) AS x"
 							" ORDER BY semantics != '#this', semantics, accref",
 							{{"did": descriptor.pubDID}}))
 					for f in files:
@@ -350,8 +365,12 @@ def export_rows(
     *,
     policy: AccessPolicy | None = None,
     mirror_dir: str | Path | None = None,
+    documents: bool = True,
 ) -> ExportReport:
     """Write ``obs.copy``, ``files.csv`` and ``users.tsv`` for the RD into *out_dir*.
+
+    The rows of published products' provenance, curation and links too, and (with
+    *documents*) their provenance documents (:mod:`ctanb.archive.dachs_prov`).
 
     Files an unprivileged user cannot read (e.g. under pytest's private temporary
     directory) are copied to *mirror_dir* (default ``out_dir/mirror``) so that
@@ -379,6 +398,10 @@ def export_rows(
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{db_path} is not an embedded ctanb archive: {exc}") from None
         access = _file_access(conn)
+        docs = export_products(conn, out_dir, policy=policy or AccessPolicy.demo(),
+                               docs_dir=Path(mirror_dir or out_dir / "mirror") / "provenance",
+                               accref=_accref, digest=digest, documents=documents)  # fmt: skip
+        doc_access = did_access(conn, {d[0] for d in docs})
         files = conn.execute(
             f"SELECT did, semantics, path, content_type, size, sha256, description "
             f"FROM {archive_db.q(archive_db.FILES_TABLE)} ORDER BY did, semantics, path"
@@ -423,6 +446,12 @@ def export_rows(
                    owner or "", embargo or ""]  # fmt: skip
             digest.update(repr(row).encode())
             writer.writerow(row)
+        for did, semantics, path, ctype, size, sha, desc in docs:
+            owner, embargo = doc_access.get(did, (None, None))
+            row = [did, semantics, _accref(path), path, ctype, size, sha, desc,
+                   owner or "", embargo or ""]  # fmt: skip
+            digest.update(repr(row).encode())
+            writer.writerow(row)
     users = _users(policy or AccessPolicy.demo())
     with open(out_dir / "users.tsv", "w", encoding="utf-8") as out:
         for user, password, groups in users:
@@ -440,54 +469,26 @@ def write_resource(
     policy: AccessPolicy | None = None,
     region_index: bool = True,
     mirror_dir: str | Path | None = None,
+    documents: bool = True,
 ) -> ExportReport:
-    """Write ``q.rd`` and ``data/*`` into *resdir* (and ``userconfig.rd`` if given)."""
+    """Write ``q.rd``, ``prov.rd``, ``curation.rd`` and ``data/*`` into *resdir*
+    (and ``userconfig.rd`` if given)."""
     resdir = Path(resdir)
     resdir.mkdir(parents=True, exist_ok=True)
     (resdir / "q.rd").write_text(render_rd(region_index=region_index))
+    (resdir / "prov.rd").write_text(render_prov_rd())
+    (resdir / "curation.rd").write_text(render_curation_rd())
     if userconfig is not None:
         Path(userconfig).write_text(render_userconfig())
-    return export_rows(db_path, resdir / "data", policy=policy, mirror_dir=mirror_dir)
-
-
-def _build_source(out: Path) -> Path:
-    """Build the embedded archive from the DL3 releases and the simulated collection."""
-    from .._settings import data_dir
-    from .ingest import build_archive
-    from .simulate import simulate
-
-    sim = simulate(out.parent / "ctao-sim")
-    build_archive(out, data_dir=data_dir(must_exist=True), sim_dir=sim)
-    return out
+    return export_rows(db_path, resdir / "data", policy=policy, mirror_dir=mirror_dir,
+                       documents=documents)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m ctanb.archive.dachs_rd``: write the DaCHS resource (used by deploy/dachs/up)."""
-    import argparse
-    import json
+    from .dachs_cli import main as run
 
-    parser = argparse.ArgumentParser(
-        prog="python -m ctanb.archive.dachs_rd", description=main.__doc__
-    )
-    parser.add_argument("--db", type=Path, help="embedded archive (default: build one in --work)")
-    parser.add_argument("--work", type=Path, default=Path("/var/tmp/ctanb-dachs"))
-    parser.add_argument("--resdir", type=Path, required=True)
-    parser.add_argument("--userconfig", type=Path)
-    parser.add_argument("--policy", type=Path, help="access policy YAML (default: the demo one)")
-    parser.add_argument("--no-region-index", action="store_true")
-    parser.add_argument("--mirror", type=Path, help="where to copy files gavo cannot read")
-    args = parser.parse_args(argv)
-    db = args.db
-    if db is None:
-        db = args.work / "archive.db"
-        if not db.exists():
-            args.work.mkdir(parents=True, exist_ok=True)
-            _build_source(db)
-    policy = AccessPolicy.load(args.policy) if args.policy else None
-    report = write_resource(db, args.resdir, args.userconfig, policy=policy,
-                            region_index=not args.no_region_index, mirror_dir=args.mirror)  # fmt: skip
-    print(json.dumps({"db": str(db), **report.__dict__}))
-    return 0
+    return run(argv)
 
 
 if __name__ == "__main__":

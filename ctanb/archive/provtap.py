@@ -115,6 +115,7 @@ SCHEMA = "provenance"
 #: as "size"); queries may write p."value" (or value, which the translator accepts).
 _RESERVED = frozenset({"value"})
 _RIGHTS = ("product_did", "_access_group", "_release")
+_WALK_KEYS = {"used": ("activity_id",), "wasgeneratedby": ("entity_id",)}
 
 
 def _base(table: str) -> str:
@@ -134,6 +135,12 @@ def create_provtap_schema(conn: sqlite3.Connection) -> None:
             f"CREATE INDEX IF NOT EXISTS {q(_base(table) + '#did')} "
             f"ON {q(_base(table))} (product_did)"
         )
+        # ProvSAP walks the lineage of one product by entity and activity ids.
+        for key in _WALK_KEYS.get(table, ()):
+            conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {q(_base(table) + '#' + key)} "
+                f"ON {q(_base(table))} (product_did, {key})"
+            )
         conn.execute(
             f"CREATE VIEW IF NOT EXISTS {q(f'{SCHEMA}.{table}')} AS SELECT DISTINCT {collist} "
             f'FROM {q(_base(table))} WHERE ctanb_prov_visible("_access_group", "_release")'

@@ -18,9 +18,10 @@ from urllib.parse import quote, urlencode
 from ..publish import CURATION_TABLE, PRODUCT_INPUTS_TABLE
 from .state import ArchiveState
 
-__all__ = ["product_links"]
+__all__ = ["DESCRIPTIONS", "DOCUMENTS", "linked_dids", "product_links"]
 
-_DOCS = (
+#: The provenance documents of a product: (ProvSAP RESPONSEFORMAT, media type, description).
+DOCUMENTS = (
     ("PROV-JSON", "application/json", "Provenance of the product (W3C PROV-JSON)"),
     ("PROV-XML", "application/xml", "Provenance of the product (W3C PROV-XML)"),
     ("SVG", "image/svg+xml", "Provenance graph of the product (SVG picture)"),
@@ -38,38 +39,23 @@ def _link(state: ArchiveState, did: str, target: str, base: str, token: str | No
             "application/fits", None, None, None, auth, refusal is None)  # fmt: skip
 
 
-def product_links(state: ArchiveState, did: str, base: str, token: str | None) -> list[tuple]:
-    """The extra DataLink rows of *did* (a product or a DL3 dataset); blocking."""
-    conn = state.connection()
+def linked_dids(conn: sqlite3.Connection, did: str) -> list[tuple[str, str]]:
+    """(semantics, DID) of the datasets and products *did* links to (see the module docstring).
+
+    Empty for an archive without publications. Both archives (this service and DaCHS,
+    :mod:`ctanb.archive.dachs_prov`) link from these.
+    """
     try:
         product = conn.execute(
             f'SELECT analysis FROM "{CURATION_TABLE}" WHERE did = ?', (did,)
         ).fetchone()
-        rows: list[tuple] = []
         if product is None:
-            for (pdid,) in conn.execute(
+            return [("#derivation", pdid) for (pdid,) in conn.execute(
                 f'SELECT product_did FROM "{PRODUCT_INPUTS_TABLE}" WHERE input_did = ? '
-                "ORDER BY product_did",
-                (did,),
-            ):
-                rows.append(_link(state, did, pdid, base, token, "#derivation",
-                                  "A product published from this dataset"))  # fmt: skip
-            return rows
-        for (idid,) in conn.execute(
+                "ORDER BY product_did", (did,))]  # fmt: skip
+        out = [("#progenitor", idid) for (idid,) in conn.execute(
             f'SELECT input_did FROM "{PRODUCT_INPUTS_TABLE}" WHERE product_did = ? '
-            "ORDER BY input_did",
-            (did,),
-        ):
-            rows.append(_link(state, did, idid, base, token, "#progenitor",
-                              "A DL3 dataset this product was made from"))  # fmt: skip
-        dataset = state.dataset(did)
-        refusal = state.refusal(did, dataset, token) if dataset else None
-        auth = state.link_auth(dataset)
-        for fmt, mime, desc in _DOCS:
-            query = urlencode({"ID": did, "DEPTH": "ALL", "RESPONSEFORMAT": fmt})
-            text = desc if refusal is None else f"{desc} (refused: {refusal})"
-            rows.append((did, f"{base}/provsap?{query}", None, None, "#provenance", text, mime,
-                         None, None, None, auth, refusal is None))  # fmt: skip
+            "ORDER BY input_did", (did,))]  # fmt: skip
         (analysis,) = product
         others = conn.execute(
             f'SELECT did FROM "{CURATION_TABLE}" WHERE did != ? AND ((? IS NOT NULL AND '
@@ -78,11 +64,46 @@ def product_links(state: ArchiveState, did: str, base: str, token: str | None) -
             "ORDER BY did",
             (did, analysis, analysis, did),
         ).fetchall()
-        for (other,) in others:
-            rows.append(_link(state, did, other, base, token, "#coderived",
-                              "Another product of the same analysis"))  # fmt: skip
-        return rows
+        return out + [("#coderived", other) for (other,) in others]
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             return []  # an archive without publications
+        raise
+
+
+#: DataLink description of each kind of link between datasets and products.
+DESCRIPTIONS = {
+    "#derivation": "A product published from this dataset",
+    "#progenitor": "A DL3 dataset this product was made from",
+    "#coderived": "Another product of the same analysis",
+}
+
+
+def product_links(state: ArchiveState, did: str, base: str, token: str | None) -> list[tuple]:
+    """The extra DataLink rows of *did* (a product or a DL3 dataset); blocking."""
+    conn = state.connection()
+    linked = linked_dids(conn, did)
+    rows = [_link(state, did, target, base, token, sem, DESCRIPTIONS[sem])
+            for sem, target in linked if sem != "#coderived"]  # fmt: skip
+    if not any(sem == "#derivation" for sem, _ in linked) and _is_product(conn, did):
+        dataset = state.dataset(did)
+        refusal = state.refusal(did, dataset, token) if dataset else None
+        auth = state.link_auth(dataset)
+        for fmt, mime, desc in DOCUMENTS:
+            query = urlencode({"ID": did, "DEPTH": "ALL", "RESPONSEFORMAT": fmt})
+            text = desc if refusal is None else f"{desc} (refused: {refusal})"
+            rows.append((did, f"{base}/provsap?{query}", None, None, "#provenance", text, mime,
+                         None, None, None, auth, refusal is None))  # fmt: skip
+    rows += [_link(state, did, target, base, token, sem, DESCRIPTIONS[sem])
+             for sem, target in linked if sem == "#coderived"]  # fmt: skip
+    return rows
+
+
+def _is_product(conn: sqlite3.Connection, did: str) -> bool:
+    try:
+        found = conn.execute(f'SELECT 1 FROM "{CURATION_TABLE}" WHERE did = ?', (did,))
+        return found.fetchone() is not None
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return False
         raise

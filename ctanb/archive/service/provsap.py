@@ -15,6 +15,7 @@ not read them. An ID no published record knows answers 404 naming it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sqlite3
 from typing import Any
 
@@ -26,7 +27,7 @@ from ..publish import CURATION_TABLE, PRODUCT_INPUTS_TABLE
 from .params import ServiceFault, read_params
 from .state import ArchiveState, bearer_token
 
-__all__ = ["FORMATS", "provenance_answer", "provsap_endpoint"]
+__all__ = ["FORMATS", "product_document", "provenance_answer", "provsap_endpoint"]
 
 #: RESPONSEFORMAT -> (serialization, media type)
 FORMATS = {
@@ -58,6 +59,44 @@ def _products_of(conn: sqlite3.Connection, ident: str) -> tuple[list[tuple], str
     return rows, "record"
 
 
+#: The published product's whole lineage is reached walking BACK from it, when the
+#: activities reached are all its record's activities and the entities reached all its
+#: entities: then the answer is its stored PROV-JSON record, word for word. One
+#: recursive query over the ProvTAP rows of that product (indexed by product and id).
+_COVERS_ALL = """
+WITH RECURSIVE acts(id) AS (
+    SELECT activity_id FROM "ctanb.prov_wasgeneratedby" WHERE product_did = :did
+        AND entity_id = :ent
+    UNION
+    SELECT g.activity_id FROM acts
+    JOIN "ctanb.prov_used" AS u ON u.product_did = :did AND u.activity_id = acts.id
+    JOIN "ctanb.prov_wasgeneratedby" AS g ON g.product_did = :did AND g.entity_id = u.entity_id
+), ents(id) AS (
+    SELECT :ent UNION
+    SELECT u.entity_id FROM acts
+    JOIN "ctanb.prov_used" AS u ON u.product_did = :did AND u.activity_id = acts.id
+)
+SELECT (SELECT COUNT(*) FROM acts) = (SELECT COUNT(DISTINCT id) FROM "ctanb.prov_activity"
+        WHERE product_did = :did)
+   AND (SELECT COUNT(*) FROM ents) = (SELECT COUNT(DISTINCT id) FROM "ctanb.prov_entity"
+        WHERE product_did = :did)
+"""
+
+
+def _whole_record(conn: sqlite3.Connection, did: str, entity_id: str) -> bool:
+    """True when ``BACK`` ``DEPTH=ALL`` from product *did* reaches its whole record."""
+    (covers,) = conn.execute(_COVERS_ALL, {"did": did, "ent": entity_id}).fetchone()
+    return bool(covers)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(prov_json: str) -> Any:
+    """The graph of a published record (never changes; read, never modified, here)."""
+    from ...provenance.document import parse
+
+    return parse(prov_json, "json")
+
+
 def _walk(graph: Any, starts: set[str], depth: int | None, direction: str) -> Any:
     from ...provenance.records import ProvenanceGraph
 
@@ -81,15 +120,34 @@ def _walk(graph: Any, starts: set[str], depth: int | None, direction: str) -> An
             ents |= {r.entity_id for r in far}
         frontier = nxt
     out = ProvenanceGraph()
-    for act_id in acts:
+    # In the record's order, not a set's: the same request gives the same document
+    # in every process (DaCHS serves these documents written by another process).
+    for act_id in (a for a in graph.activities if a in acts):
         act = graph.activities[act_id]
         out.activities[act_id] = dataclasses.replace(
             act,
             used=[r for r in act.used if r.entity_id in ents],
             generated=[r for r in act.generated if r.entity_id in ents],
         )
-    out.entities = {e: graph.entities[e] for e in ents if e in graph.entities}
+    out.entities = {e: ent for e, ent in graph.entities.items() if e in ents}
     return out
+
+
+def product_document(
+    conn: sqlite3.Connection, did: str, entity_id: str, prov_json: str, fmt: str
+) -> str:
+    """The answer to ``ID=<did>&DEPTH=ALL&DIRECTION=BACK`` in *fmt* (a ``#provenance`` link).
+
+    Rights are not checked here: callers check them (the service per request, the DaCHS
+    export by serving the document with the product's owner and embargo).
+    """
+    if fmt == "PROV-JSON" and _whole_record(conn, did, entity_id):
+        # The product's whole record: building and serializing a PROV document of
+        # 100 activities with the prov library takes ~100 ms; the stored one is it.
+        return prov_json
+    sub = _walk(_parsed(prov_json), {entity_id}, None, "BACK")
+    kind = FORMATS[fmt][0]
+    return sub.to_svg() if kind == "svg" else sub.serialize(kind, agents=True)
 
 
 def provenance_answer(
@@ -97,7 +155,6 @@ def provenance_answer(
     fmt: str, token: str | None,
 ) -> tuple[str, str]:  # fmt: skip
     """(document text, media type) of a ProvSAP request (blocking)."""
-    from ...provenance.fits import parse_cached
     from ...provenance.records import ProvenanceGraph
 
     conn = state.connection()
@@ -117,10 +174,12 @@ def provenance_answer(
                 readable.append((did, entity_id, prov_json))
             elif what != "dataset":
                 raise ServiceFault(reason, 403, plain=True)
+        if what == "product" and len(ids) == 1 and depth is None and direction == "BACK" and agents:
+            return product_document(conn, *readable[0], fmt), FORMATS[fmt][1]
         for _did, entity_id, prov_json in readable:
             # A published record never changes: its parsed graph is cached (parsing is
             # most of the time of an answer); merged into a new graph, never modified.
-            part = parse_cached(prov_json)
+            part = _parsed(prov_json)
             graph.merge(part)
             if what == "product":
                 starts.add(entity_id)
