@@ -87,7 +87,7 @@ def prov_store_url(tmp_path_factory: pytest.TempPathFactory):
         os.environ["CTANB_PROV_URL"] = old
 
 
-def wait_for(predicate, timeout: float = 30.0, what: str = "the condition", every: float = 0.05):
+def wait_for(predicate, timeout: float = 30.0, what: str = "the condition", every: float = 0.1):
     """Poll *predicate* until it returns something true and return that value; fail
     naming *what* after *timeout* seconds (the one wait helper of the suite)."""
     deadline = time.monotonic() + timeout
