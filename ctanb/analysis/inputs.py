@@ -2,8 +2,13 @@
 
 >>> import ctanb
 >>> from ctanb.analysis import inputs_from_archive, inputs_from_datastore
->>> archive = ctanb.connect()                                            # doctest: +SKIP
->>> runs = inputs_from_archive(archive.search(target="MSH 15-52", radius=2))  # doctest: +SKIP
+>>> archive = ctanb.connect()
+>>> runs = inputs_from_archive(archive.search(target="MSH 15-52", radius=2))
+>>> runs[0].events.name
+'hess_dl3_dr1_obs_id_020136.fits.gz'
+
+A data store on disk (not run by the doctests: the path is the reader's):
+
 >>> runs = inputs_from_datastore("hess-dl3-dr1/", obs_ids=[20136, 20137])     # doctest: +SKIP
 """
 

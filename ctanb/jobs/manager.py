@@ -181,12 +181,15 @@ class JobManager:
 
     Examples
     --------
-    >>> from ctanb.jobs import JobManager                              # doctest: +SKIP
+    >>> from ctanb.jobs import JobManager
     >>> jobs = JobManager()
     >>> job = jobs.submit("query", {"adql": "SELECT TOP 5 * FROM ivoa.obscore"})
-    >>> job.wait().results["votable"]
-    PosixPath('/home/me/.ctanb/jobs/3f2a.../result.xml')
-    >>> jobs.submit("mypkg.steps:fit_spectrum", {"obs_ids": [23523]}, name="Crab fit")
+    >>> job.wait(timeout=300).results["votable"]
+    PosixPath('.../result.xml')
+
+    Any importable function is a job kind (not run by the doctests: ``mypkg`` is yours):
+
+    >>> jobs.submit("mypkg.steps:fit_spectrum", {"obs_ids": [23523]}, name="Crab fit")  # doctest: +SKIP
     """
 
     def __init__(

@@ -125,6 +125,9 @@ class Activity:
 
     Examples
     --------
+    Not run by the doctests (it needs a DL3 file and a map to write:
+    ``tests/test_provenance.py`` records real ones):
+
     >>> with Activity("counts-map", version="1.0") as act:          # doctest: +SKIP
     ...     act.used("run_023523.fits.gz", obs_id="23523", data_level="DL3")
     ...     act.parameter("binsz", 0.02)

@@ -47,8 +47,10 @@ class ArchiveServer:
 
     Examples
     --------
-    >>> with ArchiveServer("archive.db") as server:  # doctest: +SKIP
-    ...     pyvo.dal.TAPService(server.url).search("SELECT TOP 1 * FROM ivoa.obscore")
+    >>> import pyvo
+    >>> with ArchiveServer("archive.db") as server:
+    ...     len(pyvo.dal.TAPService(server.url).search("SELECT TOP 1 * FROM ivoa.obscore"))
+    1
     """
 
     def __init__(self, db: str | Path, *, host: str = "127.0.0.1", port: int = 0,
