@@ -114,10 +114,15 @@ def raised_but_undocumented(func: object) -> set[str]:
     return raised - named
 
 
-def _only_private(message: str) -> bool:
-    """A PR01 about ``_private`` keyword parameters only (internal plumbing, not for users)."""
-    names = re.findall(r"'([^']+)'", message)
-    return bool(names) and all(name.lstrip("*").startswith("_") for name in names)
+def _pr01_excused(obj: object, message: str) -> bool:
+    """A PR01 about ``_private`` keyword parameters only (internal plumbing, not for
+    users), or, for a class, about fields its Attributes section documents (a dataclass
+    or pydantic model is built from its attributes)."""
+    names = {name.lstrip("*") for name in re.findall(r"'([^']+)'", message)}
+    if inspect.isclass(obj):
+        for item in NumpyDocString(inspect.getdoc(obj) or "")["Attributes"]:
+            names -= {n.strip() for n in item.name.split(",")}
+    return all(name.startswith("_") for name in names)
 
 
 def problems(path: str, obj: object) -> list[tuple[str, str]]:
@@ -133,7 +138,7 @@ def problems(path: str, obj: object) -> list[tuple[str, str]]:
         found = [
             (code, msg)
             for code, msg in result["errors"]
-            if code in CHECKS and not (code == "PR01" and _only_private(msg))
+            if code in CHECKS and not (code == "PR01" and _pr01_excused(obj, msg))
         ]
     missing = raised_but_undocumented(obj)
     if missing:
