@@ -55,6 +55,8 @@ class SearchPanel(w.VBox):
     archive : Archive or str, optional
         The archive (or its URL); connected on first use, so building the panel
         is instant. Default: :func:`ctanb.connect`'s default.
+    **kwargs
+        Passed to the ipywidgets base class (``layout``, ...).
 
     Attributes
     ----------
@@ -204,8 +206,16 @@ class SearchPanel(w.VBox):
     def set(self, **values: Any) -> None:
         """Fill the form: ``panel.set(target="Crab", radius=3, obs_collection="HESS-DL3-DR1")``.
 
-        Keys are ``target``, the numeric criteria (``ra``, ``dec``, ``radius``,
-        ``time_start``, ...) and the column names of the choice lists.
+        Parameters
+        ----------
+        **values
+            ``target``, the numeric criteria (``ra``, ``dec``, ``radius``,
+            ``time_start``, ...) and the column names of the choice lists.
+
+        Raises
+        ------
+        CriteriaError
+            A key the form does not have.
         """
         with self._form_lock:
             for key, value in values.items():
@@ -223,7 +233,13 @@ class SearchPanel(w.VBox):
                     raise CriteriaError(f"the search form has no field {key!r}", field=key)
 
     def form_criteria(self) -> dict[str, Any]:
-        """The criteria of the form, as :class:`~ctanb.client.Criteria` keywords."""
+        """The criteria of the form.
+
+        Returns
+        -------
+        dict
+            :class:`~ctanb.client.Criteria` keywords.
+        """
         out: dict[str, Any] = {}
         if self.target_text.value.strip():
             out["target"] = self.target_text.value.strip()
@@ -247,6 +263,16 @@ class SearchPanel(w.VBox):
 
         When the form holds an error (a bad number, an unknown name), the query box
         is emptied, so no earlier query can be sent in its place.
+
+        Parameters
+        ----------
+        force : bool
+            Replace an ADQL edited by hand too.
+
+        Returns
+        -------
+        str
+            The ADQL in the box.
         """
         with self._form_lock:
             if self._refilling or self._quiet:  # the panel is filling fields: not yet
@@ -269,11 +295,35 @@ class SearchPanel(w.VBox):
             return adql
 
     def rebuild_adql(self) -> str:
-        """Build the ADQL from the form again, dropping edits (the "Rebuild ADQL" button)."""
+        """Build the ADQL from the form again, dropping edits (the "Rebuild ADQL" button).
+
+        Returns
+        -------
+        str
+            The ADQL in the box.
+        """
         return self.update_adql(force=True)
 
     def resolve(self, name: str | None = None) -> dict:
-        """Resolve the target name; fills RA/Dec and marks the target."""
+        """Resolve the target name; fills RA/Dec and marks the target.
+
+        Parameters
+        ----------
+        name : str, optional
+            The name (default: the one in the Target box).
+
+        Returns
+        -------
+        dict
+            ``name``, ``ra``, ``dec`` and ``source`` (where the name was found).
+
+        Raises
+        ------
+        CriteriaError
+            No name to resolve.
+        ResolveError
+            The name is unknown.
+        """
         if name is not None:
             with self._filling():
                 self.target_text.value = name
@@ -308,6 +358,11 @@ class SearchPanel(w.VBox):
         wait : bool
             Block until the answer (async queries run in a thread when False, so
             the Cancel button stays live).
+
+        Returns
+        -------
+        Results or None
+            The results; None while an asynchronous query runs on without waiting.
         """
         # The query follows the form at this moment, unless the user edited it.
         edited = self.adql_edited and self.adql_text.value.strip()
@@ -335,10 +390,20 @@ class SearchPanel(w.VBox):
         return None
 
     def cancel(self) -> str:
-        """Abort the running asynchronous query; returns its final phase.
+        """Abort the running asynchronous query.
 
         A cancel is the user's choice, not a failure: the status says so, and the
         table keeps the previous results.
+
+        Returns
+        -------
+        str
+            The query's final phase.
+
+        Raises
+        ------
+        CtanbError
+            No asynchronous query is running.
         """
         job = self._job
         if job is None:
@@ -351,13 +416,25 @@ class SearchPanel(w.VBox):
         return phase
 
     def use_history(self, index: int) -> None:
-        """Put the ADQL of history entry *index* (newest first) in the box."""
+        """Put the ADQL of a history entry in the box.
+
+        Parameters
+        ----------
+        index : int
+            The entry, newest first.
+        """
         if index is None or index < 0:
             return
         self.adql_text.value = _form.history_entries(self.archive)[index].adql
 
     def refresh_history(self, limit: int | None = None) -> None:
-        """Reload the history list: every query (or the *limit* newest), newest first."""
+        """Reload the history list, newest first.
+
+        Parameters
+        ----------
+        limit : int, optional
+            Only the *limit* newest queries (default: every query).
+        """
         self.history_list.options = _form.history_options(
             _form.history_entries(self.archive)[:limit]
         )
@@ -380,6 +457,11 @@ class SearchPanel(w.VBox):
 
         A value already chosen stays chosen (and listed, even if the archive lacks it),
         so refilling never changes the query.
+
+        Returns
+        -------
+        dict of str to list of str
+            The values offered, per column.
         """
         found = _form.distinct_values(self.archive, list(self.choices))
         with self._form_lock:
