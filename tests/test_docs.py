@@ -23,6 +23,10 @@ import pytest
 from ctanb.cli import cli
 from ctanb.launcher import run_notebooks
 
+# Run alone, the build first executes the nine tutorials (about 12 minutes on a loaded
+# two-core machine); in the suite they are already executed and the build takes minutes.
+pytestmark = pytest.mark.timeout(2700)
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
