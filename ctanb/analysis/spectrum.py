@@ -439,6 +439,16 @@ def joint_fit(
         Flux points are estimated per telescope against the joint model
         (``<source>_flux_points.fits`` for the first, ``..._<telescope>.fits``
         for the others).
+
+    Returns
+    -------
+    SpectrumResult
+        The joint fit, its flux points and products.
+
+    Raises
+    ------
+    AnalysisError
+        No spectrum result given, or no configuration to use.
     """
     results = list(results)
     if not results:
