@@ -32,8 +32,11 @@ __version__ = "0.1.0"
 __all__ = [
     "AdqlError",
     "AnalysisError",
+    "App",
+    "Archive",
     "AuthError",
     "ConfigError",
+    "Criteria",
     "CriteriaError",
     "CtanbError",
     "DownloadError",
@@ -42,12 +45,14 @@ __all__ = [
     "ProvenanceError",
     "QueryError",
     "ResolveError",
+    "Results",
     "ServiceError",
     "__version__",
     "connect",
 ]
 
-# Public names that live in heavier modules, imported on first use (PEP 562).
+# Public names that live in heavier modules, imported on first use (PEP 562): they are
+# in __all__, so ``from ctanb import *`` imports them (and ipywidgets, for App).
 _LAZY: dict[str, str] = {
     "connect": "ctanb.client",
     "Archive": "ctanb.client",
@@ -57,7 +62,8 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .client import Archive, Criteria, Results, connect  # noqa: F401
+    from .client import Archive, Criteria, Results, connect
+    from .widgets import App
 
 
 def __getattr__(name: str) -> Any:

@@ -61,8 +61,14 @@ def _fetch_public_releases(target: Path) -> Path:
     return found[-1]
 
 
-def run_notebooks(folder: Path, *, env: dict[str, str] | None = None, timeout: int = 1200) -> int:
-    """Execute every notebook in *folder* in order; return the number that failed."""
+def run_notebooks(
+    folder: Path, *, env: dict[str, str] | None = None, timeout: int = 1200, save: bool = False
+) -> int:
+    """Execute every notebook in *folder* in order; return the number that failed.
+
+    With *save*, each notebook that ran is written back with its outputs (the test
+    suite renders those copies in the documentation).
+    """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -81,6 +87,8 @@ def run_notebooks(folder: Path, *, env: dict[str, str] | None = None, timeout: i
                     kernel_name="python3",
                     resources={"metadata": {"path": str(folder)}},
                 ).execute()
+                if save:
+                    nbformat.write(nb, path)
                 click.echo(f"notebook {path.name}: ok ({time.perf_counter() - start:.1f} s)")
             except CellExecutionError as exc:
                 failed += 1

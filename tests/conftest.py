@@ -12,6 +12,7 @@ releases under ``CTANB_DATA`` (default ``../shared/data``).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,29 @@ def prov_store_url(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("CTANB_PROV_URL", None)
     else:
         os.environ["CTANB_PROV_URL"] = old
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "the condition", every: float = 0.1):
+    """Poll *predicate* until it returns something true and return that value; fail
+    naming *what* after *timeout* seconds (the one wait helper of the suite)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
+
+
+@pytest.fixture(scope="session")
+def executed_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where tests/test_notebooks.py saves each tutorial it ran, with its outputs, for
+    tests/test_docs.py to render (the docs build executes nothing itself)."""
+    return tmp_path_factory.mktemp("executed-notebooks")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The docs build renders the notebooks test_notebooks.py executed: run it last so the
+    # suite executes each tutorial once (alone, test_docs.py executes them itself).
+    items.sort(key=lambda item: item.path.name == "test_docs.py")

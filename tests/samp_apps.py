@@ -13,11 +13,11 @@ import os
 import shutil
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from conftest import wait_for
 
 #: The Debian packages the SAMP tests need (program -> package).
 DEBIAN_PACKAGES = {
@@ -36,18 +36,6 @@ def require_program(name: str) -> str:
     path = shutil.which(name)
     assert path, f"{name} not found: apt-get install -y {DEBIAN_PACKAGES.get(name, name)}"
     return path
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, every: float = 0.25):
-    """Poll *predicate* until it returns something true; fail naming *what* after *timeout*."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)
 
 
 class AppProcess:

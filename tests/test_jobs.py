@@ -11,11 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
+from conftest import wait_for
 
 from ctanb import JobError
 from ctanb.jobs import JobManager, Phase
@@ -33,16 +33,6 @@ def manager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.syspath_prepend(str(TESTS))
     with JobManager(tmp_path / "jobs.db", jobs_dir=tmp_path / "jobs") as jobs:
         yield jobs
-
-
-def _wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def test_phases_progress_to_completed_with_results_log_and_times(manager):
@@ -79,7 +69,7 @@ def test_failing_job_is_error_with_message_and_traceback_in_log(manager):
 def test_abort_kills_the_job_process_group(manager, tmp_path):
     pid_file = tmp_path / "child.pid"
     job = manager.submit("jobs_steps:sleep_with_child", {"seconds": 60, "pid_file": str(pid_file)})
-    _wait_for(lambda: pid_file.is_file() and pid_file.read_text().strip())
+    wait_for(lambda: pid_file.is_file() and pid_file.read_text().strip())
     assert job.phase == Phase.EXECUTING
     runner, child = job.record.pid, int(pid_file.read_text())
     assert psutil.pid_exists(runner) and psutil.pid_exists(child)
@@ -93,7 +83,7 @@ def test_abort_kills_the_job_process_group(manager, tmp_path):
         except psutil.NoSuchProcess:
             return True
 
-    _wait_for(lambda: gone(runner) and gone(child), timeout=10)
+    wait_for(lambda: gone(runner) and gone(child), timeout=10)
     assert job.abort().phase == Phase.ABORTED  # aborting again changes nothing
 
 
@@ -131,9 +121,9 @@ print(json.dumps({{"id": job.id, "phase": str(job.phase)}}))
 
 def test_a_killed_job_process_shows_error_process_died(manager):
     job = manager.submit("jobs_steps:add", {"a": 1, "b": 1, "sleep": 60})
-    _wait_for(lambda: job.phase == Phase.EXECUTING)
+    wait_for(lambda: job.phase == Phase.EXECUTING)
     os.kill(job.record.pid, signal.SIGKILL)
-    _wait_for(lambda: manager.get(job.id).record.phase == Phase.ERROR, timeout=10)
+    wait_for(lambda: manager.get(job.id).record.phase == Phase.ERROR, timeout=10)
     (listed,) = manager.list(phase="ERROR")
     assert listed.id == job.id
     assert f"the job process {job.record.pid}" in listed.error and "died" in listed.error

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
 from astropy.table import Table
+from conftest import wait_for
 
 from ctanb.jobs import DaskExecutor, JobManager, Phase
 
@@ -83,11 +83,11 @@ def test_dask_job_gives_the_same_result_as_a_local_one(
 def test_abort_of_a_dask_job_kills_its_process(tmp_path, dask_executor, job_env):
     jobs = JobManager(tmp_path / "jobs.db", executor=dask_executor, jobs_dir=tmp_path / "jobs")
     job = jobs.submit("jobs_steps:add", {"a": 1, "b": 1, "sleep": 60})
-    _wait_for(lambda: job.phase == Phase.EXECUTING)
+    wait_for(lambda: job.phase == Phase.EXECUTING)
     pid = job.record.pid
     job.abort()
     assert job.phase == Phase.ABORTED
-    _wait_for(lambda: _gone(pid), timeout=10)
+    wait_for(lambda: _gone(pid), timeout=10)
 
 
 def _gone(pid: int) -> bool:
@@ -95,10 +95,3 @@ def _gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
-
-
-def _wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -27,9 +28,12 @@ def test_notebook_is_clean(path: Path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs(path: Path, archive_url: str, tmp_path: Path):
+def test_notebook_runs(path: Path, archive_url: str, tmp_path: Path, executed_notebooks: Path):
     folder = tmp_path / "nb"
     folder.mkdir()
     (folder / path.name).write_text(path.read_text())
-    failed = run_notebooks(folder, env={"CTANB_TAP_URL": archive_url, "CTANB_OFFLINE": "1"})
+    env = {"CTANB_TAP_URL": archive_url, "CTANB_OFFLINE": "1"}
+    failed = run_notebooks(folder, env=env, save=True)
     assert failed == 0, f"{path.name} failed (see the captured output above)"
+    # The executed copy is what the documentation shows (tests/test_docs.py).
+    shutil.copyfile(folder / path.name, executed_notebooks / path.name)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import wait_for
 
 from ctanb import ProvenanceError
 from ctanb.provenance import Activity, ProvenanceStore
@@ -56,14 +57,13 @@ with Activity("long-step", version="1", store=sys.argv[1]) as act:
 
 
 def _wait_for_activity(store: ProvenanceStore, activity_id: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
+    def recorded():
         try:
             return store.get_activity(activity_id)
         except ProvenanceError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+            return None
+
+    return wait_for(recorded, timeout, f"activity {activity_id} in the store")
 
 
 def test_sigkill_in_the_middle_of_an_activity_leaves_it_incomplete(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import wait_for
 
 from ctanb.samp import SampLink
 from ctanb.samp._hub import EmbeddedHub
@@ -32,15 +33,6 @@ def _viewer(params):
     return viewer
 
 
-def _wait_until(predicate, seconds=5.0):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 @pytest.fixture
 def fast_hub(tmp_path):
     hub = DeliverAtOnceHub(
@@ -55,7 +47,9 @@ def test_selection_answered_at_once_reaches_the_caller(fast_hub, tmp_path):
     link = SampLink.connect(tmp_path / "samp", start_hub=False, name="ctanb", timeout=5)
     viewer = _viewer(fast_hub.params)
     try:
-        assert _wait_until(lambda: viewer.get_subscribed_clients("table.select.rowList"))
+        wait_for(
+            lambda: viewer.get_subscribed_clients("table.select.rowList"), 5, "the subscription"
+        )
         ctanb_id = next(iter(viewer.get_subscribed_clients("table.select.rowList")))
         started = time.monotonic()
         answer = viewer.ecall_and_wait(

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 from ctanb import CtanbError
 from ctanb.widgets import App, ProvenancePanel, ResultsTable, SearchPanel, SkyView
@@ -169,19 +170,18 @@ def test_provenance_panel_says_what_is_wrong_with_a_product(tmp_path):
     assert panel.error == f"product {tmp_path / 'missing.fits'} does not exist"
 
 
-def test_import_and_construction_are_fast_and_lazy(archive_url):
+def test_import_and_construction_are_lazy(archive_url):
     code = (
-        "import time, sys; t0 = time.perf_counter(); import ctanb; t1 = time.perf_counter();"
-        f"app = ctanb.App({archive_url!r}); t2 = time.perf_counter();"
-        "print(t1 - t0, t2 - t1, 'gammapy' in sys.modules, 'pyvo' in sys.modules)"
+        "import sys; import ctanb; widgets = 'ipywidgets' in sys.modules;"
+        f"app = ctanb.App({archive_url!r});"
+        "print(widgets, 'gammapy' in sys.modules, 'pyvo' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    import_s, build_s, gammapy, pyvo = out.stdout.split()
-    # Laziness is what keeps these fast (bench/bench_widgets.py measures the targets,
-    # 0.5 s and 0.3 s); the bounds here only catch a gross regression on a loaded machine.
+    widgets, gammapy, pyvo = out.stdout.split()
+    # Laziness is what keeps these fast; bench/bench_widgets.py measures the times against
+    # their targets (0.5 s and 0.3 s): a test has no wall-clock bound.
+    assert widgets == "False", "import ctanb must not import ipywidgets"
     assert gammapy == "False" and pyvo == "False", "App() must not import gammapy or pyvo"
-    assert float(import_s) < 3.0, f"import ctanb took {import_s} s"
-    assert float(build_s) < 15.0, f"ctanb.App() took {build_s} s (imports included)"
 
 
 def crab_map_summary(result) -> tuple[float, float, float]:
@@ -269,18 +269,6 @@ class FakeTopcat:
         self.client.disconnect()
 
 
-def wait_until(condition, timeout: float, what: str):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def test_samp_selection_from_topcat_selects_rows_and_send_image_sends_the_count_map(
     archive, tmp_path
 ):
@@ -297,15 +285,15 @@ def test_samp_selection_from_topcat_selects_rows_and_send_image_sends_the_count_
             app.search.resolve()
             app.search.search()
             controls = app.samp_controls
-            wait_until(lambda: "topcat" in controls.chooser.options, 30, "topcat in the chooser")
+            wait_for(lambda: "topcat" in controls.chooser.options, 30, "topcat in the chooser")
             controls.send_table_button.click()
-            loaded = wait_until(lambda: topcat.received.get("table.load.votable"), 30,
+            loaded = wait_for(lambda: topcat.received.get("table.load.votable"), 30,
                                 "TOPCAT to receive the table")  # fmt: skip
             table_id, url = loaded[-1]["table-id"], loaded[-1]["url"]
             assert table_id == link.table_id(app.table.table)
 
             topcat.select_rows(table_id, url, [1, 3])  # a subset selected in TOPCAT
-            wait_until(lambda: app.table.selected_rows == [1, 3], 30, "the SAMP selection")
+            wait_for(lambda: app.table.selected_rows == [1, 3], 30, "the SAMP selection")
             assert app.sky.selected_rows == [1, 3]
             assert len(app.selected) == 2
 
@@ -316,7 +304,7 @@ def test_samp_selection_from_topcat_selects_rows_and_send_image_sends_the_count_
             app.analysis.map_button.click()
             assert app.analysis.error == ""
             controls.send_image_button.click()
-            images = wait_until(lambda: topcat.received.get("image.load.fits"), 30,
+            images = wait_for(lambda: topcat.received.get("image.load.fits"), 30,
                                 "TOPCAT to receive the count map")  # fmt: skip
             with fits.open(images[-1]["url"]) as hdus:
                 assert hdus[0].data.ndim == 2 and hdus[0].data.sum() > 1000

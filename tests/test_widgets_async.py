@@ -5,9 +5,9 @@ there (issue 15, deliver item 4). Against the embedded archive over real HTTP.""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
+from conftest import wait_for
 
 from ctanb.widgets import App
 
@@ -20,13 +20,6 @@ def archive(archive_url):
 
     with ctanb.connect(archive_url, progress=False, offline=True) as archive:
         yield archive
-
-
-def wait_for(condition, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} not reached in {timeout} s"
-        time.sleep(0.02)
 
 
 def test_async_search_shows_phases_with_times_and_is_listed_in_the_jobs_tab(archive):
@@ -60,12 +53,17 @@ def test_cancel_is_an_outcome_not_an_error(archive):
     search.async_box.value = True
     search.adql_text.value = SLOW
     search.search_button.click()  # returns at once: the job runs, Cancel is live
-    wait_for(lambda: not search.cancel_button.disabled and search.async_queries, "a running job")
+    wait_for(
+        lambda: not search.cancel_button.disabled and search.async_queries,
+        60,
+        "a running job",
+        every=0.02,
+    )
     ticks = []
     search.observe(lambda ch: ticks.append(ch["new"]), "elapsed")
-    wait_for(lambda: len(ticks) >= 2, "the clock running")
+    wait_for(lambda: len(ticks) >= 2, 60, "the clock running", every=0.02)
     search.cancel_button.click()
-    wait_for(lambda: search._job is None, "the search thread to end")
+    wait_for(lambda: search._job is None, 60, "the search thread to end", every=0.02)
     assert search.error == "" and search.error_display.value == ""
     assert search.phase == "ABORTED" and search.phase_log[-1][0] == "ABORTED"
     assert "Cancelled after" in search.status.value and "http" not in search.status.value

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 from ctanb import JobError
 from ctanb.jobs import JobManager, Phase
@@ -22,13 +22,6 @@ def manager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     )
     with JobManager(tmp_path / "jobs.db", jobs_dir=tmp_path / "jobs") as jobs:
         yield jobs
-
-
-def _wait_for(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 def test_panel_lists_jobs_with_colored_phases_and_shows_details(manager):
@@ -52,7 +45,7 @@ def test_panel_lists_jobs_with_colored_phases_and_shows_details(manager):
 
 def test_abort_a_running_job_from_the_panel(manager):
     job = manager.submit("jobs_steps:add", {"a": 1, "b": 1, "sleep": 60})
-    _wait_for(lambda: job.phase == Phase.EXECUTING)
+    wait_for(lambda: job.phase == Phase.EXECUTING)
     panel = JobList(manager, interval=0)
     try:
         panel.select(job.id)
@@ -118,7 +111,7 @@ def test_filters_and_live_updates_with_a_polling_thread(manager):
     try:
         assert panel.polling and panel.jobs == []
         job = manager.submit("jobs_steps:add", {"a": 1, "b": 2, "sleep": 0.5})
-        _wait_for(lambda: panel.jobs and panel.jobs[0]["phase"] == "COMPLETED", timeout=60)
+        wait_for(lambda: panel.jobs and panel.jobs[0]["phase"] == "COMPLETED", timeout=60)
         assert panel.jobs[0]["id"] == job.id
         panel.phase_filter = "ERROR"
         assert panel.jobs == []

@@ -149,7 +149,23 @@ class StepResult:
 
 
 def require_inputs(inputs: Iterable[DL3Input]) -> list[DL3Input]:
-    """The inputs as a list; none at all is an :class:`~ctanb.AnalysisError`."""
+    """The inputs as a list.
+
+    Parameters
+    ----------
+    inputs : iterable of DL3Input
+        The observations.
+
+    Returns
+    -------
+    list of DL3Input
+        The same observations.
+
+    Raises
+    ------
+    AnalysisError
+        There is none at all.
+    """
     items = list(inputs)
     if not items:
         raise AnalysisError("no observation selected: give at least one DL3 observation")

@@ -101,6 +101,25 @@ def catalog_spectra(
 
     A source may appear as several entries (3FGL lists the Crab pulsar and the
     nebula's synchrotron and inverse-Compton components separately).
+
+    Parameters
+    ----------
+    ra_deg, dec_deg : float
+        ICRS position in degrees.
+    radius_deg : float
+        Search radius in degrees.
+    catalogs : tuple of str
+        Which catalogs (gammapy's names: ``3fgl``, ``3fhl``, ``gamma-cat``, ...).
+
+    Returns
+    -------
+    list of CatalogSpectrum
+        The sources found, each with its flux points and model.
+
+    Raises
+    ------
+    AnalysisError
+        No source with flux points there.
     """
     from astropy.coordinates import SkyCoord
 

@@ -2,8 +2,13 @@
 
 >>> import ctanb
 >>> from ctanb.analysis import inputs_from_archive, inputs_from_datastore
->>> archive = ctanb.connect()                                            # doctest: +SKIP
->>> runs = inputs_from_archive(archive.search(target="MSH 15-52", radius=2))  # doctest: +SKIP
+>>> archive = ctanb.connect()
+>>> runs = inputs_from_archive(archive.search(target="MSH 15-52", radius=2))
+>>> runs[0].events.name
+'hess_dl3_dr1_obs_id_020136.fits.gz'
+
+A data store on disk (not run by the doctests: the path is the reader's):
+
 >>> runs = inputs_from_datastore("hess-dl3-dr1/", obs_ids=[20136, 20137])     # doctest: +SKIP
 """
 
@@ -33,6 +38,13 @@ def inputs_from_archive(results: Any, archive: Any = None) -> list[DL3Input]:
     -------
     list of DL3Input
         One per record, carrying its ObsCore row (publisher DID, versions, cuts).
+
+    Raises
+    ------
+    AnalysisError
+        The results hold no observation.
+    ConfigError
+        The results are not attached to an archive and *archive* is not given.
     """
     records = list(results)
     if not records:
@@ -71,6 +83,18 @@ def inputs_from_datastore(
         Also build each observation's ObsCore row from its headers, as the archive
         ingestion does (publisher DID, reco version, cuts; ~0.2 s per file), so the
         products carry those provenance keywords.
+
+    Returns
+    -------
+    list of DL3Input
+        One per observation, in the order of *obs_ids*.
+
+    Raises
+    ------
+    ConfigError
+        The data store cannot be opened.
+    AnalysisError
+        An observation of *obs_ids* is not in the data store.
     """
     from gammapy.data import DataStore
 
@@ -111,7 +135,25 @@ def _obscore_row(events: Path, irf: Path | None) -> dict[str, Any]:
 def inputs_from_paths(
     events: Iterable[str | Path], irf: str | Path | None = None
 ) -> list[DL3Input]:
-    """Observations from event files, with their IRFs bundled or in one separate *irf* file."""
+    """Observations from event files, with their IRFs bundled or in one separate *irf* file.
+
+    Parameters
+    ----------
+    events : iterable of str or Path
+        DL3 event files.
+    irf : str or Path, optional
+        One IRF file for all of them (default: the IRFs bundled in each file).
+
+    Returns
+    -------
+    list of DL3Input
+        One per event file.
+
+    Raises
+    ------
+    AnalysisError
+        A file is not a DL3 event file.
+    """
     from astropy.io import fits
 
     out = []
@@ -127,7 +169,20 @@ def inputs_from_paths(
 def as_inputs(observations: Any) -> list[DL3Input]:
     """Whatever names DL3 observations, as a list of :class:`DL3Input`.
 
-    Accepts DL3Input objects, archive Results, a gammapy DataStore, or event file paths.
+    Parameters
+    ----------
+    observations : object
+        DL3Input objects, archive Results, a gammapy DataStore, or event file paths.
+
+    Returns
+    -------
+    list of DL3Input
+        The observations.
+
+    Raises
+    ------
+    AnalysisError
+        *observations* is none of these.
     """
     from gammapy.data import DataStore
 

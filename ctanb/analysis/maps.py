@@ -475,6 +475,9 @@ class MapStep:
 
     Examples
     --------
+    Not run by the doctests (a full gammapy reduction: ``tests/test_analysis_maps.py``
+    runs it):
+
     >>> result = MapStep(MapConfig.read("msh1552_map.yaml")).run(runs, out="maps")  # doctest: +SKIP
     >>> result.plot()                                                             # doctest: +SKIP
     """

@@ -380,7 +380,22 @@ def reduce_observations(
     client: Any = None,
     progress: bool = True,
 ) -> list[ObservationReduction]:
-    """Reduce every observation (event file, IRF file or None), serially or on *client*.
+    """Reduce every observation, serially or on *client*.
+
+    Parameters
+    ----------
+    reference : gammapy.datasets.MapDataset
+        The empty dataset that fixes the geometry.
+    makers : sequence of gammapy makers
+        Applied to each observation in order.
+    files : sequence of (str, str or None)
+        The event file and the IRF file (None: bundled) of each observation.
+    cutout_width : Quantity or Angle
+        Width of the cutout around each pointing.
+    client : distributed.Client, optional
+        Reduce on this Dask cluster (default: in this process).
+    progress : bool
+        Show a progress bar.
 
     Returns
     -------

@@ -54,6 +54,12 @@ def read_flux_points(
     Returns
     -------
     gammapy.estimators.FluxPoints
+        The flux points (or light curve) with their reference model.
+
+    Raises
+    ------
+    AnalysisError
+        The file does not exist or holds no flux points gammapy can read.
     """
     from astropy.io import fits
     from gammapy.estimators import FluxPoints
@@ -117,6 +123,12 @@ def write_flux_points(
     Returns
     -------
     Path
+        The file written.
+
+    Raises
+    ------
+    AnalysisError
+        *model_file* is not in the folder of *path* (the file names it relatively).
     """
     from astropy.io import fits
     from gammapy.modeling.models import Models
@@ -165,10 +177,20 @@ def plot_sed(
         ``"e2dnde"`` (default), ``"dnde"``, ``"flux"`` or ``"eflux"``.
     energy_bounds : Quantity, optional
         Energy range of the model curve; default that of the flux points.
+    label : str, optional
+        Legend label.
+    color : str, optional
+        Matplotlib colour of the points and the model.
 
     Returns
     -------
     matplotlib.axes.Axes
+        The axes drawn on.
+
+    Raises
+    ------
+    AnalysisError
+        Neither flux points nor a model given.
     """
     import astropy.units as u
     import matplotlib.pyplot as plt

@@ -8,6 +8,9 @@ their provenance::
 
 Example
 -------
+The lines marked to skip are not run by the doctests (``hess_dir`` is the reader's
+copy of the release, and the fit is ``tests/test_analysis_spectrum.py``'s):
+
 >>> from ctanb.analysis import SpectrumConfig, SpectrumStep
 >>> from ctanb.analysis.inputs import inputs_from_datastore
 >>> inputs = inputs_from_datastore(hess_dir, [23523, 23526, 23559, 23592])  # doctest: +SKIP
@@ -480,6 +483,16 @@ def joint_fit(
         for the others). With ``energy_scale`` each telescope gets its own sky
         model ``<source>_<telescope>`` (the shared spectrum through its energy
         scale ``z``); ``result.model`` is then the intrinsic spectrum.
+
+    Returns
+    -------
+    SpectrumResult
+        The joint fit, its flux points and products.
+
+    Raises
+    ------
+    AnalysisError
+        No spectrum result given, or no configuration to use.
     """
     results = list(results)
     if not results:

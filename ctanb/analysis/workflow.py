@@ -1,5 +1,8 @@
 """A whole analysis from one YAML file: select observations, then maps, spectrum, light curve.
 
+Not run by the doctests (a whole analysis: ``tests/test_analysis_workflow.py`` runs
+the packaged examples):
+
 >>> from ctanb.analysis import Workflow
 >>> result = Workflow.read("msh1552_map.yaml").run(out="products/")   # doctest: +SKIP
 

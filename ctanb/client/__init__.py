@@ -4,7 +4,12 @@
 >>> archive = ctanb.connect()                     # CTANB_TAP_URL or the embedded archive
 >>> crab = archive.search(target="Crab", radius=2.5, collection="HESS-DL3-DR1")
 >>> print(archive.adql(target="Crab"))            # the query, not run
+SELECT * FROM ivoa.obscore
+WHERE CONTAINS(POINT('ICRS', 83.63308, 22.0145), s_region) = 1
+...
 >>> observations = archive.observations(crab)     # events + IRFs, via DataLink
+>>> len(observations) == len(crab)
+True
 
 Layers (pyvo-like): :class:`Archive` (service) -> :class:`Criteria` (what to look
 for) -> :class:`Results` (astropy Table with the VOTable metadata) of ``Record``.

@@ -92,9 +92,10 @@ def connect(url: str | None = None, *, token: str | None = None, **options: Any)
     Examples
     --------
     >>> import ctanb
-    >>> archive = ctanb.connect()                              # doctest: +SKIP
+    >>> archive = ctanb.connect()  # CTANB_TAP_URL, or the archive deploy/main started
     >>> crab = archive.search(target="Crab", radius=2.5, collection="HESS-DL3-DR1")
-    >>> observations = archive.observations(crab)              # doctest: +SKIP
+    >>> sorted(crab["obs_id"])
+    ['23523', '23526', '23559', '23592']
     """
     return Archive(url or default_url(), token=token, **options)
 
@@ -196,7 +197,23 @@ class Archive:
 
     # --- names and criteria ---------------------------------------------------------------
     def resolve(self, name: str) -> ResolvedName:
-        """Resolve a target name (cache, bundled TeV sources, Sesame, gamma-cat, archive)."""
+        """Resolve a target name (cache, bundled TeV sources, Sesame, gamma-cat, archive).
+
+        Parameters
+        ----------
+        name : str
+            The target name, e.g. ``"Crab"`` or ``"MSH 15-52"``.
+
+        Returns
+        -------
+        ResolvedName
+            ICRS ``ra``, ``dec`` (degrees), the name found and which source answered.
+
+        Raises
+        ------
+        ResolveError
+            The name is unknown everywhere (with close names as suggestions).
+        """
         return self.resolver.resolve(name)
 
     def _criteria(self, criteria: Criteria | dict | None, kwargs: dict) -> Criteria:
@@ -212,7 +229,20 @@ class Archive:
         return Criteria(**kwargs)
 
     def adql(self, criteria: Criteria | dict | None = None, /, **kwargs: Any) -> str:
-        """The ADQL that :meth:`search` would send (the target is resolved first)."""
+        """The ADQL that :meth:`search` would send (the target is resolved first).
+
+        Parameters
+        ----------
+        criteria : Criteria or dict, optional
+            The criteria; keyword arguments are added to (or override) them.
+        **kwargs
+            Criteria by name, see :class:`~ctanb.client.Criteria`.
+
+        Returns
+        -------
+        str
+            The query, not run.
+        """
         crit = self._criteria(criteria, kwargs)
         position = None
         if crit.target is not None:
@@ -237,8 +267,12 @@ class Archive:
 
         Examples
         --------
-        >>> archive.search(target="Crab", time=("2004-12-04", "2004-12-05"))  # doctest: +SKIP
-        >>> archive.search(energy_min=50, data_rights="public")             # doctest: +SKIP
+        >>> december = archive.search(target="Crab", time=("2004-12-04", "2004-12-05"))
+        >>> sorted(december["obs_id"])
+        ['23523', '23526']
+        >>> public = archive.search(energy_min=50, data_rights="public")
+        >>> set(public["data_rights"])
+        {'public'}
         """
         crit = self._criteria(criteria, kwargs)
         adql = self.adql(crit)
@@ -269,10 +303,16 @@ class Archive:
         timeout : float
             Seconds to wait for an async job.
 
+        Returns
+        -------
+        Results
+            The rows, with the query and the archive they came from.
+
         Raises
         ------
         QueryError
-            The service rejected the query (message and position from the server).
+            The service rejected the query (message and position from the server), or
+            *mode* is neither ``sync`` nor ``async``.
         ServiceError
             The service is unreachable or answered an HTTP error.
         """
@@ -295,6 +335,13 @@ class Archive:
         self, adql: str, *, maxrec: int | None = None, _criteria: dict | None = None
     ) -> AsyncQuery:
         """Submit an asynchronous query (UWS job) and start it.
+
+        Parameters
+        ----------
+        adql : str
+            The query.
+        maxrec : int, optional
+            Largest number of rows the service should return.
 
         Returns
         -------
@@ -345,7 +392,19 @@ class Archive:
 
     # --- DataLink -------------------------------------------------------------------------
     def datalink(self, record: Record | str) -> DataLinks:
-        """The DataLink links of one dataset (a :class:`Record` or its publisher DID)."""
+        """The DataLink links of one dataset.
+
+        Parameters
+        ----------
+        record : Record or str
+            A row of :class:`Results`, or the dataset's publisher DID.
+
+        Returns
+        -------
+        DataLinks
+            The links by semantics (``#this``, ``#calibration``, ``#progenitor``...);
+            empty when the service knows none.
+        """
         did = record if isinstance(record, str) else record["obs_publisher_did"]
         url = None if isinstance(record, str) else record._results.datalink_url
         return self._datalinks([did], url).get(did, DataLinks())
@@ -404,7 +463,20 @@ class Archive:
 
     # --- files ----------------------------------------------------------------------------
     def publish(self, product: Any, *, curation: dict | None = None) -> Any:
-        """Publish a product into this archive; see :func:`ctanb.client.publish.publish`."""
+        """Publish a product into this archive; see :func:`ctanb.client.publish.publish`.
+
+        Parameters
+        ----------
+        product : str or Path
+            The FITS product, with its provenance inside.
+        curation : dict, optional
+            ObsCore values to set on the product's row (e.g. ``obs_title``).
+
+        Returns
+        -------
+        Published
+            What the archive answered, with the product's publisher DID.
+        """
         from .publish import publish
 
         return publish(self, product, curation=curation)
@@ -460,9 +532,20 @@ class Archive:
         CTA CALDB file), or from the event file itself (H.E.S.S. DL3 DR1,
         MAGIC point-like files with ``RAD_MAX``).
 
+        Parameters
+        ----------
+        results : Results, Record or iterable of Record
+            The datasets (event lists) to load.
+
         Returns
         -------
         gammapy.data.Observations
+            One observation per dataset, in the order of *results*.
+
+        Raises
+        ------
+        DownloadError
+            A file could not be fetched, or gammapy cannot read it.
         """
         from gammapy.data import Observation, Observations
 

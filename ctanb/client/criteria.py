@@ -102,15 +102,14 @@ class Criteria(BaseModel):
 
     Every field is optional; the ones given are combined with AND. String
     criteria accept one value or a list (any of them). Invalid values raise
-    :class:`~ctanb.CriteriaError` naming the field.
+    :class:`~ctanb.CriteriaError` naming the field. ``position`` is accepted for
+    ``target`` (the astroquery/pyvo name) and ``time`` for ``time_start``/``time_end``.
 
     Parameters
     ----------
     target : str or SkyCoord
         Target name, resolved to coordinates (Sesame, cache, bundled TeV sources,
         archive names); a SkyCoord stands for its position.
-    position : str or SkyCoord
-        The same as ``target`` (the astroquery/pyvo name).
     ra, dec : float, Quantity, Angle or str
         ICRS position in degrees (instead of ``target``): ``83.63``,
         ``83.63 * u.deg``, ``"05h34m31.9s"``.
@@ -128,6 +127,8 @@ class Criteria(BaseModel):
         numbers are TeV, quantities any energy unit (``500 * u.GeV``, ``"50 TeV"``).
     data_level : str
         CTA data level, ``"DL3"`` etc. (prefix of ``dataproduct_subtype``).
+    calib_level : int or list of int
+        ObsCore calibration level(s).
     sub_array_includes : str or list of str
         Telescope types the sub-array must contain, e.g. ``"LST"``.
     exclude_pointing_mode : str or list of str
@@ -148,6 +149,21 @@ class Criteria(BaseModel):
         a parameter value of the activity that made the product.
     limit : int
         Largest number of rows (``TOP``).
+    target_name, obs_id, collection, facility, instrument : str or list of str
+        ObsCore ``target_name``, ``obs_id``, ``obs_collection``, ``facility_name``,
+        ``instrument_name``: one value or any of a list.
+    site, sub_array : str or list of str
+        CTA extension: site and sub-array name.
+    dataproduct_type, dataproduct_subtype : str or list of str
+        ObsCore product type (``"event"``) and the CTA subtype (``"DL3-events"``).
+    pointing_mode, obs_mode, obs_type : str or list of str
+        CTA extension: pointing mode (e.g. ``"divergent"``), observation mode
+        (e.g. ``"wobble"``) and type (e.g. ``"science"``).
+    proposal_id, data_rights, target_class : str or list of str
+        Proposal, ``"public"`` or ``"proprietary"``, and source class (``"blazar"``).
+    calib_version, reco_version, reco_method, applied_cuts, data_quality : str or list of str
+        Pipeline versions, reconstruction method, cuts (``"loose"``...) and data
+        quality of the CTA extension.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True)
@@ -374,7 +390,13 @@ class Criteria(BaseModel):
         return self.target is not None
 
     def given(self) -> dict[str, Any]:
-        """The criteria that were set (for display and history)."""
+        """The criteria that were set (for display and history).
+
+        Returns
+        -------
+        dict
+            Name -> value of every criterion given (defaults left out).
+        """
         return self.model_dump(exclude_defaults=True)
 
 

@@ -235,17 +235,35 @@ class Results:
         return [Record(self, i) for i in range(len(self.table))]
 
     def to_table(self) -> Table:
-        """The astropy Table (the same object as :attr:`table`)."""
+        """The astropy Table (the same object as :attr:`table`).
+
+        Returns
+        -------
+        astropy.table.Table
+            The rows, with the columns' units and UCDs.
+        """
         return self.table
 
     def footprints(self) -> list:
-        """The footprints (``s_region``) as regions.PolygonSkyRegion, one per row."""
+        """The footprints (``s_region``) as regions, one per row.
+
+        Returns
+        -------
+        list of regions.PolygonSkyRegion
+            Empty when the results have no ``s_region`` column.
+        """
         if "s_region" not in self.table.colnames:
             return []
         return [_polygon_region(v) for v in self.table["s_region"]]
 
     def datalinks(self) -> list[DataLinks]:
-        """The DataLink links of every dataset."""
+        """The DataLink links of every dataset.
+
+        Returns
+        -------
+        list of DataLinks
+            One per row, in row order.
+        """
         archive = self._archive_required()
         return [archive.datalink(r) for r in self.records]
 

@@ -101,7 +101,24 @@ class LocalExecutor:
         self._processes: dict[str, subprocess.Popen] = {}
 
     def start(self, job_id: str, store_url: str, work_dir: str, log_path: str) -> int:
-        """Start the job's process; returns its pid."""
+        """Start the job's process.
+
+        Parameters
+        ----------
+        job_id : str
+            The job.
+        store_url : str
+            The job store the job reads its parameters from and writes its state to.
+        work_dir : str
+            The job's own folder.
+        log_path : str
+            The file the job's log goes to.
+
+        Returns
+        -------
+        int
+            The process id (the leader of the job's own process group).
+        """
         proc = launch_runner(job_id, store_url, work_dir, log_path)
         self._processes[job_id] = proc
         return proc.pid
@@ -113,11 +130,28 @@ class LocalExecutor:
                 del self._processes[job_id]
 
     def cancel(self, job_id: str) -> None:
-        """Nothing to do beyond killing the process group (done by the manager)."""
+        """Nothing to do beyond killing the process group (done by the manager).
+
+        Parameters
+        ----------
+        job_id : str
+            The job.
+        """
         self.reap()
 
     def failure(self, job_id: str) -> str | None:
-        """Local processes are checked by pid; no extra failure information."""
+        """Local processes are checked by pid; no extra failure information.
+
+        Parameters
+        ----------
+        job_id : str
+            The job.
+
+        Returns
+        -------
+        None
+            Always.
+        """
         return None
 
     def close(self) -> None:
@@ -152,6 +186,8 @@ class DaskExecutor:
         is started (``cluster_options`` go to it, e.g. ``n_workers=2``).
     client : distributed.Client, optional
         An existing client to use instead.
+    **cluster_options
+        Passed to the ``LocalCluster`` started without *address*.
     """
 
     name = "dask"
@@ -182,19 +218,48 @@ class DaskExecutor:
         self._futures: dict[str, Any] = {}
 
     def start(self, job_id: str, store_url: str, work_dir: str, log_path: str) -> None:
-        """Submit the job's task to the cluster."""
+        """Submit the job's task to the cluster.
+
+        Parameters
+        ----------
+        job_id : str
+            The job.
+        store_url : str
+            The job store the job reads its parameters from and writes its state to.
+        work_dir : str
+            The job's own folder.
+        log_path : str
+            The file the job's log goes to.
+        """
         self._futures[job_id] = self.client.submit(
             _dask_task, job_id, store_url, work_dir, log_path, key=f"ctanb-job-{job_id}", pure=False
         )
 
     def cancel(self, job_id: str) -> None:
-        """Cancel the job's task (a queued task never starts)."""
+        """Cancel the job's task (a queued task never starts).
+
+        Parameters
+        ----------
+        job_id : str
+            The job.
+        """
         future = self._futures.pop(job_id, None)
         if future is not None:
             future.cancel()
 
     def failure(self, job_id: str) -> str | None:
-        """Why the job's task failed on the cluster, when it did."""
+        """Why the job's task failed on the cluster, when it did.
+
+        Parameters
+        ----------
+        job_id : str
+            The job.
+
+        Returns
+        -------
+        str or None
+            The task's error, or None when it did not fail (or is unknown).
+        """
         future = self._futures.get(job_id)
         if future is None or future.status not in ("error", "lost"):
             return None

@@ -67,7 +67,19 @@ class JobContext:
 
 @dataclass(frozen=True)
 class JobKind:
-    """A registered kind of job."""
+    """A registered kind of job.
+
+    Parameters
+    ----------
+    name : str
+        What ``JobManager.submit(name, params)`` is given.
+    target : str
+        The ``module:qualname`` of the function that runs it.
+    params : pydantic model class, optional
+        The model its parameters are checked against.
+    description : str
+        One line for the job list.
+    """
 
     name: str
     target: str
@@ -75,7 +87,23 @@ class JobKind:
     description: str = ""
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The parameters checked against the kind's model, as JSON values."""
+        """The parameters checked against the kind's model, as JSON values.
+
+        Parameters
+        ----------
+        params : mapping
+            The parameters given to ``submit``.
+
+        Returns
+        -------
+        dict
+            The checked parameters (defaults filled in), as JSON values.
+
+        Raises
+        ------
+        JobError
+            A parameter is missing, unknown or invalid (named in the message).
+        """
         if self.params is None:
             return dict(params)
         try:
@@ -146,6 +174,11 @@ def register_kind(
         The strict model of the parameters, checked at submission.
     description : str
         One line shown in the job list.
+
+    Returns
+    -------
+    JobKind
+        The kind registered.
     """
     target = run if isinstance(run, str) else target_name(run)
     kind = JobKind(name, target, params, description)
@@ -165,7 +198,13 @@ def get_kind(name: str) -> JobKind:
 
 
 def kinds() -> dict[str, JobKind]:
-    """Every registered kind, by name."""
+    """Every registered kind, by name.
+
+    Returns
+    -------
+    dict of str to JobKind
+        A copy: registering a kind later does not change it.
+    """
     return dict(_KINDS)
 
 

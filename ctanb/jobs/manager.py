@@ -24,7 +24,13 @@ __all__ = ["Job", "JobManager", "current_owner"]
 
 
 def current_owner() -> str:
-    """Who owns new jobs: ``JUPYTERHUB_USER`` on a hub, else the login name."""
+    """Who owns new jobs: ``JUPYTERHUB_USER`` on a hub, else the login name.
+
+    Returns
+    -------
+    str
+        The owner's name.
+    """
     return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
 
 
@@ -34,6 +40,13 @@ class Job:
     Attribute reads of the changing state (``phase``, ``results``, ``error``,
     ``log``, ``provenance``) read the store again; :attr:`record` is the last
     row read.
+
+    Parameters
+    ----------
+    manager : JobManager
+        The manager the job belongs to.
+    record : JobRecord
+        The job's row in the store.
     """
 
     def __init__(self, manager: JobManager, record: JobRecord) -> None:
@@ -68,7 +81,13 @@ class Job:
 
     # -- state -----------------------------------------------------------------------------
     def refresh(self) -> Job:
-        """Read the job's row again (noticing a dead job process); returns self."""
+        """Read the job's row again (noticing a dead job process).
+
+        Returns
+        -------
+        Job
+            This job.
+        """
         self.record = self.manager._checked(self.manager.store.get(self.id))
         return self
 
@@ -107,12 +126,30 @@ class Job:
 
     # -- actions ---------------------------------------------------------------------------
     def run(self) -> Job:
-        """Start a PENDING job (submitted with ``run=False``)."""
+        """Start a PENDING job (submitted with ``run=False``).
+
+        Returns
+        -------
+        Job
+            This job.
+        """
         self.manager.start(self.id)
         return self.refresh()
 
     def wait(self, timeout: float | None = None, *, poll: float = 0.05) -> Job:
-        """Wait until the job is COMPLETED, ERROR or ABORTED; returns self.
+        """Wait until the job is COMPLETED, ERROR or ABORTED.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait at most (default: no limit).
+        poll : float
+            Seconds between two reads of the store.
+
+        Returns
+        -------
+        Job
+            This job.
 
         Raises
         ------
@@ -133,19 +170,42 @@ class Job:
             poll = min(poll * 1.5, 1.0)
 
     def raise_if_error(self) -> Job:
-        """Raise :class:`~ctanb.JobError` with the job's message if it ended in ERROR or ABORTED."""
+        """Raise the job's error if it ended in ERROR or ABORTED.
+
+        Returns
+        -------
+        Job
+            This job, when it did not fail.
+
+        Raises
+        ------
+        JobError
+            With the job's error message.
+        """
         phase = self.phase
         if phase in (Phase.ERROR, Phase.ABORTED):
             raise JobError(f"job {self.id} ({self.name}) {phase}: {self.record.error}")
         return self
 
     def abort(self) -> Job:
-        """Abort the job: mark it ABORTED and kill its process group (no-op once finished)."""
+        """Abort the job: mark it ABORTED and kill its process group (no-op once finished).
+
+        Returns
+        -------
+        Job
+            This job.
+        """
         self.manager.abort(self.id)
         return self.refresh()
 
     def rerun(self) -> Job:
-        """Submit a new job with the same kind and parameters; returns the new job."""
+        """Submit a new job with the same kind and parameters.
+
+        Returns
+        -------
+        Job
+            The new job.
+        """
         return self.manager.rerun(self.id)
 
     def delete(self) -> None:
@@ -181,12 +241,15 @@ class JobManager:
 
     Examples
     --------
-    >>> from ctanb.jobs import JobManager                              # doctest: +SKIP
+    >>> from ctanb.jobs import JobManager
     >>> jobs = JobManager()
     >>> job = jobs.submit("query", {"adql": "SELECT TOP 5 * FROM ivoa.obscore"})
-    >>> job.wait().results["votable"]
-    PosixPath('/home/me/.ctanb/jobs/3f2a.../result.xml')
-    >>> jobs.submit("mypkg.steps:fit_spectrum", {"obs_ids": [23523]}, name="Crab fit")
+    >>> job.wait(timeout=300).results["votable"]
+    PosixPath('.../result.xml')
+
+    Any importable function is a job kind (not run by the doctests: ``mypkg`` is yours):
+
+    >>> jobs.submit("mypkg.steps:fit_spectrum", {"obs_ids": [23523]}, name="Crab fit")  # doctest: +SKIP
     """
 
     def __init__(
@@ -247,6 +310,11 @@ class JobManager:
         run : bool
             Start at once (default); otherwise the job stays PENDING until ``job.run()``.
 
+        Returns
+        -------
+        Job
+            The new job (QUEUED or EXECUTING, or PENDING with ``run=False``).
+
         Raises
         ------
         JobError
@@ -288,7 +356,18 @@ class JobManager:
         return record
 
     def start(self, job_id: str) -> None:
-        """Hand a PENDING job to the executor (QUEUED until its process starts)."""
+        """Hand a PENDING job to the executor (QUEUED until its process starts).
+
+        Parameters
+        ----------
+        job_id : str
+            The job.
+
+        Raises
+        ------
+        JobError
+            The job is not PENDING, or the executor could not start it.
+        """
         record = self.store.get(job_id)
         if not self.store.transition(job_id, Phase.QUEUED, allowed_from=[Phase.PENDING]):
             raise JobError(f"job {job_id} is {record.phase}, only a PENDING job can be started")
@@ -312,7 +391,23 @@ class JobManager:
 
     # -- read ------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
-        """The job *job_id*; :class:`~ctanb.JobError` when there is none."""
+        """The job *job_id*.
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id.
+
+        Returns
+        -------
+        Job
+            A handle on the job.
+
+        Raises
+        ------
+        JobError
+            There is no such job.
+        """
         return Job(self, self._checked(self.store.get(job_id)))
 
     def list(
@@ -326,6 +421,22 @@ class JobManager:
         """Jobs, newest first, optionally of some phases, one owner or one kind.
 
         A running job whose process is gone is turned into ERROR here.
+
+        Parameters
+        ----------
+        phase : str or iterable of str, optional
+            Only jobs in these phases.
+        owner : str, optional
+            Only this owner's jobs.
+        kind : str, optional
+            Only jobs of this kind.
+        limit : int, optional
+            At most this many (None: all).
+
+        Returns
+        -------
+        list of Job
+            Newest first.
         """
         records = self.store.list(phase=phase, owner=owner, kind=kind, limit=limit)
         checked = [self._checked(r) for r in records]
@@ -362,7 +473,18 @@ class JobManager:
 
     # -- act -------------------------------------------------------------------------------
     def abort(self, job_id: str) -> Job:
-        """Mark the job ABORTED and kill its process group (no-op for a finished job)."""
+        """Mark the job ABORTED and kill its process group (no-op for a finished job).
+
+        Parameters
+        ----------
+        job_id : str
+            The job.
+
+        Returns
+        -------
+        Job
+            The job, ABORTED (or as it ended).
+        """
         record = self.store.get(job_id)
         if record.phase in FINAL_PHASES:
             return Job(self, record)
@@ -382,14 +504,31 @@ class JobManager:
         return Job(self, self.store.get(job_id))
 
     def rerun(self, job_id: str) -> Job:
-        """Submit a new job with the kind, target, parameters and name of *job_id*."""
+        """Submit a new job with the kind, target, parameters and name of *job_id*.
+
+        Parameters
+        ----------
+        job_id : str
+            The job to run again.
+
+        Returns
+        -------
+        Job
+            The new job.
+        """
         old = self.store.get(job_id)
         record = self._create(old.kind, old.target, dict(old.parameters), old.name, old.id)
         self.start(record.id)
         return self.get(record.id)
 
     def delete(self, job_id: str) -> None:
-        """Abort the job if it runs, then remove its row and its folder."""
+        """Abort the job if it runs, then remove its row and its folder.
+
+        Parameters
+        ----------
+        job_id : str
+            The job.
+        """
         record = self.store.get(job_id)
         if record.phase not in FINAL_PHASES:
             self.abort(job_id)

@@ -24,7 +24,23 @@ class Phase(StrEnum):
 
     @classmethod
     def parse(cls, text: str) -> Phase:
-        """The phase named *text* (any case); :class:`~ctanb.JobError` naming the valid ones."""
+        """The phase named *text* (any case).
+
+        Parameters
+        ----------
+        text : str
+            A phase name, e.g. ``"completed"``.
+
+        Returns
+        -------
+        Phase
+            The phase.
+
+        Raises
+        ------
+        JobError
+            Not a phase; the message names the valid ones.
+        """
         from .._errors import JobError
 
         try:
@@ -69,6 +85,13 @@ class JobProvenance:
     products: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form kept in the job store.
+
+        Returns
+        -------
+        dict
+            ``job_activity``, ``activities`` and ``products``.
+        """
         return {
             "job_activity": self.job_activity,
             "activities": list(self.activities),
@@ -77,6 +100,18 @@ class JobProvenance:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> JobProvenance:
+        """The inverse of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        data : dict or None
+            What :meth:`to_dict` returned (None or empty: nothing recorded yet).
+
+        Returns
+        -------
+        JobProvenance
+            The job's provenance pointers.
+        """
         data = data or {}
         return cls(
             data.get("job_activity"),
@@ -125,7 +160,34 @@ def decode_results(text: str | None) -> dict[str, Any]:
 
 @dataclass
 class JobRecord:
-    """One row of the job store, as Python values (see :class:`~ctanb.jobs.Job` for the handle)."""
+    """One row of the job store, as Python values (see :class:`~ctanb.jobs.Job` for the handle).
+
+    Attributes
+    ----------
+    id, kind, target, name, owner : str
+        The job's id, its kind, the ``module:qualname`` that runs it, the name shown
+        in the job list and who submitted it.
+    phase : Phase
+        The UWS phase.
+    parameters, results : dict
+        What the job was given and what it returned (``Path`` values are files).
+    error, error_type, error_details : str or None
+        Why it failed: the message, the exception type and the traceback.
+    created, started, ended : str or None
+        ISO times (UTC).
+    history : list of (str, str)
+        Every phase the job went through, with its time.
+    executor, host : str
+        ``local`` or ``dask``, and the machine of a local job's process.
+    pid, pid_start : int and float, or None
+        A local job's process and its start time (to tell a reused pid).
+    work_dir, log_path : str or None
+        The job's own folder and its log file.
+    provenance : JobProvenance
+        Where the job's provenance is.
+    rerun_of : str or None
+        The job this one runs again.
+    """
 
     id: str
     kind: str

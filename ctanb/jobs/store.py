@@ -63,7 +63,13 @@ _JSON_FIELDS = ("parameters", "history")
 
 
 def default_store_url() -> str:
-    """``CTANB_JOBS_URL``, or the SQLite file ``<home_dir>/jobs.db``."""
+    """``CTANB_JOBS_URL``, or the SQLite file ``<home_dir>/jobs.db``.
+
+    Returns
+    -------
+    str
+        A SQLAlchemy URL or a file path.
+    """
     from .._settings import home_dir
 
     return os.environ.get("CTANB_JOBS_URL") or f"sqlite:///{home_dir() / 'jobs.db'}"
@@ -153,14 +159,36 @@ class JobStore:
 
     # -- public ----------------------------------------------------------------------------
     def add(self, record: JobRecord) -> None:
-        """Insert a new job (its ``history`` starts with its current phase)."""
+        """Insert a new job (its ``history`` starts with its current phase).
+
+        Parameters
+        ----------
+        record : JobRecord
+            The new job.
+        """
         record.created = record.created or now()
         record.history = record.history or [(str(record.phase), record.created)]
         row = self._row(record)
         self._write(lambda conn: conn.execute(job_table.insert(), [row]))
 
     def get(self, job_id: str) -> JobRecord:
-        """The job *job_id*; :class:`~ctanb.JobError` when there is none."""
+        """The job *job_id*.
+
+        Parameters
+        ----------
+        job_id : str
+            The job's id.
+
+        Returns
+        -------
+        JobRecord
+            Its row.
+
+        Raises
+        ------
+        JobError
+            There is no such job.
+        """
         rows = self._read(sa.select(job_table).where(job_table.c.id == job_id))
         if not rows:
             raise JobError(f"no job {job_id!r} in the job store {self.safe_url}")
@@ -174,7 +202,24 @@ class JobStore:
         kind: str | None = None,
         limit: int | None = 500,
     ) -> list[JobRecord]:
-        """Jobs matching every criterion given, newest first."""
+        """Jobs matching every criterion given, newest first.
+
+        Parameters
+        ----------
+        phase : str or iterable of str, optional
+            Only jobs in these phases.
+        owner : str, optional
+            Only this owner's jobs.
+        kind : str, optional
+            Only jobs of this kind.
+        limit : int, optional
+            At most this many (None: all).
+
+        Returns
+        -------
+        list of JobRecord
+            Newest first.
+        """
         stmt = sa.select(job_table)
         if phase is not None:
             phases = [phase] if isinstance(phase, str) else list(phase)
@@ -189,7 +234,20 @@ class JobStore:
         return [self._record(row) for row in self._read(stmt)]
 
     def update(self, job_id: str, **fields: Any) -> None:
-        """Set fields of a job that do not change its phase (pid, log path, ...)."""
+        """Set fields of a job that do not change its phase (pid, log path, ...).
+
+        Parameters
+        ----------
+        job_id : str
+            The job.
+        **fields
+            Column values by name.
+
+        Raises
+        ------
+        JobError
+            *fields* holds ``phase`` (use :meth:`transition`) or an unknown column.
+        """
         if "phase" in fields:
             raise JobError("the phase changes only through JobStore.transition")
         template = self._row(JobRecord(id=job_id, kind="", target=""))
@@ -217,8 +275,27 @@ class JobStore:
     ) -> bool:
         """Move a job to *phase* if it is now in one of *allowed_from*; set *fields* too.
 
-        Returns False (and changes nothing) when the job is in another phase, so
-        two processes racing to end a job cannot both win.
+        Parameters
+        ----------
+        job_id : str
+            The job.
+        phase : Phase
+            The new phase.
+        allowed_from : iterable of Phase
+            The phases the job may be in now.
+        **fields
+            Other column values to set in the same transaction.
+
+        Returns
+        -------
+        bool
+            False (and nothing changed) when the job is in another phase, so two
+            processes racing to end a job cannot both win.
+
+        Raises
+        ------
+        JobError
+            There is no such job.
         """
         allowed = {str(p) for p in allowed_from}
         template = self._row(JobRecord(id=job_id, kind="", target=""))
@@ -242,5 +319,11 @@ class JobStore:
         return bool(self._write(work))
 
     def delete(self, job_id: str) -> None:
-        """Remove a job's row (its files are the manager's business)."""
+        """Remove a job's row (its files are the manager's business).
+
+        Parameters
+        ----------
+        job_id : str
+            The job.
+        """
         self._write(lambda conn: conn.execute(job_table.delete().where(job_table.c.id == job_id)))

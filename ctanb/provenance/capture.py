@@ -93,7 +93,13 @@ def redoing(originals: dict[str, EntityRecord], revisions: dict[str, str]) -> It
 
 
 def current_activity() -> Activity | None:
-    """The innermost :class:`Activity` running in this context, or None."""
+    """The innermost :class:`Activity` running in this context.
+
+    Returns
+    -------
+    Activity or None
+        None outside any activity.
+    """
     return _CURRENT.get()
 
 
@@ -125,6 +131,9 @@ class Activity:
 
     Examples
     --------
+    Not run by the doctests (it needs a DL3 file and a map to write:
+    ``tests/test_provenance.py`` records real ones):
+
     >>> with Activity("counts-map", version="1.0") as act:          # doctest: +SKIP
     ...     act.used("run_023523.fits.gz", obs_id="23523", data_level="DL3")
     ...     act.parameter("binsz", 0.02)
@@ -170,7 +179,20 @@ class Activity:
 
     # -- recording -----------------------------------------------------------------------
     def parameter(self, name: str, value: Any) -> None:
-        """Record a parameter value (JSON-encodable; otherwise use :meth:`used`)."""
+        """Record a parameter value (JSON-encodable; otherwise use :meth:`used`).
+
+        Parameters
+        ----------
+        name : str
+            The parameter's name.
+        value : object
+            Its value: numbers, strings, lists, mappings, quantities.
+
+        Raises
+        ------
+        ProvenanceError
+            The value cannot be encoded as JSON.
+        """
         try:
             self.record.parameters[name] = encode_value(value)
         except NotEncodable as exc:
@@ -179,14 +201,31 @@ class Activity:
             ) from None
 
     def configuration(self, config: Any) -> None:
-        """Record the full configuration (a mapping or a pydantic model)."""
+        """Record the full configuration (a mapping or a pydantic model).
+
+        Parameters
+        ----------
+        config : mapping or pydantic.BaseModel
+            The step's configuration.
+
+        Raises
+        ------
+        ProvenanceError
+            The configuration cannot be encoded as JSON.
+        """
         try:
             self.record.config = encode_value(config)
         except NotEncodable as exc:
             raise ProvenanceError(f"configuration: {exc}") from None
 
     def informed_by(self, activity_id: str) -> None:
-        """Record that this activity used something another activity produced."""
+        """Record that this activity used something another activity produced.
+
+        Parameters
+        ----------
+        activity_id : str
+            The other activity.
+        """
         if activity_id != self.id and activity_id not in self.record.informed_by:
             self.record.informed_by.append(activity_id)
 
@@ -204,9 +243,37 @@ class Activity:
     ) -> EntityRecord:
         """Record an input: a file path (hashed now) or an in-memory object (content hash).
 
-        ``obscore`` takes an ObsCore row (mapping) of the dataset: its
-        ``obs_publisher_did``, ``obs_id``, data level and provenance keywords are
-        recorded. A FITS input written by ctanb brings its own provenance along.
+        A FITS input written by ctanb brings its own provenance along.
+
+        Parameters
+        ----------
+        what : path or object
+            The input file, or the object itself.
+        role : str
+            What the input is for the activity (e.g. ``events``, ``irf``).
+        obs_id : str or int, optional
+            The observation the input belongs to.
+        publisher_did : str, optional
+            The dataset's ObsCore ``obs_publisher_did``.
+        data_level : str, optional
+            ``DL3``, ``DL4``...
+        obscore : mapping, optional
+            The dataset's ObsCore row: its ``obs_publisher_did``, ``obs_id``, data
+            level and provenance keywords are recorded.
+        label : str, optional
+            A short name for graphs (default: the file name).
+        **attributes
+            Anything else to record with the entity.
+
+        Returns
+        -------
+        EntityRecord
+            The recorded input.
+
+        Raises
+        ------
+        ProvenanceError
+            The input file does not exist.
         """
         meta = dict(attributes)
         row = dict(obscore or {})
@@ -322,8 +389,28 @@ class Activity:
     ) -> EntityRecord:
         """Record an output: a file path (hashed when the activity ends) or an in-memory object.
 
-        ``derived_from`` names the used entities (records or ids) this output was computed
-        from; by default it derives from everything the activity used.
+        Parameters
+        ----------
+        what : path or object
+            The output file, or the object itself.
+        role : str
+            What the output is (e.g. ``counts``).
+        data_level : str, optional
+            ``DL4``, ``DL5``...
+        product_type : str, optional
+            The product type (e.g. ``counts``, ``flux-points``).
+        label : str, optional
+            A short name for graphs (default: the file name).
+        derived_from : iterable of EntityRecord or str, optional
+            The used entities (records or ids) this output was computed from; by
+            default it derives from everything the activity used.
+        **attributes
+            Anything else to record with the entity.
+
+        Returns
+        -------
+        EntityRecord
+            The recorded output.
         """
         entity = EntityRecord(
             id=f"ctanb:entity-{uuid.uuid4().hex}",
@@ -357,9 +444,23 @@ class Activity:
         return entity
 
     def inputs_of_item(self, index: int, count: int) -> list[str]:
-        """The used entities output *index* of *count* per-input outputs derives from:
-        item *index* of each input role with *count* items (one dataset per run; an empty
-        IRF list, IRFs bundled in the event files, drops out)."""
+        """The used entities output *index* of *count* per-input outputs derives from.
+
+        Item *index* of each input role with *count* items (one dataset per run; an
+        empty IRF list, IRFs bundled in the event files, drops out).
+
+        Parameters
+        ----------
+        index : int
+            Which output.
+        count : int
+            How many per-input outputs there are.
+
+        Returns
+        -------
+        list of str
+            Entity ids.
+        """
         by_role: dict[str, list[str]] = {}
         for rel in self.record.used:
             if self.graph.entities.get(rel.entity_id, None) is not None:

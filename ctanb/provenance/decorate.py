@@ -47,6 +47,9 @@ def recorded(
         provenance attached when the call returns.
     data_level : str, optional
         Data level of the outputs (e.g. ``"DL4"``).
+    store : ProvenanceStore, str or None
+        Where to record (default: :func:`~ctanb.provenance.default_store`; None:
+        in memory and in the FITS products only).
     record_result : bool
         Record the return value as a generated in-memory entity.
     per_input : iterable of str
@@ -54,6 +57,13 @@ def recorded(
         each input list of the same length only (one dataset per run): provenance
         derives each from its own run, not from all of them.
 
+    Returns
+    -------
+    callable
+        The decorator.
+
+    Notes
+    -----
     Every other argument is a parameter (JSON-encodable values) or, if it has no
     JSON form, a used in-memory entity. For a method, ``self.config`` (a pydantic
     model or mapping) is recorded as the configuration, and redo rebuilds the

@@ -338,7 +338,31 @@ def serialize(
     agents: bool = True,
     indent: int | None = None,
 ) -> str:
-    """Serialize to PROV-JSON (``json``), PROV-XML (``xml``), PROV-N (``provn``) or PROV-O (``turtle``)."""
+    """Serialize to PROV-JSON (``json``), PROV-XML (``xml``), PROV-N (``provn``) or PROV-O (``turtle``).
+
+    Parameters
+    ----------
+    graph : ProvenanceGraph or prov.model.ProvDocument
+        The provenance.
+    format : str
+        ``json``, ``xml``, ``provn`` or ``turtle`` (``prov-`` prefixes accepted).
+    model : {"IVOA", "W3C"}
+        IVOA ProvenanceDM or plain W3C PROV (for a graph).
+    agents : bool
+        Include the agents (for a graph).
+    indent : int, optional
+        Indentation of JSON output.
+
+    Returns
+    -------
+    str
+        The document.
+
+    Raises
+    ------
+    ProvenanceError
+        Unknown format.
+    """
     key = format.lower().replace("prov-", "").replace("-", "")
     key = {"n": "provn", "o": "turtle", "ttl": "turtle", "rdf": "turtle"}.get(key, key)
     if key not in FORMATS:
@@ -367,7 +391,25 @@ def serialize(
 
 
 def parse(text: str | bytes, format: str = "json") -> ProvenanceGraph:
-    """Read PROV-JSON (or ``xml``) text written by ctanb back into a graph."""
+    """Read PROV-JSON (or ``xml``) text written by ctanb back into a graph.
+
+    Parameters
+    ----------
+    text : str or bytes
+        The document.
+    format : {"json", "xml"}
+        Its format.
+
+    Returns
+    -------
+    ProvenanceGraph
+        The records.
+
+    Raises
+    ------
+    ProvenanceError
+        The text is not valid PROV, or not a record ctanb can read.
+    """
     try:
         doc = ProvDocument.deserialize(content=text, format=format)
     except Exception:  # the prov library's own words name its internals

@@ -154,6 +154,13 @@ def attach_provenance(
         More primary-header keys: ObsCore names in :data:`HEADER_KEYS` are
         translated to their FITS keyword, ``data_level``/``product_type`` go to
         ``PROV_DL``/``PROV_TYP``, other keys are written as given.
+    signature : Signature, optional
+        The signature of the record, written next to it.
+
+    Raises
+    ------
+    ProvenanceError
+        The product does not exist or cannot be updated.
     """
     from astropy.io import fits
 
@@ -305,6 +312,16 @@ def product_keywords(path: str | Path) -> dict[str, str]:
 
 def read_provenance(path: str | Path) -> ProvenanceGraph:
     """The provenance carried by a FITS product (no store needed).
+
+    Parameters
+    ----------
+    path : str or Path
+        The product.
+
+    Returns
+    -------
+    ProvenanceGraph
+        The records inside the product.
 
     Raises
     ------

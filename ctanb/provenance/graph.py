@@ -156,6 +156,20 @@ def graph_to_svg(
 ) -> str:
     """Render *graph* to SVG with graphviz ``dot``; write it to *path* when given.
 
+    Parameters
+    ----------
+    graph : ProvenanceGraph
+        The provenance to draw.
+    path : str or Path, optional
+        Also write the picture to this file.
+    agents : bool
+        Draw the agents (user, host, software) too.
+
+    Returns
+    -------
+    str
+        The SVG text.
+
     Raises
     ------
     ProvenanceError

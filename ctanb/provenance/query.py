@@ -125,6 +125,11 @@ class StoreQueries:
             compared as recorded text.
         limit : int or None
             At most this many activities.
+
+        Returns
+        -------
+        list of ActivityRecord
+            Oldest first.
         """
         t = self._tables()
         act = t.activity_table
@@ -159,6 +164,22 @@ class StoreQueries:
 
         ``store.products(name="counts-map", version="1.0")`` answers "all products
         made with pipeline version 1.0".
+
+        Parameters
+        ----------
+        name, version : str, optional
+            The ActivityDescription name and version.
+        agent : str, optional
+            An agent id or name (see :meth:`activities`).
+        parameters : mapping, optional
+            Parameter values that must all match.
+        limit : int or None
+            At most this many activities are looked at.
+
+        Returns
+        -------
+        list of EntityRecord
+            The products.
         """
         t = self._tables()
         ids = self._activity_ids(
@@ -179,7 +200,22 @@ class StoreQueries:
     ) -> list[EntityRecord]:
         """Every entity derived, at any depth, from the datasets of a run.
 
-        Give the run's ``obs_id`` or the dataset's ObsCore ``obs_publisher_did``.
+        Parameters
+        ----------
+        obs_id : str or int, optional
+            The run.
+        publisher_did : str, optional
+            Or the dataset's ObsCore ``obs_publisher_did``.
+
+        Returns
+        -------
+        list of EntityRecord
+            The derived entities (the datasets themselves left out).
+
+        Raises
+        ------
+        ProvenanceError
+            Neither *obs_id* nor *publisher_did* is given.
         """
         if obs_id is None and publisher_did is None:
             raise ProvenanceError("derived_from needs an obs_id or a publisher_did")
@@ -206,7 +242,20 @@ class StoreQueries:
     def find_entities(
         self, *, location: str | None = None, sha256: str | None = None
     ) -> list[EntityRecord]:
-        """Entities recorded at a file location or with a sha256."""
+        """Entities recorded at a file location or with a sha256.
+
+        Parameters
+        ----------
+        location : str, optional
+            A file path or URL, as recorded.
+        sha256 : str, optional
+            A file's sha256 (or an object's content hash).
+
+        Returns
+        -------
+        list of EntityRecord
+            The matching entities.
+        """
         t = self._tables()
         stmt = sa.select(t.entity_table.c.record)
         if location is not None:
@@ -226,7 +275,27 @@ class StoreQueries:
     def lineage(
         self, ids: str | Iterable[str], *, depth: int | None = 1, direction: str = "BACK"
     ) -> ProvenanceGraph:
-        """The provenance around *ids*, ``depth`` relations deep (None: all), BACK or FORTH."""
+        """The provenance around *ids*.
+
+        Parameters
+        ----------
+        ids : str or iterable of str
+            Activity or entity ids.
+        depth : int or None
+            How many relations deep (None: all).
+        direction : {"BACK", "FORTH"}
+            Towards the inputs or towards the products.
+
+        Returns
+        -------
+        ProvenanceGraph
+            The activities and entities reached.
+
+        Raises
+        ------
+        ProvenanceError
+            A bad *direction* or *depth*, or an id the store does not hold.
+        """
         direction = direction.upper()
         if direction not in ("BACK", "FORTH", "BOTH"):
             raise ProvenanceError(f"DIRECTION must be BACK or FORTH, not {direction!r}")
@@ -306,10 +375,30 @@ class StoreQueries:
     ) -> str:
         """Answer a ProvSAP query (parameter names as in the IVOA ProvSAP draft).
 
+        Parameters
+        ----------
+        ID : str or iterable of str
+            Activity or entity ids.
+        DEPTH : int or str
+            Relations to follow, or ``ALL``.
+        DIRECTION : {"BACK", "FORTH"}
+            Towards the inputs or towards the products.
+        AGENTS : bool or str
+            Include the agents.
+        MODEL : {"IVOA", "W3C"}
+            IVOA ProvenanceDM or plain W3C PROV.
+        RESPONSEFORMAT : str
+            ``PROV-JSON``, ``PROV-XML``, ``PROV-N`` or ``PROV-O``.
+
         Returns
         -------
         str
             The provenance document in ``RESPONSEFORMAT``.
+
+        Raises
+        ------
+        ProvenanceError
+            A bad parameter value or an unknown id.
         """
         if isinstance(DEPTH, str):
             if DEPTH.upper() == "ALL":

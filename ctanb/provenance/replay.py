@@ -67,7 +67,31 @@ _IGNORED_KEYS = (
 
 @dataclass
 class RedoReport:
-    """Outcome of :func:`redo`: the new product and how it compares with the old one."""
+    """Outcome of :func:`redo`: the new product and how it compares with the old one.
+
+    Attributes
+    ----------
+    product, new_product : str
+        The original product and the one redo made.
+    product_type : str or None
+        The product type, which sets the tolerance.
+    rtol : float
+        The relative tolerance the comparison used.
+    identical, equal : bool
+        Equal byte for byte (data), or within *rtol*.
+    differences : list of str
+        What differs, in words.
+    software_changes : dict of str to (str, str)
+        Software whose version changed: name -> (recorded, now).
+    input_problems : list of str
+        Inputs that could not be found with their recorded content.
+    rerun : list of str
+        The steps that ran again.
+    input_sources : dict of str to str
+        Where each input was found (location, cache, data folder, archive).
+    notes : list of str
+        Anything else worth knowing.
+    """
 
     product: str
     new_product: str | None = None
@@ -303,6 +327,11 @@ def redo(product: str | Path, out_dir: str | Path, *, archive: Any = None) -> Re
         The product has no readable provenance, names a step that is not one of
         ctanb's registered steps (refused before anything runs), or an input cannot
         be found with its recorded content.
+
+    Returns
+    -------
+    RedoReport
+        The new product and how it compares with *product* (``report.ok``).
     """
     from .verify import integrity, product_entity
 
@@ -340,6 +369,13 @@ def redo(product: str | Path, out_dir: str | Path, *, archive: Any = None) -> Re
 
 def compare_fits(old: str | Path, new: str | Path, *, rtol: float = 0.0) -> tuple[list[str], bool]:
     """Differences between two FITS products (data within *rtol*, headers ignoring dates and provenance).
+
+    Parameters
+    ----------
+    old, new : str or Path
+        The two products.
+    rtol : float
+        Relative tolerance of the data comparison.
 
     Returns
     -------

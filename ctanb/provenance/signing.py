@@ -111,7 +111,13 @@ def _private_key():  # -> Ed25519PrivateKey
 
 
 def public_key() -> str:
-    """This user's public signing key, as 64 hex digits (made on first use)."""
+    """This user's public signing key (made on first use).
+
+    Returns
+    -------
+    str
+        64 hex digits, to give to colleagues who verify your products.
+    """
     return _public_hex(_private_key())
 
 
@@ -162,7 +168,19 @@ def _usable_key(text: str) -> bool:
 
 
 def trust_key(key: str, name: str = "") -> Path:
-    """Trust signatures made with *key* (64 hex digits, or a file whose first word is one).
+    """Trust signatures made with *key*.
+
+    Parameters
+    ----------
+    key : str
+        64 hex digits, or a file whose first word is one.
+    name : str
+        Whose key it is (shown when a product signed with it is verified).
+
+    Returns
+    -------
+    Path
+        The file that now holds the trusted key (one file per key).
 
     Raises
     ------

@@ -131,7 +131,13 @@ def register_step(
 
 
 def registered_steps() -> dict[tuple[str, str], RegisteredStep]:
-    """Every registered (kind, version), after importing :data:`STEP_MODULES`."""
+    """Every registered (kind, version), after importing :data:`STEP_MODULES`.
+
+    Returns
+    -------
+    dict of (str, str) to RegisteredStep
+        A copy of the registry.
+    """
     _import_step_modules()
     return dict(_REGISTRY)
 

@@ -239,8 +239,15 @@ class ProvenanceStore(StoreQueries):
         }
 
     def begin(self, record: ActivityRecord) -> None:
-        """Write the activity's row with status ``running`` (called when it starts;
-        committed behind, see :mod:`ctanb.provenance._writebehind`)."""
+        """Write the activity's row with status ``running`` (called when it starts).
+
+        Committed behind, see :mod:`ctanb.provenance._writebehind`.
+
+        Parameters
+        ----------
+        record : ActivityRecord
+            The activity.
+        """
         row = self._activity_row(record)
 
         def work() -> None:
@@ -249,8 +256,17 @@ class ProvenanceStore(StoreQueries):
         self._write(f"start of activity {record.name} ({record.id})", work)
 
     def finish(self, record: ActivityRecord, graph: ProvenanceGraph | None = None) -> None:
-        """Write everything the activity recorded and its final status, in one transaction
-        (committed behind: the next read of any store in this process waits for it)."""
+        """Write everything the activity recorded and its final status, in one transaction.
+
+        Committed behind: the next read of any store in this process waits for it.
+
+        Parameters
+        ----------
+        record : ActivityRecord
+            The activity, ended.
+        graph : ProvenanceGraph, optional
+            Its entities and the provenance its inputs brought along.
+        """
         graph = graph or ProvenanceGraph(activities={record.id: record})
         work = self._graph_writer([graph], overwrite={record.id})
         self._write(f"activity {record.name} ({record.id})", work)
@@ -274,8 +290,15 @@ class ProvenanceStore(StoreQueries):
     def write_graphs(
         self, graphs: Iterable[ProvenanceGraph], *, overwrite: Iterable[str] = ()
     ) -> None:
-        """Store the records of *graphs* in one transaction (existing rows are kept,
-        except the activities listed in *overwrite*, which are updated)."""
+        """Store the records of *graphs* in one transaction.
+
+        Parameters
+        ----------
+        graphs : iterable of ProvenanceGraph
+            The records to store; rows already in the store are kept.
+        overwrite : iterable of str
+            Ids of activities whose rows are updated instead.
+        """
         _writebehind.flush()  # after the activities written behind, in order
         self._graph_writer(graphs, overwrite=overwrite)()
 
@@ -376,7 +399,23 @@ class ProvenanceStore(StoreQueries):
         return record
 
     def get_activity(self, activity_id: str) -> ActivityRecord:
-        """The activity *activity_id* (status ``incomplete`` if its process died)."""
+        """The activity *activity_id* (status ``incomplete`` if its process died).
+
+        Parameters
+        ----------
+        activity_id : str
+            The activity's id.
+
+        Returns
+        -------
+        ActivityRecord
+            The activity.
+
+        Raises
+        ------
+        ProvenanceError
+            The store has no such activity.
+        """
         rows = self._read(sa.select(activity_table).where(activity_table.c.id == activity_id))
         if not rows:
             raise ProvenanceError(
@@ -385,7 +424,23 @@ class ProvenanceStore(StoreQueries):
         return self._activity_from_row(rows[0])
 
     def get_entity(self, entity_id: str) -> EntityRecord:
-        """The entity *entity_id*."""
+        """The entity *entity_id*.
+
+        Parameters
+        ----------
+        entity_id : str
+            The entity's id.
+
+        Returns
+        -------
+        EntityRecord
+            The entity.
+
+        Raises
+        ------
+        ProvenanceError
+            The store has no such entity.
+        """
         rows = self._read(sa.select(entity_table.c.record).where(entity_table.c.id == entity_id))
         if not rows:
             raise ProvenanceError(
@@ -394,7 +449,13 @@ class ProvenanceStore(StoreQueries):
         return EntityRecord.from_dict(json.loads(rows[0].record))
 
     def count_activities(self) -> int:
-        """How many activities the store holds."""
+        """How many activities the store holds.
+
+        Returns
+        -------
+        int
+            The count.
+        """
         return int(self._read(sa.select(sa.func.count()).select_from(activity_table))[0][0])
 
 
@@ -434,7 +495,13 @@ def _effective_status(status: str, host: str | None, pid: int | None) -> str:
 
 
 def default_store() -> ProvenanceStore:
-    """The store used when none is given: ``CTANB_PROV_URL`` or ``<home_dir>/provenance.db``."""
+    """The store used when none is given: ``CTANB_PROV_URL`` or ``<home_dir>/provenance.db``.
+
+    Returns
+    -------
+    ProvenanceStore
+        The default store.
+    """
     from .._settings import home_dir
 
     url = os.environ.get("CTANB_PROV_URL") or str(home_dir() / "provenance.db")

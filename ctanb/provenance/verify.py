@@ -32,7 +32,19 @@ __all__ = ["VerifyReport", "product_entity", "verify"]
 
 @dataclass
 class VerifyReport:
-    """What :func:`verify` found; ``ok`` is True when nothing is wrong."""
+    """What :func:`verify` found; ``ok`` is True when nothing is wrong.
+
+    Attributes
+    ----------
+    product : str
+        The product checked.
+    problems : list of str
+        What is wrong, in words (empty: nothing).
+    checked : list of str
+        What was checked.
+    notes : list of str
+        What could not be checked, and why.
+    """
 
     product: str
     problems: list[str] = field(default_factory=list)

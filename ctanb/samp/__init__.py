@@ -1,5 +1,7 @@
 """SAMP: exchange tables, images and positions with TOPCAT, Aladin and other VO tools.
 
+Not run by the doctests (it talks to TOPCAT: ``tests/test_samp_topcat.py`` does):
+
 >>> from ctanb.samp import SampLink
 >>> with SampLink.connect() as link:              # doctest: +SKIP
 ...     delivery = link.send_table(results, to="topcat")

@@ -70,6 +70,11 @@ def table_to_votable_bytes(table: Any, *, name: str = "ctanb") -> bytes:
     ------
     CtanbError
         When a column cannot be written to VOTable (names the column).
+
+    Returns
+    -------
+    bytes
+        The VOTable document.
     """
     from astropy.io.votable import from_table
 
@@ -129,7 +134,20 @@ class SampResponse:
 
     @classmethod
     def from_samp(cls, client_id: str, client_name: str, response: dict) -> SampResponse:
-        """Build from a SAMP response map (``samp.status``, ``samp.result``, ``samp.error``)."""
+        """Build from a SAMP response map (``samp.status``, ``samp.result``, ``samp.error``).
+
+        Parameters
+        ----------
+        client_id, client_name : str
+            Who answered.
+        response : dict
+            The SAMP response map.
+
+        Returns
+        -------
+        SampResponse
+            The answer.
+        """
         status = str(response.get("samp.status", "samp.error"))
         error_map = response.get("samp.error") or {}
         error = str(error_map.get("samp.errortxt", "")) if isinstance(error_map, dict) else ""
@@ -178,7 +196,13 @@ class Delivery:
 
     # --- filled in by the transport ------------------------------------------------------
     def add_response(self, response: SampResponse) -> None:
-        """Record the answer of one recipient (called by the transport)."""
+        """Record the answer of one recipient (called by the transport).
+
+        Parameters
+        ----------
+        response : SampResponse
+            The recipient's answer.
+        """
         with self._lock:
             if response.client_id in self._responses or self._finished.is_set():
                 return
@@ -188,7 +212,13 @@ class Delivery:
             self._finish()
 
     def expire(self, reason: str = "no answer in time") -> None:
-        """Mark every recipient that has not answered yet as timed out."""
+        """Mark every recipient that has not answered yet as timed out.
+
+        Parameters
+        ----------
+        reason : str
+            What the user is told about those recipients.
+        """
         with self._lock:
             for client_id, name in self.recipients.items():
                 self._responses.setdefault(
@@ -226,12 +256,29 @@ class Delivery:
         return [r for r in self.responses if not r.ok]
 
     def wait(self, timeout: float | None = None) -> Delivery:
-        """Block until every recipient answered or *timeout* seconds passed."""
+        """Block until every recipient answered or *timeout* seconds passed.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait at most (default: no limit).
+
+        Returns
+        -------
+        Delivery
+            This delivery.
+        """
         self._finished.wait(timeout)
         return self
 
     def on_done(self, callback: Callable[[Delivery], None]) -> None:
-        """Call ``callback(delivery)`` once every recipient has answered (now if already)."""
+        """Call ``callback(delivery)`` once every recipient has answered (now if already).
+
+        Parameters
+        ----------
+        callback : callable
+            Called with this delivery.
+        """
         with self._lock:
             if not self._finished.is_set():
                 self._callbacks.append(callback)
@@ -239,13 +286,30 @@ class Delivery:
         callback(self)
 
     def raise_for_errors(self) -> Delivery:
-        """Raise :class:`~ctanb.CtanbError` listing the recipients that failed."""
+        """Raise an error listing the recipients that failed, if any did.
+
+        Returns
+        -------
+        Delivery
+            This delivery, when no recipient failed.
+
+        Raises
+        ------
+        CtanbError
+            Naming each recipient that failed and why.
+        """
         if self.errors:
             raise CtanbError(f"{self.mtype} failed: " + "; ".join(str(r) for r in self.errors))
         return self
 
     def summary(self) -> str:
-        """One line per recipient, for showing to the user."""
+        """One line per recipient, for showing to the user.
+
+        Returns
+        -------
+        str
+            The summary.
+        """
         if not self.recipients:
             return f"{self.mtype}: no application received it"
         if not self.done:

@@ -122,7 +122,20 @@ class SampLink:
 
     @classmethod
     def bridge(cls, *, name: str = "ctanb", timeout: float = DEFAULT_TIMEOUT) -> SampLink:
-        """A link through the browser (hosted kernels); display ``link.widget`` to start it."""
+        """A link through the browser (hosted kernels); display ``link.widget`` to start it.
+
+        Parameters
+        ----------
+        name : str
+            The name other applications see.
+        timeout : float
+            Seconds a call waits for its answers.
+
+        Returns
+        -------
+        SampLink
+            The link (connected once its widget is shown).
+        """
         from .bridge import BridgeTransport, SampBridge
         from .serve import SpoolPublisher
 
@@ -141,15 +154,38 @@ class SampLink:
         return getattr(self.transport, "hub", None)
 
     def clients(self) -> dict[str, str]:
-        """``{client_id: samp.name}`` of the other applications on the hub."""
+        """The other applications on the hub.
+
+        Returns
+        -------
+        dict of str to str
+            ``{client_id: samp.name}``.
+        """
         return self.transport.clients()
 
     def client_names(self) -> list[str]:
-        """Names of the other applications on the hub, sorted (for a chooser)."""
+        """Names of the other applications on the hub, sorted (for a chooser).
+
+        Returns
+        -------
+        list of str
+            The names.
+        """
         return sorted(set(self.clients().values()), key=str.lower)
 
     def on_clients(self, callback: Callable[[list[str]], None]) -> Callable[[], None]:
-        """Call ``callback(client_names)`` when applications join or leave the hub."""
+        """Call ``callback(client_names)`` when applications join or leave the hub.
+
+        Parameters
+        ----------
+        callback : callable
+            Called with the sorted names.
+
+        Returns
+        -------
+        callable
+            Call it to stop being called.
+        """
         self._client_observers.append(callback)
         return lambda: self._client_observers.remove(callback)
 
@@ -205,6 +241,13 @@ class SampLink:
             a bridged link answers asynchronously whatever this says).
         timeout : float, optional
             Seconds to wait (default: the link's timeout).
+        url, table_id : str
+            The document and table the message is about (kept with the delivery).
+
+        Returns
+        -------
+        Delivery
+            One answer per recipient.
         """
         recipients = self._recipients(mtype, to)
         delivery = Delivery(mtype, recipients, url=url, table_id=table_id)
@@ -261,6 +304,10 @@ class SampLink:
         name : str, optional
             The name shown in the application (default: the table's ``name`` meta or
             ``"ctanb"``).
+        wait : bool
+            Block until every answer arrived or *timeout* passed.
+        timeout : float, optional
+            Seconds to wait (default: the link's timeout).
 
         Returns
         -------
@@ -280,7 +327,18 @@ class SampLink:
         )
 
     def table_id(self, table: Any) -> str | None:
-        """The table-id *table* was last sent with, or None."""
+        """The table-id *table* was last sent with.
+
+        Parameters
+        ----------
+        table : object
+            What was given to :meth:`send_table`.
+
+        Returns
+        -------
+        str or None
+            None when it was not sent.
+        """
         entry = self._sent_tables.get(id(table))
         return entry[1] if entry and entry[0] is table else None
 
@@ -302,8 +360,23 @@ class SampLink:
     ) -> Delivery:
         """Select rows (``table.select.rowList``) of a table sent before.
 
-        *table* is the object given to :meth:`send_table` or its table-id; *rows*
-        are 0-based row indices. The local selection model is updated too.
+        The local selection model is updated too.
+
+        Parameters
+        ----------
+        table : object or str
+            The object given to :meth:`send_table`, or its table-id.
+        rows : iterable of int
+            0-based row indices.
+        to : str or list of str, optional
+            Application names or ids; default: all that accept the message.
+        **kwargs
+            ``wait`` and ``timeout`` of :meth:`send`.
+
+        Returns
+        -------
+        Delivery
+            One answer per recipient.
         """
         table_id, url = self._table_ref(table)
         rows = [int(r) for r in rows]
@@ -314,7 +387,24 @@ class SampLink:
     def send_highlight(
         self, table: Any, row: int, to: str | Iterable[str] | None = None, **kwargs: Any
     ) -> Delivery:
-        """Highlight one row (``table.highlight.row``) of a table sent before."""
+        """Highlight one row (``table.highlight.row``) of a table sent before.
+
+        Parameters
+        ----------
+        table : object or str
+            The object given to :meth:`send_table`, or its table-id.
+        row : int
+            0-based row index.
+        to : str or list of str, optional
+            Application names or ids; default: all that accept the message.
+        **kwargs
+            ``wait`` and ``timeout`` of :meth:`send`.
+
+        Returns
+        -------
+        Delivery
+            One answer per recipient.
+        """
         table_id, url = self._table_ref(table)
         self.selection_model.set_highlight(int(row), table_id=table_id, source="ctanb")
         params = {"table-id": table_id, "url": url, "row": str(int(row))}
@@ -323,7 +413,24 @@ class SampLink:
     def point_at(self, position: Any, to: str | Iterable[str] | None = None, **kwargs) -> Delivery:
         """Point sky viewers at a position (``coord.pointAt.sky``, ICRS degrees).
 
-        *position* is a :class:`~astropy.coordinates.SkyCoord` or ``(ra, dec)`` in degrees.
+        Parameters
+        ----------
+        position : SkyCoord or (float, float)
+            The position, or ``(ra, dec)`` in degrees.
+        to : str or list of str, optional
+            Application names or ids; default: all that accept the message.
+        **kwargs
+            ``wait`` and ``timeout`` of :meth:`send`.
+
+        Returns
+        -------
+        Delivery
+            One answer per recipient.
+
+        Raises
+        ------
+        CtanbError
+            *position* is not a sky position.
         """
         from astropy.coordinates import SkyCoord
 
@@ -340,7 +447,24 @@ class SampLink:
     def send_image(
         self, image: Any, to: str | Iterable[str] | None = None, *, name: str = "image", **kwargs
     ) -> Delivery:
-        """Send a FITS image (``image.load.fits``): a path, HDUList, HDU, gammapy Map or bytes."""
+        """Send a FITS image (``image.load.fits``).
+
+        Parameters
+        ----------
+        image : path, HDUList, HDU, gammapy.maps.Map or bytes
+            The image.
+        to : str or list of str, optional
+            Application names or ids; default: all that accept the message.
+        name : str
+            The name shown in the application.
+        **kwargs
+            ``wait`` and ``timeout`` of :meth:`send`.
+
+        Returns
+        -------
+        Delivery
+            One answer per recipient.
+        """
         data = _fits_bytes(image, what="image")
         url = self.publisher.publish(data, f"{name}.fits", FITS_TYPE)
         image_id = f"ctanb-{uuid.uuid4().hex[:12]}"
@@ -402,11 +526,33 @@ class SampLink:
         return self.selection_model.selection
 
     def on_selection(self, callback: Callable[[Selection], None]) -> Callable[[], None]:
-        """Call ``callback(selection)`` when rows are selected or highlighted anywhere."""
+        """Call ``callback(selection)`` when rows are selected or highlighted anywhere.
+
+        Parameters
+        ----------
+        callback : callable
+            Called with the :class:`Selection`.
+
+        Returns
+        -------
+        callable
+            Call it to stop being called.
+        """
         return self.selection_model.on_change(callback)
 
     def on_point(self, callback: Callable[[Any], None]) -> Callable[[], None]:
-        """Call ``callback(skycoord)`` when an application sends ``coord.pointAt.sky``."""
+        """Call ``callback(skycoord)`` when an application sends ``coord.pointAt.sky``.
+
+        Parameters
+        ----------
+        callback : callable
+            Called with the position as a SkyCoord.
+
+        Returns
+        -------
+        callable
+            Call it to stop being called.
+        """
         self._point_observers.append(callback)
         return lambda: self._point_observers.remove(callback)
 

@@ -60,14 +60,35 @@ class SelectionModel:
         self._observers: list[Callable[[Selection], None]] = []
 
     def register_table(self, table_id: str, url: str = "") -> None:
-        """Make *url* an alias of *table_id*, so answers naming either land on one key."""
+        """Make *url* an alias of *table_id*, so answers naming either land on one key.
+
+        Parameters
+        ----------
+        table_id : str
+            The table's SAMP table-id.
+        url : str
+            The URL it was sent with.
+        """
         with self._lock:
             self._urls[table_id] = url
             if url:
                 self._aliases[url] = table_id
 
     def key(self, table_id: str | None = None, url: str | None = None) -> str:
-        """The canonical key of a table known by id and/or URL."""
+        """The canonical key of a table known by id and/or URL.
+
+        Parameters
+        ----------
+        table_id : str, optional
+            The table's SAMP table-id.
+        url : str, optional
+            Or the URL it was sent with.
+
+        Returns
+        -------
+        str
+            The key selections of that table are kept under.
+        """
         with self._lock:
             if table_id and table_id in self._urls:
                 return table_id
@@ -76,12 +97,34 @@ class SelectionModel:
             return table_id or url or ""
 
     def rows(self, table_id: str) -> tuple[int, ...]:
-        """Selected rows of one table (empty when nothing is selected)."""
+        """Selected rows of one table.
+
+        Parameters
+        ----------
+        table_id : str
+            The table.
+
+        Returns
+        -------
+        tuple of int
+            0-based row indices; empty when nothing is selected.
+        """
         with self._lock:
             return self._rows.get(self.key(table_id, table_id), ())
 
     def highlighted(self, table_id: str) -> int | None:
-        """The highlighted row of one table, or None."""
+        """The highlighted row of one table.
+
+        Parameters
+        ----------
+        table_id : str
+            The table.
+
+        Returns
+        -------
+        int or None
+            None when no row is highlighted.
+        """
         with self._lock:
             return self._highlight.get(self.key(table_id, table_id))
 
@@ -99,7 +142,24 @@ class SelectionModel:
         url: str | None = None,
         source: str = "ctanb",
     ) -> Selection:
-        """Replace the selected rows of a table and notify observers."""
+        """Replace the selected rows of a table and notify observers.
+
+        Parameters
+        ----------
+        rows : iterable of int
+            0-based row indices.
+        table_id : str, optional
+            The table's SAMP table-id.
+        url : str, optional
+            Or the URL it was sent with.
+        source : str
+            Who made the change (an application name, or ``ctanb``).
+
+        Returns
+        -------
+        Selection
+            The new selection.
+        """
         clean = tuple(sorted({int(r) for r in rows}))
         with self._lock:
             key = self.key(table_id, url)
@@ -114,14 +174,42 @@ class SelectionModel:
         url: str | None = None,
         source: str = "ctanb",
     ) -> Selection:
-        """Set the highlighted row of a table and notify observers."""
+        """Set the highlighted row of a table and notify observers.
+
+        Parameters
+        ----------
+        row : int or None
+            0-based row index; None removes the highlight.
+        table_id : str, optional
+            The table's SAMP table-id.
+        url : str, optional
+            Or the URL it was sent with.
+        source : str
+            Who made the change (an application name, or ``ctanb``).
+
+        Returns
+        -------
+        Selection
+            The new selection.
+        """
         with self._lock:
             key = self.key(table_id, url)
             self._highlight[key] = None if row is None else int(row)
         return self._notify(key, source, "highlight")
 
     def on_change(self, callback: Callable[[Selection], None]) -> Callable[[], None]:
-        """Call ``callback(selection)`` after every change; returns an unsubscribe function."""
+        """Call ``callback(selection)`` after every change.
+
+        Parameters
+        ----------
+        callback : callable
+            Called with the new :class:`Selection`.
+
+        Returns
+        -------
+        callable
+            Call it to unsubscribe.
+        """
         with self._lock:
             self._observers.append(callback)
 

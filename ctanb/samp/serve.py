@@ -79,7 +79,22 @@ class LoopbackDataServer:
         return f"http://{host}:{port}/"
 
     def publish(self, data: bytes, name: str, content_type: str) -> str:
-        """Make *data* downloadable; returns its URL (valid for :attr:`ttl` seconds)."""
+        """Make *data* downloadable.
+
+        Parameters
+        ----------
+        data : bytes
+            The document.
+        name : str
+            Its file name (the end of the URL).
+        content_type : str
+            Its MIME type.
+
+        Returns
+        -------
+        str
+            Its URL (valid for :attr:`ttl` seconds).
+        """
         token = secrets.token_urlsafe(24)
         path = f"{token}/{safe_name(name)}"
         with self._lock:
@@ -88,7 +103,13 @@ class LoopbackDataServer:
         return self.url + path
 
     def withdraw(self, url: str) -> None:
-        """Stop serving the item at *url* (no error if unknown)."""
+        """Stop serving the item at *url* (no error if unknown).
+
+        Parameters
+        ----------
+        url : str
+            What :meth:`publish` returned.
+        """
         with self._lock:
             self._items.pop(url.removeprefix(self.url), None)
 
@@ -224,7 +245,27 @@ class SpoolPublisher:
         self.base_url = base_url
 
     def publish(self, data: bytes, name: str, content_type: str) -> str:
-        """Write *data* into the spool; returns its Jupyter-relative URL."""
+        """Write *data* into the spool.
+
+        Parameters
+        ----------
+        data : bytes
+            The document.
+        name : str
+            Its file name.
+        content_type : str
+            Its MIME type.
+
+        Returns
+        -------
+        str
+            Its Jupyter-relative URL.
+
+        Raises
+        ------
+        CtanbError
+            The spool folder cannot be written.
+        """
         self.expire()
         token = secrets.token_urlsafe(24)
         item = self.folder / token

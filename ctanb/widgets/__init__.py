@@ -1,8 +1,9 @@
 """Notebook panels: the Data Distiller inside Jupyter (JupyterLab, Notebook 7, Voila).
 
 >>> import ctanb
->>> app = ctanb.App("http://127.0.0.1:8100/tap")   # doctest: +SKIP
->>> app                                             # doctest: +SKIP
+>>> app = ctanb.App()   # or ctanb.App("http://127.0.0.1:8100/tap")
+>>> app.tabs.titles
+('Search', 'Analysis', 'Provenance', 'Jobs')
 
 Panels are thin: every button calls one public method, the state is in
 traitlets, the front end sends named commands, and a :class:`~ctanb.CtanbError`

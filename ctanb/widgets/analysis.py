@@ -114,6 +114,8 @@ class AnalysisPanel(w.VBox):
     out_dir : path, optional
         Where products go (default: ``CTANB_PRODUCTS``, else ``ctanb-products``
         in the notebook's folder, so the file browser shows them).
+    **kwargs
+        Passed to the ipywidgets base class (``layout``, ...).
 
     Attributes
     ----------
@@ -197,7 +199,13 @@ class AnalysisPanel(w.VBox):
         self.spectrum_yaml.value = yaml.safe_dump(self.spectrum_config, sort_keys=False)
 
     def run_map(self):
-        """Counts, excess and significance maps of the selection; shows the plot."""
+        """Counts, excess and significance maps of the selection; shows the plot.
+
+        Returns
+        -------
+        MapResult or None
+            The maps; None when it failed (the panel says why).
+        """
         with self._failing("map"):
             return self._run_map()
 
@@ -218,7 +226,13 @@ class AnalysisPanel(w.VBox):
         return result
 
     def run_spectrum(self):
-        """The spectrum of the selection in the ON region; shows the plot."""
+        """The spectrum of the selection in the ON region; shows the plot.
+
+        Returns
+        -------
+        SpectrumResult or None
+            The fit and flux points; None when it failed (the panel says why).
+        """
         with self._failing("spectrum"):
             return self._run_spectrum()
 

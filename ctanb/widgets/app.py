@@ -39,12 +39,17 @@ class App(w.VBox):
         Adds Send table/selected/image buttons and listens to SAMP selections.
     use_aladin : bool
         Draw Aladin Lite next to the plain sky plot.
+    **kwargs
+        Passed to :class:`ipywidgets.VBox` (``layout``, ...).
 
     Examples
     --------
     >>> import ctanb
-    >>> app = ctanb.App()          # doctest: +SKIP
-    >>> app                        # doctest: +SKIP
+    >>> app = ctanb.App()
+    >>> app.search.archive.url == ctanb.connect().url
+    True
+
+    In a notebook, ``app`` as the last line of a cell shows it.
     """
 
     results = t.Any(None, allow_none=True)
@@ -107,7 +112,13 @@ class App(w.VBox):
 
     # --- public methods ------------------------------------------------------------------------
     def show_results(self, results: Any) -> None:
-        """Put *results* in the table and on the sky."""
+        """Put *results* in the table and on the sky.
+
+        Parameters
+        ----------
+        results : Results or None
+            What a search returned; None changes nothing.
+        """
         if results is None:
             return
         self.results = results
@@ -120,7 +131,19 @@ class App(w.VBox):
         return self.table.selected
 
     def selected_results(self):
-        """The checked rows as :class:`~ctanb.client.Results` (for downloads and analysis)."""
+        """The checked rows as :class:`~ctanb.client.Results` (for downloads and analysis).
+
+        Returns
+        -------
+        Results
+            The checked rows, with the archive they came from.
+
+        Raises
+        ------
+        CtanbError
+            No search yet, no row checked, or the rows are not datasets (a query
+            without ``access_url``, ``s_ra`` or ``s_dec``).
+        """
         from .._errors import CtanbError
 
         if self.results is None:
@@ -145,17 +168,52 @@ class App(w.VBox):
         return _products.spectrum_to_send(self)
 
     def export(self, path: Any = None, format: str | None = None):
-        """Write the results table (VOTable, FITS, CSV) to *path* or the products folder."""
+        """Write the results table (VOTable, FITS, CSV) to *path* or the products folder.
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            The file (default: a new file in the products folder).
+        format : str, optional
+            The table format; default: from *path*'s suffix, else the one chosen in
+            the panel.
+
+        Returns
+        -------
+        Path
+            The file written.
+        """
         return self.tools.export(path, format)
 
     def download_selected(self, dest: Any = None):
-        """Download the checked datasets (with IRFs) into *dest* or ``ctanb-products/downloads``."""
+        """Download the checked datasets (with IRFs) into *dest* or ``ctanb-products/downloads``.
+
+        Parameters
+        ----------
+        dest : str or Path, optional
+            The folder (default: ``downloads`` in the products folder).
+
+        Returns
+        -------
+        list of Path
+            The files, each dataset followed by its IRF file.
+        """
         return self.tools.download(dest)
 
     def login(self, token: str | None = None) -> bool:
         """Send *token* (default: the Token field) with every archive request; "" logs out.
 
-        The token is not kept in the field; returns True when logged in.
+        The token is not kept in the field.
+
+        Parameters
+        ----------
+        token : str, optional
+            The archive token (``group:token`` for DaCHS); default: the Token field.
+
+        Returns
+        -------
+        bool
+            True when logged in, False when logged out.
         """
         token = (self.login_box.token_text.value if token is None else token).strip()
         # Scoped to the archive's origin: a DataLink or file elsewhere never gets it.
@@ -165,7 +223,13 @@ class App(w.VBox):
         return bool(token)
 
     def open_jobs(self):
-        """The JobList panel (built on first use; None when ctanb.jobs is not installed)."""
+        """The JobList panel, built on first use.
+
+        Returns
+        -------
+        JobList or None
+            None when the jobs panel cannot be built here (``ctanb.jobs`` missing).
+        """
         if self.jobs is None and _has_job_list():
             from .joblist import JobList
 
@@ -214,9 +278,22 @@ class App(w.VBox):
             self.sky.clear_target()
 
     def connect_samp(self, how: str | None = None, *, lockfile: Any = None):
-        """Connect to SAMP (the "Connect" button): ``"hub"`` on this computer (started
-        if none runs) or ``"browser"`` (the Web Profile through the user's browser, for
-        hosted kernels); returns the :class:`~ctanb.samp.SampLink`."""
+        """Connect to SAMP (the "Connect" button).
+
+        Parameters
+        ----------
+        how : {"hub", "browser"}, optional
+            ``"hub"``: the SAMP hub on this computer (started if none runs);
+            ``"browser"``: the Web Profile through the user's browser, for hosted
+            kernels. Default: the choice shown in the panel.
+        lockfile : str or Path, optional
+            The hub's lock file, for ``"hub"`` (default: SAMP's standard place).
+
+        Returns
+        -------
+        SampLink
+            The link (the same one when already connected).
+        """
         from ..samp import SampLink
 
         how = how or self.samp_box.children[0].children[0].value
@@ -254,7 +331,13 @@ class App(w.VBox):
         return controls.widget
 
     def count_map_image(self):
-        """The last count map summed over energy (what "Send image" sends), or None."""
+        """The last count map summed over energy (what "Send image" sends).
+
+        Returns
+        -------
+        gammapy.maps.Map or None
+            None before the analysis panel made a map.
+        """
         result = getattr(self.analysis, "last_map", None)
         if result is None:
             return None

@@ -42,6 +42,8 @@ class ProvenancePanel(ArchiveActions, w.VBox):
     archive : Archive, str or callable, optional
         The archive to publish to and open published products from (or its URL, or a
         getter of it); default: :func:`ctanb.connect`'s default, on first use.
+    **kwargs
+        Passed to the ipywidgets base class (``layout``, ...).
 
     Attributes
     ----------
@@ -136,14 +138,36 @@ class ProvenancePanel(ArchiveActions, w.VBox):
 
     # --- public methods ----------------------------------------------------------------------
     def add_product(self, path: str | Path) -> None:
-        """Offer *path* in the product list (the analysis panel calls this)."""
+        """Offer *path* in the product list (the analysis panel calls this).
+
+        Parameters
+        ----------
+        path : str or Path
+            A product file.
+        """
         path = str(path)
         if path not in self.products:
             self.products = [*self.products, path]
         self.product_list.value = path
 
     def show(self, product: str | Path | None = None):
-        """Show the provenance graph (SVG) and lineage table of a product file."""
+        """Show the provenance graph (SVG) and lineage table of a product file.
+
+        Parameters
+        ----------
+        product : str or Path, optional
+            The product (default: the one chosen in the panel).
+
+        Returns
+        -------
+        ProvenanceGraph
+            The product's provenance.
+
+        Raises
+        ------
+        ProvenanceError
+            No product chosen, the file does not exist or carries no provenance.
+        """
         from ..provenance import read_provenance
 
         path = Path(product or self.product_list.value.strip())
@@ -204,7 +228,18 @@ class ProvenancePanel(ArchiveActions, w.VBox):
         )
 
     def redo(self, out_dir: str | Path | None = None):
-        """Re-run the product's recorded chain into *out_dir* and show the verdict."""
+        """Re-run the product's recorded chain into *out_dir* and show the verdict.
+
+        Parameters
+        ----------
+        out_dir : str or Path, optional
+            Where the new products go (default: a new temporary folder).
+
+        Returns
+        -------
+        RedoReport
+            The verdict.
+        """
         from ..provenance import redo
 
         chosen = self.product_list.value.strip()
@@ -225,7 +260,18 @@ class ProvenancePanel(ArchiveActions, w.VBox):
         return report
 
     def query(self, name: str | None = None, version: str | None = None):
-        """Products of the store made by activity *name* (and *version*)."""
+        """Products of the store made by activity *name* (and *version*).
+
+        Parameters
+        ----------
+        name, version : str, optional
+            The activity name and version (default: the query form's).
+
+        Returns
+        -------
+        list of EntityRecord
+            The products found.
+        """
         from ..provenance import default_store
 
         store = self._store or default_store()

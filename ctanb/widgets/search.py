@@ -58,6 +58,8 @@ class SearchPanel(SearchRunning, w.VBox):
     archive : Archive or str, optional
         The archive (or its URL); connected on first use, so building the panel
         is instant. Default: :func:`ctanb.connect`'s default.
+    **kwargs
+        Passed to the ipywidgets base class (``layout``, ...).
 
     Attributes
     ----------
@@ -208,10 +210,18 @@ class SearchPanel(SearchRunning, w.VBox):
     def set(self, **values: Any) -> None:
         """Fill the form: ``panel.set(target="Crab", radius=3, obs_collection="HESS-DL3-DR1")``.
 
-        Keys are ``target``, the numeric criteria (``ra``, ``dec``, ``radius``,
-        ``time_start``, ...), the column names of the choice lists and the product
-        criteria (``data_level``, ``product_kind``, ``derived_from_run``, ``software``,
-        ``software_version``, ``step``, ``step_version``, ``parameter``).
+        Parameters
+        ----------
+        **values
+            ``target``, the numeric criteria (``ra``, ``dec``, ``radius``,
+            ``time_start``, ...), the column names of the choice lists and the product
+            criteria (``data_level``, ``product_kind``, ``derived_from_run``, ``software``,
+            ``software_version``, ``step``, ``step_version``, ``parameter``).
+
+        Raises
+        ------
+        CriteriaError
+            A key the form does not have.
         """
         with self._form_lock:
             for key, value in values.items():
@@ -231,7 +241,13 @@ class SearchPanel(SearchRunning, w.VBox):
                     raise CriteriaError(f"the search form has no field {key!r}", field=key)
 
     def form_criteria(self) -> dict[str, Any]:
-        """The criteria of the form, as :class:`~ctanb.client.Criteria` keywords."""
+        """The criteria of the form.
+
+        Returns
+        -------
+        dict
+            :class:`~ctanb.client.Criteria` keywords.
+        """
         out: dict[str, Any] = {}
         if self.target_text.value.strip():
             out["target"] = self.target_text.value.strip()
@@ -256,6 +272,16 @@ class SearchPanel(SearchRunning, w.VBox):
 
         When the form holds an error (a bad number, an unknown name), the query box
         is emptied, so no earlier query can be sent in its place.
+
+        Parameters
+        ----------
+        force : bool
+            Replace an ADQL edited by hand too.
+
+        Returns
+        -------
+        str
+            The ADQL in the box.
         """
         with self._form_lock:
             if self._refilling or self._quiet:  # the panel is filling fields: not yet
@@ -278,11 +304,35 @@ class SearchPanel(SearchRunning, w.VBox):
             return adql
 
     def rebuild_adql(self) -> str:
-        """Build the ADQL from the form again, dropping edits (the "Rebuild ADQL" button)."""
+        """Build the ADQL from the form again, dropping edits (the "Rebuild ADQL" button).
+
+        Returns
+        -------
+        str
+            The ADQL in the box.
+        """
         return self.update_adql(force=True)
 
     def resolve(self, name: str | None = None) -> dict:
-        """Resolve the target name; fills RA/Dec and marks the target."""
+        """Resolve the target name; fills RA/Dec and marks the target.
+
+        Parameters
+        ----------
+        name : str, optional
+            The name (default: the one in the Target box).
+
+        Returns
+        -------
+        dict
+            ``name``, ``ra``, ``dec`` and ``source`` (where the name was found).
+
+        Raises
+        ------
+        CriteriaError
+            No name to resolve.
+        ResolveError
+            The name is unknown.
+        """
         if name is not None:
             with self._filling():
                 self.target_text.value = name

@@ -67,6 +67,13 @@ def _fitted_fov(footprints: list[dict]) -> float:
 class SkyView(CommandMixin, anywidget.AnyWidget):
     """Footprints (``s_region``), pointing markers and the target, with selection.
 
+    Parameters
+    ----------
+    results : Results or astropy.table.Table, optional
+        What to draw at once.
+    **kwargs
+        Passed to the ipywidgets base class (``layout``, ...).
+
     Attributes
     ----------
     footprints : list of dict
@@ -112,7 +119,13 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
             self.set_results(results)
 
     def set_results(self, results: Any) -> None:
-        """Show the footprints of *results* (Results or astropy Table with s_ra/s_dec)."""
+        """Show the footprints of *results*.
+
+        Parameters
+        ----------
+        results : Results or astropy.table.Table
+            Rows with ``s_ra``/``s_dec`` (and ``s_region`` for footprints).
+        """
         from ..client.results import parse_polygon
 
         table = getattr(results, "table", results)
@@ -145,7 +158,15 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
             )
 
     def set_target(self, name: str, ra: float, dec: float) -> None:
-        """Mark the target (and centre the view on it)."""
+        """Mark the target (and centre the view on it).
+
+        Parameters
+        ----------
+        name : str
+            The target's name.
+        ra, dec : float
+            ICRS position in degrees.
+        """
         self.target = {"name": str(name), "ra": float(ra), "dec": float(dec)}
 
     def clear_target(self) -> None:
@@ -153,11 +174,23 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
         self.target = {}
 
     def select(self, rows: list[int]) -> None:
-        """Select exactly *rows*."""
+        """Select exactly *rows*.
+
+        Parameters
+        ----------
+        rows : list of int
+            Result row indices.
+        """
         self.selected_rows = sorted({int(r) for r in rows})
 
     def toggle(self, row: int) -> None:
-        """Select *row* if not selected, else unselect it (a click on its footprint)."""
+        """Select *row* if not selected, else unselect it (a click on its footprint).
+
+        Parameters
+        ----------
+        row : int
+            Result row index.
+        """
         self.select(sorted(set(self.selected_rows) ^ {int(row)}))
         self.clicked_row = -1  # a click on the same footprint again is news too
         self.clicked_row = int(row)

@@ -24,5 +24,16 @@ EXAMPLES: dict[str, Path] = {p.stem: p for p in sorted(_HERE.glob("*.yaml"))}
 
 
 def path(name: str) -> Path | None:
-    """The packaged example *name* (with or without ``.yaml``), or None."""
+    """The packaged example *name*.
+
+    Parameters
+    ----------
+    name : str
+        The example's name, with or without ``.yaml``.
+
+    Returns
+    -------
+    Path or None
+        Its YAML file; None when there is no such example.
+    """
     return EXAMPLES.get(Path(name).name.removesuffix(".yaml"))

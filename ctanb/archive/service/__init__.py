@@ -47,8 +47,10 @@ class ArchiveServer:
 
     Examples
     --------
-    >>> with ArchiveServer("archive.db") as server:  # doctest: +SKIP
-    ...     pyvo.dal.TAPService(server.url).search("SELECT TOP 1 * FROM ivoa.obscore")
+    >>> import pyvo
+    >>> with ArchiveServer("archive.db") as server:
+    ...     len(pyvo.dal.TAPService(server.url).search("SELECT TOP 1 * FROM ivoa.obscore"))
+    1
     """
 
     def __init__(self, db: str | Path, *, host: str = "127.0.0.1", port: int = 0,
@@ -62,7 +64,18 @@ class ArchiveServer:
         self.url = ""
 
     def start(self) -> ArchiveServer:
-        """Start serving; returns when the socket accepts connections."""
+        """Start serving; returns when the socket accepts connections.
+
+        Returns
+        -------
+        ArchiveServer
+            This server (:attr:`url` is set).
+
+        Raises
+        ------
+        ServiceError
+            The server did not start (e.g. the port is in use).
+        """
         import uvicorn
 
         config = uvicorn.Config(
@@ -101,7 +114,19 @@ class ArchiveServer:
 
 
 def serve(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, policy: Any = None) -> None:
-    """Serve the archive until interrupted (blocking; ``ctanb archive serve``)."""
+    """Serve the archive until interrupted (blocking; ``ctanb archive serve``).
+
+    Parameters
+    ----------
+    db : str or Path
+        The archive database.
+    host : str
+        Interface to listen on.
+    port : int
+        TCP port.
+    policy : AccessPolicy, optional
+        Access policy for proprietary data.
+    """
     import uvicorn
 
     app = create_app(db, policy=policy)
