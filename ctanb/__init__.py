@@ -25,6 +25,7 @@ from ._errors import (
     QueryError,
     ResolveError,
     ServiceError,
+    TimeCoverageError,
 )
 
 __version__ = "0.1.0"
@@ -43,6 +44,7 @@ __all__ = [
     "QueryError",
     "ResolveError",
     "ServiceError",
+    "TimeCoverageError",
     "__version__",
     "connect",
 ]
