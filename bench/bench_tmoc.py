@@ -109,7 +109,7 @@ def main() -> None:
     for _ in range(repeats):
         # three X-ray pointings of 1 h on consecutive days
         day = rng.uniform(60010.0, 61990.0)
-        iv = np.array([[day + k + 0.1, day + k + 0.1 + 1 / 24] for k in range(3)])
+        iv = [(day + k + 0.1, day + k + 0.1 + 1 / 24) for k in range(3)]
         moc = gti.tmoc_to_string(gti.intervals_to_tmoc(iv))
         tmoc_q = (f"SELECT obs_publisher_did, ivo_tmoc_overlap(t_intervals, '{moc}') AS overlap_s "
                   f"FROM ivoa.obscore_hea WHERE ivo_tmoc_overlap(t_intervals, '{moc}') > 0")  # fmt: skip
@@ -120,7 +120,7 @@ def main() -> None:
             stats[key].append(ms)
             stats["rows_" + ("tmoc" if key == "tmoc" else "base")].append(n)
     # the same overlap test on every row (no R-tree), in SQL directly
-    mjd = "mjd:" + " ".join(repr(float(v)) for v in iv.ravel())
+    mjd = "mjd:" + " ".join(repr(float(v)) for pair in iv for v in pair)
     t0 = time.perf_counter()
     conn.execute(f'SELECT count(*) FROM "{OBSCORE_HEA_TABLE}" '
                  f"WHERE adql_tmoc_overlap(\"_t_mjd\", '{mjd}') > 0").fetchall()  # fmt: skip
