@@ -25,6 +25,7 @@ from ._errors import (
     QueryError,
     ResolveError,
     ServiceError,
+    TimeCoverageError,
 )
 
 __version__ = "0.1.0"
@@ -47,6 +48,7 @@ __all__ = [
     "ResolveError",
     "Results",
     "ServiceError",
+    "TimeCoverageError",
     "__version__",
     "connect",
 ]

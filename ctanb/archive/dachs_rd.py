@@ -480,6 +480,9 @@ def write_resource(
     (resdir / "curation.rd").write_text(render_curation_rd())
     if userconfig is not None:
         Path(userconfig).write_text(render_userconfig())
+    from .dachs_hea import write_hea_resource  # ivoa.obscore_hea (issue 18)
+
+    write_hea_resource(db_path, resdir)
     return export_rows(db_path, resdir / "data", policy=policy, mirror_dir=mirror_dir,
                        documents=documents)  # fmt: skip
 

@@ -9,6 +9,9 @@ Physical layout (one SQLite file):
     R*Tree indexes (rowid = obscore rowid) of the 3-D boxes of ``(s_ra, s_dec)``
     and of a cap enclosing ``s_region``. ADQL spatial predicates are answered
     from these, with the exact test run on the candidates only.
+``"ivoa.obscore_hea"`` / ``"ivoa.obscore_hea#time"``
+    The IVOA High-Energy ObsCore extension (one row per dataset, with its
+    good-time intervals) and its time R-tree: see :mod:`ctanb.archive.obscore_hea`.
 ``"ctanb.files"``
     The files behind each dataset, by DataLink semantics (``#this``,
     ``#calibration``, ``#progenitor``, ``#provenance``): path, size, sha256.
@@ -125,6 +128,9 @@ def create_schema(conn: sqlite3.Connection) -> None:
                 f"ON {q(OBSCORE_TABLE)} ({q(c.name)})"
             )
     _create_tap_schema(conn)
+    from .obscore_hea import create_hea_schema  # ivoa.obscore_hea (issue 18)
+
+    create_hea_schema(conn)
     # Published products and their provenance tables (issue 14).
     from .publish import create_publish_schema
 
@@ -307,6 +313,9 @@ def delete_dataset(conn: sqlite3.Connection, did: str) -> bool:
     if found is None:
         return False
     (rowid,) = found
+    from .obscore_hea import delete_hea
+
+    delete_hea(conn, did)
     conn.execute(f"DELETE FROM {q(OBSCORE_TABLE)} WHERE rowid = ?", (rowid,))
     conn.execute(f"DELETE FROM {q(POINT_INDEX)} WHERE id = ?", (rowid,))
     conn.execute(f"DELETE FROM {q(REGION_INDEX)} WHERE id = ?", (rowid,))

@@ -38,6 +38,7 @@ from ._errors import ErrorDisplay, guarded
 from ._form import ANY, CRITERION_OF, FORM_GROUPS, NUMBERS, choice_columns, read_number
 from ._search_products import ProductFields
 from ._search_run import SearchRunning
+from .during import attach_during
 
 __all__ = ["FORM_GROUPS", "SearchPanel"]
 
@@ -194,6 +195,7 @@ class SearchPanel(SearchRunning, w.VBox):
             self.error_display,
         ]
         super().__init__(children=children, **kwargs)
+        attach_during(self)  # the "During" input of a simultaneity search (issue 18)
         self._show_position()
 
     # --- archive --------------------------------------------------------------------------
