@@ -24,6 +24,7 @@ from pathlib import Path
 from .._errors import ConfigError, IngestError
 from .._settings import data_dir as default_data_dir
 from . import db as archive_db
+from .coverage import refresh_coverage
 from .ingest_gadf import EventFile, build_row, read_event_file
 from .policy import AccessPolicy
 
@@ -181,6 +182,7 @@ def ingest(
     report = IngestReport()
     jobs = _discover(paths, report)
     conn = archive_db.connect(db)
+    touched: set[str] = set()
     try:
         archive_db.create_schema(conn)
         for job in jobs:
@@ -194,6 +196,9 @@ def ingest(
             row["obs_release_date"] = access["obs_release_date"]
             archive_db.upsert_dataset(conn, row, files, access_group=access["_access_group"])
             report.ingested.append(row["obs_publisher_did"])
+            touched.add(str(row["obs_collection"]))
+        # Coverage MOCs (issue 18) are committed with the rows they describe.
+        refresh_coverage(conn, touched)
         conn.commit()
     finally:
         conn.close()

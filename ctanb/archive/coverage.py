@@ -1,0 +1,534 @@
+"""Coverage of the archive as Multi-Order Coverage maps (MOC 2.0, built with mocpy).
+
+Four kinds per collection and data level, built when data enter the archive
+(:func:`ctanb.archive.ingest.ingest`, :func:`ctanb.archive.publish.publish_file`)
+and stored in the table ``"ctanb.coverage"`` so that requests only read them:
+
+``space``
+    HEALPix MOC of every footprint (``s_region``; a cone of ``s_fov`` when there
+    is none), order :attr:`CoverageOrders.space` (order 8: 13.7 arcmin cells).
+``time``
+    Time MOC of the good-time intervals (``t_intervals`` of ``ivoa.obscore_hea``
+    when that table exists, else ``[t_min, t_max]``), order
+    :attr:`CoverageOrders.time` (41: 1.05 s cells). Times are MJD TT in the
+    archive, TCB in the MOC (the MOC 2.0 time axis).
+``space-time``
+    ST-MOC at night resolution (time order 26: 9.5 h; space order 6: 55 arcmin):
+    "where was observed on which night".
+``space-energy``
+    Space-frequency SF-MOC: the band ``energy_min``..``energy_max`` as photon
+    frequencies E/h (1 TeV = 2.4e26 Hz, inside mocpy's 1e-18..1e38 Hz), frequency
+    order 13 (1 % relative precision), space order 6.
+
+Rights: rows are split in *partitions* ``(collection, level, access group,
+release date)``; public rows form the partition of group ``''``. A request gets
+the union of the partitions it may see (:func:`visible_coverage`): public ones,
+those whose release date has passed (re-checked at request time, as for files)
+and those of the groups its token acts for. Proprietary coverage is never merged
+into a public MOC.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._errors import CoverageError
+from ..datamodel import OBSCORE_TABLE
+from .db import polygon_cap, q
+
+__all__ = [
+    "COVERAGE_TABLE",
+    "KINDS",
+    "CoverageOrders",
+    "Partition",
+    "add_to_coverage",
+    "build_mocs",
+    "check_kind",
+    "check_order",
+    "create_coverage_schema",
+    "empty_moc",
+    "moc_class",
+    "partitions",
+    "refresh_coverage",
+    "visible_coverage",
+]
+
+COVERAGE_TABLE = "ctanb.coverage"
+#: The kinds of coverage, in the words of the endpoint and of ``Archive.coverage``.
+KINDS = ("space", "time", "space-time", "space-energy")
+_HEA_TABLE = "ivoa.obscore_hea"
+_CHUNK = 50_000  # rows per building step: bounds memory at a million rows
+_PLANCK_TEV_S = 4.135667696e-27  # h in TeV s (CODATA 2018): nu = E / h
+_MAX_POLYGON_VERTICES = 8  # beyond this s_region approximates the FoV circle: use its cap
+
+
+class CoverageOrders(BaseModel):
+    """The MOC orders coverage is built at (the finest a request may ask for)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    space: int = Field(8, ge=0, le=29)
+    time: int = Field(41, ge=0, le=61)
+    st_time: int = Field(26, ge=0, le=61)
+    st_space: int = Field(6, ge=0, le=29)
+    sf_frequency: int = Field(13, ge=0, le=59)
+    sf_space: int = Field(6, ge=0, le=29)
+
+
+ORDERS = CoverageOrders()
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Rows of one collection and data level sharing their access rights."""
+
+    collection: str
+    level: str
+    access_group: str  # '' for public rows
+    release_date: str  # '' when public or unknown
+
+
+def moc_class(kind: str) -> Any:
+    """The mocpy class of a coverage *kind*."""
+    from mocpy import MOC, SFMOC, STMOC, TimeMOC
+
+    return {"space": MOC, "time": TimeMOC, "space-time": STMOC, "space-energy": SFMOC}[
+        check_kind(kind)
+    ]
+
+
+def check_kind(kind: Any) -> str:
+    """*kind* if it is one of :data:`KINDS`, else a :class:`~ctanb.CoverageError` naming them."""
+    if not isinstance(kind, str) or kind.strip().lower() not in KINDS:
+        raise CoverageError(
+            f"unknown coverage kind {kind!r}: use one of {', '.join(KINDS)}", field="kind"
+        )
+    return kind.strip().lower()
+
+
+def check_order(kind: str, order: Any, orders: CoverageOrders = ORDERS) -> int | None:
+    """A MOC order a request may ask for (None: as stored); clear errors otherwise.
+
+    Only ``space`` and ``time`` coverage can be degraded; the order must lie
+    between 0 and the order the coverage was built at.
+    """
+    if order is None or order == "":
+        return None
+    try:
+        value = int(str(order).strip())
+    except ValueError:
+        raise CoverageError(f"MOC order {order!r} is not a whole number", field="order") from None
+    kind = check_kind(kind)
+    if kind not in ("space", "time"):
+        raise CoverageError(
+            f"a MOC order can be given for space or time coverage only, not {kind}", field="order"
+        )
+    top = orders.space if kind == "space" else orders.time
+    if not 0 <= value <= top:
+        raise CoverageError(
+            f"MOC order {value} is out of range for {kind} coverage: use 0 to {top} "
+            f"(the archive stores {kind} coverage at order {top})",
+            field="order",
+        )
+    return value
+
+
+def empty_moc(kind: str, orders: CoverageOrders = ORDERS) -> Any:
+    """An empty MOC of *kind* at the stored orders."""
+    cls = moc_class(kind)
+    if kind == "space":
+        return cls.new_empty(orders.space)
+    if kind == "time":
+        return cls.new_empty(orders.time)
+    if kind == "space-time":
+        return cls.new_empty(orders.st_time, orders.st_space)
+    return cls.new_empty(orders.sf_frequency, orders.sf_space)
+
+
+def create_coverage_schema(conn: sqlite3.Connection) -> None:
+    """Create the coverage table if missing (idempotent)."""
+    conn.execute(
+        f"""CREATE TABLE IF NOT EXISTS {q(COVERAGE_TABLE)} (
+            collection TEXT NOT NULL, level TEXT NOT NULL,
+            access_group TEXT NOT NULL, release_date TEXT NOT NULL,
+            kind TEXT NOT NULL, n_rows INTEGER NOT NULL, moc TEXT NOT NULL,
+            built TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f', 'now')),
+            PRIMARY KEY (collection, level, access_group, release_date, kind))"""
+    )
+
+
+# -- building -----------------------------------------------------------------------------
+def _level_sql() -> str:
+    # The CTA data level leads dataproduct_subtype ("DL3-events", "DL4-map").
+    return (
+        "CASE WHEN upper(substr(dataproduct_subtype, 1, 2)) = 'DL' "
+        "THEN upper(substr(dataproduct_subtype, 1, 3)) "
+        "ELSE 'calib' || coalesce(calib_level, '') END"
+    )
+
+
+def _has_hea(conn: sqlite3.Connection) -> bool:
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = ? AND type IN ('table', 'view')", (_HEA_TABLE,)
+    ).fetchone()
+    if not found:
+        return False
+    cols = {r[1] for r in conn.execute(f"PRAGMA table_info({q(_HEA_TABLE)})")}
+    return {"obs_publisher_did", "t_intervals"} <= cols
+
+
+def _space_mocs(rows: list[tuple], order: int, *, union: bool) -> Any:
+    """Footprint MOCs of *rows* ``(s_ra, s_dec, s_fov, s_region)``: their union, or one per row."""
+    import astropy.units as u
+    from mocpy import MOC
+
+    polys: list[np.ndarray] = []
+    poly_at: list[int] = []
+    cones: list[tuple[float, float, float]] = []
+    cone_at: list[int] = []
+    for i, (ra, dec, fov, region) in enumerate(rows):
+        if region:
+            v = np.asarray(str(region).replace(",", " ").split(), dtype=float)
+            if len(v) <= 2 * _MAX_POLYGON_VERTICES:
+                polys += [v[0::2], v[1::2]]
+                poly_at.append(i)
+                continue
+            # A many-vertex polygon approximates the FoV circle: its enclosing cap is
+            # the same MOC at these orders and ten times faster to build.
+            cones.append(polygon_cap(list(zip(v[0::2], v[1::2], strict=True))))
+        elif ra is not None and dec is not None:
+            cones.append((float(ra), float(dec), float(fov) / 2 if fov else 0.1))
+        else:
+            continue
+        cone_at.append(i)
+    parts: list[Any] = [None] * len(rows)
+    if cones:
+        c = np.asarray(cones, dtype=float)
+        lon, lat, radius = c[:, 0] * u.deg, c[:, 1] * u.deg, c[:, 2] * u.deg
+        if union:
+            parts[0] = MOC.from_cones(lon, lat, radius=radius, max_depth=order,
+                                      union_strategy="large_cones")  # fmt: skip
+        else:
+            for i, m in zip(cone_at, MOC.from_cones(lon, lat, radius=radius, max_depth=order),
+                            strict=True):  # fmt: skip
+                parts[i] = m
+    if polys:
+        made = MOC.from_polygons(polys, max_depth=order)
+        if union:
+            made = [_union(made)]
+            parts[1 if cones else 0] = made[0]
+        else:
+            for i, m in zip(poly_at, made, strict=True):
+                parts[i] = m
+    if union:
+        found = [p for p in parts[:2] if p is not None]
+        return _union(found) if found else MOC.new_empty(order)
+    return parts
+
+
+def _union(mocs: list[Any]) -> Any:
+    """The union of one or more MOCs (mocpy's ``union`` needs two or more)."""
+    return mocs[0].union(*mocs[1:]) if len(mocs) > 1 else mocs[0]
+
+
+def _mjd_tt_to_us(mjd: np.ndarray) -> np.ndarray:
+    """MJD (TT) to microseconds since JD 0 in TCB, the time axis of MOC 2.0."""
+    from astropy.time import Time
+
+    tcb = Time(np.asarray(mjd, dtype=float), format="mjd", scale="tt").tcb
+    # jd1 holds the whole days: keep it exact, add the fraction separately.
+    return np.round(tcb.jd1 * 86_400e6).astype(np.int64) + np.round(tcb.jd2 * 86_400e6).astype(
+        np.int64
+    )
+
+
+def _time_moc(rows: list[tuple], intervals: dict[str, str], order: int) -> Any:
+    """Time MOC of rows ``(did, t_min, t_max)``; GTIs (TMOC text) replace the bounds."""
+    from mocpy import TimeMOC
+
+    bounds = [(t0, t1) for did, t0, t1 in rows
+              if did not in intervals and t0 is not None and t1 is not None]  # fmt: skip
+    mocs = []
+    if bounds:
+        b = np.asarray(bounds, dtype=float)
+        lo, hi = _mjd_tt_to_us(b[:, 0]), _mjd_tt_to_us(b[:, 1])
+        keep = hi > lo
+        ranges = np.stack([lo[keep], hi[keep]], axis=1).astype(np.uint64)
+        if len(ranges):
+            mocs.append(TimeMOC.from_depth61_ranges(61, ranges).degrade_to_order(order))
+    for did, *_ in rows:
+        text = intervals.get(did)
+        if text:
+            mocs.append(TimeMOC.from_string(text, format="ascii").degrade_to_order(order))
+    if not mocs:
+        return TimeMOC.new_empty(order)
+    return _union(mocs)
+
+
+def build_mocs(rows: Sequence[tuple], intervals: dict[str, str] | None = None,
+               orders: CoverageOrders = ORDERS) -> dict[str, Any]:  # fmt: skip
+    """The four coverage MOCs of *rows*.
+
+    Parameters
+    ----------
+    rows : sequence of tuple
+        ``(obs_publisher_did, s_ra, s_dec, s_fov, s_region, t_min, t_max,
+        energy_min, energy_max)`` per dataset (angles in degrees, times MJD TT,
+        energies TeV; ``s_region`` the archive's vertex list).
+    intervals : dict, optional
+        Good-time intervals of some datasets as TMOC ASCII text, by DID.
+    orders : CoverageOrders, optional
+        The orders to build at.
+
+    Returns
+    -------
+    dict
+        ``{kind: mocpy object}`` for every kind of :data:`KINDS`.
+    """
+    import astropy.units as u
+    from astropy.time import Time
+    from mocpy import SFMOC, STMOC, FrequencyMOC
+
+    intervals = intervals or {}
+    out = {kind: empty_moc(kind, orders) for kind in KINDS}
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        geo = [(r[1], r[2], r[3], r[4]) for r in chunk]
+        out["space"] = out["space"].union(_space_mocs(geo, orders.space, union=True))
+        out["time"] = out["time"].union(
+            _time_moc([(r[0], r[5], r[6]) for r in chunk], intervals, orders.time)
+        )
+        coarse = _space_mocs(geo, orders.st_space, union=False)
+        timed = [(m, r[5], r[6]) for m, r in zip(coarse, chunk, strict=True)
+                 if m is not None and r[5] is not None and r[6] is not None and r[6] >= r[5]]  # fmt: skip
+        if timed:
+            t = np.asarray([(a, b) for _, a, b in timed], dtype=float)
+            st = STMOC.from_spatial_coverages(
+                Time(t[:, 0], format="mjd", scale="tt"), Time(t[:, 1], format="mjd", scale="tt"),
+                [m for m, _, _ in timed], time_depth=orders.st_time,
+            )  # fmt: skip
+            out["space-time"] = out["space-time"].union(st)
+        banded = [(m, r[7], r[8]) for m, r in zip(coarse, chunk, strict=True)
+                  if m is not None and r[7] and r[8] and r[8] >= r[7] > 0]  # fmt: skip
+        if banded:
+            e = np.asarray([(a, b) for _, a, b in banded], dtype=float) / _PLANCK_TEV_S
+            e = np.clip(e, FrequencyMOC.FREQ_MIN_HZ, FrequencyMOC.FREQ_MAX_HZ)
+            sf = SFMOC.from_spatial_coverages(
+                e[:, 0] * u.Hz, e[:, 1] * u.Hz, [m for m, _, _ in banded],
+                max_order_frequency=orders.sf_frequency,
+            )  # fmt: skip
+            out["space-energy"] = out["space-energy"].union(sf)
+    return out
+
+
+_ROWS_SQL = (
+    "SELECT {level}, coalesce(\"_access_group\", ''), "
+    "CASE WHEN \"_access_group\" IS NULL THEN '' ELSE coalesce(obs_release_date, '') END, "
+    "obs_publisher_did, s_ra, s_dec, s_fov, s_region, t_min, t_max, energy_min, energy_max "
+    f"FROM {q(OBSCORE_TABLE)} WHERE {{where}}"
+)
+
+
+def _store(conn: sqlite3.Connection, part: Partition, mocs: dict[str, Any], n_rows: int) -> None:
+    conn.executemany(
+        f"INSERT OR REPLACE INTO {q(COVERAGE_TABLE)} (collection, level, access_group, "
+        "release_date, kind, n_rows, moc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(part.collection, part.level, part.access_group, part.release_date, kind, n_rows,
+          moc.to_string(format="ascii")) for kind, moc in mocs.items()],
+    )  # fmt: skip
+
+
+def add_to_coverage(conn: sqlite3.Connection, did: str, orders: CoverageOrders = ORDERS) -> None:
+    """Add the new dataset *did* to the stored coverage of its partition (publication).
+
+    A publication only adds a dataset with fixed rights, so its MOCs are merged
+    into the stored ones instead of rebuilding the collection. Does not commit.
+    """
+    create_coverage_schema(conn)
+    found = conn.execute(
+        _ROWS_SQL.format(level=_level_sql(), where="obs_publisher_did = ?"), (did,)
+    ).fetchone()
+    if found is None:
+        return
+    collection = conn.execute(
+        f"SELECT obs_collection FROM {q(OBSCORE_TABLE)} WHERE obs_publisher_did = ?", (did,)
+    ).fetchone()[0]
+    lvl, group, release, *row = found
+    part = Partition(collection, lvl, group, release)
+    mocs = build_mocs([tuple(row)], _read_intervals(conn, [did]), orders)
+    stored = dict(conn.execute(
+        f"SELECT kind, moc FROM {q(COVERAGE_TABLE)} WHERE collection = ? AND level = ? "
+        "AND access_group = ? AND release_date = ?",
+        (part.collection, part.level, part.access_group, part.release_date),
+    ).fetchall())  # fmt: skip
+    n = (
+        conn.execute(
+            f"SELECT max(n_rows) FROM {q(COVERAGE_TABLE)} WHERE collection = ? AND level = ? "
+            "AND access_group = ? AND release_date = ?",
+            (part.collection, part.level, part.access_group, part.release_date),
+        ).fetchone()[0]
+        or 0
+    )
+    for kind, moc in mocs.items():
+        if kind in stored:
+            mocs[kind] = moc.union(moc_class(kind).from_string(stored[kind], format="ascii"))
+    _store(conn, part, mocs, n + 1)
+
+
+def _read_intervals(conn: sqlite3.Connection, dids: Iterable[str]) -> dict[str, str]:
+    if not _has_hea(conn):
+        return {}
+    wanted = set(dids)
+    found = conn.execute(
+        f"SELECT obs_publisher_did, t_intervals FROM {q(_HEA_TABLE)} "
+        "WHERE t_intervals IS NOT NULL AND t_intervals != ''"
+    ).fetchall()
+    return {did: str(text) for did, text in found if did in wanted}
+
+
+def refresh_coverage(
+    conn: sqlite3.Connection,
+    collections: Iterable[str] | None = None,
+    *,
+    level: str | None = None,
+    orders: CoverageOrders = ORDERS,
+) -> int:
+    """Rebuild the stored coverage of *collections* (all: None) from their rows.
+
+    Every partition of a collection (and *level*, when given) is replaced, so a
+    dataset removed or moved to other rights leaves no trace in the old MOC. Does
+    not commit: ingestion and publication commit it with the rows. Returns the
+    number of partitions written.
+    """
+    create_coverage_schema(conn)
+    if collections is None:
+        collections = [c for (c,) in conn.execute(
+            f"SELECT DISTINCT obs_collection FROM {q(OBSCORE_TABLE)}")]  # fmt: skip
+    level_sql = _level_sql()
+    written = 0
+    for collection in sorted(set(collections)):
+        where, args = "obs_collection = ?", [collection]
+        if level is not None:
+            where, args = f"{where} AND {level_sql} = ?", [collection, level]
+        cur = conn.execute(_ROWS_SQL.format(level=level_sql, where=where), args)
+        groups: dict[Partition, list[tuple]] = {}
+        for lvl, group, release, *row in cur:
+            groups.setdefault(Partition(collection, lvl, group, release), []).append(tuple(row))
+        delete = f"DELETE FROM {q(COVERAGE_TABLE)} WHERE collection = ?"
+        conn.execute(
+            delete if level is None else delete + " AND level = ?", args[: 1 + (level is not None)]
+        )
+        for part, rows in groups.items():
+            mocs = build_mocs(rows, _read_intervals(conn, (r[0] for r in rows)), orders)
+            _store(conn, part, mocs, len(rows))
+            written += 1
+    return written
+
+
+# -- reading ------------------------------------------------------------------------------
+def partitions(conn: sqlite3.Connection) -> list[tuple[Partition, int]]:
+    """Every stored partition with its number of datasets."""
+    try:
+        rows = conn.execute(
+            f"SELECT DISTINCT collection, level, access_group, release_date, n_rows "
+            f"FROM {q(COVERAGE_TABLE)} ORDER BY collection, level, access_group, release_date"
+        ).fetchall()
+    except sqlite3.OperationalError:  # an archive built before coverage existed
+        return []
+    return [(Partition(c, lv, g, r), n) for c, lv, g, r, n in rows]
+
+
+def _may_see(part: Partition, policy: Any, groups: set[str]) -> bool:
+    if not part.access_group or part.access_group in groups:
+        return True
+    return bool(part.release_date) and policy.is_released(part.release_date)
+
+
+def visible_coverage(
+    conn: sqlite3.Connection,
+    policy: Any,
+    token: str | None,
+    *,
+    kind: str,
+    collection: str | None = None,
+    level: str | None = None,
+    order: int | None = None,
+    cache: dict | None = None,
+) -> Any:
+    """The union of the stored coverage of *kind* that *token* may see.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        The archive database.
+    policy : AccessPolicy
+        Groups, tokens and release dates.
+    token : str or None
+        The requester's token (None: anonymous).
+    kind : str
+        One of :data:`KINDS`.
+    collection, level : str, optional
+        Restrict to one collection (case-insensitive) and data level (``DL3``).
+    order : int, optional
+        Degrade a space or time MOC to this order (:func:`check_order`).
+    cache : dict, optional
+        Parsed MOCs by partition and build time, kept between calls.
+
+    Raises
+    ------
+    CoverageError
+        Unknown kind, collection or level, or an order out of range.
+    """
+    kind = check_kind(kind)
+    order = check_order(kind, order)
+    parts = partitions(conn)
+    if collection is not None:
+        names = {p.collection.lower(): p.collection for p, _ in parts}
+        if collection.strip().lower() not in names:
+            known = ", ".join(sorted(set(names.values()))) or "none yet"
+            raise CoverageError(
+                f"no collection {collection!r} in this archive (collections: {known})",
+                field="collection",
+            )
+        collection = names[collection.strip().lower()]
+    if level is not None:
+        levels = {p.level.upper(): p.level for p, _ in parts}
+        if str(level).strip().upper() not in levels:
+            raise CoverageError(
+                f"no data level {level!r} in this archive (levels: {', '.join(sorted(levels))})",
+                field="level",
+            )
+        level = levels[str(level).strip().upper()]
+    groups = policy.groups_for_token(token) if token else set()
+    cls = moc_class(kind)
+    result = empty_moc(kind)
+    for part, _n in parts:
+        if (collection is not None and part.collection != collection) or (
+            level is not None and part.level != level
+        ):
+            continue
+        if not _may_see(part, policy, groups):
+            continue
+        text, built = conn.execute(
+            f"SELECT moc, built FROM {q(COVERAGE_TABLE)} WHERE collection = ? AND level = ? "
+            "AND access_group = ? AND release_date = ? AND kind = ?",
+            (part.collection, part.level, part.access_group, part.release_date, kind),
+        ).fetchone()
+        key = (part, kind, built)
+        moc = cache.get(key) if cache is not None else None
+        if moc is None:
+            moc = cls.from_string(text, format="ascii")
+            if cache is not None:
+                if len(cache) > 256:
+                    cache.clear()
+                cache[key] = moc
+        result = result.union(moc)
+    if order is not None:
+        result = result.degrade_to_order(order)
+    return result
