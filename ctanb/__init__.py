@@ -26,6 +26,7 @@ from ._errors import (
     QueryError,
     ResolveError,
     ServiceError,
+    TimeCoverageError,
 )
 
 __version__ = "0.1.0"
@@ -45,6 +46,7 @@ __all__ = [
     "QueryError",
     "ResolveError",
     "ServiceError",
+    "TimeCoverageError",
     "__version__",
     "connect",
 ]

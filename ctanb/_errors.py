@@ -10,6 +10,7 @@ says which layer failed::
     ├── QueryError           the service rejected a query (ADQL syntax, unknown name)
     │   └── AdqlError        raised by the embedded service's ADQL translator
     ├── CriteriaError        a search criterion is invalid (names the field)
+    ├── TimeCoverageError    time intervals or a time MOC are invalid (order, scale, file)
     ├── ResolveError         a target name could not be resolved (lists close matches)
     ├── AuthError            data refused: proprietary, wrong or missing token
     ├── DownloadError        a transfer failed or a file is corrupt (names the file)
@@ -39,6 +40,7 @@ __all__ = [
     "QueryError",
     "ResolveError",
     "ServiceError",
+    "TimeCoverageError",
 ]
 
 
@@ -117,6 +119,11 @@ class CriteriaError(CtanbError, ValueError):
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
         self.field = field
+
+
+class TimeCoverageError(CtanbError, ValueError):
+    """Time intervals or a time MOC are invalid: a start after its stop, an unknown
+    time scale, an unreadable MOC file or a MOC order out of range."""
 
 
 class ResolveError(CtanbError):

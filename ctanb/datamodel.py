@@ -27,7 +27,10 @@ __all__ = [
     "COLUMNS_BY_NAME",
     "DATA_LEVELS",
     "HC_TEV_M",
+    "HEA_PRODUCT_TYPES",
     "OBSCORE_COLUMNS",
+    "OBSCORE_HEA_COLUMNS",
+    "OBSCORE_HEA_TABLE",
     "OBSCORE_TABLE",
     "REGION_XTYPE",
     "Column",
@@ -235,3 +238,43 @@ def energy_tev_to_wavelength_m(energy_tev: float) -> float:
 def wavelength_m_to_energy_tev(wavelength_m: float) -> float:
     """Energy in TeV of a photon of wavelength *wavelength_m* metres."""
     return HC_TEV_M / wavelength_m
+
+
+# --- ivoa.obscore_hea: the IVOA High-Energy ObsCore extension ------------------------------
+#: Fully qualified name of the High-Energy ObsCore extension table in both archives.
+OBSCORE_HEA_TABLE = "ivoa.obscore_hea"
+
+#: dataproduct_type terms of the High-Energy ObsCore note (section 3.1 and 5.1).
+HEA_PRODUCT_TYPES = ("hea-event-list", "hea-event-bundle", "response-function")
+
+# The columns of the note's summary table (IVOA Note "ObsCore extension for High
+# Energy Astrophysics data", ivoa/HighEnergyObsCoreExt, table tab:obscore_hea), with
+# its units and UCDs; obs_publisher_did is the join key the note requires and
+# dataproduct_type an "additional column" (section 4) with the note's product types,
+# since ivoa.obscore keeps its ObsCore 1.1 terms. Unlike ivoa.obscore's CTA extension
+# (TeV), energy_min/energy_max here are in eV, as the note says: join the two tables
+# with USING (obs_publisher_did) or ON, not NATURAL JOIN (which would also compare
+# the energies). t_intervals has no UCD in the note ("TBD"): ctanb uses
+# time.interval;obs.exposure and the MOC 2.0 ASCII serialization of a time MOC.
+# fmt: off
+OBSCORE_HEA_COLUMNS: tuple[Column, ...] = (
+    _c("obs_publisher_did", "char", "", "meta.ref.ivoid", "Dataset identifier, shared with ivoa.obscore (join key)", arraysize=_S, group="hea", principal=True, indexed=True),
+    _c("dataproduct_type", "char", "", "meta.code.class", "High-energy product type: hea-event-list, hea-event-bundle (events with their IRFs) or response-function", arraysize=_S, group="hea", principal=True, indexed=True, choices=HEA_PRODUCT_TYPES),
+    _c("ev_xel", "long", "", "meta.number;instr.detection;phys.particle", "Number of events in the event list", group="hea", principal=True),
+    _c("s_ref_energy", "double", "eV", "meta.ref;em.energy;pos", "Energy at which s_fov, s_region and s_resolution are given", group="hea"),
+    _c("em_ref_energy", "double", "eV", "meta.ref;em.energy;em", "Energy at which em_res_power is given", group="hea"),
+    _c("s_ref_oaa", "double", "deg", "pos.posAng;instr.offset;pos", "Off-axis angle at which s_fov, s_region and s_resolution are given", group="hea"),
+    _c("em_ref_oaa", "double", "deg", "pos.posAng;instr.offset;em", "Off-axis angle at which em_res_power is given", group="hea"),
+    _c("t_intervals", "char", "", "time.interval;obs.exposure", "Good-time intervals of the observation as a time MOC (MOC 2.0 ASCII, order 61 = 1 microsecond, TCB)", arraysize=_S, group="hea", principal=True, indexed=True),
+    _c("energy_min", "double", "eV", "em.energy;stat.min", "Lowest energy of the dataset (the energy of em_max)", group="hea", principal=True, indexed=True),
+    _c("energy_max", "double", "eV", "em.energy;stat.max", "Highest energy of the dataset (the energy of em_min)", group="hea", principal=True, indexed=True),
+    _c("obs_mode", "char", "", "meta.code;obs.param", "Observation mode (as in ivoa.obscore: wobble, on, off, scan)", arraysize=_S, group="hea", indexed=True),
+    _c("tracking_mode", "char", "", "meta.code;obs.param", "Tracking of the telescopes: sidereal, fixed-az-el-transit, solar-system-object-tracking, none", arraysize=_S, group="hea", indexed=True),
+    _c("scan_mode", "char", "", "meta.code;obs.param", "Spatial scan mode: on-source, on-off, raster-map, on-the-fly-cross-map (IACT wobble), ...", arraysize=_S, group="hea", indexed=True),
+    _c("pointing_mode", "char", "", "meta.code;instr.setup", "Pointing of the telescopes: parallel, convergent or divergent", arraysize=_S, group="hea", indexed=True),
+    _c("analysis_mode", "char", "", "meta.code;obs.param", "Data reduction/analysis mode (the gamma/hadron cut configuration)", arraysize=_S, group="hea", indexed=True),
+    _c("event_type", "char", "", "meta.code.qual;instr.detection;phys.particle", "Event type (quality partition of the events), when the data have one", arraysize=_S, group="hea"),
+    _c("messenger", "char", "", "meta.id;phys.particle", "Messenger particle: photon", arraysize=_S, group="hea", principal=True, indexed=True),
+    _c("messenger_pdgid", "char", "", "meta.ref.pdgid;phys.particle", "PDG identifier of the messenger (+22: photon)", arraysize=_S, group="hea"),
+)
+# fmt: on

@@ -26,6 +26,7 @@ from .adql import (
 from .adql_check import LIMITS, MessageMixin, flatten_chain
 from .adql_spatial import GEOMETRY_FUNCTIONS, Geom, SpatialMixin, function_args, function_name
 from .adql_syntax import ExpressionMixin, quote_ident
+from .adql_tmoc import TMOC_FUNCTIONS, TmocMixin
 
 __all__ = ["Scope", "Source", "Translator", "Val", "flatten_chain"]
 
@@ -108,7 +109,7 @@ def _limit_value(translator: Translator, node: exp.Expression | None, what: str)
     return number
 
 
-class Translator(MessageMixin, SpatialMixin, ExpressionMixin):
+class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
     """Translate one parsed ADQL statement; one instance per query."""
 
     def __init__(self, text: str, schema: TapSchema):
@@ -511,6 +512,8 @@ class Translator(MessageMixin, SpatialMixin, ExpressionMixin):
 
     # --- functions --------------------------------------------------------------------------
     def x_Anonymous(self, node: exp.Anonymous, scope: Scope) -> Val:
+        if function_name(node) in TMOC_FUNCTIONS:
+            return self.tmoc_call(node, scope)
         return self.call_geometry(node, scope)
 
     def x_Contains(self, node: exp.Contains, scope: Scope) -> Val:
@@ -535,4 +538,7 @@ class Translator(MessageMixin, SpatialMixin, ExpressionMixin):
         spatial = self.spatial_condition(node, scope)
         if spatial is not None:
             return spatial
+        timed = self.tmoc_condition(node, scope)
+        if timed is not None:
+            return timed
         return self.expr(node, scope).sql

@@ -39,7 +39,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._errors import CoverageError
+from ..datamodel import OBSCORE_HEA_TABLE as _HEA_TABLE
 from ..datamodel import OBSCORE_TABLE
+from . import gti
 from .db import polygon_cap, q
 
 __all__ = [
@@ -62,7 +64,6 @@ __all__ = [
 COVERAGE_TABLE = "ctanb.coverage"
 #: The kinds of coverage, in the words of the endpoint and of ``Archive.coverage``.
 KINDS = ("space", "time", "space-time", "space-energy")
-_HEA_TABLE = "ivoa.obscore_hea"
 _CHUNK = 50_000  # rows per building step: bounds memory at a million rows
 _PLANCK_TEV_S = 4.135667696e-27  # h in TeV s (CODATA 2018): nu = E / h
 _MAX_POLYGON_VERTICES = 8  # beyond this s_region approximates the FoV circle: use its cap
@@ -237,35 +238,20 @@ def _union(mocs: list[Any]) -> Any:
     return mocs[0].union(*mocs[1:]) if len(mocs) > 1 else mocs[0]
 
 
-def _mjd_tt_to_us(mjd: np.ndarray) -> np.ndarray:
-    """MJD (TT) to microseconds since JD 0 in TCB, the time axis of MOC 2.0."""
-    from astropy.time import Time
-
-    tcb = Time(np.asarray(mjd, dtype=float), format="mjd", scale="tt").tcb
-    # jd1 holds the whole days: keep it exact, add the fraction separately.
-    return np.round(tcb.jd1 * 86_400e6).astype(np.int64) + np.round(tcb.jd2 * 86_400e6).astype(
-        np.int64
-    )
-
-
 def _time_moc(rows: list[tuple], intervals: dict[str, str], order: int) -> Any:
     """Time MOC of rows ``(did, t_min, t_max)``; GTIs (TMOC text) replace the bounds."""
     from mocpy import TimeMOC
 
     bounds = [(t0, t1) for did, t0, t1 in rows
-              if did not in intervals and t0 is not None and t1 is not None]  # fmt: skip
+              if did not in intervals and t0 is not None and t1 is not None and t1 > t0]  # fmt: skip
     mocs = []
     if bounds:
-        b = np.asarray(bounds, dtype=float)
-        lo, hi = _mjd_tt_to_us(b[:, 0]), _mjd_tt_to_us(b[:, 1])
-        keep = hi > lo
-        ranges = np.stack([lo[keep], hi[keep]], axis=1).astype(np.uint64)
-        if len(ranges):
-            mocs.append(TimeMOC.from_depth61_ranges(61, ranges).degrade_to_order(order))
+        ranges = gti.mjd_to_tcb_microseconds(np.asarray(bounds, dtype=float))
+        mocs.append(TimeMOC.from_depth61_ranges(order, ranges))
     for did, *_ in rows:
         text = intervals.get(did)
         if text:
-            mocs.append(TimeMOC.from_string(text, format="ascii").degrade_to_order(order))
+            mocs.append(gti.tmoc_from_string(text).degrade_to_order(order))
     if not mocs:
         return TimeMOC.new_empty(order)
     return _union(mocs)

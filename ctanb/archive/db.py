@@ -125,6 +125,9 @@ def create_schema(conn: sqlite3.Connection) -> None:
                 f"ON {q(OBSCORE_TABLE)} ({q(c.name)})"
             )
     _create_tap_schema(conn)
+    from .obscore_hea import create_hea_schema  # ivoa.obscore_hea (issue 18)
+
+    create_hea_schema(conn)
     # Published products and their provenance tables (issue 14).
     from .publish import create_publish_schema
 
@@ -311,6 +314,9 @@ def delete_dataset(conn: sqlite3.Connection, did: str) -> bool:
     if found is None:
         return False
     (rowid,) = found
+    from .obscore_hea import delete_hea
+
+    delete_hea(conn, did)
     conn.execute(f"DELETE FROM {q(OBSCORE_TABLE)} WHERE rowid = ?", (rowid,))
     conn.execute(f"DELETE FROM {q(POINT_INDEX)} WHERE id = ?", (rowid,))
     conn.execute(f"DELETE FROM {q(REGION_INDEX)} WHERE id = ?", (rowid,))

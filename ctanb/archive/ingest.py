@@ -21,11 +21,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._errors import ConfigError, IngestError
+from .._errors import ConfigError, IngestError, TimeCoverageError
 from .._settings import data_dir as default_data_dir
 from . import db as archive_db
 from .coverage import refresh_coverage
+from .gti import gti_mjd
 from .ingest_gadf import EventFile, build_row, read_event_file
+from .obscore_hea import hea_row, upsert_hea
 from .policy import AccessPolicy
 
 __all__ = ["KNOWN_RELEASES", "IngestReport", "build_archive", "ingest"]
@@ -144,6 +146,16 @@ def _discover(paths: Sequence[str | Path], report: IngestReport) -> list[_Job]:
     return jobs
 
 
+def _intervals(path: Path):
+    """The run's GTIs (MJD TT); None when the file has no GTI table (t_min/t_max then)."""
+    try:
+        return gti_mjd(path)
+    except TimeCoverageError as exc:
+        if "no GTI extension" in exc.message:
+            return None
+        raise IngestError(exc.message) from None
+
+
 def _prepare(job: _Job) -> tuple[dict, list[archive_db.FileRecord]]:
     if not job.events.is_file():
         raise IngestError(f"{job.events}: file not found (named by the hdu-index)")
@@ -188,6 +200,7 @@ def ingest(
         for job in jobs:
             try:
                 row, files = _prepare(job)
+                hea = hea_row(row, files, _intervals(job.events))
             except IngestError as exc:
                 report.skipped.append((str(job.events), exc.message))
                 continue
@@ -195,6 +208,7 @@ def ingest(
             row["data_rights"] = access["data_rights"]
             row["obs_release_date"] = access["obs_release_date"]
             archive_db.upsert_dataset(conn, row, files, access_group=access["_access_group"])
+            upsert_hea(conn, hea)
             report.ingested.append(row["obs_publisher_did"])
             touched.add(str(row["obs_collection"]))
         # Coverage MOCs (issue 18) are committed with the rows they describe.

@@ -276,6 +276,54 @@ def adql_ilike(value, pattern, escape=None):
 
 # SQLite's built-in math functions (SQLITE_ENABLE_MATH_FUNCTIONS) are used when the
 # library has them; these stand in when it does not.
+@lru_cache(maxsize=65536)
+def _tmoc_text_intervals(text: str) -> tuple[tuple[float, float], ...] | None:
+    """Intervals (MJD) of a time-MOC operand: ``"mjd:a1 b1 ..."`` (the translator's
+    form of constants), bare MJD pairs (``ivoa.obscore_hea``'s private ``_t_mjd``) or
+    a MOC 2.0 ASCII time MOC. None when malformed."""
+    from .._errors import TimeCoverageError
+    from . import gti
+
+    body = text[4:] if text.startswith("mjd:") else text
+    if "/" not in body:
+        nums = [float(x) for x in body.split()]
+        if len(nums) % 2:
+            return None
+        return tuple(zip(nums[0::2], nums[1::2], strict=True))
+    try:
+        iv = gti.tmoc_intervals(gti.tmoc_from_string(text))
+    except TimeCoverageError:
+        return None
+    return tuple((float(a), float(b)) for a, b in iv)
+
+
+@_safe
+def adql_tmoc_overlap(first, *rest):
+    """Seconds covered by a time MOC and a second MOC, or an MJD start and stop."""
+    if first is None or None in rest:
+        return None
+    a = _tmoc_text_intervals(str(first))
+    if len(rest) == 1:
+        b = _tmoc_text_intervals(str(rest[0]))
+    elif len(rest) == 2 and float(rest[1]) > float(rest[0]):
+        b = ((float(rest[0]), float(rest[1])),)
+    else:
+        return None
+    if a is None or b is None:
+        return None
+    i = j = 0
+    total = 0.0
+    while i < len(a) and j < len(b):  # both sorted and merged
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if hi > lo:
+            total += hi - lo
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total * 86400.0
+
+
 def _math1(f):
     return _safe(lambda x: None if x is None else f(float(x)))
 
@@ -316,6 +364,8 @@ def register_functions(conn: sqlite3.Connection) -> None:
         ("adql_coord", adql_coord, -1),
         ("adql_dali", adql_dali, -1),
         ("adql_box", adql_box, 4),
+        ("adql_tmoc_overlap", adql_tmoc_overlap, 2),
+        ("adql_tmoc_overlap", adql_tmoc_overlap, 3),
         ("adql_distance", adql_distance, 4),
         ("adql_truncate", adql_truncate, 2),
         ("adql_like", adql_like, 2),

@@ -47,6 +47,18 @@ def _capabilities_xml(base: str, state: ArchiveState) -> str:
         + "</languageFeatures>"
         for t, forms in ADQL_OPTIONAL_FEATURES
     )
+    # User-defined functions (TAPRegExt features-udf): the time-MOC intersection.
+    from ..adql_tmoc import TMOC_UDF_FORMS
+
+    optional += (
+        '<languageFeatures type="ivo://ivoa.net/std/TAPRegExt#features-udf">'
+        + "".join(
+            f"<feature><form>{escape(form)}</form><description>{escape(doc)}</description>"
+            "</feature>"
+            for form, doc in TMOC_UDF_FORMS
+        )
+        + "</languageFeatures>"
+    )
 
     def simple(std: str, path: str) -> str:
         return (

@@ -1,0 +1,508 @@
+"""Good-time intervals and time MOCs: the one place that reads when a run took data.
+
+A Cherenkov run is a few tens of minutes of good time, and the good-time intervals
+(GTIs) of the run's DL3 file say exactly when. Everything in ctanb that needs them
+(``t_intervals`` of ``ivoa.obscore_hea``, the archive's time coverage, the
+simultaneity search ``archive.search(during=...)``, the ADQL TMOC functions) goes
+through this module:
+
+- :func:`read_gti` reads the GTI HDU of a GADF file, honouring ``MJDREFI``/``MJDREFF``
+  (or ``MJDREF``), ``TIMESYS``, ``TIMEUNIT`` and ``TIMEZERO`` as the GADF time format
+  says (keywords of the GTI header, else of the EVENTS header);
+- :func:`intervals_to_tmoc` turns intervals into a :class:`mocpy.TimeMOC` at
+  :data:`TMOC_ORDER` (1 microsecond: the MOC 2.0 finest order, so GTI-exact);
+- :func:`as_intervals` accepts what a user has (an astropy Table with start/stop,
+  pairs of Time, a TMOC object, a TMOC FITS or ASCII file, or the GTIs of another
+  observation file) and returns checked, merged intervals in MJD (TT);
+- :func:`overlap_seconds` is the exact overlap duration of two interval sets.
+
+Intervals travel as ``(n, 2)`` float arrays of MJD in TT: float64 resolves 1 us at
+today's MJDs, and the archive's ``t_min``/``t_max`` use the same convention.
+Problems raise :class:`~ctanb._errors.TimeCoverageError` naming the interval, the
+scale or the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._errors import TimeCoverageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from astropy.time import Time
+    from mocpy import TimeMOC
+
+__all__ = [
+    "MJD_RANGE",
+    "TMOC_ORDER",
+    "as_intervals",
+    "check_intervals",
+    "gti_mjd",
+    "intervals_to_tmoc",
+    "merge_intervals",
+    "mjd_to_tcb_microseconds",
+    "overlap_seconds",
+    "read_gti",
+    "read_tmoc",
+    "tmoc_from_string",
+    "tmoc_intervals",
+    "tmoc_to_string",
+]
+
+#: Order of the time MOCs ctanb writes: 61, the finest of MOC 2.0 (1 microsecond),
+#: so that a TMOC keeps the GTIs exactly (to 1 us, rounded outwards).
+TMOC_ORDER = 61
+
+#: MJDs accepted as plain numbers (1900-01-01 to 2100-01-01): outside, a number is
+#: almost surely mission seconds or a JD given by mistake.
+MJD_RANGE = (15020.0, 88069.0)
+
+_SECONDS_PER_DAY = 86400.0
+_UNIT_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "d": 86400.0,
+                 "day": 86400.0, "days": 86400.0, "ms": 1e-3, "us": 1e-6}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- GTI files
+def _mjdref(header: dict, path: Path) -> float:
+    if "MJDREFI" in header:
+        return float(header["MJDREFI"]) + float(header.get("MJDREFF", 0.0) or 0.0)
+    if "MJDREF" in header:
+        return float(header["MJDREF"])
+    raise TimeCoverageError(f"{path}: the GTI and EVENTS headers lack MJDREFI/MJDREFF")
+
+
+def _scale(header: dict, path: Path) -> str:
+    scale = str(header.get("TIMESYS", "TT") or "TT").strip().lower()
+    if scale == "gps":  # GPS = TAI - 19 s; astropy knows it only as a format
+        return "tai"
+    from astropy.time import Time
+
+    if scale not in Time.SCALES:
+        raise TimeCoverageError(
+            f"{path}: time system TIMESYS={header.get('TIMESYS')!r} is not one of "
+            f"{', '.join(s.upper() for s in Time.SCALES)}"
+        )
+    return scale
+
+
+def read_gti(path: str | Path, *, hdu: str = "GTI") -> tuple[Time, Time]:
+    """The good-time intervals of a GADF DL3 file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A GADF event file (or any FITS file with a GTI table of ``START``/``STOP``
+        columns).
+    hdu : str, optional
+        Name of the GTI extension (default ``"GTI"``).
+
+    Returns
+    -------
+    start, stop : astropy.time.Time
+        Start and stop of each interval, in the TT scale, sorted by start.
+
+    Raises
+    ------
+    TimeCoverageError
+        When the file cannot be read, has no GTI table (the message lists the
+        extensions it has), lacks the time reference keywords, or holds an
+        interval whose stop is not after its start.
+
+    Notes
+    -----
+    The time reference is ``MJDREFI + MJDREFF`` (or ``MJDREF``) in the scale
+    ``TIMESYS`` (default TT), plus ``TIMEZERO``; ``START``/``STOP`` are in the
+    column unit, else ``TIMEUNIT`` (default seconds). Keywords missing from the GTI
+    header are taken from the EVENTS header, as some writers put them only there.
+    """
+    from astropy.io import fits
+    from astropy.time import Time, TimeDelta
+
+    path = Path(path)
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            names = [h.name for h in hdul]
+            if hdu.upper() not in names:
+                raise TimeCoverageError(
+                    f"{path}: no {hdu} extension (it has {', '.join(names) or 'none'})"
+                )
+            table = hdul[hdu]
+            header = dict(hdul["EVENTS"].header) if "EVENTS" in names else {}
+            header.update({k: v for k, v in table.header.items() if k})
+            cols = {c.upper(): c for c in table.columns.names}
+            if "START" not in cols or "STOP" not in cols:
+                raise TimeCoverageError(f"{path}: the {hdu} table has no START/STOP columns")
+            start = np.asarray(table.data[cols["START"]], dtype=float)
+            stop = np.asarray(table.data[cols["STOP"]], dtype=float)
+            unit = table.columns[cols["START"]].unit or header.get("TIMEUNIT", "s")
+    except TimeCoverageError:
+        raise
+    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise TimeCoverageError(f"{path}: cannot read FITS: {exc or type(exc).__name__}") from None
+    factor = _UNIT_SECONDS.get(str(unit).strip().lower())
+    if factor is None:
+        raise TimeCoverageError(f"{path}: unknown time unit {unit!r} of the {hdu} table")
+    ref = Time(_mjdref(header, path), format="mjd", scale=_scale(header, path))
+    ref = ref + TimeDelta(float(header.get("TIMEZERO", 0.0) or 0.0) * factor, format="sec")
+    t_start = (ref + TimeDelta(start * factor, format="sec")).tt
+    t_stop = (ref + TimeDelta(stop * factor, format="sec")).tt
+    bad = np.flatnonzero(~(t_stop > t_start)) if start.size else []
+    if len(bad):
+        i = int(bad[0])
+        raise TimeCoverageError(
+            f"{path}: GTI row {i} stops ({stop[i]}) before it starts ({start[i]})"
+        )
+    order = np.argsort(t_start.mjd, kind="stable")
+    return t_start[order], t_stop[order]
+
+
+def gti_mjd(path: str | Path, *, hdu: str = "GTI") -> np.ndarray:
+    """The GTIs of *path* as an ``(n, 2)`` array of MJD (TT), merged and sorted.
+
+    See :func:`read_gti` for the keywords honoured and the errors raised.
+    """
+    start, stop = read_gti(path, hdu=hdu)
+    return merge_intervals(np.column_stack([start.tt.mjd, stop.tt.mjd]))
+
+
+# ------------------------------------------------------------------------ intervals
+def merge_intervals(intervals: np.ndarray) -> np.ndarray:
+    """Sort ``(n, 2)`` intervals and merge those that overlap or touch."""
+    iv = np.asarray(intervals, dtype=float).reshape(-1, 2)
+    if iv.shape[0] <= 1:
+        return iv.copy()
+    iv = iv[np.argsort(iv[:, 0], kind="stable")]
+    out = [iv[0].copy()]
+    for a, b in iv[1:]:
+        if a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append(np.array([a, b]))
+    return np.array(out)
+
+
+def _as_time(value: Any, what: str) -> Time:
+    from astropy.time import Time
+
+    if isinstance(value, Time):
+        t = value
+    else:
+        arr = np.atleast_1d(np.asarray(getattr(value, "value", value), dtype=float))
+        unit = str(getattr(value, "unit", "") or "")
+        if unit and unit not in ("d", "day"):
+            raise TimeCoverageError(
+                f"{what} is a quantity in {unit}: give times as astropy Time or MJD numbers"
+            )
+        outside = arr[(arr < MJD_RANGE[0]) | (arr > MJD_RANGE[1]) | ~np.isfinite(arr)]
+        if outside.size:
+            raise TimeCoverageError(
+                f"{what} {outside[0]:g} is not an MJD (expected days between "
+                f"{MJD_RANGE[0]:g} = 1900 and {MJD_RANGE[1]:g} = 2100): mission seconds or "
+                "a JD? Give astropy Time objects, or MJD numbers in TT"
+            )
+        t = Time(arr, format="mjd", scale="tt")
+    if t.scale not in ("tt", "tai", "utc", "tcg", "tcb", "tdb", "ut1"):
+        raise TimeCoverageError(
+            f"{what} is in the time scale {t.scale!r}, which cannot be placed on the TT "
+            "time line: give times in UTC, TT, TAI, TDB or TCB"
+        )
+    return t
+
+
+def check_intervals(start: Any, stop: Any) -> np.ndarray:
+    """Checked intervals from starts and stops, as ``(n, 2)`` MJD (TT), merged.
+
+    Parameters
+    ----------
+    start, stop : astropy.time.Time or array of float
+        Starts and stops of the intervals (Time in any scale convertible to TT, or
+        MJD numbers in TT).
+
+    Raises
+    ------
+    TimeCoverageError
+        When the lengths differ, a time is not a plausible MJD, the scale cannot be
+        converted to TT, or an interval stops before (or when) it starts; the
+        message names the interval by its position.
+    """
+    t0 = _as_time(start, "start time")
+    t1 = _as_time(stop, "stop time")
+    a = np.atleast_1d(t0.tt.mjd).astype(float)
+    b = np.atleast_1d(t1.tt.mjd).astype(float)
+    if a.shape != b.shape:
+        raise TimeCoverageError(f"{a.size} start time(s) but {b.size} stop time(s)")
+    if a.size == 0:
+        raise TimeCoverageError("no time intervals given")
+    bad = np.flatnonzero(~(b > a))
+    if bad.size:
+        i = int(bad[0])
+        iso0, iso1 = np.atleast_1d(t0.tt.isot)[i], np.atleast_1d(t1.tt.isot)[i]
+        raise TimeCoverageError(
+            f"time interval {i} is in the wrong order: it stops ({iso1} TT) "
+            f"{'before' if b[i] < a[i] else 'when'} it starts ({iso0} TT)"
+        )
+    return merge_intervals(np.column_stack([a, b]))
+
+
+def overlap_seconds(a: np.ndarray, b: np.ndarray) -> float:
+    """Total time in seconds covered by both interval sets (``(n, 2)`` MJD arrays)."""
+    a, b = merge_intervals(a), merge_intervals(b)
+    i = j = 0
+    total = 0.0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i, 0], b[j, 0]), min(a[i, 1], b[j, 1])
+        if hi > lo:
+            total += hi - lo
+        if a[i, 1] < b[j, 1]:
+            i += 1
+        else:
+            j += 1
+    return total * _SECONDS_PER_DAY
+
+
+# ----------------------------------------------------------------------------- TMOCs
+def _check_order(order: int) -> int:
+    from mocpy import TimeMOC
+
+    if not isinstance(order, (int, np.integer)) or not 0 <= int(order) <= TimeMOC.MAX_ORDER:
+        raise TimeCoverageError(
+            f"time MOC order {order!r} is out of range: it must be an integer from 0 "
+            f"to {TimeMOC.MAX_ORDER} (61 = 1 microsecond)"
+        )
+    return int(order)
+
+
+def intervals_to_tmoc(intervals: Any, stop: Any = None, *, order: int = TMOC_ORDER) -> TimeMOC:
+    """A :class:`mocpy.TimeMOC` covering the given intervals.
+
+    Parameters
+    ----------
+    intervals : (n, 2) array of MJD (TT), or astropy.time.Time of starts
+        The intervals; with *stop* given, *intervals* are the starts.
+    stop : astropy.time.Time or array of float, optional
+        The stops, when *intervals* holds the starts.
+    order : int, optional
+        MOC order, 0..61 (default :data:`TMOC_ORDER`: 1 us cells, rounded outwards).
+
+    Raises
+    ------
+    TimeCoverageError
+        For intervals in the wrong order or an order out of range.
+    """
+    from mocpy import TimeMOC
+
+    order = _check_order(order)
+    if stop is not None:
+        iv = check_intervals(intervals, stop)
+    else:
+        raw = np.asarray(intervals, dtype=float).reshape(-1, 2)
+        iv = check_intervals(raw[:, 0], raw[:, 1])
+    return TimeMOC.from_depth61_ranges(order, mjd_to_tcb_microseconds(iv))
+
+
+_DAY_US = 86_400_000_000
+
+
+def mjd_to_tcb_microseconds(intervals: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` MJD (TT) intervals as MOC 2.0 ranges: microseconds of TCB since JD 0.
+
+    Starts are rounded down and stops up, so the MOC covers every interval. The
+    conversion keeps astropy's two-double precision (``times.jd`` as one float, as
+    mocpy's own ``from_time_ranges`` uses, is 40 us coarse and in the wrong scale
+    when given TT).
+    """
+    from astropy.time import Time
+
+    iv = np.asarray(intervals, dtype=float).reshape(-1, 2)
+    out = np.empty(iv.shape, dtype=np.uint64)
+    for k, rounding in ((0, np.floor), (1, np.ceil)):
+        t = Time(iv[:, k], format="mjd", scale="tt").tcb
+        day = np.floor(t.jd1)
+        frac_us = ((t.jd1 - day) + t.jd2) * _DAY_US
+        out[:, k] = day.astype(np.uint64) * np.uint64(_DAY_US) + rounding(frac_us).astype(np.uint64)
+    return out
+
+
+def tmoc_intervals(tmoc: TimeMOC) -> np.ndarray:
+    """The intervals of a TimeMOC as an ``(n, 2)`` array of MJD (TT)."""
+    from astropy.time import Time
+
+    ranges = np.asarray(tmoc.to_depth61_ranges, dtype=np.uint64).reshape(-1, 2)
+    if ranges.size == 0:
+        return np.zeros((0, 2))
+    days = ranges // np.uint64(_DAY_US)
+    rest = (ranges - days * np.uint64(_DAY_US)).astype(float) / _DAY_US
+    t = Time(days.astype(float), rest, format="jd", scale="tcb")
+    return merge_intervals(np.asarray(t.tt.mjd, dtype=float).reshape(-1, 2))
+
+
+def tmoc_to_string(tmoc: TimeMOC) -> str:
+    """The MOC 2.0 ASCII serialization of *tmoc* (e.g. ``"t31/197383812 33/..."``)."""
+    return tmoc.to_string(format="ascii").strip()
+
+
+def tmoc_from_string(text: str) -> TimeMOC:
+    """Parse a MOC 2.0 ASCII time MOC; TimeCoverageError names what is wrong."""
+    from mocpy import TimeMOC
+
+    body = str(text).strip()
+    if body.lower().startswith("t"):
+        body = body[1:]
+    try:
+        for word in body.replace(",", " ").split():
+            if "/" in word:
+                _check_order(int(word.split("/")[0]))
+        tmoc = TimeMOC.from_string(body, format="ascii")
+    except TimeCoverageError:
+        raise
+    except Exception:  # mocpy raises ValueError or a Rust panic exception
+        raise TimeCoverageError(
+            f"not a time MOC in the MOC 2.0 ASCII form (e.g. 't35/1-4 36/11'): {text[:60]!r}"
+        ) from None
+    return tmoc
+
+
+def read_tmoc(path: str | Path) -> TimeMOC:
+    """Read a time MOC file (MOC 2.0 FITS, else ASCII).
+
+    Raises
+    ------
+    TimeCoverageError
+        When the file does not exist or is neither a FITS nor an ASCII time MOC.
+    """
+    from mocpy import TimeMOC
+
+    path = Path(path)
+    if not path.is_file():
+        raise TimeCoverageError(f"{path}: no such time MOC file")
+    if _is_fits(path):
+        try:
+            return TimeMOC.from_fits(str(path))
+        except Exception as exc:  # mocpy: ValueError, KeyError, or a Rust panic
+            raise TimeCoverageError(f"{path}: not a readable time MOC FITS file ({exc})") from None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TimeCoverageError(f"{path}: neither a FITS nor an ASCII time MOC file") from None
+    try:
+        return tmoc_from_string(text)
+    except TimeCoverageError:
+        # the message of tmoc_from_string quotes the text: not the content of a file
+        raise TimeCoverageError(
+            f"{path}: neither a FITS nor an ASCII time MOC (MOC 2.0) file"
+        ) from None
+
+
+def _is_fits(path: Path) -> bool:
+    """True for a FITS file, also gzip-compressed (``.fits.gz``)."""
+    import gzip
+
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(6)
+        except OSError:
+            return False
+        return head == b"SIMPLE"
+    with open(path, "rb") as fh:
+        return fh.read(6) == b"SIMPLE"
+
+
+def _is_time_moc(obj: Any) -> bool:
+    return type(obj).__name__ == "TimeMOC"
+
+
+def as_intervals(during: Any) -> np.ndarray:
+    """What a user has, as checked ``(n, 2)`` intervals of MJD (TT), merged.
+
+    Parameters
+    ----------
+    during : Table, TimeMOC, path, or sequence of (start, stop)
+        One of:
+
+        - an astropy Table (or dict) with ``start``/``stop`` columns (any case; also
+          ``t_start``/``t_stop``, ``tstart``/``tstop``), Time or MJD numbers;
+        - a :class:`mocpy.TimeMOC`;
+        - a path to a TMOC file (FITS or ASCII), or to an observation file with a
+          GTI table (GADF event list, an X-ray or Fermi file...);
+        - a pair ``(start, stop)`` of Time arrays, or a sequence of
+          ``(start, stop)`` pairs of Time or MJD numbers.
+
+    Raises
+    ------
+    TimeCoverageError
+        Naming what is wrong (the interval, the scale, the file).
+    """
+    from astropy.table import Table
+
+    if during is None:
+        raise TimeCoverageError("no time intervals given")
+    if _is_time_moc(during):
+        iv = tmoc_intervals(during)
+        if iv.size == 0:
+            raise TimeCoverageError("the time MOC is empty")
+        return iv
+    if isinstance(during, (str, Path)):
+        return _file_intervals(Path(during))
+    if isinstance(during, (Table, dict)):
+        names = {n.lower(): n for n in (during.colnames if isinstance(during, Table) else during)}
+        for a, b in (("start", "stop"), ("t_start", "t_stop"), ("tstart", "tstop")):
+            if a in names and b in names:
+                return check_intervals(during[names[a]], during[names[b]])
+        raise TimeCoverageError(
+            f"the table has no start/stop columns (it has {', '.join(names) or 'none'})"
+        )
+    from astropy.time import Time
+
+    if isinstance(during, Time):
+        raise TimeCoverageError("give intervals as (start, stop) pairs, not a single Time")
+    pairs = list(during) if isinstance(during, Iterable) else None
+    if not pairs:
+        raise TimeCoverageError(
+            "during must be a Table with start/stop, (start, stop) pairs, a TimeMOC or a file"
+        )
+    if len(pairs) == 2 and all(isinstance(p, Time) and not p.isscalar for p in pairs):
+        return check_intervals(pairs[0], pairs[1])
+    try:
+        starts, stops = zip(*(tuple(p) for p in pairs), strict=True)
+    except (TypeError, ValueError):
+        raise TimeCoverageError("each interval must be a (start, stop) pair") from None
+    if any(isinstance(s, Time) for s in starts + stops):
+        return check_intervals(
+            Time([_as_time(s, "start time") for s in starts]),
+            Time([_as_time(s, "stop time") for s in stops]),
+        )
+    return check_intervals(np.asarray(starts, dtype=float), np.asarray(stops, dtype=float))
+
+
+def _file_intervals(path: Path) -> np.ndarray:
+    """Intervals of a file: the GTIs of an observation file, else a time MOC."""
+    if not path.is_file():
+        raise TimeCoverageError(f"{path}: no such file")
+    if _is_fits(path):
+        from astropy.io import fits
+
+        try:
+            with fits.open(path, memmap=False) as hdul:
+                names = [h.name for h in hdul]
+                moc = any(str(h.header.get("MOCDIM", "")).upper() == "TIME" or
+                          "TORDER" in h.header or "MOCORD_T" in h.header for h in hdul[1:])  # fmt: skip
+        except Exception as exc:  # a damaged FITS file
+            raise TimeCoverageError(f"{path}: cannot read FITS: {exc}") from None
+        if "GTI" in names and not moc:
+            return gti_mjd(path)
+        if not moc:
+            raise TimeCoverageError(
+                f"{path}: neither a time MOC nor an observation file with a GTI table "
+                f"(it has {', '.join(names)})"
+            )
+    iv = tmoc_intervals(read_tmoc(path))
+    if iv.size == 0:
+        raise TimeCoverageError(f"{path}: the time MOC is empty")
+    return iv
