@@ -55,6 +55,7 @@ __all__ = [
     "check_order",
     "create_coverage_schema",
     "empty_moc",
+    "footprint_moc",
     "moc_class",
     "partitions",
     "refresh_coverage",
@@ -231,6 +232,20 @@ def _space_mocs(rows: list[tuple], order: int, *, union: bool) -> Any:
         found = [p for p in parts[:2] if p is not None]
         return _union(found) if found else MOC.new_empty(order)
     return parts
+
+
+def footprint_moc(rows: Iterable[tuple], order: int = ORDERS.space) -> Any:
+    """The space MOC of footprints, as the archive builds it (results drawn on the sky).
+
+    Parameters
+    ----------
+    rows : iterable of tuple
+        ``(s_ra, s_dec, s_fov, s_region)`` per dataset; ``s_region`` the vertex
+        list ``"ra1 dec1 ra2 dec2 ..."`` (degrees) or None.
+    order : int, optional
+        HEALPix order (default the archive's).
+    """
+    return _space_mocs(list(rows), order, union=True)
 
 
 def _union(mocs: list[Any]) -> Any:
