@@ -447,6 +447,9 @@ def write_resource(
     (resdir / "q.rd").write_text(render_rd(region_index=region_index))
     if userconfig is not None:
         Path(userconfig).write_text(render_userconfig())
+    from .dachs_hea import write_hea_resource  # ivoa.obscore_hea (issue 18)
+
+    write_hea_resource(db_path, resdir)
     return export_rows(db_path, resdir / "data", policy=policy, mirror_dir=mirror_dir)
 
 

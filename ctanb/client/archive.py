@@ -29,6 +29,7 @@ from .._settings import home_dir
 from .auth import ScopedToken, Session
 from .criteria import Criteria, build_adql
 from .download import DownloadManager
+from .during import during_adql, during_tmoc
 from .history import HistoryEntry, QueryHistory
 from .query import AsyncQuery, pyvo_errors, results_from_votable, run_sync
 from .resolve import NameResolver, ResolvedName, mean_positions
@@ -211,23 +212,38 @@ class Archive:
             raise TypeError(f"criteria must be a Criteria or dict, not {type(criteria).__name__}")
         return Criteria(**kwargs)
 
-    def adql(self, criteria: Criteria | dict | None = None, /, **kwargs: Any) -> str:
+    def adql(
+        self, criteria: Criteria | dict | None = None, /, *, during: Any = None, **kwargs: Any
+    ) -> str:
         """The ADQL that :meth:`search` would send (the target is resolved first)."""
         crit = self._criteria(criteria, kwargs)
         position = None
         if crit.target is not None:
             found = self.resolve(crit.target)
             position = (found.ra, found.dec)
-        return build_adql(crit, position=position)
+        if during is None:
+            return build_adql(crit, position=position)
+        tmoc, _ = during_tmoc(during)
+        inner = build_adql(crit.model_copy(update={"limit": None}), position=position)
+        return during_adql(inner, tmoc, top=crit.limit)
 
     # --- queries --------------------------------------------------------------------------
-    def search(self, criteria: Criteria | dict | None = None, /, **kwargs: Any) -> Results:
+    def search(
+        self, criteria: Criteria | dict | None = None, /, *, during: Any = None, **kwargs: Any
+    ) -> Results:
         """Search the ObsCore table.
 
         Parameters
         ----------
         criteria : Criteria or dict, optional
             The criteria; keyword arguments are added to (or override) them.
+        during : Table, TimeMOC, path or sequence of (start, stop), optional
+            Keep the datasets whose good-time intervals overlap these times (a
+            simultaneity search, see :mod:`ctanb.client.during`); the results get
+            a column ``overlap_s``, the overlap in seconds. Accepts an astropy Table
+            with start/stop, Time pairs, a mocpy TimeMOC, a TMOC file (FITS or
+            ASCII) or another observation's file with a GTI table; bad intervals
+            raise :class:`~ctanb.TimeCoverageError`.
         **kwargs
             Criteria by name, see :class:`~ctanb.client.Criteria`.
 
@@ -239,10 +255,12 @@ class Archive:
         --------
         >>> archive.search(target="Crab", time=("2004-12-04", "2004-12-05"))  # doctest: +SKIP
         >>> archive.search(energy_min=50, data_rights="public")             # doctest: +SKIP
+        >>> archive.search(target="PKS 2155-304", during="xray_gti.fits")     # doctest: +SKIP
         """
         crit = self._criteria(criteria, kwargs)
-        adql = self.adql(crit)
-        return self.query(adql, _criteria=crit.given())
+        adql = self.adql(crit, during=during)
+        given = crit.given() if during is None else {**crit.given(), "during": "time intervals"}
+        return self.query(adql, _criteria=given)
 
     def query(
         self,
