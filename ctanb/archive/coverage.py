@@ -25,11 +25,12 @@ release date)``; public rows form the partition of group ``''``. A request gets
 the union of the partitions it may see (:func:`visible_coverage`): public ones,
 those whose release date has passed (re-checked at request time, as for files)
 and those of the groups its token acts for. Proprietary coverage is never merged
-into a public MOC.
+into a public MOC. Reading is in :mod:`ctanb.archive.coverage_read`.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -57,9 +58,7 @@ __all__ = [
     "empty_moc",
     "footprint_moc",
     "moc_class",
-    "partitions",
     "refresh_coverage",
-    "visible_coverage",
 ]
 
 COVERAGE_TABLE = "ctanb.coverage"
@@ -67,6 +66,10 @@ COVERAGE_TABLE = "ctanb.coverage"
 KINDS = ("space", "time", "space-time", "space-energy")
 _CHUNK = 50_000  # rows per building step: bounds memory at a million rows
 _PLANCK_TEV_S = 4.135667696e-27  # h in TeV s (CODATA 2018): nu = E / h
+# mocpy makes a new thread pool per call when n_threads is None: with one call per
+# night group that left a thousand threads running. One thread is ingestion's share.
+_THREADS = 1
+_BINS_PER_DECADE = 20  # space-energy: bands rounded outwards to 20 log bins per decade (12 %)
 _MAX_POLYGON_VERTICES = 8  # beyond this s_region approximates the FoV circle: use its cap
 
 
@@ -185,53 +188,62 @@ def _has_hea(conn: sqlite3.Connection) -> bool:
     return {"obs_publisher_did", "t_intervals"} <= cols
 
 
-def _space_mocs(rows: list[tuple], order: int, *, union: bool) -> Any:
-    """Footprint MOCs of *rows* ``(s_ra, s_dec, s_fov, s_region)``: their union, or one per row."""
-    import astropy.units as u
-    from mocpy import MOC
+def _footprints(rows: list[tuple]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Parse ``(s_ra, s_dec, s_fov, s_region)`` rows once.
 
+    Returns the few-vertex polygons as mocpy's flat ``[lon, lat, lon, lat, ...]``
+    list, whether each row is such a polygon, and one enclosing cap ``(ra, dec,
+    radius)`` per row (NaN when the row has no position).
+    """
     polys: list[np.ndarray] = []
-    poly_at: list[int] = []
-    cones: list[tuple[float, float, float]] = []
-    cone_at: list[int] = []
+    is_poly = np.zeros(len(rows), dtype=bool)
+    caps = np.full((len(rows), 3), np.nan)
     for i, (ra, dec, fov, region) in enumerate(rows):
         if region:
             v = np.asarray(str(region).replace(",", " ").split(), dtype=float)
             if len(v) <= 2 * _MAX_POLYGON_VERTICES:
                 polys += [v[0::2], v[1::2]]
-                poly_at.append(i)
-                continue
-            # A many-vertex polygon approximates the FoV circle: its enclosing cap is
-            # the same MOC at these orders and ten times faster to build.
-            cones.append(polygon_cap(list(zip(v[0::2], v[1::2], strict=True))))
+                is_poly[i] = True
+            caps[i] = polygon_cap(list(zip(v[0::2].tolist(), v[1::2].tolist(), strict=True)))
         elif ra is not None and dec is not None:
-            cones.append((float(ra), float(dec), float(fov) / 2 if fov else 0.1))
-        else:
-            continue
-        cone_at.append(i)
-    parts: list[Any] = [None] * len(rows)
-    if cones:
-        c = np.asarray(cones, dtype=float)
-        lon, lat, radius = c[:, 0] * u.deg, c[:, 1] * u.deg, c[:, 2] * u.deg
-        if union:
-            parts[0] = MOC.from_cones(lon, lat, radius=radius, max_depth=order,
-                                      union_strategy="large_cones")  # fmt: skip
-        else:
-            for i, m in zip(cone_at, MOC.from_cones(lon, lat, radius=radius, max_depth=order),
-                            strict=True):  # fmt: skip
-                parts[i] = m
+            caps[i] = (float(ra), float(dec), float(fov) / 2 if fov else 0.1)
+    return polys, is_poly, caps
+
+
+def _cones(caps: np.ndarray, order: int) -> Any:
+    """The union of caps ``(ra, dec, radius)`` as one MOC."""
+    import astropy.units as u
+    from mocpy import MOC
+
+    caps = caps[np.isfinite(caps).all(axis=1)]
+    if not len(caps):
+        return MOC.new_empty(order)
+    return MOC.from_cones(caps[:, 0] * u.deg, caps[:, 1] * u.deg, radius=caps[:, 2] * u.deg,
+                          max_depth=order, union_strategy="large_cones",
+                          n_threads=_THREADS)  # fmt: skip
+
+
+def _space_moc(polys: list[np.ndarray], is_poly: np.ndarray, caps: np.ndarray, order: int) -> Any:
+    """Footprints as one MOC: few-vertex polygons exactly, the rest by their caps.
+
+    A many-vertex ``s_region`` approximates the FoV circle: its enclosing cap is
+    the same MOC at these orders and ten times faster to build.
+    """
+    from mocpy import MOC
+
+    parts = [_cones(caps[~is_poly], order)]
     if polys:
-        made = MOC.from_polygons(polys, max_depth=order)
-        if union:
-            made = [_union(made)]
-            parts[1 if cones else 0] = made[0]
-        else:
-            for i, m in zip(poly_at, made, strict=True):
-                parts[i] = m
-    if union:
-        found = [p for p in parts[:2] if p is not None]
-        return _union(found) if found else MOC.new_empty(order)
-    return parts
+        parts += MOC.from_polygons(polys, max_depth=order, n_threads=_THREADS)
+    return _union(parts)
+
+
+def _grouped(keys: list[Any], caps: np.ndarray, order: int) -> tuple[list[Any], list[Any]]:
+    """One cap-union MOC per distinct key (rows with key None are left out)."""
+    groups: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        if key is not None and np.isfinite(caps[i]).all():
+            groups.setdefault(key, []).append(i)
+    return list(groups), [_cones(caps[idx], order) for idx in groups.values()]
 
 
 def footprint_moc(rows: Iterable[tuple], order: int = ORDERS.space) -> Any:
@@ -245,7 +257,8 @@ def footprint_moc(rows: Iterable[tuple], order: int = ORDERS.space) -> Any:
     order : int, optional
         HEALPix order (default the archive's).
     """
-    return _space_mocs(list(rows), order, union=True)
+    polys, is_poly, caps = _footprints(list(rows))
+    return _space_moc(polys, is_poly, caps, order)
 
 
 def _union(mocs: list[Any]) -> Any:
@@ -272,6 +285,23 @@ def _time_moc(rows: list[tuple], intervals: dict[str, str], order: int) -> Any:
     return _union(mocs)
 
 
+def _tcb(us: np.ndarray) -> Any:
+    """Microseconds of TCB since JD 0 as astropy Times."""
+    from astropy.time import Time
+
+    days = us // np.uint64(86_400_000_000)
+    rest = (us - days * np.uint64(86_400_000_000)).astype(float) / 86_400e6
+    return Time(days.astype(float), rest, format="jd", scale="tcb")
+
+
+def _energy_bin(e_min: Any, e_max: Any) -> tuple[int, int] | None:
+    """The band rounded outwards to :data:`_BINS_PER_DECADE` log bins, or None."""
+    if not e_min or not e_max or not 0 < e_min <= e_max:
+        return None
+    return (math.floor(_BINS_PER_DECADE * math.log10(e_min) + 1e-9),
+            math.ceil(_BINS_PER_DECADE * math.log10(e_max) - 1e-9))  # fmt: skip
+
+
 def build_mocs(rows: Sequence[tuple], intervals: dict[str, str] | None = None,
                orders: CoverageOrders = ORDERS) -> dict[str, Any]:  # fmt: skip
     """The four coverage MOCs of *rows*.
@@ -293,37 +323,45 @@ def build_mocs(rows: Sequence[tuple], intervals: dict[str, str] | None = None,
         ``{kind: mocpy object}`` for every kind of :data:`KINDS`.
     """
     import astropy.units as u
-    from astropy.time import Time
     from mocpy import SFMOC, STMOC, FrequencyMOC
 
     intervals = intervals or {}
     out = {kind: empty_moc(kind, orders) for kind in KINDS}
+    night_us = 2 ** (61 - orders.st_time)  # one time cell of the ST-MOC
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
-        geo = [(r[1], r[2], r[3], r[4]) for r in chunk]
-        out["space"] = out["space"].union(_space_mocs(geo, orders.space, union=True))
+        polys, is_poly, caps = _footprints([(r[1], r[2], r[3], r[4]) for r in chunk])
+        out["space"] = out["space"].union(_space_moc(polys, is_poly, caps, orders.space))
         out["time"] = out["time"].union(
             _time_moc([(r[0], r[5], r[6]) for r in chunk], intervals, orders.time)
         )
-        coarse = _space_mocs(geo, orders.st_space, union=False)
-        timed = [(m, r[5], r[6]) for m, r in zip(coarse, chunk, strict=True)
-                 if m is not None and r[5] is not None and r[6] is not None and r[6] >= r[5]]  # fmt: skip
-        if timed:
-            t = np.asarray([(a, b) for _, a, b in timed], dtype=float)
-            st = STMOC.from_spatial_coverages(
-                Time(t[:, 0], format="mjd", scale="tt"), Time(t[:, 1], format="mjd", scale="tt"),
-                [m for m, _, _ in timed], time_depth=orders.st_time,
-            )  # fmt: skip
+        # The 2-D coverages are coarse: rows are grouped by the time cells (nights)
+        # or the energy bins they fall in, and each group's caps make one spatial
+        # coverage, so mocpy gets hundreds of coverages instead of a million.
+        t = np.asarray([(r[5], r[6]) if r[5] is not None and r[6] is not None and r[6] >= r[5]
+                        else (np.nan, np.nan) for r in chunk], dtype=float)  # fmt: skip
+        ok = np.isfinite(t).all(axis=1)
+        keys: list[Any] = [None] * len(chunk)
+        if ok.any():
+            cells = gti.mjd_to_tcb_microseconds(t[ok]) // np.uint64(night_us)
+            for i, (lo, hi) in zip(np.flatnonzero(ok).tolist(), cells.tolist(), strict=True):
+                keys[i] = (lo, hi)
+        nights, mocs = _grouped(keys, caps, orders.st_space)
+        if nights:
+            lo = np.array([k[0] for k in nights], dtype=np.uint64) * np.uint64(night_us)
+            hi = (np.array([k[1] for k in nights], dtype=np.uint64) + np.uint64(1)) * np.uint64(
+                night_us
+            )
+            st = STMOC.from_spatial_coverages(_tcb(lo), _tcb(hi - np.uint64(1)), mocs,
+                                              time_depth=orders.st_time)  # fmt: skip
             out["space-time"] = out["space-time"].union(st)
-        banded = [(m, r[7], r[8]) for m, r in zip(coarse, chunk, strict=True)
-                  if m is not None and r[7] and r[8] and r[8] >= r[7] > 0]  # fmt: skip
-        if banded:
-            e = np.asarray([(a, b) for _, a, b in banded], dtype=float) / _PLANCK_TEV_S
+        keys = [_energy_bin(r[7], r[8]) for r in chunk]
+        bands, mocs = _grouped(keys, caps, orders.sf_space)
+        if bands:
+            e = 10.0 ** (np.asarray(bands, dtype=float) / _BINS_PER_DECADE) / _PLANCK_TEV_S
             e = np.clip(e, FrequencyMOC.FREQ_MIN_HZ, FrequencyMOC.FREQ_MAX_HZ)
-            sf = SFMOC.from_spatial_coverages(
-                e[:, 0] * u.Hz, e[:, 1] * u.Hz, [m for m, _, _ in banded],
-                max_order_frequency=orders.sf_frequency,
-            )  # fmt: skip
+            sf = SFMOC.from_spatial_coverages(e[:, 0] * u.Hz, e[:, 1] * u.Hz, mocs,
+                                              max_order_frequency=orders.sf_frequency)  # fmt: skip
             out["space-energy"] = out["space-energy"].union(sf)
     return out
 
@@ -430,106 +468,3 @@ def refresh_coverage(
             _store(conn, part, mocs, len(rows))
             written += 1
     return written
-
-
-# -- reading ------------------------------------------------------------------------------
-def partitions(conn: sqlite3.Connection) -> list[tuple[Partition, int]]:
-    """Every stored partition with its number of datasets."""
-    try:
-        rows = conn.execute(
-            f"SELECT DISTINCT collection, level, access_group, release_date, n_rows "
-            f"FROM {q(COVERAGE_TABLE)} ORDER BY collection, level, access_group, release_date"
-        ).fetchall()
-    except sqlite3.OperationalError:  # an archive built before coverage existed
-        return []
-    return [(Partition(c, lv, g, r), n) for c, lv, g, r, n in rows]
-
-
-def _may_see(part: Partition, policy: Any, groups: set[str]) -> bool:
-    if not part.access_group or part.access_group in groups:
-        return True
-    return bool(part.release_date) and policy.is_released(part.release_date)
-
-
-def visible_coverage(
-    conn: sqlite3.Connection,
-    policy: Any,
-    token: str | None,
-    *,
-    kind: str,
-    collection: str | None = None,
-    level: str | None = None,
-    order: int | None = None,
-    cache: dict | None = None,
-) -> Any:
-    """The union of the stored coverage of *kind* that *token* may see.
-
-    Parameters
-    ----------
-    conn : sqlite3.Connection
-        The archive database.
-    policy : AccessPolicy
-        Groups, tokens and release dates.
-    token : str or None
-        The requester's token (None: anonymous).
-    kind : str
-        One of :data:`KINDS`.
-    collection, level : str, optional
-        Restrict to one collection (case-insensitive) and data level (``DL3``).
-    order : int, optional
-        Degrade a space or time MOC to this order (:func:`check_order`).
-    cache : dict, optional
-        Parsed MOCs by partition and build time, kept between calls.
-
-    Raises
-    ------
-    CoverageError
-        Unknown kind, collection or level, or an order out of range.
-    """
-    kind = check_kind(kind)
-    order = check_order(kind, order)
-    parts = partitions(conn)
-    if collection is not None:
-        names = {p.collection.lower(): p.collection for p, _ in parts}
-        if collection.strip().lower() not in names:
-            known = ", ".join(sorted(set(names.values()))) or "none yet"
-            raise CoverageError(
-                f"no collection {collection!r} in this archive (collections: {known})",
-                field="collection",
-            )
-        collection = names[collection.strip().lower()]
-    if level is not None:
-        levels = {p.level.upper(): p.level for p, _ in parts}
-        if str(level).strip().upper() not in levels:
-            raise CoverageError(
-                f"no data level {level!r} in this archive (levels: {', '.join(sorted(levels))})",
-                field="level",
-            )
-        level = levels[str(level).strip().upper()]
-    groups = policy.groups_for_token(token) if token else set()
-    cls = moc_class(kind)
-    result = empty_moc(kind)
-    for part, _n in parts:
-        if (collection is not None and part.collection != collection) or (
-            level is not None and part.level != level
-        ):
-            continue
-        if not _may_see(part, policy, groups):
-            continue
-        text, built = conn.execute(
-            f"SELECT moc, built FROM {q(COVERAGE_TABLE)} WHERE collection = ? AND level = ? "
-            "AND access_group = ? AND release_date = ? AND kind = ?",
-            (part.collection, part.level, part.access_group, part.release_date, kind),
-        ).fetchone()
-        key = (part, kind, built)
-        moc = cache.get(key) if cache is not None else None
-        if moc is None:
-            moc = cls.from_string(text, format="ascii")
-            if cache is not None:
-                if len(cache) > 256:
-                    cache.clear()
-                cache[key] = moc
-        result = result.union(moc)
-    if order is not None:
-        result = result.degrade_to_order(order)
-    return result

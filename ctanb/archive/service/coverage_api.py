@@ -37,7 +37,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..._errors import CoverageError
-from ..coverage import KINDS, partitions, visible_coverage
+from ..coverage import KINDS
+from ..coverage_read import partitions, visible_coverage
 from ..db import PUBLISHER_AUTHORITY
 from .params import ServiceFault, read_params
 from .state import ArchiveState, bearer_token
