@@ -221,3 +221,46 @@ def test_client_checks_bad_input_before_asking(anonymous):
         anonymous.coverage(kind="space", order=12)
     with pytest.raises(ctanb.CoverageError, match="no collection 'nope'"):
         anonymous.coverage(collection="nope")
+
+
+def test_publication_adds_to_its_partition_and_reingestion_replaces(archive_db, tmp_path):
+    """A published product (DL4) joins the coverage of its level and rights; a
+    re-ingestion rebuilds, so a dataset whose rights changed leaves the old partition."""
+    import shutil
+
+    from ctanb.archive import coverage, coverage_read, db
+    from ctanb.archive.policy import AccessPolicy
+
+    path = tmp_path / "copy.db"
+    shutil.copy(archive_db, path)
+    conn = db.connect(path)
+    policy = AccessPolicy.demo()
+    square = "150 59 152 59 152 61 150 61"  # a field no dataset covers
+
+    def product(did: str, group: str | None) -> None:
+        db.upsert_dataset(conn, {"obs_publisher_did": did, "obs_id": did[-4:],
+                                 "obs_collection": "CTANB-PRODUCTS", "calib_level": 3,
+                                 "dataproduct_subtype": "DL4-map", "s_ra": 151.0, "s_dec": 60.0,
+                                 "s_region": square, "t_min": 60000.0, "t_max": 60000.1,
+                                 "energy_min": 0.5, "energy_max": 50.0,
+                                 "obs_release_date": "2099-01-01" if group else None},
+                          access_group=group)  # fmt: skip
+        coverage.add_to_coverage(conn, did)
+        conn.commit()
+
+    def sees(token: str | None, **kw) -> bool:
+        moc = coverage_read.visible_coverage(conn, policy, token, kind="space", **kw)
+        return bool(moc.contains_lonlat([151.0] * u.deg, [60.0] * u.deg)[0])
+
+    assert not sees(None)
+    product("ivo://ctanb.archive/products?p001", "vela-team")
+    assert not sees(None) and sees("demo-token-vela", level="DL4")
+    product("ivo://ctanb.archive/products?p002", None)
+    assert sees(None, level="DL4") and sees(None, collection="ctanb-products")
+    assert not sees(None, level="DL3")
+    # Rebuilding the collection after the public product is gone: only the group sees it.
+    db.delete_dataset(conn, "ivo://ctanb.archive/products?p002")
+    coverage.refresh_coverage(conn, ["CTANB-PRODUCTS"])
+    conn.commit()
+    assert not sees(None) and sees("demo-token-vela")
+    conn.close()

@@ -237,13 +237,29 @@ def _space_moc(polys: list[np.ndarray], is_poly: np.ndarray, caps: np.ndarray, o
     return _union(parts)
 
 
-def _grouped(keys: list[Any], caps: np.ndarray, order: int) -> tuple[list[Any], list[Any]]:
-    """One cap-union MOC per distinct key (rows with key None are left out)."""
-    groups: dict[Any, list[int]] = {}
-    for i, key in enumerate(keys):
-        if key is not None and np.isfinite(caps[i]).all():
-            groups.setdefault(key, []).append(i)
-    return list(groups), [_cones(caps[idx], order) for idx in groups.values()]
+def _cone_list(caps: np.ndarray, order: int) -> list[Any]:
+    """One MOC per cap (None where a row has no position), in one mocpy call."""
+    import astropy.units as u
+    from mocpy import MOC
+
+    ok = np.isfinite(caps).all(axis=1)
+    out: list[Any] = [None] * len(caps)
+    if ok.any():
+        c = caps[ok]
+        made = MOC.from_cones(c[:, 0] * u.deg, c[:, 1] * u.deg, radius=c[:, 2] * u.deg,
+                              max_depth=order, delta_depth=0, n_threads=_THREADS)  # fmt: skip
+        for i, m in zip(np.flatnonzero(ok).tolist(), made, strict=True):
+            out[i] = m
+    return out
+
+
+def _grouped(keys: list[Any], mocs: list[Any]) -> tuple[list[Any], list[Any]]:
+    """One union MOC per distinct key (rows with key or MOC None are left out)."""
+    groups: dict[Any, list[Any]] = {}
+    for key, moc in zip(keys, mocs, strict=True):
+        if key is not None and moc is not None:
+            groups.setdefault(key, []).append(moc)
+    return list(groups), [_union(g) for g in groups.values()]
 
 
 def footprint_moc(rows: Iterable[tuple], order: int = ORDERS.space) -> Any:
@@ -346,7 +362,8 @@ def build_mocs(rows: Sequence[tuple], intervals: dict[str, str] | None = None,
             cells = gti.mjd_to_tcb_microseconds(t[ok]) // np.uint64(night_us)
             for i, (lo, hi) in zip(np.flatnonzero(ok).tolist(), cells.tolist(), strict=True):
                 keys[i] = (lo, hi)
-        nights, mocs = _grouped(keys, caps, orders.st_space)
+        coarse = _cone_list(caps, orders.st_space)
+        nights, mocs = _grouped(keys, coarse)
         if nights:
             lo = np.array([k[0] for k in nights], dtype=np.uint64) * np.uint64(night_us)
             hi = (np.array([k[1] for k in nights], dtype=np.uint64) + np.uint64(1)) * np.uint64(
@@ -356,7 +373,9 @@ def build_mocs(rows: Sequence[tuple], intervals: dict[str, str] | None = None,
                                               time_depth=orders.st_time)  # fmt: skip
             out["space-time"] = out["space-time"].union(st)
         keys = [_energy_bin(r[7], r[8]) for r in chunk]
-        bands, mocs = _grouped(keys, caps, orders.sf_space)
+        if orders.sf_space != orders.st_space:
+            coarse = _cone_list(caps, orders.sf_space)
+        bands, mocs = _grouped(keys, coarse)
         if bands:
             e = 10.0 ** (np.asarray(bands, dtype=float) / _BINS_PER_DECADE) / _PLANCK_TEV_S
             e = np.clip(e, FrequencyMOC.FREQ_MIN_HZ, FrequencyMOC.FREQ_MAX_HZ)
