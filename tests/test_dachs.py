@@ -50,11 +50,15 @@ from astropy.io.votable import parse_single_table
 
 import ctanb
 from ctanb.archive import db as archive_db
+from ctanb.archive import gti
 
 ROOT = Path(__file__).resolve().parent.parent
 UP, DOWN = ROOT / "deploy" / "dachs" / "up", ROOT / "deploy" / "dachs" / "down"
 DACHS_PORT = int(os.environ.get("DACHS_PORT", "8080"))
 
+#: Made-up X-ray pointings (MJD, TT) on the PKS 2155-304 flare and steady nights, as a TMOC.
+XRAY_INTERVALS = [(53945.9, 53945.95), (54705.8, 54705.85)]
+XRAY_TMOC = gti.tmoc_to_string(gti.intervals_to_tmoc(XRAY_INTERVALS))
 COLS = "obs_publisher_did, obs_id, obs_collection, s_ra, s_dec, t_min, energy_min"
 #: Raw ADQL: (name, query, ordered?)
 RAW_QUERIES = [
@@ -93,6 +97,17 @@ RAW_QUERIES = [
      "WHERE zen_pnt < 40 AND site IS NOT NULL", False),
     ("LIKE and IN", "SELECT obs_publisher_did FROM ivoa.obscore WHERE target_name LIKE 'Crab%' "
      "OR obs_collection IN ('MAGIC-RAD-MAX', 'CTA-1DC')", False),
+    # ivoa.obscore_hea and ivo_tmoc_overlap (issue 18)
+    ("obscore_hea every column", "SELECT * FROM ivoa.obscore_hea", False),
+    ("obscore_hea joined", "SELECT o.obs_publisher_did, o.obs_id, h.energy_min, h.ev_xel, "
+     "h.dataproduct_type, h.t_intervals FROM ivoa.obscore AS o JOIN ivoa.obscore_hea AS h "
+     "ON h.obs_publisher_did = o.obs_publisher_did WHERE o.target_name = 'PKS 2155-304'", False),
+    ("tmoc overlap with an MJD pair", "SELECT h.obs_publisher_did, ivo_tmoc_overlap("
+     "h.t_intervals, 53945.9, 53946.1) AS overlap_s FROM ivoa.obscore_hea AS h "
+     "WHERE ivo_tmoc_overlap(h.t_intervals, 53945.9, 53946.1) > 0", False),
+    ("tmoc overlap with a time MOC", "SELECT obs_publisher_did, ivo_tmoc_overlap(t_intervals, "
+     f"'{XRAY_TMOC}') AS overlap_s FROM ivoa.obscore_hea "
+     f"WHERE ivo_tmoc_overlap(t_intervals, '{XRAY_TMOC}') > 0", False),
 ]  # fmt: skip
 
 #: Searches as a user writes them (the seed's examples); the client builds the ADQL.
@@ -106,6 +121,7 @@ CLIENT_SEARCHES = [
     {"site": "CTAO-South", "sub_array_includes": "MSTs"},
     {"data_rights": "proprietary"},
     {"collection": ["MAGIC-RAD-MAX", "CTA-1DC"]},
+    {"target_name": "PKS 2155-304", "during": XRAY_INTERVALS},
 ]
 
 
@@ -255,6 +271,17 @@ def test_raw_adql_same_answer(archive_url, dachs_url, name, adql, ordered) -> No
 def test_client_adql_same_answer(archive_url, dachs_url, search) -> None:
     adql = ctanb.connect(archive_url, offline=True).adql(**search)
     _assert_same(archive_url, dachs_url, adql, ordered="ORDER BY" in adql.upper())
+
+
+def test_simultaneity_search_finds_runs_on_dachs(archive_url, dachs_url) -> None:
+    """The during= search returns the same non-empty runs and overlaps on both archives,
+    and DaCHS declares ivo_tmoc_overlap as a user-defined function."""
+    adql = ctanb.connect(archive_url, offline=True).adql(
+        target_name="PKS 2155-304", during=XRAY_INTERVALS
+    )
+    assert _assert_same(archive_url, dachs_url, adql, ordered=True) > 0
+    caps = requests.get(dachs_url + "/capabilities", timeout=60).text
+    assert "ivo_tmoc_overlap" in caps.lower()
 
 
 def test_whole_archive_identical(archive_db, dachs_url) -> None:

@@ -293,6 +293,18 @@ def published(own, crab_counts, crab_smoothed, vela_counts) -> dict[str, str]:
     }  # fmt: skip
 
 
+def test_a_product_has_its_runs_good_time_in_obscore_hea(own, published):
+    """Issue 18: a product's t_intervals are its input runs' GTIs, so a simultaneity
+    search finds products too."""
+    run = _query(own.url, "SELECT t_intervals FROM ivoa.obscore_hea "
+                 f"WHERE obs_publisher_did = '{published['crab_run']}'")[0][0]  # fmt: skip
+    for key in ("counts", "smoothed"):
+        rows = _query(own.url, "SELECT dataproduct_type, t_intervals FROM ivoa.obscore_hea "
+                      f"WHERE obs_publisher_did = '{published[key]}'")  # fmt: skip
+        assert len(rows) == 1 and rows[0]["t_intervals"] == run
+        assert rows[0]["dataproduct_type"] != "hea-event-list"
+
+
 # -- 3. rights are inherited ------------------------------------------------------------------
 def test_a_product_of_proprietary_runs_is_proprietary_on_every_path(own, published):
     did, run = published["vela"], published["vela_run"]

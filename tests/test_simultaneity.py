@@ -203,3 +203,17 @@ def test_bad_time_input_is_named(archive, tmp_path):
             "SELECT obs_publisher_did FROM ivoa.obscore_hea "
             "WHERE ivo_tmoc_overlap(t_intervals, 53946.1, 53946.0) > 0"
         )
+
+
+def test_datalink_qualifies_irfs_as_response_functions(archive_url):
+    import io
+
+    import requests
+    from astropy.io.votable import parse_single_table
+
+    did = "ivo://ctanb.archive/hess-dl3-dr1?33790"
+    body = requests.get(archive_url + "/datalink", params={"ID": did}, timeout=60).content
+    links = parse_single_table(io.BytesIO(body)).to_table()
+    by_semantics = {str(r["semantics"]): r for r in links}
+    assert str(by_semantics["#calibration"]["content_qualifier"]) == "#response-function"
+    assert str(by_semantics["#this"]["content_qualifier"]) == "#event-list"

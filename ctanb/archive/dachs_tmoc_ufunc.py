@@ -30,20 +30,20 @@ def _moc_ranges(text):
         if "/" in word:
             head, word = word.split("/", 1)
             if not head.isdigit():
-                raise adql.UfuncError("not a time MOC in the MOC 2.0 ASCII form: %r" % text[:60])
+                raise adql.UfuncError(f"not a time MOC in the MOC 2.0 ASCII form: {text[:60]!r}")
             order = int(head)
             if order > _MAX_ORDER:
                 raise adql.UfuncError(
-                    "time MOC order %d is out of range: it must be an integer from 0 to 61"
-                    " (61 = 1 microsecond)" % order
+                    f"time MOC order {order} is out of range: it must be an integer from 0"
+                    " to 61 (61 = 1 microsecond)"
                 )
             if not word:
                 continue
         if order is None:
-            raise adql.UfuncError("not a time MOC in the MOC 2.0 ASCII form: %r" % text[:60])
+            raise adql.UfuncError(f"not a time MOC in the MOC 2.0 ASCII form: {text[:60]!r}")
         lo, _, hi = word.partition("-")
         if not lo.isdigit() or (hi and not hi.isdigit()):
-            raise adql.UfuncError("not a time MOC in the MOC 2.0 ASCII form: %r" % text[:60])
+            raise adql.UfuncError(f"not a time MOC in the MOC 2.0 ASCII form: {text[:60]!r}")
         shift = 2 ** (_MAX_ORDER - order)
         ranges.append((int(lo) * shift, (int(hi or lo) + 1) * shift))
     ranges.sort()
@@ -64,7 +64,7 @@ def _mjd_tt(ranges):
         return []
     flat = [v for pair in ranges for v in pair]
     days = [v // _DAY_US for v in flat]
-    rest = [(v - d * _DAY_US) / _DAY_US for v, d in zip(flat, days)]
+    rest = [(v - d * _DAY_US) / _DAY_US for v, d in zip(flat, days, strict=True)]
     mjd = Time([float(d) for d in days], rest, format="jd", scale="tcb").tt.mjd
     return [float(v) for v in mjd]
 
@@ -116,15 +116,12 @@ def _ivo_tmoc_overlap(args):
         values = _mjd_tt(_moc_ranges(args[1].value))
         if not values:
             return "0.0"
-        array = "ARRAY[%s]::double precision[]" % ", ".join(repr(v) for v in values)
+        array = "ARRAY[{}]::double precision[]".format(", ".join(repr(v) for v in values))
     else:
         lo, hi = _literal_number(args[1]), _literal_number(args[2])
         if lo is not None and hi is not None and not hi > lo:
             raise adql.UfuncError(
                 "time interval 0 is in the wrong order: it stops before (or when) it starts"
             )
-        array = "ARRAY[CAST(%s AS double precision), CAST(%s AS double precision)]" % (
-            nodes.flatten(args[1]),
-            nodes.flatten(args[2]),
-        )
-    return "ivoa.ctanb_tmoc_overlap(%s, %s)" % (column, array)
+        array = f"ARRAY[CAST({nodes.flatten(args[1])} AS double precision), CAST({nodes.flatten(args[2])} AS double precision)]"
+    return f"ivoa.ctanb_tmoc_overlap({column}, {array})"

@@ -9,6 +9,9 @@ Physical layout (one SQLite file):
     R*Tree indexes (rowid = obscore rowid) of the 3-D boxes of ``(s_ra, s_dec)``
     and of a cap enclosing ``s_region``. ADQL spatial predicates are answered
     from these, with the exact test run on the candidates only.
+``"ivoa.obscore_hea"`` / ``"ivoa.obscore_hea#time"``
+    The IVOA High-Energy ObsCore extension (one row per dataset, with its
+    good-time intervals) and its time R-tree: see :mod:`ctanb.archive.obscore_hea`.
 ``"ctanb.files"``
     The files behind each dataset, by DataLink semantics (``#this``,
     ``#calibration``, ``#progenitor``, ``#provenance``): path, size, sha256.

@@ -240,10 +240,11 @@ def check_intervals(start: Any, stop: Any) -> np.ndarray:
     bad = np.flatnonzero(~(b > a))
     if bad.size:
         i = int(bad[0])
-        iso0, iso1 = np.atleast_1d(t0.tt.isot)[i], np.atleast_1d(t1.tt.isot)[i]
+        # in the scale the user gave (UTC stays UTC)
+        iso0, iso1 = np.atleast_1d(t0.isot)[i], np.atleast_1d(t1.isot)[i]
         raise TimeCoverageError(
-            f"time interval {i} is in the wrong order: it stops ({iso1} TT) "
-            f"{'before' if b[i] < a[i] else 'when'} it starts ({iso0} TT)"
+            f"time interval {i} is in the wrong order: it stops ({iso1} {t1.scale.upper()}) "
+            f"{'before' if b[i] < a[i] else 'when'} it starts ({iso0} {t0.scale.upper()})"
         )
     return merge_intervals(np.column_stack([a, b]))
 

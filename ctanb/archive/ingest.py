@@ -12,7 +12,9 @@
 
 A corrupt or non-GADF file is reported by name in :attr:`IngestReport.skipped`
 and the rest is ingested. Re-ingesting is idempotent: rows are keyed on
-``obs_publisher_did``. The metadata rules are in :mod:`ctanb.archive.ingest_gadf`.
+``obs_publisher_did``. The metadata rules are in :mod:`ctanb.archive.ingest_gadf`; each
+dataset also gets its ``ivoa.obscore_hea`` row (:mod:`ctanb.archive.obscore_hea`) with
+the good-time intervals of its GTI table (:mod:`ctanb.archive.gti`).
 """
 
 from __future__ import annotations

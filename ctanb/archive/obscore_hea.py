@@ -49,6 +49,7 @@ __all__ = [
     "hea_row",
     "intervals_text",
     "parse_intervals_text",
+    "product_hea_row",
     "upsert_hea",
 ]
 
@@ -193,3 +194,28 @@ def delete_hea(conn: sqlite3.Connection, did: str) -> None:
     if found is not None:
         conn.execute(f"DELETE FROM {_q(OBSCORE_HEA_TABLE)} WHERE rowid = ?", found)
         conn.execute(f"DELETE FROM {_q(HEA_TIME_INDEX)} WHERE id = ?", found)
+
+
+def product_hea_row(
+    conn: sqlite3.Connection, row: Mapping[str, object], input_dids: Sequence[str]
+) -> dict[str, object] | None:
+    """The ``ivoa.obscore_hea`` row of a published product (issue 14's products).
+
+    Its ``t_intervals`` is the union of the good-time intervals of the runs it was
+    made from (the note's case of advanced products spanning many observations);
+    ``dataproduct_type`` is the product's own ObsCore type. None when neither the
+    inputs nor the row say when the data were taken.
+    """
+    found = []
+    for did in dict.fromkeys(input_dids):
+        got = conn.execute(
+            f'SELECT "_t_mjd" FROM {_q(OBSCORE_HEA_TABLE)} WHERE obs_publisher_did = ?', (did,)
+        ).fetchone()
+        if got and got[0]:
+            found.append(parse_intervals_text(got[0]))
+    if not found and (row.get("t_min") is None or row.get("t_max") is None):
+        return None
+    intervals = gti.merge_intervals(np.vstack(found)) if found else None
+    hea = hea_row(row, (), intervals)
+    hea["dataproduct_type"] = row.get("dataproduct_type")
+    return hea

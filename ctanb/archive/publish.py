@@ -61,6 +61,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .._errors import CtanbError, ProvenanceError
 from ..datamodel import OBSCORE_TABLE
 from .db import ACCESS_URL_BASE, FILES_TABLE, PUBLISHER_AUTHORITY, FileRecord, q, upsert_dataset
+from .obscore_hea import product_hea_row, upsert_hea
 from .publish_row import PRODUCT_COLLECTION, obscore_values
 
 __all__ = [
@@ -420,6 +421,8 @@ def publish_file(
                         description=f"The published product ({row['dataproduct_subtype']})")],
             access_group=group,
         )  # fmt: skip
+        if hea := product_hea_row(conn, row, [r["obs_publisher_did"] for r in inputs]):
+            upsert_hea(conn, hea)  # t_intervals: the union of the runs' GTIs (issue 18)
         conn.executemany(
             f"INSERT OR IGNORE INTO {q(PRODUCT_INPUTS_TABLE)} VALUES (?, ?)",
             [(did, r["obs_publisher_did"]) for r in inputs],

@@ -17,12 +17,17 @@ The same ADQL runs on the embedded archive and on DaCHS.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from .._errors import TimeCoverageError
 from ..archive import gti
 from ..datamodel import OBSCORE_HEA_TABLE
 
-__all__ = ["DURING_COLUMN", "MAX_TMOC_CHARS", "during_adql", "during_tmoc"]
+__all__ = ["DURING_COLUMN", "MAX_TMOC_CHARS", "during_adql", "during_tmoc", "intervals_from_text"]
 
 #: Name of the result column with the overlap duration (seconds).
 DURING_COLUMN = "overlap_s"
@@ -31,6 +36,61 @@ DURING_COLUMN = "overlap_s"
 #: (rounded outwards, so no overlapping dataset is lost; durations then grow by at
 #: most one cell per interval edge).
 MAX_TMOC_CHARS = 20_000
+
+
+def _time_word(word: str, where: str) -> float:
+    """An MJD (TT) from a number (MJD, TT) or an ISO time (UTC)."""
+    from astropy.time import Time
+
+    try:
+        return float(word)
+    except ValueError:
+        pass
+    try:
+        return float(Time(word, scale="utc").tt.mjd)
+    except ValueError:
+        raise TimeCoverageError(
+            f"{where}: {word!r} is not a time (give an ISO time such as "
+            "2006-07-29T21:00 (UTC) or an MJD number (TT))"
+        ) from None
+
+
+def intervals_from_text(text: str) -> np.ndarray:
+    """Intervals typed by a user: a file path, or ``start stop; start stop ...``.
+
+    A file is a time MOC (FITS or ASCII) or an observation file with a GTI table;
+    otherwise each ``;`` (or line) holds a start and a stop, ISO times (UTC) or MJD
+    numbers (TT). Returns checked, merged ``(n, 2)`` MJD (TT) intervals.
+
+    Raises
+    ------
+    TimeCoverageError
+        Naming the interval or the file that is wrong.
+    """
+    text = str(text).strip()
+    if not text:
+        raise TimeCoverageError("no time intervals given")
+    path = Path(text).expanduser()
+    looks_like_path = "/" in text or re.search(r"\.(fits|fit|gz|txt|moc|ascii)$", text, re.I)
+    if looks_like_path and ";" not in text:
+        if not path.is_file():
+            raise TimeCoverageError(f"{text}: no such file")
+        return gti.as_intervals(path)
+    starts, stops = [], []
+    for i, chunk in enumerate(c for c in re.split(r"[;\n]", text) if c.strip()):
+        words = chunk.replace(",", " ").split()
+        if len(words) != 2:
+            raise TimeCoverageError(
+                f"time interval {i} ({chunk.strip()!r}) must be a start and a stop"
+            )
+        starts.append(_time_word(words[0], f"time interval {i}"))
+        stops.append(_time_word(words[1], f"time interval {i}"))
+        if not stops[-1] > starts[-1]:
+            raise TimeCoverageError(
+                f"time interval {i} is in the wrong order: its stop {words[1]} is not after "
+                f"its start {words[0]}"
+            )
+    return gti.check_intervals(np.array(starts), np.array(stops))
 
 
 def during_tmoc(during: Any) -> tuple[str, int]:

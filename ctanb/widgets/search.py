@@ -35,6 +35,7 @@ from ._action import ActionButton
 from ._async import follow, phases_text, status_html
 from ._errors import ErrorDisplay, guarded
 from ._form import ANY, CRITERION_OF, FORM_GROUPS, NUMBERS, choice_columns, read_number
+from .during import attach_during
 
 __all__ = ["FORM_GROUPS", "SearchPanel"]
 
@@ -188,6 +189,7 @@ class SearchPanel(w.VBox):
             self.error_display,
         ]
         super().__init__(children=children, **kwargs)
+        attach_during(self)  # the "During" input of a simultaneity search (issue 18)
         self._show_position()
 
     # --- archive --------------------------------------------------------------------------

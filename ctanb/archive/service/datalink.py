@@ -90,6 +90,10 @@ def links_rows(state: ArchiveState, ids: list[str], base: str, token: str | None
             qualifier = (
                 "#event-list" if f.semantics == "#this" and "/products?" not in did else None
             )
+            if f.semantics == "#calibration":
+                # High-Energy ObsCore note, section 5.2: IRFs are #calibration links whose
+                # content_qualifier is a response-function term (the file holds them all).
+                qualifier = "#response-function"
             rows.append((did, file_url(base, did, f, files), None, None, f.semantics, desc,
                          f.content_type, f.size or None, qualifier, None, auth,
                          refusal is None))  # fmt: skip
