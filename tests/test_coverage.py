@@ -264,3 +264,11 @@ def test_publication_adds_to_its_partition_and_reingestion_replaces(archive_db, 
     conn.commit()
     assert not sees(None) and sees("demo-token-vela")
     conn.close()
+
+
+def test_stored_coverage_is_not_reachable_by_adql(archive_url):
+    """The coverage table holds proprietary MOCs: only /coverage (with rights) serves it."""
+    resp = httpx.post(f"{archive_url}/sync", data={"REQUEST": "doQuery", "LANG": "ADQL",
+                                                    "QUERY": "SELECT moc FROM ctanb.coverage"})  # fmt: skip
+    assert "unknown table 'ctanb.coverage'" in resp.text.replace("&#x27;", "'")
+    assert "s6/" not in resp.text and "t26/" not in resp.text

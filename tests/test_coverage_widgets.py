@@ -113,3 +113,53 @@ def test_app_links_table_selection_to_exposure_and_results_to_coverage(archive, 
     night = app.exposure.nights[0]
     app.exposure.select_night(night["source"], night["night"])
     assert app.table.selected_rows == sorted(night["rows"]) == app.sky.selected_rows
+
+
+_NODE_SKY = r"""
+import fs from "node:fs";
+const state = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+globalThis.requestAnimationFrame = (f) => f();
+const svg = { innerHTML: "", addEventListener() {}, setAttribute() {} };
+const el = { classList: { add() {} }, innerHTML: "",
+  querySelector: (s) => (s === ".ctanb-skyplot" ? svg : { style: {}, innerHTML: "" }) };
+const model = { get: (k) => state[k], on() {}, set() {}, save_changes() {}, send() {} };
+const mod = await import(process.argv[3]);
+mod.default.render({ model, el });
+process.stdout.write(svg.innerHTML);
+"""
+
+
+def test_plain_sky_plot_draws_the_coverage_cells_in_the_browser_code(archive, crab, tmp_path):
+    """The shipped front end (ctanb/static/ctanb_skyview.js), run by node with the state the
+    kernel sends: the plain plot (offline, no Aladin) has one group of cells per layer."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node")
+    assert node, "node is needed (deploy/setup-env installs it for the widgets build)"
+    sky = SkyView(crab, use_aladin=False)
+    layers = CoverageLayers(archive, sky=sky)
+    layers.load(collections=["HESS-DL3-DR1"])
+    layers.set_results(crab)
+    state = {k: getattr(sky, k) for k in ("footprints", "target", "selected_rows", "fov",
+                                          "use_aladin", "message", "coverage")}  # fmt: skip
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    (tmp_path / "run.mjs").write_text(_NODE_SKY)
+    module = Path(__import__("ctanb").__file__).parent / "static" / "ctanb_skyview.js"
+    shutil.copy(module, tmp_path / "skyview.mjs")
+    out = subprocess.run([node, str(tmp_path / "run.mjs"), str(tmp_path / "state.json"),
+                          str(tmp_path / "skyview.mjs")], capture_output=True, text=True,
+                         timeout=60, check=True).stdout  # fmt: skip
+    assert 'data-layer="HESS-DL3-DR1"' in out and 'data-layer="results"' in out
+    results_group = out.split('data-layer="results"')[1].split("</g>")[0]
+    assert results_group.count("<polygon") > 10  # the Crab runs' cells, near the centre
+    assert out.count("ctanb-pointing") == 4  # the footprints are still drawn on top
+    layers.hide("HESS-DL3-DR1")
+    state["coverage"] = sky.coverage
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    out = subprocess.run([node, str(tmp_path / "run.mjs"), str(tmp_path / "state.json"),
+                          str(tmp_path / "skyview.mjs")], capture_output=True, text=True,
+                         timeout=60, check=True).stdout  # fmt: skip
+    assert 'data-layer="HESS-DL3-DR1"' not in out and 'data-layer="results"' in out
