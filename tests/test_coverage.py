@@ -272,3 +272,25 @@ def test_stored_coverage_is_not_reachable_by_adql(archive_url):
                                                     "QUERY": "SELECT moc FROM ctanb.coverage"})  # fmt: skip
     assert "unknown table 'ctanb.coverage'" in resp.text.replace("&#x27;", "'")
     assert "s6/" not in resp.text and "t26/" not in resp.text
+
+
+def test_an_unreadable_t_intervals_falls_back_to_the_run_bounds(archive_db, tmp_path):
+    import shutil
+
+    from ctanb.archive import coverage, coverage_read, db
+    from ctanb.archive.policy import AccessPolicy
+
+    path = tmp_path / "copy.db"
+    shutil.copy(archive_db, path)
+    conn = db.connect(path)
+    did, t0, t1 = conn.execute(
+        'SELECT obs_publisher_did, t_min, t_max FROM "ivoa.obscore" '
+        "WHERE obs_collection = 'HESS-DL3-DR1' ORDER BY t_min LIMIT 1"
+    ).fetchone()
+    conn.execute('UPDATE "ivoa.obscore_hea" SET t_intervals = ? WHERE obs_publisher_did = ?',
+                 ("t99/not-a-moc", did))  # fmt: skip
+    coverage.refresh_coverage(conn, ["HESS-DL3-DR1"])
+    conn.commit()
+    moc = coverage_read.visible_coverage(conn, AccessPolicy.demo(), None, kind="time")
+    assert moc.contains(Time([(t0 + t1) / 2], format="mjd", scale="tt"))[0]
+    conn.close()

@@ -30,6 +30,7 @@ into a public MOC. Reading is in :mod:`ctanb.archive.coverage_read`.
 
 from __future__ import annotations
 
+import logging
 import math
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._errors import CoverageError
+from .._errors import CoverageError, CtanbError
 from ..datamodel import OBSCORE_HEA_TABLE as _HEA_TABLE
 from ..datamodel import OBSCORE_TABLE
 from . import gti
@@ -62,6 +63,7 @@ __all__ = [
 ]
 
 COVERAGE_TABLE = "ctanb.coverage"
+log = logging.getLogger("ctanb.archive.coverage")
 #: The kinds of coverage, in the words of the endpoint and of ``Archive.coverage``.
 KINDS = ("space", "time", "space-time", "space-energy")
 _CHUNK = 50_000  # rows per building step: bounds memory at a million rows
@@ -286,16 +288,20 @@ def _time_moc(rows: list[tuple], intervals: dict[str, str], order: int) -> Any:
     """Time MOC of rows ``(did, t_min, t_max)``; GTIs (TMOC text) replace the bounds."""
     from mocpy import TimeMOC
 
-    bounds = [(t0, t1) for did, t0, t1 in rows
-              if did not in intervals and t0 is not None and t1 is not None and t1 > t0]  # fmt: skip
-    mocs = []
+    mocs, bounds = [], []
+    for did, t0, t1 in rows:
+        text = intervals.get(did)
+        if text:
+            try:
+                mocs.append(gti.tmoc_from_string(text).degrade_to_order(order))
+                continue
+            except CtanbError:  # an unreadable t_intervals: the row's bounds still hold
+                log.warning("coverage: unreadable t_intervals of %s; using t_min/t_max", did)
+        if t0 is not None and t1 is not None and t1 > t0:
+            bounds.append((t0, t1))
     if bounds:
         ranges = gti.mjd_to_tcb_microseconds(np.asarray(bounds, dtype=float))
         mocs.append(TimeMOC.from_depth61_ranges(order, ranges))
-    for did, *_ in rows:
-        text = intervals.get(did)
-        if text:
-            mocs.append(gti.tmoc_from_string(text).degrade_to_order(order))
     if not mocs:
         return TimeMOC.new_empty(order)
     return _union(mocs)
