@@ -152,7 +152,8 @@ class ExposurePlots(w.VBox):
         ax.set_title("Observation nights per source (size: hours)")
         ax.grid(axis="x", alpha=0.3)
         if self.nights:
-            ax.legend(loc="upper left", fontsize=7)
+            # Outside the axes: inside it hid the first nights of the top source.
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
         fig.tight_layout()
         return fig
 
