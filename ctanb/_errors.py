@@ -184,3 +184,19 @@ class AnalysisError(CtanbError):
 
 class JobError(CtanbError):
     """A job failed, was aborted, or does not exist."""
+
+
+class CoverageError(CtanbError, ValueError):
+    """A coverage (MOC) request is invalid: unknown kind, collection or level, order out of range.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, in the user's words.
+    field : str, optional
+        The parameter concerned (``kind``, ``order``, ``collection``, ``level``).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field

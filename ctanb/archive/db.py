@@ -135,6 +135,10 @@ def create_schema(conn: sqlite3.Connection) -> None:
     from .publish import create_publish_schema
 
     create_publish_schema(conn)
+    # Coverage MOCs of the archive (issue 18).
+    from .coverage import create_coverage_schema
+
+    create_coverage_schema(conn)
     conn.commit()
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from .._errors import ConfigError, IngestError, TimeCoverageError
 from .._settings import data_dir as default_data_dir
 from . import db as archive_db
+from .coverage import refresh_coverage
 from .gti import gti_mjd
 from .ingest_gadf import EventFile, build_row, read_event_file
 from .obscore_hea import hea_row, upsert_hea
@@ -195,6 +196,7 @@ def ingest(
     report = IngestReport()
     jobs = _discover(paths, report)
     conn = archive_db.connect(db)
+    touched: set[str] = set()
     try:
         archive_db.create_schema(conn)
         for job in jobs:
@@ -210,6 +212,9 @@ def ingest(
             archive_db.upsert_dataset(conn, row, files, access_group=access["_access_group"])
             upsert_hea(conn, hea)
             report.ingested.append(row["obs_publisher_did"])
+            touched.add(str(row["obs_collection"]))
+        # Coverage MOCs (issue 18) are committed with the rows they describe.
+        refresh_coverage(conn, touched)
         conn.commit()
     finally:
         conn.close()

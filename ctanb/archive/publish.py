@@ -373,6 +373,7 @@ def publish_file(
         A check failed; ``condition`` says which.
     """
     from . import db as archive_db
+    from .coverage import add_to_coverage
     from .provtap import insert_product_provenance
 
     path = Path(path)
@@ -433,6 +434,7 @@ def publish_file(
              graph.serialize("json")),
         )  # fmt: skip
         insert_product_provenance(conn, did, graph, entity.id, group, release)
+        add_to_coverage(conn, did)  # the archive's coverage MOCs (issue 18)
         try:
             with part.open("wb") as fh:
                 fh.write(data)

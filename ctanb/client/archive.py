@@ -481,6 +481,24 @@ class Archive:
             )
         return answered, resp.url.split("?", 1)[0] if resp.history else None
 
+    def coverage(
+        self,
+        *,
+        collection: str | None = None,
+        kind: str = "space",
+        level: str | None = None,
+        order: int | None = None,
+    ) -> Any:
+        """The archive's coverage as a mocpy MOC; see :func:`ctanb.client.coverage.fetch_coverage`.
+
+        Examples
+        --------
+        >>> moc = archive.coverage(collection="HESS-DL3-DR1", kind="space")  # doctest: +SKIP
+        """
+        from .coverage import fetch_coverage
+
+        return fetch_coverage(self, collection=collection, kind=kind, level=level, order=order)
+
     # --- files ----------------------------------------------------------------------------
     def publish(self, product: Any, *, curation: dict | None = None) -> Any:
         """Publish a product into this archive; see :func:`ctanb.client.publish.publish`.

@@ -99,6 +99,7 @@ function drawPlot(model, svg, note) {
     out.push(`<line x1="${sx(v)}" x2="${sx(v)}" y1="0" y2="${H}" stroke="#2a3350" stroke-width="0.5"/>`,
       `<line y1="${sy(v + yc)}" y2="${sy(v + yc)}" x1="0" x2="${W}" stroke="#2a3350" stroke-width="0.5"/>`);
   }
+  out.push(...coverageCells(model, proj, plate, ra0, dec0, sx, sy));
   const dots = [];
   for (const { f, xy } of shapes) {  // footprints first, so that every pointing is on top
     const on = selected.has(f.row);
@@ -131,6 +132,25 @@ function drawPlot(model, svg, note) {
   if (said) out.push(`<text x="6" y="14" fill="#c0c8e0" font-size="10" class="ctanb-sky-message">${escText(said)}</text>`);
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.innerHTML = out.join("");
+}
+
+// Coverage MOCs (issue 18): the kernel sends each layer's HEALPix cells as polygons;
+// cells on the far side of a tangent plane, or across RA +-180 of a plate carree, are left out.
+function coverageCells(model, proj, plate, ra0, dec0, sx, sy) {
+  const out = [];
+  for (const layer of model.get("coverage") || []) {
+    const polys = [];
+    for (const cell of layer.cells || []) {
+      if (!plate && cell.some(([a, b]) => Math.sin(dec0 * D2R) * Math.sin(b * D2R) +
+          Math.cos(dec0 * D2R) * Math.cos(b * D2R) * Math.cos((a - ra0) * D2R) < 0.2)) continue;
+      const xy = cell.map(([a, b]) => proj.point(a, b));
+      if (plate && Math.max(...xy.map((p) => p[0])) - Math.min(...xy.map((p) => p[0])) > 180) continue;
+      polys.push(xy.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" "));
+    }
+    out.push(`<g class="ctanb-coverage" data-layer="${escText(layer.name)}" fill="${layer.color}" fill-opacity="0.3" stroke="none">` +
+      polys.map((p) => `<polygon points="${p}"/>`).join("") + `<title>${escText(layer.name)} coverage</title></g>`);
+  }
+  return out;
 }
 
 function render({ model, el }) {
@@ -170,6 +190,18 @@ function render({ model, el }) {
       aladin.gotoRaDec(target.ra, target.dec);
     }
     aladin.setFoV(model.get("fov"));
+    drawCoverage();
+  }
+
+  let mocLayers = [];
+  function drawCoverage() {  // issue 18: the archive's and the results' MOCs
+    for (const m of mocLayers) { try { aladin.removeLayer(m); } catch (e) { /* already gone */ } }
+    mocLayers = [];
+    for (const layer of model.get("coverage") || []) {
+      const moc = A.MOCFromJSON(layer.moc, { name: layer.name, color: layer.color, opacity: 0.3, lineWidth: 1 });
+      aladin.addMOC(moc);
+      mocLayers.push(moc);
+    }
   }
 
   // Trait changes arrive in bursts (footprints and selected_rows of one search): draw
@@ -221,6 +253,7 @@ function render({ model, el }) {
   model.on("change:target", redraw);
   model.on("change:selected_rows", redraw);
   model.on("change:message", redraw);
+  model.on("change:coverage", redraw);
   drawPlot(model, svg, note);
   return () => { if (aladinDiv) aladinDiv.innerHTML = ""; };
 }

@@ -12,6 +12,8 @@ import traitlets as t
 from . import _products
 from ._errors import guarded
 from ._tools import LoginBox, ResultsTools
+from .coverage import CoverageLayers
+from .exposure import ExposurePlots
 from .provenance import ProvenancePanel
 from .results import ResultsTable
 from .search import SearchPanel
@@ -60,6 +62,9 @@ class App(w.VBox):
         self.search = SearchPanel(archive)
         self.table = ResultsTable()
         self.sky = SkyView(use_aladin=use_aladin)
+        # Coverage on the sky and exposure charts (issue 18).
+        self.coverage = CoverageLayers(lambda: self.search.archive, sky=self.sky)
+        self.exposure = ExposurePlots()
         self.provenance = ProvenancePanel(archive=lambda: self.search.archive)
         self.analysis = _analysis_panel(self)
         self.jobs = None  # the JobList, built when its tab is first opened (it reads the store)
@@ -80,6 +85,7 @@ class App(w.VBox):
         self.samp = samp
         self.samp_controls = None  # SampControls when a SampLink is given
         t.link((self.table, "selected_rows"), (self.sky, "selected_rows"))
+        t.link((self.table, "selected_rows"), (self.exposure, "selected_rows"))
         # A footprint clicked on the sky: its row is shown (page, scroll, highlight).
         self.sky.observe(lambda ch: ch["new"] >= 0 and guarded(self.table, self.table.show_row,
                                                               ch["new"]), "clicked_row")  # fmt: skip
@@ -93,7 +99,8 @@ class App(w.VBox):
         self.open_product_button.on_click(lambda _: guarded(self.table, self.open_product))
         explore = w.VBox([self.login_box, self.search, w.HTML("<b>Results</b>"), self.table,
                           self.table.error_display, self.tools, self.open_product_button,
-                          self.sky, self.sky.error_display])  # fmt: skip
+                          self.sky, self.sky.error_display, self.coverage,
+                          self.exposure])  # fmt: skip
         # SAMP is in every App: connected on demand (a hub on this computer, or the
         # browser's Web Profile for hosted kernels), or at once when a link is given.
         self.samp_box = w.VBox([_samp_starter(self)])
@@ -124,6 +131,8 @@ class App(w.VBox):
         self.results = results
         self.table.set_results(results)
         self.sky.set_results(results)
+        self.coverage.set_results(results)
+        self.exposure.set_results(results)
 
     @property
     def selected(self):

@@ -110,6 +110,8 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
     #: The row of the footprint clicked last (the App shows it in the table).
     clicked_row = t.Int(-1)
     error = t.Unicode("").tag(sync=True)
+    #: Coverage layers drawn under the footprints (set by :class:`~ctanb.widgets.coverage.CoverageLayers`).
+    coverage = t.List(t.Dict()).tag(sync=True)
 
     def __init__(self, results: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..._errors import CtanbError
+from .coverage_api import coverage_endpoint
 from .datalink import datalink_endpoint
 from .files import files_endpoint
 from .jobs_api import async_routes
@@ -101,7 +102,8 @@ async def _index(request: Request) -> Response:
     lines = [
         "ctanb embedded archive: IVOA TAP 1.1 / UWS 1.1 / DataLink 1.1 over ObsCore 1.1",
         *(f"  {base}/{p}" for p in ("sync", "async", "capabilities", "tables",
-                                    "availability", "datalink?ID=<obs_publisher_did>")),
+                                    "availability", "datalink?ID=<obs_publisher_did>",
+                                    "coverage?kind=space|time|space-time|space-energy")),
     ]  # fmt: skip
     return PlainTextResponse("\n".join(lines) + "\n")
 
@@ -159,6 +161,8 @@ def create_app(
         # Published products (issue 14)
         Route("/publish", publish_endpoint, methods=["POST"]),
         Route("/provsap", provsap_endpoint, methods=gp),
+        # Coverage MOCs of the archive (issue 18)
+        Route("/coverage", coverage_endpoint, methods=gp),
     ]
     app = Starlette(
         routes=routes,

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .coverage_api import collection_links
 from .files import dataset_files, file_url
 from .params import ServiceFault, read_params
 from .product_links import product_links
@@ -67,6 +68,9 @@ def links_rows(state: ArchiveState, ids: list[str], base: str, token: str | None
     rows: list[tuple] = []
     for did in ids:
         dataset = state.dataset(did)
+        if dataset is None and (coverage := collection_links(state, did, base)) is not None:
+            rows += coverage  # a collection: its coverage MOCs (issue 18)
+            continue
         if dataset is None:
             rows.append((did, None, None, f"NotFoundFault: no dataset {did!r} in this archive",
                          None, None, None, None, None, None, None, None))  # fmt: skip
