@@ -16,6 +16,7 @@ so ``send_*`` on a bridged link returns a pending :class:`~ctanb.samp.Delivery`.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -41,19 +42,24 @@ def _anywidget():
     return anywidget, traitlets
 
 
-def SampBridge(app_name: str = "ctanb", hub_url: str = "http://localhost:21012/"):
+#: The Web Profile hub's address fixed by the SAMP standard.
+WEB_PROFILE_URL = "http://localhost:21012/"
+
+
+def SampBridge(app_name: str = "ctanb", hub_url: str | None = None):
     """The browser-side bridge widget (display it to connect).
 
     Parameters
     ----------
     app_name : str
         The ``samp.name`` the hub and other applications see.
-    hub_url : str
-        The Web Profile hub (the standard ``http://localhost:21012/``).
+    hub_url : str, optional
+        The Web Profile hub: ``CTANB_SAMP_WEB_HUB`` if set (a hub on another port),
+        else the standard ``http://localhost:21012/``.
     """
     return _bridge_class()(
         app_name=app_name,
-        hub_url=hub_url,
+        hub_url=hub_url or os.environ.get("CTANB_SAMP_WEB_HUB") or WEB_PROFILE_URL,
         subscriptions=[MTYPE_SELECT, MTYPE_HIGHLIGHT, MTYPE_COORD],
     )
 

@@ -74,6 +74,39 @@ function projector(fps, ra0, dec0) {
   };
 }
 
+// A dark all-sky FITS image (plate carree, 10 deg pixels) made here: Aladin's base
+// layer when no survey can be loaded, so nothing is fetched and nothing spins.
+function blankSky() {
+  const cards = ["SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 2", "NAXIS1  = 36", "NAXIS2  = 18",
+    "CTYPE1  = 'RA---CAR'", "CTYPE2  = 'DEC--CAR'", "CRPIX1  = 18.5", "CRPIX2  = 9.5",
+    "CRVAL1  = 0.0", "CRVAL2  = 0.0", "CDELT1  = -10.0", "CDELT2  = 10.0",
+    "DATAMIN = 0", "DATAMAX = 255", "END"];
+  const text = cards.map((c) => c.replace(/^(.{8})= (.*)$/, (_, k, v) => `${k}= ${v.padStart(20)}`).padEnd(80)).join("");
+  const header = text.padEnd(2880 * Math.ceil(text.length / 2880));
+  const bytes = new Uint8Array(header.length + 2880);
+  for (let i = 0; i < header.length; i++) bytes[i] = header.charCodeAt(i);
+  bytes.fill(20, header.length, header.length + 36 * 18);
+  return URL.createObjectURL(new Blob([bytes], { type: "application/fits" }));
+}
+
+// Rows whose footprint holds (ra, dec), or whose pointing is within *near* deg of it.
+function runsAt(fps, ra, dec, near) {
+  const rows = [];
+  for (const f of fps) {
+    const [px, py] = project(f.ra, f.dec, ra, dec);
+    if (Math.hypot(px, py) <= near) { rows.push(f.row); continue; }
+    if (f.polygon.length < 3) continue;
+    const xy = f.polygon.map(([a, b]) => project(a, b, ra, dec));
+    let inside = false;  // even-odd rule around the origin (the click)
+    for (let i = 0, j = xy.length - 1; i < xy.length; j = i++) {
+      const [xi, yi] = xy[i], [xj, yj] = xy[j];
+      if ((yi > 0) !== (yj > 0) && 0 < ((xj - xi) * (0 - yi)) / (yj - yi) + xi) inside = !inside;
+    }
+    if (inside) rows.push(f.row);
+  }
+  return rows;
+}
+
 const escText = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
 // The whole plot is one SVG string and one innerHTML: 1000 footprints are ~2000 nodes,
@@ -155,16 +188,44 @@ function coverageCells(model, proj, plate, ra0, dec0, sx, sy) {
 
 function render({ model, el }) {
   el.classList.add("ctanb-skyview");
-  el.innerHTML = `<div class="ctanb-aladin"></div><svg class="ctanb-skyplot" role="img" aria-label="Footprints"></svg>`;
+  el.innerHTML = `<div class="ctanb-aladin"></div><svg class="ctanb-skyplot" role="img" aria-label="Footprints"></svg>` +
+    `<div class="ctanb-sky-choice" role="menu" hidden></div>`;
   const aladinDiv = el.querySelector(".ctanb-aladin");
   const svg = el.querySelector(".ctanb-skyplot");
-  let aladin = null, A = null, overlay = null, pointings = null, targetCat = null;
+  let aladin = null, A = null, overlay = null, pointings = null, targetCat = null, survey = "";
   let note = "";
   const status = (mode, message) => { model.set("mode", mode); model.set("status", message); model.save_changes(); };
 
+  // One click selects one run: a pointing clicked is that run; a spot inside several
+  // footprints offers the choice (it used to toggle every run there at once).
+  const chooser = el.querySelector(".ctanb-sky-choice");
+  const labels = () => new Map(model.get("footprints").map((f) => [f.row, f.label]));
+  function choose(rows, x, y) {
+    rows = [...new Set(rows)];
+    chooser.hidden = true;
+    if (rows.length === 1) model.send({ command: "toggle", row: rows[0] });
+    if (rows.length < 2) return;
+    const names = labels(), selected = new Set(model.get("selected_rows"));
+    chooser.innerHTML = `<div class="ctanb-sky-choice-title">${rows.length} runs here: which one?</div>` +
+      rows.map((r) => `<button type="button" data-row="${r}" class="${selected.has(r) ? "ctanb-on" : ""}">` +
+        `${escText(names.get(r) ?? r)}${selected.has(r) ? " (selected)" : ""}</button>`).join("") +
+      `<button type="button" class="ctanb-sky-choice-cancel">cancel</button>`;
+    const box = el.getBoundingClientRect();
+    chooser.style.left = `${Math.max(0, x - box.left)}px`;
+    chooser.style.top = `${Math.max(0, y - box.top)}px`;
+    chooser.hidden = false;
+  }
+  chooser.addEventListener("click", (e) => {
+    const button = e.target.closest("button");
+    if (!button) return;
+    chooser.hidden = true;
+    if (button.dataset.row !== undefined) model.send({ command: "toggle", row: parseInt(button.dataset.row, 10) });
+  });
   svg.addEventListener("click", (e) => {
-    const node = e.target.closest("[data-row]");
-    if (node) model.send({ command: "toggle", row: parseInt(node.dataset.row, 10) });
+    const hits = document.elementsFromPoint(e.clientX, e.clientY).filter((n) => svg.contains(n) && n.dataset && n.dataset.row !== undefined);
+    const dots = hits.filter((n) => n.classList.contains("ctanb-pointing"));
+    const chosen = dots.length ? dots : hits.filter((n) => n.classList.contains("ctanb-footprint"));
+    choose(chosen.map((n) => parseInt(n.dataset.row, 10)), e.clientX, e.clientY);
   });
 
   function drawAladin() {
@@ -220,23 +281,41 @@ function render({ model, el }) {
         A = lib;
         await A.init;
         const [ra, dec] = centre(model);
+        // No survey (offline): a blank all-sky image instead of a HiPS that would spin
+        // "loading" forever and put "fetching https://alasky..." over the view.
+        survey = model.get("survey");
         aladin = A.aladin(aladinDiv, {
-          target: `${ra} ${dec}`, fov: model.get("fov"), survey: model.get("survey"),
-          showCooGrid: true, showReticle: false, showProjectionControl: false,
+          target: `${ra} ${dec}`, fov: model.get("fov"),
+          survey: survey || A.image(blankSky(), { name: "plain sky" }),
+          showCooGrid: true, showReticle: false, showProjectionControl: false, showStatusBar: false,
           showFullscreenControl: false, showLayersControl: false, showShareControl: false,
         });
+        if (survey) {
+          // A survey that cannot load (no network): the plain sky, and say so.
+          const fallback = (e) => {
+            const why = String((e.reason && e.reason.message) || e.reason || "");
+            if (!why.includes("HiPS") || !aladin) return;
+            window.removeEventListener("unhandledrejection", fallback);
+            aladin.setBaseImageLayer(A.image(blankSky(), { name: "plain sky" }));
+            status("aladin", `the survey ${survey} cannot be loaded (no network?): a plain sky`);
+          };
+          window.addEventListener("unhandledrejection", fallback);
+        }
         overlay = A.graphicOverlay({ name: "footprints", color: "#50a0ff" });
         aladin.addOverlay(overlay);
         pointings = A.catalog({ name: "pointings", sourceSize: 8, color: "#9fd0ff" });
         targetCat = A.catalog({ name: "target", shape: "cross", sourceSize: 14, color: "#ff4d4d" });
         aladin.addCatalog(pointings); aladin.addCatalog(targetCat);
-        aladin.on("objectClicked", (obj) => {
-          const row = obj && (obj.ctanbRow ?? (obj.data && obj.data.row));
-          if (row !== undefined && row !== null) model.send({ command: "toggle", row });
+        // Aladin's own objectClicked gives one of the overlapping shapes, whichever it
+        // finds first: the runs under the click are found here, as on the plain plot.
+        aladin.on("click", (e) => {
+          if (!e || e.isDragging || e.ra === undefined) return;
+          const rect = aladinDiv.getBoundingClientRect();
+          choose(runsAt(model.get("footprints"), e.ra, e.dec, model.get("fov") / 60), rect.left + e.x, rect.top + e.y);
         });
-        note = "HiPS tiles need the network: offline, Aladin shows the overlays on a blank sky";
         redraw();
-        status("aladin", "Aladin Lite " + (A.VERSION || "") + " from ctanb/static");
+        status("aladin", "Aladin Lite " + (A.VERSION || "") + " from ctanb/static" +
+          (survey ? "" : "; no survey images (offline): a plain sky"));
       })
       .catch((err) => {
         aladinDiv.style.display = "none";

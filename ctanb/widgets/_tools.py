@@ -8,6 +8,7 @@ a temporary folder; each action says where.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from ._action import ActionButton
 from ._async import status_html
 from ._errors import ErrorDisplay, guarded
 
-__all__ = ["LoginBox", "ResultsTools"]
+__all__ = ["LoginBox", "ResultsTools", "download_records", "hub_identity"]
 
 _SUFFIX = {"votable": "vot", "fits": "fits", "csv": "csv", "ecsv": "ecsv"}
 
@@ -76,48 +77,94 @@ class ResultsTools(w.VBox):
 
         selection = self.app.selected_results()
         folder = Path(dest) if dest else products_dir() / "downloads"
-        archive = self.app.search.archive
-        files: list[Path] = []
-        self.progress.value, self.progress.bar_style = 0.0, ""
-        for done, record in enumerate(selection, start=1):
-            self.status.value = status_html(
-                f"downloading {done}/{len(selection)}: {record['obs_id']} ..."
+        return download_records(self.app.search.archive, list(selection), folder,
+                                self.progress, self.status)  # fmt: skip
+
+
+def download_records(archive: Any, records: list, folder: Path, progress: w.FloatProgress,
+                     status: w.HTML) -> list[Path]:  # fmt: skip
+    """Download *records* (and their IRFs) into *folder*, one by one, with *progress*;
+    *status* says which and, at the end, where the files are (or where it stopped)."""
+    files: list[Path] = []
+    progress.value, progress.bar_style = 0.0, ""
+    for done, record in enumerate(records, start=1):
+        status.value = status_html(f"downloading {done}/{len(records)}: {record['obs_id']} ...")
+        try:
+            files += archive.download(record, folder, calibration=True)
+        except CtanbError:
+            progress.bar_style = "danger"
+            status.value = status_html(
+                f"download stopped at {done}/{len(records)}; "
+                f"{len(files)} file(s) are in {_shown_path(folder)}",
+                "error",
             )
-            try:
-                files += archive.download(record, folder, calibration=True)
-            except CtanbError:
-                self.progress.bar_style = "danger"
-                self.status.value = status_html(
-                    f"download stopped at {done}/{len(selection)}; "
-                    f"{len(files)} file(s) are in {_shown_path(folder)}",
-                    "error",
-                )
-                raise
-            self.progress.value = done / len(selection)
-        size = sum(f.stat().st_size for f in files) / 1e6
-        self.progress.bar_style = "success"
-        self.status.value = status_html(
-            f"{len(files)} file(s), {size:.1f} MB, in {_shown_path(folder)}", "ok"
-        )
-        return [folder / f.name for f in files]
+            raise
+        progress.value = done / len(records)
+    size = sum(f.stat().st_size for f in files) / 1e6
+    progress.bar_style = "success"
+    status.value = status_html(
+        f"{len(files)} file(s), {size:.1f} MB, in {_shown_path(folder)}", "ok"
+    )
+    return [folder / f.name for f in files]
+
+
+def hub_identity(env: dict | None = None) -> dict[str, str]:
+    """Who the user is on JupyterHub and what archive access the hub gave the server.
+
+    ``{"user", "group", "token"}``: ``JUPYTERHUB_USER``, ``CTANB_ARCHIVE_GROUP`` and
+    whether ``CTANB_TOKEN`` is set ("yes"/""); the secret itself is never returned.
+    """
+    env = os.environ if env is None else env
+    return {"user": env.get("JUPYTERHUB_USER", ""), "group": env.get("CTANB_ARCHIVE_GROUP", ""),
+            "token": "yes" if env.get("CTANB_TOKEN") else ""}  # fmt: skip
 
 
 class LoginBox(w.HBox):
-    """A token field: proprietary data need a token of the right group."""
+    """A token field: proprietary data need a token of the right group.
+
+    On JupyterHub the user field is filled from the hub identity and the token the
+    hub gave this server (``CTANB_TOKEN``) is already in use; the field is for another
+    token. The token never goes into the field (a saved widget state would keep it).
+    """
 
     error = ""
 
     def __init__(self, app: Any, **kwargs: Any) -> None:
         self.app = app
         self.error_display = ErrorDisplay()
+        identity = hub_identity()
+        self.user_text = w.Text(description="User", value=identity["user"],
+                                placeholder="(not on JupyterHub)", disabled=True,
+                                layout=w.Layout(width="220px"))  # fmt: skip
         self.token_text = w.Password(description="Token", placeholder="for proprietary data",
                                      layout=w.Layout(width="300px"))  # fmt: skip
+        if identity["token"]:
+            self.token_text.placeholder = (
+                f"JupyterHub's token in use{' (group ' + identity['group'] + ')' if identity['group'] else ''}"
+                "; paste another to switch"
+            )
         self.login_button = ActionButton(description="Log in", icon="sign-in",
                                          inputs=[self.token_text])  # fmt: skip
         self.status = w.HTML()
         self.login_button.on_click(lambda _: guarded(self, self.app.login))
-        super().__init__(children=[self.token_text, self.login_button, self.status,
-                                   self.error_display], **kwargs)  # fmt: skip
+        children = [self.token_text, self.login_button, self.status, self.error_display]
+        if identity["user"]:
+            children.insert(0, self.user_text)
+        super().__init__(children=children, **kwargs)
+
+    def show_identity(self) -> None:
+        """Say what the environment gives: the hub identity and its archive token, if any."""
+        identity = hub_identity()
+        if identity["user"] and identity["token"]:
+            group = f", archive group {identity['group']}" if identity["group"] else ""
+            self.show(True, f"as {identity['user']} through JupyterHub{group}")
+        elif identity["user"]:
+            self.status.value = status_html(
+                f"signed in to JupyterHub as {identity['user']}; the hub gave no archive "
+                "token (your groups hold no proprietary data): public data only, or paste a token"
+            )
+        else:
+            self.show(bool(identity["token"]), "from your environment")
 
     def show(self, logged_in: bool, how: str = "") -> None:
         """Say whether requests carry a token (never showing the token)."""

@@ -10,7 +10,9 @@ import ipywidgets as w
 import traitlets as t
 
 from . import _products
+from ._basket import Basket
 from ._errors import guarded
+from ._products_list import ProductsList
 from ._tools import LoginBox, ResultsTools
 from .coverage import CoverageLayers
 from .exposure import ExposurePlots
@@ -81,7 +83,9 @@ class App(w.VBox):
         self._show_search_jobs([])
         self.tools = ResultsTools(self)
         self.login_box = LoginBox(self)
-        self.login_box.show(bool(os.environ.get("CTANB_TOKEN")), "from your environment")
+        self.login_box.show_identity()
+        self.basket = Basket(self)
+        self.products = ProductsList()
         self.samp = samp
         self.samp_controls = None  # SampControls when a SampLink is given
         t.link((self.table, "selected_rows"), (self.sky, "selected_rows"))
@@ -98,9 +102,9 @@ class App(w.VBox):
                                             layout=w.Layout(width="auto"))  # fmt: skip
         self.open_product_button.on_click(lambda _: guarded(self.table, self.open_product))
         explore = w.VBox([self.login_box, self.search, w.HTML("<b>Results</b>"), self.table,
-                          self.table.error_display, self.tools, self.open_product_button,
-                          self.sky, self.sky.error_display, self.coverage,
-                          self.exposure])  # fmt: skip
+                          self.table.error_display, self.tools, self.basket,
+                          self.open_product_button, self.sky, self.sky.error_display,
+                          self.coverage, self.exposure])  # fmt: skip
         # SAMP is in every App: connected on demand (a hub on this computer, or the
         # browser's Web Profile for hosted kernels), or at once when a link is given.
         self.samp_box = w.VBox([_samp_starter(self)])
@@ -112,6 +116,12 @@ class App(w.VBox):
             pages.append(("Analysis", self.analysis))
         pages.append(("Provenance", self.provenance))
         pages.append(("Jobs", self._jobs_page))
+        pages.append(("Products", self.products))
+        # The list follows what writes files: exports, downloads, analysis products.
+        for source, name in ((self.tools.status, "value"), (self.basket.status, "value"),
+                             (self.analysis, "products")):  # fmt: skip
+            if source is not None:
+                source.observe(lambda _: guarded(self.products, self.products.refresh), name)
         self.tabs = w.Tab(children=[p for _, p in pages], titles=tuple(n for n, _ in pages))
         self.tabs.observe(lambda ch: self._on_tab(pages[ch["new"]][0]), "selected_index")
         super().__init__(children=[w.HTML("<h3>ctanb Data Distiller</h3>"), self.tabs], **kwargs)
@@ -250,6 +260,8 @@ class App(w.VBox):
     def _on_tab(self, title: str) -> None:
         if title == "Jobs":
             guarded(self.search, self.open_jobs)
+        elif title == "Products":
+            guarded(self.products, self.products.refresh)
 
     def _show_search_jobs(self, queries: list[dict]) -> None:
         from .joblist import _badge

@@ -20,7 +20,7 @@ from ..datamodel import COLUMNS_BY_NAME
 from ._base import CommandMixin, static_file
 from ._errors import ErrorDisplay
 
-__all__ = ["ResultsTable"]
+__all__ = ["ResultsTable", "write_table"]
 
 #: Export formats: name -> astropy writer; file suffix -> name.
 _EXPORT_FORMATS = {"votable": "votable", "fits": "fits", "csv": "ascii.csv", "ecsv": "ascii.ecsv"}
@@ -91,6 +91,30 @@ def _format_column(values: Any, name: str = "") -> list[str]:
     if mask.any():
         texts = ["" if m else s for s, m in zip(texts, mask.tolist(), strict=True)]
     return texts
+
+
+def write_table(table: Any, path: str | Path, format: str | None = None) -> Path:
+    """Write *table* as VOTable, FITS, CSV or ECSV (format from *format*, else the suffix).
+
+    The one writer behind the table's and the basket's Export buttons.
+    """
+    if table is None or not len(table.colnames):
+        raise CtanbError("nothing to export: run a search first")
+    path = Path(path)
+    format = format or _EXPORT_SUFFIXES.get(path.suffix.lower())
+    if format not in _EXPORT_FORMATS:
+        raise CtanbError(
+            f"cannot export to {path.name!r}: choose VOTable (.vot), FITS (.fits) or CSV (.csv)"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = table.copy(copy_data=True)
+    for name in out.colnames:  # FITS and CSV keep no Python objects: text them
+        column = out[name]
+        if column.dtype.kind == "O" or (format == "csv" and column.ndim > 1):
+            out[name] = [("" if v is None else " ".join(map(str, np.ravel(v)))
+                          if np.ndim(v) else str(v)) for v in column]  # fmt: skip
+    out.write(path, format=_EXPORT_FORMATS[format], overwrite=True)
+    return path
 
 
 class ResultsTable(CommandMixin, anywidget.AnyWidget):
@@ -350,24 +374,7 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
         CtanbError
             No results yet, or an unknown format.
         """
-        table = self.selected if selected else self.table
-        if table is None or not len(table.colnames):
-            raise CtanbError("nothing to export: run a search first")
-        path = Path(path)
-        format = format or _EXPORT_SUFFIXES.get(path.suffix.lower())
-        if format not in _EXPORT_FORMATS:
-            raise CtanbError(
-                f"cannot export to {path.name!r}: choose VOTable (.vot), FITS (.fits) or CSV (.csv)"
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        out = table.copy(copy_data=True)
-        for name in out.colnames:  # FITS and CSV keep no Python objects: text them
-            column = out[name]
-            if column.dtype.kind == "O" or (format == "csv" and column.ndim > 1):
-                out[name] = [("" if v is None else " ".join(map(str, np.ravel(v)))
-                              if np.ndim(v) else str(v)) for v in column]  # fmt: skip
-        out.write(path, format=_EXPORT_FORMATS[format], overwrite=True)
-        return path
+        return write_table(self.selected if selected else self.table, path, format)
 
     # --- plumbing ----------------------------------------------------------------------------
     def _update_order(self) -> None:

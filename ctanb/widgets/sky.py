@@ -8,11 +8,15 @@ front end asks the kernel for the bundled file (one binary message per page),
 so it works in JupyterLab, Notebook 7 and Voila with no server extension and no
 network. Next to Aladin, a tangent-plane plot of the same footprints is always
 drawn: it is what stays useful when HiPS tiles cannot be fetched or WebGL is
-missing. Clicking a footprint in either view toggles its row.
+missing. Clicking a footprint in either view toggles its row; a spot where several
+footprints overlap offers the runs there to choose from. Without a survey (offline:
+``CTANB_OFFLINE=1``, or ``survey=""``) or when the survey cannot be loaded, Aladin
+draws on a plain all-sky image made in the page: nothing is fetched, nothing spins.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import anywidget
@@ -102,7 +106,8 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
     target = t.Dict().tag(sync=True)
     selected_rows = t.List(t.Int()).tag(sync=True)
     fov = t.Float(6.0).tag(sync=True)
-    survey = t.Unicode("P/DSS2/color").tag(sync=True)
+    #: The HiPS behind the overlays; "" for a plain sky (the default offline).
+    survey = t.Unicode().tag(sync=True)
     use_aladin = t.Bool(True).tag(sync=True)
     mode = t.Unicode("").tag(sync=True)
     status = t.Unicode("").tag(sync=True)
@@ -119,6 +124,13 @@ class SkyView(CommandMixin, anywidget.AnyWidget):
         self.on_msg(self._handle_command)
         if results is not None:
             self.set_results(results)
+
+    @t.default("survey")
+    def _default_survey(self) -> str:
+        # CTANB_SKY_SURVEY names another HiPS; offline there is none to fetch.
+        if os.environ.get("CTANB_OFFLINE", "").strip().lower() in ("1", "true", "yes"):
+            return os.environ.get("CTANB_SKY_SURVEY", "")
+        return os.environ.get("CTANB_SKY_SURVEY", "P/DSS2/color")
 
     def set_results(self, results: Any) -> None:
         """Show the footprints of *results*.

@@ -13,9 +13,24 @@ export class SampBridgeError extends Error {
   }
 }
 
+// Local Network Access (Chromium): a request must name the address space it goes to, and
+// a hub on this computer (localhost, 127.x, ::1) is "loopback", not "local": naming it
+// "local" is refused even when the user allowed the page in.
+export function targetAddressSpace(url) {
+  let host = "";
+  try {
+    host = new URL(url).hostname.replace(/^\[|\]$/g, "");
+  } catch (_) {
+    return "local";
+  }
+  return host === "localhost" || host.endsWith(".localhost") || /^127\./.test(host) || host === "::1"
+    ? "loopback"
+    : "local";
+}
+
 async function localNetworkPermission() {
   // Chromium's Local Network Access permission; unknown elsewhere.
-  for (const name of ["local-network-access", "local-network"]) {
+  for (const name of ["loopback-network", "local-network-access", "local-network"]) {
     try {
       const status = await navigator.permissions.query({ name });
       return status.state;
@@ -46,7 +61,7 @@ export class SampWebClient {
         body: encodeCall(method, params),
         signal: controller.signal,
         // The hub is on the user's own machine: say so for Local Network Access.
-        targetAddressSpace: "local",
+        targetAddressSpace: targetAddressSpace(this.hubUrl),
       });
     } catch (err) {
       if (err.name === "AbortError") throw err;
