@@ -80,6 +80,13 @@ class EnergyScaleSpectralModel(SpectralModel):
 
     @property
     def parameters_unique_names(self) -> list[str]:
+        """Names of :attr:`parameters`, the intrinsic model's prefixed with ``model.``.
+
+        Returns
+        -------
+        list of str
+            One name per parameter, in the order of :attr:`parameters`.
+        """
         return [f"model.{name}" for name in self.model.parameters_unique_names] + ["z"]
 
     def __call__(self, energy: Any) -> Any:
@@ -87,11 +94,37 @@ class EnergyScaleSpectralModel(SpectralModel):
         return self.model(energy / scale) / scale
 
     def evaluate(self, energy: Any, *args: Any) -> Any:
+        """``model(E / (1 + z)) / (1 + z)`` for parameter values given in order.
+
+        Parameters
+        ----------
+        energy : Quantity
+            Energies.
+        *args
+            The intrinsic model's parameter values, then ``z``.
+
+        Returns
+        -------
+        Quantity
+            Differential flux at *energy*.
+        """
         *inner, z = args
         scale = 1 + z
         return self.model.evaluate(energy / scale, *inner) / scale
 
     def to_dict(self, full_output: bool = False) -> dict[str, Any]:
+        """The model as gammapy's model YAML writes it (``z`` and the intrinsic model).
+
+        Parameters
+        ----------
+        full_output : bool
+            Write every parameter attribute (gammapy's option).
+
+        Returns
+        -------
+        dict
+            ``{"spectral": {"type", "parameters", "model"}}``.
+        """
         # the base class would pair the intrinsic model's parameters with z's defaults
         return {
             self._type: {
@@ -103,6 +136,20 @@ class EnergyScaleSpectralModel(SpectralModel):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], **kwargs: Any) -> EnergyScaleSpectralModel:
+        """The model written by :meth:`to_dict` (the intrinsic model by its gammapy tag).
+
+        Parameters
+        ----------
+        data : mapping
+            What :meth:`to_dict` wrote.
+        **kwargs
+            Ignored (gammapy's signature).
+
+        Returns
+        -------
+        EnergyScaleSpectralModel
+            With ``z``'s value, bounds, prior and error.
+        """
         data = data["spectral"]
         inner_cls = SPECTRAL_MODEL_REGISTRY.get_cls(data["model"]["type"])
         inner = inner_cls.from_dict({"spectral": data["model"]})

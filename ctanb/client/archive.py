@@ -491,6 +491,22 @@ class Archive:
     ) -> Any:
         """The archive's coverage as a mocpy MOC; see :func:`ctanb.client.coverage.fetch_coverage`.
 
+        Parameters
+        ----------
+        collection : str, optional
+            One collection (e.g. ``"HESS-DL3-DR1"``); default all.
+        kind : {"space", "time", "space-time", "space-energy"}
+            Which coverage: a ``MOC``, ``TimeMOC``, ``STMOC`` or ``SFMOC``.
+        level : str, optional
+            One data level (``"DL3"``, ``"DL4"``); default all.
+        order : int, optional
+            A coarser order (space and time coverage only).
+
+        Returns
+        -------
+        mocpy.MOC or mocpy.TimeMOC or mocpy.STMOC or mocpy.SFMOC
+            The coverage this archive serves to this client's rights.
+
         Examples
         --------
         >>> moc = archive.coverage(collection="HESS-DL3-DR1", kind="space")  # doctest: +SKIP

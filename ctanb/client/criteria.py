@@ -135,18 +135,6 @@ class Criteria(BaseModel):
         Pointing modes to leave out (rows without a pointing mode are kept).
     max_zenith : float, Quantity, Angle or str
         Largest mean zenith angle (numbers are degrees).
-    product_kind : str or list of str
-        Kind of published product (``counts``, ``flux_points``...): the end of
-        ``dataproduct_subtype`` (with ``data_level`` DL4 or DL5, else both).
-    derived_from_run : str, int or list
-        Products with this run (``obs_id``) anywhere in their lineage.
-    software, software_version : str
-        Products made by an activity run with this software (``gammapy``, ``2.1``).
-    step, step_version : str
-        Products made by this step (``counts-map``) and version (``1.0``).
-    parameter : str or dict
-        ``"radius_deg = 0.1"`` (``;`` between several) or ``{"radius_deg": 0.1}``:
-        a parameter value of the activity that made the product.
     limit : int
         Largest number of rows (``TOP``).
     target_name, obs_id, collection, facility, instrument : str or list of str
@@ -164,6 +152,18 @@ class Criteria(BaseModel):
     calib_version, reco_version, reco_method, applied_cuts, data_quality : str or list of str
         Pipeline versions, reconstruction method, cuts (``"loose"``...) and data
         quality of the CTA extension.
+    product_kind : str or list of str
+        Kind of published product (``counts``, ``flux_points``...): the end of
+        ``dataproduct_subtype`` (with ``data_level`` DL4 or DL5, else both).
+    derived_from_run : str, int or list
+        Products with this run (``obs_id``) anywhere in their lineage.
+    software, software_version : str
+        Products made by an activity run with this software (``gammapy``, ``2.1``).
+    step, step_version : str
+        Products made by this step (``counts-map``) and version (``1.0``).
+    parameter : str or dict
+        ``"radius_deg = 0.1"`` (``;`` between several) or ``{"radius_deg": 0.1}``:
+        a parameter value of the activity that made the product.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True)

@@ -497,6 +497,13 @@ class SampLink:
             Application names; default: every application that loads spectra.
         name, target, did : str, optional
             Title, target name and publisher DID of the spectrum.
+        **kw
+            ``wait`` and ``timeout`` of :meth:`send`.
+
+        Returns
+        -------
+        Delivery
+            One answer per recipient.
         """
         from .spectrum import spectrum_meta, spectrum_table, spectrum_votable
 

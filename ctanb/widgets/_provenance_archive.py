@@ -73,7 +73,13 @@ class ArchiveActions:
         return source
 
     def curation(self) -> dict[str, str]:
-        """The curation fields filled in the Publish tab."""
+        """The curation fields filled in the Publish tab.
+
+        Returns
+        -------
+        dict of str
+            Field name -> value, for the fields that are not empty.
+        """
         return {k: b.value.strip() for k, b in self.curation_boxes.items() if b.value.strip()}
 
     # --- public methods (one per button) ---------------------------------------------------
@@ -93,6 +99,13 @@ class ArchiveActions:
         -------
         Published
             The product's DID and rights in the archive.
+
+        Raises
+        ------
+        ProvenanceError
+            No product chosen, or one that is already in the archive.
+        CtanbError
+            The archive refused it (the panel shows which check failed).
         """
         path = str(product or self.product_list.value.strip() or self.product or "")
         if path.startswith("ivo://"):
@@ -128,6 +141,15 @@ class ArchiveActions:
         -------
         ProvenanceGraph
             Its provenance as the archive gives it (rights applied).
+
+        Raises
+        ------
+        ProvenanceError
+            Not a product DID, or no provenance for it in the archive.
+        AuthError
+            The product is proprietary to a group the token does not belong to.
+        ServiceError
+            The archive cannot be reached or answered an error.
         """
         from ..provenance.document import parse
 

@@ -23,13 +23,25 @@ class SearchRunning:
     """The Search and Cancel buttons of the search panel, what a search shows, its history."""
 
     def use_history(self, index: int) -> None:
-        """Put the ADQL of history entry *index* (newest first) in the box."""
+        """Put the ADQL of a history entry in the box.
+
+        Parameters
+        ----------
+        index : int
+            The entry, newest first (None or negative: nothing chosen).
+        """
         if index is None or index < 0:
             return
         self.adql_text.value = _form.history_entries(self.archive)[index].adql
 
     def refresh_history(self, limit: int | None = None) -> None:
-        """Reload the history list: every query (or the *limit* newest), newest first."""
+        """Reload the history list, newest first.
+
+        Parameters
+        ----------
+        limit : int, optional
+            Show only the *limit* newest queries (default: every query).
+        """
         self.history_list.options = _form.history_options(
             _form.history_entries(self.archive)[:limit]
         )
@@ -39,6 +51,11 @@ class SearchRunning:
 
         A value already chosen stays chosen (and listed, even if the archive lacks it),
         so refilling never changes the query.
+
+        Returns
+        -------
+        dict
+            Column name -> the archive's distinct values.
         """
         found = _form.distinct_values(self.archive, list(self.choices))
         with self._form_lock:
@@ -70,6 +87,11 @@ class SearchRunning:
         wait : bool
             Block until the answer (async queries run in a thread when False, so
             the Cancel button stays live).
+
+        Returns
+        -------
+        Results or None
+            The results; None while an asynchronous query runs on without waiting.
         """
         # The query follows the form at this moment, unless the user edited it.
         edited = self.adql_edited and self.adql_text.value.strip()
@@ -97,10 +119,20 @@ class SearchRunning:
         return None
 
     def cancel(self) -> str:
-        """Abort the running asynchronous query; returns its final phase.
+        """Abort the running asynchronous query.
 
         A cancel is the user's choice, not a failure: the status says so, and the
         table keeps the previous results.
+
+        Returns
+        -------
+        str
+            The query's final phase.
+
+        Raises
+        ------
+        CtanbError
+            No asynchronous query is running.
         """
         job = self._job
         if job is None:

@@ -179,11 +179,29 @@ class App(w.VBox):
         return self.results[sorted(self.table.selected_rows)]
 
     def open_product(self, row: Any = None):
-        """Open the checked product row (or *row*) in the provenance panel, from the archive."""
+        """Open the checked product row (or *row*) in the provenance panel, from the archive.
+
+        Parameters
+        ----------
+        row : astropy.table.Row, optional
+            A product row of the results; default: the one checked.
+
+        Returns
+        -------
+        object
+            What the provenance panel opened (its lineage from the archive).
+        """
         return _products.open_product(self, row)
 
     def selected_spectrum(self) -> dict | None:
-        """The checked flux-point/SED product, fetched for "Send spectrum" (None if none)."""
+        """The checked flux-point/SED product, fetched for "Send spectrum".
+
+        Returns
+        -------
+        dict or None
+            What :meth:`ctanb.samp.SampLink.send_spectrum` needs; None when no spectrum
+            or SED is checked.
+        """
         return _products.spectrum_to_send(self)
 
     def export(self, path: Any = None, format: str | None = None):
