@@ -354,9 +354,12 @@ def test_datalink_goes_both_ways(own, published):
     back = [r for r in _links(own.url, run) if r["semantics"] == "#derivation"]
     targets = {requests.utils.unquote(str(r["access_url"]).rsplit("/", 1)[1]) for r in back}
     assert {counts, smoothed} <= targets
-    # the proprietary Vela product is listed from its run, but not readable
+    # the proprietary Vela product is listed from its run to its group only (ProvTAP alike)
     vela = [r for r in _links(own.url, published["vela_run"]) if r["semantics"] == "#derivation"]
-    assert len(vela) == 1 and not vela[0]["link_authorized"]
+    assert vela == []
+    vela = [r for r in _links(own.url, published["vela_run"], VELA_TOKEN)
+            if r["semantics"] == "#derivation"]  # fmt: skip
+    assert len(vela) == 1 and vela[0]["link_authorized"]
 
 
 # -- 5. ProvTAP ---------------------------------------------------------------------------------

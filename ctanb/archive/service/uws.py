@@ -42,7 +42,16 @@ from .tap import execute_query, validate_query_params
 from .uws_store import INTERRUPTED, JobStore, default_store_path
 from .uws_xml import check_job_params
 
-__all__ = ["ACTIVE", "Job", "JobManager", "QuotaFault", "iso", "now_utc", "parse_iso"]
+__all__ = [
+    "ACTIVE",
+    "Job",
+    "JobManager",
+    "QuotaFault",
+    "iso",
+    "now_utc",
+    "owner_groups",
+    "parse_iso",
+]
 
 log = logging.getLogger("ctanb.archive.service")
 
@@ -115,6 +124,22 @@ class Job:
 def _job_from_row(data: dict) -> Job:
     pairs = [(k, v) for k, values in data.pop("params").items() for v in values]
     return Job(params=Params(pairs), **data)
+
+
+def owner_groups(policy: Any, owner: str | None) -> frozenset[str]:
+    """The groups a job's *owner* (an identity, ``"a+b"`` for several) acts for,
+    with the groups they include: what the owner's token gave at creation."""
+    groups = getattr(policy, "groups", None)
+    if not owner or not isinstance(groups, dict):
+        return frozenset()
+    found: set[str] = set()
+    todo = [name for name in owner.split("+") if name in groups]
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += list(getattr(groups[name], "includes", ()) or ())
+    return frozenset(found)
 
 
 class JobManager:
@@ -331,14 +356,19 @@ class JobManager:
             conn = self.state.open_connection()
             job.conn = conn
             req = validate_query_params(job.params, self.state)
-            result = execute_query(
-                self.state,
-                req,
-                job.base_url,
-                conn=conn,
-                timeout_s=float(job.execution_duration),
-                cancelled=lambda: job.abort_requested or self._closing,
-            )
+            # The job runs with its owner's rights (the provenance views read the groups
+            # of "the current request"; a worker thread has none of its own).
+            from ..provtap import run_as_groups
+
+            with run_as_groups(owner_groups(self.state.policy, job.owner)):
+                result = execute_query(
+                    self.state,
+                    req,
+                    job.base_url,
+                    conn=conn,
+                    timeout_s=float(job.execution_duration),
+                    cancelled=lambda: job.abort_requested or self._closing,
+                )
         except ServiceFault as exc:
             with self._lock:
                 self._end_failed(job, exc.message)
