@@ -232,6 +232,9 @@ def test_published_provenance_names_no_local_path_or_login(own, lineage, crab_ev
     people = [a for a in doc["agent"].values() if "person" in json.dumps(a).lower()]
     assert people and all(a.get("prov:label") == "crab-team" for a in people), people
     assert getpass.getuser() not in json.dumps(people)
+    creator = _query(own.url, "SELECT obs_creator_name FROM ivoa.obscore WHERE "
+                              f"obs_publisher_did = '{lineage['public']}'")[0][0]  # fmt: skip
+    assert str(creator) == "crab-team"  # ObsCore's creator, without curation: the identity
     locations = _query(own.url, "SELECT location FROM provenance.entity WHERE location "
                                 "IS NOT NULL")["location"]  # fmt: skip
     assert len(locations) and not any(str(v).startswith("/") for v in locations)

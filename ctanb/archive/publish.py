@@ -453,7 +453,9 @@ def publish_file(
                     status=409,
                 )
             return PublishResult(did, False, rights, release, access_url)
-        row = obscore_values(path, graph, entity, inputs, cur)
+        # What ProvTAP/ProvSAP serve: no local paths, the publisher's archive identity.
+        public = public_graph(graph, found.dids, cur.publisher)
+        row = obscore_values(path, public, entity, inputs, cur)
         row.update(
             obs_publisher_did=did,
             obs_id=did.rsplit("?", 1)[1],
@@ -478,8 +480,6 @@ def publish_file(
             [(did, r["obs_publisher_did"]) for r in inputs],
         )
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        # What ProvTAP/ProvSAP serve: no local paths, the publisher's archive identity.
-        public = public_graph(graph, found.dids, cur.publisher)
         conn.execute(
             f"INSERT INTO {q(CURATION_TABLE)} VALUES (?, ?, ?, ?, ?, ?, ?)",
             (did, entity.id, cur.analysis, cur.model_dump_json(), signer, now,
