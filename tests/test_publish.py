@@ -283,7 +283,8 @@ def published(own, crab_counts, crab_smoothed, vela_counts) -> dict[str, str]:
     crab = ctanb.connect(own.url, token=CRAB_TOKEN)
     vela = ctanb.connect(own.url, token=VELA_TOKEN)
     return {
-        "counts": crab.publish(crab_counts, curation={"analysis": "crab-1"}).did,
+        # already published (with its title) by the first test: its curation cannot change
+        "counts": crab.publish(crab_counts).did,
         "smoothed": crab.publish(crab_smoothed, curation={"analysis": "crab-1"}).did,
         "vela": vela.publish(vela_counts).did,
         "vela_run": _query(own.url, "SELECT TOP 1 obs_publisher_did FROM ivoa.obscore "

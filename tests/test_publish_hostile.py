@@ -281,3 +281,42 @@ def test_redo_of_an_unknown_did_says_so(own, tmp_path):
     assert result.returncode != 0
     assert f"no product {did} in this archive" in result.stderr, result.stderr
     assert "<" not in result.stderr and "Traceback" not in result.stderr
+
+
+@recorded(name="test-flux-points", version="1.0", inputs=["event_file"],
+          outputs={"out": "flux_points"}, data_level="DL5")  # fmt: skip
+def flux_points(event_file: str, out: str, *, fit_range: list[float] | None = None) -> None:
+    """Flux points 1-10 TeV of a power law (the run only gives the lineage), with the fit
+    range in the header like the spectrum step's when *fit_range* is given."""
+    import astropy.units as u
+    from astropy.table import Table
+    from gammapy.estimators import FluxPoints
+    from gammapy.modeling.models import PowerLawSpectralModel
+
+    from ctanb.analysis.sed import write_flux_points
+
+    model = PowerLawSpectralModel()
+    edges = np.geomspace(1, 10, 4) * u.TeV
+    e_ref = np.sqrt(edges[:-1] * edges[1:])
+    table = Table({"e_ref": e_ref, "e_min": edges[:-1], "e_max": edges[1:],
+                   "dnde": model(e_ref), "dnde_err": 0.1 * model(e_ref)})  # fmt: skip
+    table.meta["SED_TYPE"] = "dnde"
+    points = FluxPoints.from_table(table, sed_type="dnde", reference_model=model)
+    header = {"FIT_EMIN": (fit_range[0], "[TeV]"), "FIT_EMAX": (fit_range[1], "[TeV]")} if (
+        fit_range) else None  # fmt: skip
+    write_flux_points(points, out, sed_type="dnde", header=header)
+
+
+# -- 6. the ObsCore energy range of flux points is theirs, not their inputs' ---------------------
+def test_flux_points_energy_range_is_their_own(own, crab_event, tmp_path):
+    crab = ctanb.connect(own.url, token=CRAB_TOKEN)
+    run = _query(own.url, f"SELECT energy_min, energy_max FROM ivoa.obscore WHERE obs_id = "
+                          f"'{RUN}' AND obs_collection = 'HESS-DL3-DR1'")[0]  # fmt: skip
+    for fit_range, expected in ((None, (1.0, 10.0)), ([0.7, 20.0], (0.7, 20.0))):
+        out = tmp_path / f"points-{bool(fit_range)}.fits"
+        flux_points(str(crab_event), str(out), fit_range=fit_range)
+        did = crab.publish(out).did
+        row = _query(own.url, "SELECT energy_min, energy_max FROM ivoa.obscore WHERE "
+                              f"obs_publisher_did = '{did}'")[0]  # fmt: skip
+        assert (row["energy_min"], row["energy_max"]) == pytest.approx(expected), fit_range
+        assert row["energy_min"] != pytest.approx(run["energy_min"])

@@ -67,13 +67,22 @@ def _image_geometry(path: Path) -> dict[str, Any]:
                 out["s_xel1"], out["s_xel2"] = nx, ny
                 out["em_xel"] = header.get("NAXIS3", 1)
                 break
+        # A fitted product's own range first (FIT_EMIN/FIT_EMAX, TeV, written by the
+        # spectrum step), then its energy bands (E_MIN/E_MAX, or gadf-sed's e_min/e_max).
+        fit = [h.header for h in hdus if "FIT_EMIN" in h.header and "FIT_EMAX" in h.header]
+        if fit:
+            out["energy_min"] = float(fit[0]["FIT_EMIN"])
+            out["energy_max"] = float(fit[0]["FIT_EMAX"])
+            return out
         for hdu in hdus:
             cols = getattr(hdu, "columns", None)
-            if cols is not None and {"E_MIN", "E_MAX"} <= set(cols.names):
-                unit = cols["E_MIN"].unit or "TeV"
+            names = {n.upper(): n for n in (cols.names if cols is not None else [])}
+            if {"E_MIN", "E_MAX"} <= set(names):
+                lo, hi = names["E_MIN"], names["E_MAX"]
+                unit = cols[lo].unit or "TeV"
                 factor = {"TeV": 1.0, "GeV": 1e-3, "MeV": 1e-6, "keV": 1e-9}.get(unit.strip(), 1.0)
-                out["energy_min"] = float(np.min(hdu.data["E_MIN"])) * factor
-                out["energy_max"] = float(np.max(hdu.data["E_MAX"])) * factor
+                out["energy_min"] = float(np.min(hdu.data[lo])) * factor
+                out["energy_max"] = float(np.max(hdu.data[hi])) * factor
                 break
     return out
 
