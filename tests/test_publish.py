@@ -562,7 +562,7 @@ def test_an_oversized_or_empty_upload_is_refused_cleanly(own, crab_counts, monke
 
 
 def test_async_adql_on_provenance_tables_leaks_nothing(own, published):
-    """UWS jobs run outside the request: they see public provenance rows only."""
+    """Anonymous UWS jobs run outside any request: they see public provenance rows only."""
     import pyvo
 
     service = pyvo.dal.TAPService(own.url)

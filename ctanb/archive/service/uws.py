@@ -9,7 +9,9 @@ Owners
     see :meth:`~ctanb.archive.policy.AccessPolicy.identity_for_token`). Only the
     owner sees or changes an owned job (403 for anyone else) and the job list shows
     a client its own jobs only. An anonymous job is never listed: its URL, with a
-    random 128-bit id, is the only way to it.
+    random 128-bit id, is the only way to it. A job's query runs with its owner's
+    rights (the owner's groups and the groups they include, as the token gave them on
+    ``/sync``); an anonymous job with public rights only.
 Quotas
     Per owner (anonymous clients: per address), at most
     ``max_active_jobs`` unfinished jobs (403) and ``jobs_per_minute`` new jobs (429
