@@ -320,3 +320,31 @@ def test_flux_points_energy_range_is_their_own(own, crab_event, tmp_path):
                               f"obs_publisher_did = '{did}'")[0]  # fmt: skip
         assert (row["energy_min"], row["energy_max"]) == pytest.approx(expected), fit_range
         assert row["energy_min"] != pytest.approx(run["energy_min"])
+
+
+def test_flux_points_of_the_spectrum_step_carry_their_analysis_in_obscore(own, crab_event,
+                                                                         tmp_path):  # fmt: skip
+    """Real SpectrumStep flux points (log-parabola) of run 23523 as the archive gave it."""
+    from ctanb.analysis.spectrum import SpectrumConfig, SpectrumStep
+
+    config = SpectrumConfig(ra_deg=83.633, dec_deg=22.0145, source="crab", model="log-parabola",
+                            energy_min_tev=1, energy_max_tev=31.6, energy_bins_per_decade=4,
+                            energy_true_min_tev=0.3, energy_true_max_tev=60,
+                            energy_true_bins_per_decade=4, fit_energy_min_tev=1,
+                            fit_energy_max_tev=10, flux_points_edges_tev=[1, 3.16, 10],
+                            flux_points_optional=[])  # fmt: skip
+    SpectrumStep(config).run([str(crab_event)], out=tmp_path)
+    points = tmp_path / "crab_flux_points.fits"
+    header = {k: v for h in fits.open(points) for k, v in h.header.items()}
+    did = ctanb.connect(own.url, token=CRAB_TOKEN).publish(points).did
+    row = _query(own.url, f"SELECT * FROM ivoa.obscore WHERE obs_publisher_did = '{did}'")[0]
+    assert (row["energy_min"], row["energy_max"]) == pytest.approx(
+        (header["FIT_EMIN"], header["FIT_EMAX"]))  # fmt: skip
+    assert row["energy_max"] < 11  # not the run's 100 TeV
+    assert str(row["spectral_model"]) == "log-parabola"
+    assert str(row["s_region"]) and abs(row["s_ra"] - 83.633) < 1e-6 and row["s_fov"] == 0.22
+    cur = _query(own.url, "SELECT fit_hypothesis, background_method FROM products.curation "
+                          f"WHERE obs_publisher_did = '{did}'")[0]  # fmt: skip
+    assert "log-parabola" in str(cur["fit_hypothesis"]) and "regions" in str(
+        cur["background_method"]
+    )

@@ -69,7 +69,7 @@ from .._errors import CtanbError, ProvenanceError
 from ..datamodel import OBSCORE_TABLE
 from .db import ACCESS_URL_BASE, FILES_TABLE, PUBLISHER_AUTHORITY, FileRecord, q, upsert_dataset
 from .publish_inputs import Inputs, check_steps, classify_inputs, public_graph
-from .publish_row import PRODUCT_COLLECTION, obscore_values
+from .publish_row import PRODUCT_COLLECTION, analysis_context, obscore_values
 
 __all__ = [
     "CURATION_TABLE",
@@ -455,6 +455,9 @@ def publish_file(
             return PublishResult(did, False, rights, release, access_url)
         # What ProvTAP/ProvSAP serve: no local paths, the publisher's archive identity.
         public = public_graph(graph, found.dids, cur.publisher)
+        # The analysis context the provenance tells, unless the publisher said it.
+        told = analysis_context(graph, entity)
+        cur = cur.model_copy(update={k: v for k, v in told.items() if not getattr(cur, k)})
         row = obscore_values(path, public, entity, inputs, cur)
         row.update(
             obs_publisher_did=did,

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..datamodel import energy_tev_to_wavelength_m
 
-__all__ = ["PRODUCT_COLLECTION", "obscore_values"]
+__all__ = ["PRODUCT_COLLECTION", "analysis_context", "obscore_values", "step_config"]
 
 #: The ObsCore collection of published products.
 PRODUCT_COLLECTION = "CTANB-PRODUCTS"
@@ -173,7 +173,45 @@ def obscore_values(
         )
         if model:
             row["spectral_model"] = json.dumps(model) if not isinstance(model, str) else model
+        cfg = step_config(generator)
+        if "spectral_model" not in row and isinstance(cfg.get("model"), str):
+            row["spectral_model"] = cfg["model"]  # the model the step fitted (e.g. log-parabola)
+        if "s_xel1" not in row and cfg.get("on_radius_deg") and "ra_deg" in cfg:
+            # A spectrum's sky region is its on region, not its runs' fields of view.
+            from .ingest_gadf import fov_polygon
+
+            ra, dec, radius = cfg["ra_deg"], cfg["dec_deg"], cfg["on_radius_deg"]
+            row.update(s_ra=ra, s_dec=dec, s_fov=2 * radius, s_region=fov_polygon(ra, dec, radius))
     return row
+
+
+#: How the off counts of a spectrum were measured, by the step's ``region_finder``.
+_BACKGROUND = {
+    "reflected": "reflected regions",
+    "wobble": "wobble (off regions opposite the target)",
+    "auto": "reflected regions, or wobble off regions where too few fit (auto)",
+}
+
+
+def step_config(activity: Any) -> dict[str, Any]:
+    """The configuration values an activity recorded (a pydantic config is unwrapped)."""
+    cfg = activity.config or {}
+    model = cfg.get("__model__") if isinstance(cfg, dict) else None
+    if isinstance(model, list) and len(model) == 2 and isinstance(model[1], dict):
+        return model[1]
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def analysis_context(graph: Any, entity: Any) -> dict[str, str]:
+    """Curation fields the provenance tells: fit hypothesis and background method."""
+    generator = graph.generator_of(entity.id)
+    cfg = step_config(generator) if generator is not None else {}
+    out = {}
+    if isinstance(cfg.get("model"), str):
+        out["fit_hypothesis"] = f"{cfg['model']} spectrum of {cfg.get('source') or 'the source'}"
+    if cfg.get("region_finder") in _BACKGROUND:
+        out["background_method"] = _BACKGROUND[cfg["region_finder"]]
+    return out
 
 
 def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
