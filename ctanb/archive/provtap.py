@@ -18,10 +18,11 @@ provenance is no row at all to others, whatever the ADQL.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .db import q
@@ -32,6 +33,7 @@ __all__ = [
     "create_provtap_schema",
     "insert_product_provenance",
     "register_rights",
+    "run_as_groups",
 ]
 
 _C = tuple[str, str, str, str]  # name, datatype, ucd, description
@@ -324,6 +326,16 @@ class RightsMiddleware:
             await self.app(scope, receive, send)
         finally:
             _GROUPS.reset(reset)
+
+
+@contextlib.contextmanager
+def run_as_groups(groups: frozenset[str]) -> Iterator[None]:
+    """Answer queries inside the block with the rights of *groups* (UWS jobs)."""
+    reset = _GROUPS.set(frozenset(groups))
+    try:
+        yield
+    finally:
+        _GROUPS.reset(reset)
 
 
 def current_groups() -> frozenset[str]:

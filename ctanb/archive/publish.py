@@ -7,17 +7,24 @@ refusal names the first that fails, with :attr:`PublishRefused.condition`):
     The file is a FITS product carrying a readable provenance record naming itself.
 ``content``
     Its content (every HDU header and data except the record) has the hash its record
-    holds (:mod:`ctanb.provenance.verify`), and a signature, when present, matches the
-    record. A signature by a key the archive does not know is accepted: the archive
+    holds (:mod:`ctanb.provenance.verify`), and the record is signed, by a signature
+    that matches it. An unsigned record is refused (anyone can write one around any
+    file). A signature by a key the archive does not know is accepted: the archive
     cannot know every analyst's key, and what it vouches for is checked below (the
-    inputs are its own datasets, byte for byte); the signer's key is kept in the
-    curation record.
+    steps are ctanb's, the inputs are its own datasets, byte for byte); the signer's
+    name and key fingerprint are kept in the curation record (``signer``).
+``steps``
+    Every activity of the lineage is one of ctanb's registered analysis steps (kind and
+    version, :mod:`ctanb.provenance.steps`, the rule ``redo`` applies): a record around
+    a file made by other code is refused, naming each such activity.
 ``token``
     The request carries a token of this archive (publishing is never anonymous).
+    The curation's ``publisher`` is the token's identity (a different one is refused).
 ``inputs``
-    Every DL3 input of the lineage (an input file no recorded activity generated) is a
-    dataset of this archive: its publisher DID is one of the archive's and its sha256
-    is that of the dataset's file.
+    Every input file of the lineage that no recorded activity generated is a DL3 dataset
+    of this archive (its publisher DID is one of the archive's and its sha256 that of the
+    dataset's file), a calibration file of one, or reference data shipped with ctanb or
+    in the shared catalogs (:mod:`.publish_inputs`); a refusal names every other input.
 ``rights``
     The token holds the rights to every input (same rule as downloading it).
 
@@ -56,13 +63,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._errors import CtanbError, ProvenanceError
 from ..datamodel import OBSCORE_TABLE
 from .db import ACCESS_URL_BASE, FILES_TABLE, PUBLISHER_AUTHORITY, FileRecord, q, upsert_dataset
 from .obscore_hea import product_hea_row, upsert_hea
-from .publish_row import PRODUCT_COLLECTION, obscore_values
+from .publish_inputs import Inputs, check_steps, classify_inputs, public_graph
+from .publish_row import PRODUCT_COLLECTION, analysis_context, obscore_values
 
 __all__ = [
     "CURATION_TABLE",
@@ -98,17 +106,20 @@ class Curation(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = None
-    publisher: str | None = None
-    creator: str | None = None
-    contact: str | None = None
-    version: str = "1"
-    creation_type: str = "analysis"
-    reference: str | None = None
-    analysis: str | None = None
-    background_method: str | None = None
-    cuts_description: str | None = None
-    fit_hypothesis: str | None = None
+    # Free text is stored as given (never interpreted); lengths are bounded so a
+    # curation record stays a record, not a place to store megabytes.
+    title: str | None = Field(None, max_length=300)
+    #: Set by the archive from the publishing token's identity; a different name is refused.
+    publisher: str | None = Field(None, max_length=200)
+    creator: str | None = Field(None, max_length=200)
+    contact: str | None = Field(None, max_length=200)
+    version: str = Field("1", max_length=40)
+    creation_type: str = Field("analysis", max_length=40)
+    reference: str | None = Field(None, max_length=500)
+    analysis: str | None = Field(None, max_length=200)
+    background_method: str | None = Field(None, max_length=200)
+    cuts_description: str | None = Field(None, max_length=2000)
+    fit_hypothesis: str | None = Field(None, max_length=500)
 
 
 @dataclass(frozen=True)
@@ -216,8 +227,27 @@ def _check_record(path: Path) -> tuple[Any, Any, str | None]:
     if found.old_record:
         raise PublishRefused("content", found.unauthenticated or "record too old to check")
     signature, _ = read_signature(path)
-    signer = f"{signature.signer} ({signature.fingerprint})" if signature else None
+    if signature is None:
+        # An unsigned record can be written by anyone around any file: refused. A
+        # signature by a key the archive does not know is accepted (see the module
+        # docstring); its signer is kept in the curation record.
+        raise PublishRefused(
+            "content", "the product is not signed: make it with ctanb's steps, which sign it"
+        )
+    signer = f"{signature.signer} ({signature.fingerprint})"
     return graph, entity, signer
+
+
+def _check_steps(graph: Any, product_id: str) -> None:
+    """Every activity of the lineage is one of ctanb's registered steps (the rule of redo)."""
+    bad = check_steps(graph, product_id)
+    if bad:
+        raise PublishRefused(
+            "steps",
+            f"activit{'ies' if len(bad) > 1 else 'y'} {', '.join(bad)} "
+            f"{'are' if len(bad) > 1 else 'is'} not one of ctanb's registered analysis steps: "
+            "only products made by ctanb's steps are published (they can be redone)",
+        )
 
 
 def _dl3_leaves(graph: Any, product_id: str) -> list[Any]:
@@ -267,34 +297,23 @@ def _obscore_row(conn: sqlite3.Connection, did: str) -> dict[str, Any] | None:
     return dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
-def _check_inputs(conn: sqlite3.Connection, leaves: list[Any]) -> list[dict[str, Any]]:
-    if not leaves:
-        raise PublishRefused("inputs", "its lineage names no DL3 input of this archive")
-    rows = []
-    for leaf in leaves:
-        name = Path(leaf.location or leaf.id).name
-        did = _recorded_did(leaf)
-        if not did:
-            found = conn.execute(
-                f"SELECT did FROM {q(FILES_TABLE)} WHERE sha256 = ? AND semantics = '#this'",
-                (leaf.sha256,),
-            ).fetchone()
-            if found is None:
-                raise PublishRefused(
-                    "inputs", f"input {name} is not a dataset of this archive (no publisher DID)"
-                )
-            did = found[0]
-        row = _obscore_row(conn, did)
-        if row is None or row.get("obs_collection") == PRODUCT_COLLECTION:
-            raise PublishRefused("inputs", f"input {name} ({did}) is not a dataset of this archive")
-        if leaf.sha256 not in _file_sha256(conn, did):
+def _check_inputs(conn: sqlite3.Connection, leaves: list[Any]) -> Inputs:
+    found = classify_inputs(conn, leaves, recorded_did=_recorded_did, dataset_sha=_file_sha256,
+                            products=PRODUCT_COLLECTION)  # fmt: skip
+    if found.problems:
+        raise PublishRefused("inputs", "; ".join(found.problems))
+    return found
+
+
+def _check_calibration(policy: Any, found: Inputs, token: str | None) -> None:
+    """A calibration file is usable when one dataset holding it is readable by *token*."""
+    groups = policy.groups_for_token(token) if token else set()
+    for name, rows in found.calibration.items():
+        if not any(not r.get("_access_group") or policy.is_released(r.get("obs_release_date"))
+                   or r.get("_access_group") in groups for r in rows):  # fmt: skip
             raise PublishRefused(
-                "inputs",
-                f"input {name} is not the archive's dataset {did}: its sha256 differs "
-                "(altered or another file)",
-            )
-        rows.append(row)
-    return rows
+                "rights", f"input {name} is a calibration file of proprietary datasets only, "
+                "and the token sent belongs to none of their groups", status=403)  # fmt: skip
 
 
 def _check_rights(policy: Any, inputs: list[dict[str, Any]], token: str | None) -> tuple:
@@ -328,9 +347,34 @@ def _check_rights(policy: Any, inputs: list[dict[str, Any]], token: str | None) 
     return "proprietary", release, "+".join(sorted(closed))
 
 
+def _with_publisher(cur: Curation, policy: Any, token: str | None) -> Curation:
+    """*cur* with the publisher the token authenticates (never one the client names)."""
+    find = getattr(policy, "identity_for_token", None)
+    who = (find(token) if find else None) or ", ".join(sorted(policy.groups_for_token(token)))
+    if cur.publisher and cur.publisher != who:
+        raise PublishRefused(
+            "curation",
+            f"the publisher is the identity of the token sent ({who}), not {cur.publisher!r}: "
+            "leave 'publisher' out of the curation",
+            status=403,
+        )
+    return cur.model_copy(update={"publisher": who})
+
+
 # -- the transaction ---------------------------------------------------------------------
 def _existing(conn: sqlite3.Connection, did: str) -> dict[str, Any] | None:
     return _obscore_row(conn, did)
+
+
+def _changed_curation(conn: sqlite3.Connection, did: str, cur: Curation) -> list[str]:
+    """Curation fields the client gave that differ from the published ones."""
+    import json
+
+    found = conn.execute(f"SELECT curation FROM {q(CURATION_TABLE)} WHERE did = ?", (did,))
+    row = found.fetchone()
+    old = json.loads(row[0]) if row and row[0] else {}
+    given = cur.model_fields_set - {"publisher"}
+    return sorted(k for k in given if old.get(k) != getattr(cur, k))
 
 
 def publish_file(
@@ -383,6 +427,7 @@ def publish_file(
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise PublishRefused("curation", f"bad curation fields: {problems}") from None
     graph, entity, signer = _check_record(path)
+    _check_steps(graph, entity.id)
     did = product_did(entity.id, entity.data_sha256 or "")
     # Absolute: a relative path in ctanb.files is read relative to the data folder.
     products = (Path(products_dir) if products_dir else Path(db).parent / "products").resolve()
@@ -391,17 +436,31 @@ def publish_file(
     try:
         create_publish_schema(conn)
         conn.commit()
-        inputs = _check_inputs(conn, _dl3_leaves(graph, entity.id))
+        found = _check_inputs(conn, _dl3_leaves(graph, entity.id))
+        inputs = found.datasets
         rights, release, group = _check_rights(policy, inputs, token)
-        if not cur.publisher:
-            cur = cur.model_copy(update={"publisher": ", ".join(sorted(
-                policy.groups_for_token(token)))})  # fmt: skip
+        _check_calibration(policy, found, token)
+        cur = _with_publisher(cur, policy, token)
         access_url = ACCESS_URL_BASE + "files/" + urllib.parse.quote(did, safe="")
         conn.execute("BEGIN IMMEDIATE")
         if _existing(conn, did) is not None:
+            changed = _changed_curation(conn, did, cur)
             conn.rollback()
+            if changed:
+                raise PublishRefused(
+                    "curation",
+                    f"{did} is already published, with other curation "
+                    f"({', '.join(changed)}): the curation of a published product cannot "
+                    "change; publish without curation to get its DID",
+                    status=409,
+                )
             return PublishResult(did, False, rights, release, access_url)
-        row = obscore_values(path, graph, entity, inputs, cur)
+        # What ProvTAP/ProvSAP serve: no local paths, the publisher's archive identity.
+        public = public_graph(graph, found.dids, cur.publisher)
+        # The analysis context the provenance tells, unless the publisher said it.
+        told = analysis_context(graph, entity)
+        cur = cur.model_copy(update={k: v for k, v in told.items() if not getattr(cur, k)})
+        row = obscore_values(path, public, entity, inputs, cur)
         row.update(
             obs_publisher_did=did,
             obs_id=did.rsplit("?", 1)[1],
@@ -431,9 +490,9 @@ def publish_file(
         conn.execute(
             f"INSERT INTO {q(CURATION_TABLE)} VALUES (?, ?, ?, ?, ?, ?, ?)",
             (did, entity.id, cur.analysis, cur.model_dump_json(), signer, now,
-             graph.serialize("json")),
+             public.serialize("json")),
         )  # fmt: skip
-        insert_product_provenance(conn, did, graph, entity.id, group, release)
+        insert_product_provenance(conn, did, public, entity.id, group, release)
         add_to_coverage(conn, did)  # the archive's coverage MOCs (issue 18)
         try:
             with part.open("wb") as fh:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..datamodel import energy_tev_to_wavelength_m
 
-__all__ = ["PRODUCT_COLLECTION", "obscore_values"]
+__all__ = ["PRODUCT_COLLECTION", "analysis_context", "obscore_values", "step_config"]
 
 #: The ObsCore collection of published products.
 PRODUCT_COLLECTION = "CTANB-PRODUCTS"
@@ -68,13 +68,22 @@ def _image_geometry(path: Path) -> dict[str, Any]:
                 out["s_xel1"], out["s_xel2"] = nx, ny
                 out["em_xel"] = header.get("NAXIS3", 1)
                 break
+        # A fitted product's own range first (FIT_EMIN/FIT_EMAX, TeV, written by the
+        # spectrum step), then its energy bands (E_MIN/E_MAX, or gadf-sed's e_min/e_max).
+        fit = [h.header for h in hdus if "FIT_EMIN" in h.header and "FIT_EMAX" in h.header]
+        if fit:
+            out["energy_min"] = float(fit[0]["FIT_EMIN"])
+            out["energy_max"] = float(fit[0]["FIT_EMAX"])
+            return out
         for hdu in hdus:
             cols = getattr(hdu, "columns", None)
-            if cols is not None and {"E_MIN", "E_MAX"} <= set(cols.names):
-                unit = cols["E_MIN"].unit or "TeV"
+            names = {n.upper(): n for n in (cols.names if cols is not None else [])}
+            if {"E_MIN", "E_MAX"} <= set(names):
+                lo, hi = names["E_MIN"], names["E_MAX"]
+                unit = cols[lo].unit or "TeV"
                 factor = {"TeV": 1.0, "GeV": 1e-3, "MeV": 1e-6, "keV": 1e-9}.get(unit.strip(), 1.0)
-                out["energy_min"] = float(np.min(hdu.data["E_MIN"])) * factor
-                out["energy_max"] = float(np.max(hdu.data["E_MAX"])) * factor
+                out["energy_min"] = float(np.min(hdu.data[lo])) * factor
+                out["energy_max"] = float(np.max(hdu.data[hi])) * factor
                 break
     return out
 
@@ -165,7 +174,45 @@ def obscore_values(
         )
         if model:
             row["spectral_model"] = json.dumps(model) if not isinstance(model, str) else model
+        cfg = step_config(generator)
+        if "spectral_model" not in row and isinstance(cfg.get("model"), str):
+            row["spectral_model"] = cfg["model"]  # the model the step fitted (e.g. log-parabola)
+        if "s_xel1" not in row and cfg.get("on_radius_deg") and "ra_deg" in cfg:
+            # A spectrum's sky region is its on region, not its runs' fields of view.
+            from .ingest_gadf import fov_polygon
+
+            ra, dec, radius = cfg["ra_deg"], cfg["dec_deg"], cfg["on_radius_deg"]
+            row.update(s_ra=ra, s_dec=dec, s_fov=2 * radius, s_region=fov_polygon(ra, dec, radius))
     return row
+
+
+#: How the off counts of a spectrum were measured, by the step's ``region_finder``.
+_BACKGROUND = {
+    "reflected": "reflected regions",
+    "wobble": "wobble (off regions opposite the target)",
+    "auto": "reflected regions, or wobble off regions where too few fit (auto)",
+}
+
+
+def step_config(activity: Any) -> dict[str, Any]:
+    """The configuration values an activity recorded (a pydantic config is unwrapped)."""
+    cfg = activity.config or {}
+    model = cfg.get("__model__") if isinstance(cfg, dict) else None
+    if isinstance(model, list) and len(model) == 2 and isinstance(model[1], dict):
+        return model[1]
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def analysis_context(graph: Any, entity: Any) -> dict[str, str]:
+    """Curation fields the provenance tells: fit hypothesis and background method."""
+    generator = graph.generator_of(entity.id)
+    cfg = step_config(generator) if generator is not None else {}
+    out = {}
+    if isinstance(cfg.get("model"), str):
+        out["fit_hypothesis"] = f"{cfg['model']} spectrum of {cfg.get('source') or 'the source'}"
+    if cfg.get("region_finder") in _BACKGROUND:
+        out["background_method"] = _BACKGROUND[cfg["region_finder"]]
+    return out
 
 
 def _mean(rows: list[dict[str, Any]], key: str) -> float | None:

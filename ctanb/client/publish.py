@@ -143,6 +143,9 @@ def fetch_published(ref: str, out_dir: str | Path, *, archive: str | None = None
         resp = client.session.get(url, timeout=300)
     except Exception as exc:  # requests' errors, named by the layer that failed
         raise ServiceError(f"cannot reach the archive at {archive}: {exc}") from None
+    if resp.status_code == 404:
+        # The archive's 404 is a VOTable document: the user needs one sentence.
+        raise ServiceError(f"no product {name} in this archive ({archive.rstrip('/')})")
     if resp.status_code != 200:
         raise AuthError(f"{name}: {resp.text.strip()}") if resp.status_code in (401, 403) else (
             ServiceError(f"{name}: the archive answered HTTP {resp.status_code}: "

@@ -97,8 +97,32 @@ def links_rows(state: ArchiveState, ids: list[str], base: str, token: str | None
                          f.content_type, f.size or None, qualifier, None, auth,
                          refusal is None))  # fmt: skip
         # Published products (issue 14): progenitors, provenance, derivations, coderived.
-        rows += product_links(state, did, base, token)
+        rows += _readable_lineage(product_links(state, did, base, token), refusal)
     return rows
+
+
+#: Links that name another dataset or product by lineage.
+_LINEAGE = ("#progenitor", "#derivation", "#coderived")
+
+
+def _readable_lineage(rows: list[tuple], refusal: str | None) -> list[tuple]:
+    """The product links a caller may see: lineage stays as secret as ProvTAP/ProvSAP keep it.
+
+    The lineage of a product the caller may not read (its ``#progenitor`` and
+    ``#coderived`` rows) is left out, and so is every ``#derivation``/``#coderived`` row
+    naming a product the caller may not read: such a row would tell which runs a
+    proprietary analysis used. The DataLink spec lets a service list only the links it
+    offers; ``#this`` and ``#provenance`` rows of a refused product stay, refused with
+    ``link_authorized=F`` and the reason, as for DL3 data.
+    """
+    out = []
+    for row in rows:
+        semantics, authorized = row[4], row[11]
+        if semantics in _LINEAGE and (refusal is not None or (
+                semantics != "#progenitor" and authorized is False)):  # fmt: skip
+            continue
+        out.append(row)
+    return out
 
 
 async def datalink_endpoint(request: Request) -> Response:

@@ -7,9 +7,11 @@ entity/activity id of a published record; may repeat), ``DEPTH`` (an integer or
 ``AGENTS`` (``true``/``false``), ``RESPONSEFORMAT`` (``PROV-JSON``, ``PROV-XML``,
 ``PROV-N`` or ``SVG``).
 
-Rights: a proprietary product named by ``ID`` answers 403 with the same message as its
-files; products found by walking FORTH from a dataset are left out when the request may
-not read them. An ID no published record knows answers 404 naming it.
+Rights: a proprietary product named by ``ID`` (or an activity or generated entity of
+its record) answers 403 with the same message as its files; products found by walking
+FORTH from a dataset, or from an input file given by its entity id, are left out when the
+request may not read them, without being named (the dataset's DID and its file's entity
+id answer alike). An ID no published record knows answers 404 naming it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..db import ACCESS_URL_BASE
 from ..publish import CURATION_TABLE, PRODUCT_INPUTS_TABLE
 from .params import ServiceFault, read_params
 from .state import ArchiveState, bearer_token
@@ -150,6 +153,14 @@ def product_document(
     return sub.to_svg() if kind == "svg" else sub.serialize(kind, agents=True)
 
 
+def _only_used(prov_json: str, ident: str) -> bool:
+    """True when *ident* is, in this record, an input no activity of it generated."""
+    from ...provenance.fits import parse_cached
+
+    graph = parse_cached(prov_json)
+    return ident in graph.entities and graph.generator_of(ident) is None
+
+
 def provenance_answer(
     state: ArchiveState, ids: list[str], *, depth: int | None, direction: str, agents: bool,
     fmt: str, token: str | None,
@@ -172,8 +183,11 @@ def provenance_answer(
             reason = state.refusal(did, dataset, token) if dataset else "withdrawn"
             if reason is None:
                 readable.append((did, entity_id, prov_json))
-            elif what != "dataset":
+            elif what == "product" or (what == "record" and not _only_used(prov_json, ident)):
                 raise ServiceFault(reason, 403, plain=True)
+            # else: a dataset, or an input file, that a proprietary analysis used: that
+            # analysis is left out (as walking FORTH from the dataset leaves it out),
+            # without naming it.
         if what == "product" and len(ids) == 1 and depth is None and direction == "BACK" and agents:
             return product_document(conn, *readable[0], fmt), FORMATS[fmt][1]
         for _did, entity_id, prov_json in readable:
@@ -230,4 +244,6 @@ async def provsap_endpoint(request: Request) -> Response:
                 f"NotFoundFault: this archive has no published products (ID {ids[0]!r})", 404
             ) from None
         raise ServiceFault(f"the archive database cannot be read: {exc}", 503) from None
+    # Archive locations are stored base-free (as ObsCore access_url): served with ours.
+    text = text.replace(ACCESS_URL_BASE, state.public_base(str(request.base_url)) + "/")
     return Response(text, media_type=media)

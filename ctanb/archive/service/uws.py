@@ -9,7 +9,9 @@ Owners
     see :meth:`~ctanb.archive.policy.AccessPolicy.identity_for_token`). Only the
     owner sees or changes an owned job (403 for anyone else) and the job list shows
     a client its own jobs only. An anonymous job is never listed: its URL, with a
-    random 128-bit id, is the only way to it.
+    random 128-bit id, is the only way to it. A job's query runs with its owner's
+    rights (the owner's groups and the groups they include, as the token gave them on
+    ``/sync``); an anonymous job with public rights only.
 Quotas
     Per owner (anonymous clients: per address), at most
     ``max_active_jobs`` unfinished jobs (403) and ``jobs_per_minute`` new jobs (429
@@ -42,7 +44,16 @@ from .tap import execute_query, validate_query_params
 from .uws_store import INTERRUPTED, JobStore, default_store_path
 from .uws_xml import check_job_params
 
-__all__ = ["ACTIVE", "Job", "JobManager", "QuotaFault", "iso", "now_utc", "parse_iso"]
+__all__ = [
+    "ACTIVE",
+    "Job",
+    "JobManager",
+    "QuotaFault",
+    "iso",
+    "now_utc",
+    "owner_groups",
+    "parse_iso",
+]
 
 log = logging.getLogger("ctanb.archive.service")
 
@@ -115,6 +126,22 @@ class Job:
 def _job_from_row(data: dict) -> Job:
     pairs = [(k, v) for k, values in data.pop("params").items() for v in values]
     return Job(params=Params(pairs), **data)
+
+
+def owner_groups(policy: Any, owner: str | None) -> frozenset[str]:
+    """The groups a job's *owner* (an identity, ``"a+b"`` for several) acts for,
+    with the groups they include: what the owner's token gave at creation."""
+    groups = getattr(policy, "groups", None)
+    if not owner or not isinstance(groups, dict):
+        return frozenset()
+    found: set[str] = set()
+    todo = [name for name in owner.split("+") if name in groups]
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += list(getattr(groups[name], "includes", ()) or ())
+    return frozenset(found)
 
 
 class JobManager:
@@ -331,14 +358,19 @@ class JobManager:
             conn = self.state.open_connection()
             job.conn = conn
             req = validate_query_params(job.params, self.state)
-            result = execute_query(
-                self.state,
-                req,
-                job.base_url,
-                conn=conn,
-                timeout_s=float(job.execution_duration),
-                cancelled=lambda: job.abort_requested or self._closing,
-            )
+            # The job runs with its owner's rights (the provenance views read the groups
+            # of "the current request"; a worker thread has none of its own).
+            from ..provtap import run_as_groups
+
+            with run_as_groups(owner_groups(self.state.policy, job.owner)):
+                result = execute_query(
+                    self.state,
+                    req,
+                    job.base_url,
+                    conn=conn,
+                    timeout_s=float(job.execution_duration),
+                    cancelled=lambda: job.abort_requested or self._closing,
+                )
         except ServiceFault as exc:
             with self._lock:
                 self._end_failed(job, exc.message)
