@@ -283,7 +283,7 @@ def test_redo_of_an_unknown_did_says_so(own, tmp_path):
     assert "<" not in result.stderr and "Traceback" not in result.stderr
 
 
-@recorded(name="test-flux-points", version="1.0", inputs=["event_file"],
+@recorded(name="test-flux-points-hostile", version="1.0", inputs=["event_file"],
           outputs={"out": "flux_points"}, data_level="DL5")  # fmt: skip
 def flux_points(event_file: str, out: str, *, fit_range: list[float] | None = None) -> None:
     """Flux points 1-10 TeV of a power law (the run only gives the lineage), with the fit
