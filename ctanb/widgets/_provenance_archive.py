@@ -22,7 +22,7 @@ __all__ = ["CURATION_FIELDS", "ArchiveActions"]
 
 #: Curation fields the Publish tab offers: name -> (label, placeholder).
 CURATION_FIELDS = {
-    "title": ("Title", "e.g. Crab flux points, 4 runs"),
+    "title": ("Title", "flux points of the Crab Nebula, 4 runs"),
     "creator": ("Creator", "who made it"),
     "contact": ("Contact", "e-mail address"),
     "version": ("Version", "e.g. 1.0"),
