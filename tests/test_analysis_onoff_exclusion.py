@@ -177,7 +177,10 @@ def test_mask_leaving_no_off_region_names_the_exclusion_and_keeps_the_mask(
 def test_mask_excluding_everything_is_an_error(prov_store_url, tmp_path):
     config = _with_exclusion({"regions": ["icrs;circle(83.633,22.0145,20)"]})
     inputs = inputs_from_datastore(release_dir("hess-dl3-dr1"), CRAB_RUNS[:1])
-    with pytest.raises(AnalysisError, match=r"excludes the whole map.*smaller exclusion radius"):
+    with pytest.raises(
+        AnalysisError,
+        match=r"excludes the whole map: the user region icrs;circle\(83\.633,22\.0145,20\) alone",
+    ):
         SpectrumStep(config).run(inputs, out=tmp_path)
     assert not list(tmp_path.glob("spectrum_obs*.fits"))
 

@@ -120,8 +120,11 @@ import fs from "node:fs";
 const state = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 globalThis.requestAnimationFrame = (f) => f();
 const svg = { innerHTML: "", addEventListener() {}, setAttribute() {} };
+// Any other element the view looks up (banner, footprint chooser...) is a plain stub.
+const stub = () => ({ style: {}, innerHTML: "", hidden: true, addEventListener() {},
+  setAttribute() {}, classList: { add() {}, remove() {}, toggle() {} } });
 const el = { classList: { add() {} }, innerHTML: "",
-  querySelector: (s) => (s === ".ctanb-skyplot" ? svg : { style: {}, innerHTML: "" }) };
+  querySelector: (s) => (s === ".ctanb-skyplot" ? svg : stub()) };
 const model = { get: (k) => state[k], on() {}, set() {}, save_changes() {}, send() {} };
 const mod = await import(process.argv[3]);
 mod.default.render({ model, el });

@@ -479,11 +479,19 @@ def test_tutorial_notebooks_run_against_dachs_in_a_spawned_server(dachs_kernels)
     # The server's working directory is the user's home, with the tutorials copied in.
     assert kernel.run("import os; print(sorted(os.listdir('notebooks')))").strip() != "[]"
     started = time.monotonic()
+    skipped: list[str] = []
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         this = time.monotonic()
         for cell in nb.cells:
-            if cell.cell_type == "code":
-                kernel.run(cell.source)
+            if cell.cell_type != "code":
+                continue
+            if "embedded-archive-only" in cell.metadata.get("tags", []):
+                # ctanb's coverage endpoint (issue 18) is not part of DaCHS: said, not hidden.
+                skipped.append(f"{path.name}: {cell.source.splitlines()[0]}")
+                continue
+            kernel.run(cell.source)
         print(f"{path.name} in alice's server against DaCHS: {time.monotonic() - this:.1f} s")
     print(f"all tutorials against DaCHS: {time.monotonic() - started:.1f} s")
+    print("cells not run against DaCHS (no coverage endpoint there):", *skipped, sep="\n  ")
+    assert len(skipped) == 3 and all(s.startswith("02_sky_and_samp") for s in skipped)

@@ -83,7 +83,8 @@ def test_basket_collects_across_searches_and_downloads_exports_all(app, tmp_path
 
 
 def test_basket_send_needs_samp_and_then_reaches_a_client(app, tmp_path):
-    from test_widgets import FakeTopcat, wait_until
+    from conftest import wait_for
+    from test_widgets import FakeTopcat
 
     search(app, target="Crab", radius=3, obs_collection="HESS-DL3-DR1")
     app.table.select([0, 1, 2])
@@ -96,12 +97,12 @@ def test_basket_send_needs_samp_and_then_reaches_a_client(app, tmp_path):
         topcat = FakeTopcat(lockfile)
         try:
             app.samp_controls.refresh()
-            wait_until(lambda: "topcat" in app.samp_controls.chooser.options, 30, "topcat")
+            wait_for(lambda: "topcat" in app.samp_controls.chooser.options, 30, "topcat")
             delivery = app.basket.send()
-            loaded = wait_until(lambda: topcat.received.get("table.load.votable"), 30,
+            loaded = wait_for(lambda: topcat.received.get("table.load.votable"), 30,
                                 "TOPCAT to receive the basket")  # fmt: skip
             assert loaded[-1]["table-id"] == delivery.table_id
-            wait_until(lambda: delivery.done, 30, "the answer")
+            wait_for(lambda: delivery.done, 30, "the answer")
             assert "topcat" in app.basket.status.value
         finally:
             topcat.close()

@@ -168,7 +168,8 @@ def test_token_field_logs_in_and_out_without_keeping_the_token(archive_url, tmp_
 
 
 def test_samp_buttons_are_in_the_default_app_and_connect_on_demand(crab_app, tmp_path):
-    from test_widgets import FakeTopcat, wait_until
+    from conftest import wait_for
+    from test_widgets import FakeTopcat
 
     app = crab_app
     assert app.samp is None and "not connected" in app.samp_box.children[0].children[2].value
@@ -180,9 +181,9 @@ def test_samp_buttons_are_in_the_default_app_and_connect_on_demand(crab_app, tmp
             controls = app.samp_controls
             assert controls.widget in app.samp_box.children
             controls.refresh()
-            wait_until(lambda: "topcat" in controls.chooser.options, 30, "topcat in the list")
+            wait_for(lambda: "topcat" in controls.chooser.options, 30, "topcat in the list")
             controls.send_table_button.click()
-            loaded = wait_until(lambda: topcat.received.get("table.load.votable"), 30,
+            loaded = wait_for(lambda: topcat.received.get("table.load.votable"), 30,
                                 "TOPCAT to receive the table")  # fmt: skip
             assert loaded[-1]["table-id"] == link.table_id(app.table.table)
         finally:

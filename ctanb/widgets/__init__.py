@@ -3,7 +3,7 @@
 >>> import ctanb
 >>> app = ctanb.App()   # or ctanb.App("http://127.0.0.1:8100/tap")
 >>> app.tabs.titles
-('Search', 'Analysis', 'Provenance', 'Jobs')
+('Search', 'Analysis', 'Provenance', 'Jobs', 'Products')
 
 Panels are thin: every button calls one public method, the state is in
 traitlets, the front end sends named commands, and a :class:`~ctanb.CtanbError`
