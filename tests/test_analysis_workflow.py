@@ -81,6 +81,25 @@ def test_ctanb_run_with_a_bad_configuration_prints_one_line(data_dir: Path, tmp_
     assert not (tmp_path / "out").exists()
 
 
+def test_ctanb_run_does_not_overwrite_the_products_of_another_configuration(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = datastore_config(data_dir, [20136], maps=MSH_CONFIG)
+    (out / "analysis.yaml").write_text(yaml.safe_dump(earlier))
+    (out / "maps").mkdir()
+    (out / "maps" / "counts.fits").write_bytes(b"earlier products")
+    other = datastore_config(data_dir, [20137], maps=MSH_CONFIG)
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(other))
+    done = ctanb("run", str(path), "--out", str(out), "--no-progress", check=False)
+    assert done.returncode != 0
+    assert "already holds the products of another analysis configuration" in done.stderr
+    assert "--replace" in done.stderr and "Traceback" not in done.stderr
+    assert (out / "maps" / "counts.fits").read_bytes() == b"earlier products"
+
+
 # -- ctanb run + prov redo on the example map configurations -----------------------------
 @pytest.mark.parametrize(
     ("example", "n_obs", "n_products"), [("msh1552_map", 5, 7), ("cta1dc_gps_map", 4, 6)]

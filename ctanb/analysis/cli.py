@@ -27,6 +27,11 @@ __all__ = ["run"]
     "--serial", is_flag=True, help="Reduce in this process (overrides the configuration)."
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Overwrite --out even when it holds the products of another configuration.",
+)
 def run(
     config: str,
     out_dir: str,
@@ -35,6 +40,7 @@ def run(
     scheduler: str | None,
     serial: bool,
     progress: bool,
+    replace: bool = False,
 ) -> None:
     """Run the analysis of CONFIG (observations, maps, spectrum, light curve) into --out.
 
@@ -54,6 +60,8 @@ def run(
         setting = ParallelConfig(backend="dask", n_workers=workers, progress=progress)
     elif workflow.config.parallel is not None:
         setting = workflow.config.parallel.model_copy(update={"progress": progress})
+    if not replace:
+        _refuse_other_products(Path(out_dir), workflow.config.to_yaml())
     result = workflow.run(out_dir, archive_url=archive_url, parallel=setting, progress=progress)
     click.echo(
         f"{workflow.config.name}: {len(result.observations)} observation(s), "
@@ -61,6 +69,24 @@ def run(
     )
     for name, path in result.products.items():
         click.echo(f"  {name}: {path}")
+
+
+def _refuse_other_products(out: Path, config_yaml: str) -> None:
+    """Stop before a run overwrites the products another configuration wrote into *out*."""
+    import yaml
+
+    earlier = out / "analysis.yaml"  # written by Workflow.run next to its products
+    if not earlier.is_file():
+        return
+    try:
+        same = yaml.safe_load(earlier.read_text()) == yaml.safe_load(config_yaml)
+    except (OSError, yaml.YAMLError):
+        same = False
+    if not same:
+        raise click.ClickException(
+            f"{out} already holds the products of another analysis configuration "
+            f"({earlier}); choose a new --out folder, or add --replace to overwrite them"
+        )
 
 
 def _example_or_path(config: str) -> Path:

@@ -11,9 +11,12 @@ shown inline as PNG; the products go to the provenance panel.
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 import math
 import os
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,6 +128,10 @@ class AnalysisPanel(w.VBox):
         What is running (``""`` when idle); ``progress`` from 0 to 1.
     products : dict
         Product name -> file of the last runs.
+    last_folder : str
+        The folder of the last run's products: each run writes into a new folder
+        ``<kind>/<time>_<target or first run>[+<more runs>]`` of ``out_dir``, so
+        no run overwrites an earlier one's products.
     last_map, last_spectrum : StepResult
         The last :class:`~ctanb.analysis.maps.MapResult` and spectrum result (None before).
     """
@@ -134,6 +141,7 @@ class AnalysisPanel(w.VBox):
     stage = t.Unicode("")
     progress = t.Float(0.0)
     products = t.Dict()
+    last_folder = t.Unicode("")
     last_map = t.Any(None, allow_none=True)
     last_spectrum = t.Any(None, allow_none=True)
     map_png = t.Bytes(b"")
@@ -300,11 +308,12 @@ class AnalysisPanel(w.VBox):
         self._stage(f"downloading {len(selection)} observation(s)", 0.1)
         return inputs_from_archive(selection)
 
-    def _out(self, name: str) -> Path:
+    def _out(self, kind: str) -> Path:
+        """A new folder for this run's products (never one an earlier run wrote)."""
         if self.out_dir is None:
             self.out_dir = products_dir()
-        folder = self.out_dir / name
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = run_folder(self.out_dir / kind, self.app.selected_results().table)
+        self.last_folder = str(folder)
         return folder
 
     def _stage(self, text: str, fraction: float) -> None:
@@ -320,7 +329,11 @@ class AnalysisPanel(w.VBox):
                 self.app.provenance.add_product(path)
         self.stage, self.progress = "", 1.0
         self.progress_bar.value = 1.0
-        self.stage_label.value = f"done: {len(products)} product(s)"
+        from ._tools import _shown_path
+
+        shown = _shown_path(Path(self.last_folder)) if self.last_folder else ""
+        self.stage_label.value = (f"done: {len(products)} product(s) in "
+                                  f"<code class='ctanb-run-folder'>{html.escape(shown)}</code>")  # fmt: skip
 
     def _read_yaml(self, name: str, text: str) -> None:
         import yaml
@@ -344,6 +357,67 @@ def products_dir() -> Path:
     folder = folder.expanduser().resolve()
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def run_folder(parent: str | Path, table: Any = None, *, when: float | None = None) -> Path:
+    """Create and return a new folder for one analysis run's products.
+
+    Named so a user recognises the run: ``<time>_<label>`` with the label the
+    selection's common target, else its first run, and ``+N`` for the other
+    runs (``2026-12-06T06-45-10_Crab_23523+3``). A folder that already exists is
+    never reused (``-2``, ``-3``, ... are appended), so a run cannot overwrite the
+    products of an earlier one.
+
+    Parameters
+    ----------
+    parent : path
+        The folder holding the runs' folders (e.g. ``ctanb-products/spectrum``).
+    table : astropy.table.Table, optional
+        The selected observations (ObsCore columns ``target_name``, ``obs_id``).
+    when : float, optional
+        The run's time (seconds since the epoch; default: now), in local time.
+
+    Returns
+    -------
+    Path
+        The new, empty folder.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.localtime(when))
+    label = _run_label(table)
+    base = f"{stamp}_{label}" if label else stamp
+    for attempt in range(1, 10_000):
+        folder = parent / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            folder.mkdir()  # atomic: two runs at once never get the same folder
+        except FileExistsError:
+            continue
+        return folder
+    raise AnalysisError(
+        f"cannot make a new products folder in {parent}: too many runs named {base}"
+    )
+
+
+def _run_label(table: Any) -> str:
+    """``<target or first run>[_<first run>][+<other runs>]``, safe as a file name."""
+    if table is None or len(table) == 0:
+        return ""
+
+    def column(name: str) -> list[str]:
+        if name not in table.colnames:
+            return []
+        values = [(v.decode() if isinstance(v, bytes) else str(v)).strip() for v in table[name]]
+        return [v for v in values if v not in ("", "--", "None")]
+
+    targets, runs = set(column("target_name")), column("obs_id")
+    parts = [targets.pop()] if len(targets) == 1 else []
+    if runs:
+        parts.append(runs[0])
+    # Only letters, digits, '.', '+', '-' per part: no '/', '..' or spaces from a target name.
+    parts = [re.sub(r"[^A-Za-z0-9.+-]+", "-", p).strip("-.")[:40] for p in parts]
+    label = "_".join(p for p in parts if p)
+    return f"{label}+{len(table) - 1}" if len(table) > 1 else label
 
 
 def _separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
