@@ -336,7 +336,7 @@ class MultiWavelengthSED:
             raise AnalysisError("multi-wavelength SED: give a result or ra_deg/dec_deg")
         spectra = catalog_spectra(ra, dec, radius_deg=radius_deg, catalogs=tuple(catalogs))
         return cls(
-            flux_points=getattr(result, "flux_points", None),
+            flux_points=_points_of(result),
             model=getattr(result, "model", None) if result is not None else None,
             label=label,
             catalog_spectra=spectra,
@@ -426,3 +426,11 @@ class MultiWavelengthSED:
             f"{len(self.catalog_spectra)} catalog spectra)<table><tr><th>catalog source</th>"
             f"<th>points</th><th>reference</th></tr>{rows}</table>"
         )
+
+
+def _points_of(result: Any) -> Any:
+    """The result's flux points, for a joint energy-scale fit in its model's scale."""
+    moved = getattr(result, "flux_points_intrinsic", None)
+    if moved:
+        return next(iter(moved.values()))
+    return getattr(result, "flux_points", None)

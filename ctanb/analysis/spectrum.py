@@ -183,13 +183,61 @@ class SpectrumResult(StepResult):
             return intrinsic_model(self.models, source)
         return self.models[source]
 
+    @property
+    def flux_points_intrinsic(self) -> dict[str, FluxPoints]:
+        """Each telescope's flux points in the energy scale of :attr:`model`.
+
+        With ``energy_scale`` nuisance parameters the points are estimated in each
+        telescope's own scale (their files say so: ``MODELNAM``); here they are moved to
+        the intrinsic scale of the joint model, so that they can be drawn with it.
+        Without energy scales these are :attr:`flux_points_by_telescope` as they are.
+
+        Returns
+        -------
+        dict
+            Telescope name -> gammapy ``FluxPoints``.
+        """
+        points = dict(self.flux_points_by_telescope) or (
+            {"": self.flux_points} if self.flux_points is not None else {}
+        )
+        source = self.config.source if self.config else None
+        if self.models is None or source is None or source in self.models.names:
+            return points
+        from .energy_scale import points_in_intrinsic_scale, scale_model_name
+
+        moved = {}
+        for telescope, found in points.items():
+            name = scale_model_name(source, telescope)
+            if name not in self.models.names:
+                moved[telescope] = found
+                continue
+            z = self.models[name].spectral_model.z.value
+            moved[telescope] = points_in_intrinsic_scale(found, z)
+        return moved
+
     def plot(self, ax: Any = None, *, sed_type: str = "e2dnde", **kwargs: Any) -> Any:
-        """SED plot: flux points and the fitted model with its error butterfly."""
+        """SED plot: flux points and the fitted model with its error butterfly.
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw (default: a new figure).
+        sed_type : str
+            gammapy SED type of the y axis.
+        **kwargs
+            Passed to :func:`~ctanb.analysis.plot_sed`.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The axes drawn on (points of joint energy-scale fits in the model's scale).
+        """
         from .sed import plot_sed
 
         if len(self.flux_points_by_telescope) < 2:
-            return plot_sed(self.flux_points, self.model, ax=ax, sed_type=sed_type, **kwargs)
-        for index, (telescope, points) in enumerate(self.flux_points_by_telescope.items()):
+            points = next(iter(self.flux_points_intrinsic.values()), self.flux_points)
+            return plot_sed(points, self.model, ax=ax, sed_type=sed_type, **kwargs)
+        for index, (telescope, points) in enumerate(self.flux_points_intrinsic.items()):
             ax = plot_sed(
                 points,
                 self.model if index == 0 else None,
