@@ -18,8 +18,18 @@ gammapy's ``Datasets.stat_sum`` adds to the fit statistic (``-2 ln prior`` =
 (the ``IRFModels`` / ``ERecoIRFModel`` energy-bias models of some development
 branches were never released), so the one piece ctanb adds is
 :class:`EnergyScaleSpectralModel`, a wrapper registered with gammapy's spectral
-model registry (models YAML files round-trip). The intrinsic model's parameters
-are shared (linked, gammapy's way) between the instruments' sky models.
+model registry (models YAML files round-trip once this module is imported:
+``import ctanb.analysis.energy_scale`` before gammapy's ``Models.read`` of a joint
+fit's models file). The intrinsic model's parameters are shared (linked, gammapy's
+way) between the instruments' sky models.
+
+The fit statistic then includes the priors' constant, ``2 ln(delta_i sqrt(2 pi))``
+per instrument: compare statistics (likelihood-ratio tests) only between fits with
+the same priors, or subtract it.
+
+Flux points are estimated per instrument against its own scaled model (the files
+say which: ``MODELNAM``); :attr:`ctanb.analysis.SpectrumResult.flux_points_intrinsic`
+moves them into the scale of the joint model for plotting with it.
 """
 
 from __future__ import annotations
