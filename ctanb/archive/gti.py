@@ -81,12 +81,25 @@ def _scale(header: dict, path: Path) -> str:
         return "tai"
     from astropy.time import Time
 
-    if scale not in Time.SCALES:
+    # LOCAL (a free-running clock) is an astropy scale but has no link to TT
+    usable = [s for s in Time.SCALES if s != "local"]
+    if scale not in usable:
         raise TimeCoverageError(
-            f"{path}: time system TIMESYS={header.get('TIMESYS')!r} is not one of "
-            f"{', '.join(s.upper() for s in Time.SCALES)}"
+            f"{path}: time system TIMESYS={header.get('TIMESYS')!r} cannot be placed on "
+            f"the TT time line: it must be one of {', '.join(s.upper() for s in usable)}"
         )
     return scale
+
+
+def _gti_extension(names: list[str], hdu: str) -> str | None:
+    """*hdu* when the file has it, else the first extension named like a GTI table.
+
+    X-ray missions name them differently (XMM-Newton ``STDGTI01``, Chandra ``GTI7``,
+    Swift ``GTI``...): any extension whose name contains ``GTI`` is one.
+    """
+    if hdu.upper() in names:
+        return hdu.upper()
+    return next((n for n in names[1:] if "GTI" in n.upper()), None)
 
 
 def read_gti(path: str | Path, *, hdu: str = "GTI") -> tuple[Time, Time]:
@@ -98,7 +111,9 @@ def read_gti(path: str | Path, *, hdu: str = "GTI") -> tuple[Time, Time]:
         A GADF event file (or any FITS file with a GTI table of ``START``/``STOP``
         columns).
     hdu : str, optional
-        Name of the GTI extension (default ``"GTI"``).
+        Name of the GTI extension (default ``"GTI"``); when the file has none of
+        that name, the first extension whose name contains ``GTI`` (e.g. XMM-Newton's
+        ``STDGTI01``).
 
     Returns
     -------
@@ -126,9 +141,10 @@ def read_gti(path: str | Path, *, hdu: str = "GTI") -> tuple[Time, Time]:
     try:
         with fits.open(path, memmap=False) as hdul:
             names = [h.name for h in hdul]
-            if hdu.upper() not in names:
+            hdu = _gti_extension(names, hdu)
+            if hdu is None:
                 raise TimeCoverageError(
-                    f"{path}: no {hdu} extension (it has {', '.join(names) or 'none'})"
+                    f"{path}: no GTI extension (it has {', '.join(names) or 'none'})"
                 )
             table = hdul[hdu]
             header = dict(hdul["EVENTS"].header) if "EVENTS" in names else {}
@@ -381,6 +397,7 @@ def read_tmoc(path: str | Path) -> TimeMOC:
     if not path.is_file():
         raise TimeCoverageError(f"{path}: no such time MOC file")
     if _is_fits(path):
+        _check_fits_order(path)
         try:
             return TimeMOC.from_fits(str(path))
         except Exception as exc:  # mocpy: ValueError, KeyError, or a Rust panic
@@ -391,11 +408,33 @@ def read_tmoc(path: str | Path) -> TimeMOC:
         raise TimeCoverageError(f"{path}: neither a FITS nor an ASCII time MOC file") from None
     try:
         return tmoc_from_string(text)
-    except TimeCoverageError:
+    except TimeCoverageError as exc:
+        if "order" in str(exc):  # a MOC, with an order out of range: say so
+            raise TimeCoverageError(f"{path}: {exc}") from None
         # the message of tmoc_from_string quotes the text: not the content of a file
         raise TimeCoverageError(
             f"{path}: neither a FITS nor an ASCII time MOC (MOC 2.0) file"
         ) from None
+
+
+def _check_fits_order(path: Path) -> None:
+    """The MOC orders a FITS header declares (MOCORD_T, TORDER, MOCORDER) are 0..61."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            headers = [h.header for h in hdul[1:]]
+    except Exception:  # damaged: mocpy's reading says so
+        return
+    for header in headers:
+        for key in ("MOCORD_T", "TORDER", "MOCORDER"):
+            if key in header:
+                try:
+                    _check_order(int(header[key]))
+                except (TypeError, ValueError):
+                    _check_order(header[key])
+                except TimeCoverageError as exc:
+                    raise TimeCoverageError(f"{path}: {key}={header[key]}: {exc}") from None
 
 
 def _is_fits(path: Path) -> bool:
@@ -474,12 +513,43 @@ def as_intervals(during: Any) -> np.ndarray:
         starts, stops = zip(*(tuple(p) for p in pairs), strict=True)
     except (TypeError, ValueError):
         raise TimeCoverageError("each interval must be a (start, stop) pair") from None
+    if any(isinstance(s, str) for s in starts + stops):
+        starts, stops = _iso_pairs(starts, stops)
     if any(isinstance(s, Time) for s in starts + stops):
         return check_intervals(
             Time([_as_time(s, "start time") for s in starts]),
             Time([_as_time(s, "stop time") for s in stops]),
         )
     return check_intervals(np.asarray(starts, dtype=float), np.asarray(stops, dtype=float))
+
+
+def _iso_pairs(starts: tuple, stops: tuple) -> tuple[tuple, tuple]:
+    """ISO strings as UTC Times; a pair mixing an ISO time and an MJD number is refused."""
+    from astropy.time import Time
+
+    def one(value: Any, i: int, what: str) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return Time(value.strip().replace(" ", "T", 1), scale="utc")
+        except ValueError:
+            raise TimeCoverageError(
+                f"time interval {i}: {what} {value!r} is not a time (give an ISO time such "
+                "as 2006-07-29T21:00 (UTC), an astropy Time, or an MJD number (TT))"
+            ) from None
+
+    for i, (a, b) in enumerate(zip(starts, stops, strict=True)):
+        if isinstance(a, str) != isinstance(b, str) and not (
+            isinstance(a, Time) or isinstance(b, Time)
+        ):
+            raise TimeCoverageError(
+                f"time interval {i} mixes an ISO time (read as UTC) and an MJD number (read "
+                "as TT): give both times the same way"
+            )
+    return (
+        tuple(one(a, i, "start") for i, a in enumerate(starts)),
+        tuple(one(b, i, "stop") for i, b in enumerate(stops)),
+    )
 
 
 def _file_intervals(path: Path) -> np.ndarray:
@@ -496,7 +566,7 @@ def _file_intervals(path: Path) -> np.ndarray:
                           "TORDER" in h.header or "MOCORD_T" in h.header for h in hdul[1:])  # fmt: skip
         except Exception as exc:  # a damaged FITS file
             raise TimeCoverageError(f"{path}: cannot read FITS: {exc}") from None
-        if "GTI" in names and not moc:
+        if _gti_extension(names, "GTI") and not moc:
             return gti_mjd(path)
         if not moc:
             raise TimeCoverageError(
