@@ -186,7 +186,7 @@ def test_iso_strings_and_mixed_pairs():
     assert np.allclose(iso, [[t0.tt.mjd, t1.tt.mjd]], atol=US, rtol=0)
     spaced = gti.as_intervals([("2006-07-29 20:50:00", "2006-07-29 20:54:00")])
     assert np.allclose(spaced, iso, atol=US, rtol=0)
-    with pytest.raises(TimeCoverageError, match="read as UTC.*read as TT"):
+    with pytest.raises(TimeCoverageError, match=r"read as UTC.*read as TT"):
         gti.as_intervals([("2006-07-29T20:50:00", 53945.87)])
     with pytest.raises(TimeCoverageError, match="'yesterday' is not a time"):
         gti.as_intervals([("yesterday", "2006-07-29T20:54:00")])
