@@ -373,6 +373,11 @@ def tmoc_from_string(text: str) -> TimeMOC:
         for word in body.replace(",", " ").split():
             if "/" in word:
                 _check_order(int(word.split("/")[0]))
+            cells = word.split("/")[-1]
+            if "-" in cells and int(cells.split("-")[0]) > int(cells.split("-")[1]):
+                raise TimeCoverageError(
+                    f"time MOC range {cells} is reversed: its first cell is after its last"
+                )
         tmoc = TimeMOC.from_string(body, format="ascii")
     except TimeCoverageError:
         raise
