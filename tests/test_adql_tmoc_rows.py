@@ -64,3 +64,24 @@ def test_nan_is_named_not_zero():
     register_functions(conn)
     assert conn.execute("SELECT adql_tmoc_overlap(NULL, 55000.0, 55001.0)").fetchone() == (None,)
     assert not issubclass(RowValueError, ValueError)  # not swallowed as a bad geometry is
+
+
+def test_using_join_gives_one_merged_column(archive_url):
+    import ctanb
+
+    archive = ctanb.connect(archive_url, progress=False)
+    table = archive.query(
+        "SELECT TOP 2 * FROM ivoa.obscore JOIN ivoa.obscore_hea USING (obs_publisher_did)"
+    ).table
+    names = table.colnames
+    assert names.count("obs_publisher_did") == 1 and "obs_publisher_did_2" not in names
+    assert "t_intervals" in names and "s_ra" in names
+    # the energies of the two tables: TeV in ivoa.obscore, eV in ivoa.obscore_hea (the note)
+    units = archive.query(
+        "SELECT table_name, unit, description FROM tap_schema.columns "
+        "WHERE column_name = 'energy_min' ORDER BY table_name"
+    ).table
+    described = {str(r["table_name"]): (str(r["unit"]), str(r["description"])) for r in units}
+    assert described["ivoa.obscore"][0] == "TeV" and described["ivoa.obscore_hea"][0] == "eV"
+    assert "eV" in described["ivoa.obscore"][1].replace("TeV", "")
+    assert "TeV" in described["ivoa.obscore_hea"][1]

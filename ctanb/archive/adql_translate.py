@@ -401,7 +401,16 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
                     sources = [self._qualified_source(item, scope.sources, item)]
                 if not sources:
                     raise self.error("SELECT * needs a FROM clause", item)
-                out += [(column_sql(s, c), c) for s in sources for c in s.columns]
+                # a USING / NATURAL join column is one column (SQL-92), not one per table
+                seen: set[str] = set()
+                for s in sources:
+                    for c in s.columns:
+                        name = c.name.lower()
+                        if isinstance(item, exp.Star) and name in scope.merged:
+                            if name in seen:
+                                continue
+                            seen.add(name)
+                        out.append((column_sql(s, c), c))
                 continue
             alias = None
             if isinstance(item, exp.Alias):
