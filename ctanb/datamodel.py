@@ -213,8 +213,8 @@ OBSCORE_COLUMNS: tuple[Column, ...] = (
     _c("applied_cuts", "char", "", "meta.code;meta.software", "Gamma/hadron cut level: loose, standard, hard, rad_max", arraysize=_S, group="provenance", indexed=True, choices=CHOICES["applied_cuts"]),
     _c("spectral_model", "char", "", "meta.code;spect", "Spectral model assumed by the IRFs or product", arraysize=_S, group="provenance"),
     # --- CTA energy and counts ----------------------------------------------------------
-    _c("energy_min", "double", "TeV", "em.energy;stat.min", "Lowest energy of the dataset", group="cta", principal=True, indexed=True),
-    _c("energy_max", "double", "TeV", "em.energy;stat.max", "Highest energy of the dataset", group="cta", principal=True, indexed=True),
+    _c("energy_min", "double", "TeV", "em.energy;stat.min", "Lowest energy of the dataset, in TeV (ivoa.obscore_hea.energy_min is the same energy in eV, as the HEA note says)", group="cta", principal=True, indexed=True),
+    _c("energy_max", "double", "TeV", "em.energy;stat.max", "Highest energy of the dataset, in TeV (ivoa.obscore_hea.energy_max is the same energy in eV, as the HEA note says)", group="cta", principal=True, indexed=True),
     _c("ev_xel", "long", "", "meta.number;phys.count", "Number of events in the event list", group="cta", principal=True),
 )
 # fmt: on
@@ -266,8 +266,8 @@ OBSCORE_HEA_COLUMNS: tuple[Column, ...] = (
     _c("s_ref_oaa", "double", "deg", "pos.posAng;instr.offset;pos", "Off-axis angle at which s_fov, s_region and s_resolution are given", group="hea"),
     _c("em_ref_oaa", "double", "deg", "pos.posAng;instr.offset;em", "Off-axis angle at which em_res_power is given", group="hea"),
     _c("t_intervals", "char", "", "time.interval;obs.exposure", "Good-time intervals of the observation as a time MOC (MOC 2.0 ASCII, order 61 = 1 microsecond, TCB)", arraysize=_S, group="hea", principal=True, indexed=True),
-    _c("energy_min", "double", "eV", "em.energy;stat.min", "Lowest energy of the dataset (the energy of em_max)", group="hea", principal=True, indexed=True),
-    _c("energy_max", "double", "eV", "em.energy;stat.max", "Highest energy of the dataset (the energy of em_min)", group="hea", principal=True, indexed=True),
+    _c("energy_min", "double", "eV", "em.energy;stat.min", "Lowest energy of the dataset (the energy of em_max), in eV as the HEA note says (ivoa.obscore.energy_min: the same in TeV)", group="hea", principal=True, indexed=True),
+    _c("energy_max", "double", "eV", "em.energy;stat.max", "Highest energy of the dataset (the energy of em_min), in eV as the HEA note says (ivoa.obscore.energy_max: the same in TeV)", group="hea", principal=True, indexed=True),
     _c("obs_mode", "char", "", "meta.code;obs.param", "Observation mode (as in ivoa.obscore: wobble, on, off, scan)", arraysize=_S, group="hea", indexed=True),
     _c("tracking_mode", "char", "", "meta.code;obs.param", "Tracking of the telescopes: sidereal, fixed-az-el-transit, solar-system-object-tracking, none", arraysize=_S, group="hea", indexed=True),
     _c("scan_mode", "char", "", "meta.code;obs.param", "Spatial scan mode: on-source, on-off, raster-map, on-the-fly-cross-map (IACT wobble), ...", arraysize=_S, group="hea", indexed=True),

@@ -115,3 +115,21 @@ def test_serve_answers_over_http(tmp_path, data_dir):
 def test_serve_refuses_a_missing_database(tmp_path):
     result = CliRunner().invoke(archive, ["serve", "--db", str(tmp_path / "none.db")])
     assert result.exit_code != 0 and "does not exist" in result.output
+
+
+def test_build_without_sim_includes_the_simulated_collection(tmp_path, data_dir, sim_dir):
+    # as its --help says: the simulated CTAO collection, in ctao-sim next to --db
+    help_text = CliRunner().invoke(archive, ["build", "--help"]).output
+    assert "simulated CTAO" in help_text and "ctao-sim next to --db" in help_text
+    data = tmp_path / "data"
+    (data / "magic").mkdir(parents=True)
+    (data / "magic" / "rad_max").symlink_to(data_dir / "magic" / "rad_max")
+    (tmp_path / "ctao-sim").symlink_to(sim_dir)  # complete: not simulated again
+    db = tmp_path / "archive.db"
+    result = CliRunner().invoke(archive, ["build", "--db", str(db), "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    assert _count(db, "obs_collection = 'CTAO-SIM'") == len(SIMULATED_RUNS)
+    bare = tmp_path / "bare.db"
+    args = ["build", "--db", str(bare), "--data", str(data), "--no-sim"]
+    assert CliRunner().invoke(archive, args).exit_code == 0
+    assert _count(bare) == 2

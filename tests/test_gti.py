@@ -135,3 +135,58 @@ def test_any_text_is_a_moc_or_a_named_error(text):
         assert "time MOC" in exc.message
     else:
         assert moc is not None
+
+
+def test_xmm_style_gti_extensions_are_read(tmp_path):
+    # XMM-Newton writes one GTI table per CCD, STDGTI01...; any *GTI* extension is one
+    hdu = fits.BinTableHDU(Table({"START": [100.0, 400.0], "STOP": [200.0, 700.0]}),
+                           name="STDGTI01")  # fmt: skip
+    hdu.header.update(MJDREF=50814.0, TIMESYS="TT")
+    path = tmp_path / "xmm_pn.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU(Table({"TIME": [1.0]}), name="EVENTS"),
+                  hdu]).writeto(path)  # fmt: skip
+    expected = 50814.0 + np.array([[100.0, 200.0], [400.0, 700.0]]) / 86400
+    assert np.allclose(gti.gti_mjd(path), expected, atol=US, rtol=0)
+    assert np.allclose(gti.as_intervals(path), expected, atol=US, rtol=0)
+
+
+def test_local_time_system_is_named(tmp_path):
+    hdu = fits.BinTableHDU(Table({"START": [0.0], "STOP": [10.0]}), name="GTI")
+    hdu.header.update(MJDREF=55000.0, TIMESYS="LOCAL")
+    path = tmp_path / "local.fits"
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+    with pytest.raises(TimeCoverageError) as err:
+        gti.read_gti(path)
+    message = str(err.value)
+    assert "local.fits" in message and "TIMESYS='LOCAL'" in message
+    assert "LOCAL" not in message.split("one of")[-1]  # not offered as a usable scale
+
+
+@pytest.mark.parametrize("order", [62, 99])
+def test_fits_moc_order_out_of_range_is_named(tmp_path, order):
+    path = tmp_path / "bad_order.fits"
+    gti.intervals_to_tmoc([[55000.0, 55001.0]], order=30).save(path, format="fits")
+    with fits.open(path, mode="update") as hdul:
+        key = next(k for k in ("MOCORD_T", "TORDER", "MOCORDER") if k in hdul[1].header)
+        hdul[1].header[key] = order
+    with pytest.raises(TimeCoverageError, match=f"order {order} is out of range"):
+        gti.read_tmoc(path)
+
+
+def test_ascii_moc_order_out_of_range_is_named(tmp_path):
+    path = tmp_path / "bad_order.txt"
+    path.write_text("t70/5\n")
+    with pytest.raises(TimeCoverageError, match=r"bad_order.txt.*order 70 is out of range"):
+        gti.read_tmoc(path)
+
+
+def test_iso_strings_and_mixed_pairs():
+    iso = gti.as_intervals([("2006-07-29T20:50:00", "2006-07-29T20:54:00")])
+    t0, t1 = Time("2006-07-29T20:50:00", scale="utc"), Time("2006-07-29T20:54:00", scale="utc")
+    assert np.allclose(iso, [[t0.tt.mjd, t1.tt.mjd]], atol=US, rtol=0)
+    spaced = gti.as_intervals([("2006-07-29 20:50:00", "2006-07-29 20:54:00")])
+    assert np.allclose(spaced, iso, atol=US, rtol=0)
+    with pytest.raises(TimeCoverageError, match=r"read as UTC.*read as TT"):
+        gti.as_intervals([("2006-07-29T20:50:00", 53945.87)])
+    with pytest.raises(TimeCoverageError, match="'yesterday' is not a time"):
+        gti.as_intervals([("yesterday", "2006-07-29T20:54:00")])

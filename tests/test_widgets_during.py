@@ -54,3 +54,27 @@ def test_bad_intervals_are_named_in_the_panel(archive, tmp_path):
     assert "Traceback" not in panel.error
     panel.during_input.text_box.value = "53946.0 53946.1"
     assert panel.error == "" and "ivo_tmoc_overlap" in panel.adql
+
+
+def test_panel_time_words(archive):
+    panel = SearchPanel(archive)
+    panel.during_input.text_box.value = "nan nan"
+    assert "not a number" in panel.error and "wrong order" not in panel.error
+    panel.during_input.text_box.value = "2006-07-29 20:50:00 2006-07-29 20:54:00"
+    assert panel.error == "" and "ivo_tmoc_overlap" in panel.adql
+    iso = panel.during_input.intervals
+    panel.during_input.text_box.value = "2006-07-29T20:50:00 2006-07-29T20:54:00"
+    assert panel.during_input.intervals == iso
+    panel.during_input.text_box.value = "2006-07-29T20:50:00 53945.87"
+    assert "read as UTC" in panel.error and "read as TT" in panel.error
+
+
+def test_a_failed_search_clears_what_it_replaced(archive):
+    panel = SearchPanel(archive)
+    panel.during_input.set_text(f"{XRAY_UTC[0][0]} {XRAY_UTC[0][1]}")
+    assert len(panel.search()) > 0 and "row(s)" in panel.status.value
+    panel.during_input.text_box.value = "2006-07-29T21:45 2006-07-29T21:00"  # wrong order
+    panel.search_button.click()
+    assert "wrong order" in panel.error
+    assert "row(s)" not in panel.status.value and "not searched" in panel.status.value
+    assert panel.results is None and panel.row_count == -1

@@ -20,7 +20,7 @@ it, i.e. an HTTP 400 of the TAP service.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlglot import exp
@@ -30,12 +30,12 @@ from ..datamodel import OBSCORE_HEA_TABLE
 from . import gti
 from .adql import OutputColumn
 from .adql_spatial import function_args, function_name
-from .adql_syntax import quote_string
+from .adql_syntax import quote_ident, quote_string
 
 if TYPE_CHECKING:  # pragma: no cover
     from .adql_translate import Scope, Val
 
-__all__ = ["TMOC_FUNCTIONS", "TMOC_UDF_FORMS", "TmocMixin"]
+__all__ = ["TMOC_FUNCTIONS", "TMOC_UDF_FORMS", "TmocMixin", "column_sql"]
 
 TMOC_FUNCTIONS = frozenset({"IVO_TMOC_OVERLAP"})
 
@@ -91,8 +91,8 @@ class TmocMixin:
         if val.column is not None:
             source, name = val.column
             if source.table is not None and source.table.name == OBSCORE_HEA_TABLE:
-                if name == "t_intervals":
-                    return f'{source.alias}."_t_mjd"', val
+                if name == "t_intervals":  # the same rights as the column itself
+                    return rights_sql(source, f'{source.alias}."_t_mjd"'), val
         return val.sql, val
 
     def _tmoc_args(self, node: exp.Expression, scope: Scope):
@@ -155,3 +155,32 @@ class TmocMixin:
         )
         index = '"' + HEA_TIME_INDEX + '"'
         return f"({source.alias}.rowid IN (SELECT id FROM {index} WHERE {boxes}) AND {exact})"
+
+
+#: Columns derived from a dataset's data (not its ObsCore description): NULL to callers
+#: outside the group of a proprietary dataset, as its files are.
+_DATA_DERIVED = {(OBSCORE_HEA_TABLE, "t_intervals")}
+
+
+def column_sql(source: Any, col: Any) -> str:
+    """SQL of a column of *source*; rights applied to data-derived columns.
+
+    The exact good-time intervals of a proprietary run are data (they come from its
+    GTI table): like its files, they are only for its group until its release date,
+    whereas its ObsCore row (t_min/t_max included) stays searchable by everyone.
+    ``ctanb_prov_visible`` is the provenance tables' per-request rights function.
+    """
+    sql = f"{source.alias}.{quote_ident(col.name)}"
+    table = getattr(source, "table", None)
+    if table is None or (table.name, col.name) not in _DATA_DERIVED:
+        return sql
+    return rights_sql(source, sql)
+
+
+def rights_sql(source: Any, sql: str) -> str:
+    """*sql* (a value of a row of *source*), or NULL when the caller may not read its data."""
+    return (
+        f'(SELECT CASE WHEN ctanb_prov_visible(r."_access_group", r.obs_release_date) '
+        f'THEN {sql} END FROM "ivoa.obscore" AS r '
+        f"WHERE r.obs_publisher_did = {source.alias}.obs_publisher_did)"
+    )

@@ -26,7 +26,7 @@ from .adql import (
 from .adql_check import LIMITS, MessageMixin, flatten_chain
 from .adql_spatial import GEOMETRY_FUNCTIONS, Geom, SpatialMixin, function_args, function_name
 from .adql_syntax import ExpressionMixin, quote_ident
-from .adql_tmoc import TMOC_FUNCTIONS, TmocMixin
+from .adql_tmoc import TMOC_FUNCTIONS, TmocMixin, column_sql
 
 __all__ = ["Scope", "Source", "Translator", "Val", "flatten_chain"]
 
@@ -401,7 +401,16 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
                     sources = [self._qualified_source(item, scope.sources, item)]
                 if not sources:
                     raise self.error("SELECT * needs a FROM clause", item)
-                out += [(f"{s.alias}.{quote_ident(c.name)}", c) for s in sources for c in s.columns]
+                # a USING / NATURAL join column is one column (SQL-92), not one per table
+                seen: set[str] = set()
+                for s in sources:
+                    for c in s.columns:
+                        name = c.name.lower()
+                        if isinstance(item, exp.Star) and name in scope.merged:
+                            if name in seen:
+                                continue
+                            seen.add(name)
+                        out.append((column_sql(s, c), c))
                 continue
             alias = None
             if isinstance(item, exp.Alias):
@@ -500,7 +509,7 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
         col = source.column(ident)
         if col is None:
             raise self.error(f"unknown column '{ident.this}' in {source.label}", node)
-        sql = f"{source.alias}.{quote_ident(col.name)}"
+        sql = column_sql(source, col)
         geom = None
         kind = STORED_GEOMETRY_KINDS.get(col.xtype or "")
         if kind is not None:

@@ -88,12 +88,21 @@ def simulate_command(out: Path, seed: int) -> None:
 @click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of the public releases (default: CTANB_DATA).")  # fmt: skip
 @click.option("--sim", "sim", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder of the simulated CTAO store (simulated there when missing).")  # fmt: skip
+              help="Folder of the simulated CTAO store, simulated there when missing "
+                   "(default: ctao-sim next to --db).")  # fmt: skip
+@click.option("--no-sim", "no_sim", is_flag=True, default=False,
+              help="Leave the simulated CTAO collection out.")  # fmt: skip
 @_POLICY
-def build_command(db: Path, data: Path | None, sim: Path | None, policy_path: Path | None) -> None:
+def build_command(
+    db: Path, data: Path | None, sim: Path | None, no_sim: bool, policy_path: Path | None
+) -> None:
     """Create --db from every known release plus the simulated CTAO collection."""
     from .ingest import build_archive
 
+    if no_sim:
+        sim = None
+    elif sim is None:  # as the help says: the simulated collection is part of the archive
+        sim = Path(db).expanduser().resolve().parent / "ctao-sim"
     try:
         report = build_archive(db, data_dir=data, sim_dir=sim, policy=_policy(policy_path))
     except CtanbError as exc:

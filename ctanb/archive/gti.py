@@ -62,111 +62,10 @@ TMOC_ORDER = 61
 MJD_RANGE = (15020.0, 88069.0)
 
 _SECONDS_PER_DAY = 86400.0
-_UNIT_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "d": 86400.0,
-                 "day": 86400.0, "days": 86400.0, "ms": 1e-3, "us": 1e-6}  # fmt: skip
 
 
-# --------------------------------------------------------------------------- GTI files
-def _mjdref(header: dict, path: Path) -> float:
-    if "MJDREFI" in header:
-        return float(header["MJDREFI"]) + float(header.get("MJDREFF", 0.0) or 0.0)
-    if "MJDREF" in header:
-        return float(header["MJDREF"])
-    raise TimeCoverageError(f"{path}: the GTI and EVENTS headers lack MJDREFI/MJDREFF")
-
-
-def _scale(header: dict, path: Path) -> str:
-    scale = str(header.get("TIMESYS", "TT") or "TT").strip().lower()
-    if scale == "gps":  # GPS = TAI - 19 s; astropy knows it only as a format
-        return "tai"
-    from astropy.time import Time
-
-    if scale not in Time.SCALES:
-        raise TimeCoverageError(
-            f"{path}: time system TIMESYS={header.get('TIMESYS')!r} is not one of "
-            f"{', '.join(s.upper() for s in Time.SCALES)}"
-        )
-    return scale
-
-
-def read_gti(path: str | Path, *, hdu: str = "GTI") -> tuple[Time, Time]:
-    """The good-time intervals of a GADF DL3 file.
-
-    Parameters
-    ----------
-    path : str or Path
-        A GADF event file (or any FITS file with a GTI table of ``START``/``STOP``
-        columns).
-    hdu : str, optional
-        Name of the GTI extension (default ``"GTI"``).
-
-    Returns
-    -------
-    start, stop : astropy.time.Time
-        Start and stop of each interval, in the TT scale, sorted by start.
-
-    Raises
-    ------
-    TimeCoverageError
-        When the file cannot be read, has no GTI table (the message lists the
-        extensions it has), lacks the time reference keywords, or holds an
-        interval whose stop is not after its start.
-
-    Notes
-    -----
-    The time reference is ``MJDREFI + MJDREFF`` (or ``MJDREF``) in the scale
-    ``TIMESYS`` (default TT), plus ``TIMEZERO``; ``START``/``STOP`` are in the
-    column unit, else ``TIMEUNIT`` (default seconds). Keywords missing from the GTI
-    header are taken from the EVENTS header, as some writers put them only there.
-    """
-    from astropy.io import fits
-    from astropy.time import Time, TimeDelta
-
-    path = Path(path)
-    try:
-        with fits.open(path, memmap=False) as hdul:
-            names = [h.name for h in hdul]
-            if hdu.upper() not in names:
-                raise TimeCoverageError(
-                    f"{path}: no {hdu} extension (it has {', '.join(names) or 'none'})"
-                )
-            table = hdul[hdu]
-            header = dict(hdul["EVENTS"].header) if "EVENTS" in names else {}
-            header.update({k: v for k, v in table.header.items() if k})
-            cols = {c.upper(): c for c in table.columns.names}
-            if "START" not in cols or "STOP" not in cols:
-                raise TimeCoverageError(f"{path}: the {hdu} table has no START/STOP columns")
-            start = np.asarray(table.data[cols["START"]], dtype=float)
-            stop = np.asarray(table.data[cols["STOP"]], dtype=float)
-            unit = table.columns[cols["START"]].unit or header.get("TIMEUNIT", "s")
-    except TimeCoverageError:
-        raise
-    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError) as exc:
-        raise TimeCoverageError(f"{path}: cannot read FITS: {exc or type(exc).__name__}") from None
-    factor = _UNIT_SECONDS.get(str(unit).strip().lower())
-    if factor is None:
-        raise TimeCoverageError(f"{path}: unknown time unit {unit!r} of the {hdu} table")
-    ref = Time(_mjdref(header, path), format="mjd", scale=_scale(header, path))
-    ref = ref + TimeDelta(float(header.get("TIMEZERO", 0.0) or 0.0) * factor, format="sec")
-    t_start = (ref + TimeDelta(start * factor, format="sec")).tt
-    t_stop = (ref + TimeDelta(stop * factor, format="sec")).tt
-    bad = np.flatnonzero(~(t_stop > t_start)) if start.size else []
-    if len(bad):
-        i = int(bad[0])
-        raise TimeCoverageError(
-            f"{path}: GTI row {i} stops ({stop[i]}) before it starts ({start[i]})"
-        )
-    order = np.argsort(t_start.mjd, kind="stable")
-    return t_start[order], t_stop[order]
-
-
-def gti_mjd(path: str | Path, *, hdu: str = "GTI") -> np.ndarray:
-    """The GTIs of *path* as an ``(n, 2)`` array of MJD (TT), merged and sorted.
-
-    See :func:`read_gti` for the keywords honoured and the errors raised.
-    """
-    start, stop = read_gti(path, hdu=hdu)
-    return merge_intervals(np.column_stack([start.tt.mjd, stop.tt.mjd]))
+# GTI files: ctanb.archive.gti_files (re-exported here)
+from .gti_files import _gti_extension, gti_mjd, read_gti  # noqa: E402
 
 
 # ------------------------------------------------------------------------ intervals
@@ -357,6 +256,11 @@ def tmoc_from_string(text: str) -> TimeMOC:
         for word in body.replace(",", " ").split():
             if "/" in word:
                 _check_order(int(word.split("/")[0]))
+            cells = word.split("/")[-1]
+            if "-" in cells and int(cells.split("-")[0]) > int(cells.split("-")[1]):
+                raise TimeCoverageError(
+                    f"time MOC range {cells} is reversed: its first cell is after its last"
+                )
         tmoc = TimeMOC.from_string(body, format="ascii")
     except TimeCoverageError:
         raise
@@ -381,6 +285,7 @@ def read_tmoc(path: str | Path) -> TimeMOC:
     if not path.is_file():
         raise TimeCoverageError(f"{path}: no such time MOC file")
     if _is_fits(path):
+        _check_fits_order(path)
         try:
             return TimeMOC.from_fits(str(path))
         except Exception as exc:  # mocpy: ValueError, KeyError, or a Rust panic
@@ -391,11 +296,33 @@ def read_tmoc(path: str | Path) -> TimeMOC:
         raise TimeCoverageError(f"{path}: neither a FITS nor an ASCII time MOC file") from None
     try:
         return tmoc_from_string(text)
-    except TimeCoverageError:
+    except TimeCoverageError as exc:
+        if "order" in str(exc):  # a MOC, with an order out of range: say so
+            raise TimeCoverageError(f"{path}: {exc}") from None
         # the message of tmoc_from_string quotes the text: not the content of a file
         raise TimeCoverageError(
             f"{path}: neither a FITS nor an ASCII time MOC (MOC 2.0) file"
         ) from None
+
+
+def _check_fits_order(path: Path) -> None:
+    """The MOC orders a FITS header declares (MOCORD_T, TORDER, MOCORDER) are 0..61."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            headers = [h.header for h in hdul[1:]]
+    except Exception:  # damaged: mocpy's reading says so
+        return
+    for header in headers:
+        for key in ("MOCORD_T", "TORDER", "MOCORDER"):
+            if key in header:
+                try:
+                    _check_order(int(header[key]))
+                except (TypeError, ValueError):
+                    _check_order(header[key])
+                except TimeCoverageError as exc:
+                    raise TimeCoverageError(f"{path}: {key}={header[key]}: {exc}") from None
 
 
 def _is_fits(path: Path) -> bool:
@@ -474,12 +401,43 @@ def as_intervals(during: Any) -> np.ndarray:
         starts, stops = zip(*(tuple(p) for p in pairs), strict=True)
     except (TypeError, ValueError):
         raise TimeCoverageError("each interval must be a (start, stop) pair") from None
+    if any(isinstance(s, str) for s in starts + stops):
+        starts, stops = _iso_pairs(starts, stops)
     if any(isinstance(s, Time) for s in starts + stops):
         return check_intervals(
             Time([_as_time(s, "start time") for s in starts]),
             Time([_as_time(s, "stop time") for s in stops]),
         )
     return check_intervals(np.asarray(starts, dtype=float), np.asarray(stops, dtype=float))
+
+
+def _iso_pairs(starts: tuple, stops: tuple) -> tuple[tuple, tuple]:
+    """ISO strings as UTC Times; a pair mixing an ISO time and an MJD number is refused."""
+    from astropy.time import Time
+
+    def one(value: Any, i: int, what: str) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return Time(value.strip().replace(" ", "T", 1), scale="utc")
+        except ValueError:
+            raise TimeCoverageError(
+                f"time interval {i}: {what} {value!r} is not a time (give an ISO time such "
+                "as 2006-07-29T21:00 (UTC), an astropy Time, or an MJD number (TT))"
+            ) from None
+
+    for i, (a, b) in enumerate(zip(starts, stops, strict=True)):
+        if isinstance(a, str) != isinstance(b, str) and not (
+            isinstance(a, Time) or isinstance(b, Time)
+        ):
+            raise TimeCoverageError(
+                f"time interval {i} mixes an ISO time (read as UTC) and an MJD number (read "
+                "as TT): give both times the same way"
+            )
+    return (
+        tuple(one(a, i, "start") for i, a in enumerate(starts)),
+        tuple(one(b, i, "stop") for i, b in enumerate(stops)),
+    )
 
 
 def _file_intervals(path: Path) -> np.ndarray:
@@ -496,7 +454,7 @@ def _file_intervals(path: Path) -> np.ndarray:
                           "TORDER" in h.header or "MOCORD_T" in h.header for h in hdul[1:])  # fmt: skip
         except Exception as exc:  # a damaged FITS file
             raise TimeCoverageError(f"{path}: cannot read FITS: {exc}") from None
-        if "GTI" in names and not moc:
+        if _gti_extension(names, "GTI") and not moc:
             return gti_mjd(path)
         if not moc:
             raise TimeCoverageError(

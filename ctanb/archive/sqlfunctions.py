@@ -25,8 +25,8 @@ from functools import lru_cache
 
 from .geometry import Circle, Point, Polygon, Shape, angular_distance, area, contains, intersects
 
-__all__ = ["GEOMETRY_VALUE_COUNT", "QueryInterrupted", "dali_text", "query_deadline",
-           "register_functions"]  # fmt: skip
+__all__ = ["GEOMETRY_VALUE_COUNT", "QueryInterrupted", "RowValueError", "dali_text",
+           "query_deadline", "register_functions", "row_error"]  # fmt: skip
 
 #: Number of numeric values of each fixed-size geometry kind.
 GEOMETRY_VALUE_COUNT = {"point": 2, "circle": 3}
@@ -87,7 +87,25 @@ class QueryInterrupted(Exception):
     """
 
 
+class RowValueError(Exception):
+    """Raised inside a SQL function for a row value it cannot take (a bad time MOC or
+    MJD in a column or an expression): the service answers 400 with the message
+    (:func:`row_error`), as for the same mistake in a constant."""
+
+
 _running = threading.local()
+
+
+def _bad_row(message: str) -> None:
+    _running.row_error = message
+    raise RowValueError(message)
+
+
+def row_error() -> str | None:
+    """The message of the last :class:`RowValueError` of this thread (then forgotten)."""
+    message = getattr(_running, "row_error", None)
+    _running.row_error = None
+    return message
 
 
 @contextlib.contextmanager
@@ -95,6 +113,7 @@ def query_deadline(deadline: float, cancelled=None):
     """Make the SQL functions of this thread stop the query after ``time.monotonic()``
     reaches *deadline* or when ``cancelled()`` says so."""
     _running.deadline, _running.cancelled = deadline, cancelled
+    _running.row_error = None
     try:
         yield
     finally:
@@ -277,40 +296,65 @@ def adql_ilike(value, pattern, escape=None):
 # SQLite's built-in math functions (SQLITE_ENABLE_MATH_FUNCTIONS) are used when the
 # library has them; these stand in when it does not.
 @lru_cache(maxsize=65536)
-def _tmoc_text_intervals(text: str) -> tuple[tuple[float, float], ...] | None:
+def _tmoc_text_intervals(text: str) -> tuple[tuple[float, float], ...]:
     """Intervals (MJD) of a time-MOC operand: ``"mjd:a1 b1 ..."`` (the translator's
     form of constants), bare MJD pairs (``ivoa.obscore_hea``'s private ``_t_mjd``) or
-    a MOC 2.0 ASCII time MOC. None when malformed."""
+    a MOC 2.0 ASCII time MOC; anything else is a :class:`RowValueError` naming it."""
     from .._errors import TimeCoverageError
     from . import gti
 
     body = text[4:] if text.startswith("mjd:") else text
     if "/" not in body:
-        nums = [float(x) for x in body.split()]
-        if len(nums) % 2:
-            return None
+        try:
+            nums = [float(x) for x in body.split()]
+        except ValueError:
+            nums = []
+        if not nums or len(nums) % 2:
+            _bad_row(
+                f"ivo_tmoc_overlap: {text[:40]!r} is not a time MOC (MOC 2.0 ASCII, e.g. "
+                "'t35/1-4 36/11')"
+            )
         return tuple(zip(nums[0::2], nums[1::2], strict=True))
     try:
         iv = gti.tmoc_intervals(gti.tmoc_from_string(text))
-    except TimeCoverageError:
-        return None
+    except TimeCoverageError as exc:
+        _bad_row(f"ivo_tmoc_overlap: {exc.message}")
     return tuple((float(a), float(b)) for a, b in iv)
+
+
+def _mjd_word(value, what: str) -> float:
+    from .gti import MJD_RANGE
+
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        _bad_row(f"ivo_tmoc_overlap: the MJD {what} {str(value)[:30]!r} is not a number")
+    if math.isnan(x) or math.isinf(x):
+        _bad_row(f"ivo_tmoc_overlap: the MJD {what} is not a number ({x})")
+    if not MJD_RANGE[0] <= x <= MJD_RANGE[1]:
+        _bad_row(
+            f"ivo_tmoc_overlap: the MJD {what} {x:g} is not an MJD (expected days between "
+            f"{MJD_RANGE[0]:g} = 1900 and {MJD_RANGE[1]:g} = 2100): mission seconds or a JD?"
+        )
+    return x
 
 
 @_safe
 def adql_tmoc_overlap(first, *rest):
     """Seconds covered by a time MOC and a second MOC, or an MJD start and stop."""
     if first is None or None in rest:
-        return None
+        return None  # NULL stays NULL (no GTIs, or not readable by this caller)
     a = _tmoc_text_intervals(str(first))
     if len(rest) == 1:
         b = _tmoc_text_intervals(str(rest[0]))
-    elif len(rest) == 2 and float(rest[1]) > float(rest[0]):
-        b = ((float(rest[0]), float(rest[1])),)
     else:
-        return None
-    if a is None or b is None:
-        return None
+        lo, hi = _mjd_word(rest[0], "start"), _mjd_word(rest[1], "stop")
+        if not hi > lo:
+            _bad_row(
+                f"ivo_tmoc_overlap: the interval is in the wrong order: it stops (MJD {hi!r}) "
+                f"{'before' if hi < lo else 'when'} it starts (MJD {lo!r})"
+            )
+        b = ((lo, hi),)
     i = j = 0
     total = 0.0
     while i < len(a) and j < len(b):  # both sorted and merged
@@ -374,6 +418,10 @@ def register_functions(conn: sqlite3.Connection) -> None:
         ("adql_ilike", adql_ilike, 3),
     ):
         conn.create_function(name, nargs, func, **deterministic)
+    # Rights on data-derived columns (see adql_translate._column_sql): closed for any
+    # proprietary row unless the service registers the per-request rule over this one
+    # (ctanb.archive.provtap.register_rights).
+    conn.create_function("ctanb_prov_visible", 2, lambda group, _release: int(not group))
     conn.create_function("adql_rand", 0, adql_rand)
     conn.create_function("adql_rand", 1, adql_rand, deterministic=True)
     try:

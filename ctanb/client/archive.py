@@ -29,7 +29,7 @@ from .._settings import home_dir
 from .auth import ScopedToken, Session
 from .criteria import Criteria, build_adql
 from .download import DownloadManager
-from .during import during_adql, during_tmoc
+from .during import during_adql, during_intervals, during_tmoc, exact_overlaps
 from .history import HistoryEntry, QueryHistory
 from .query import AsyncQuery, pyvo_errors, results_from_votable, run_sync
 from .resolve import NameResolver, ResolvedName, mean_positions
@@ -294,9 +294,13 @@ class Archive:
         >>> archive.search(target="PKS 2155-304", during="xray_gti.fits")     # doctest: +SKIP
         """
         crit = self._criteria(criteria, kwargs)
+        if during is not None:  # read once: the query and the exact overlaps use the same
+            during = during_intervals(during)
         adql = self.adql(crit, during=during)
         given = crit.given() if during is None else {**crit.given(), "during": "time intervals"}
-        return self.query(adql, _criteria=given)
+        results = self.query(adql, _criteria=given)
+        # the server's answer may come from a coarser time MOC (a superset): make it exact
+        return results if during is None else exact_overlaps(results, during)
 
     def query(
         self,

@@ -13,6 +13,12 @@ wraps the ordinary criteria query so that it keeps the datasets whose
     ORDER BY o.t_min
 
 The same ADQL runs on the embedded archive and on DaCHS.
+
+A time MOC longer than :data:`MAX_TMOC_CHARS` is sent at a coarser order, rounded
+outwards: the server's answer is then a superset, and :func:`exact_overlaps` (which
+:meth:`~ctanb.client.Archive.search` and the search panel call) recomputes each
+candidate's overlap from its own ``t_intervals`` and the user's exact intervals and
+drops the candidates that do not overlap, so the result never depends on the size.
 """
 
 from __future__ import annotations
@@ -27,15 +33,28 @@ from .._errors import TimeCoverageError
 from ..archive import gti
 from ..datamodel import OBSCORE_HEA_TABLE
 
-__all__ = ["DURING_COLUMN", "MAX_TMOC_CHARS", "during_adql", "during_tmoc", "intervals_from_text"]
+__all__ = [
+    "DURING_COLUMN",
+    "MAX_INTERVALS",
+    "MAX_TMOC_CHARS",
+    "during_adql",
+    "during_intervals",
+    "during_tmoc",
+    "exact_overlaps",
+    "intervals_from_text",
+]
 
 #: Name of the result column with the overlap duration (seconds).
 DURING_COLUMN = "overlap_s"
 
 #: Longest time MOC sent in a query; longer ones are degraded to a coarser order
-#: (rounded outwards, so no overlapping dataset is lost; durations then grow by at
-#: most one cell per interval edge).
+#: (rounded outwards, so no overlapping dataset is lost) and the answer is made exact
+#: again by :func:`exact_overlaps`.
 MAX_TMOC_CHARS = 20_000
+
+#: Most intervals a simultaneity search takes (more is refused with a clear message:
+#: beyond this, the user's file is not a list of pointings but a mistake).
+MAX_INTERVALS = 100_000
 
 
 def _time_word(word: str, where: str) -> float:
@@ -43,9 +62,15 @@ def _time_word(word: str, where: str) -> float:
     from astropy.time import Time
 
     try:
-        return float(word)
+        value = float(word)
     except ValueError:
         pass
+    else:
+        if not np.isfinite(value):
+            raise TimeCoverageError(
+                f"{where}: {word!r} is not a number (give an ISO time (UTC) or an MJD (TT))"
+            )
+        return value
     try:
         return float(Time(word, scale="utc").tt.mjd)
     except ValueError:
@@ -53,6 +78,18 @@ def _time_word(word: str, where: str) -> float:
             f"{where}: {word!r} is not a time (give an ISO time such as "
             "2006-07-29T21:00 (UTC) or an MJD number (TT))"
         ) from None
+
+
+def _is_date(word: str) -> bool:
+    return re.fullmatch(r"\d{4}-\d{2}-\d{2}", word) is not None
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
 
 
 def intervals_from_text(text: str) -> np.ndarray:
@@ -75,13 +112,21 @@ def intervals_from_text(text: str) -> np.ndarray:
     if looks_like_path and ";" not in text:
         if not path.is_file():
             raise TimeCoverageError(f"{text}: no such file")
-        return gti.as_intervals(path)
+        return _checked_size(gti.as_intervals(path))
     starts, stops = [], []
     for i, chunk in enumerate(c for c in re.split(r"[;\n]", text) if c.strip()):
         words = chunk.replace(",", " ").split()
+        if len(words) == 4 and all(_is_date(w) for w in words[::2]):
+            # space-separated ISO times: "2006-07-29 20:50:00 2006-07-29 20:54:00"
+            words = [f"{words[0]}T{words[1]}", f"{words[2]}T{words[3]}"]
         if len(words) != 2:
             raise TimeCoverageError(
                 f"time interval {i} ({chunk.strip()!r}) must be a start and a stop"
+            )
+        if _is_number(words[0]) != _is_number(words[1]):
+            raise TimeCoverageError(
+                f"time interval {i} ({chunk.strip()!r}) mixes an ISO time (read as UTC) and "
+                "an MJD number (read as TT): give both times the same way"
             )
         starts.append(_time_word(words[0], f"time interval {i}"))
         stops.append(_time_word(words[1], f"time interval {i}"))
@@ -90,7 +135,29 @@ def intervals_from_text(text: str) -> np.ndarray:
                 f"time interval {i} is in the wrong order: its stop {words[1]} is not after "
                 f"its start {words[0]}"
             )
-    return gti.check_intervals(np.array(starts), np.array(stops))
+    return _checked_size(gti.check_intervals(np.array(starts), np.array(stops)))
+
+
+def _checked_size(intervals: np.ndarray) -> np.ndarray:
+    if len(intervals) > MAX_INTERVALS:
+        raise TimeCoverageError(
+            f"{len(intervals)} separate time intervals: more than the {MAX_INTERVALS} a "
+            "simultaneity search takes; merge them (or give a coarser time MOC)"
+        )
+    return intervals
+
+
+def during_intervals(during: Any) -> np.ndarray:
+    """*during* (anything :func:`ctanb.archive.gti.as_intervals` takes) as ``(n, 2)`` MJD (TT).
+
+    Raises
+    ------
+    TimeCoverageError
+        When *during* is not usable intervals, or more than :data:`MAX_INTERVALS`.
+    """
+    if isinstance(during, np.ndarray) and during.ndim == 2 and during.shape[1:] == (2,):
+        return _checked_size(gti.check_intervals(during[:, 0], during[:, 1]))
+    return _checked_size(gti.as_intervals(during))
 
 
 def during_tmoc(during: Any) -> tuple[str, int]:
@@ -101,7 +168,7 @@ def during_tmoc(during: Any) -> tuple[str, int]:
     TimeCoverageError
         When *during* is not usable intervals (wrong order, scale, unreadable file).
     """
-    intervals = gti.as_intervals(during)
+    intervals = during_intervals(during)
     order = gti.TMOC_ORDER
     text = gti.tmoc_to_string(gti.intervals_to_tmoc(intervals, order=order))
     while len(text) > MAX_TMOC_CHARS and order > 20:
@@ -123,4 +190,62 @@ def during_adql(inner: str, tmoc: str, *, top: int | None = None) -> str:
         f"JOIN {OBSCORE_HEA_TABLE} AS h ON h.obs_publisher_did = o.obs_publisher_did\n"
         f"WHERE ivo_tmoc_overlap(h.t_intervals, {literal}) > 0\n"
         "ORDER BY o.t_min"
+    )
+
+
+def exact_overlaps(results: Any, intervals: np.ndarray) -> Any:
+    """*results* of a simultaneity query with exact ``overlap_s``, non-overlapping rows dropped.
+
+    Each row's good time is its ``ivoa.obscore_hea.t_intervals`` (asked for the
+    candidate rows only); the overlap is computed with the user's exact
+    *intervals* (``(n, 2)`` MJD, TT), so a time MOC sent at a coarser order (a
+    superset) gives the same answer as an exact one.
+
+    Parameters
+    ----------
+    results : Results
+        The answer of :func:`during_adql`'s query (with ``obs_publisher_did``).
+    intervals : numpy.ndarray
+        The user's intervals, as returned by :func:`ctanb.archive.gti.as_intervals`.
+
+    Returns
+    -------
+    Results
+        The rows whose good time overlaps *intervals*, with exact ``overlap_s``.
+    """
+    table = results.table
+    if not len(table) or DURING_COLUMN not in table.colnames or results.archive is None:
+        return results
+    dids = [str(d) for d in table["obs_publisher_did"]]
+    good: dict[str, str | None] = {}
+    for i in range(0, len(dids), 200):
+        chunk = sorted(set(dids[i : i + 200]))
+        listed = ", ".join("'" + d.replace("'", "''") + "'" for d in chunk)
+        answer = results.archive.query(
+            f"SELECT obs_publisher_did, t_intervals FROM {OBSCORE_HEA_TABLE} "
+            f"WHERE obs_publisher_did IN ({listed})"
+        )
+        for did, moc in zip(answer.table["obs_publisher_did"], answer.table["t_intervals"],
+                            strict=True):  # fmt: skip
+            text = None if np.ma.is_masked(moc) else str(moc).strip()
+            good[str(did)] = text or None
+    overlaps = np.zeros(len(dids))
+    for i, did in enumerate(dids):
+        text = good.get(did)
+        if text:
+            own = gti.tmoc_intervals(gti.tmoc_from_string(text))
+            overlaps[i] = gti.overlap_seconds(own, intervals)
+    table = table.copy()
+    column = table[DURING_COLUMN]
+    if hasattr(column, "mask"):
+        column.mask = False
+    column[:] = overlaps
+    keep = overlaps > 0
+    return type(results)(
+        table[keep],
+        query=results.query,
+        url=results.url,
+        archive=results.archive,
+        datalink_url=results.datalink_url,
+        overflow=results.overflow,
     )

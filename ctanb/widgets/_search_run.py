@@ -10,7 +10,10 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
+
 from .._errors import CtanbError
+from ..client.during import DURING_COLUMN, exact_overlaps
 from . import _form
 from ._async import follow, phases_text, status_html
 from ._errors import guarded
@@ -95,7 +98,13 @@ class SearchRunning:
         """
         # The query follows the form at this moment, unless the user edited it.
         edited = self.adql_edited and self.adql_text.value.strip()
-        adql = self.adql_text.value.strip() if edited else self.update_adql(force=True)
+        try:
+            adql = self.adql_text.value.strip() if edited else self.update_adql(force=True)
+        except CtanbError as exc:
+            # no query to send: nothing shown may still look like its answer
+            self.row_count, self.results = -1, None
+            self.status.value = status_html(f"not searched: {exc}", "error")
+            raise
         self._started, self.phase_log, self.elapsed = time.monotonic(), [], 0.0
         if self.mode == "sync":
             self._phase("EXECUTING", 0.0)
@@ -186,6 +195,9 @@ class SearchRunning:
         )
 
     def _done(self, results):
+        if (self.criteria or {}).get("during") and DURING_COLUMN in results.colnames:
+            # the server's answer may come from a coarser time MOC: make it exact
+            results = exact_overlaps(results, np.asarray(self.criteria["during"], dtype=float))
         self._phase("COMPLETED", time.monotonic() - self._started)
         self.row_count = len(results)
         rows = f"{len(results)} row(s)" + (" (truncated)" if results.overflow else "")

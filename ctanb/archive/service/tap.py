@@ -21,7 +21,7 @@ from starlette.responses import Response
 from ..._errors import AdqlError
 from ..adql_check import describe_text, line_col
 from ..db import ACCESS_URL_BASE
-from ..sqlfunctions import query_deadline
+from ..sqlfunctions import query_deadline, row_error
 from .params import Params, ServiceFault, read_params
 from .state import ArchiveState
 from .votable import (
@@ -187,6 +187,9 @@ def execute_query(
             ) from None
         if stop["why"] == "aborted" or "interrupt" in str(exc):
             raise ServiceFault("the query was aborted", 400) from None
+        bad_value = row_error()  # a function refused a row's value: say which, as for a constant
+        if bad_value:
+            raise ServiceFault(bad_value, 400) from None
         _raise_db_fault(exc, req.adql)
     finally:
         conn.set_progress_handler(None, 0)

@@ -27,6 +27,7 @@ Persistence
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import logging
 import secrets
@@ -247,7 +248,9 @@ class JobManager:
             if job.phase != "PENDING":
                 raise ServiceFault(f"job {job.job_id} is {job.phase}, only PENDING jobs can run")
             self._set_phase(job, "QUEUED")
-        self.pool.submit(self._execute, job)
+        # the job runs with the rights of the request that started it (its owner's
+        # token: ctanb.archive.provtap.RightsMiddleware), not with none
+        self.pool.submit(contextvars.copy_context().run, self._execute, job)
 
     def abort(self, job: Job) -> None:
         """Abort a job that has not finished (a running query is interrupted)."""

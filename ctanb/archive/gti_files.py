@@ -1,0 +1,141 @@
+"""GTI tables of observation files (GADF DL3, X-ray, Fermi): read as astropy Times.
+
+Part of :mod:`ctanb.archive.gti`, which re-exports :func:`read_gti` and :func:`gti_mjd`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .._errors import TimeCoverageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from astropy.time import Time
+
+__all__ = ["gti_mjd", "read_gti"]
+
+_UNIT_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "d": 86400.0,
+                 "day": 86400.0, "days": 86400.0, "ms": 1e-3, "us": 1e-6}  # fmt: skip
+
+
+def _mjdref(header: dict, path: Path) -> float:
+    if "MJDREFI" in header:
+        return float(header["MJDREFI"]) + float(header.get("MJDREFF", 0.0) or 0.0)
+    if "MJDREF" in header:
+        return float(header["MJDREF"])
+    raise TimeCoverageError(f"{path}: the GTI and EVENTS headers lack MJDREFI/MJDREFF")
+
+
+def _scale(header: dict, path: Path) -> str:
+    scale = str(header.get("TIMESYS", "TT") or "TT").strip().lower()
+    if scale == "gps":  # GPS = TAI - 19 s; astropy knows it only as a format
+        return "tai"
+    from astropy.time import Time
+
+    # LOCAL (a free-running clock) is an astropy scale but has no link to TT
+    usable = [s for s in Time.SCALES if s != "local"]
+    if scale not in usable:
+        raise TimeCoverageError(
+            f"{path}: time system TIMESYS={header.get('TIMESYS')!r} cannot be placed on "
+            f"the TT time line: it must be one of {', '.join(s.upper() for s in usable)}"
+        )
+    return scale
+
+
+def _gti_extension(names: list[str], hdu: str) -> str | None:
+    """*hdu* when the file has it, else the first extension named like a GTI table.
+
+    X-ray missions name them differently (XMM-Newton ``STDGTI01``, Chandra ``GTI7``,
+    Swift ``GTI``...): any extension whose name contains ``GTI`` is one.
+    """
+    if hdu.upper() in names:
+        return hdu.upper()
+    return next((n for n in names[1:] if "GTI" in n.upper()), None)
+
+
+def read_gti(path: str | Path, *, hdu: str = "GTI") -> tuple[Time, Time]:
+    """The good-time intervals of a GADF DL3 file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A GADF event file (or any FITS file with a GTI table of ``START``/``STOP``
+        columns).
+    hdu : str, optional
+        Name of the GTI extension (default ``"GTI"``); when the file has none of
+        that name, the first extension whose name contains ``GTI`` (e.g. XMM-Newton's
+        ``STDGTI01``).
+
+    Returns
+    -------
+    start, stop : astropy.time.Time
+        Start and stop of each interval, in the TT scale, sorted by start.
+
+    Raises
+    ------
+    TimeCoverageError
+        When the file cannot be read, has no GTI table (the message lists the
+        extensions it has), lacks the time reference keywords, or holds an
+        interval whose stop is not after its start.
+
+    Notes
+    -----
+    The time reference is ``MJDREFI + MJDREFF`` (or ``MJDREF``) in the scale
+    ``TIMESYS`` (default TT), plus ``TIMEZERO``; ``START``/``STOP`` are in the
+    column unit, else ``TIMEUNIT`` (default seconds). Keywords missing from the GTI
+    header are taken from the EVENTS header, as some writers put them only there.
+    """
+    from astropy.io import fits
+    from astropy.time import Time, TimeDelta
+
+    path = Path(path)
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            names = [h.name for h in hdul]
+            hdu = _gti_extension(names, hdu)
+            if hdu is None:
+                raise TimeCoverageError(
+                    f"{path}: no GTI extension (it has {', '.join(names) or 'none'})"
+                )
+            table = hdul[hdu]
+            header = dict(hdul["EVENTS"].header) if "EVENTS" in names else {}
+            header.update({k: v for k, v in table.header.items() if k})
+            cols = {c.upper(): c for c in table.columns.names}
+            if "START" not in cols or "STOP" not in cols:
+                raise TimeCoverageError(f"{path}: the {hdu} table has no START/STOP columns")
+            start = np.asarray(table.data[cols["START"]], dtype=float)
+            stop = np.asarray(table.data[cols["STOP"]], dtype=float)
+            unit = table.columns[cols["START"]].unit or header.get("TIMEUNIT", "s")
+    except TimeCoverageError:
+        raise
+    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise TimeCoverageError(f"{path}: cannot read FITS: {exc or type(exc).__name__}") from None
+    factor = _UNIT_SECONDS.get(str(unit).strip().lower())
+    if factor is None:
+        raise TimeCoverageError(f"{path}: unknown time unit {unit!r} of the {hdu} table")
+    ref = Time(_mjdref(header, path), format="mjd", scale=_scale(header, path))
+    ref = ref + TimeDelta(float(header.get("TIMEZERO", 0.0) or 0.0) * factor, format="sec")
+    t_start = (ref + TimeDelta(start * factor, format="sec")).tt
+    t_stop = (ref + TimeDelta(stop * factor, format="sec")).tt
+    bad = np.flatnonzero(~(t_stop > t_start)) if start.size else []
+    if len(bad):
+        i = int(bad[0])
+        raise TimeCoverageError(
+            f"{path}: GTI row {i} stops ({stop[i]}) before it starts ({start[i]})"
+        )
+    order = np.argsort(t_start.mjd, kind="stable")
+    return t_start[order], t_stop[order]
+
+
+def gti_mjd(path: str | Path, *, hdu: str = "GTI") -> np.ndarray:
+    """The GTIs of *path* as an ``(n, 2)`` array of MJD (TT), merged and sorted.
+
+    See :func:`read_gti` for the keywords honoured and the errors raised.
+    """
+    start, stop = read_gti(path, hdu=hdu)
+    from .gti import merge_intervals
+
+    return merge_intervals(np.column_stack([start.tt.mjd, stop.tt.mjd]))
