@@ -356,3 +356,20 @@ def test_integer_results_beyond_64_bits_are_a_400(served, client, query) -> None
     silently clipped to 9223372036854775807."""
     resp = sync(client, served[0], query)
     assert resp.status_code == 400 and "out of range" in error_text(resp.content), resp.text
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_union_of_numbers_and_text_is_a_400_not_an_internal_error(served, client, mode) -> None:
+    """Found by the fuzz suite: the first SELECT makes the column a number, a later one
+    gives text; the writer of the VOTable cannot, and that was a 500."""
+    query = (f"SELECT DISTINCT AREA(POINT(99999, s_ra)) {OBSCORE} "
+             f"UNION ALL SELECT DISTINCT obs_collection {OBSCORE}")  # fmt: skip
+    if mode == "sync":
+        resp = sync(client, served[0], query)
+        assert resp.status_code == 400, resp.text[:500]
+        message = error_text(resp.content)
+    else:
+        phase, message = _async_error(client, served[0], query)
+        assert phase == "ERROR"
+    assert "different types" in message and "UNION" in message, message
+    assert "internal error" not in message and not FORBIDDEN.search(message), message

@@ -26,6 +26,7 @@ from .params import Params, ServiceFault, read_params
 from .state import ArchiveState
 from .votable import (
     VOTABLE_MIME,
+    MixedColumnTypes,
     ServiceDescriptor,
     VotableColumn,
     rows_to_csv,
@@ -209,14 +210,17 @@ def execute_query(
     descriptor = None
     if any(c.name == "obs_publisher_did" for c in columns):
         descriptor = ServiceDescriptor(base_url.rstrip("/") + "/datalink", "obs_publisher_did")
-    body = rows_to_votable(
-        columns,
-        rows,
-        overflow=overflow,
-        descriptor=descriptor,
-        transforms=transforms,
-        infos=[("QUERY", req.adql, ""), ("REQUEST", "doQuery", "")],
-    )
+    try:
+        body = rows_to_votable(
+            columns,
+            rows,
+            overflow=overflow,
+            descriptor=descriptor,
+            transforms=transforms,
+            infos=[("QUERY", req.adql, ""), ("REQUEST", "doQuery", "")],
+        )
+    except MixedColumnTypes as exc:
+        raise ServiceFault(str(exc)) from None
     return QueryResult(body, VOTABLE_MIME, len(rows), overflow)
 
 

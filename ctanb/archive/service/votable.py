@@ -22,6 +22,7 @@ from xml.sax.saxutils import quoteattr
 
 __all__ = [
     "VOTABLE_MIME",
+    "MixedColumnTypes",
     "ServiceDescriptor",
     "VotableColumn",
     "error_votable",
@@ -29,6 +30,11 @@ __all__ = [
     "rows_to_votable",
     "xml_text",
 ]
+
+
+class MixedColumnTypes(ValueError):
+    """A result value does not fit its column's VOTable type (answered as a 400)."""
+
 
 VOTABLE_MIME = "application/x-votable+xml"
 VOTABLE_NS = "http://www.ivoa.net/xml/VOTable/v1.3"
@@ -209,15 +215,24 @@ def rows_to_votable(
     out.append("<DATA><TABLEDATA>\n")
     pairs = list(enumerate(convs))
     esc = _escape
-    for row in rows:
-        out.append(
-            "<TR>"
-            + "".join(
-                "<TD/>" if (v := row[i]) is None else "<TD>" + esc(conv(v)) + "</TD>"
-                for i, conv in pairs
+    try:
+        for row in rows:
+            out.append(
+                "<TR>"
+                + "".join(
+                    "<TD/>" if (v := row[i]) is None else "<TD>" + esc(conv(v)) + "</TD>"
+                    for i, conv in pairs
+                )
+                + "</TR>\n"
             )
-            + "</TR>\n"
-        )
+    except (ValueError, TypeError) as exc:
+        # A value that does not fit its column's declared type: the column's type comes
+        # from the first SELECT of a UNION, a later SELECT gave text where it gave numbers.
+        raise MixedColumnTypes(
+            "a result column holds values of different types (e.g. numbers in one SELECT "
+            "of a UNION and text in another): give each column the same type in every "
+            "SELECT (CAST it)"
+        ) from exc
     out.append("</TABLEDATA></DATA>\n</TABLE>\n")
     if overflow:
         out.append(_info("QUERY_STATUS", "OVERFLOW"))
