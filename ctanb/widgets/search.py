@@ -105,6 +105,7 @@ class SearchPanel(SearchRunning, w.VBox):
     def __init__(self, archive: Any = None, **kwargs: Any) -> None:
         self._archive = archive
         self._job = None
+        self._run_lock = threading.RLock()  # which job is current: checked when rows arrive
         self._started = time.monotonic()
         self._updating = False
         # The choice lists are refilled on a thread (load_choices) while the form is in

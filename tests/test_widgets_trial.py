@@ -1,0 +1,80 @@
+"""What a tester found driving ``ctanb.App()`` (issue 15): superseded async searches never
+reach the table, non-ObsCore results show all their columns, failures mark stale rows,
+plain messages for an unreachable archive and unknown tokens. Embedded archive over HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import wait_for
+
+from ctanb.widgets import App
+
+SLOW = "SELECT * FROM ivoa.obscore AS a, ivoa.obscore AS b, ivoa.obscore AS c"
+#: Seconds, not minutes: it finishes while the test still watches the table.
+MEDIUM = "SELECT TOP 9 a.obs_id FROM ivoa.obscore AS a, ivoa.obscore AS b ORDER BY a.obs_id"
+
+
+@pytest.fixture(scope="module")
+def archive(archive_url):
+    import ctanb
+
+    with ctanb.connect(archive_url, progress=False, offline=True) as archive:
+        yield archive
+
+
+def test_a_superseded_async_search_never_fills_the_table_after_cancel(archive):
+    app = App(archive, use_aladin=False)
+    search = app.search
+    search.adql_text.value = "SELECT TOP 2 * FROM ivoa.obscore ORDER BY obs_id"
+    search.search()
+    assert app.table.row_count == 2
+    search.async_box.value = True
+    search.adql_text.value = MEDIUM
+    search.search(wait=False)
+    first = search.async_queries[0]["url"]
+    wait_for(lambda: search.phase in ("QUEUED", "EXECUTING"), 30, "the first job", every=0.02)
+    search.adql_text.value = SLOW
+    search.search(wait=False)  # pressed again while the first one runs
+    second = search.async_queries[0]["url"]
+    assert second != first
+    wait_for(lambda: search.phase == "EXECUTING", 60, "the second job running", every=0.02)
+    assert search.cancel() == "ABORTED"
+    # Long enough for the first job to have finished had it not been cancelled.
+    started = time.monotonic()
+    wait_for(lambda: time.monotonic() - started > 6, 10, "six seconds", every=0.2)
+    assert app.table.row_count == 2, "a job that is not the current one filled the table"
+    assert search.phase == "ABORTED" and "Cancelled after" in search.status.value
+    assert [p for p, _ in search.phase_log] == ["QUEUED", "EXECUTING", "ABORTED"][
+        -len(search.phase_log) :
+    ] and search.phase_log[0][0] == "QUEUED"
+    phases = {q["url"]: q["phase"] for q in search.async_queries}
+    assert phases[second] == "ABORTED" and phases[first] == "ABORTED"
+    # Back to sync: the status line is this search's, not an old job's clock.
+    search.async_box.value = False
+    search.adql_text.value = "SELECT TOP 1 * FROM ivoa.obscore"
+    search.search()
+    time.sleep(0.5)
+    assert [p for p, _ in search.phase_log] == ["EXECUTING", "COMPLETED"]
+    assert "1 row(s) in" in search.status.value and "EXECUTING" not in search.status.value
+
+
+def test_a_non_obscore_result_shows_all_its_columns(archive):
+    app = App(archive, use_aladin=False)
+    search = app.search
+    group = "SELECT obs_collection, COUNT(*) AS n FROM ivoa.obscore GROUP BY obs_collection"
+    search.adql_text.value = group
+    search.search()
+    assert app.table.visible_columns == ["obs_collection", "n"]
+    search.adql_text.value = "SELECT COUNT(*) AS n FROM ivoa.obscore"
+    search.search()
+    assert app.table.visible_columns == ["n"]
+    search.adql_text.value = group  # the previous query's columns do not carry over
+    search.search()
+    assert app.table.visible_columns == ["obs_collection", "n"]
+    # ObsCore rows still open on the principal columns.
+    search.adql_text.value = "SELECT TOP 2 * FROM ivoa.obscore"
+    search.search()
+    assert "obs_publisher_did" not in app.table.visible_columns
+    assert "obs_id" in app.table.visible_columns
