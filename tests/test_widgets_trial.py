@@ -78,3 +78,43 @@ def test_a_non_obscore_result_shows_all_its_columns(archive):
     search.search()
     assert "obs_publisher_did" not in app.table.visible_columns
     assert "obs_id" in app.table.visible_columns
+
+
+def test_after_a_failure_the_rows_shown_are_said_to_be_the_previous_search(archive):
+    app = App(archive, use_aladin=False)
+    panel = app.search
+    panel.set(target="Crab", radius=3)
+    panel.resolve()
+    panel.search()
+    rows = app.table.row_count
+    assert rows > 0 and app.results_note.value == "" and app.sky.target
+    # A failed resolve: rows kept, marked old, no stale marker; a clear position line.
+    panel.target_text.value = "Crabb Nebulla"
+    assert "previous results" in app.results_note.value and app.table.row_count == rows
+    assert app.sky.target == {}
+    assert "no position: the name could not be resolved" in panel.position_label.value
+    assert "not resolved yet" not in panel.position_label.value
+    # A good search clears the note; a failed ADQL query puts it back.
+    panel.adql_text.value = "SELECT TOP 3 * FROM ivoa.obscore"
+    panel.search()
+    assert app.results_note.value == "" and app.table.row_count == 3
+    panel.adql_text.value = "SELECT TOP 3 * FROM ivoa.no_such_table"
+    panel.search_button.click()
+    assert panel.error and "previous results: the last search failed" in app.results_note.value
+    assert app.table.row_count == 3
+
+
+def test_an_unreachable_archive_is_said_in_plain_words():
+    import socket
+
+    with socket.socket() as sock:  # a free port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = App(f"http://127.0.0.1:{port}/tap", use_aladin=False)
+    app.search.adql_text.value = "SELECT TOP 1 * FROM ivoa.obscore"
+    app.search.search_button.click()
+    error = app.search.error
+    assert f"cannot reach the archive at http://127.0.0.1:{port}" in error
+    assert "connection refused (is it running?)" in error
+    for internals in ("HTTPConnectionPool", "Errno", "Max retries", "ConnectionError"):
+        assert internals not in error

@@ -95,6 +95,18 @@ class SearchRunning:
             The results; None while an asynchronous query runs on without waiting.
         """
         # The query follows the form at this moment, unless the user edited it.
+        try:
+            return self._search(wait)
+        except CtanbError:
+            self._mark_stale("the last search failed")
+            raise
+
+    def _mark_stale(self, why: str) -> None:
+        """The table keeps the previous rows (the user's work), marked as such."""
+        if self.results is not None:
+            self.stale = f"previous results: {why}"
+
+    def _search(self, wait: bool):
         edited = self.adql_edited and self.adql_text.value.strip()
         adql = self.adql_text.value.strip() if edited else self.update_adql(force=True)
         # A new search supersedes the running one: it is cancelled, and whatever it
@@ -176,6 +188,7 @@ class SearchRunning:
                 results = job.results(timeout=10)
             except CtanbError:
                 if self._job is job:
+                    self._mark_stale("the last search failed")
                     self._phase("ERROR", time.monotonic() - started, job)
                     self.status.value = status_html(f"failed after {self.elapsed:.1f} s", "error")
                 raise
@@ -221,5 +234,6 @@ class SearchRunning:
         rows = f"{len(results)} row(s)" + (" (truncated)" if results.overflow else "")
         self.status.value = status_html(f"{rows} in {self.elapsed:.1f} s", "ok")
         self.results = results
+        self.stale = ""
         guarded(self, self.refresh_history)
         return results

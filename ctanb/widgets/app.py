@@ -101,7 +101,11 @@ class App(w.VBox):
         self.open_product_button = w.Button(description="Provenance of product", icon="sitemap",
                                             layout=w.Layout(width="auto"))  # fmt: skip
         self.open_product_button.on_click(lambda _: guarded(self.table, self.open_product))
-        explore = w.VBox([self.login_box, self.search, w.HTML("<b>Results</b>"), self.table,
+        # Rows of an earlier search after a failure: kept, but said to be old.
+        self.results_note = w.HTML()
+        self.search.observe(lambda ch: self._show_stale(ch["new"]), "stale")
+        explore = w.VBox([self.login_box, self.search, w.HTML("<b>Results</b>"),
+                          self.results_note, self.table,
                           self.table.error_display, self.tools, self.basket,
                           self.open_product_button, self.sky, self.sky.error_display,
                           self.coverage, self.exposure])  # fmt: skip
@@ -301,6 +305,13 @@ class App(w.VBox):
             "<table class='ctanb-search-jobs'><tr><th>Phase</th><th>Time</th><th>Rows</th>"
             f"<th>ADQL</th></tr>{rows}</table>"
         )
+
+    def _show_stale(self, why: str) -> None:
+        self.results_note.value = (
+            f"<b class='ctanb-stale' style='color:#b71c1c'>{html.escape(why)}</b>" if why else ""
+        )
+        if why:  # the target marker belongs to the failed search, not to these rows
+            self.sky.clear_target()
 
     def _mark_position(self, criteria: dict) -> None:
         if "ra" in criteria and "dec" in criteria:
