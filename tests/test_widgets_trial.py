@@ -118,3 +118,20 @@ def test_an_unreachable_archive_is_said_in_plain_words():
     assert "connection refused (is it running?)" in error
     for internals in ("HTTPConnectionPool", "Errno", "Max retries", "ConnectionError"):
         assert internals not in error
+
+
+def test_an_unknown_token_does_not_log_in(archive):
+    app = App(archive, use_aladin=False)
+    try:
+        assert app.login("nonsense-token") is False
+        status = app.login_box.status.value
+        assert "not logged in" in status and "#b71c1c" in status and "#2e7d32" not in status
+        assert "does not know this token" in status and "nonsense-token" not in status
+        assert not app.search.archive.has_token
+        # A token of the demo policy logs in, naming its group (never the token).
+        assert app.login("demo-token-vela") is True
+        status = app.login_box.status.value
+        assert "logged in" in status and "vela-team" in status and "#2e7d32" in status
+        assert "demo-token-vela" not in status
+    finally:
+        app.login("")

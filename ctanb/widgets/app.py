@@ -254,14 +254,31 @@ class App(w.VBox):
         Returns
         -------
         bool
-            True when logged in, False when logged out.
+            True when logged in; False when logged out or when the archive does
+            not know the token (the login box says so, in red).
         """
+        from .._errors import CtanbError
+        from ._async import status_html
+
         token = (self.login_box.token_text.value if token is None else token).strip()
         # Scoped to the archive's origin: a DataLink or file elsewhere never gets it.
-        self.search.archive.set_token(token or None)
+        archive = self.search.archive
+        archive.set_token(token or None)
         self.login_box.token_text.value = ""
-        self.login_box.show(bool(token))
-        return bool(token)
+        if not token:
+            self.login_box.show(False)
+            return False
+        try:  # an unknown token must not look like a login
+            who = archive.whoami()
+        except CtanbError as exc:
+            archive.set_token(None)
+            self.login_box.status.value = status_html(f"not logged in: {exc}", "error")
+            return False
+        if who is None:
+            self.login_box.show(True, "this archive does not check tokens at login")
+        else:
+            self.login_box.show(True, "groups " + ", ".join(who.get("groups") or ["none"]))
+        return True
 
     def open_jobs(self):
         """The JobList panel, built on first use.
