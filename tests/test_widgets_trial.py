@@ -135,3 +135,20 @@ def test_an_unknown_token_does_not_log_in(archive):
         assert "demo-token-vela" not in status
     finally:
         app.login("")
+
+
+def test_form_messages_are_in_the_users_words(archive):
+    from ctanb.widgets.search import SearchPanel
+
+    panel = SearchPanel(archive)
+    panel.set(time_start="yesterday-ish")
+    panel.search_button.click()
+    assert "Start" in panel.error and "is not a time" in panel.error
+    assert "astropy" not in panel.error and "Time)" not in panel.error
+    panel.set(time_start="")
+    panel.set(limit="1e9")
+    assert panel.adql == "" and "TOP 1000000000" not in panel.adql_text.value
+    panel.search_button.click()
+    assert "1,000,000" in panel.error and "Limit" in panel.error
+    panel.set(limit="1e6")
+    assert "TOP 1000000 " in panel.adql_text.value
