@@ -152,3 +152,15 @@ def test_form_messages_are_in_the_users_words(archive):
     assert "1,000,000" in panel.error and "Limit" in panel.error
     panel.set(limit="1e6")
     assert "TOP 1000000 " in panel.adql_text.value
+
+
+def test_the_product_kind_flux_points_finds_published_flux_points(archive):
+    from ctanb.widgets.search import SearchPanel
+
+    panel = SearchPanel(archive)
+    assert "flux_points" not in panel.products.kind.placeholder
+    assert "flux" in panel.products.kind.placeholder
+    panel.set(product_kind="flux_points", data_level="DL5")
+    assert "'DL5-flux'" in panel.adql_text.value  # what SpectrumStep publishes
+    panel.products.set_kinds(["DL3", "DL4-counts", "DL5-flux", "DL5-lightcurve"])
+    assert list(panel.products.kind.options) == ["counts", "flux", "lightcurve"]
