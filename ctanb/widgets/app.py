@@ -277,7 +277,10 @@ class App(w.VBox):
         if who is None:
             self.login_box.show(True, "this archive does not check tokens at login")
         else:
-            self.login_box.show(True, "groups " + ", ".join(who.get("groups") or ["none"]))
+            groups = ", ".join(who.get("groups") or ["none"])
+            self.login_box.status.value = status_html(
+                f"logged in: proprietary data you may see (groups: {groups})", "ok"
+            )
         return True
 
     def open_jobs(self):
