@@ -77,4 +77,4 @@ def test_a_failed_search_clears_what_it_replaced(archive):
     panel.search_button.click()
     assert "wrong order" in panel.error
     assert "row(s)" not in panel.status.value and "not searched" in panel.status.value
-    assert panel.results is None and panel.row_count == -1
+    assert panel.row_count == -1 and panel.stale.startswith("previous results")

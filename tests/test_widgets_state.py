@@ -87,7 +87,7 @@ def test_failed_resolve_clears_position_query_and_marker_and_search_does_not_rer
     assert panel.resolved == {} and app.sky.target == {}
     assert panel.numbers["ra"].value == panel.numbers["dec"].value == ""
     assert panel.adql_text.value == "" and panel.adql == ""
-    assert "not resolved" in panel.position_label.value
+    assert "no position: the name could not be resolved" in panel.position_label.value
     before = panel.results
     panel.search_button.click()
     assert "Crabb Nebulla" in panel.error, "Search re-ran a query instead of saying why not"

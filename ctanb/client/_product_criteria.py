@@ -102,13 +102,20 @@ def _number_text(value: Any) -> str:
     return str(value)
 
 
+#: What users call a kind -> the kinds it finds (``flux_points``: SpectrumStep's ``flux``).
+KIND_ALIASES = {
+    "flux_points": ("flux_points", "flux"),
+    "light_curve": ("light_curve", "lightcurve"),
+}
+
+
 def check_product_criteria(values: dict[str, Any]) -> None:
     """Refuse product criteria that cannot be right (called by Criteria's validation)."""
     for kind in _as_list(values.get("product_kind")):
         if not _KIND.match(kind):
             raise CriteriaError(
                 f"product_kind: {kind!r} is not a product kind (letters, digits and _, "
-                "e.g. counts, flux_points)",
+                "e.g. counts, flux, spectrum, lightcurve)",
                 field="product_kind",
             )
     for name, needs in (("software_version", "software"), ("step_version", "step")):
@@ -153,7 +160,8 @@ def product_conditions(criteria: Any, literal: Any) -> list[str]:
         Conditions on ``ivoa.obscore`` (empty when no product criterion is set).
     """
     where: list[str] = []
-    kinds = _as_list(criteria.product_kind)
+    # Common names of a kind find what the analysis steps publish (DL5-flux).
+    kinds = [k for kind in _as_list(criteria.product_kind) for k in KIND_ALIASES.get(kind, (kind,))]
     if kinds:
         levels = [criteria.data_level] if criteria.data_level else list(PRODUCT_LEVELS)
         subtypes = [literal(f"{level}-{kind}") for kind in kinds for level in levels]

@@ -177,6 +177,33 @@ class Archive:
         """True when requests to the archive carry a token."""
         return isinstance(self.session.auth, ScopedToken)
 
+    def whoami(self) -> dict | None:
+        """Check the token with the archive: who it is and its groups.
+
+        Returns
+        -------
+        dict or None
+            ``{"identity": ..., "groups": [...]}``; None when the archive cannot
+            check tokens (no ``/whoami``, as DaCHS).
+
+        Raises
+        ------
+        AuthError
+            The archive does not know the token.
+        ServiceError
+            The archive cannot be reached.
+        """
+        from .._errors import AuthError
+
+        url = self.url + "/whoami"
+        with pyvo_errors(url, None):
+            resp = self.session.get(url, timeout=30)
+        if resp.status_code in (401, 403):
+            raise AuthError("the archive does not know this token (mistyped, or expired?)")
+        if resp.status_code != 200 or "json" not in resp.headers.get("content-type", ""):
+            return None
+        return resp.json()
+
     @property
     def history(self) -> QueryHistory:
         """Past queries sent to this archive (kept across kernel restarts)."""

@@ -13,7 +13,7 @@ import requests
 
 from .._errors import CoverageError, ServiceError
 from ..archive.coverage import check_kind, check_order, moc_class
-from .query import _body_message
+from .query import _body_message, unreachable
 
 __all__ = ["fetch_coverage"]
 
@@ -62,7 +62,7 @@ def fetch_coverage(
     try:
         resp = archive.session.get(url, params=params, timeout=120)
     except requests.RequestException as exc:
-        raise ServiceError(f"cannot reach the archive at {archive.url}: {exc}", url=url) from None
+        raise ServiceError(unreachable(archive.url, exc), url=url) from None
     if resp.status_code == 400:
         raise CoverageError(_body_message(resp.content) or resp.text[:300])
     if resp.status_code == 404:

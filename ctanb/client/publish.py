@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import AuthError, ProvenanceError, ServiceError
+from .query import unreachable
 
 __all__ = ["PublishRefusedError", "Published", "fetch_published", "publish"]
 
@@ -82,7 +83,7 @@ def publish(archive: Any, product: str | Path, *, curation: dict[str, Any] | Non
                 headers={"Content-Type": "application/fits"}, timeout=timeout,
             )  # fmt: skip
     except requests.RequestException as exc:
-        raise ServiceError(f"cannot reach the archive at {archive.url}: {exc}") from None
+        raise ServiceError(unreachable(archive.url, exc)) from None
     try:
         body = resp.json()
     except ValueError:
@@ -142,7 +143,7 @@ def fetch_published(ref: str, out_dir: str | Path, *, archive: str | None = None
     try:
         resp = client.session.get(url, timeout=300)
     except Exception as exc:  # requests' errors, named by the layer that failed
-        raise ServiceError(f"cannot reach the archive at {archive}: {exc}") from None
+        raise ServiceError(unreachable(archive, exc)) from None
     if resp.status_code == 404:
         # The archive's 404 is a VOTable document: the user needs one sentence.
         raise ServiceError(f"no product {name} in this archive ({archive.rstrip('/')})")

@@ -24,6 +24,7 @@ __all__ = [
     "query_position",
     "results_from_votable",
     "run_sync",
+    "unreachable",
 ]
 
 _DATALINK_STANDARD = "ivo://ivoa.net/std/datalink"
@@ -94,14 +95,38 @@ def pyvo_errors(url: str, adql: str | None) -> Iterator[None]:
             raise ServiceError(
                 f"the archive at {url} answered HTTP {status}: {message}", url=url, status=status
             ) from exc
-        raise ServiceError(f"cannot reach the archive at {url}: {message}", url=url) from exc
+        raise ServiceError(unreachable(url, exc), url=url) from exc
     except requests.RequestException as exc:
         status = exc.response.status_code if exc.response is not None else None
-        raise ServiceError(
-            f"cannot reach the archive at {url}: {exc.__class__.__name__}: {exc}",
-            url=url,
-            status=status,
-        ) from exc
+        raise ServiceError(unreachable(url, exc), url=url, status=status) from exc
+
+
+def unreachable(url: str, exc: BaseException) -> str:
+    """``cannot reach the archive at <url>: connection refused (is it running?)``.
+
+    The user's words for a failed connection, not the HTTP library's
+    (``HTTPConnectionPool(...) Max retries exceeded ... [Errno 111]``).
+    """
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = getattr(seen, "cause", None) or seen.__cause__ or seen.__context__
+    text = " ".join(f"{e.__class__.__name__} {e}" for e in chain).lower()
+    if "refused" in text:
+        why = "connection refused (is it running?)"
+    elif "timeout" in text or "timed out" in text:
+        why = "no answer in time (is the network or the archive slow?)"
+    elif (
+        "name or service not known" in text
+        or "nodename nor servname" in text
+        or ("name resolution" in text)
+    ):
+        why = "unknown host name (is the address right?)"
+    elif "ssl" in text or "certificate" in text:
+        why = "the secure connection failed (certificate or TLS problem)"
+    else:
+        why = "the connection failed (is it running, is the address right?)"
+    return f"cannot reach the archive at {url}: {why}"
 
 
 def run_sync(service: Any, adql: str, maxrec: int | None = None, *, session: Any = None) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import CriteriaError
-from ..client._units import angle_deg, energy_tev
+from ..client._units import angle_deg, energy_tev, to_mjd
 from ..datamodel import OBSCORE_COLUMNS
 
 __all__ = ["ANY", "CRITERION_OF", "FORM_GROUPS", "NUMBERS", "choice_columns", "read_number"]
@@ -54,6 +54,8 @@ PLACEHOLDERS = {"ra": "deg or 5h34m32s", "dec": "deg or 22d00m52s", "radius": "d
 ANY = "(any)"
 
 _ANGLES = ("ra", "dec", "radius", "max_zenith")
+#: The embedded archive's hard row limit (``ServiceConfig.maxrec_hard``).
+MAX_ROWS = 1_000_000
 _ENERGIES = ("energy_min", "energy_max")
 
 
@@ -66,12 +68,27 @@ def read_number(name: str, text: str) -> Any:
     """The value of box *name* from its *text* (degrees, TeV, row count or time text)."""
     label = NUMBERS[name][0]
     if name in ("time_start", "time_end"):
-        return text  # ISO or MJD: Criteria reads both and says what is wrong
+        try:  # ISO or MJD: Criteria reads both; the message here is in the form's words
+            to_mjd(text, name)
+        except CriteriaError:
+            raise CriteriaError(
+                f"{label}: {text!r} is not a time (e.g. 2004-12-04T22:00:00 in UTC, "
+                "or an MJD number such as 53343.9)",
+                field=name,
+            ) from None
+        return text
     if name == "limit":
         try:
-            return int(float(text))
-        except ValueError:
+            rows = int(float(text))
+        except (ValueError, OverflowError):
             raise CriteriaError(f"{label}: {text!r} is not a number", field=name) from None
+        if not 1 <= rows <= MAX_ROWS:
+            # Never a TOP the archive silently cuts: say its limit instead.
+            too = "more than the archive sends" if rows > MAX_ROWS else "not a row count"
+            raise CriteriaError(
+                f"{label}: {text} is {too}; give 1 to {MAX_ROWS:,} rows", field=name
+            )
+        return rows
     try:
         if name in _ANGLES:
             return angle_deg(text, name)

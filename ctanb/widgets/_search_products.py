@@ -41,10 +41,11 @@ class ProductFields:
         self.level = w.Dropdown(description="Data level", options=[ANY, *DATA_LEVELS[3:]],
                                 value=ANY, style=style, layout=w.Layout(width="200px"),
                                 tooltip="DL3 datasets, DL4/DL5 published products")  # fmt: skip
-        self.kind = w.Combobox(description="Product kind", placeholder="e.g. flux_points",
+        self.kind = w.Combobox(description="Product kind", placeholder="counts, flux, spectrum, lightcurve",
                                options=[], ensure_option=False, continuous_update=False,
                                style=style, layout=w.Layout(width="260px"),
-                               tooltip="end of dataproduct_subtype (DL4-counts: counts)")  # fmt: skip
+                               tooltip="end of dataproduct_subtype: counts, flux (flux points), spectrum, "
+                               "lightcurve, fit; the list holds the archive's kinds")  # fmt: skip
         self.texts = {
             name: w.Text(description=label, placeholder=hint, tooltip=tip, style=style,
                          continuous_update=False,

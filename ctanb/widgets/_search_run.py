@@ -6,6 +6,7 @@ A mixin of :class:`~ctanb.widgets.search.SearchPanel` (the form lives in ``searc
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any
@@ -97,14 +98,30 @@ class SearchRunning:
             The results; None while an asynchronous query runs on without waiting.
         """
         # The query follows the form at this moment, unless the user edited it.
+        try:
+            return self._search(wait)
+        except CtanbError:
+            self._mark_stale("the last search failed")
+            raise
+
+    def _mark_stale(self, why: str) -> None:
+        """The table keeps the previous rows (the user's work), marked as such."""
+        if self.results is not None:
+            self.stale = f"previous results: {why}"
+
+    def _search(self, wait: bool):
         edited = self.adql_edited and self.adql_text.value.strip()
         try:
             adql = self.adql_text.value.strip() if edited else self.update_adql(force=True)
         except CtanbError as exc:
-            # no query to send: nothing shown may still look like its answer
-            self.row_count, self.results = -1, None
+            # no query to send: the status says so, and search() marks the rows still
+            # shown as the previous search's (they are the user's work: kept)
+            self.row_count = -1
             self.status.value = status_html(f"not searched: {exc}", "error")
             raise
+        # A new search supersedes the running one: it is cancelled, and whatever it
+        # still reports (phases, rows) never reaches the status or the table.
+        self._supersede()
         self._started, self.phase_log, self.elapsed = time.monotonic(), [], 0.0
         if self.mode == "sync":
             self._phase("EXECUTING", 0.0)
@@ -115,7 +132,9 @@ class SearchRunning:
                 self.status.value = status_html(f"failed after {self.elapsed:.1f} s", "error")
                 raise
             return self._done(results)
-        self._job = job = self.archive.submit(adql, _criteria=self.criteria or None)
+        job = self.archive.submit(adql, _criteria=self.criteria or None)
+        with self._run_lock:
+            self._job = job
         # The job was created and told to run (UWS PHASE=RUN): it is queued until
         # the server picks it up; polling reports the phases from here on.
         self.async_queries = [{"url": job.url, "adql": adql, "phase": "QUEUED",
@@ -123,9 +142,19 @@ class SearchRunning:
         self._phase("QUEUED", time.monotonic() - self._started)
         self.cancel_button.disabled = False
         if wait:
-            return self._wait()
-        threading.Thread(target=guarded, args=(self, self._wait), daemon=True).start()
+            return self._wait(job)
+        threading.Thread(target=guarded, args=(self, self._wait, job), daemon=True).start()
         return None
+
+    def _supersede(self) -> None:
+        """Forget (and cancel) the running asynchronous query, if any."""
+        with self._run_lock:
+            job, self._job = self._job, None
+        if job is not None:
+            self.cancel_button.disabled = True
+            with contextlib.suppress(CtanbError):
+                job.cancel()
+            self._update_async(job, phase="ABORTED")
 
     def cancel(self) -> str:
         """Abort the running asynchronous query.
@@ -150,31 +179,46 @@ class SearchRunning:
         phase = job.cancel()
         self._phase(phase, time.monotonic() - self._started, job)
         if phase == "ABORTED":
+            with self._run_lock:
+                if self._job is job:  # its late answers are no longer the table's
+                    self._job = None
             self._cancelled()
         return phase
 
-    def _wait(self):
-        job = self._job
+    def _wait(self, job: Any):
+        started = self._started
         try:
-            phase = follow(job, self._started, lambda p, s: self._phase(p, s, job))
+            phase = follow(job, started, lambda p, s: self._phase(p, s, job))
+            if self._job is not job:  # superseded or cancelled: nothing of it is shown
+                return None
             if phase == "ABORTED":  # cancelled (here or elsewhere): an outcome, not an error
                 self._cancelled()
                 return None
             try:
                 results = job.results(timeout=10)
             except CtanbError:
-                self._phase("ERROR", time.monotonic() - self._started, job)
-                self.status.value = status_html(f"failed after {self.elapsed:.1f} s", "error")
+                if self._job is job:
+                    self._mark_stale("the last search failed")
+                    self._phase("ERROR", time.monotonic() - started, job)
+                    self.status.value = status_html(f"failed after {self.elapsed:.1f} s", "error")
                 raise
         finally:
-            self.cancel_button.disabled = True
-            if self._job is job:
-                self._job = None
+            with self._run_lock:
+                if self._job is job:
+                    self.cancel_button.disabled = True
         self._update_async(job, rows=len(results))
-        return self._done(results)
+        with self._run_lock:
+            if self._job is not job:  # a newer search or Cancel came while rows downloaded
+                return None
+            self._job = None
+            return self._done(results)
 
     def _phase(self, phase: str, elapsed: float, job: Any = None) -> None:
         """A new poll: the phase (logged when it changes) and the running clock."""
+        if job is not None and job is not self._job:
+            # A superseded job: only its own line in the Jobs list follows it.
+            self._update_async(job, phase=phase, elapsed=round(elapsed, 2))
+            return
         if not self.phase_log or self.phase_log[-1][0] != phase:
             self.phase_log = [*self.phase_log, [phase, round(elapsed, 2)]]
         self.phase, self.elapsed = phase, round(elapsed, 2)
@@ -203,5 +247,6 @@ class SearchRunning:
         rows = f"{len(results)} row(s)" + (" (truncated)" if results.overflow else "")
         self.status.value = status_html(f"{rows} in {self.elapsed:.1f} s", "ok")
         self.results = results
+        self.stale = ""
         guarded(self, self.refresh_history)
         return results

@@ -101,7 +101,11 @@ class App(w.VBox):
         self.open_product_button = w.Button(description="Provenance of product", icon="sitemap",
                                             layout=w.Layout(width="auto"))  # fmt: skip
         self.open_product_button.on_click(lambda _: guarded(self.table, self.open_product))
-        explore = w.VBox([self.login_box, self.search, w.HTML("<b>Results</b>"), self.table,
+        # Rows of an earlier search after a failure: kept, but said to be old.
+        self.results_note = w.HTML()
+        self.search.observe(lambda ch: self._show_stale(ch["new"]), "stale")
+        explore = w.VBox([self.login_box, self.search, w.HTML("<b>Results</b>"),
+                          self.results_note, self.table,
                           self.table.error_display, self.tools, self.basket,
                           self.open_product_button, self.sky, self.sky.error_display,
                           self.coverage, self.exposure])  # fmt: skip
@@ -250,14 +254,34 @@ class App(w.VBox):
         Returns
         -------
         bool
-            True when logged in, False when logged out.
+            True when logged in; False when logged out or when the archive does
+            not know the token (the login box says so, in red).
         """
+        from .._errors import CtanbError
+        from ._async import status_html
+
         token = (self.login_box.token_text.value if token is None else token).strip()
         # Scoped to the archive's origin: a DataLink or file elsewhere never gets it.
-        self.search.archive.set_token(token or None)
+        archive = self.search.archive
+        archive.set_token(token or None)
         self.login_box.token_text.value = ""
-        self.login_box.show(bool(token))
-        return bool(token)
+        if not token:
+            self.login_box.show(False)
+            return False
+        try:  # an unknown token must not look like a login
+            who = archive.whoami()
+        except CtanbError as exc:
+            archive.set_token(None)
+            self.login_box.status.value = status_html(f"not logged in: {exc}", "error")
+            return False
+        if who is None:
+            self.login_box.show(True, "this archive does not check tokens at login")
+        else:
+            groups = ", ".join(who.get("groups") or ["none"])
+            self.login_box.status.value = status_html(
+                f"logged in: proprietary data you may see (groups: {groups})", "ok"
+            )
+        return True
 
     def open_jobs(self):
         """The JobList panel, built on first use.
@@ -301,6 +325,13 @@ class App(w.VBox):
             "<table class='ctanb-search-jobs'><tr><th>Phase</th><th>Time</th><th>Rows</th>"
             f"<th>ADQL</th></tr>{rows}</table>"
         )
+
+    def _show_stale(self, why: str) -> None:
+        self.results_note.value = (
+            f"<b class='ctanb-stale' style='color:#b71c1c'>{html.escape(why)}</b>" if why else ""
+        )
+        if why:  # the target marker belongs to the failed search, not to these rows
+            self.sky.clear_target()
 
     def _mark_position(self, criteria: dict) -> None:
         if "ra" in criteria and "dec" in criteria:

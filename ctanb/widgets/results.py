@@ -31,6 +31,11 @@ _EXPORT_SUFFIXES = {".vot": "votable", ".xml": "votable", ".votable": "votable",
 PAGE_SIZES = (10, 25, 100, 1000)
 
 
+def _is_obscore(colnames: list[str]) -> bool:
+    """ObsCore rows (``SELECT *`` of the obscore table), where the principal columns show."""
+    return "obs_publisher_did" in colnames and all(c in COLUMNS_BY_NAME for c in colnames)
+
+
 def _principal(colnames: list[str]) -> list[str]:
     shown = [c for c in colnames if c in COLUMNS_BY_NAME and COLUMNS_BY_NAME[c].principal]
     shown = [c for c in shown if c not in ("access_url", "obs_publisher_did")]
@@ -212,9 +217,16 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
             self.selected_rows = []
             self.focus_row = -1
             self.column_info = column_info(table)
+            was_obscore = _is_obscore(self.columns)
             self.columns = list(table.colnames)
-            keep = [c for c in self.visible_columns if c in table.colnames]
-            self.visible_columns = keep or _principal(table.colnames)
+            if _is_obscore(table.colnames):
+                # The user's choice of columns carries over from ObsCore rows only.
+                keep = (
+                    [c for c in self.visible_columns if c in table.colnames] if was_obscore else []
+                )
+                self.visible_columns = keep or _principal(table.colnames)
+            else:  # a COUNT, a GROUP BY, another table: the user asked for every column
+                self.visible_columns = list(table.colnames)
             if self.sort_by not in table.colnames:
                 self.sort_by = ""
             self.row_count = len(table)

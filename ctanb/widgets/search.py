@@ -86,6 +86,9 @@ class SearchPanel(SearchRunning, w.VBox):
         The last results (observe it: ``panel.observe(f, "results")``).
     error : str
         The message of the last error shown ("" when none).
+    stale : str
+        ``""`` while the results are the last search's; after a failed search or
+        resolve, why the results shown are the previous search's.
     """
 
     criteria = t.Dict()
@@ -101,10 +104,13 @@ class SearchPanel(SearchRunning, w.VBox):
     resolved = t.Dict()
     position_source = t.Enum(["", "name", "coordinates"], "")
     error = t.Unicode("")
+    #: "" while the table shows this panel's last search; else why the rows are older.
+    stale = t.Unicode("")
 
     def __init__(self, archive: Any = None, **kwargs: Any) -> None:
         self._archive = archive
         self._job = None
+        self._run_lock = threading.RLock()  # which job is current: checked when rows arrive
         self._started = time.monotonic()
         self._updating = False
         # The choice lists are refilled on a thread (load_choices) while the form is in
@@ -344,7 +350,9 @@ class SearchPanel(SearchRunning, w.VBox):
         try:
             found = self.archive.resolve(name)
         except CtanbError:
-            self._disarm(f"{name!r} could not be resolved")
+            self._failed_name = name
+            self._disarm("the name could not be resolved")
+            self._mark_stale("the name could not be resolved")
             raise
         self._load_choices_once()
         with self._filling():
@@ -437,6 +445,8 @@ class SearchPanel(SearchRunning, w.VBox):
         target = self.target_text.value.strip()
         ra, dec = (self.numbers[k].value.strip() for k in ("ra", "dec"))
         text = _form.position_text(self.position_source, target, ra, dec, self.resolved)
+        if target and target == getattr(self, "_failed_name", None) and not self.resolved:
+            text = "no position: the name could not be resolved"
         self.position_label.value = (
             f'<span class="ctanb-position">Position used: {html.escape(text)}</span>'
         )

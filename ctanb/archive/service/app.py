@@ -29,6 +29,7 @@ from .tap import sync_endpoint
 from .uws import JobManager
 from .vosi import availability, capabilities, tables
 from .votable import VOTABLE_MIME, error_votable
+from .whoami_api import whoami_endpoint
 
 __all__ = ["create_app"]
 
@@ -163,6 +164,7 @@ def create_app(
         Route("/provsap", provsap_endpoint, methods=gp),
         # Coverage MOCs of the archive (issue 18)
         Route("/coverage", coverage_endpoint, methods=gp),
+        Route("/whoami", whoami_endpoint),
     ]
     app = Starlette(
         routes=routes,
