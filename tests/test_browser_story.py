@@ -199,7 +199,7 @@ def story(page, probe: KernelProbe, topcat: SampLink, folder) -> None:
     from_crab, from_mrk = (separation(*centre, 83.633, 22.0145),
                            separation(*centre, TARGETS["Mrk 421"], 38.2088))  # fmt: skip
     assert from_crab < 0.6 and from_mrk > 50, (from_crab, from_mrk)
-    page.locator(".widget-image").first.wait_for(timeout=30_000)
+    page.locator(".ctanb-analysis .widget-image").first.wait_for(timeout=30_000)
     shot(page, "6-count-map")
     button("Spectrum").click()
     probe.wait("len(app.analysis.spectrum_png) > 1000 or bool(app.analysis.error)", 300,
@@ -207,7 +207,7 @@ def story(page, probe: KernelProbe, topcat: SampLink, folder) -> None:
     assert probe.eval("app.analysis.error") == ""
     ra = probe.eval("app.analysis.spectrum_config['ra_deg']")
     assert abs(ra - 83.63) < 0.6, ra
-    page.locator(".widget-image").nth(1).wait_for(timeout=30_000)
+    page.locator(".ctanb-analysis .widget-image").nth(1).wait_for(timeout=30_000)
     shot(page, "6-spectrum")
 
     # 7. Download and export; the runs kept in the basket; the products listed with links.

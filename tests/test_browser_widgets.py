@@ -95,14 +95,14 @@ def distill(page, probe: KernelProbe, name: str, redo_kinds: tuple[str, ...] = (
     )
     assert counts > 1000, f"the count map shows {counts} counts"
     assert peak > 5 and offset < 0.15, f"significance peak {peak:.1f} sigma at {offset:.2f} deg"
-    page.locator(".widget-image").first.wait_for(timeout=30_000)
+    page.locator(".ctanb-analysis .widget-image").first.wait_for(timeout=30_000)
     shot(page, f"{name}-3-countmap")
     page.get_by_role("button", name="Spectrum").click()
     probe.wait("len(app.analysis.spectrum_png) > 1000 or bool(app.analysis.error)", 300,
                "the spectrum")  # fmt: skip
     assert probe.eval("app.analysis.error") == ""
     assert any("spectrum" in k or "flux" in k for k in probe.eval("list(app.analysis.products)"))
-    page.locator(".widget-image").nth(1).wait_for(timeout=30_000)
+    page.locator(".ctanb-analysis .widget-image").nth(1).wait_for(timeout=30_000)
     shot(page, f"{name}-3-spectrum")
 
     page.get_by_role("tab", name="Provenance").click()

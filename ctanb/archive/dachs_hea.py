@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from pathlib import Path
+from typing import Any
 
 from ..datamodel import OBSCORE_HEA_COLUMNS, OBSCORE_HEA_TABLE
 from . import db as archive_db
@@ -104,8 +105,16 @@ def render_hea_rd() -> str:
 """
 
 
-def write_hea_resource(db_path: str | Path, resdir: str | Path) -> str:
-    """Write ``hea.rd``, ``res/tmoc_ufunc.py`` and ``data/hea.copy``; return their digest."""
+def write_hea_resource(db_path: str | Path, resdir: str | Path, policy: Any = None) -> str:
+    """Write ``hea.rd``, ``res/tmoc_ufunc.py`` and ``data/hea.copy``; return their digest.
+
+    DaCHS's TAP has no per-caller rows, so it gets what an anonymous caller of the
+    embedded archive sees: the good-time intervals of a proprietary run (data-derived)
+    are NULL until its release date (at export time; ``up`` re-exports).
+    """
+    from .policy import AccessPolicy
+
+    policy = policy or AccessPolicy.demo()
     from .dachs_rd import _copy_value
 
     resdir = Path(resdir)
@@ -118,12 +127,17 @@ def write_hea_resource(db_path: str | Path, resdir: str | Path) -> str:
     names = [c.name for c in OBSCORE_HEA_COLUMNS]
     conn = archive_db.connect(db_path, readonly=True)
     try:
+        cols = ", ".join(f"h.{archive_db.q(n)}" for n in names)
         cursor = conn.execute(
-            f'SELECT {", ".join(map(archive_db.q, names))}, "_t_mjd" '
-            f"FROM {archive_db.q(OBSCORE_HEA_TABLE)} ORDER BY rowid"
+            f'SELECT {cols}, h."_t_mjd", o."_access_group", o.obs_release_date '
+            f"FROM {archive_db.q(OBSCORE_HEA_TABLE)} AS h LEFT JOIN "
+            f"{archive_db.q('ivoa.obscore')} AS o USING (obs_publisher_did) ORDER BY h.rowid"
         )
+        hidden = names.index("t_intervals")
         with open(resdir / "data" / "hea.copy", "w", encoding="utf-8", newline="\n") as out:
-            for row in cursor:
+            for *row, group, release in cursor:
+                if group and not policy.is_released(release):
+                    row[hidden], row[-1] = None, None
                 values = [_copy_value(v, c) for v, c in zip(row, OBSCORE_HEA_COLUMNS, strict=False)]
                 mjd = str(row[-1] or "").split()
                 values.append("{" + ",".join(mjd) + "}" if mjd else r"\N")

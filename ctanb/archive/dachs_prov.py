@@ -197,6 +197,25 @@ def _public_rows(conn: sqlite3.Connection, table: str, names: list[str], policy:
     return list(rows)
 
 
+def _dachs_locations(conn: sqlite3.Connection, rows: list, at: int, accref: Any) -> list:
+    """Entity locations ``$BASE/files/<DID>`` (the embedded archive's, filled with its own
+    URL when served) as DaCHS's accref of that dataset's file, as its ``access_url``."""
+    from urllib.parse import unquote
+
+    from .db import ACCESS_URL_BASE
+
+    this = dict(conn.execute("SELECT did, path FROM \"ctanb.files\" WHERE semantics = '#this'"))
+    prefix = ACCESS_URL_BASE + "files/"
+    out = []
+    for row in rows:
+        location = row[at]
+        if isinstance(location, str) and location.startswith(prefix):
+            path = this.get(unquote(location[len(prefix) :]))
+            row = (*row[:at], accref(path) if path else None, *row[at + 1 :])
+        out.append(row)
+    return out
+
+
 def _progenitor_rows(conn: sqlite3.Connection, policy: Any) -> list:
     rows = conn.execute(
         'SELECT i.product_did, i.input_did, o.obs_id, o.obs_collection, p."_access_group", '
@@ -272,6 +291,8 @@ def export_products(
             rows = _progenitor_rows(conn, policy)
         else:
             rows = _public_rows(conn, table, names, policy)
+            if table == "entity":
+                rows = _dachs_locations(conn, rows, names.index("location"), accref)
         _write_copy(out_dir / _copy_name(table), rows, digest)
         counts[table] = len(rows)
     _write_copy(out_dir / "curation.copy", _curation_rows(conn) if published else [], digest)

@@ -482,7 +482,7 @@ def write_resource(
         Path(userconfig).write_text(render_userconfig())
     from .dachs_hea import write_hea_resource  # ivoa.obscore_hea (issue 18)
 
-    write_hea_resource(db_path, resdir)
+    write_hea_resource(db_path, resdir, policy=policy)
     return export_rows(db_path, resdir / "data", policy=policy, mirror_dir=mirror_dir,
                        documents=documents)  # fmt: skip
 

@@ -191,6 +191,9 @@ class AnalysisPanel(w.VBox):
             ],
             **kwargs,
         )  # fmt: skip
+        # Pages and tests find the analysis pictures by this class (the results panel
+        # has pictures of its own: exposure charts, coverage).
+        self.add_class("ctanb-analysis")
 
     # --- public methods ---------------------------------------------------------------------
     def prefill(self) -> None:
