@@ -36,6 +36,7 @@ import requests
 from astropy.io.votable import parse_single_table
 
 import ctanb
+from ctanb.archive.db import ACCESS_URL_BASE
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
@@ -267,10 +268,14 @@ def test_datalink_goes_both_ways_on_dachs(embedded, dachs) -> None:
             link["content_type"])  # fmt: skip
         ours = requests.get(f"{embedded.url}/provsap", timeout=60,
                             params={"ID": counts, "DEPTH": "ALL", "RESPONSEFORMAT": fmt})  # fmt: skip
+        # The embedded archive fills its file URLs in when it serves; the documents on
+        # DaCHS keep the archive-neutral $BASE/files/<DID> (DaCHS's own file URLs are
+        # not known when the documents are written).
+        served = ours.text.replace(embedded.url.rstrip("/") + "/", ACCESS_URL_BASE)
         if fmt == "PROV-JSON":
-            assert resp.json() == ours.json()
+            assert resp.json() == json.loads(served)
         else:
-            assert resp.text == ours.text, fmt
+            assert resp.text == served, fmt
     # from the run to the products made from it
     back = [r for r in _links(dachs, run) if r["semantics"] == "#derivation"]
     assert sorted(_sha(r["access_url"]) for r in back) == sorted([sha[counts], sha[smoothed]])
