@@ -267,11 +267,16 @@ class Kernel:
         deadline = time.monotonic() + 1800  # a cell may print nothing for minutes
         while not (replied and idle):
             try:
-                msg = json.loads(self.ws.recv())
+                raw = self.ws.recv()
             except websocket.WebSocketTimeoutException:
                 if time.monotonic() > deadline:
                     raise
                 continue
+            if isinstance(raw, bytes):
+                # Jupyter's binary frames carry widget buffers (a chart's PNG bytes): not
+                # the replies, stream output or errors this harness reads.
+                continue
+            msg = json.loads(raw)
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind = msg["msg_type"]
