@@ -365,15 +365,8 @@ class Translating(Protocol):
         """Translate one expression node."""
         ...
 
-    def query(
-        self,
-        node: exp.Expression,
-        parent: Scope | None,
-        row_limit: int | None = None,
-        *,
-        outermost: bool = False,
-    ) -> tuple[str, list[OutputColumn], int | None]:
-        """SQL, output columns and TOP of a (sub)query."""
+    def query(self, node: exp.Expression, parent: Scope) -> tuple[str, list, int | None]:
+        """SQL, output columns and TOP of a subquery inside *parent*."""
         ...
 
     def check_args(self, node: exp.Expression, allowed: set[str]) -> None:
