@@ -70,7 +70,7 @@ def test_imports_go_down_the_layers_only(module):
 
 @pytest.mark.parametrize("module", sorted(LAYERS))
 def test_modules_stay_small_and_keep_their_public_names(module):
-    assert len((ARCHIVE / f"{module}.py").read_text().splitlines()) < 500
+    assert len((ARCHIVE / f"{module}.py").read_text().splitlines()) <= 500  # no module over 500
     mod = importlib.import_module(f"ctanb.archive.{module}")
     for name in [*getattr(mod, "__all__", ()), *CONTRACT.get(module, ())]:
         assert getattr(mod, name, None) is not None, f"ctanb.archive.{module}.{name} is gone"

@@ -37,6 +37,10 @@ whenever :attr:`OutputColumn.xtype` is ``point``, ``circle`` or ``polygon``.
 (:data:`REGION_XTYPE`), an STC-S string ``"POLYGON ICRS ra1 dec1 ..."``. SQLite
 stores the bare DALI vertex list, which the translator treats as a polygon inside
 the query; only the outermost SELECT adds the ``POLYGON ICRS`` prefix.
+
+This module parses and holds the entry points; the types and TAP_SCHEMA are in
+:mod:`~ctanb.archive.adql_types` (re-exported here), the translation in
+:mod:`~ctanb.archive.adql_translate`.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ with its type (an :class:`OutputColumn` without name); a node type without a
 handler is rejected, which is what keeps non-ADQL out of the database. Every
 table gets an internal alias (``t0``, ``t1``, ...) and every column reference is
 resolved against TAP_SCHEMA and written fully qualified.
+
+The :class:`Translator` is composed of the expression parts (``adql_syntax``,
+``adql_spatial``, ``adql_tmoc``); the layers are drawn in :mod:`.adql_types`.
 """
 
 from __future__ import annotations
