@@ -204,6 +204,12 @@ def test_served_as_fits_and_ascii_and_linked_by_datalink(archive_url, anonymous,
         ({"collection": "NO-SUCH"}, ["no collection 'NO-SUCH'", "HESS-DL3-DR1"]),
         ({"level": "DL9"}, ["no data level 'DL9'", "DL3"]),
         ({"format": "png"}, ["format 'png' is not supported", "fits or ascii"]),
+        # A misspelt or foreign parameter would otherwise answer the whole archive.
+        (
+            {"kind": "space", "rights": "x"},
+            ["unknown parameter 'rights'", "kind, collection, level, order, format"],
+        ),
+        ({"colection": "HESS-DL3-DR1"}, ["unknown parameter 'colection'"]),
     ],
 )
 def test_bad_coverage_requests_are_clear_400s(archive_url, params, words):
@@ -258,6 +264,13 @@ def test_publication_adds_to_its_partition_and_reingestion_replaces(archive_db, 
     product("ivo://ctanb.archive/products?p002", None)
     assert sees(None, level="DL4") and sees(None, collection="ctanb-products")
     assert not sees(None, level="DL3")
+    # What publication added step by step is what a rebuild of the partitions gives.
+    stored = dict(conn.execute('SELECT kind || access_group, moc FROM "ctanb.coverage" '
+                               "WHERE collection = 'CTANB-PRODUCTS'").fetchall())  # fmt: skip
+    coverage.refresh_coverage(conn, ["CTANB-PRODUCTS"])
+    rebuilt = dict(conn.execute('SELECT kind || access_group, moc FROM "ctanb.coverage" '
+                                "WHERE collection = 'CTANB-PRODUCTS'").fetchall())  # fmt: skip
+    assert len(stored) == 8 and rebuilt == stored
     # Rebuilding the collection after the public product is gone: only the group sees it.
     db.delete_dataset(conn, "ivo://ctanb.archive/products?p002")
     coverage.refresh_coverage(conn, ["CTANB-PRODUCTS"])
@@ -287,8 +300,9 @@ def test_an_unreadable_t_intervals_falls_back_to_the_run_bounds(archive_db, tmp_
         'SELECT obs_publisher_did, t_min, t_max FROM "ivoa.obscore" '
         "WHERE obs_collection = 'HESS-DL3-DR1' ORDER BY t_min LIMIT 1"
     ).fetchone()
-    conn.execute('UPDATE "ivoa.obscore_hea" SET t_intervals = ? WHERE obs_publisher_did = ?',
-                 ("t99/not-a-moc", did))  # fmt: skip
+    # Both forms of the GTIs unreadable (the TMOC text and the private MJD pairs).
+    conn.execute('UPDATE "ivoa.obscore_hea" SET t_intervals = ?, "_t_mjd" = ? '
+                 "WHERE obs_publisher_did = ?", ("t99/not-a-moc", "60000.1 x", did))  # fmt: skip
     coverage.refresh_coverage(conn, ["HESS-DL3-DR1"])
     conn.commit()
     moc = coverage_read.visible_coverage(conn, AccessPolicy.demo(), None, kind="time")
