@@ -7,18 +7,23 @@ and stored in the table ``"ctanb.coverage"`` so that requests only read them:
 ``space``
     HEALPix MOC of every footprint (``s_region``; a cone of ``s_fov`` when there
     is none), order :attr:`CoverageOrders.space` (order 8: 13.7 arcmin cells).
+    Thousands of rows are built with the cell rule of
+    :mod:`ctanb.archive.coverage_cells` (seconds for a million footprints), fewer
+    with mocpy footprint by footprint; both hold every footprint.
 ``time``
     Time MOC of the good-time intervals (``t_intervals`` of ``ivoa.obscore_hea``
     when that table exists, else ``[t_min, t_max]``), order
     :attr:`CoverageOrders.time` (41: 1.05 s cells). Times are MJD TT in the
     archive, TCB in the MOC (the MOC 2.0 time axis).
 ``space-time``
-    ST-MOC at night resolution (time order 26: 9.5 h; space order 6: 55 arcmin):
-    "where was observed on which night".
+    ST-MOC at night resolution (time order 26: 9.5 h; space order 5: 1.8 deg,
+    a third of a Cherenkov field of view): "where was observed on which night".
+    Order 6 doubled its size (43 MB at 300k synthetic rows) for little gain: the
+    exact footprints are in the space MOC.
 ``space-energy``
     Space-frequency SF-MOC: the band ``energy_min``..``energy_max`` as photon
     frequencies E/h (1 TeV = 2.4e26 Hz, inside mocpy's 1e-18..1e38 Hz), frequency
-    order 13 (1 % relative precision), space order 6.
+    order 13 (1 % relative precision), space order 5.
 
 Rights: rows are split in *partitions* ``(collection, level, access group,
 release date)``; public rows form the partition of group ``''``. A request gets
@@ -80,9 +85,9 @@ class CoverageOrders(BaseModel):
     space: int = Field(8, ge=0, le=29)
     time: int = Field(41, ge=0, le=61)
     st_time: int = Field(26, ge=0, le=61)
-    st_space: int = Field(6, ge=0, le=29)
+    st_space: int = Field(5, ge=0, le=29)
     sf_frequency: int = Field(13, ge=0, le=59)
-    sf_space: int = Field(6, ge=0, le=29)
+    sf_space: int = Field(5, ge=0, le=29)
 
 
 ORDERS = CoverageOrders()
