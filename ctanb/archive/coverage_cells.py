@@ -61,7 +61,9 @@ class Footprints:
     padding), or None when no row has one; ``other_polygons``: few-vertex polygons
     that are not convex (or not smaller than a hemisphere), for mocpy's exact
     ``from_polygons`` (flat ``[lon, lat, lon, lat, ...]`` list); ``row``: the
-    index of each footprint's row in the input.
+    index of each footprint's row in the input; ``in_cells``: whether the
+    footprint is one for :class:`CellCover` (False for the other polygons, whose
+    caps would over-cover them; their caps still serve the coarse 2-D MOCs).
     """
 
     lon: np.ndarray
@@ -71,6 +73,7 @@ class Footprints:
     normals: np.ndarray | None
     other_polygons: list[np.ndarray]
     row: np.ndarray
+    in_cells: np.ndarray
 
     def __len__(self) -> int:
         return len(self.radius)
@@ -83,7 +86,8 @@ def footprints(rows: list[tuple]) -> Footprints:
     :func:`ctanb.archive.db.polygon_cap`: through the farthest vertex from the
     normalised mean of the vertices, 0.1 % larger) and, when the polygon has at most
     :data:`MAX_POLYGON_VERTICES` vertices, its edges; a row without one a cone of
-    ``s_fov / 2`` (0.1 deg when unknown) around ``(s_ra, s_dec)``.
+    ``s_fov / 2`` (0.1 deg when unknown) around ``(s_ra, s_dec)``, as does a row
+    whose ``s_region`` has fewer than three vertices.
     """
     n = len(rows)
     counts = np.zeros(n, dtype=np.int64)
@@ -94,16 +98,18 @@ def footprints(rows: list[tuple]) -> Footprints:
             words = str(region).replace(",", " ").split()
             counts[i] = len(words)
             texts.append(" ".join(words))
-        elif ra is not None and dec is not None:
+        if ra is not None and dec is not None:
             circles[i] = (float(ra), float(dec), float(fov) / 2 if fov else 0.1)
     values = np.array(" ".join(texts).split(), dtype=float) if texts else np.zeros(0)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if n else counts
     lon_d, lat_d, rad_d = circles[:, 0].copy(), circles[:, 1].copy(), circles[:, 2].copy()
-    normals_rows: dict[int, np.ndarray] = {}
+    width = MAX_POLYGON_VERTICES if (counts // 2 >= 3).any() else 0
+    normals_all = np.zeros((n, width, 3))
+    in_cells = np.ones(n, dtype=bool)
     other: list[np.ndarray] = []
     for k in np.unique(counts[counts > 0] // 2):
         idx = np.flatnonzero(counts // 2 == k)
-        if k < 3:  # not a polygon: ignored, as mocpy would reject it
+        if k < 3:  # not a polygon: the row's cone of s_fov, if it has a position
             continue
         take = starts[idx][:, None] + np.arange(2 * k)[None, :]
         v = np.radians(values[take].reshape(len(idx), k, 2))
@@ -125,24 +131,16 @@ def footprints(rows: list[tuple]) -> Footprints:
         inner = np.einsum("mkj,mlj->mkl", edge, vec) >= -1e-12
         convex = (norm[..., 0] > 0).all(1) & (side != 0).all(1) & inner.all((1, 2))
         convex &= r < np.radians(80.0)
-        for j, i in enumerate(idx.tolist()):
-            if convex[j]:
-                normals_rows[i] = edge[j]
-            else:
-                other += [np.degrees(v[j, :, 0]), np.degrees(v[j, :, 1])]
+        normals_all[idx[convex], :k] = edge[convex]
+        in_cells[idx[~convex]] = False
+        for j in np.flatnonzero(~convex).tolist():
+            other += [np.degrees(v[j, :, 0]), np.degrees(v[j, :, 1])]
     ok = np.isfinite(lon_d) & np.isfinite(lat_d) & np.isfinite(rad_d)
     keep = np.flatnonzero(ok)
-    normals = None
-    if normals_rows:
-        width = max(len(e) for e in normals_rows.values())
-        normals = np.zeros((len(keep), width, 3))
-        for j, i in enumerate(keep.tolist()):
-            e = normals_rows.get(i)
-            if e is not None:
-                normals[j, : len(e)] = e
+    normals = normals_all[keep] if width else None
     lon, lat, radius = lon_d[keep], lat_d[keep], rad_d[keep]
     xyz = _unit(np.radians(lon), np.radians(lat))
-    return Footprints(lon, lat, radius, xyz, normals, other, keep)
+    return Footprints(lon, lat, radius, xyz, normals, other, keep, in_cells[keep])
 
 
 @functools.lru_cache(maxsize=4)
@@ -189,13 +187,13 @@ class CellCover:
         """Mark the cells of footprints *f* (caps and convex polygons)."""
         from scipy.spatial import cKDTree
 
-        if not len(f):
+        if not f.in_cells.any():
             return
         rho_max = float(self.rho.max())
         # Radii within a factor two share a tree: the search radius fits them all.
         bins = np.floor(np.log2(np.maximum(f.radius, 1e-6))).astype(int)
-        for b in np.unique(bins):
-            members = np.flatnonzero(bins == b)
+        for b in np.unique(bins[f.in_cells]):
+            members = np.flatnonzero((bins == b) & f.in_cells)
             tree = cKDTree(f.xyz[members])
             bound = _angle_to_chord(np.radians(float(f.radius[members].max())) + rho_max)
             todo = np.flatnonzero(~self.covered)
