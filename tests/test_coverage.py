@@ -182,8 +182,10 @@ def test_served_as_fits_and_ascii_and_linked_by_datalink(archive_url, anonymous,
     path = tmp_path / "hess.fits"
     path.write_bytes(fits.content)
     assert MOC.from_fits(path) == anonymous.coverage(collection="HESS-DL3-DR1", kind="space")
-    text = httpx.get(f"{archive_url}/coverage", params={"kind": "time", "format": "ascii",
-                                                         "collection": "hess-dl3-dr1"})  # fmt: skip
+    # Names in any case, and DALI's RUNID, are accepted (only unknown names are refused).
+    text = httpx.get(f"{archive_url}/coverage", params={"KIND": "time", "Format": "ascii",
+                                                         "collection": "hess-dl3-dr1",
+                                                         "RUNID": "t1"})  # fmt: skip
     assert text.headers["content-type"].startswith("text/plain")
     assert TimeMOC.from_string(text.text, format="ascii") == anonymous.coverage(
         collection="HESS-DL3-DR1", kind="time"

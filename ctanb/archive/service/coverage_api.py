@@ -47,8 +47,9 @@ from .state import ArchiveState, bearer_token
 __all__ = ["collection_links", "coverage_endpoint"]
 
 _FORMATS = {"fits": "application/fits", "ascii": "text/plain"}
-#: The parameters /coverage reads (case-insensitive); any other is refused.
-PARAMETERS = ("kind", "collection", "level", "order", "format", "RESPONSEFORMAT")
+#: The parameters /coverage reads (case-insensitive); any other is refused. RUNID is
+#: DALI's request label for logs, which generic VO clients may add.
+PARAMETERS = ("kind", "collection", "level", "order", "format", "RESPONSEFORMAT", "RUNID")
 _KIND_WORDS = {
     "space": "sky coverage (footprints)",
     "time": "time coverage (good-time intervals)",
