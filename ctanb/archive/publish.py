@@ -271,7 +271,8 @@ def _recorded_did(entity: Any) -> str | None:
 
 
 def _file_sha256(conn: sqlite3.Connection, did: str) -> list[str]:
-    from .service.files import _resolve, _sha256
+    from .._hashing import sha256_file
+    from .service.files import _resolve
 
     out = []
     rows = conn.execute(
@@ -280,7 +281,7 @@ def _file_sha256(conn: sqlite3.Connection, did: str) -> list[str]:
     for path, sha in rows:
         if not sha:
             try:
-                sha = _sha256(_resolve(path))
+                sha = sha256_file(_resolve(path))
             except OSError:
                 continue
         out.append(sha)

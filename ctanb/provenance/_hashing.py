@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ProvenanceError
+from .._hashing import sha256_file as _sha256_file
 
 __all__ = ["content_hash", "fits_data_sha256", "scan_file", "sha256_file"]
 
@@ -50,8 +51,8 @@ def sha256_file(path: str | Path) -> str:
         The file does not exist or cannot be read (names it).
     """
     try:
-        with open(path, "rb", buffering=0) as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+        # Never from the cache: provenance checks do not trust a file's metadata.
+        return _sha256_file(path, cache=False)
     except FileNotFoundError:
         raise ProvenanceError(f"cannot hash {path}: file not found") from None
     except OSError as exc:
