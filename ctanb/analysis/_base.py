@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .._errors import AnalysisError, ConfigError
+from .._validation import describe_errors
 
 __all__ = ["DL3Input", "StepConfig", "StepResult", "require_inputs"]
 
@@ -64,7 +65,7 @@ class StepConfig(BaseModel):
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
-            problems = "; ".join(_problem(err) for err in exc.errors())
+            problems = describe_errors(exc)
             raise ConfigError(f"invalid {source}: {problems}") from None
 
     @classmethod
@@ -90,13 +91,6 @@ class StepConfig(BaseModel):
         path = Path(path)
         path.write_text(self.to_yaml())
         return path
-
-
-def _problem(err: Any) -> str:
-    """One pydantic error as "key.path: message" (checks of a whole section name their keys)."""
-    where = ".".join(str(p) for p in err["loc"])
-    message = str(err["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from .._errors import CriteriaError
+from .._validation import problem_parts
 from ..datamodel import CHOICES, COLUMNS_BY_NAME, DATA_LEVELS, HC_TEV_M, OBSCORE_TABLE
 from ._product_criteria import check_product_criteria, parse_parameter, product_conditions
 from ._units import angle_deg, energy_tev, position_criteria, to_mjd
@@ -412,11 +413,8 @@ def _criteria_error(exc: ValidationError) -> CriteriaError:
     if isinstance(original, CriteriaError):
         # Raised by one of our validators with the field already named.
         return original
-    loc = [str(x) for x in first.get("loc", ()) if not isinstance(x, int)]
-    field = loc[0] if loc else None
-    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if first.get("type") == "extra_forbidden":
-        msg = "unknown search criterion"
+    loc, msg = problem_parts(first, unknown="unknown search criterion")
+    field = next((x for x in loc if not x.isdigit()), None)
     given = first.get("input")
     prefix = f"{field}: " if field else ""
     detail = f" (got {given!r})" if field and not isinstance(given, dict) else ""

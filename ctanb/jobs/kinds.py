@@ -36,6 +36,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._errors import JobError
+from .._validation import describe_errors
 
 __all__ = [
     "JobContext",
@@ -117,10 +118,7 @@ class JobKind:
         try:
             return self.params.model_validate(dict(params)).model_dump(mode="json")
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-                for err in exc.errors()
-            )
+            problems = describe_errors(exc, unknown="unknown parameter")
             raise JobError(f"invalid parameters for a {self.name!r} job: {problems}") from None
 
 
