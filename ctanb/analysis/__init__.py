@@ -20,6 +20,7 @@ from importlib.util import find_spec
 import lazy_loader as _lazy
 
 from ._base import DL3Input as DL3Input
+from ._base import Step as Step
 from ._base import StepConfig as StepConfig
 from ._base import StepResult as StepResult
 from ._base import require_inputs as require_inputs
@@ -62,7 +63,7 @@ __getattr__, _lazy_dir, _lazy_names = _lazy.attach(
     },
 )
 
-__all__ = sorted(["DL3Input", "StepConfig", "StepResult", "require_inputs", *_lazy_names])
+__all__ = sorted(["DL3Input", "Step", "StepConfig", "StepResult", "require_inputs", *_lazy_names])
 
 
 def __dir__() -> list[str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from .._errors import AnalysisError, ConfigError
 from .._validation import describe_errors
 
-__all__ = ["DL3Input", "StepConfig", "StepResult", "require_inputs"]
+__all__ = ["DL3Input", "Step", "StepConfig", "StepResult", "require_inputs"]
 
 
 #: Largest map (pixels x energy bins) a step makes: gammapy holds several float64 maps of
@@ -91,6 +91,62 @@ class StepConfig(BaseModel):
         path = Path(path)
         path.write_text(self.to_yaml())
         return path
+
+
+class Step:
+    """Base of the analysis steps, in the spirit of gammapy's Makers: configure once, run often.
+
+    ``Step(config)`` validates the configuration once (strictly: a mapping, a YAML-read
+    model or ``None`` for all defaults; errors are :class:`~ctanb.ConfigError` naming
+    the key) and keeps it as :attr:`config`; ``run(...)`` never changes the step and
+    returns a new :class:`StepResult` each time. A subclass sets :attr:`config_class`
+    and defines ``run``.
+
+    Parameters
+    ----------
+    config : StepConfig subclass instance, mapping or None
+        The configuration, as an instance of :attr:`config_class` or data for it.
+
+    Examples
+    --------
+    >>> from ctanb.analysis import ExcessMapConfig, ExcessMapStep
+    >>> isinstance(ExcessMapStep().config, ExcessMapConfig)
+    True
+    >>> ExcessMapStep({"colour": "red"})
+    Traceback (most recent call last):
+    ctanb._errors.ConfigError: invalid ExcessMapConfig configuration: colour: unknown setting
+    """
+
+    #: The configuration class a step of this kind is configured with.
+    config_class: ClassVar[type[StepConfig]] = StepConfig
+    #: How error messages name the configuration (default: the class name).
+    config_source: ClassVar[str | None] = None
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = self.config_class.coerce(config, source=self.config_source)
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the step on its inputs; returns a new result (subclasses define it).
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The step's inputs and output folder.
+
+        Returns
+        -------
+        StepResult
+            What the step made.
+
+        Raises
+        ------
+        NotImplementedError
+            On the base class itself.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define run()")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({type(self.config).__name__})"
 
 
 @dataclass(frozen=True)

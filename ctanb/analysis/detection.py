@@ -25,7 +25,7 @@ from pydantic import ConfigDict, Field
 
 from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
-from ._base import DL3Input, StepConfig, StepResult
+from ._base import DL3Input, Step, StepConfig, StepResult
 from .maps import MapDatasetStep, MaskedDatasetConfig, _plot_maps
 from .masks import CatalogKey
 
@@ -176,7 +176,7 @@ class TSMapResult(StepResult):
         return figure
 
 
-class TSMapStep:
+class TSMapStep(Step):
     """Stacked MapDataset file -> TS map, sqrt(TS) map and candidate sources.
 
     Parameters
@@ -184,8 +184,7 @@ class TSMapStep:
     config : TSMapConfig or mapping
     """
 
-    def __init__(self, config: TSMapConfig | dict | None = None) -> None:
-        self.config = TSMapConfig.coerce(config)
+    config_class = TSMapConfig
 
     def run(self, dataset: StepResult | str | Path, out: str | Path) -> TSMapResult:
         """Estimate the maps of *dataset* (a result or a ``map_dataset.fits``) into *out*."""
@@ -256,7 +255,7 @@ class DetectionConfig(MaskedDatasetConfig):
     ts_map: TSMapConfig = TSMapConfig()
 
 
-class DetectionStep:
+class DetectionStep(Step):
     """DL3 observations -> stacked MapDataset -> TS map and candidate sources.
 
     Parameters
@@ -264,8 +263,7 @@ class DetectionStep:
     config : DetectionConfig or mapping
     """
 
-    def __init__(self, config: DetectionConfig | dict | None = None) -> None:
-        self.config = DetectionConfig.coerce(config)
+    config_class = DetectionConfig
 
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None

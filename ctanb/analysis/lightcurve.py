@@ -19,7 +19,6 @@ carries its provenance (the DL3 runs it used).
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -29,7 +28,7 @@ from pydantic import Field, field_validator
 
 from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
-from ._base import StepResult
+from ._base import Step, StepResult
 from .spectrum_data import (
     OnOffConfig,
     describe_dl3,
@@ -139,7 +138,7 @@ class LightCurveResult(StepResult):
         )
 
 
-class LightCurveStep:
+class LightCurveStep(Step):
     """Light curve per run or per night from DL3 observations (gammapy style).
 
     Parameters
@@ -147,8 +146,8 @@ class LightCurveStep:
     config : LightCurveConfig or mapping
     """
 
-    def __init__(self, config: LightCurveConfig | Mapping[str, Any]) -> None:
-        self.config = LightCurveConfig.coerce(config, source="light-curve configuration")
+    config_class = LightCurveConfig
+    config_source = "light-curve configuration"
 
     def run(self, inputs: Any, out: str | Path) -> LightCurveResult:
         """Reduce each run and estimate the light curve into folder *out*.

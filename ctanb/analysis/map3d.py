@@ -35,7 +35,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from .._errors import AnalysisError, ConfigError
 from ..provenance import recorded
-from ._base import DL3Input, StepConfig, StepResult
+from ._base import DL3Input, Step, StepConfig, StepResult
 from .detection import TSMapConfig, TSMapStep
 from .maps import MapDatasetStep, MaskedDatasetConfig
 from .masks import draw_exclusion
@@ -162,7 +162,7 @@ class Map3DResult(StepResult):
         )
 
 
-class Map3DFitStep:
+class Map3DFitStep(Step):
     """Stacked MapDataset file + starting models file -> fitted models, residuals, flux points.
 
     Parameters
@@ -170,8 +170,7 @@ class Map3DFitStep:
     config : Map3DFitConfig or mapping
     """
 
-    def __init__(self, config: Map3DFitConfig | dict | None = None) -> None:
-        self.config = Map3DFitConfig.coerce(config)
+    config_class = Map3DFitConfig
 
     @recorded(
         name="map3d-fit",
@@ -268,7 +267,7 @@ class Map3DFitStep:
         }
 
 
-class Map3DStep:
+class Map3DStep(Step):
     """A whole 3D likelihood analysis of DL3 observations (see the module docstring).
 
     Parameters
@@ -276,8 +275,7 @@ class Map3DStep:
     config : Map3DConfig or mapping
     """
 
-    def __init__(self, config: Map3DConfig | dict | None = None) -> None:
-        self.config = Map3DConfig.coerce(config)
+    config_class = Map3DConfig
 
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None

@@ -39,7 +39,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
-from ._base import DL3Input, StepConfig, StepResult
+from ._base import DL3Input, Step, StepConfig, StepResult
 from .masks import ExclusionConfig, ExclusionMaskConfig, ExclusionMaskStep, draw_exclusion
 from .reduce import current_executor, parallel, reduce_and_stack
 
@@ -297,7 +297,7 @@ class MapResult(MapDatasetResult):
         return _summary_html("MapResult", rows, self.products)
 
 
-class MapDatasetStep:
+class MapDatasetStep(Step):
     """DL3 observations -> stacked MapDataset, counts, background and exposure maps (DL4).
 
     Parameters
@@ -305,8 +305,7 @@ class MapDatasetStep:
     config : MapDatasetConfig or mapping
     """
 
-    def __init__(self, config: MapDatasetConfig | dict | None = None) -> None:
-        self.config = MapDatasetConfig.coerce(config)
+    config_class = MapDatasetConfig
 
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None
@@ -410,7 +409,7 @@ class MapDatasetStep:
         return stacked, [r.obs_id for r in reductions if r.on_map]
 
 
-class ExcessMapStep:
+class ExcessMapStep(Step):
     """Stacked MapDataset file -> excess and significance maps (gammapy ExcessMapEstimator).
 
     Parameters
@@ -418,8 +417,7 @@ class ExcessMapStep:
     config : ExcessMapConfig or mapping
     """
 
-    def __init__(self, config: ExcessMapConfig | dict | None = None) -> None:
-        self.config = ExcessMapConfig.coerce(config)
+    config_class = ExcessMapConfig
 
     def run(self, dataset: MapDatasetResult | str | Path, out: str | Path) -> ExcessMapResult:
         """Estimate the maps from *dataset* (a result or a ``map_dataset.fits``) into *out*."""
@@ -470,7 +468,7 @@ class ExcessMapStep:
         return flux_maps
 
 
-class MapStep:
+class MapStep(Step):
     """A whole map analysis: :class:`MapDatasetStep` then :class:`ExcessMapStep`.
 
     Examples
@@ -482,8 +480,7 @@ class MapStep:
     >>> result.plot()                                                             # doctest: +SKIP
     """
 
-    def __init__(self, config: MapConfig | dict | None = None) -> None:
-        self.config = MapConfig.coerce(config)
+    config_class = MapConfig
 
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None

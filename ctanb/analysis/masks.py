@@ -35,7 +35,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from .._errors import AnalysisError, ConfigError
 from ..provenance import current_activity, recorded
-from ._base import StepConfig, StepResult
+from ._base import Step, StepConfig, StepResult
 
 __all__ = [
     "ExclusionConfig",
@@ -179,7 +179,7 @@ class ExclusionMaskResult(StepResult):
         return self.mask.plot(**kwargs)
 
 
-class ExclusionMaskStep:
+class ExclusionMaskStep(Step):
     """Map geometry + catalogs/regions -> exclusion mask FITS file (gammapy convention).
 
     Parameters
@@ -187,8 +187,7 @@ class ExclusionMaskStep:
     config : ExclusionMaskConfig or mapping
     """
 
-    def __init__(self, config: ExclusionMaskConfig | dict | None = None) -> None:
-        self.config = ExclusionMaskConfig.coerce(config)
+    config_class = ExclusionMaskConfig
 
     def run(self, out: str | Path, *, name: str = "exclusion_mask.fits") -> ExclusionMaskResult:
         """Build the mask and write it into folder *out*."""

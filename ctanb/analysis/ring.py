@@ -26,7 +26,7 @@ from pydantic import model_validator
 
 from .._errors import AnalysisError
 from ..provenance import recorded
-from ._base import DL3Input, StepResult
+from ._base import DL3Input, Step, StepResult
 from .maps import ExcessMapConfig, MapDatasetConfig, MapDatasetStep, MaskedDatasetConfig, _plot_maps
 from .masks import draw_exclusion
 
@@ -94,7 +94,7 @@ class RingMapResult(StepResult):
         return draw_exclusion(figure, self.products.get("exclusion_mask"))
 
 
-class RingBackgroundStep:
+class RingBackgroundStep(Step):
     """Stacked MapDataset file -> ring-background on/off dataset, excess and significance.
 
     Parameters
@@ -104,8 +104,7 @@ class RingBackgroundStep:
         and ``excess_map``.
     """
 
-    def __init__(self, config: RingMapConfig | dict | None = None) -> None:
-        self.config = RingMapConfig.coerce(config)
+    config_class = RingMapConfig
 
     @recorded(
         name="ring-background",
@@ -161,7 +160,7 @@ class RingBackgroundStep:
         return on_off, flux_maps
 
 
-class RingMapStep:
+class RingMapStep(Step):
     """DL3 observations -> stacked dataset -> ring background with exclusion -> maps.
 
     Parameters
@@ -169,8 +168,7 @@ class RingMapStep:
     config : RingMapConfig or mapping
     """
 
-    def __init__(self, config: RingMapConfig | dict | None = None) -> None:
-        self.config = RingMapConfig.coerce(config)
+    config_class = RingMapConfig
 
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None

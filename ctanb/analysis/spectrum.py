@@ -26,7 +26,7 @@ plain gammapy gives the same numbers.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -35,7 +35,7 @@ from pydantic import Field
 
 from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
-from ._base import DL3Input, StepResult, require_inputs
+from ._base import DL3Input, Step, StepResult, require_inputs
 from .spectrum_data import (
     OnOffConfig,
     describe_dl3,
@@ -263,7 +263,7 @@ class SpectrumResult(StepResult):
         return f"{head}{body}<table><tr><th>product</th><th>file</th></tr>{rows}</table>"
 
 
-class SpectrumStep:
+class SpectrumStep(Step):
     """Extract on/off spectra, fit a spectral model and estimate flux points (gammapy style).
 
     Parameters
@@ -272,8 +272,8 @@ class SpectrumStep:
         The configuration (a mapping is validated strictly).
     """
 
-    def __init__(self, config: SpectrumConfig | Mapping[str, Any]) -> None:
-        self.config = SpectrumConfig.coerce(config, source="spectrum configuration")
+    config_class = SpectrumConfig
+    config_source = "spectrum configuration"
 
     def run(self, inputs: Any, out: str | Path) -> SpectrumResult:
         """Reduce, fit and estimate flux points; products go to folder *out*.

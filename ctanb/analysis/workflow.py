@@ -45,7 +45,7 @@ from typing import Any
 from pydantic import field_validator, model_validator
 
 from .._errors import AnalysisError, ConfigError, CtanbError
-from ._base import DL3Input, StepConfig, StepResult
+from ._base import DL3Input, Step, StepConfig, StepResult
 
 __all__ = [
     "STEPS",
@@ -250,7 +250,7 @@ class WorkflowResult:
         return "".join(parts)
 
 
-class Workflow:
+class Workflow(Step):
     """Run an :class:`AnalysisConfig`: select observations, then each configured step.
 
     Parameters
@@ -258,8 +258,8 @@ class Workflow:
     config : AnalysisConfig or mapping
     """
 
-    def __init__(self, config: AnalysisConfig | Mapping[str, Any]) -> None:
-        self.config = AnalysisConfig.coerce(config, source="analysis configuration")
+    config_class = AnalysisConfig
+    config_source = "analysis configuration"
 
     @classmethod
     def read(cls, path: str | Path) -> Workflow:
