@@ -51,7 +51,23 @@ class StepConfig(BaseModel):
 
     @classmethod
     def read(cls, path: str | Path) -> Self:
-        """Read a configuration from a YAML file (errors name the file and the key)."""
+        """Read a configuration from a YAML file (errors name the file and the key).
+
+        Parameters
+        ----------
+        path : str or Path
+            The YAML file.
+
+        Returns
+        -------
+        StepConfig
+            The validated configuration (of the class it is called on).
+
+        Raises
+        ------
+        ConfigError
+            The file cannot be read, is not YAML, or a key or value is invalid.
+        """
         path = Path(path)
         try:
             data = yaml.safe_load(path.read_text()) or {}
@@ -61,7 +77,25 @@ class StepConfig(BaseModel):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "configuration") -> Self:
-        """Validate a mapping; a bad key or value raises :class:`~ctanb.ConfigError`."""
+        """Validate a mapping; a bad key or value raises :class:`~ctanb.ConfigError`.
+
+        Parameters
+        ----------
+        data : mapping
+            The configuration as plain values (as read from YAML).
+        source : str
+            What the message calls the configuration (a file name, a section).
+
+        Returns
+        -------
+        StepConfig
+            The validated configuration.
+
+        Raises
+        ------
+        ConfigError
+            A key is unknown or a value invalid (every problem named, by key path).
+        """
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
@@ -71,7 +105,20 @@ class StepConfig(BaseModel):
     @classmethod
     def coerce(cls, config: Any, *, source: str | None = None) -> Self:
         """*config* as this class: an instance as it is; a mapping, another pydantic
-        model or None (all defaults) validated strictly (errors: :class:`~ctanb.ConfigError`)."""
+        model or None (all defaults) validated strictly (errors: :class:`~ctanb.ConfigError`).
+
+        Parameters
+        ----------
+        config : StepConfig, mapping, pydantic model or None
+            The configuration or its values.
+        source : str, optional
+            What error messages call it (default: ``"<class name> configuration"``).
+
+        Returns
+        -------
+        StepConfig
+            *config* itself when it is already of this class, else a new validated one.
+        """
         if isinstance(config, cls):
             return config
         if config is None:
@@ -83,11 +130,28 @@ class StepConfig(BaseModel):
         return cls.from_dict(data, source=source or f"{cls.__name__} configuration")
 
     def to_yaml(self) -> str:
-        """The configuration as YAML text (round-trips through :meth:`read`)."""
+        """The configuration as YAML text (round-trips through :meth:`read`).
+
+        Returns
+        -------
+        str
+            YAML text of every setting (defaults included).
+        """
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
     def write(self, path: str | Path) -> Path:
-        """Write the configuration as YAML; returns the path."""
+        """Write the configuration as YAML.
+
+        Parameters
+        ----------
+        path : str or Path
+            The YAML file (overwritten).
+
+        Returns
+        -------
+        Path
+            *path*.
+        """
         path = Path(path)
         path.write_text(self.to_yaml())
         return path
@@ -171,11 +235,23 @@ class DL3Input:
     obscore: Mapping[str, Any] = field(default_factory=dict)
 
     def files(self) -> list[Path]:
-        """The files of this observation (events, then the IRF file if separate)."""
+        """The files of this observation (events, then the IRF file if separate).
+
+        Returns
+        -------
+        list of Path
+            The event file, then the IRF file when it is a separate file.
+        """
         return [self.events] + ([self.irf] if self.irf and self.irf != self.events else [])
 
     def check(self) -> None:
-        """Raise :class:`~ctanb.AnalysisError` naming any missing file."""
+        """Check that the files of this observation exist.
+
+        Raises
+        ------
+        AnalysisError
+            A file is missing (every missing file named).
+        """
         missing = [str(p) for p in self.files() if not Path(p).is_file()]
         if missing:
             raise AnalysisError(f"observation {self.obs_id}: missing file(s) {', '.join(missing)}")
@@ -183,7 +259,15 @@ class DL3Input:
 
 @dataclass
 class StepResult:
-    """What a step returns: the products it wrote (name -> path) and in-memory results."""
+    """What a step returns: the products it wrote (name -> path) and in-memory results.
+
+    Parameters
+    ----------
+    products : dict of str to Path
+        The files the step wrote, by product name.
+    inputs : list of DL3Input
+        The observations it used.
+    """
 
     products: dict[str, Path] = field(default_factory=dict)
     inputs: list[DL3Input] = field(default_factory=list)

@@ -187,7 +187,26 @@ class TSMapStep(Step):
     config_class = TSMapConfig
 
     def run(self, dataset: StepResult | str | Path, out: str | Path) -> TSMapResult:
-        """Estimate the maps of *dataset* (a result or a ``map_dataset.fits``) into *out*."""
+        """Estimate the maps of *dataset* (a result or a ``map_dataset.fits``) into *out*.
+
+        Parameters
+        ----------
+        dataset : StepResult, str or Path
+            A reduction's result, or a stacked ``map_dataset.fits``.
+        out : str or Path
+            Output folder (created) for ``ts.fits``, ``sqrt_ts.fits`` and
+            ``candidates.fits``.
+
+        Returns
+        -------
+        TSMapResult
+            The maps and the candidate sources.
+
+        Raises
+        ------
+        AnalysisError
+            The map dataset file does not exist.
+        """
         source = dataset.products["dataset"] if isinstance(dataset, StepResult) else Path(dataset)
         if not Path(source).is_file():
             raise AnalysisError(f"map dataset file {source} does not exist")
@@ -268,7 +287,23 @@ class DetectionStep(Step):
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None
     ) -> TSMapResult:
-        """Reduce *inputs* (with the exclusion mask), then the TS map; products in *out*."""
+        """Reduce *inputs* (with the exclusion mask), then the TS map; products in *out*.
+
+        Parameters
+        ----------
+        inputs : list of DL3Input, archive results, DataStore or event paths
+            The observations (anything :func:`~ctanb.analysis.as_inputs` takes).
+        out : str or Path
+            Output folder (created).
+        parallel : ParallelConfig or distributed.Client, optional
+            Where to reduce (default: the current :func:`~ctanb.analysis.parallel`
+            block, else serially).
+
+        Returns
+        -------
+        TSMapResult
+            The TS and sqrt(TS) maps and the candidates, with every product file.
+        """
         c = self.config
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -152,6 +152,18 @@ class LightCurveStep(Step):
     def run(self, inputs: Any, out: str | Path) -> LightCurveResult:
         """Reduce each run and estimate the light curve into folder *out*.
 
+        Parameters
+        ----------
+        inputs : list of DL3Input, archive results, DataStore or event paths
+            The observations (anything :func:`~ctanb.analysis.as_inputs` takes).
+        out : str or Path
+            Output folder (created).
+
+        Returns
+        -------
+        LightCurveResult
+            The light curve (flux points per time bin) and its files.
+
         Raises
         ------
         AnalysisError

@@ -282,6 +282,21 @@ class Map3DStep(Step):
     ) -> Map3DResult:
         """Reduce *inputs*, fit the models and write every product into folder *out*.
 
+        Parameters
+        ----------
+        inputs : list of DL3Input, archive results, DataStore or event paths
+            The observations (anything :func:`~ctanb.analysis.as_inputs` takes).
+        out : str or Path
+            Output folder (created).
+        parallel : ParallelConfig or distributed.Client, optional
+            Where to reduce (default: the current :func:`~ctanb.analysis.parallel`
+            block, else serially).
+
+        Returns
+        -------
+        Map3DResult
+            The fitted models, residual maps, flux points and every product file.
+
         Raises
         ------
         AnalysisError

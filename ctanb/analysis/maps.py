@@ -321,6 +321,11 @@ class MapDatasetStep(Step):
         parallel : ParallelConfig or distributed.Client, optional
             Where to reduce (default: the current :func:`~ctanb.analysis.parallel` block,
             else serially).
+
+        Returns
+        -------
+        MapDatasetResult
+            The stacked dataset and its product files.
         """
         from .inputs import as_inputs
 
@@ -420,7 +425,25 @@ class ExcessMapStep(Step):
     config_class = ExcessMapConfig
 
     def run(self, dataset: MapDatasetResult | str | Path, out: str | Path) -> ExcessMapResult:
-        """Estimate the maps from *dataset* (a result or a ``map_dataset.fits``) into *out*."""
+        """Estimate the maps from *dataset* (a result or a ``map_dataset.fits``) into *out*.
+
+        Parameters
+        ----------
+        dataset : MapDatasetResult, str or Path
+            A reduction's result, or a stacked ``map_dataset.fits``.
+        out : str or Path
+            Output folder (created) for ``excess.fits`` and ``significance.fits``.
+
+        Returns
+        -------
+        ExcessMapResult
+            The excess and significance maps.
+
+        Raises
+        ------
+        AnalysisError
+            The map dataset file does not exist.
+        """
         source = dataset.products["dataset"] if isinstance(dataset, StepResult) else Path(dataset)
         if not Path(source).is_file():
             raise AnalysisError(f"map dataset file {source} does not exist")
@@ -471,6 +494,11 @@ class ExcessMapStep(Step):
 class MapStep(Step):
     """A whole map analysis: :class:`MapDatasetStep` then :class:`ExcessMapStep`.
 
+    Parameters
+    ----------
+    config : MapConfig, mapping or None
+        The configuration (a mapping is validated strictly).
+
     Examples
     --------
     Not run by the doctests (a full gammapy reduction: ``tests/test_analysis_maps.py``
@@ -485,7 +513,23 @@ class MapStep(Step):
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None
     ) -> MapResult:
-        """Reduce *inputs*, then estimate excess and significance; all products in *out*."""
+        """Reduce *inputs*, then estimate excess and significance; all products in *out*.
+
+        Parameters
+        ----------
+        inputs : list of DL3Input, archive results, DataStore or event paths
+            The observations (anything :func:`~ctanb.analysis.as_inputs` takes).
+        out : str or Path
+            Output folder (created).
+        parallel : ParallelConfig or distributed.Client, optional
+            Where to reduce (default: the current :func:`~ctanb.analysis.parallel`
+            block, else serially).
+
+        Returns
+        -------
+        MapResult
+            The stacked dataset, the excess and significance maps and every product file.
+        """
         masks = self.config.make_exclusion(Path(out))
         reduced = MapDatasetStep(self.config.dataset_config(masks.get("exclusion_mask"))).run(
             inputs, out, parallel=parallel

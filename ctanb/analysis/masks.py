@@ -190,7 +190,20 @@ class ExclusionMaskStep(Step):
     config_class = ExclusionMaskConfig
 
     def run(self, out: str | Path, *, name: str = "exclusion_mask.fits") -> ExclusionMaskResult:
-        """Build the mask and write it into folder *out*."""
+        """Build the mask and write it into folder *out*.
+
+        Parameters
+        ----------
+        out : str or Path
+            Output folder (created).
+        name : str
+            File name of the mask in *out*.
+
+        Returns
+        -------
+        ExclusionMaskResult
+            The mask, the catalog sources it excludes, and its file.
+        """
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         path = out / name

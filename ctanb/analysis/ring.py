@@ -173,7 +173,24 @@ class RingMapStep(Step):
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None
     ) -> RingMapResult:
-        """Reduce *inputs*, stack, ring with the exclusion mask; every product in *out*."""
+        """Reduce *inputs*, stack, ring with the exclusion mask; every product in *out*.
+
+        Parameters
+        ----------
+        inputs : list of DL3Input, archive results, DataStore or event paths
+            The observations (anything :func:`~ctanb.analysis.as_inputs` takes).
+        out : str or Path
+            Output folder (created).
+        parallel : ParallelConfig or distributed.Client, optional
+            Where to reduce (default: the current :func:`~ctanb.analysis.parallel`
+            block, else serially).
+
+        Returns
+        -------
+        RingMapResult
+            The ring-background on/off dataset, excess and significance maps and
+            every product file.
+        """
         c = self.config
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

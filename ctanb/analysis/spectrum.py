@@ -285,6 +285,11 @@ class SpectrumStep(Step):
         out : path
             Output folder (created).
 
+        Returns
+        -------
+        SpectrumResult
+            The fitted model, flux points and the product files.
+
         Raises
         ------
         AnalysisError

@@ -287,6 +287,11 @@ class Workflow(Step):
         progress : bool
             Progress bars (when ``parallel`` comes from the configuration).
 
+        Returns
+        -------
+        WorkflowResult
+            The result of every step that ran, by section.
+
         Raises
         ------
         AnalysisError

@@ -43,7 +43,17 @@ _CHUNK = 4 * 1024 * 1024
 
 
 def sha256_file(path: str | Path) -> str:
-    """The hex sha256 of a file, read in large chunks.
+    """The hex sha256 of a file, read in large chunks (never from a cache).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    str
+        The 64 hexadecimal digits of the digest.
 
     Raises
     ------
@@ -64,6 +74,21 @@ def fits_data_sha256(path: str | Path) -> str:
 
     Unlike the file hash, this does not change when provenance is attached or a
     header date is rewritten, so a product can be checked on its own.
+
+    Parameters
+    ----------
+    path : str or Path
+        The FITS file (gzip-compressed or not).
+
+    Returns
+    -------
+    str
+        The hex sha256 of the data of its HDUs.
+
+    Raises
+    ------
+    ProvenanceError
+        The file does not exist.
     """
     try:
         raw = read_fits_bytes(path)
@@ -98,6 +123,12 @@ def _fits_data_sha256_astropy(path: str | Path) -> str:
 
 def content_hash(obj: Any) -> tuple[str, str]:
     """Content hash of an in-memory object.
+
+    Parameters
+    ----------
+    obj : object
+        What to hash: an array, a Quantity, a Table, a gammapy map or observations,
+        JSON-like values, an object with ``__ctanb_content_hash__``, or anything picklable.
 
     Returns
     -------
