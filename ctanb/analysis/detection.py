@@ -80,7 +80,18 @@ class TSMapConfig(StepConfig):
     catalogs: list[CatalogKey] = Field(default_factory=lambda: ["hgps", "gamma-cat", "3fhl"])
 
     def estimator(self, dataset: Any) -> Any:
-        """The configured gammapy TSMapEstimator for *dataset*."""
+        """The configured gammapy TSMapEstimator for *dataset*.
+
+        Parameters
+        ----------
+        dataset : gammapy.datasets.MapDataset
+            The stacked dataset the TS map is estimated on.
+
+        Returns
+        -------
+        gammapy.estimators.TSMapEstimator
+            The estimator (energy edges within the dataset's axis).
+        """
         import astropy.units as u
         from gammapy.estimators import TSMapEstimator
         from gammapy.modeling.models import (
@@ -165,7 +176,18 @@ class TSMapResult(StepResult):
         return self.flux_maps["sqrt_ts"]
 
     def plot(self, **kwargs: Any) -> Any:
-        """The sqrt(TS) map with the candidates marked."""
+        """The sqrt(TS) map with the candidates marked.
+
+        Parameters
+        ----------
+        **kwargs
+            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure (one WCSAxes panel per map).
+        """
         figure = _plot_maps({"sqrt(TS)": self.sqrt_ts}, **kwargs)
         if self.candidates is not None and len(self.candidates):
             ax = figure.axes[0]

@@ -68,7 +68,13 @@ class LightCurveConfig(OnOffConfig):
         return value
 
     def required_edges_tev(self) -> list[float]:
-        """The light-curve energy edges: edges of the reconstructed energy axis."""
+        """The light-curve energy edges: edges of the reconstructed energy axis.
+
+        Returns
+        -------
+        list of float
+            The energy edges in TeV.
+        """
         return list(self.energy_edges_tev)
 
 
@@ -113,7 +119,25 @@ class LightCurveResult(StepResult):
         return self.lightcurve.to_table(sed_type="flux", format="lightcurve")
 
     def plot(self, ax: Any = None, **kwargs: Any) -> Any:
-        """Plot the integral flux against time (gammapy's light-curve plot)."""
+        """Plot the integral flux against time (gammapy's light-curve plot).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw (default: a new figure).
+        **kwargs
+            Passed on to gammapy's ``FluxPoints.plot``.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The axes drawn on.
+
+        Raises
+        ------
+        AnalysisError
+            The result has no light curve.
+        """
         import matplotlib.pyplot as plt
 
         if self.lightcurve is None:

@@ -111,7 +111,13 @@ class Map3DConfig(MaskedDatasetConfig, Map3DFitConfig):
         return self
 
     def fit_config(self) -> Map3DFitConfig:
-        """The fit part of this configuration."""
+        """The fit part of this configuration.
+
+        Returns
+        -------
+        Map3DFitConfig
+            The settings the fit step is configured with.
+        """
         return Map3DFitConfig.model_validate(
             self.model_dump(include=set(Map3DFitConfig.model_fields))
         )
@@ -132,7 +138,18 @@ class Map3DResult(StepResult):
 
     def plot(self, **kwargs: Any) -> Any:
         """Counts, residual counts and residual significance maps (and TS) on WCSAxes,
-        the excluded regions outlined."""
+        the excluded regions outlined.
+
+        Parameters
+        ----------
+        **kwargs
+            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure (one WCSAxes panel per map).
+        """
         from .maps import _plot_maps
 
         maps = {

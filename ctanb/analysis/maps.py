@@ -111,7 +111,13 @@ class MapDatasetConfig(StepConfig):
 
     # -- gammapy objects ----------------------------------------------------------------
     def reference_dataset(self) -> Any:
-        """The empty stacked MapDataset, as gammapy.workflow creates it."""
+        """The empty stacked MapDataset, as gammapy.workflow creates it.
+
+        Returns
+        -------
+        gammapy.datasets.MapDataset
+            Empty, on the configured geometry.
+        """
         from gammapy.datasets import MapDataset
         from gammapy.workflow.steps import DatasetsWorkflowStep, make_energy_axis
 
@@ -127,7 +133,13 @@ class MapDatasetConfig(StepConfig):
         )
 
     def makers(self) -> list[Any]:
-        """MapDatasetMaker, SafeMaskMaker and the background maker, in that order."""
+        """MapDatasetMaker, SafeMaskMaker and the background maker, in that order.
+
+        Returns
+        -------
+        list
+            The three configured gammapy makers.
+        """
         from gammapy.makers import (
             FoVBackgroundMaker,
             MapDatasetMaker,
@@ -165,14 +177,36 @@ class MaskedDatasetConfig(MapDatasetConfig):
         return self
 
     def make_exclusion(self, out: Path) -> dict[str, Path]:
-        """Write the exclusion mask into *out* (recorded); its product, or {} if none."""
+        """Write the exclusion mask into *out* (recorded); its product, or {} if none.
+
+        Parameters
+        ----------
+        out : Path
+            The output folder.
+
+        Returns
+        -------
+        dict of str to Path
+            ``{"exclusion_mask": path}``, or empty when nothing is excluded.
+        """
         if self.exclusion is None or self.exclusion.is_empty():
             return {}
         config = ExclusionMaskConfig(**self.exclusion.model_dump(), geom=self.geom)
         return ExclusionMaskStep(config).run(out).products
 
     def dataset_config(self, exclusion_file: str | Path | None = None) -> MapDatasetConfig:
-        """The reduction part, reading the exclusion mask *exclusion_file* if given."""
+        """The reduction part, reading the exclusion mask *exclusion_file* if given.
+
+        Parameters
+        ----------
+        exclusion_file : str or Path, optional
+            The exclusion mask file the background maker reads.
+
+        Returns
+        -------
+        MapDatasetConfig
+            The reduction's configuration.
+        """
         data = self.model_dump(include=set(MapDatasetConfig.model_fields))
         if exclusion_file:
             data["background"]["exclusion"] = str(exclusion_file)
@@ -231,7 +265,18 @@ class MapDatasetResult(StepResult):
     obs_ids: list[str] = field(default_factory=list)
 
     def plot(self, **kwargs: Any) -> Any:
-        """Counts, background and exposure maps on WCSAxes."""
+        """Counts, background and exposure maps on WCSAxes.
+
+        Parameters
+        ----------
+        **kwargs
+            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure (one WCSAxes panel per map).
+        """
         d = self.dataset
         return _plot_maps({"counts": d.counts, "background": d.background, "exposure": d.exposure})
 
@@ -263,7 +308,18 @@ class ExcessMapResult(StepResult):
         return self.flux_maps["sqrt_ts"]
 
     def plot(self, **kwargs: Any) -> Any:
-        """Excess and significance maps on WCSAxes."""
+        """Excess and significance maps on WCSAxes.
+
+        Parameters
+        ----------
+        **kwargs
+            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure (one WCSAxes panel per map).
+        """
         return _plot_maps({"excess": self.excess, "significance": self.significance})
 
     def _repr_html_(self) -> str:
@@ -281,7 +337,18 @@ class MapResult(MapDatasetResult):
     significance = ExcessMapResult.significance
 
     def plot(self, **kwargs: Any) -> Any:
-        """Counts, excess and significance maps on WCSAxes (excluded regions outlined)."""
+        """Counts, excess and significance maps on WCSAxes (excluded regions outlined).
+
+        Parameters
+        ----------
+        **kwargs
+            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure (one WCSAxes panel per map).
+        """
         maps = {"counts": self.dataset.counts, "excess": self.excess}
         figure = _plot_maps({**maps, "significance": self.significance})
         return draw_exclusion(figure, self.products.get("exclusion_mask"))

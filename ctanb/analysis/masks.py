@@ -87,7 +87,13 @@ class ExclusionConfig(StepConfig):
         return value
 
     def is_empty(self) -> bool:
-        """True when this configuration excludes nothing."""
+        """True when this configuration excludes nothing.
+
+        Returns
+        -------
+        bool
+            No catalog and no region given.
+        """
         return not self.catalogs and not self.regions
 
 

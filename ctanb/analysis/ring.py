@@ -56,13 +56,30 @@ class RingMapConfig(MaskedDatasetConfig):
         return self
 
     def reduction_config(self) -> StackedReductionConfig:
-        """The reduction part (no background maker; the mask goes to the ring)."""
+        """The reduction part (no background maker; the mask goes to the ring).
+
+        Returns
+        -------
+        StackedReductionConfig
+            The reduction's configuration.
+        """
         data = self.model_dump(include=set(MapDatasetConfig.model_fields))
         data["background"]["exclusion"] = None
         return StackedReductionConfig.model_validate(data)
 
     def ring_config(self, exclusion_file: str | None) -> RingMapConfig:
-        """This configuration with the mask file to read (what the ring activity records)."""
+        """This configuration with the mask file to read (what the ring activity records).
+
+        Parameters
+        ----------
+        exclusion_file : str or None
+            The exclusion mask file, or None.
+
+        Returns
+        -------
+        RingMapConfig
+            A new configuration.
+        """
         data = self.model_dump()
         data["exclusion"] = None
         data["background"]["exclusion"] = exclusion_file
@@ -88,7 +105,18 @@ class RingMapResult(StepResult):
         return self.flux_maps["sqrt_ts"]
 
     def plot(self, **kwargs: Any) -> Any:
-        """Counts, excess and significance on WCSAxes, the excluded regions outlined."""
+        """Counts, excess and significance on WCSAxes, the excluded regions outlined.
+
+        Parameters
+        ----------
+        **kwargs
+            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure (one WCSAxes panel per map).
+        """
         maps = {"counts": self.dataset.counts, "excess": self.excess}
         figure = _plot_maps({**maps, "significance": self.significance}, **kwargs)
         return draw_exclusion(figure, self.products.get("exclusion_mask"))

@@ -389,7 +389,20 @@ class MultiWavelengthSED:
         return table
 
     def plot(self, ax: Any = None, *, sed_type: str = "e2dnde") -> Any:
-        """Draw the catalog points and the ctanb spectrum (points and butterfly) on one SED."""
+        """Draw the catalog points and the ctanb spectrum (points and butterfly) on one SED.
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw (default: a new figure).
+        sed_type : str
+            gammapy's SED type (``e2dnde``, ``dnde``, ``flux``, ...).
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The axes drawn on.
+        """
         import matplotlib.pyplot as plt
 
         ax = ax if ax is not None else plt.figure(figsize=(8, 5.5)).gca()

@@ -97,12 +97,24 @@ class SpectrumConfig(OnOffConfig):
     )
 
     def required_edges_tev(self) -> list[float]:
-        """The fit range and flux-point edges: edges of the reconstructed energy axis."""
+        """The fit range and flux-point edges: edges of the reconstructed energy axis.
+
+        Returns
+        -------
+        list of float
+            The energy edges in TeV.
+        """
         fit = [e for e in (self.fit_energy_min_tev, self.fit_energy_max_tev) if e]
         return [*fit, *(self.flux_points_edges_tev or [])]
 
     def fit_range_tev(self) -> tuple[float, float]:
-        """The energy range of the fit (TeV): the fit bounds, else the analysis range."""
+        """The energy range of the fit (TeV): the fit bounds, else the analysis range.
+
+        Returns
+        -------
+        tuple of float
+            Minimum and maximum energy in TeV.
+        """
         return (
             self.fit_energy_min_tev or self.energy_min_tev,
             self.fit_energy_max_tev or self.energy_max_tev,

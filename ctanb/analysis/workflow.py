@@ -76,6 +76,17 @@ def register_step(section: str, module: str, config_class: str, step_class: str)
 
     The step must follow the ctanb contract: ``Step(config).run(inputs, out)``
     (optionally ``parallel=``) returning a :class:`~ctanb.analysis.StepResult`.
+
+    Parameters
+    ----------
+    section : str
+        The configuration section (e.g. ``"my_step"``).
+    module : str
+        The module that defines the step (imported when the section runs).
+    config_class : str
+        The name of its configuration class in *module*.
+    step_class : str
+        The name of its :class:`~ctanb.analysis.Step` class in *module*.
     """
     STEPS[section] = (module, config_class, step_class)
     AnalysisConfig.model_rebuild(force=True)
@@ -213,7 +224,13 @@ class AnalysisConfig(StepConfig):
         return ParallelConfig.model_validate(value)
 
     def sections(self) -> list[str]:
-        """The step sections given, in the order they run."""
+        """The step sections given, in the order they run.
+
+        Returns
+        -------
+        list of str
+            The section names.
+        """
         return [name for name in STEPS if getattr(self, name, None) is not None]
 
 
@@ -238,7 +255,13 @@ class WorkflowResult:
         }
 
     def plot(self) -> list[Any]:
-        """The plot of each step result that has one (maps on WCSAxes, spectra, ...)."""
+        """The plot of each step result that has one (maps on WCSAxes, spectra, ...).
+
+        Returns
+        -------
+        list
+            What each result's ``plot()`` returned, in the order the steps ran.
+        """
         return [r.plot() for r in self.results.values() if hasattr(r, "plot")]
 
     def _repr_html_(self) -> str:
@@ -263,7 +286,18 @@ class Workflow(Step):
 
     @classmethod
     def read(cls, path: str | Path) -> Workflow:
-        """A workflow from a YAML file (errors name the file and the key)."""
+        """A workflow from a YAML file (errors name the file and the key).
+
+        Parameters
+        ----------
+        path : str or Path
+            The analysis configuration file.
+
+        Returns
+        -------
+        Workflow
+            The configured workflow.
+        """
         return cls(AnalysisConfig.read(path))
 
     def run(
