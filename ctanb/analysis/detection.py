@@ -160,7 +160,19 @@ def cross_match(candidates: Any, catalogs: list[str], radius_deg: float) -> Any:
 
 @dataclass
 class TSMapResult(StepResult):
-    """TS and sqrt(TS) maps and the candidate sources (astropy Table)."""
+    """TS and sqrt(TS) maps and the candidate sources (astropy Table).
+
+    Parameters
+    ----------
+    products : dict of str to Path
+        The files written, by product name.
+    inputs : list of DL3Input
+        The observations used.
+    flux_maps : gammapy.estimators.FluxMaps
+        The TS and sqrt(TS) maps.
+    candidates : astropy.table.Table
+        The candidate sources, cross-matched with the catalogs.
+    """
 
     flux_maps: Any = None
     candidates: Any = None

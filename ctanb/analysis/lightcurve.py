@@ -106,7 +106,19 @@ def run_intervals(observations: Any) -> list[Any]:
 
 @dataclass
 class LightCurveResult(StepResult):
-    """What :class:`LightCurveStep` made: the light curve (gammapy FluxPoints with a time axis)."""
+    """What :class:`LightCurveStep` made: the light curve (gammapy FluxPoints with a time axis).
+
+    Parameters
+    ----------
+    products : dict of str to Path
+        The files written, by product name.
+    inputs : list of DL3Input
+        The observations used.
+    config : LightCurveConfig, optional
+        The configuration it was made with.
+    lightcurve : gammapy.estimators.FluxPoints, optional
+        The light curve.
+    """
 
     config: LightCurveConfig | None = None
     lightcurve: FluxPoints | None = None

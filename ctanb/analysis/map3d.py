@@ -125,7 +125,29 @@ class Map3DConfig(MaskedDatasetConfig, Map3DFitConfig):
 
 @dataclass
 class Map3DResult(StepResult):
-    """A fitted 3D analysis: dataset, models, fit result, residual maps, flux points, TS map."""
+    """A fitted 3D analysis: dataset, models, fit result, residual maps, flux points, TS map.
+
+    Parameters
+    ----------
+    products : dict of str to Path
+        The files written, by product name.
+    inputs : list of DL3Input
+        The observations used.
+    dataset : gammapy.datasets.MapDataset
+        The stacked dataset, with the fitted models.
+    models : gammapy.modeling.models.Models
+        The fitted models.
+    fit_result : gammapy.modeling.FitResult
+        The fit's result.
+    residuals, residual_significance : gammapy.maps.Map
+        Residual counts and their significance.
+    flux_points : gammapy.estimators.FluxPoints, optional
+        Flux points of the source, when configured.
+    ts_map : gammapy.estimators.FluxMaps, optional
+        The TS map of the residuals, when configured.
+    obs_ids : list of str, optional
+        The observations stacked.
+    """
 
     dataset: Any = None
     models: Any = None

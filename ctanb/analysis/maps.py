@@ -259,7 +259,19 @@ def _summary_html(title: str, rows: dict[str, Any], products: dict[str, Path]) -
 
 @dataclass
 class MapDatasetResult(StepResult):
-    """The stacked MapDataset and its counts, background and exposure map files."""
+    """The stacked MapDataset and its counts, background and exposure map files.
+
+    Parameters
+    ----------
+    products : dict of str to Path
+        The files written, by product name.
+    inputs : list of DL3Input
+        The observations used.
+    dataset : gammapy.datasets.MapDataset
+        The stacked dataset.
+    obs_ids : list of str
+        The observations stacked.
+    """
 
     dataset: Any = None
     obs_ids: list[str] = field(default_factory=list)
@@ -293,7 +305,17 @@ class MapDatasetResult(StepResult):
 
 @dataclass
 class ExcessMapResult(StepResult):
-    """Excess and significance maps (gammapy FluxMaps) and their files."""
+    """Excess and significance maps (gammapy FluxMaps) and their files.
+
+    Parameters
+    ----------
+    products : dict of str to Path
+        The files written, by product name.
+    inputs : list of DL3Input
+        The observations used.
+    flux_maps : gammapy.estimators.FluxMaps
+        The excess (``npred_excess``) and significance (``sqrt_ts``) maps.
+    """
 
     flux_maps: Any = None
 
@@ -329,7 +351,21 @@ class ExcessMapResult(StepResult):
 
 @dataclass
 class MapResult(MapDatasetResult):
-    """A whole map analysis: the dataset maps and the excess/significance maps."""
+    """A whole map analysis: the dataset maps and the excess/significance maps.
+
+    Parameters
+    ----------
+    products : dict of str to Path
+        The files written, by product name.
+    inputs : list of DL3Input
+        The observations used.
+    dataset : gammapy.datasets.MapDataset
+        The stacked dataset.
+    obs_ids : list of str
+        The observations stacked.
+    flux_maps : gammapy.estimators.FluxMaps
+        The excess and significance maps.
+    """
 
     flux_maps: Any = None
 

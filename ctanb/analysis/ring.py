@@ -88,7 +88,21 @@ class RingMapConfig(MaskedDatasetConfig):
 
 @dataclass
 class RingMapResult(StepResult):
-    """The on/off dataset (ring on the stack) and its excess and significance maps."""
+    """The on/off dataset (ring on the stack) and its excess and significance maps.
+
+    Parameters
+    ----------
+    products : dict of str to Path
+        The files written, by product name.
+    inputs : list of DL3Input
+        The observations used.
+    dataset : gammapy.datasets.MapDatasetOnOff
+        The ring-background on/off dataset.
+    flux_maps : gammapy.estimators.FluxMaps
+        The excess and Li & Ma significance maps.
+    obs_ids : list of str, optional
+        The observations stacked.
+    """
 
     dataset: Any = None
     flux_maps: Any = None

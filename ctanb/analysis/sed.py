@@ -300,6 +300,17 @@ class MultiWavelengthSED:
 
     Build it with :meth:`from_catalogs`; :attr:`table` lists every point with the
     catalog, source and reference to cite; :meth:`plot` draws them all.
+
+    Parameters
+    ----------
+    flux_points : gammapy.estimators.FluxPoints, optional
+        ctanb's own flux points.
+    model : gammapy spectral model, optional
+        ctanb's fitted spectral model (drawn with its butterfly).
+    label : str
+        The legend label of ctanb's points.
+    catalog_spectra : list of CatalogSpectrum
+        The catalog and archival spectra to overlay.
     """
 
     flux_points: Any = None

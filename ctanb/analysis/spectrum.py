@@ -171,7 +171,31 @@ def _sibling_files(pha: Path) -> list[Path]:
 
 @dataclass
 class SpectrumResult(StepResult):
-    """What :class:`SpectrumStep` made: datasets, fitted model, fit result and flux points."""
+    """What :class:`SpectrumStep` made: datasets, fitted model, fit result and flux points.
+
+    Parameters
+    ----------
+    products : dict of str to Path
+        The files written, by product name.
+    inputs : list of DL3Input
+        The observations used.
+    config : SpectrumConfig, optional
+        The configuration it was made with.
+    datasets : gammapy.datasets.Datasets, optional
+        The on/off spectrum datasets.
+    models : gammapy.modeling.models.Models, optional
+        The fitted models.
+    fit_result : gammapy.modeling.FitResult, optional
+        The fit's result.
+    flux_points : gammapy.estimators.FluxPoints, optional
+        The flux points.
+    flux_points_by_telescope : dict of str to FluxPoints
+        Flux points per telescope (joint fits).
+    fit_ranges : dict
+        Dataset name -> energy range of its fit (the edges really used).
+    dataset_files : list of Path
+        The dataset files written.
+    """
 
     config: SpectrumConfig | None = None
     datasets: Datasets | None = None

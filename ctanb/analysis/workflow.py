@@ -236,7 +236,17 @@ class AnalysisConfig(StepConfig):
 
 @dataclass
 class WorkflowResult:
-    """Results of each step of a whole analysis (section name -> StepResult)."""
+    """Results of each step of a whole analysis (section name -> StepResult).
+
+    Parameters
+    ----------
+    out : Path
+        The output folder of the analysis.
+    observations : list of DL3Input
+        The observations selected.
+    results : dict of str to StepResult
+        The result of each step that ran, by section.
+    """
 
     out: Path
     observations: list[DL3Input] = field(default_factory=list)
