@@ -272,7 +272,22 @@ class TSMapStep(Step):
     def estimate(
         self, dataset_file: str, ts_file: str, sqrt_ts_file: str, candidates_file: str
     ) -> tuple[Any, Any]:
-        """TS maps of the MapDataset in *dataset_file*, and the peaks above the threshold."""
+        """TS maps of the MapDataset in *dataset_file*, and the peaks above the threshold.
+
+        Parameters
+        ----------
+        dataset_file : str
+            The stacked ``map_dataset.fits``.
+        ts_file, sqrt_ts_file : str
+            Where the TS and sqrt(TS) maps are written.
+        candidates_file : str
+            Where the candidate table (FITS) is written.
+
+        Returns
+        -------
+        tuple of (gammapy.estimators.FluxMaps, astropy.table.Table)
+            The maps and the candidates cross-matched with the catalogs.
+        """
         from astropy.table import Table
         from gammapy.datasets import MapDataset
         from gammapy.estimators.utils import find_peaks

@@ -125,7 +125,13 @@ class LightCurveResult(StepResult):
 
     @property
     def table(self) -> Any:
-        """The light curve as a table (time bins, flux, errors, upper limits, TS)."""
+        """The light curve as a table (time bins, flux, errors, upper limits, TS).
+
+        Raises
+        ------
+        AnalysisError
+            The result has no light curve.
+        """
         if self.lightcurve is None:
             raise AnalysisError("this result has no light curve")
         return self.lightcurve.to_table(sed_type="flux", format="lightcurve")

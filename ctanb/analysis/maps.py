@@ -569,7 +569,20 @@ class ExcessMapStep(Step):
         data_level="DL4",
     )
     def estimate(self, dataset_file: str, excess_file: str, significance_file: str) -> Any:
-        """Excess and significance maps of the MapDataset in *dataset_file*."""
+        """Excess and significance maps of the MapDataset in *dataset_file* (recorded).
+
+        Parameters
+        ----------
+        dataset_file : str
+            The stacked ``map_dataset.fits``.
+        excess_file, significance_file : str
+            Where the excess and significance maps are written.
+
+        Returns
+        -------
+        gammapy.estimators.FluxMaps
+            The excess and significance maps.
+        """
         from gammapy.datasets import MapDataset
         from gammapy.estimators import ExcessMapEstimator
         from gammapy.workflow.steps import make_energy_axis

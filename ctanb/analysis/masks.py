@@ -222,7 +222,23 @@ class ExclusionMaskStep(Step):
         outputs={"mask_file": "mask"},
     )
     def make(self, mask_file: str) -> tuple[Any, list[str]]:
-        """Write the exclusion mask of the configured geometry to *mask_file*."""
+        """Write the exclusion mask of the configured geometry to *mask_file* (recorded).
+
+        Parameters
+        ----------
+        mask_file : str
+            Where the mask is written (FITS, 1 = used, 0 = excluded).
+
+        Returns
+        -------
+        tuple of (gammapy.maps.Map, list of str)
+            The boolean mask and the names of the catalog sources it excludes.
+
+        Raises
+        ------
+        AnalysisError
+            The mask would exclude the whole map.
+        """
         from gammapy.maps import Map
 
         from .catalogs import catalog_path

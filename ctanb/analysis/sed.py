@@ -355,7 +355,13 @@ class MultiWavelengthSED:
 
     @property
     def table(self) -> Any:
-        """Every point as E, E²dN/dE (erg cm-2 s-1) with errors, upper-limit flag and reference."""
+        """Every point as E, E²dN/dE (erg cm-2 s-1) with errors, upper-limit flag and reference.
+
+        Raises
+        ------
+        AnalysisError
+            The SED has no points at all.
+        """
         import astropy.units as u
         import numpy as np
         from astropy.table import Table, vstack

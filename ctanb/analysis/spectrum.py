@@ -209,7 +209,13 @@ class SpectrumResult(StepResult):
 
     @property
     def model(self) -> SkyModel:
-        """The fitted source model."""
+        """The fitted source model.
+
+        Raises
+        ------
+        AnalysisError
+            The result has no fitted model.
+        """
         if self.models is None:
             raise AnalysisError("this result has no fitted model")
         source = self.config.source if self.config else self.models[0].name
@@ -352,7 +358,20 @@ class SpectrumStep(Step):
         return result
 
     def fit(self, dataset_files: Sequence[str | Path], out: str | Path) -> SpectrumResult:
-        """Fit the model and estimate flux points from DL4 dataset files (one activity)."""
+        """Fit the model and estimate flux points from DL4 dataset files (one activity).
+
+        Parameters
+        ----------
+        dataset_files : sequence of str or Path
+            The spectrum dataset files (what :meth:`make_datasets` wrote).
+        out : str or Path
+            Output folder (created) for the fitted models and the flux points.
+
+        Returns
+        -------
+        SpectrumResult
+            The fitted model, flux points and product files.
+        """
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         files = [str(f) for f in dataset_files]
