@@ -337,6 +337,22 @@ class MultiWavelengthSED:
             Its flux points, fitted model and target position are used.
         ra_deg, dec_deg : float, optional
             The position when no result is given (or to override it).
+        radius_deg : float
+            How far from the position a catalog source may be (degrees).
+        catalogs : sequence of str
+            The catalogs to look in (``3fgl``, ``3fhl``, ``gamma-cat``, ``hgps``).
+        label : str
+            The legend label of ctanb's own points.
+
+        Returns
+        -------
+        MultiWavelengthSED
+            ctanb's spectrum with the catalog spectra found.
+
+        Raises
+        ------
+        AnalysisError
+            Neither a result nor a position is given.
         """
         from .catalogs import catalog_spectra
 
