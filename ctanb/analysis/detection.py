@@ -26,7 +26,8 @@ from pydantic import ConfigDict, Field
 from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
 from ._base import DL3Input, Step, StepConfig, StepResult
-from .maps import MapDatasetStep, MaskedDatasetConfig, _plot_maps
+from .map_results import _plot_maps
+from .maps import MapDatasetStep, MaskedDatasetConfig
 from .masks import CatalogKey
 
 __all__ = [

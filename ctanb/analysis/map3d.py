@@ -172,7 +172,7 @@ class Map3DResult(StepResult):
         matplotlib.figure.Figure
             The figure (one WCSAxes panel per map).
         """
-        from .maps import _plot_maps
+        from .map_results import _plot_maps
 
         maps = {
             "counts": self.dataset.counts,

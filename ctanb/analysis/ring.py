@@ -27,7 +27,8 @@ from pydantic import model_validator
 from .._errors import AnalysisError
 from ..provenance import recorded
 from ._base import DL3Input, Step, StepResult
-from .maps import ExcessMapConfig, MapDatasetConfig, MapDatasetStep, MaskedDatasetConfig, _plot_maps
+from .map_results import _plot_maps
+from .maps import ExcessMapConfig, MapDatasetConfig, MapDatasetStep, MaskedDatasetConfig
 from .masks import draw_exclusion
 
 __all__ = ["RingBackgroundStep", "RingMapConfig", "RingMapResult", "RingMapStep"]
