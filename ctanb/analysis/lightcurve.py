@@ -255,7 +255,29 @@ class LightCurveStep(Step):
         exclusion_files: list[str] | None = None,
     ) -> FluxPoints:
         """Light curve of DL3 files in the configured time bins, written as FITS (DL5); off
-        regions avoid the excluded pixels of the mask in ``exclusion_files`` (0 or 1)."""
+        regions avoid the excluded pixels of the mask in ``exclusion_files`` (0 or 1).
+
+        Parameters
+        ----------
+        event_files : list of str
+            The DL3 event files, one per observation.
+        irf_files : list of str
+            Their IRF files (empty when the IRFs are in the event files).
+        lightcurve_file : str
+            Where the light curve is written.
+        exclusion_files : list of str, optional
+            Zero or one exclusion mask file.
+
+        Returns
+        -------
+        gammapy.estimators.FluxPoints
+            The light curve.
+
+        Raises
+        ------
+        AnalysisError
+            No time bin has data.
+        """
         import astropy.units as u
         from gammapy.estimators import LightCurveEstimator
         from gammapy.modeling.models import PowerLawSpectralModel, SkyModel

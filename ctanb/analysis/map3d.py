@@ -236,7 +236,31 @@ class Map3DFitStep(Step):
     ) -> dict[str, Any]:
         """Fit the models of *models_file* (plus a FoV background norm) to the dataset.
 
-        ``flux_points_file`` is a list of zero or one path (no flux points: empty).
+        Parameters
+        ----------
+        dataset_file : str
+            The stacked ``map_dataset.fits``.
+        models_file : str
+            The starting models (YAML).
+        fitted_models_file, parameters_file : str
+            Where the fitted models (YAML) and their parameter table are written.
+        residuals_file, residual_significance_file : str
+            Where the residual counts and their significance are written.
+        flux_points_file : list of str
+            Zero or one path (no flux points: empty).
+
+        Returns
+        -------
+        dict
+            ``dataset``, ``models``, ``fit_result``, ``residuals``,
+            ``residual_significance`` and ``flux_points``.
+
+        Raises
+        ------
+        AnalysisError
+            The fit fails or does not converge.
+        ConfigError
+            ``flux_points.source`` is not one of the models.
         """
         from gammapy.datasets import MapDataset
         from gammapy.estimators import ExcessMapEstimator, FluxPointsEstimator

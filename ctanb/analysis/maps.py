@@ -311,7 +311,29 @@ class MapDatasetStep(Step):
         background_file: str,
         exposure_file: str,
     ) -> tuple[Any, list[str]]:
-        """Reduce event files (IRF of each: ``irf_files[irf_index[i]]``, -1 = bundled) to maps."""
+        """Reduce event files (IRF of each: ``irf_files[irf_index[i]]``, -1 = bundled) to maps.
+
+        Parameters
+        ----------
+        event_files : list of str
+            The DL3 event files, one per observation.
+        irf_files : list of str
+            Their IRF files (empty when the IRFs are in the event files).
+        irf_index : list of int
+            For each event file, the index of its IRF file (-1: in the event file).
+        dataset_file, counts_file, background_file, exposure_file : str
+            Where the stacked dataset and its maps are written.
+
+        Returns
+        -------
+        tuple of (gammapy.datasets.MapDataset, list of str)
+            The stacked dataset and the observation ids stacked.
+
+        Raises
+        ------
+        AnalysisError
+            No observation, or a map outside the field of view of every observation.
+        """
         if not event_files:
             raise AnalysisError("no observation selected: give at least one DL3 observation")
         config = self.config
