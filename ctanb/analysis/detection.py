@@ -48,7 +48,9 @@ class TSMapConfig(StepConfig):
     Parameters
     ----------
     kernel : {"point", "gaussian", "disk"}
-        Spatial model of the test source (``kernel_size``: its sigma or radius).
+        Spatial model of the test source.
+    kernel_size : angle
+        Sigma (gaussian) or radius (disk) of the test source.
     index : float
         Power-law index of the test source.
     kernel_width : angle, optional

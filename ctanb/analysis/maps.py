@@ -212,7 +212,17 @@ class MaskedDatasetConfig(MapDatasetConfig):
 
 
 class ExcessMapConfig(StepConfig):
-    """ExcessMapEstimator settings (as gammapy.workflow's ``excess_map`` section)."""
+    """ExcessMapEstimator settings (as gammapy.workflow's ``excess_map`` section).
+
+    Parameters
+    ----------
+    correlation_radius : angle
+        Radius of the circle the counts are summed in at each pixel.
+    parameters : dict
+        Further options of gammapy's ``ExcessMapEstimator``.
+    energy_edges : EnergyAxisConfig
+        Energy bins of the maps (default: the dataset's whole range).
+    """
 
     model_config = ConfigDict(
         **StepConfig.model_config, arbitrary_types_allowed=True, validate_default=True

@@ -98,7 +98,19 @@ class ExclusionConfig(StepConfig):
 
 
 class ExclusionMaskConfig(ExclusionConfig):
-    """An exclusion mask on a map geometry (gammapy.workflow ``geom`` section)."""
+    """An exclusion mask on a map geometry (gammapy.workflow ``geom`` section).
+
+    Parameters
+    ----------
+    catalogs : list of {"hgps", "gamma-cat", "3fhl", "3fgl"}
+        Exclude a circle of ``radius`` around every source of these catalogs in the map.
+    radius : angle
+        Radius of the circle around each catalog source.
+    regions : list of str
+        Further regions as DS9 strings, read with astropy-regions.
+    geom : GeomConfig
+        The map geometry (gammapy.workflow's ``geom`` section).
+    """
 
     geom: GeomConfig = GeomConfig()
 
