@@ -43,7 +43,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from .._errors import CriteriaError
-from .._validation import problem_parts
 from ..datamodel import CHOICES, COLUMNS_BY_NAME, DATA_LEVELS, HC_TEV_M, OBSCORE_TABLE
 from ._product_criteria import check_product_criteria, parse_parameter, product_conditions
 from ._units import angle_deg, energy_tev, position_criteria, to_mjd
@@ -408,6 +407,8 @@ def _as_list(value: Any) -> list:
 
 
 def _criteria_error(exc: ValidationError) -> CriteriaError:
+    from .._validation import problem_parts  # needed only for a bad criterion
+
     first = exc.errors()[0]
     original = (first.get("ctx") or {}).get("error")
     if isinstance(original, CriteriaError):
