@@ -66,6 +66,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._errors import CtanbError, ProvenanceError
+from .._validation import describe_errors
 from ..datamodel import OBSCORE_TABLE
 from .db import ACCESS_URL_BASE, FILES_TABLE, PUBLISHER_AUTHORITY, FileRecord, q, upsert_dataset
 from .obscore_hea import product_hea_row, upsert_hea
@@ -271,7 +272,8 @@ def _recorded_did(entity: Any) -> str | None:
 
 
 def _file_sha256(conn: sqlite3.Connection, did: str) -> list[str]:
-    from .service.files import _resolve, _sha256
+    from .._hashing import sha256_file
+    from .service.files import _resolve
 
     out = []
     rows = conn.execute(
@@ -280,7 +282,7 @@ def _file_sha256(conn: sqlite3.Connection, did: str) -> list[str]:
     for path, sha in rows:
         if not sha:
             try:
-                sha = _sha256(_resolve(path))
+                sha = sha256_file(_resolve(path))
             except OSError:
                 continue
         out.append(sha)
@@ -424,7 +426,7 @@ def publish_file(
     try:
         cur = curation if isinstance(curation, Curation) else Curation(**(curation or {}))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = describe_errors(exc, unknown="unknown curation field")
         raise PublishRefused("curation", f"bad curation fields: {problems}") from None
     graph, entity, signer = _check_record(path)
     _check_steps(graph, entity.id)

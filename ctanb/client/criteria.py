@@ -388,16 +388,15 @@ def _as_list(value: Any) -> list:
 
 
 def _criteria_error(exc: ValidationError) -> CriteriaError:
+    from .._validation import problem_parts  # needed only for a bad criterion
+
     first = exc.errors()[0]
     original = (first.get("ctx") or {}).get("error")
     if isinstance(original, CriteriaError):
         # Raised by one of our validators with the field already named.
         return original
-    loc = [str(x) for x in first.get("loc", ()) if not isinstance(x, int)]
-    field = loc[0] if loc else None
-    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if first.get("type") == "extra_forbidden":
-        msg = "unknown search criterion"
+    loc, msg = problem_parts(first, unknown="unknown search criterion")
+    field = next((x for x in loc if not x.isdigit()), None)
     given = first.get("input")
     prefix = f"{field}: " if field else ""
     detail = f" (got {given!r})" if field and not isinstance(given, dict) else ""
