@@ -288,7 +288,9 @@ def published(own, crab_counts, crab_smoothed, vela_counts) -> dict[str, str]:
         "smoothed": crab.publish(crab_smoothed, curation={"analysis": "crab-1"}).did,
         "vela": vela.publish(vela_counts).did,
         "vela_run": _query(own.url, "SELECT TOP 1 obs_publisher_did FROM ivoa.obscore "
-                           "WHERE proposal_id = 'CTAO-2026A-001' ORDER BY obs_id")[0][0],
+                           # products inherit proposal_id: the run, not a product made from it
+                           "WHERE proposal_id = 'CTAO-2026A-001' AND obs_collection <> "
+                           "'CTANB-PRODUCTS' ORDER BY obs_id")[0][0],
         "crab_run": _query(own.url, f"SELECT obs_publisher_did FROM ivoa.obscore WHERE obs_id = "
                            f"'{RUN}' AND obs_collection = 'HESS-DL3-DR1'")[0][0],
     }  # fmt: skip

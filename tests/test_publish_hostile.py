@@ -75,7 +75,8 @@ def lineage(own, crab_event, crab_counts, tmp_path_factory) -> dict[str, str]:
     """A public Crab product, and a proprietary product of a Vela run and public run 23523."""
     vela = ctanb.connect(own.url, token=VELA_TOKEN)
     rows = vela.query(
-        "SELECT TOP 1 * FROM ivoa.obscore WHERE proposal_id = 'CTAO-2026A-001' ORDER BY obs_id"
+        "SELECT TOP 1 * FROM ivoa.obscore WHERE proposal_id = 'CTAO-2026A-001' "
+        "AND obs_collection <> 'CTANB-PRODUCTS' ORDER BY obs_id"
     )
     (vela_event,) = vela.download(rows)
     out = tmp_path_factory.mktemp("mixed") / "mixed.fits"
