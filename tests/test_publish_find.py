@@ -96,11 +96,12 @@ CASES = [
     ({"derived_from_run": "23526"}, set()),
     ({"software": "gammapy", "software_version": "2.1"}, {"counts", "smoothed", "flux"}),
     ({"software": "gammapy", "software_version": "1.3"}, set()),
-    ({"step": "counts-map", "step_version": "1.0"}, {"counts"}),
+    # the smoothed map's input was made by counts-map 1.0 with binsz 0.05: its lineage has them
+    ({"step": "counts-map", "step_version": "1.0"}, {"counts", "smoothed"}),
     ({"step": "counts-map", "step_version": "9.9"}, set()),
     ({"step": "smooth-counts", "parameter": "radius_deg = 0.1"}, {"smoothed"}),
     ({"parameter": {"radius_deg": 0.2}}, set()),
-    ({"parameter": "binsz_deg = 0.05"}, {"counts"}),
+    ({"parameter": "binsz_deg = 0.05"}, {"counts", "smoothed"}),
     ({"step": "test-sim-counts"}, set()),  # the Vela map's provenance is not ours to see
 ]
 
@@ -114,13 +115,142 @@ def test_product_criteria_find_exactly_the_expected_products(own, published, flu
     assert _dids(found) == {dids[k] for k in expected}, archive.adql(**criteria)
 
 
+# -- item 8: software, step and parameter over the whole lineage -------------------------------
+@recorded(name="test-map-profile", version="1.0", inputs=["map_file"],
+          outputs={"out": "profile"}, data_level="DL5")  # fmt: skip
+def map_profile(map_file: str, out: str) -> None:
+    """The map summed over energy and latitude, as a table along longitude (a third step)."""
+    from astropy.table import Table
+    from gammapy.maps import Map
+
+    image = Map.read(map_file).sum_over_axes(keepdims=False).data
+    Table({"pixel": np.arange(image.shape[1]), "value": image.sum(axis=0)}).write(out)
+
+
+#: The gammapy version the upstream step of the lineage archive's chain "ran with".
+OLD_GAMMAPY = "2.0.1"
+
+
+@pytest.fixture(scope="module")
+def lineage(archive_db, crab_event, tmp_path_factory) -> dict:
+    """An archive of its own (a copy of the session archive) with three published products:
+
+    - ``counts``: counts-map 1.0 (binsz_deg 0.05) of run 23523;
+    - ``smoothed``: smooth-counts 0.2 (radius_deg 0.1) of that counts map;
+    - ``profile``: counts-map 1.0 (binsz_deg 0.1, run with gammapy 2.0.1) -> smooth-counts
+      0.2 (radius_deg 0.25, current gammapy) -> test-map-profile 1.0; only the last product
+      is published, so the binning, the first step and the old gammapy are upstream only.
+    """
+    import sqlite3
+
+    from ctanb.archive.policy import AccessPolicy
+    from ctanb.archive.service import ArchiveServer
+    from ctanb.provenance import _agents
+
+    folder = tmp_path_factory.mktemp("lineage")
+    copy = folder / "archive.db"
+    src, dst = sqlite3.connect(archive_db), sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    counts, smoothed = folder / "counts.fits", folder / "smoothed.fits"
+    provenance_steps.CountsMapStep().run([str(crab_event)], str(counts))
+    provenance_steps.smooth_counts_map(str(counts), str(smoothed), radius_deg=0.1)
+    coarse, coarse_smoothed = folder / "coarse.fits", folder / "coarse_smoothed.fits"
+    real = _agents.software_versions()
+    with pytest.MonkeyPatch.context() as patch:
+        # The first step of the chain as it ran a year ago, with an older gammapy.
+        patch.setattr(_agents, "software_versions", lambda: {**real, "gammapy": OLD_GAMMAPY})
+        config = provenance_steps.CountsMapConfig(binsz_deg=0.1)
+        provenance_steps.CountsMapStep(config).run([str(crab_event)], str(coarse))
+    provenance_steps.smooth_counts_map(str(coarse), str(coarse_smoothed), radius_deg=0.25)
+    profile = folder / "profile.fits"
+    map_profile(str(coarse_smoothed), str(profile))
+    with ArchiveServer(copy, policy=AccessPolicy.demo()) as server:
+        crab = ctanb.connect(server.url, token=CRAB_TOKEN, progress=False)
+        server.published = {name: crab.publish(path).did for name, path in
+                            (("counts", counts), ("smoothed", smoothed), ("profile", profile))}  # fmt: skip
+        yield server
+
+
+LINEAGE_CASES = [
+    # a step, its version, a parameter or software used upstream only
+    ({"parameter": "binsz_deg = 0.1"}, {"profile"}),
+    ({"parameter": "binsz_deg = 0.05"}, {"counts", "smoothed"}),
+    ({"parameter": "radius_deg = 0.25"}, {"profile"}),
+    ({"step": "counts-map", "step_version": "1.0"}, {"counts", "smoothed", "profile"}),
+    ({"step": "smooth-counts"}, {"smoothed", "profile"}),
+    ({"step": "smooth-counts", "parameter": "radius_deg = 0.1"}, {"smoothed"}),
+    ({"step": "test-map-profile"}, {"profile"}),
+    ({"software": "gammapy", "software_version": OLD_GAMMAPY}, {"profile"}),
+    ({"software": "gammapy", "software_version": "2.1"}, {"counts", "smoothed", "profile"}),
+    (
+        {
+            "step": "counts-map",
+            "parameter": "binsz_deg = 0.1; radius_deg = 0.25",
+            "software": "gammapy",
+            "software_version": OLD_GAMMAPY,
+        },
+        {"profile"},
+    ),
+    ({"step": "counts-map", "step_version": "0.9"}, set()),
+    ({"parameter": "binsz_deg = 0.2"}, set()),
+    ({"derived_from_run": RUN, "product_kind": "profile"}, {"profile"}),
+]
+
+
+@pytest.mark.parametrize(("criteria", "expected"), LINEAGE_CASES)
+def test_provenance_criteria_cover_the_whole_lineage(lineage, criteria, expected):
+    archive = ctanb.connect(lineage.url, token="", progress=False)
+    adql = archive.adql(**criteria)
+    assert "WITH" not in adql.upper().split("FROM")[0] and "RECURSIVE" not in adql.upper()
+    found = archive.search(**criteria)
+    assert _dids(found) == {lineage.published[k] for k in expected}, adql
+
+
+def test_the_search_form_finds_a_product_by_an_upstream_parameter(lineage):
+    from ctanb.widgets import SearchPanel
+
+    panel = SearchPanel(ctanb.connect(lineage.url, progress=False))
+    panel.set(parameter="binsz_deg = 0.1", software="gammapy", software_version=OLD_GAMMAPY)
+    shown = panel.adql_text.value
+    assert "provenance.product_activity" in shown and "provenance.parameter" in shown
+    assert _dids(panel.search()) == {lineage.published["profile"]}
+    # the ADQL box stays editable: the same query typed by hand gives the same row
+    archive = ctanb.connect(lineage.url, progress=False)
+    assert _dids(archive.query(shown)) == {lineage.published["profile"]}
+
+
+def test_an_archive_from_before_the_lineage_table_gets_it_filled(lineage, tmp_path):
+    """Products published before ``ctanb.product_activities`` existed are walked once."""
+    import sqlite3
+
+    from ctanb.archive.publish import create_publish_schema
+
+    copy = tmp_path / "old.db"
+    with sqlite3.connect(lineage.db) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    with sqlite3.connect(copy) as conn:
+        want = conn.execute('SELECT product_did, activity_id FROM "ctanb.product_activities" '
+                            "ORDER BY 1, 2").fetchall()  # fmt: skip
+        conn.execute('DROP TABLE "ctanb.product_activities"')
+    # three products: 1 + 2 + 3 activities
+    assert len(want) == 6
+    with sqlite3.connect(copy) as conn:
+        create_publish_schema(conn)
+        got = conn.execute('SELECT product_did, activity_id FROM "ctanb.product_activities" '
+                           "ORDER BY 1, 2").fetchall()  # fmt: skip
+    assert got == want
+
+
 def test_provenance_criteria_are_adql_over_the_provenance_tables(own):
     archive = ctanb.connect(own.url, progress=False)
     adql = archive.adql(derived_from_run=RUN, software="gammapy", software_version="2.1",
                         step="smooth-counts", parameter="radius_deg = 0.1")  # fmt: skip
     assert "FROM ivoa.obscore" in adql
-    for table in ("provenance.product_progenitor", "provenance.agent",
-                  "provenance.activity_description", "provenance.parameter"):  # fmt: skip
+    for table in ("provenance.product_progenitor", "provenance.product_activity",
+                  "provenance.agent", "provenance.activity_description",
+                  "provenance.parameter"):  # fmt: skip
         assert table in adql, table
     assert "a.version = '2.1'" in adql and "p.\"value\" = '0.1'" in adql
 

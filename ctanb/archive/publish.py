@@ -74,6 +74,7 @@ from .publish_row import PRODUCT_COLLECTION, analysis_context, obscore_values
 
 __all__ = [
     "CURATION_TABLE",
+    "PRODUCT_ACTIVITIES_TABLE",
     "PRODUCT_COLLECTION",
     "PRODUCT_INPUTS_TABLE",
     "Curation",
@@ -86,6 +87,9 @@ __all__ = [
 
 CURATION_TABLE = "ctanb.curation"
 PRODUCT_INPUTS_TABLE = "ctanb.product_inputs"
+#: Every activity of each published product's whole lineage (``provenance.product_activity``):
+#: the closure ADQL cannot compute (no recursive queries), kept at publication.
+PRODUCT_ACTIVITIES_TABLE = "ctanb.product_activities"
 
 
 class PublishRefused(CtanbError):
@@ -148,15 +152,21 @@ def create_publish_schema(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (product_did, input_did));
         CREATE INDEX IF NOT EXISTS "ctanb.product_inputs#input"
             ON {q(PRODUCT_INPUTS_TABLE)} (input_did);
+        CREATE TABLE IF NOT EXISTS {q(PRODUCT_ACTIVITIES_TABLE)} (
+            product_did TEXT NOT NULL, activity_id TEXT NOT NULL,
+            PRIMARY KEY (product_did, activity_id));
+        CREATE INDEX IF NOT EXISTS "ctanb.product_activities#activity"
+            ON {q(PRODUCT_ACTIVITIES_TABLE)} (activity_id);
         CREATE TABLE IF NOT EXISTS {q(CURATION_TABLE)} (
             did TEXT PRIMARY KEY, entity_id TEXT, analysis TEXT, curation TEXT,
             signer TEXT, published_at TEXT, prov_json TEXT);
         """
     )
-    from .provtap import create_provtap_schema
+    from .provtap import create_provtap_schema, fill_product_activities
 
     create_provtap_schema(conn)
     _create_curation_view(conn)
+    fill_product_activities(conn)  # products published before the table existed
 
 
 #: Columns of the TAP table ``products.curation`` (joins ObsCore on obs_publisher_did).
@@ -418,7 +428,7 @@ def publish_file(
     """
     from . import db as archive_db
     from .coverage import add_to_coverage
-    from .provtap import insert_product_provenance
+    from .provtap import fill_product_activities, insert_product_provenance
 
     path = Path(path)
     try:
@@ -493,6 +503,7 @@ def publish_file(
              public.serialize("json")),
         )  # fmt: skip
         insert_product_provenance(conn, did, public, entity.id, group, release)
+        fill_product_activities(conn, did)
         add_to_coverage(conn, did)  # the archive's coverage MOCs (issue 18)
         try:
             with part.open("wb") as fh:
