@@ -423,6 +423,185 @@ def test_the_publish_button_publishes_with_curation_or_says_why_not(own, crab_co
     assert "choose a product to publish" in empty.error
 
 
+# -- items 1, 7 and 10: a models file the analyst wrote goes with the product --------------------
+@recorded(name="test-model-map", version="1.0", inputs=["counts_file", "models_file"],
+          outputs={"out": "npred"}, data_level="DL4")  # fmt: skip
+def model_map(counts_file: str, models_file: str, out: str) -> None:
+    """The sky models of a gammapy models file (as the 3D fit starts from) integrated over
+    the counts map's pixels, scaled to its total counts: a model image of the map."""
+    from gammapy.maps import Map
+    from gammapy.modeling.models import Models
+
+    counts = Map.read(counts_file).sum_over_axes(keepdims=False)
+    image = Map.from_geom(counts.geom)
+    for model in Models.read(models_file):
+        image.data += model.spatial_model.integrate_geom(counts.geom).data
+    (image * float(counts.data.sum())).write(out)
+
+
+@recorded(name="test-configured-counts", version="1.0", inputs=["counts_file", "config_file"],
+          outputs={"out": "counts"}, data_level="DL4")  # fmt: skip
+def configured_counts(counts_file: str, config_file: str, out: str) -> None:
+    """A copy of a counts map that names its configuration file's size (the file is only
+    read as bytes here: what the archive does with it is what these tests check)."""
+    from gammapy.maps import Map
+
+    counts = Map.read(counts_file)
+    counts.meta["CFGSIZE"] = len(Path(config_file).read_bytes())
+    counts.write(out)
+
+
+def _gammapy_models(path: Path, padding: int = 0) -> Path:
+    from gammapy.modeling.models import (
+        GaussianSpatialModel,
+        Models,
+        PowerLawSpectralModel,
+        SkyModel,
+    )
+
+    spatial = GaussianSpatialModel(lon_0="83.63 deg", lat_0="22.01 deg", sigma="0.1 deg",
+                                   frame="icrs")  # fmt: skip
+    # as Map3DStep writes models_start.yaml: no covariance file beside it
+    models = Models([SkyModel(PowerLawSpectralModel(), spatial, name="crab")])
+    models.write(path, write_covariance=False)
+    if padding:  # a comment block: still a valid models file, only too big
+        with path.open("a") as fh:
+            fh.write(("# " + "x" * 77 + "\n") * (padding // 80 + 1))
+    return path
+
+
+@pytest.fixture
+def models_archive(archive_db, tmp_path):
+    """A copy of the session archive of its own, and a maker's home with run 23523."""
+    import sqlite3
+
+    from ctanb.archive.policy import AccessPolicy
+    from ctanb.archive.service import ArchiveServer
+
+    copy = tmp_path / "archive" / "archive.db"
+    copy.parent.mkdir()
+    with sqlite3.connect(archive_db) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    with ArchiveServer(copy, policy=AccessPolicy.demo()) as server:
+        maker = ctanb.connect(server.url, token=CRAB_TOKEN, progress=False)
+        maker.downloads.cache_dir = tmp_path / "maker-home" / "cache"
+        run = maker.query(f"SELECT * FROM ivoa.obscore WHERE obs_id = '{RUN}' "
+                          "AND obs_collection = 'HESS-DL3-DR1'")  # fmt: skip
+        (server.event_file,) = maker.download(run)
+        server.maker = maker
+        yield server
+
+
+def _archive_state(db: Path) -> tuple:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        counts = tuple(conn.execute(sql).fetchone()[0] for sql in (
+            "SELECT COUNT(*) FROM \"ivoa.obscore\" WHERE obs_collection = 'CTANB-PRODUCTS'",
+            'SELECT COUNT(*) FROM "ctanb.files"', 'SELECT COUNT(*) FROM "ctanb.curation"',
+            'SELECT COUNT(*) FROM "ctanb.prov_entity"'))  # fmt: skip
+    products = db.parent / "products"
+    files = sorted(p.name for p in products.rglob("*")) if products.exists() else []
+    return counts, files
+
+
+def test_a_product_made_with_a_models_file_is_redone_by_anyone(models_archive, tmp_path):
+    """3D-fit style: counts map + the analyst's models_start.yaml -> product; published
+    with the models file; another user with an empty home redoes it from the DID alone."""
+    import hashlib
+    import os
+    import shutil
+    import subprocess
+
+    work = tmp_path / "maker-work"
+    work.mkdir()
+    counts = work / "counts.fits"
+    provenance_steps.CountsMapStep().run([str(models_archive.event_file)], str(counts))
+    models = _gammapy_models(work / "models_start.yaml")
+    product = work / "crab_model.fits"
+    model_map(str(counts), str(models), str(product))
+    sha = hashlib.sha256(models.read_bytes()).hexdigest()
+    done = models_archive.maker.publish(product, curation={"title": "Crab model map"})
+    assert done.created
+    # DataLink: the models file is the product's #progenitor, with its size; its bytes are
+    # the analyst's file, byte for byte
+    links = [link for link in models_archive.maker.datalink(done.did)
+             if link.semantics == "#progenitor" and "models_start.yaml" in link.description]  # fmt: skip
+    assert len(links) == 1 and sha[:16] in links[0].description
+    assert links[0].content_length == models.stat().st_size
+    body = models_archive.maker.session.get(links[0].access_url, timeout=30)
+    assert hashlib.sha256(body.content).hexdigest() == sha
+    # publishing again: the same DID, nothing new (the file kept once)
+    before = _archive_state(models_archive.db)
+    assert not models_archive.maker.publish(product).created
+    assert _archive_state(models_archive.db) == before
+    # another user, another machine: none of the maker's files, an empty home, no data
+    shutil.rmtree(work)
+    shutil.rmtree(tmp_path / "maker-home")
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    out = tmp_path / "redo"
+    script = ("import sys, provenance_steps, test_publish_find; from ctanb.cli import main; "
+              "main(sys.argv[1:])")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "CTANB_HOME": str(tmp_path / "other-user"),
+           "CTANB_DATA": str(empty), "CTANB_TOKEN": ""}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", script, "prov", "redo", done.did, "--out", str(out),
+         "--archive", models_archive.url],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ": identical" in result.stdout, result.stdout
+    assert "counts-map 1.0" in result.stdout and "test-model-map 1.0" in result.stdout
+    # the run and the models file, both from the archive, checked by sha256
+    assert "inputs (checked by sha256): 2 from the archive" in result.stdout, result.stdout
+    # and the redone image is the original, pixel for pixel (read independently)
+    (original,) = (out / "original").glob("*.fits")
+    with fits.open(out / "crab_model.fits") as new, fits.open(original) as old:
+        assert np.array_equal(new[0].data, old[0].data) and new[0].data.sum() > 0
+
+
+@pytest.mark.parametrize("case", ["huge", "python-tag", "not-a-mapping", "not-sent"])
+def test_a_bad_models_file_is_refused_by_name_and_nothing_is_written(models_archive, tmp_path,
+                                                                      case):  # fmt: skip
+    from ctanb.client.publish import PublishRefusedError
+
+    counts = tmp_path / "counts.fits"
+    provenance_steps.CountsMapStep().run([str(models_archive.event_file)], str(counts))
+    product = tmp_path / "product.fits"
+    marker = tmp_path / "executed"
+    if case == "huge":
+        config = _gammapy_models(tmp_path / "models_huge.yaml", padding=2 * 1024 * 1024)
+        model_map(str(counts), str(config), str(product))
+        words = "input models_huge.yaml is too big for a models or configuration file (2.0 MB"
+    else:
+        config = tmp_path / {"python-tag": "crafted.yaml", "not-a-mapping": "list.yaml",
+                             "not-sent": "models_start.yaml"}[case]  # fmt: skip
+        config.write_text({
+            "python-tag": f"!!python/object/apply:os.system ['touch {marker}']\n",
+            "not-a-mapping": "- 1\n- 2\n",
+            "not-sent": "components: []\n",
+        }[case])  # fmt: skip
+        configured_counts(str(counts), str(config), str(product))
+        words = {
+            "python-tag": "input crafted.yaml is not plain YAML data (line 1): it names a type "
+                          "(!!python/object/apply:os.system)",
+            "not-a-mapping": "input list.yaml is not a models or configuration file",
+            "not-sent": "input models_start.yaml is a models or configuration file that was "
+                        "not sent with the product",
+        }[case]  # fmt: skip
+        if case == "not-sent":
+            config.unlink()  # the maker publishes from a machine where it is not
+    before = _archive_state(models_archive.db)
+    with pytest.raises(PublishRefusedError) as info:
+        models_archive.maker.publish(product)
+    assert info.value.condition == "inputs"
+    assert words in str(info.value), str(info.value)
+    assert "Traceback" not in str(info.value)
+    assert _archive_state(models_archive.db) == before  # no row, no file, no record
+    assert not marker.exists()  # never executed
+
+
 # -- item 9: spectra to spectral tools -------------------------------------------------------------
 class SpectralTool:
     """A real SAMP client (pyvo) that loads spectra and tables as a spectral tool would."""

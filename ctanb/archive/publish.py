@@ -69,7 +69,14 @@ from .._errors import CtanbError, ProvenanceError
 from ..datamodel import OBSCORE_TABLE
 from .db import ACCESS_URL_BASE, FILES_TABLE, PUBLISHER_AUTHORITY, FileRecord, q, upsert_dataset
 from .obscore_hea import product_hea_row, upsert_hea
-from .publish_inputs import Inputs, check_steps, classify_inputs, public_graph
+from .publish_inputs import (
+    Inputs,
+    check_steps,
+    classify_inputs,
+    public_graph,
+    user_input_files,
+    write_user_inputs,
+)
 from .publish_row import PRODUCT_COLLECTION, analysis_context, obscore_values
 
 __all__ = [
@@ -307,9 +314,10 @@ def _obscore_row(conn: sqlite3.Connection, did: str) -> dict[str, Any] | None:
     return dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
-def _check_inputs(conn: sqlite3.Connection, leaves: list[Any]) -> Inputs:
+def _check_inputs(conn: sqlite3.Connection, leaves: list[Any],
+                  sent: dict[str, Path] | None = None) -> Inputs:  # fmt: skip
     found = classify_inputs(conn, leaves, recorded_did=_recorded_did, dataset_sha=_file_sha256,
-                            products=PRODUCT_COLLECTION)  # fmt: skip
+                            products=PRODUCT_COLLECTION, sent=sent)  # fmt: skip
     if found.problems:
         raise PublishRefused("inputs", "; ".join(found.problems))
     return found
@@ -396,6 +404,7 @@ def publish_file(
     curation: dict[str, Any] | Curation | None = None,
     products_dir: str | Path | None = None,
     before_commit: Callable[[], None] | None = None,
+    inputs: dict[str, Path] | None = None,
 ) -> PublishResult:
     """Check the product at *path* and publish it into the archive database *db*.
 
@@ -415,6 +424,9 @@ def publish_file(
         Where published files live (default: ``<db folder>/products``).
     before_commit : callable, optional
         Called inside the transaction just before the commit (tests inject failures).
+    inputs : dict of str to path, optional
+        Files sent with the product (name -> file): the models or configuration files
+        its lineage used (:mod:`.publish_inputs`), stored with it.
 
     Returns
     -------
@@ -446,7 +458,7 @@ def publish_file(
     try:
         create_publish_schema(conn)
         conn.commit()
-        found = _check_inputs(conn, _dl3_leaves(graph, entity.id))
+        found = _check_inputs(conn, _dl3_leaves(graph, entity.id), inputs)
         inputs = found.datasets
         rights, release, group = _check_rights(policy, inputs, token)
         _check_calibration(policy, found, token)
@@ -483,11 +495,13 @@ def publish_file(
         part = products / f".{key}.fits.part-{os.getpid()}"
         data = path.read_bytes()
         file_sha = hashlib.sha256(data).hexdigest()
+        user_files = user_input_files(products / "inputs", found.user)
         upsert_dataset(
             conn,
             row,
             [FileRecord("#this", str(final), size=len(data), sha256=file_sha,
-                        description=f"The published product ({row['dataproduct_subtype']})")],
+                        description=f"The published product ({row['dataproduct_subtype']})"),
+             *user_files],
             access_group=group,
         )  # fmt: skip
         if hea := product_hea_row(conn, row, [r["obs_publisher_did"] for r in inputs]):
@@ -505,7 +519,9 @@ def publish_file(
         insert_product_provenance(conn, did, public, entity.id, group, release)
         fill_product_activities(conn, did)
         add_to_coverage(conn, did)  # the archive's coverage MOCs (issue 18)
+        created: list[Path] = []
         try:
+            write_user_inputs(found.user, user_files, created)
             with part.open("wb") as fh:
                 fh.write(data)
                 fh.flush()
@@ -518,6 +534,8 @@ def publish_file(
             conn.rollback()
             part.unlink(missing_ok=True)
             final.unlink(missing_ok=True)
+            for path in created:
+                path.unlink(missing_ok=True)
             raise
         return PublishResult(did, True, rights, release, access_url)
     except BaseException:
