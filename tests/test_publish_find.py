@@ -27,6 +27,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.io.votable import parse_single_table
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ctanb
 from ctanb import CriteriaError, CtanbError
@@ -501,7 +503,7 @@ def _archive_state(db: Path) -> tuple:
             'SELECT COUNT(*) FROM "ctanb.files"', 'SELECT COUNT(*) FROM "ctanb.curation"',
             'SELECT COUNT(*) FROM "ctanb.prov_entity"'))  # fmt: skip
     products = db.parent / "products"
-    files = sorted(p.name for p in products.rglob("*")) if products.exists() else []
+    files = sorted(p.name for p in products.rglob("*") if p.is_file()) if products.exists() else []
     return counts, files
 
 
@@ -600,6 +602,63 @@ def test_a_bad_models_file_is_refused_by_name_and_nothing_is_written(models_arch
     assert "Traceback" not in str(info.value)
     assert _archive_state(models_archive.db) == before  # no row, no file, no record
     assert not marker.exists()  # never executed
+
+
+def test_a_failure_while_publishing_leaves_no_models_file(models_archive, tmp_path):
+    counts = tmp_path / "counts.fits"
+    provenance_steps.CountsMapStep().run([str(models_archive.event_file)], str(counts))
+    models = _gammapy_models(tmp_path / "models_start.yaml")
+    product = tmp_path / "crab_model.fits"
+    model_map(str(counts), str(models), str(product))
+    before = _archive_state(models_archive.db)
+
+    def disk_full() -> None:
+        raise OSError(28, "No space left on device")
+
+    models_archive.app.state.publish_before_commit = disk_full
+    try:
+        with pytest.raises(CtanbError) as info:
+            models_archive.maker.publish(product)
+    finally:
+        models_archive.app.state.publish_before_commit = None
+    assert "500" in str(info.value) and "Traceback" not in str(info.value)
+    assert _archive_state(models_archive.db) == before  # the models file written is gone
+    # ... and the same publication then goes through, with its models file
+    assert models_archive.maker.publish(product).created
+    counts_after, files_after = _archive_state(models_archive.db)
+    assert "models_start.yaml" in files_after and counts_after[0] == before[0][0] + 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_as_a_models_file_is_data_or_a_refusal_naming_it(text):
+    """Whatever YAML text is sent, the check answers plain data or a message naming the
+    file, never an exception, and never builds anything but plain data."""
+    import tempfile
+
+    from ctanb.archive.publish_inputs import check_user_input
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sent.yaml"
+        path.write_text(text, encoding="utf-8")
+        data, problem = check_user_input("models_start.yaml", path)
+    assert (data is None) != (problem is None)
+    if problem is not None:
+        assert problem.startswith("input models_start.yaml ") and "Traceback" not in problem
+    else:
+        import yaml
+
+        def plain(value) -> bool:
+            if isinstance(value, dict):
+                return all(plain(k) and plain(v) for k, v in value.items())
+            if isinstance(value, list):
+                return all(plain(v) for v in value)
+            import datetime
+
+            return value is None or isinstance(value, str | int | float | bool | bytes |
+                                               datetime.date)  # fmt: skip
+
+        assert plain(yaml.safe_load(data))
 
 
 # -- item 9: spectra to spectral tools -------------------------------------------------------------

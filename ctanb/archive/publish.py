@@ -74,6 +74,7 @@ from .publish_inputs import (
     check_steps,
     classify_inputs,
     public_graph,
+    remove_user_inputs,
     user_input_files,
     write_user_inputs,
 )
@@ -534,8 +535,7 @@ def publish_file(
             conn.rollback()
             part.unlink(missing_ok=True)
             final.unlink(missing_ok=True)
-            for path in created:
-                path.unlink(missing_ok=True)
+            remove_user_inputs(created)
             raise
         return PublishResult(did, True, rights, release, access_url)
     except BaseException:

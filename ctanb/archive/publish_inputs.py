@@ -33,6 +33,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -54,6 +55,7 @@ __all__ = [
     "check_user_input",
     "classify_inputs",
     "public_graph",
+    "remove_user_inputs",
     "user_input_files",
     "write_user_inputs",
 ]
@@ -337,6 +339,14 @@ def write_user_inputs(user: list[UserInput], rows: list[Any], created: list[Path
         finally:
             part.unlink(missing_ok=True)
         created.append(final)
+
+
+def remove_user_inputs(created: list[Path]) -> None:
+    """Remove the files :func:`write_user_inputs` wrote (and their emptied folders)."""
+    for path in created:
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # still holds another file: kept
+            path.parent.rmdir()
 
 
 def public_graph(graph: Any, dids: dict[str, str], identity: str | None) -> Any:
