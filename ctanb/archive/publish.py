@@ -23,8 +23,10 @@ refusal names the first that fails, with :attr:`PublishRefused.condition`):
 ``inputs``
     Every input file of the lineage that no recorded activity generated is a DL3 dataset
     of this archive (its publisher DID is one of the archive's and its sha256 that of the
-    dataset's file), a calibration file of one, or reference data shipped with ctanb or
-    in the shared catalogs (:mod:`.publish_inputs`); a refusal names every other input.
+    dataset's file), a calibration file of one, reference data shipped with ctanb or in
+    the shared catalogs, or a small models or configuration file (YAML, plain data) sent
+    with the product and kept with it (:mod:`.publish_inputs`); a refusal names every
+    other input.
 ``rights``
     The token holds the rights to every input (same rule as downloading it).
 
@@ -67,10 +69,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._errors import CtanbError, ProvenanceError
 from ..datamodel import OBSCORE_TABLE
-from .db import ACCESS_URL_BASE, FILES_TABLE, PUBLISHER_AUTHORITY, FileRecord, q, upsert_dataset
+from .db import ACCESS_URL_BASE, PUBLISHER_AUTHORITY, FileRecord, q, upsert_dataset
 from .obscore_hea import product_hea_row, upsert_hea
 from .publish_inputs import (
     Inputs,
+    _check_calibration,
+    _dl3_leaves,
+    _file_sha256,
     check_steps,
     classify_inputs,
     public_graph,
@@ -268,17 +273,6 @@ def _check_steps(graph: Any, product_id: str) -> None:
         )
 
 
-def _dl3_leaves(graph: Any, product_id: str) -> list[Any]:
-    """The input files of the lineage that no recorded activity generated."""
-    from ..provenance.verify import _source_entities
-
-    seen: dict[str, Any] = {}
-    for entity in _source_entities(graph, product_id):
-        if graph.generator_of(entity.id) is None:
-            seen.setdefault(entity.id, entity)
-    return list(seen.values())
-
-
 def _recorded_did(entity: Any) -> str | None:
     attrs = entity.attributes or {}
     return (
@@ -286,23 +280,6 @@ def _recorded_did(entity: Any) -> str | None:
         or (attrs.get("obscore") or {}).get("obs_publisher_did")
         or attrs.get("obs_publisher_did")
     )
-
-
-def _file_sha256(conn: sqlite3.Connection, did: str) -> list[str]:
-    from .service.files import _resolve, _sha256
-
-    out = []
-    rows = conn.execute(
-        f"SELECT path, sha256 FROM {q(FILES_TABLE)} WHERE did = ? AND semantics = '#this'", (did,)
-    ).fetchall()
-    for path, sha in rows:
-        if not sha:
-            try:
-                sha = _sha256(_resolve(path))
-            except OSError:
-                continue
-        out.append(sha)
-    return out
 
 
 def _obscore_row(conn: sqlite3.Connection, did: str) -> dict[str, Any] | None:
@@ -322,17 +299,6 @@ def _check_inputs(conn: sqlite3.Connection, leaves: list[Any],
     if found.problems:
         raise PublishRefused("inputs", "; ".join(found.problems))
     return found
-
-
-def _check_calibration(policy: Any, found: Inputs, token: str | None) -> None:
-    """A calibration file is usable when one dataset holding it is readable by *token*."""
-    groups = policy.groups_for_token(token) if token else set()
-    for name, rows in found.calibration.items():
-        if not any(not r.get("_access_group") or policy.is_released(r.get("obs_release_date"))
-                   or r.get("_access_group") in groups for r in rows):  # fmt: skip
-            raise PublishRefused(
-                "rights", f"input {name} is a calibration file of proprietary datasets only, "
-                "and the token sent belongs to none of their groups", status=403)  # fmt: skip
 
 
 def _check_rights(policy: Any, inputs: list[dict[str, Any]], token: str | None) -> tuple:

@@ -349,6 +349,52 @@ def remove_user_inputs(created: list[Path]) -> None:
             path.parent.rmdir()
 
 
+# -- checks publish_file makes on the inputs (moved from publish.py) ---------------------------
+def _refused(condition: str, message: str, status: int = 400) -> Exception:
+    from .publish import PublishRefused
+
+    return PublishRefused(condition, message, status)
+
+
+def _dl3_leaves(graph: Any, product_id: str) -> list[Any]:
+    """The input files of the lineage that no recorded activity generated."""
+    from ..provenance.verify import _source_entities
+
+    seen: dict[str, Any] = {}
+    for entity in _source_entities(graph, product_id):
+        if graph.generator_of(entity.id) is None:
+            seen.setdefault(entity.id, entity)
+    return list(seen.values())
+
+
+def _file_sha256(conn: sqlite3.Connection, did: str) -> list[str]:
+    from .service.files import _resolve, _sha256
+
+    out = []
+    rows = conn.execute(
+        f"SELECT path, sha256 FROM {q(FILES_TABLE)} WHERE did = ? AND semantics = '#this'", (did,)
+    ).fetchall()
+    for path, sha in rows:
+        if not sha:
+            try:
+                sha = _sha256(_resolve(path))
+            except OSError:
+                continue
+        out.append(sha)
+    return out
+
+
+def _check_calibration(policy: Any, found: Inputs, token: str | None) -> None:
+    """A calibration file is usable when one dataset holding it is readable by *token*."""
+    groups = policy.groups_for_token(token) if token else set()
+    for name, rows in found.calibration.items():
+        if not any(not r.get("_access_group") or policy.is_released(r.get("obs_release_date"))
+                   or r.get("_access_group") in groups for r in rows):  # fmt: skip
+            raise _refused(
+                "rights", f"input {name} is a calibration file of proprietary datasets only, "
+                "and the token sent belongs to none of their groups", status=403)  # fmt: skip
+
+
 def public_graph(graph: Any, dids: dict[str, str], identity: str | None) -> Any:
     """The record the archive serves: archive-relative locations, the token's identity."""
     from ..provenance._agents import AgentRecord
