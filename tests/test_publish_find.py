@@ -245,6 +245,29 @@ def test_an_archive_from_before_the_lineage_table_gets_it_filled(lineage, tmp_pa
     assert got == want
 
 
+def test_dachs_gets_the_lineage_closure_an_anonymous_user_sees(own, published, tmp_path):
+    """The rows ``deploy/dachs/up`` imports into provenance.product_activity on DaCHS: those
+    of the public products, none of the proprietary Vela map (no DaCHS needed here)."""
+    import hashlib
+    import sqlite3
+
+    from ctanb.archive.dachs_prov import export_products
+    from ctanb.archive.policy import AccessPolicy
+
+    with sqlite3.connect(own.db) as conn:
+        export_products(conn, tmp_path, policy=AccessPolicy.demo(), docs_dir=tmp_path / "docs",
+                        accref=str, digest=hashlib.sha256(), documents=False)  # fmt: skip
+        every = set(conn.execute('SELECT product_did, activity_id FROM "ctanb.product_activities"'))
+    lines = (tmp_path / "prov_product_activity.copy").read_text().splitlines()
+    exported = {tuple(line.split("\t")) for line in lines}
+    assert exported == {(d, a) for d, a in every if d != published["vela"]}
+    by_product = {d: {a for p, a in exported if p == d} for d in (published["counts"],
+                                                                  published["smoothed"])}  # fmt: skip
+    assert len(by_product[published["counts"]]) == 1 and len(by_product[published["smoothed"]]) == 2
+    assert by_product[published["counts"]] < by_product[published["smoothed"]]
+    assert any(d == published["vela"] for d, _ in every)  # it is there, and not exported
+
+
 def test_provenance_criteria_are_adql_over_the_provenance_tables(own):
     archive = ctanb.connect(own.url, progress=False)
     adql = archive.adql(derived_from_run=RUN, software="gammapy", software_version="2.1",
