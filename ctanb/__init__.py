@@ -8,8 +8,9 @@ analyse them with gammapy and keep the provenance of every product.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader as _lazy
 
 from ._errors import (
     AdqlError,
@@ -55,24 +56,17 @@ __all__ = [
     "connect",
 ]
 
-# Public names that live in heavier modules, imported on first use (PEP 562): they are
-# in __all__, so ``from ctanb import *`` imports them (and ipywidgets, for App).
-_LAZY: dict[str, str] = {
-    "connect": "ctanb.client",
-    "Archive": "ctanb.client",
-    "Criteria": "ctanb.client",
-    "Results": "ctanb.client",
-    "App": "ctanb.widgets",
-}
+# Public names that live in heavier modules, imported on first use (lazy-loader, PEP 562):
+# they are in __all__, so ``from ctanb import *`` imports them (and ipywidgets, for App).
+__getattr__, _lazy_dir, _lazy_all = _lazy.attach(
+    __name__,
+    submod_attrs={"client": ["Archive", "Criteria", "Results", "connect"], "widgets": ["App"]},
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Archive, Criteria, Results, connect
     from .widgets import App
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ctanb' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

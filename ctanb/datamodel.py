@@ -26,6 +26,7 @@ __all__ = [
     "CHOICES",
     "COLUMNS_BY_NAME",
     "DATA_LEVELS",
+    "EQUALITY_CRITERIA",
     "HC_TEV_M",
     "HEA_PRODUCT_TYPES",
     "OBSCORE_COLUMNS",
@@ -35,6 +36,7 @@ __all__ = [
     "REGION_XTYPE",
     "Column",
     "column",
+    "criterion_of",
     "energy_tev_to_wavelength_m",
     "wavelength_m_to_energy_tev",
 ]
@@ -228,6 +230,51 @@ def column(name: str) -> Column:
         return COLUMNS_BY_NAME[name]
     except KeyError:
         raise KeyError(f"ivoa.obscore has no column {name!r}") from None
+
+
+#: The search criteria (:class:`ctanb.client.Criteria`) that select rows by the value of
+#: one column, as one value or any of a list: criterion -> column. The one table of
+#: these names: the criteria's conditions and the search form's choice lists (column ->
+#: criterion, :func:`criterion_of`) are both derived from it.
+EQUALITY_CRITERIA: dict[str, str] = {
+    "target_name": "target_name",
+    "obs_id": "obs_id",
+    "collection": "obs_collection",
+    "facility": "facility_name",
+    "instrument": "instrument_name",
+    "site": "site",
+    "sub_array": "sub_array_name",
+    "dataproduct_type": "dataproduct_type",
+    "dataproduct_subtype": "dataproduct_subtype",
+    "pointing_mode": "pointing_mode",
+    "obs_mode": "obs_mode",
+    "obs_type": "obs_type",
+    "proposal_id": "proposal_id",
+    "data_rights": "data_rights",
+    "target_class": "target_class",
+    "calib_version": "calib_version",
+    "reco_version": "reco_version",
+    "reco_method": "reco_method",
+    "applied_cuts": "applied_cuts",
+    "data_quality": "data_quality",
+}
+
+
+def criterion_of(column_name: str) -> str | None:
+    """The criterion of :data:`EQUALITY_CRITERIA` that selects by *column_name*.
+
+    Parameters
+    ----------
+    column_name : str
+        An ObsCore column, e.g. ``"obs_collection"``.
+
+    Returns
+    -------
+    str or None
+        The :class:`ctanb.client.Criteria` field (``"collection"``), or None when no
+        criterion selects by that column.
+    """
+    return next((crit for crit, col in EQUALITY_CRITERIA.items() if col == column_name), None)
 
 
 def energy_tev_to_wavelength_m(energy_tev: float) -> float:

@@ -66,7 +66,7 @@ def web_hub(tmp_path_factory):
     """ctanb's embedded hub with the Web Profile on an ephemeral port, saying yes to pages."""
     from pyvo.samp.hub import WebProfileDialog
 
-    from ctanb.samp._hub import EmbeddedHub
+    from ctanb.samp._samp_hub import EmbeddedSampHub
 
     class Consent(WebProfileDialog):  # the user clicking "yes" in the hub's dialog
         def show_dialog(self, *args) -> None:
@@ -74,7 +74,7 @@ def web_hub(tmp_path_factory):
 
     consent = Consent()
     folder = tmp_path_factory.mktemp("web-hub")
-    hub = EmbeddedHub(lockfile=str(folder / "lockfile"), web_profile=True, web_port=0,
+    hub = EmbeddedSampHub(lockfile=str(folder / "lockfile"), web_profile=True, web_port=0,
                       web_profile_dialog=consent, addr="127.0.0.1", label="lna")  # fmt: skip
     hub.start(wait=False)
     running = True

@@ -21,6 +21,7 @@ from mocpy import MOC, SFMOC, STMOC, TimeMOC
 
 import ctanb
 from ctanb.archive import geometry
+from ctanb.archive.coverage import ORDERS
 
 CRAB = (83.6331, 22.0145)
 PKS2155 = (329.7169, -30.2256)
@@ -181,8 +182,10 @@ def test_served_as_fits_and_ascii_and_linked_by_datalink(archive_url, anonymous,
     path = tmp_path / "hess.fits"
     path.write_bytes(fits.content)
     assert MOC.from_fits(path) == anonymous.coverage(collection="HESS-DL3-DR1", kind="space")
-    text = httpx.get(f"{archive_url}/coverage", params={"kind": "time", "format": "ascii",
-                                                         "collection": "hess-dl3-dr1"})  # fmt: skip
+    # Names in any case, and DALI's RUNID, are accepted (only unknown names are refused).
+    text = httpx.get(f"{archive_url}/coverage", params={"KIND": "time", "Format": "ascii",
+                                                         "collection": "hess-dl3-dr1",
+                                                         "RUNID": "t1"})  # fmt: skip
     assert text.headers["content-type"].startswith("text/plain")
     assert TimeMOC.from_string(text.text, format="ascii") == anonymous.coverage(
         collection="HESS-DL3-DR1", kind="time"
@@ -204,6 +207,12 @@ def test_served_as_fits_and_ascii_and_linked_by_datalink(archive_url, anonymous,
         ({"collection": "NO-SUCH"}, ["no collection 'NO-SUCH'", "HESS-DL3-DR1"]),
         ({"level": "DL9"}, ["no data level 'DL9'", "DL3"]),
         ({"format": "png"}, ["format 'png' is not supported", "fits or ascii"]),
+        # A misspelt or foreign parameter would otherwise answer the whole archive.
+        (
+            {"kind": "space", "rights": "x"},
+            ["unknown parameter 'rights'", "kind, collection, level, order, format"],
+        ),
+        ({"colection": "HESS-DL3-DR1"}, ["unknown parameter 'colection'"]),
     ],
 )
 def test_bad_coverage_requests_are_clear_400s(archive_url, params, words):
@@ -258,6 +267,13 @@ def test_publication_adds_to_its_partition_and_reingestion_replaces(archive_db, 
     product("ivo://ctanb.archive/products?p002", None)
     assert sees(None, level="DL4") and sees(None, collection="ctanb-products")
     assert not sees(None, level="DL3")
+    # What publication added step by step is what a rebuild of the partitions gives.
+    stored = dict(conn.execute('SELECT kind || access_group, moc FROM "ctanb.coverage" '
+                               "WHERE collection = 'CTANB-PRODUCTS'").fetchall())  # fmt: skip
+    coverage.refresh_coverage(conn, ["CTANB-PRODUCTS"])
+    rebuilt = dict(conn.execute('SELECT kind || access_group, moc FROM "ctanb.coverage" '
+                                "WHERE collection = 'CTANB-PRODUCTS'").fetchall())  # fmt: skip
+    assert len(stored) == 8 and rebuilt == stored
     # Rebuilding the collection after the public product is gone: only the group sees it.
     db.delete_dataset(conn, "ivo://ctanb.archive/products?p002")
     coverage.refresh_coverage(conn, ["CTANB-PRODUCTS"])
@@ -271,7 +287,8 @@ def test_stored_coverage_is_not_reachable_by_adql(archive_url):
     resp = httpx.post(f"{archive_url}/sync", data={"REQUEST": "doQuery", "LANG": "ADQL",
                                                     "QUERY": "SELECT moc FROM ctanb.coverage"})  # fmt: skip
     assert "unknown table 'ctanb.coverage'" in resp.text.replace("&#x27;", "'")
-    assert "s6/" not in resp.text and "t26/" not in resp.text
+    st = ORDERS
+    assert f"s{st.st_space}/" not in resp.text and f"t{st.st_time}/" not in resp.text
 
 
 def test_an_unreadable_t_intervals_falls_back_to_the_run_bounds(archive_db, tmp_path):
@@ -287,8 +304,9 @@ def test_an_unreadable_t_intervals_falls_back_to_the_run_bounds(archive_db, tmp_
         'SELECT obs_publisher_did, t_min, t_max FROM "ivoa.obscore" '
         "WHERE obs_collection = 'HESS-DL3-DR1' ORDER BY t_min LIMIT 1"
     ).fetchone()
-    conn.execute('UPDATE "ivoa.obscore_hea" SET t_intervals = ? WHERE obs_publisher_did = ?',
-                 ("t99/not-a-moc", did))  # fmt: skip
+    # Both forms of the GTIs unreadable (the TMOC text and the private MJD pairs).
+    conn.execute('UPDATE "ivoa.obscore_hea" SET t_intervals = ?, "_t_mjd" = ? '
+                 "WHERE obs_publisher_did = ?", ("t99/not-a-moc", "60000.1 x", did))  # fmt: skip
     coverage.refresh_coverage(conn, ["HESS-DL3-DR1"])
     conn.commit()
     moc = coverage_read.visible_coverage(conn, AccessPolicy.demo(), None, kind="time")

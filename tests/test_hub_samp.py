@@ -143,7 +143,7 @@ class FitsViewer:
     name = "fits-viewer"
 
     def __init__(self, lockfile: Path) -> None:
-        self.link = SampLink.connect(lockfile, start_hub=False, name=self.name, timeout=20)
+        self.link = SampLink.connect(lockfile, start_samp_hub=False, name=self.name, timeout=20)
         self.received: list[tuple[dict, fits.HDUList]] = []
         self.link.transport.subscribe("image.load.fits", self._load)
 
@@ -175,7 +175,7 @@ def direct_link(desktop, jupyterhub):
     lockfile, topcat = desktop
     viewer = FitsViewer(lockfile)
     try:
-        with SampLink.connect(lockfile, start_hub=False, serve="http", timeout=20) as link:
+        with SampLink.connect(lockfile, start_samp_hub=False, serve="http", timeout=20) as link:
             try:
                 wait_for(lambda: {"topcat", "Aladin", FitsViewer.name} <= set(link.client_names()),
                          90, "TOPCAT, Aladin and the viewer on the JSAMP hub")  # fmt: skip

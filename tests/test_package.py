@@ -28,3 +28,19 @@ def test_import_ctanb_imports_no_widgets_pyvo_or_gammapy_until_used():
     first, after_app = out.stdout.splitlines()
     assert first == "False False False", "import ctanb imported a heavy package"
     assert after_app == "True", "ctanb.App is the ipywidgets application, loaded on first use"
+
+
+def test_subpackages_load_their_names_on_first_use_and_list_them():
+    code = (
+        "import sys, ctanb.analysis as a, ctanb.widgets as w;"
+        "print('gammapy' in sys.modules, 'ipywidgets' in sys.modules);"
+        "print({'MapStep', 'StepConfig'} <= set(dir(a)), {'App', 'SkyView'} <= set(dir(w)),"
+        " {'Archive', 'CtanbError'} <= set(dir(sys.modules['ctanb'])));"
+        "a.MapStep; print('gammapy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "True", "True", "True", "True"]
+    import ctanb.analysis
+
+    for name in ctanb.analysis.__all__:
+        assert getattr(ctanb.analysis, name) is not None, name

@@ -372,7 +372,12 @@ def test_datalink_goes_both_ways(own, published):
     assert vela == []
     vela = [r for r in _links(own.url, published["vela_run"], VELA_TOKEN)
             if r["semantics"] == "#derivation"]  # fmt: skip
-    assert len(vela) == 1 and vela[0]["link_authorized"]
+    # (the message names the product's own links, to tell a wrong progenitor from a refusal)
+    product = _links(own.url, published["vela"], VELA_TOKEN)
+    assert len(vela) == 1 and vela[0]["link_authorized"], (
+        published["vela_run"],
+        [(str(r["semantics"]), str(r["access_url"]), str(r["description"])) for r in product],
+    )
 
 
 # -- 5. ProvTAP ---------------------------------------------------------------------------------

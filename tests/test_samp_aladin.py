@@ -94,7 +94,7 @@ def aladin_plane(link: SampLink, name: str) -> str:
 def test_aladin_loads_a_count_map_served_over_http(link, aladin, hub_dir, data_dir, tmp_path):
     count_map = crab_count_map(data_dir, tmp_path / "crab_counts.fits")
 
-    with SampLink.connect(hub_dir / "lockfile", start_hub=False, serve="http") as http_link:
+    with SampLink.connect(hub_dir / "lockfile", start_samp_hub=False, serve="http") as http_link:
         image = http_link.send_image(count_map, to="Aladin", name="crab_counts_http")
         assert image.url.startswith("http://127.0.0.1:"), image.url
         assert image.ok, image.summary()

@@ -14,12 +14,12 @@ import pytest
 from conftest import wait_for
 
 from ctanb.samp import SampLink
-from ctanb.samp._hub import EmbeddedHub
+from ctanb.samp._samp_hub import EmbeddedSampHub
 
 pyvo_samp = pytest.importorskip("pyvo.samp")
 
 
-class DeliverAtOnceHub(EmbeddedHub):
+class DeliverAtOnceHub(EmbeddedSampHub):
     """Runs each hub task on the calling thread: the call is delivered and answered before
     the hub returns from sending it, the window in which pyvo's hub lost the reply."""
 
@@ -44,7 +44,7 @@ def fast_hub(tmp_path):
 
 
 def test_selection_answered_at_once_reaches_the_caller(fast_hub, tmp_path):
-    link = SampLink.connect(tmp_path / "samp", start_hub=False, name="ctanb", timeout=5)
+    link = SampLink.connect(tmp_path / "samp", start_samp_hub=False, name="ctanb", timeout=5)
     viewer = _viewer(fast_hub.params)
     try:
         wait_for(
@@ -68,16 +68,16 @@ def test_selection_answered_at_once_reaches_the_caller(fast_hub, tmp_path):
 
 
 def test_a_recipient_that_never_answers_times_out_by_name(tmp_path):
-    link = SampLink.connect(tmp_path / "samp", start_hub=True, name="ctanb", timeout=5)
-    viewer = _viewer(link.hub.params)
-    silent = _viewer(link.hub.params)
+    link = SampLink.connect(tmp_path / "samp", start_samp_hub=True, name="ctanb", timeout=5)
+    viewer = _viewer(link.samp_hub.params)
+    silent = _viewer(link.samp_hub.params)
     silent.bind_receive_call("test.silent", lambda *args: None)
     try:
         started = time.monotonic()
         with pytest.raises(pyvo_samp.SAMPProxyError, match="Timeout expired"):
             viewer.ecall_and_wait(silent.get_public_id(), "test.silent", "1")
         assert 0.9 < time.monotonic() - started < 15
-        assert link.hub._waiting == {}
+        assert link.samp_hub._waiting == {}
     finally:
         silent.disconnect()
         viewer.disconnect()

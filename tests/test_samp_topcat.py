@@ -37,7 +37,7 @@ def hub_dir(tmp_path_factory) -> Path:
 def link(hub_dir):
     """ctanb registered on the embedded hub it started itself (no hub was running)."""
     with SampLink.connect(hub_dir / "lockfile", serve="http", timeout=20) as link:
-        assert link.hub is not None, "ctanb should have started an embedded hub"
+        assert link.samp_hub is not None, "ctanb should have started an embedded hub"
         yield link
 
 
@@ -175,7 +175,7 @@ def test_point_at_sky_from_another_application_recentres(link, topcat, hub_dir):
 
 def test_no_hub_and_not_allowed_to_start_one(tmp_path):
     with pytest.raises(CtanbError, match="no SAMP hub is running"):
-        SampLink.connect(tmp_path / "no-such-lockfile", start_hub=False)
+        SampLink.connect(tmp_path / "no-such-lockfile", start_samp_hub=False)
 
 
 # --- data served by the Jupyter server extension (hosted kernels) --------------------------------
@@ -210,7 +210,7 @@ def test_jupyter_server_serves_spool_items_to_topcat_without_login(link, topcat,
 
 # --- the buttons the panels embed -------------------------------------------------------------------
 def test_buttons_send_to_the_chosen_application(link, topcat, crab):
-    from ctanb.samp.widgets import ALL_CLIENTS, SampControls
+    from ctanb.widgets.samp import ALL_CLIENTS, SampControls
 
     controls = SampControls(link, table=lambda: crab, rows=lambda: [1, 3])
     assert controls.chooser.options[0] == ALL_CLIENTS and "topcat" in controls.chooser.options

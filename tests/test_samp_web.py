@@ -261,8 +261,8 @@ def jsamp(tmp_path_factory):
 @pytest.fixture(scope="module")
 def direct_link(jsamp):
     lockfile, _ = jsamp
-    with SampLink.connect(lockfile, start_hub=False, serve="http", timeout=20) as link:
-        assert link.hub is None, "a hub was running: ctanb must not start its own"
+    with SampLink.connect(lockfile, start_samp_hub=False, serve="http", timeout=20) as link:
+        assert link.samp_hub is None, "a SAMP hub was running: ctanb must not start its own"
         wait_for(lambda: "topcat" in link.client_names(), 60, "TOPCAT on the JSAMP hub")
         yield link
 
@@ -354,7 +354,7 @@ def test_selection_from_topcat_reaches_the_kernel_through_the_bridge(bridge, jsa
 NOTEBOOK_CELLS = [
     "from astropy.table import Table\n"
     "from ctanb.samp import SampLink\n"
-    "from ctanb.samp.widgets import SampControls\n"
+    "from ctanb.widgets.samp import SampControls\n"
     'link = SampLink.bridge(name="ctanb-lab")\n'
     "link.widget",
     'runs = Table({"obs_id": [23523, 23526, 23559, 23592]})\n'

@@ -277,7 +277,7 @@ def test_samp_selection_from_topcat_selects_rows_and_send_image_sends_the_count_
     from ctanb.samp import SampLink
 
     lockfile = tmp_path / "samp-lockfile"
-    with SampLink.connect(lockfile, start_hub=True, serve="file", timeout=30) as link:
+    with SampLink.connect(lockfile, start_samp_hub=True, serve="file", timeout=30) as link:
         topcat = FakeTopcat(lockfile)
         try:
             app = App(archive, samp=link)

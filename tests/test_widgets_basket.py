@@ -92,7 +92,7 @@ def test_basket_send_needs_samp_and_then_reaches_a_client(app, tmp_path):
     app.basket.send_button.click()
     assert "SAMP is not connected" in app.basket.error_display.value
     lockfile = tmp_path / "samp-lockfile"
-    link = app.connect_samp("hub", lockfile=lockfile)
+    link = app.connect_samp("desktop", lockfile=lockfile)
     try:
         topcat = FakeTopcat(lockfile)
         try:

@@ -67,7 +67,7 @@ def test_resolve_and_form_errors_speak_of_the_form_not_of_python(archive):
 
 def test_a_samp_send_nobody_received_is_not_green():
     from ctanb.samp._messages import Delivery, SampResponse
-    from ctanb.samp.widgets import SampControls
+    from ctanb.widgets.samp import SampControls
 
     class Hub:  # only the two calls the controls make on building, and the send
         def on_clients(self, callback):
@@ -90,3 +90,27 @@ def test_a_samp_send_nobody_received_is_not_green():
     assert "waiting" in controls.status.value and "#2e7d32" not in controls.status.value
     hub.delivery.add_response(SampResponse("c1", "topcat", "samp.error", error="cannot read"))
     assert "cannot read" in controls.status.value and "#c62828" in controls.status.value
+
+
+def test_old_samp_names_still_work_with_a_deprecation_warning(tmp_path):
+    import ctanb.samp.widgets as old_place
+    from ctanb import CtanbError
+    from ctanb.samp import SampLink
+    from ctanb.samp.bridge import SampBridge
+    from ctanb.widgets import samp
+
+    with pytest.warns(DeprecationWarning, match=r"ctanb\.widgets\.samp\.SampControls"):
+        assert old_place.SampControls is samp.SampControls
+    with pytest.warns(DeprecationWarning, match="use start_samp_hub"):  # and it is honoured:
+        with pytest.raises(CtanbError, match="no SAMP hub is running"):
+            SampLink.connect(tmp_path / "none", start_hub=False, timeout=5)
+    link = SampLink.connect(tmp_path / "lockfile", timeout=5)
+    try:
+        assert link.samp_hub is not None
+        with pytest.warns(DeprecationWarning, match=r"use SampLink\.samp_hub"):
+            assert link.hub is link.samp_hub
+    finally:
+        link.close()
+    with pytest.warns(DeprecationWarning, match="use samp_hub_url"):
+        bridge = SampBridge(hub_url="http://127.0.0.1:1/")
+    assert bridge.hub_url == "http://127.0.0.1:1/"

@@ -174,7 +174,7 @@ def test_samp_buttons_are_in_the_default_app_and_connect_on_demand(crab_app, tmp
     app = crab_app
     assert app.samp is None and "not connected" in app.samp_box.children[0].children[2].value
     lockfile = tmp_path / "samp-lockfile"
-    link = app.connect_samp("hub", lockfile=lockfile)  # what the Connect button does
+    link = app.connect_samp("desktop", lockfile=lockfile)  # what the Connect button does
     try:
         topcat = FakeTopcat(lockfile)
         try:

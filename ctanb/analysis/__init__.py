@@ -15,18 +15,18 @@ Names are imported lazily, so ``import ctanb.analysis`` does not load gammapy.
 
 from __future__ import annotations
 
-from importlib import import_module
 from importlib.util import find_spec
-from typing import Any
+
+import lazy_loader as _lazy
 
 from ._base import DL3Input as DL3Input
+from ._base import Step as Step
 from ._base import StepConfig as StepConfig
 from ._base import StepResult as StepResult
 from ._base import require_inputs as require_inputs
 
-# name -> module, for lazy import. Modules of the spectrum/light-curve area are listed only
-# when present, so this package works whichever steps a ctanb build has.
-_LAZY: dict[str, str] = {}
+# Module -> names, imported on first use (lazy-loader). Modules of the spectrum/light-curve
+# area are listed only when present, so this package works whichever steps a ctanb build has.
 _MODULE_NAMES: dict[str, list[str]] = {
     "inputs": ["as_inputs", "inputs_from_archive", "inputs_from_datastore", "inputs_from_paths"],
     "reduce": ["ParallelConfig", "parallel", "reduce_observations"],
@@ -54,21 +54,16 @@ _MODULE_NAMES: dict[str, list[str]] = {
     "sed": ["MultiWavelengthSED", "plot_sed", "read_flux_points", "write_flux_points"],
     "catalogs": ["CatalogSpectrum", "catalog_spectra", "load_catalog"],
 }
-for _module, _names in _MODULE_NAMES.items():
-    if find_spec(f"{__name__}.{_module}") is not None:
-        _LAZY.update(dict.fromkeys(_names, f"{__name__}.{_module}"))
-del _module, _names
+__getattr__, _lazy_dir, _lazy_names = _lazy.attach(
+    __name__,
+    submod_attrs={
+        module: names
+        for module, names in _MODULE_NAMES.items()
+        if find_spec(f"{__name__}.{module}") is not None
+    },
+)
 
-__all__ = sorted(["DL3Input", "StepConfig", "StepResult", "require_inputs", *_LAZY])
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__all__ = sorted(["DL3Input", "Step", "StepConfig", "StepResult", "require_inputs", *_lazy_names])
 
 
 def __dir__() -> list[str]:

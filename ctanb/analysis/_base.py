@@ -17,14 +17,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .._errors import AnalysisError, ConfigError
+from .._validation import describe_errors
 
-__all__ = ["DL3Input", "StepConfig", "StepResult", "require_inputs"]
+__all__ = ["DL3Input", "Step", "StepConfig", "StepResult", "require_inputs"]
 
 
 #: Largest map (pixels x energy bins) a step makes: gammapy holds several float64 maps of
@@ -50,7 +51,23 @@ class StepConfig(BaseModel):
 
     @classmethod
     def read(cls, path: str | Path) -> Self:
-        """Read a configuration from a YAML file (errors name the file and the key)."""
+        """Read a configuration from a YAML file (errors name the file and the key).
+
+        Parameters
+        ----------
+        path : str or Path
+            The YAML file.
+
+        Returns
+        -------
+        StepConfig
+            The validated configuration (of the class it is called on).
+
+        Raises
+        ------
+        ConfigError
+            The file cannot be read, is not YAML, or a key or value is invalid.
+        """
         path = Path(path)
         try:
             data = yaml.safe_load(path.read_text()) or {}
@@ -60,17 +77,48 @@ class StepConfig(BaseModel):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "configuration") -> Self:
-        """Validate a mapping; a bad key or value raises :class:`~ctanb.ConfigError`."""
+        """Validate a mapping; a bad key or value raises :class:`~ctanb.ConfigError`.
+
+        Parameters
+        ----------
+        data : mapping
+            The configuration as plain values (as read from YAML).
+        source : str
+            What the message calls the configuration (a file name, a section).
+
+        Returns
+        -------
+        StepConfig
+            The validated configuration.
+
+        Raises
+        ------
+        ConfigError
+            A key is unknown or a value invalid (every problem named, by key path).
+        """
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
-            problems = "; ".join(_problem(err) for err in exc.errors())
+            problems = describe_errors(exc)
             raise ConfigError(f"invalid {source}: {problems}") from None
 
     @classmethod
     def coerce(cls, config: Any, *, source: str | None = None) -> Self:
         """*config* as this class: an instance as it is; a mapping, another pydantic
-        model or None (all defaults) validated strictly (errors: :class:`~ctanb.ConfigError`)."""
+        model or None (all defaults) validated strictly (errors: :class:`~ctanb.ConfigError`).
+
+        Parameters
+        ----------
+        config : StepConfig, mapping, pydantic model or None
+            The configuration or its values.
+        source : str, optional
+            What error messages call it (default: ``"<class name> configuration"``).
+
+        Returns
+        -------
+        StepConfig
+            *config* itself when it is already of this class, else a new validated one.
+        """
         if isinstance(config, cls):
             return config
         if config is None:
@@ -82,21 +130,87 @@ class StepConfig(BaseModel):
         return cls.from_dict(data, source=source or f"{cls.__name__} configuration")
 
     def to_yaml(self) -> str:
-        """The configuration as YAML text (round-trips through :meth:`read`)."""
+        """The configuration as YAML text (round-trips through :meth:`read`).
+
+        Returns
+        -------
+        str
+            YAML text of every setting (defaults included).
+        """
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
     def write(self, path: str | Path) -> Path:
-        """Write the configuration as YAML; returns the path."""
+        """Write the configuration as YAML.
+
+        Parameters
+        ----------
+        path : str or Path
+            The YAML file (overwritten).
+
+        Returns
+        -------
+        Path
+            *path*.
+        """
         path = Path(path)
         path.write_text(self.to_yaml())
         return path
 
 
-def _problem(err: Any) -> str:
-    """One pydantic error as "key.path: message" (checks of a whole section name their keys)."""
-    where = ".".join(str(p) for p in err["loc"])
-    message = str(err["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
+class Step:
+    """Base of the analysis steps, in the spirit of gammapy's Makers: configure once, run often.
+
+    ``Step(config)`` validates the configuration once (strictly: a mapping, a YAML-read
+    model or ``None`` for all defaults; errors are :class:`~ctanb.ConfigError` naming
+    the key) and keeps it as :attr:`config`; ``run(...)`` never changes the step and
+    returns a new :class:`StepResult` each time. A subclass sets :attr:`config_class`
+    and defines ``run``.
+
+    Parameters
+    ----------
+    config : StepConfig subclass instance, mapping or None
+        The configuration, as an instance of :attr:`config_class` or data for it.
+
+    Examples
+    --------
+    >>> from ctanb.analysis import ExcessMapConfig, ExcessMapStep
+    >>> isinstance(ExcessMapStep().config, ExcessMapConfig)
+    True
+    >>> ExcessMapStep({"colour": "red"})
+    Traceback (most recent call last):
+    ctanb._errors.ConfigError: invalid ExcessMapConfig configuration: colour: unknown setting
+    """
+
+    #: The configuration class a step of this kind is configured with.
+    config_class: ClassVar[type[StepConfig]] = StepConfig
+    #: How error messages name the configuration (default: the class name).
+    config_source: ClassVar[str | None] = None
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = self.config_class.coerce(config, source=self.config_source)
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the step on its inputs; returns a new result (subclasses define it).
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The step's inputs and output folder.
+
+        Returns
+        -------
+        StepResult
+            What the step made.
+
+        Raises
+        ------
+        NotImplementedError
+            On the base class itself.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define run()")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({type(self.config).__name__})"
 
 
 @dataclass(frozen=True)
@@ -121,11 +235,23 @@ class DL3Input:
     obscore: Mapping[str, Any] = field(default_factory=dict)
 
     def files(self) -> list[Path]:
-        """The files of this observation (events, then the IRF file if separate)."""
+        """The files of this observation (events, then the IRF file if separate).
+
+        Returns
+        -------
+        list of Path
+            The event file, then the IRF file when it is a separate file.
+        """
         return [self.events] + ([self.irf] if self.irf and self.irf != self.events else [])
 
     def check(self) -> None:
-        """Raise :class:`~ctanb.AnalysisError` naming any missing file."""
+        """Check that the files of this observation exist.
+
+        Raises
+        ------
+        AnalysisError
+            A file is missing (every missing file named).
+        """
         missing = [str(p) for p in self.files() if not Path(p).is_file()]
         if missing:
             raise AnalysisError(f"observation {self.obs_id}: missing file(s) {', '.join(missing)}")
@@ -133,7 +259,15 @@ class DL3Input:
 
 @dataclass
 class StepResult:
-    """What a step returns: the products it wrote (name -> path) and in-memory results."""
+    """What a step returns: the products it wrote (name -> path) and in-memory results.
+
+    Parameters
+    ----------
+    products : dict of str to Path
+        The files the step wrote, by product name.
+    inputs : list of DL3Input
+        The observations it used.
+    """
 
     products: dict[str, Path] = field(default_factory=dict)
     inputs: list[DL3Input] = field(default_factory=list)

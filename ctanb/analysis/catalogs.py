@@ -52,7 +52,23 @@ CATALOGS: dict[str, dict[str, str]] = {
 
 @dataclass(frozen=True)
 class CatalogSpectrum:
-    """Flux points (and model) of one catalog source, with whom to cite."""
+    """Flux points (and model) of one catalog source, with whom to cite.
+
+    Parameters
+    ----------
+    catalog : str
+        The catalog's key (``hgps``, ``gamma-cat``, ``3fhl``, ...).
+    source_name : str
+        The source's name in the catalog.
+    separation_deg : float
+        Its distance from the position asked for, in degrees.
+    flux_points : gammapy.estimators.FluxPoints
+        Its flux points.
+    spectral_model : gammapy spectral model
+        Its spectral model in the catalog.
+    reference : str
+        Whom to cite for these points.
+    """
 
     catalog: str
     source_name: str

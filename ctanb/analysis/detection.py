@@ -25,8 +25,9 @@ from pydantic import ConfigDict, Field
 
 from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
-from ._base import DL3Input, StepConfig, StepResult
-from .maps import MapDatasetStep, MaskedDatasetConfig, _plot_maps
+from ._base import DL3Input, Step, StepConfig, StepResult
+from .map_results import _plot_maps
+from .maps import MapDatasetStep, MaskedDatasetConfig
 from .masks import CatalogKey
 
 __all__ = [
@@ -47,7 +48,9 @@ class TSMapConfig(StepConfig):
     Parameters
     ----------
     kernel : {"point", "gaussian", "disk"}
-        Spatial model of the test source (``kernel_size``: its sigma or radius).
+        Spatial model of the test source.
+    kernel_size : angle
+        Sigma (gaussian) or radius (disk) of the test source.
     index : float
         Power-law index of the test source.
     kernel_width : angle, optional
@@ -80,7 +83,18 @@ class TSMapConfig(StepConfig):
     catalogs: list[CatalogKey] = Field(default_factory=lambda: ["hgps", "gamma-cat", "3fhl"])
 
     def estimator(self, dataset: Any) -> Any:
-        """The configured gammapy TSMapEstimator for *dataset*."""
+        """The configured gammapy TSMapEstimator for *dataset*.
+
+        Parameters
+        ----------
+        dataset : gammapy.datasets.MapDataset
+            The stacked dataset the TS map is estimated on.
+
+        Returns
+        -------
+        gammapy.estimators.TSMapEstimator
+            The estimator (energy edges within the dataset's axis).
+        """
         import astropy.units as u
         from gammapy.estimators import TSMapEstimator
         from gammapy.modeling.models import (
@@ -149,7 +163,19 @@ def cross_match(candidates: Any, catalogs: list[str], radius_deg: float) -> Any:
 
 @dataclass
 class TSMapResult(StepResult):
-    """TS and sqrt(TS) maps and the candidate sources (astropy Table)."""
+    """TS and sqrt(TS) maps and the candidate sources (astropy Table).
+
+    Parameters
+    ----------
+    products : dict of str to Path
+        The files written, by product name.
+    inputs : list of DL3Input
+        The observations used.
+    flux_maps : gammapy.estimators.FluxMaps
+        The TS and sqrt(TS) maps.
+    candidates : astropy.table.Table
+        The candidate sources, cross-matched with the catalogs.
+    """
 
     flux_maps: Any = None
     candidates: Any = None
@@ -165,7 +191,18 @@ class TSMapResult(StepResult):
         return self.flux_maps["sqrt_ts"]
 
     def plot(self, **kwargs: Any) -> Any:
-        """The sqrt(TS) map with the candidates marked."""
+        """The sqrt(TS) map with the candidates marked.
+
+        Parameters
+        ----------
+        **kwargs
+            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure (one WCSAxes panel per map).
+        """
         figure = _plot_maps({"sqrt(TS)": self.sqrt_ts}, **kwargs)
         if self.candidates is not None and len(self.candidates):
             ax = figure.axes[0]
@@ -176,7 +213,7 @@ class TSMapResult(StepResult):
         return figure
 
 
-class TSMapStep:
+class TSMapStep(Step):
     """Stacked MapDataset file -> TS map, sqrt(TS) map and candidate sources.
 
     Parameters
@@ -184,11 +221,29 @@ class TSMapStep:
     config : TSMapConfig or mapping
     """
 
-    def __init__(self, config: TSMapConfig | dict | None = None) -> None:
-        self.config = TSMapConfig.coerce(config)
+    config_class = TSMapConfig
 
     def run(self, dataset: StepResult | str | Path, out: str | Path) -> TSMapResult:
-        """Estimate the maps of *dataset* (a result or a ``map_dataset.fits``) into *out*."""
+        """Estimate the maps of *dataset* (a result or a ``map_dataset.fits``) into *out*.
+
+        Parameters
+        ----------
+        dataset : StepResult, str or Path
+            A reduction's result, or a stacked ``map_dataset.fits``.
+        out : str or Path
+            Output folder (created) for ``ts.fits``, ``sqrt_ts.fits`` and
+            ``candidates.fits``.
+
+        Returns
+        -------
+        TSMapResult
+            The maps and the candidate sources.
+
+        Raises
+        ------
+        AnalysisError
+            The map dataset file does not exist.
+        """
         source = dataset.products["dataset"] if isinstance(dataset, StepResult) else Path(dataset)
         if not Path(source).is_file():
             raise AnalysisError(f"map dataset file {source} does not exist")
@@ -220,7 +275,22 @@ class TSMapStep:
     def estimate(
         self, dataset_file: str, ts_file: str, sqrt_ts_file: str, candidates_file: str
     ) -> tuple[Any, Any]:
-        """TS maps of the MapDataset in *dataset_file*, and the peaks above the threshold."""
+        """TS maps of the MapDataset in *dataset_file*, and the peaks above the threshold.
+
+        Parameters
+        ----------
+        dataset_file : str
+            The stacked ``map_dataset.fits``.
+        ts_file, sqrt_ts_file : str
+            Where the TS and sqrt(TS) maps are written.
+        candidates_file : str
+            Where the candidate table (FITS) is written.
+
+        Returns
+        -------
+        tuple of (gammapy.estimators.FluxMaps, astropy.table.Table)
+            The maps and the candidates cross-matched with the catalogs.
+        """
         from astropy.table import Table
         from gammapy.datasets import MapDataset
         from gammapy.estimators.utils import find_peaks
@@ -256,7 +326,7 @@ class DetectionConfig(MaskedDatasetConfig):
     ts_map: TSMapConfig = TSMapConfig()
 
 
-class DetectionStep:
+class DetectionStep(Step):
     """DL3 observations -> stacked MapDataset -> TS map and candidate sources.
 
     Parameters
@@ -264,13 +334,28 @@ class DetectionStep:
     config : DetectionConfig or mapping
     """
 
-    def __init__(self, config: DetectionConfig | dict | None = None) -> None:
-        self.config = DetectionConfig.coerce(config)
+    config_class = DetectionConfig
 
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None
     ) -> TSMapResult:
-        """Reduce *inputs* (with the exclusion mask), then the TS map; products in *out*."""
+        """Reduce *inputs* (with the exclusion mask), then the TS map; products in *out*.
+
+        Parameters
+        ----------
+        inputs : list of DL3Input, archive results, DataStore or event paths
+            The observations (anything :func:`~ctanb.analysis.as_inputs` takes).
+        out : str or Path
+            Output folder (created).
+        parallel : ParallelConfig or distributed.Client, optional
+            Where to reduce (default: the current :func:`~ctanb.analysis.parallel`
+            block, else serially).
+
+        Returns
+        -------
+        TSMapResult
+            The TS and sqrt(TS) maps and the candidates, with every product file.
+        """
         c = self.config
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

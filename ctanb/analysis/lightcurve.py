@@ -19,7 +19,6 @@ carries its provenance (the DL3 runs it used).
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -29,7 +28,7 @@ from pydantic import Field, field_validator
 
 from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
-from ._base import StepResult
+from ._base import Step, StepResult
 from .spectrum_data import (
     OnOffConfig,
     describe_dl3,
@@ -69,7 +68,13 @@ class LightCurveConfig(OnOffConfig):
         return value
 
     def required_edges_tev(self) -> list[float]:
-        """The light-curve energy edges: edges of the reconstructed energy axis."""
+        """The light-curve energy edges: edges of the reconstructed energy axis.
+
+        Returns
+        -------
+        list of float
+            The energy edges in TeV.
+        """
         return list(self.energy_edges_tev)
 
 
@@ -101,20 +106,56 @@ def run_intervals(observations: Any) -> list[Any]:
 
 @dataclass
 class LightCurveResult(StepResult):
-    """What :class:`LightCurveStep` made: the light curve (gammapy FluxPoints with a time axis)."""
+    """What :class:`LightCurveStep` made: the light curve (gammapy FluxPoints with a time axis).
+
+    Parameters
+    ----------
+    products : dict of str to Path
+        The files written, by product name.
+    inputs : list of DL3Input
+        The observations used.
+    config : LightCurveConfig, optional
+        The configuration it was made with.
+    lightcurve : gammapy.estimators.FluxPoints, optional
+        The light curve.
+    """
 
     config: LightCurveConfig | None = None
     lightcurve: FluxPoints | None = None
 
     @property
     def table(self) -> Any:
-        """The light curve as a table (time bins, flux, errors, upper limits, TS)."""
+        """The light curve as a table (time bins, flux, errors, upper limits, TS).
+
+        Raises
+        ------
+        AnalysisError
+            The result has no light curve.
+        """
         if self.lightcurve is None:
             raise AnalysisError("this result has no light curve")
         return self.lightcurve.to_table(sed_type="flux", format="lightcurve")
 
     def plot(self, ax: Any = None, **kwargs: Any) -> Any:
-        """Plot the integral flux against time (gammapy's light-curve plot)."""
+        """Plot the integral flux against time (gammapy's light-curve plot).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw (default: a new figure).
+        **kwargs
+            Passed on to gammapy's ``FluxPoints.plot``.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The axes drawn on.
+
+        Raises
+        ------
+        AnalysisError
+            The result has no light curve.
+        """
         import matplotlib.pyplot as plt
 
         if self.lightcurve is None:
@@ -139,7 +180,7 @@ class LightCurveResult(StepResult):
         )
 
 
-class LightCurveStep:
+class LightCurveStep(Step):
     """Light curve per run or per night from DL3 observations (gammapy style).
 
     Parameters
@@ -147,11 +188,23 @@ class LightCurveStep:
     config : LightCurveConfig or mapping
     """
 
-    def __init__(self, config: LightCurveConfig | Mapping[str, Any]) -> None:
-        self.config = LightCurveConfig.coerce(config, source="light-curve configuration")
+    config_class = LightCurveConfig
+    config_source = "light-curve configuration"
 
     def run(self, inputs: Any, out: str | Path) -> LightCurveResult:
         """Reduce each run and estimate the light curve into folder *out*.
+
+        Parameters
+        ----------
+        inputs : list of DL3Input, archive results, DataStore or event paths
+            The observations (anything :func:`~ctanb.analysis.as_inputs` takes).
+        out : str or Path
+            Output folder (created).
+
+        Returns
+        -------
+        LightCurveResult
+            The light curve (flux points per time bin) and its files.
 
         Raises
         ------
@@ -202,7 +255,29 @@ class LightCurveStep:
         exclusion_files: list[str] | None = None,
     ) -> FluxPoints:
         """Light curve of DL3 files in the configured time bins, written as FITS (DL5); off
-        regions avoid the excluded pixels of the mask in ``exclusion_files`` (0 or 1)."""
+        regions avoid the excluded pixels of the mask in ``exclusion_files`` (0 or 1).
+
+        Parameters
+        ----------
+        event_files : list of str
+            The DL3 event files, one per observation.
+        irf_files : list of str
+            Their IRF files (empty when the IRFs are in the event files).
+        lightcurve_file : str
+            Where the light curve is written.
+        exclusion_files : list of str, optional
+            Zero or one exclusion mask file.
+
+        Returns
+        -------
+        gammapy.estimators.FluxPoints
+            The light curve.
+
+        Raises
+        ------
+        AnalysisError
+            No time bin has data.
+        """
         import astropy.units as u
         from gammapy.estimators import LightCurveEstimator
         from gammapy.modeling.models import PowerLawSpectralModel, SkyModel

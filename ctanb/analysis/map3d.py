@@ -35,7 +35,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from .._errors import AnalysisError, ConfigError
 from ..provenance import recorded
-from ._base import DL3Input, StepConfig, StepResult
+from ._base import DL3Input, Step, StepConfig, StepResult
 from .detection import TSMapConfig, TSMapStep
 from .maps import MapDatasetStep, MaskedDatasetConfig
 from .masks import draw_exclusion
@@ -111,7 +111,13 @@ class Map3DConfig(MaskedDatasetConfig, Map3DFitConfig):
         return self
 
     def fit_config(self) -> Map3DFitConfig:
-        """The fit part of this configuration."""
+        """The fit part of this configuration.
+
+        Returns
+        -------
+        Map3DFitConfig
+            The settings the fit step is configured with.
+        """
         return Map3DFitConfig.model_validate(
             self.model_dump(include=set(Map3DFitConfig.model_fields))
         )
@@ -119,7 +125,29 @@ class Map3DConfig(MaskedDatasetConfig, Map3DFitConfig):
 
 @dataclass
 class Map3DResult(StepResult):
-    """A fitted 3D analysis: dataset, models, fit result, residual maps, flux points, TS map."""
+    """A fitted 3D analysis: dataset, models, fit result, residual maps, flux points, TS map.
+
+    Parameters
+    ----------
+    products : dict of str to Path
+        The files written, by product name.
+    inputs : list of DL3Input
+        The observations used.
+    dataset : gammapy.datasets.MapDataset
+        The stacked dataset, with the fitted models.
+    models : gammapy.modeling.models.Models
+        The fitted models.
+    fit_result : gammapy.modeling.FitResult
+        The fit's result.
+    residuals, residual_significance : gammapy.maps.Map
+        Residual counts and their significance.
+    flux_points : gammapy.estimators.FluxPoints, optional
+        Flux points of the source, when configured.
+    ts_map : gammapy.estimators.FluxMaps, optional
+        The TS map of the residuals, when configured.
+    obs_ids : list of str, optional
+        The observations stacked.
+    """
 
     dataset: Any = None
     models: Any = None
@@ -132,8 +160,19 @@ class Map3DResult(StepResult):
 
     def plot(self, **kwargs: Any) -> Any:
         """Counts, residual counts and residual significance maps (and TS) on WCSAxes,
-        the excluded regions outlined."""
-        from .maps import _plot_maps
+        the excluded regions outlined.
+
+        Parameters
+        ----------
+        **kwargs
+            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure (one WCSAxes panel per map).
+        """
+        from .map_results import _plot_maps
 
         maps = {
             "counts": self.dataset.counts,
@@ -162,7 +201,7 @@ class Map3DResult(StepResult):
         )
 
 
-class Map3DFitStep:
+class Map3DFitStep(Step):
     """Stacked MapDataset file + starting models file -> fitted models, residuals, flux points.
 
     Parameters
@@ -170,8 +209,7 @@ class Map3DFitStep:
     config : Map3DFitConfig or mapping
     """
 
-    def __init__(self, config: Map3DFitConfig | dict | None = None) -> None:
-        self.config = Map3DFitConfig.coerce(config)
+    config_class = Map3DFitConfig
 
     @recorded(
         name="map3d-fit",
@@ -198,7 +236,31 @@ class Map3DFitStep:
     ) -> dict[str, Any]:
         """Fit the models of *models_file* (plus a FoV background norm) to the dataset.
 
-        ``flux_points_file`` is a list of zero or one path (no flux points: empty).
+        Parameters
+        ----------
+        dataset_file : str
+            The stacked ``map_dataset.fits``.
+        models_file : str
+            The starting models (YAML).
+        fitted_models_file, parameters_file : str
+            Where the fitted models (YAML) and their parameter table are written.
+        residuals_file, residual_significance_file : str
+            Where the residual counts and their significance are written.
+        flux_points_file : list of str
+            Zero or one path (no flux points: empty).
+
+        Returns
+        -------
+        dict
+            ``dataset``, ``models``, ``fit_result``, ``residuals``,
+            ``residual_significance`` and ``flux_points``.
+
+        Raises
+        ------
+        AnalysisError
+            The fit fails or does not converge.
+        ConfigError
+            ``flux_points.source`` is not one of the models.
         """
         from gammapy.datasets import MapDataset
         from gammapy.estimators import ExcessMapEstimator, FluxPointsEstimator
@@ -268,7 +330,7 @@ class Map3DFitStep:
         }
 
 
-class Map3DStep:
+class Map3DStep(Step):
     """A whole 3D likelihood analysis of DL3 observations (see the module docstring).
 
     Parameters
@@ -276,13 +338,27 @@ class Map3DStep:
     config : Map3DConfig or mapping
     """
 
-    def __init__(self, config: Map3DConfig | dict | None = None) -> None:
-        self.config = Map3DConfig.coerce(config)
+    config_class = Map3DConfig
 
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None
     ) -> Map3DResult:
         """Reduce *inputs*, fit the models and write every product into folder *out*.
+
+        Parameters
+        ----------
+        inputs : list of DL3Input, archive results, DataStore or event paths
+            The observations (anything :func:`~ctanb.analysis.as_inputs` takes).
+        out : str or Path
+            Output folder (created).
+        parallel : ParallelConfig or distributed.Client, optional
+            Where to reduce (default: the current :func:`~ctanb.analysis.parallel`
+            block, else serially).
+
+        Returns
+        -------
+        Map3DResult
+            The fitted models, residual maps, flux points and every product file.
 
         Raises
         ------

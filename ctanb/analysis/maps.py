@@ -22,12 +22,9 @@ excess and significance maps); ``ctanb prov redo`` re-runs either from files.
 
 from __future__ import annotations
 
-import html
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from gammapy.utils.types import AngleType
 from gammapy.workflow.config import (
     BackgroundConfig,
@@ -39,8 +36,9 @@ from pydantic import ConfigDict, Field, model_validator
 
 from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
-from ._base import DL3Input, StepConfig, StepResult
-from .masks import ExclusionConfig, ExclusionMaskConfig, ExclusionMaskStep, draw_exclusion
+from ._base import DL3Input, Step, StepConfig, StepResult
+from .map_results import ExcessMapResult, MapDatasetResult, MapResult
+from .masks import ExclusionConfig, ExclusionMaskConfig, ExclusionMaskStep
 from .reduce import current_executor, parallel, reduce_and_stack
 
 __all__ = [
@@ -111,7 +109,13 @@ class MapDatasetConfig(StepConfig):
 
     # -- gammapy objects ----------------------------------------------------------------
     def reference_dataset(self) -> Any:
-        """The empty stacked MapDataset, as gammapy.workflow creates it."""
+        """The empty stacked MapDataset, as gammapy.workflow creates it.
+
+        Returns
+        -------
+        gammapy.datasets.MapDataset
+            Empty, on the configured geometry.
+        """
         from gammapy.datasets import MapDataset
         from gammapy.workflow.steps import DatasetsWorkflowStep, make_energy_axis
 
@@ -127,7 +131,13 @@ class MapDatasetConfig(StepConfig):
         )
 
     def makers(self) -> list[Any]:
-        """MapDatasetMaker, SafeMaskMaker and the background maker, in that order."""
+        """MapDatasetMaker, SafeMaskMaker and the background maker, in that order.
+
+        Returns
+        -------
+        list
+            The three configured gammapy makers.
+        """
         from gammapy.makers import (
             FoVBackgroundMaker,
             MapDatasetMaker,
@@ -165,14 +175,36 @@ class MaskedDatasetConfig(MapDatasetConfig):
         return self
 
     def make_exclusion(self, out: Path) -> dict[str, Path]:
-        """Write the exclusion mask into *out* (recorded); its product, or {} if none."""
+        """Write the exclusion mask into *out* (recorded); its product, or {} if none.
+
+        Parameters
+        ----------
+        out : Path
+            The output folder.
+
+        Returns
+        -------
+        dict of str to Path
+            ``{"exclusion_mask": path}``, or empty when nothing is excluded.
+        """
         if self.exclusion is None or self.exclusion.is_empty():
             return {}
         config = ExclusionMaskConfig(**self.exclusion.model_dump(), geom=self.geom)
         return ExclusionMaskStep(config).run(out).products
 
     def dataset_config(self, exclusion_file: str | Path | None = None) -> MapDatasetConfig:
-        """The reduction part, reading the exclusion mask *exclusion_file* if given."""
+        """The reduction part, reading the exclusion mask *exclusion_file* if given.
+
+        Parameters
+        ----------
+        exclusion_file : str or Path, optional
+            The exclusion mask file the background maker reads.
+
+        Returns
+        -------
+        MapDatasetConfig
+            The reduction's configuration.
+        """
         data = self.model_dump(include=set(MapDatasetConfig.model_fields))
         if exclusion_file:
             data["background"]["exclusion"] = str(exclusion_file)
@@ -180,7 +212,17 @@ class MaskedDatasetConfig(MapDatasetConfig):
 
 
 class ExcessMapConfig(StepConfig):
-    """ExcessMapEstimator settings (as gammapy.workflow's ``excess_map`` section)."""
+    """ExcessMapEstimator settings (as gammapy.workflow's ``excess_map`` section).
+
+    Parameters
+    ----------
+    correlation_radius : angle
+        Radius of the circle the counts are summed in at each pixel.
+    parameters : dict
+        Further options of gammapy's ``ExcessMapEstimator``.
+    energy_edges : EnergyAxisConfig
+        Energy bins of the maps (default: the dataset's whole range).
+    """
 
     model_config = ConfigDict(
         **StepConfig.model_config, arbitrary_types_allowed=True, validate_default=True
@@ -198,106 +240,7 @@ class MapConfig(MaskedDatasetConfig):
     excess_map: ExcessMapConfig = ExcessMapConfig()
 
 
-def _plot_maps(maps: dict[str, Any], **kwargs: Any) -> Any:
-    """Each map summed over energy, side by side on WCSAxes; returns the figure."""
-    import matplotlib.pyplot as plt
-
-    figure = plt.figure(figsize=(4.5 * len(maps), 4))
-    for index, (title, sky_map) in enumerate(maps.items(), start=1):
-        image = sky_map.sum_over_axes(keepdims=False) if sky_map.geom.axes else sky_map
-        ax = figure.add_subplot(1, len(maps), index, projection=image.geom.wcs)
-        image.plot(ax=ax, add_cbar=True, stretch=kwargs.get("stretch", "linear"))
-        ax.set_title(title)
-    return figure
-
-
-def _summary_html(title: str, rows: dict[str, Any], products: dict[str, Path]) -> str:
-    cells = "".join(f"<tr><td>{k}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
-    files = "".join(
-        f"<tr><td>{k}</td><td><code>{html.escape(str(v))}</code></td></tr>"
-        for k, v in products.items()
-    )
-    return (
-        f"<b>{html.escape(title)}</b><table>{cells}</table>"
-        f"<table><tr><th>product</th><th>file</th></tr>{files}</table>"
-    )
-
-
-@dataclass
-class MapDatasetResult(StepResult):
-    """The stacked MapDataset and its counts, background and exposure map files."""
-
-    dataset: Any = None
-    obs_ids: list[str] = field(default_factory=list)
-
-    def plot(self, **kwargs: Any) -> Any:
-        """Counts, background and exposure maps on WCSAxes."""
-        d = self.dataset
-        return _plot_maps({"counts": d.counts, "background": d.background, "exposure": d.exposure})
-
-    def _repr_html_(self) -> str:
-        d = self.dataset
-        rows = {
-            "observations": len(self.obs_ids),
-            "counts": int(d.counts.data.sum()),
-            "background": f"{float(np.nansum(d.background.data)):.1f}",
-            "geometry": f"{d.counts.geom.data_shape} bins",
-        }
-        return _summary_html("MapDatasetResult", rows, self.products)
-
-
-@dataclass
-class ExcessMapResult(StepResult):
-    """Excess and significance maps (gammapy FluxMaps) and their files."""
-
-    flux_maps: Any = None
-
-    @property
-    def excess(self) -> Any:
-        """The excess counts map (``npred_excess``)."""
-        return self.flux_maps["npred_excess"]
-
-    @property
-    def significance(self) -> Any:
-        """The significance map (``sqrt_ts``, Li & Ma for on/off)."""
-        return self.flux_maps["sqrt_ts"]
-
-    def plot(self, **kwargs: Any) -> Any:
-        """Excess and significance maps on WCSAxes."""
-        return _plot_maps({"excess": self.excess, "significance": self.significance})
-
-    def _repr_html_(self) -> str:
-        rows = {"max significance": f"{float(np.nanmax(self.significance.data)):.2f}"}
-        return _summary_html("ExcessMapResult", rows, self.products)
-
-
-@dataclass
-class MapResult(MapDatasetResult):
-    """A whole map analysis: the dataset maps and the excess/significance maps."""
-
-    flux_maps: Any = None
-
-    excess = ExcessMapResult.excess
-    significance = ExcessMapResult.significance
-
-    def plot(self, **kwargs: Any) -> Any:
-        """Counts, excess and significance maps on WCSAxes (excluded regions outlined)."""
-        maps = {"counts": self.dataset.counts, "excess": self.excess}
-        figure = _plot_maps({**maps, "significance": self.significance})
-        return draw_exclusion(figure, self.products.get("exclusion_mask"))
-
-    def _repr_html_(self) -> str:
-        d = self.dataset
-        rows = {
-            "observations": len(self.obs_ids),
-            "counts": int(d.counts.data.sum()),
-            "excess": f"{float(np.nansum(self.excess.data)):.1f}",
-            "max significance": f"{float(np.nanmax(self.significance.data)):.2f}",
-        }
-        return _summary_html("MapResult", rows, self.products)
-
-
-class MapDatasetStep:
+class MapDatasetStep(Step):
     """DL3 observations -> stacked MapDataset, counts, background and exposure maps (DL4).
 
     Parameters
@@ -305,8 +248,7 @@ class MapDatasetStep:
     config : MapDatasetConfig or mapping
     """
 
-    def __init__(self, config: MapDatasetConfig | dict | None = None) -> None:
-        self.config = MapDatasetConfig.coerce(config)
+    config_class = MapDatasetConfig
 
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None
@@ -322,6 +264,11 @@ class MapDatasetStep:
         parallel : ParallelConfig or distributed.Client, optional
             Where to reduce (default: the current :func:`~ctanb.analysis.parallel` block,
             else serially).
+
+        Returns
+        -------
+        MapDatasetResult
+            The stacked dataset and its product files.
         """
         from .inputs import as_inputs
 
@@ -374,7 +321,29 @@ class MapDatasetStep:
         background_file: str,
         exposure_file: str,
     ) -> tuple[Any, list[str]]:
-        """Reduce event files (IRF of each: ``irf_files[irf_index[i]]``, -1 = bundled) to maps."""
+        """Reduce event files (IRF of each: ``irf_files[irf_index[i]]``, -1 = bundled) to maps.
+
+        Parameters
+        ----------
+        event_files : list of str
+            The DL3 event files, one per observation.
+        irf_files : list of str
+            Their IRF files (empty when the IRFs are in the event files).
+        irf_index : list of int
+            For each event file, the index of its IRF file (-1: in the event file).
+        dataset_file, counts_file, background_file, exposure_file : str
+            Where the stacked dataset and its maps are written.
+
+        Returns
+        -------
+        tuple of (gammapy.datasets.MapDataset, list of str)
+            The stacked dataset and the observation ids stacked.
+
+        Raises
+        ------
+        AnalysisError
+            No observation, or a map outside the field of view of every observation.
+        """
         if not event_files:
             raise AnalysisError("no observation selected: give at least one DL3 observation")
         config = self.config
@@ -410,7 +379,7 @@ class MapDatasetStep:
         return stacked, [r.obs_id for r in reductions if r.on_map]
 
 
-class ExcessMapStep:
+class ExcessMapStep(Step):
     """Stacked MapDataset file -> excess and significance maps (gammapy ExcessMapEstimator).
 
     Parameters
@@ -418,11 +387,28 @@ class ExcessMapStep:
     config : ExcessMapConfig or mapping
     """
 
-    def __init__(self, config: ExcessMapConfig | dict | None = None) -> None:
-        self.config = ExcessMapConfig.coerce(config)
+    config_class = ExcessMapConfig
 
     def run(self, dataset: MapDatasetResult | str | Path, out: str | Path) -> ExcessMapResult:
-        """Estimate the maps from *dataset* (a result or a ``map_dataset.fits``) into *out*."""
+        """Estimate the maps from *dataset* (a result or a ``map_dataset.fits``) into *out*.
+
+        Parameters
+        ----------
+        dataset : MapDatasetResult, str or Path
+            A reduction's result, or a stacked ``map_dataset.fits``.
+        out : str or Path
+            Output folder (created) for ``excess.fits`` and ``significance.fits``.
+
+        Returns
+        -------
+        ExcessMapResult
+            The excess and significance maps.
+
+        Raises
+        ------
+        AnalysisError
+            The map dataset file does not exist.
+        """
         source = dataset.products["dataset"] if isinstance(dataset, StepResult) else Path(dataset)
         if not Path(source).is_file():
             raise AnalysisError(f"map dataset file {source} does not exist")
@@ -445,7 +431,20 @@ class ExcessMapStep:
         data_level="DL4",
     )
     def estimate(self, dataset_file: str, excess_file: str, significance_file: str) -> Any:
-        """Excess and significance maps of the MapDataset in *dataset_file*."""
+        """Excess and significance maps of the MapDataset in *dataset_file* (recorded).
+
+        Parameters
+        ----------
+        dataset_file : str
+            The stacked ``map_dataset.fits``.
+        excess_file, significance_file : str
+            Where the excess and significance maps are written.
+
+        Returns
+        -------
+        gammapy.estimators.FluxMaps
+            The excess and significance maps.
+        """
         from gammapy.datasets import MapDataset
         from gammapy.estimators import ExcessMapEstimator
         from gammapy.workflow.steps import make_energy_axis
@@ -470,8 +469,13 @@ class ExcessMapStep:
         return flux_maps
 
 
-class MapStep:
+class MapStep(Step):
     """A whole map analysis: :class:`MapDatasetStep` then :class:`ExcessMapStep`.
+
+    Parameters
+    ----------
+    config : MapConfig, mapping or None
+        The configuration (a mapping is validated strictly).
 
     Examples
     --------
@@ -482,13 +486,28 @@ class MapStep:
     >>> result.plot()                                                             # doctest: +SKIP
     """
 
-    def __init__(self, config: MapConfig | dict | None = None) -> None:
-        self.config = MapConfig.coerce(config)
+    config_class = MapConfig
 
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None
     ) -> MapResult:
-        """Reduce *inputs*, then estimate excess and significance; all products in *out*."""
+        """Reduce *inputs*, then estimate excess and significance; all products in *out*.
+
+        Parameters
+        ----------
+        inputs : list of DL3Input, archive results, DataStore or event paths
+            The observations (anything :func:`~ctanb.analysis.as_inputs` takes).
+        out : str or Path
+            Output folder (created).
+        parallel : ParallelConfig or distributed.Client, optional
+            Where to reduce (default: the current :func:`~ctanb.analysis.parallel`
+            block, else serially).
+
+        Returns
+        -------
+        MapResult
+            The stacked dataset, the excess and significance maps and every product file.
+        """
         masks = self.config.make_exclusion(Path(out))
         reduced = MapDatasetStep(self.config.dataset_config(masks.get("exclusion_mask"))).run(
             inputs, out, parallel=parallel

@@ -35,7 +35,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from .._errors import AnalysisError, ConfigError
 from ..provenance import current_activity, recorded
-from ._base import StepConfig, StepResult
+from ._base import Step, StepConfig, StepResult
 
 __all__ = [
     "ExclusionConfig",
@@ -87,12 +87,30 @@ class ExclusionConfig(StepConfig):
         return value
 
     def is_empty(self) -> bool:
-        """True when this configuration excludes nothing."""
+        """True when this configuration excludes nothing.
+
+        Returns
+        -------
+        bool
+            No catalog and no region given.
+        """
         return not self.catalogs and not self.regions
 
 
 class ExclusionMaskConfig(ExclusionConfig):
-    """An exclusion mask on a map geometry (gammapy.workflow ``geom`` section)."""
+    """An exclusion mask on a map geometry (gammapy.workflow ``geom`` section).
+
+    Parameters
+    ----------
+    catalogs : list of {"hgps", "gamma-cat", "3fhl", "3fgl"}
+        Exclude a circle of ``radius`` around every source of these catalogs in the map.
+    radius : angle
+        Radius of the circle around each catalog source.
+    regions : list of str
+        Further regions as DS9 strings, read with astropy-regions.
+    geom : GeomConfig
+        The map geometry (gammapy.workflow's ``geom`` section).
+    """
 
     geom: GeomConfig = GeomConfig()
 
@@ -179,7 +197,7 @@ class ExclusionMaskResult(StepResult):
         return self.mask.plot(**kwargs)
 
 
-class ExclusionMaskStep:
+class ExclusionMaskStep(Step):
     """Map geometry + catalogs/regions -> exclusion mask FITS file (gammapy convention).
 
     Parameters
@@ -187,11 +205,23 @@ class ExclusionMaskStep:
     config : ExclusionMaskConfig or mapping
     """
 
-    def __init__(self, config: ExclusionMaskConfig | dict | None = None) -> None:
-        self.config = ExclusionMaskConfig.coerce(config)
+    config_class = ExclusionMaskConfig
 
     def run(self, out: str | Path, *, name: str = "exclusion_mask.fits") -> ExclusionMaskResult:
-        """Build the mask and write it into folder *out*."""
+        """Build the mask and write it into folder *out*.
+
+        Parameters
+        ----------
+        out : str or Path
+            Output folder (created).
+        name : str
+            File name of the mask in *out*.
+
+        Returns
+        -------
+        ExclusionMaskResult
+            The mask, the catalog sources it excludes, and its file.
+        """
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         path = out / name
@@ -204,7 +234,23 @@ class ExclusionMaskStep:
         outputs={"mask_file": "mask"},
     )
     def make(self, mask_file: str) -> tuple[Any, list[str]]:
-        """Write the exclusion mask of the configured geometry to *mask_file*."""
+        """Write the exclusion mask of the configured geometry to *mask_file* (recorded).
+
+        Parameters
+        ----------
+        mask_file : str
+            Where the mask is written (FITS, 1 = used, 0 = excluded).
+
+        Returns
+        -------
+        tuple of (gammapy.maps.Map, list of str)
+            The boolean mask and the names of the catalog sources it excludes.
+
+        Raises
+        ------
+        AnalysisError
+            The mask would exclude the whole map.
+        """
         from gammapy.maps import Map
 
         from .catalogs import catalog_path

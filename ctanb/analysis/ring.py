@@ -26,8 +26,9 @@ from pydantic import model_validator
 
 from .._errors import AnalysisError
 from ..provenance import recorded
-from ._base import DL3Input, StepResult
-from .maps import ExcessMapConfig, MapDatasetConfig, MapDatasetStep, MaskedDatasetConfig, _plot_maps
+from ._base import DL3Input, Step, StepResult
+from .map_results import _plot_maps
+from .maps import ExcessMapConfig, MapDatasetConfig, MapDatasetStep, MaskedDatasetConfig
 from .masks import draw_exclusion
 
 __all__ = ["RingBackgroundStep", "RingMapConfig", "RingMapResult", "RingMapStep"]
@@ -56,13 +57,30 @@ class RingMapConfig(MaskedDatasetConfig):
         return self
 
     def reduction_config(self) -> StackedReductionConfig:
-        """The reduction part (no background maker; the mask goes to the ring)."""
+        """The reduction part (no background maker; the mask goes to the ring).
+
+        Returns
+        -------
+        StackedReductionConfig
+            The reduction's configuration.
+        """
         data = self.model_dump(include=set(MapDatasetConfig.model_fields))
         data["background"]["exclusion"] = None
         return StackedReductionConfig.model_validate(data)
 
     def ring_config(self, exclusion_file: str | None) -> RingMapConfig:
-        """This configuration with the mask file to read (what the ring activity records)."""
+        """This configuration with the mask file to read (what the ring activity records).
+
+        Parameters
+        ----------
+        exclusion_file : str or None
+            The exclusion mask file, or None.
+
+        Returns
+        -------
+        RingMapConfig
+            A new configuration.
+        """
         data = self.model_dump()
         data["exclusion"] = None
         data["background"]["exclusion"] = exclusion_file
@@ -71,7 +89,21 @@ class RingMapConfig(MaskedDatasetConfig):
 
 @dataclass
 class RingMapResult(StepResult):
-    """The on/off dataset (ring on the stack) and its excess and significance maps."""
+    """The on/off dataset (ring on the stack) and its excess and significance maps.
+
+    Parameters
+    ----------
+    products : dict of str to Path
+        The files written, by product name.
+    inputs : list of DL3Input
+        The observations used.
+    dataset : gammapy.datasets.MapDatasetOnOff
+        The ring-background on/off dataset.
+    flux_maps : gammapy.estimators.FluxMaps
+        The excess and Li & Ma significance maps.
+    obs_ids : list of str, optional
+        The observations stacked.
+    """
 
     dataset: Any = None
     flux_maps: Any = None
@@ -88,13 +120,24 @@ class RingMapResult(StepResult):
         return self.flux_maps["sqrt_ts"]
 
     def plot(self, **kwargs: Any) -> Any:
-        """Counts, excess and significance on WCSAxes, the excluded regions outlined."""
+        """Counts, excess and significance on WCSAxes, the excluded regions outlined.
+
+        Parameters
+        ----------
+        **kwargs
+            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure (one WCSAxes panel per map).
+        """
         maps = {"counts": self.dataset.counts, "excess": self.excess}
         figure = _plot_maps({**maps, "significance": self.significance}, **kwargs)
         return draw_exclusion(figure, self.products.get("exclusion_mask"))
 
 
-class RingBackgroundStep:
+class RingBackgroundStep(Step):
     """Stacked MapDataset file -> ring-background on/off dataset, excess and significance.
 
     Parameters
@@ -104,8 +147,7 @@ class RingBackgroundStep:
         and ``excess_map``.
     """
 
-    def __init__(self, config: RingMapConfig | dict | None = None) -> None:
-        self.config = RingMapConfig.coerce(config)
+    config_class = RingMapConfig
 
     @recorded(
         name="ring-background",
@@ -161,7 +203,7 @@ class RingBackgroundStep:
         return on_off, flux_maps
 
 
-class RingMapStep:
+class RingMapStep(Step):
     """DL3 observations -> stacked dataset -> ring background with exclusion -> maps.
 
     Parameters
@@ -169,13 +211,29 @@ class RingMapStep:
     config : RingMapConfig or mapping
     """
 
-    def __init__(self, config: RingMapConfig | dict | None = None) -> None:
-        self.config = RingMapConfig.coerce(config)
+    config_class = RingMapConfig
 
     def run(
         self, inputs: list[DL3Input] | Any, out: str | Path, *, parallel: Any = None
     ) -> RingMapResult:
-        """Reduce *inputs*, stack, ring with the exclusion mask; every product in *out*."""
+        """Reduce *inputs*, stack, ring with the exclusion mask; every product in *out*.
+
+        Parameters
+        ----------
+        inputs : list of DL3Input, archive results, DataStore or event paths
+            The observations (anything :func:`~ctanb.analysis.as_inputs` takes).
+        out : str or Path
+            Output folder (created).
+        parallel : ParallelConfig or distributed.Client, optional
+            Where to reduce (default: the current :func:`~ctanb.analysis.parallel`
+            block, else serially).
+
+        Returns
+        -------
+        RingMapResult
+            The ring-background on/off dataset, excess and significance maps and
+            every product file.
+        """
         c = self.config
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -300,6 +300,17 @@ class MultiWavelengthSED:
 
     Build it with :meth:`from_catalogs`; :attr:`table` lists every point with the
     catalog, source and reference to cite; :meth:`plot` draws them all.
+
+    Parameters
+    ----------
+    flux_points : gammapy.estimators.FluxPoints, optional
+        ctanb's own flux points.
+    model : gammapy spectral model, optional
+        ctanb's fitted spectral model (drawn with its butterfly).
+    label : str
+        The legend label of ctanb's points.
+    catalog_spectra : list of CatalogSpectrum
+        The catalog and archival spectra to overlay.
     """
 
     flux_points: Any = None
@@ -326,6 +337,22 @@ class MultiWavelengthSED:
             Its flux points, fitted model and target position are used.
         ra_deg, dec_deg : float, optional
             The position when no result is given (or to override it).
+        radius_deg : float
+            How far from the position a catalog source may be (degrees).
+        catalogs : sequence of str
+            The catalogs to look in (``3fgl``, ``3fhl``, ``gamma-cat``, ``hgps``).
+        label : str
+            The legend label of ctanb's own points.
+
+        Returns
+        -------
+        MultiWavelengthSED
+            ctanb's spectrum with the catalog spectra found.
+
+        Raises
+        ------
+        AnalysisError
+            Neither a result nor a position is given.
         """
         from .catalogs import catalog_spectra
 
@@ -344,7 +371,13 @@ class MultiWavelengthSED:
 
     @property
     def table(self) -> Any:
-        """Every point as E, E²dN/dE (erg cm-2 s-1) with errors, upper-limit flag and reference."""
+        """Every point as E, E²dN/dE (erg cm-2 s-1) with errors, upper-limit flag and reference.
+
+        Raises
+        ------
+        AnalysisError
+            The SED has no points at all.
+        """
         import astropy.units as u
         import numpy as np
         from astropy.table import Table, vstack
@@ -389,7 +422,20 @@ class MultiWavelengthSED:
         return table
 
     def plot(self, ax: Any = None, *, sed_type: str = "e2dnde") -> Any:
-        """Draw the catalog points and the ctanb spectrum (points and butterfly) on one SED."""
+        """Draw the catalog points and the ctanb spectrum (points and butterfly) on one SED.
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw (default: a new figure).
+        sed_type : str
+            gammapy's SED type (``e2dnde``, ``dnde``, ``flux``, ...).
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The axes drawn on.
+        """
         import matplotlib.pyplot as plt
 
         ax = ax if ax is not None else plt.figure(figsize=(8, 5.5)).gca()

@@ -25,9 +25,7 @@ plain gammapy gives the same numbers.
 
 from __future__ import annotations
 
-import html
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -35,7 +33,7 @@ from pydantic import Field
 
 from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
-from ._base import DL3Input, StepResult, require_inputs
+from ._base import DL3Input, Step, require_inputs
 from .spectrum_data import (
     OnOffConfig,
     describe_dl3,
@@ -46,12 +44,11 @@ from .spectrum_data import (
     reduce_on_off,
     remember_obscore,
 )
+from .spectrum_results import SpectrumResult
 
 if TYPE_CHECKING:
     from gammapy.datasets import Datasets
-    from gammapy.estimators import FluxPoints
-    from gammapy.modeling import FitResult
-    from gammapy.modeling.models import Models, SkyModel
+    from gammapy.modeling.models import SkyModel
 
 __all__ = ["SpectrumConfig", "SpectrumResult", "SpectrumStep", "joint_fit", "spectral_model"]
 
@@ -97,12 +94,24 @@ class SpectrumConfig(OnOffConfig):
     )
 
     def required_edges_tev(self) -> list[float]:
-        """The fit range and flux-point edges: edges of the reconstructed energy axis."""
+        """The fit range and flux-point edges: edges of the reconstructed energy axis.
+
+        Returns
+        -------
+        list of float
+            The energy edges in TeV.
+        """
         fit = [e for e in (self.fit_energy_min_tev, self.fit_energy_max_tev) if e]
         return [*fit, *(self.flux_points_edges_tev or [])]
 
     def fit_range_tev(self) -> tuple[float, float]:
-        """The energy range of the fit (TeV): the fit bounds, else the analysis range."""
+        """The energy range of the fit (TeV): the fit bounds, else the analysis range.
+
+        Returns
+        -------
+        tuple of float
+            Minimum and maximum energy in TeV.
+        """
         return (
             self.fit_energy_min_tev or self.energy_min_tev,
             self.fit_energy_max_tev or self.energy_max_tev,
@@ -157,113 +166,7 @@ def _sibling_files(pha: Path) -> list[Path]:
     return [pha.with_name(f"{pha.stem}_{part}.fits") for part in ("bkg", "arf", "rmf")]
 
 
-@dataclass
-class SpectrumResult(StepResult):
-    """What :class:`SpectrumStep` made: datasets, fitted model, fit result and flux points."""
-
-    config: SpectrumConfig | None = None
-    datasets: Datasets | None = None
-    models: Models | None = None
-    fit_result: FitResult | None = None
-    flux_points: FluxPoints | None = None
-    flux_points_by_telescope: dict[str, FluxPoints] = field(default_factory=dict)
-    #: dataset name -> energy range of its fit (Quantity [lo, hi]), the edges really used
-    fit_ranges: dict[str, Any] = field(default_factory=dict)
-    dataset_files: list[Path] = field(default_factory=list)
-
-    @property
-    def model(self) -> SkyModel:
-        """The fitted source model."""
-        if self.models is None:
-            raise AnalysisError("this result has no fitted model")
-        source = self.config.source if self.config else self.models[0].name
-        if source not in self.models.names:  # per-telescope energy scales: the intrinsic model
-            from .energy_scale import intrinsic_model
-
-            return intrinsic_model(self.models, source)
-        return self.models[source]
-
-    @property
-    def flux_points_intrinsic(self) -> dict[str, FluxPoints]:
-        """Each telescope's flux points in the energy scale of :attr:`model`.
-
-        With ``energy_scale`` nuisance parameters the points are estimated in each
-        telescope's own scale (their files say so: ``MODELNAM``); here they are moved to
-        the intrinsic scale of the joint model, so that they can be drawn with it.
-        Without energy scales these are :attr:`flux_points_by_telescope` as they are.
-
-        Returns
-        -------
-        dict
-            Telescope name -> gammapy ``FluxPoints``.
-        """
-        points = dict(self.flux_points_by_telescope) or (
-            {"": self.flux_points} if self.flux_points is not None else {}
-        )
-        source = self.config.source if self.config else None
-        if self.models is None or source is None or source in self.models.names:
-            return points
-        from .energy_scale import points_in_intrinsic_scale, scale_model_name
-
-        moved = {}
-        for telescope, found in points.items():
-            name = scale_model_name(source, telescope)
-            if name not in self.models.names:
-                moved[telescope] = found
-                continue
-            z = self.models[name].spectral_model.z.value
-            moved[telescope] = points_in_intrinsic_scale(found, z)
-        return moved
-
-    def plot(self, ax: Any = None, *, sed_type: str = "e2dnde", **kwargs: Any) -> Any:
-        """SED plot: flux points and the fitted model with its error butterfly.
-
-        Parameters
-        ----------
-        ax : matplotlib.axes.Axes, optional
-            Where to draw (default: a new figure).
-        sed_type : str
-            gammapy SED type of the y axis.
-        **kwargs
-            Passed to :func:`~ctanb.analysis.plot_sed`.
-
-        Returns
-        -------
-        matplotlib.axes.Axes
-            The axes drawn on (points of joint energy-scale fits in the model's scale).
-        """
-        from .sed import plot_sed
-
-        if len(self.flux_points_by_telescope) < 2:
-            points = next(iter(self.flux_points_intrinsic.values()), self.flux_points)
-            return plot_sed(points, self.model, ax=ax, sed_type=sed_type, **kwargs)
-        for index, (telescope, points) in enumerate(self.flux_points_intrinsic.items()):
-            ax = plot_sed(
-                points,
-                self.model if index == 0 else None,
-                ax=ax,
-                sed_type=sed_type,
-                label=telescope,
-                **kwargs,
-            )
-        return ax
-
-    def _repr_html_(self) -> str:
-        from .sed import fit_summary_html
-
-        head = (
-            f"<b>SpectrumResult</b>: {len(self.dataset_files)} dataset(s) from "
-            f"{len(self.inputs)} observation(s)"
-        )
-        body = fit_summary_html(self.models, self.fit_result, self.flux_points)
-        rows = "".join(
-            f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(str(v))}</code></td></tr>"
-            for k, v in self.products.items()
-        )
-        return f"{head}{body}<table><tr><th>product</th><th>file</th></tr>{rows}</table>"
-
-
-class SpectrumStep:
+class SpectrumStep(Step):
     """Extract on/off spectra, fit a spectral model and estimate flux points (gammapy style).
 
     Parameters
@@ -272,8 +175,8 @@ class SpectrumStep:
         The configuration (a mapping is validated strictly).
     """
 
-    def __init__(self, config: SpectrumConfig | Mapping[str, Any]) -> None:
-        self.config = SpectrumConfig.coerce(config, source="spectrum configuration")
+    config_class = SpectrumConfig
+    config_source = "spectrum configuration"
 
     def run(self, inputs: Any, out: str | Path) -> SpectrumResult:
         """Reduce, fit and estimate flux points; products go to folder *out*.
@@ -284,6 +187,11 @@ class SpectrumStep:
             The observations (see :func:`ctanb.analysis.inputs.as_inputs`).
         out : path
             Output folder (created).
+
+        Returns
+        -------
+        SpectrumResult
+            The fitted model, flux points and the product files.
 
         Raises
         ------
@@ -311,7 +219,20 @@ class SpectrumStep:
         return result
 
     def fit(self, dataset_files: Sequence[str | Path], out: str | Path) -> SpectrumResult:
-        """Fit the model and estimate flux points from DL4 dataset files (one activity)."""
+        """Fit the model and estimate flux points from DL4 dataset files (one activity).
+
+        Parameters
+        ----------
+        dataset_files : sequence of str or Path
+            The spectrum dataset files (what :meth:`make_datasets` wrote).
+        out : str or Path
+            Output folder (created) for the fitted models and the flux points.
+
+        Returns
+        -------
+        SpectrumResult
+            The fitted model, flux points and product files.
+        """
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         files = [str(f) for f in dataset_files]
@@ -357,7 +278,29 @@ class SpectrumStep:
         exclusion_files: list[str] | None = None,
     ) -> Datasets:
         """On/off spectrum datasets of DL3 files, one file per observation (DL4); off
-        regions avoid the excluded pixels of the mask in ``exclusion_files`` (0 or 1)."""
+        regions avoid the excluded pixels of the mask in ``exclusion_files`` (0 or 1).
+
+        Parameters
+        ----------
+        event_files : list of str
+            The DL3 event files, one per observation.
+        irf_files : list of str
+            Their IRF files (empty when the IRFs are in the event files).
+        dataset_files : list of str
+            Where each observation's dataset is written (one per event file).
+        exclusion_files : list of str, optional
+            Zero or one exclusion mask file.
+
+        Returns
+        -------
+        gammapy.datasets.Datasets
+            The on/off datasets.
+
+        Raises
+        ------
+        AnalysisError
+            Not one dataset file per event file.
+        """
         if len(dataset_files) != len(event_files):
             raise AnalysisError("give one dataset file per event file")
         datasets = reduce_on_off(
@@ -389,7 +332,28 @@ class SpectrumStep:
     def fit_datasets(
         self, dataset_files: list[str], models_file: str, flux_points_file: str
     ) -> dict[str, Any]:
-        """Fit the configured model to DL4 datasets; write the models (YAML) and flux points."""
+        """Fit the configured model to DL4 datasets; write the models (YAML) and flux points.
+
+        Parameters
+        ----------
+        dataset_files : list of str
+            The spectrum dataset files.
+        models_file : str
+            Where the fitted models are written (YAML).
+        flux_points_file : str
+            Where the flux points are written.
+
+        Returns
+        -------
+        dict
+            ``datasets``, ``models``, ``fit_result``, ``flux_points``,
+            ``flux_points_by_telescope`` and ``fit_ranges``.
+
+        Raises
+        ------
+        AnalysisError
+            No dataset, an unreadable dataset file, or a fit that does not converge.
+        """
         import astropy.units as u
         from gammapy.datasets import Datasets, SpectrumDatasetOnOff
         from gammapy.estimators import FluxPointsEstimator

@@ -105,7 +105,13 @@ class OnOffConfig(StepConfig):
         return self.on_radius_deg is None
 
     def region_text(self) -> str:
-        """The on region in words, for messages."""
+        """The on region in words, for messages.
+
+        Returns
+        -------
+        str
+            E.g. ``a 0.11 deg circle`` or the RAD_MAX wording.
+        """
         size = "RAD_MAX" if self.point_like else f"r={self.on_radius_deg:g} deg"
         return f"on region (ra={self.ra_deg:g} deg, dec={self.dec_deg:g} deg, {size})"
 

@@ -45,7 +45,7 @@ from typing import Any
 from pydantic import field_validator, model_validator
 
 from .._errors import AnalysisError, ConfigError, CtanbError
-from ._base import DL3Input, StepConfig, StepResult
+from ._base import DL3Input, Step, StepConfig, StepResult
 
 __all__ = [
     "STEPS",
@@ -76,6 +76,17 @@ def register_step(section: str, module: str, config_class: str, step_class: str)
 
     The step must follow the ctanb contract: ``Step(config).run(inputs, out)``
     (optionally ``parallel=``) returning a :class:`~ctanb.analysis.StepResult`.
+
+    Parameters
+    ----------
+    section : str
+        The configuration section (e.g. ``"my_step"``).
+    module : str
+        The module that defines the step (imported when the section runs).
+    config_class : str
+        The name of its configuration class in *module*.
+    step_class : str
+        The name of its :class:`~ctanb.analysis.Step` class in *module*.
     """
     STEPS[section] = (module, config_class, step_class)
     AnalysisConfig.model_rebuild(force=True)
@@ -213,13 +224,29 @@ class AnalysisConfig(StepConfig):
         return ParallelConfig.model_validate(value)
 
     def sections(self) -> list[str]:
-        """The step sections given, in the order they run."""
+        """The step sections given, in the order they run.
+
+        Returns
+        -------
+        list of str
+            The section names.
+        """
         return [name for name in STEPS if getattr(self, name, None) is not None]
 
 
 @dataclass
 class WorkflowResult:
-    """Results of each step of a whole analysis (section name -> StepResult)."""
+    """Results of each step of a whole analysis (section name -> StepResult).
+
+    Parameters
+    ----------
+    out : Path
+        The output folder of the analysis.
+    observations : list of DL3Input
+        The observations selected.
+    results : dict of str to StepResult
+        The result of each step that ran, by section.
+    """
 
     out: Path
     observations: list[DL3Input] = field(default_factory=list)
@@ -238,7 +265,13 @@ class WorkflowResult:
         }
 
     def plot(self) -> list[Any]:
-        """The plot of each step result that has one (maps on WCSAxes, spectra, ...)."""
+        """The plot of each step result that has one (maps on WCSAxes, spectra, ...).
+
+        Returns
+        -------
+        list
+            What each result's ``plot()`` returned, in the order the steps ran.
+        """
         return [r.plot() for r in self.results.values() if hasattr(r, "plot")]
 
     def _repr_html_(self) -> str:
@@ -250,7 +283,7 @@ class WorkflowResult:
         return "".join(parts)
 
 
-class Workflow:
+class Workflow(Step):
     """Run an :class:`AnalysisConfig`: select observations, then each configured step.
 
     Parameters
@@ -258,12 +291,23 @@ class Workflow:
     config : AnalysisConfig or mapping
     """
 
-    def __init__(self, config: AnalysisConfig | Mapping[str, Any]) -> None:
-        self.config = AnalysisConfig.coerce(config, source="analysis configuration")
+    config_class = AnalysisConfig
+    config_source = "analysis configuration"
 
     @classmethod
     def read(cls, path: str | Path) -> Workflow:
-        """A workflow from a YAML file (errors name the file and the key)."""
+        """A workflow from a YAML file (errors name the file and the key).
+
+        Parameters
+        ----------
+        path : str or Path
+            The analysis configuration file.
+
+        Returns
+        -------
+        Workflow
+            The configured workflow.
+        """
         return cls(AnalysisConfig.read(path))
 
     def run(
@@ -286,6 +330,11 @@ class Workflow:
             Overrides the configuration's ``parallel`` section.
         progress : bool
             Progress bars (when ``parallel`` comes from the configuration).
+
+        Returns
+        -------
+        WorkflowResult
+            The result of every step that ran, by section.
 
         Raises
         ------

@@ -37,13 +37,15 @@ whenever :attr:`OutputColumn.xtype` is ``point``, ``circle`` or ``polygon``.
 (:data:`REGION_XTYPE`), an STC-S string ``"POLYGON ICRS ra1 dec1 ..."``. SQLite
 stores the bare DALI vertex list, which the translator treats as a polygon inside
 the query; only the outermost SELECT adds the ``POLYGON ICRS`` prefix.
+
+This module parses and holds the entry points; the types and TAP_SCHEMA are in
+:mod:`~ctanb.archive.adql_types` (re-exported here), the translation in
+:mod:`~ctanb.archive.adql_translate`.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
-from dataclasses import dataclass, field
 from typing import ClassVar
 
 from sqlglot import exp
@@ -52,13 +54,26 @@ from sqlglot.errors import ParseError
 from sqlglot.tokens import Tokenizer, TokenType
 
 from .._errors import AdqlError
-from ..datamodel import REGION_XTYPE
 from .adql_check import check_tokens, check_tree, query_error, tokenize
+from .adql_translate import Translator
+from .adql_types import (
+    GEOMETRY_XTYPES,
+    REGION_XTYPE,
+    STCS_POLYGON_PREFIX,
+    STORED_GEOMETRY_KINDS,
+    OutputColumn,
+    TapSchema,
+    TapTable,
+    TranslatedQuery,
+    load_schema,
+)
 from .sqlfunctions import register_functions
 
 __all__ = [
     "GEOMETRY_XTYPES",
     "REGION_XTYPE",
+    "STCS_POLYGON_PREFIX",
+    "STORED_GEOMETRY_KINDS",
     "OutputColumn",
     "TapSchema",
     "TapTable",
@@ -69,115 +84,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("ctanb.archive.adql")
-
-#: xtypes whose values are DALI geometry text in query results.
-GEOMETRY_XTYPES = ("point", "circle", "polygon")
-
-#: The geometry kind of a stored column by xtype: a region column holds polygon text.
-STORED_GEOMETRY_KINDS = {"point": "point", "circle": "circle", "polygon": "polygon",
-                         REGION_XTYPE: "polygon"}  # fmt: skip
-
-#: SQL prefix turning the stored vertex list into ObsCore's STC-S (as DaCHS writes it).
-STCS_POLYGON_PREFIX = "POLYGON ICRS "
-
-
-@dataclass(frozen=True)
-class OutputColumn:
-    """Metadata of one result column, for the VOTable FIELD.
-
-    Geometry columns (``xtype`` in :data:`GEOMETRY_XTYPES`) hold DALI text
-    ``"v1 v2 ..."`` in the result rows, to be written as a double array; a
-    :data:`REGION_XTYPE` column holds an STC-S string.
-    """
-
-    name: str
-    datatype: str
-    unit: str = ""
-    ucd: str = ""
-    arraysize: str | None = None
-    xtype: str | None = None
-    description: str = ""
-    utype: str = ""
-
-
-@dataclass(frozen=True)
-class TranslatedQuery:
-    """An ADQL query translated to SQLite.
-
-    Attributes
-    ----------
-    sql : str
-        SQLite SQL; call :func:`register_functions` on the connection first.
-    params : tuple
-        Values of the ``?`` placeholders of ``sql`` (currently always empty:
-        constants are written into the SQL as exact literals).
-    columns : list of OutputColumn
-        One per result column, in order.
-    top : int or None
-        The ADQL ``TOP n`` of the outermost query.
-    """
-
-    sql: str
-    params: tuple
-    columns: list[OutputColumn]
-    top: int | None
-
-
-@dataclass(frozen=True)
-class TapTable:
-    """One table of TAP_SCHEMA with its columns (in ``column_index`` order)."""
-
-    name: str
-    columns: tuple[OutputColumn, ...]
-    description: str = ""
-    point_index: str | None = None  # R-tree of (s_ra, s_dec) unit vectors
-    region_index: str | None = None  # R-tree of caps enclosing s_region
-
-
-@dataclass
-class TapSchema:
-    """The tables a query may use, keyed by lower-case qualified name."""
-
-    tables: dict[str, TapTable] = field(default_factory=dict)
-
-    def find(self, name: str) -> TapTable | None:
-        """The table called *name* (case-insensitive), or None."""
-        return self.tables.get(name.lower())
-
-
-def load_schema(conn: sqlite3.Connection) -> TapSchema:
-    """Read ``"tap_schema.tables"`` and ``"tap_schema.columns"`` into a :class:`TapSchema`."""
-    try:
-        tables = conn.execute('SELECT table_name, description FROM "tap_schema.tables"').fetchall()
-        cols = conn.execute(
-            "SELECT table_name, column_name, datatype, arraysize, xtype, unit, ucd, "
-            'description, utype FROM "tap_schema.columns" ORDER BY table_name, column_index'
-        ).fetchall()
-        existing = {
-            name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        }
-    except sqlite3.Error as err:
-        raise AdqlError(f"cannot read TAP_SCHEMA from the archive database: {err}") from err
-    by_table: dict[str, list[OutputColumn]] = {}
-    for table, name, datatype, arraysize, xtype, unit, ucd, desc, utype in cols:
-        # A name TAP_SCHEMA lists delimited (TAP 1.1: '"size"') is the plain SQL column.
-        if len(name) > 2 and name[0] == name[-1] == '"':
-            name = name[1:-1]
-        by_table.setdefault(table, []).append(
-            OutputColumn(name, datatype or "char", unit or "", ucd or "", arraysize or None,
-                         xtype or None, desc or "", utype or "")
-        )  # fmt: skip
-    schema = TapSchema()
-    for name, desc in tables:
-        point, region = f"{name}#point", f"{name}#region"
-        schema.tables[name.lower()] = TapTable(
-            name,
-            tuple(by_table.get(name, ())),
-            desc or "",
-            point_index=point if point in existing else None,
-            region_index=region if region in existing else None,
-        )
-    return schema
 
 
 class _AdqlDialect(Dialect):
@@ -256,8 +162,6 @@ def translate(adql: str, schema: TapSchema, *, row_limit: int | None = None) -> 
         Syntax error (with its line and column), an unknown table, column or
         function (named in the message), or a construct that is not ADQL.
     """
-    from .adql_translate import Translator
-
     if not isinstance(adql, str) or not adql.strip():
         raise AdqlError("empty ADQL query", query=adql if isinstance(adql, str) else None)
     if row_limit is not None and row_limit < 0:

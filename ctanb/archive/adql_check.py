@@ -22,6 +22,7 @@ from .._errors import AdqlError
 
 __all__ = [
     "LIMITS",
+    "NOT_XML",
     "MessageMixin",
     "QueryLimits",
     "check_tokens",
@@ -85,7 +86,8 @@ _OPERAND_END = {
     TokenType.NUMBER, TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING,
     TokenType.R_PAREN, TokenType.END, TokenType.NULL, TokenType.STAR,
 }  # fmt: skip
-_XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: Characters XML 1.0 cannot carry (nor a VOTable, nor a message in one).
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def line_col(text: str, offset: int) -> tuple[int, int]:
@@ -99,7 +101,7 @@ def describe_text(text: str, limit: int = 40) -> str:
     """*text* as quoted in a message: shortened, invisible characters as ``\\uXXXX``."""
     short = text if len(text) <= limit else text[: limit - 3] + "..."
     return "".join(
-        f"\\u{ord(c):04X}" if (not c.isprintable() and c != " ") or _XML_BAD.match(c) else c
+        f"\\u{ord(c):04X}" if (not c.isprintable() and c != " ") or NOT_XML.match(c) else c
         for c in short
     )
 

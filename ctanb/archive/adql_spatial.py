@@ -1,27 +1,34 @@
 """Geometry part of the ADQL translator: shapes, geometry functions, R-tree lookups.
 
-A geometry expression is compiled to a :class:`Geom`: its kind and either the SQL
-of its numbers (``POINT(s_ra, s_dec)``, constant shapes) or the SQL of a DALI
-text (``s_region``). User functions in :mod:`ctanb.archive.sqlfunctions` receive
-it as a tag followed by those values. Shapes whose numbers are all constants are
-evaluated here, so a constant ``CIRCLE`` costs nothing per row.
+:class:`SpatialPart` is one of the parts the
+:class:`~ctanb.archive.adql_translate.Translator` is composed of. A geometry
+expression is compiled to a :class:`~ctanb.archive.adql_types.Geom`: its kind and
+either the SQL of its numbers (``POINT(s_ra, s_dec)``, constant shapes) or the SQL
+of a DALI text (``s_region``). User functions in :mod:`ctanb.archive.sqlfunctions`
+receive it as a tag followed by those values. Shapes whose numbers are all
+constants are evaluated here, so a constant ``CIRCLE`` costs nothing per row.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from .adql import STORED_GEOMETRY_KINDS, OutputColumn
 from .adql_check import LIMITS
+from .adql_types import (
+    STORED_GEOMETRY_KINDS,
+    Geom,
+    OutputColumn,
+    Scope,
+    Translating,
+    Val,
+    function_args,
+    function_name,
+    geometry_meta,
+    sql_literal,
+)
 from .geometry import (
-    Circle,
-    Point,
-    Polygon,
-    Shape,
     angular_distance,
     area,
     box_polygon,
@@ -33,86 +40,34 @@ from .geometry import (
 )
 from .sqlfunctions import dali_text
 
-if TYPE_CHECKING:
-    from .adql_translate import Scope, Val
+__all__ = ["GEOMETRY_FUNCTIONS", "Geom", "SpatialMixin", "SpatialPart", "function_args",
+           "function_name", "geometry_meta", "sql_literal"]  # fmt: skip
 
 GEOMETRY_FUNCTIONS = frozenset(
     {"POINT", "CIRCLE", "POLYGON", "BOX", "CONTAINS", "INTERSECTS", "DISTANCE", "AREA",
      "COORD1", "COORD2", "COORDSYS"}
 )  # fmt: skip
 
-_ARRAYSIZE = {"point": "2", "circle": "3", "polygon": "*"}
 
+class SpatialPart:
+    """Geometry functions and R-tree-assisted spatial conditions, for the translator *tr*."""
 
-def sql_literal(value: float) -> str:
-    """A float as an exact SQL literal (repr round-trips)."""
-    return repr(float(value))
+    def __init__(self, tr: Translating):
+        self.tr = tr
 
-
-def function_name(node: exp.Expression) -> str:
-    """Upper-case ADQL function name of a call node ('' if not a call)."""
-    if isinstance(node, exp.Anonymous):
-        return str(node.name).upper()
-    if isinstance(node, exp.Contains):
-        return "CONTAINS"
-    return ""
-
-
-def function_args(node: exp.Expression) -> list[exp.Expression]:
-    if isinstance(node, exp.Contains):
-        return [node.this, node.expression]
-    return list(node.expressions)
-
-
-@dataclass
-class Geom:
-    """A compiled geometry value."""
-
-    kind: str  # point | circle | polygon
-    values: list[str] | None = None  # SQL of the numbers (numeric form)
-    text: str | None = None  # SQL of a DALI text (text form)
-    consts: list[float] | None = None  # the numbers, when all are constants
-    rowid: str | None = None  # rowid SQL of the indexed table row this geometry belongs to
-    index: str | None = None  # R-tree table answering for this geometry
-    index_kind: str = ""  # "point" (stored points) or "region" (stored caps)
-
-    def tagged(self) -> str:
-        """Arguments for the ``adql_*`` user functions."""
-        if self.text is not None:
-            return f"'{self.kind}:text', {self.text}"
-        tag = self.kind if self.kind != "polygon" else f"polygon:{len(self.values or [])}"
-        return f"'{tag}', " + ", ".join(self.values or [])
-
-    def shape(self) -> Shape | None:
-        if self.consts is None:
-            return None
-        if self.kind == "point":
-            return Point(*self.consts)
-        if self.kind == "circle":
-            return Circle(*self.consts)
-        return Polygon.from_flat(self.consts)
-
-    def coord_sql(self, k: int) -> str:
-        if self.values is not None:
-            return self.values[k - 1]
-        return f"adql_coord({k}, {self.tagged()})"
-
-
-def geometry_meta(kind: str) -> OutputColumn:
-    return OutputColumn("", "double", "deg", "", _ARRAYSIZE[kind], kind)
-
-
-class SpatialMixin:
-    """Geometry methods of :class:`~ctanb.archive.adql_translate.Translator`."""
-
-    # Relies on the translator's expr(), error() and make_val().
+    def call(self, node: exp.Expression, scope: Scope) -> Val:
+        """A call of an ADQL geometry function (``POINT``, ``CONTAINS``, ...)."""
+        name = function_name(node)
+        if name not in GEOMETRY_FUNCTIONS:
+            raise self.tr.error(f"unknown function '{node.name}'", node)
+        return getattr(self, f"geo_{name}")(node, function_args(node), scope)
 
     # --- compiling shapes -------------------------------------------------------------
     def _coordsys_args(self, node: exp.Expression, args: list[exp.Expression]) -> list:
         if args and isinstance(args[0], exp.Literal) and args[0].is_string:
             frame = str(args[0].this).strip()
             if frame and frame.split()[0].upper() != "ICRS":
-                raise self.error(
+                raise self.tr.error(
                     f"coordinate system '{frame}' is not supported: this service uses ICRS "
                     "(give 'ICRS' or leave it out)",
                     args[0],
@@ -121,22 +76,22 @@ class SpatialMixin:
         return args
 
     def _numbers(self, nodes: list[exp.Expression], scope: Scope, what: str) -> list[Val]:
-        vals = [self.expr(n, scope) for n in nodes]
+        vals = [self.tr.expr(n, scope) for n in nodes]
         for n, v in zip(nodes, vals, strict=True):
             if v.geom is not None or v.meta.datatype in ("char", "unicodeChar"):
-                raise self.error(f"{what} expects numbers, got '{self.source_text(n)}'", n)
+                raise self.tr.error(f"{what} expects numbers, got '{self.tr.source_text(n)}'", n)
         return vals
 
     def geom_of(self, node: exp.Expression, scope: Scope) -> Geom:
         """Compile *node*, which must be a geometry, to a :class:`Geom`."""
-        v = self.expr(node, scope)
+        v = self.tr.expr(node, scope)
         if v.geom is not None:
             return v.geom
         kind = STORED_GEOMETRY_KINDS.get(v.meta.xtype or "")
         if kind is not None:
             return Geom(kind, text=v.sql)
-        raise self.error(
-            f"'{self.source_text(node)}' is not a geometry (expected POINT, CIRCLE, POLYGON, BOX "
+        raise self.tr.error(
+            f"'{self.tr.source_text(node)}' is not a geometry (expected POINT, CIRCLE, POLYGON, BOX "
             "or a geometry column such as s_region)",
             node,
         )
@@ -154,14 +109,15 @@ class SpatialMixin:
         name = kind.upper()
         for x in nums:
             if not math.isfinite(x):
-                raise self.error(f"{name} needs finite numbers, got {x}", node)
+                raise self.tr.error(f"{name} needs finite numbers, got {x}", node)
         for dec in nums[1::2] if kind == "polygon" else nums[1:2]:
             if abs(dec) > 90:
-                raise self.error(f"{name}: declination {dec:g} is outside -90..90 degrees", node)
+                raise self.tr.error(f"{name}: declination {dec:g} is outside -90..90 degrees", node)
         if kind == "circle" and not 0 <= nums[2] <= 180:
-            raise self.error(f"CIRCLE radius {nums[2]:g} is outside 0..180 degrees", node)
+            raise self.tr.error(f"CIRCLE radius {nums[2]:g} is outside 0..180 degrees", node)
 
-    def _geom_val(self, geom: Geom, meta: OutputColumn | None = None) -> Val:
+    def geom_val(self, geom: Geom, meta: OutputColumn | None = None) -> Val:
+        """*geom* as a result value: constant shapes as DALI text literals."""
         shape = geom.shape()
         if shape is not None:
             sql = "'" + dali_text(shape) + "'"
@@ -169,7 +125,7 @@ class SpatialMixin:
             sql = geom.text
         else:
             sql = f"adql_dali({geom.tagged()})"
-        return self.make_val(sql, meta or geometry_meta(geom.kind), geom=geom)
+        return Val(sql, meta or geometry_meta(geom.kind), geom=geom)
 
     def _point_of(self, xs: list[Val], node=None) -> Geom:
         geom = self._geom_from_numbers("point", xs, node)
@@ -184,8 +140,8 @@ class SpatialMixin:
     def geo_POINT(self, node: exp.Expression, args: list, scope: Scope) -> Val:
         args = self._coordsys_args(node, args)
         if len(args) != 2:
-            raise self.error("POINT takes a coordinate system (optional), ra and dec", node)
-        return self._geom_val(self._point_of(self._numbers(args, scope, "POINT"), node))
+            raise self.tr.error("POINT takes a coordinate system (optional), ra and dec", node)
+        return self.geom_val(self._point_of(self._numbers(args, scope, "POINT"), node))
 
     def _center_and_rest(self, name: str, node, args: list, scope: Scope, rest: int):
         """Split ``(point, x...)`` or ``(ra, dec, x...)`` arguments."""
@@ -193,66 +149,66 @@ class SpatialMixin:
         if len(args) == rest + 1:
             center = self.geom_of(args[0], scope)
             if center.kind != "point":
-                raise self.error(f"{name} expects a POINT as centre", args[0])
+                raise self.tr.error(f"{name} expects a POINT as centre", args[0])
             if center.values is None:
-                raise self.error(f"{name} needs a POINT(...) or two numbers as centre", args[0])
+                raise self.tr.error(f"{name} needs a POINT(...) or two numbers as centre", args[0])
             xs = [
-                self.make_val(center.values[k], OutputColumn("", "double"),
+                Val(center.values[k], OutputColumn("", "double"),
                               const=None if center.consts is None else center.consts[k])
                 for k in range(2)
             ]  # fmt: skip
             return xs + self._numbers(args[1:], scope, name)
         if len(args) == rest + 2:
             return self._numbers(args, scope, name)
-        raise self.error(f"wrong number of arguments to {name}", node)
+        raise self.tr.error(f"wrong number of arguments to {name}", node)
 
     def geo_CIRCLE(self, node, args, scope) -> Val:
         vals = self._center_and_rest("CIRCLE", node, args, scope, 1)
         radius = vals[2].const
         if radius is not None and not 0 <= radius <= 180:
-            raise self.error(f"CIRCLE radius {radius:g} is outside 0..180 degrees", node)
-        return self._geom_val(self._geom_from_numbers("circle", vals, node))
+            raise self.tr.error(f"CIRCLE radius {radius:g} is outside 0..180 degrees", node)
+        return self.geom_val(self._geom_from_numbers("circle", vals, node))
 
     def geo_BOX(self, node, args, scope) -> Val:
         vals = self._center_and_rest("BOX", node, args, scope, 2)
         for v, what in zip(vals[2:], ("width", "height"), strict=True):
             if v.const is not None and not 0 <= v.const <= 180:
-                raise self.error(f"BOX {what} {v.const:g} is outside 0..180 degrees", node)
+                raise self.tr.error(f"BOX {what} {v.const:g} is outside 0..180 degrees", node)
         if all(v.const is not None for v in vals):
             self._check_domain("point", [float(v.const) for v in vals[:2]], node)  # type: ignore[arg-type]
             corners = box_polygon(*(float(v.const) for v in vals))  # type: ignore[arg-type]
             flat = [x for c in corners for x in c]
-            return self._geom_val(
+            return self.geom_val(
                 Geom("polygon", values=[sql_literal(x) for x in flat], consts=flat)
             )
         text = "adql_box(" + ", ".join(f"({v.sql})" for v in vals) + ")"
-        return self._geom_val(Geom("polygon", text=text))
+        return self.geom_val(Geom("polygon", text=text))
 
     def geo_POLYGON(self, node, args, scope) -> Val:
         args = self._coordsys_args(node, args)
         vals: list[Val] = []
         for a in args:
-            v = self.expr(a, scope)
+            v = self.tr.expr(a, scope)
             if v.geom is not None:
                 if v.geom.kind != "point" or v.geom.values is None:
-                    raise self.error("POLYGON vertices must be POINT(...) or numbers", a)
+                    raise self.tr.error("POLYGON vertices must be POINT(...) or numbers", a)
                 for k in range(2):
                     c = None if v.geom.consts is None else v.geom.consts[k]
-                    vals.append(self.make_val(v.geom.values[k], OutputColumn("", "double"),
+                    vals.append(Val(v.geom.values[k], OutputColumn("", "double"),
                                               const=c))  # fmt: skip
             else:
                 vals.extend(self._numbers([a], scope, "POLYGON"))
         if len(vals) < 6 or len(vals) % 2:
-            raise self.error("POLYGON needs at least 3 vertices (ra, dec pairs)", node)
+            raise self.tr.error("POLYGON needs at least 3 vertices (ra, dec pairs)", node)
         if len(vals) > 2 * LIMITS.polygon_vertices:
-            raise self.error(f"POLYGON has more than {LIMITS.polygon_vertices} vertices "
+            raise self.tr.error(f"POLYGON has more than {LIMITS.polygon_vertices} vertices "
                              "(the limit of this service)", node)  # fmt: skip
-        return self._geom_val(self._geom_from_numbers("polygon", vals, node))
+        return self.geom_val(self._geom_from_numbers("polygon", vals, node))
 
     # --- functions of shapes ------------------------------------------------------------
     def _predicate(self, name: str, node, args, scope) -> tuple[Geom, Geom, str]:
         if len(args) != 2:
-            raise self.error(f"{name} takes two geometries", node)
+            raise self.tr.error(f"{name} takes two geometries", node)
         a, b = self.geom_of(args[0], scope), self.geom_of(args[1], scope)
         sa, sb = a.shape(), b.shape()
         if sa is not None and sb is not None:
@@ -261,11 +217,11 @@ class SpatialMixin:
         return a, b, f"adql_{name.lower()}({a.tagged()}, {b.tagged()})"
 
     def geo_CONTAINS(self, node, args, scope) -> Val:
-        return self.make_val(self._predicate("CONTAINS", node, args, scope)[2],
+        return Val(self._predicate("CONTAINS", node, args, scope)[2],
                              OutputColumn("", "int"))  # fmt: skip
 
     def geo_INTERSECTS(self, node, args, scope) -> Val:
-        return self.make_val(self._predicate("INTERSECTS", node, args, scope)[2],
+        return Val(self._predicate("INTERSECTS", node, args, scope)[2],
                              OutputColumn("", "int"))  # fmt: skip
 
     def _distance_points(self, node, args, scope) -> tuple[Geom, Geom]:
@@ -273,11 +229,11 @@ class SpatialMixin:
             vals = self._numbers(args, scope, "DISTANCE")
             return self._point_of(vals[:2], node), self._point_of(vals[2:], node)
         if len(args) != 2:
-            raise self.error("DISTANCE takes two POINTs or four numbers", node)
+            raise self.tr.error("DISTANCE takes two POINTs or four numbers", node)
         pts = [self.geom_of(a, scope) for a in args]
         for a, p in zip(args, pts, strict=True):
             if p.kind != "point":
-                raise self.error("DISTANCE is defined between POINTs only", a)
+                raise self.tr.error("DISTANCE is defined between POINTs only", a)
         return pts[0], pts[1]
 
     def geo_DISTANCE(self, node, args, scope) -> Val:
@@ -285,29 +241,29 @@ class SpatialMixin:
         meta = OutputColumn("", "double", "deg", "pos.angDistance")
         if p.consts is not None and q.consts is not None:
             d = angular_distance(*p.consts, *q.consts)
-            return self.make_val(sql_literal(d), meta, const=d)
+            return Val(sql_literal(d), meta, const=d)
         coords = ", ".join(g.coord_sql(k) for g in (p, q) for k in (1, 2))
-        return self.make_val(f"adql_distance({coords})", meta)
+        return Val(f"adql_distance({coords})", meta)
 
     def geo_AREA(self, node, args, scope) -> Val:
         if len(args) != 1:
-            raise self.error("AREA takes one geometry", node)
+            raise self.tr.error("AREA takes one geometry", node)
         g = self.geom_of(args[0], scope)
         meta = OutputColumn("", "double", "deg**2", "phys.angArea")
         shape = g.shape()
         if shape is not None:
-            return self.make_val(sql_literal(area(shape)), meta, const=area(shape))
-        return self.make_val(f"adql_area({g.tagged()})", meta)
+            return Val(sql_literal(area(shape)), meta, const=area(shape))
+        return Val(f"adql_area({g.tagged()})", meta)
 
     def _coord(self, k: int, node, args, scope) -> Val:
         if len(args) != 1:
-            raise self.error(f"COORD{k} takes one POINT", node)
+            raise self.tr.error(f"COORD{k} takes one POINT", node)
         g = self.geom_of(args[0], scope)
         if g.kind != "point":
-            raise self.error(f"COORD{k} is defined for POINTs only", args[0])
+            raise self.tr.error(f"COORD{k} is defined for POINTs only", args[0])
         meta = OutputColumn("", "double", "deg", "pos.eq.ra" if k == 1 else "pos.eq.dec")
         const = None if g.consts is None else g.consts[k - 1]
-        return self.make_val(g.coord_sql(k), meta, const=const)
+        return Val(g.coord_sql(k), meta, const=const)
 
     def geo_COORD1(self, node, args, scope) -> Val:
         return self._coord(1, node, args, scope)
@@ -317,12 +273,12 @@ class SpatialMixin:
 
     def geo_COORDSYS(self, node, args, scope) -> Val:
         if len(args) != 1:
-            raise self.error("COORDSYS takes one geometry", node)
+            raise self.tr.error("COORDSYS takes one geometry", node)
         self.geom_of(args[0], scope)
-        return self.make_val("'ICRS'", OutputColumn("", "char", arraysize="*"))
+        return Val("'ICRS'", OutputColumn("", "char", arraysize="*"))
 
     # --- index-assisted conditions ------------------------------------------------------
-    def spatial_condition(self, node: exp.Expression, scope: Scope) -> str | None:
+    def condition(self, node: exp.Expression, scope: Scope) -> str | None:
         """SQL for a spatial condition answered from an R-tree, or None if not one."""
         pred = None
         if isinstance(node, exp.EQ):
@@ -345,7 +301,7 @@ class SpatialMixin:
                 dist, limit, op = limit, dist, {"gt": "lt", "gte": "lte"}[node.key]
             if function_name(dist) != "DISTANCE":
                 return None
-            r = self.expr(limit, scope)
+            r = self.tr.expr(limit, scope)
             if r.const is None:
                 return None
             p, q = self._distance_points(dist, function_args(dist), scope)
@@ -413,3 +369,7 @@ def _point_in_circle_sql(point: Geom, circle: Geom, op: str) -> str | None:
 
 def _is_one(node: exp.Expression) -> bool:
     return isinstance(node, exp.Literal) and not node.is_string and str(node.this) in ("1", "1.0")
+
+
+#: Former name (the part was a mixin of the translator); kept, as names are a contract.
+SpatialMixin = SpatialPart

@@ -20,7 +20,7 @@ it, i.e. an HTTP 400 of the TAP service.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from sqlglot import exp
@@ -28,14 +28,19 @@ from sqlglot import exp
 from .._errors import TimeCoverageError
 from ..datamodel import OBSCORE_HEA_TABLE
 from . import gti
-from .adql import OutputColumn
-from .adql_spatial import function_args, function_name
-from .adql_syntax import quote_ident, quote_string
+from .adql_types import (
+    OutputColumn,
+    Scope,
+    Translating,
+    Val,
+    function_args,
+    function_name,
+    quote_ident,
+    quote_string,
+)
+from .obscore_hea import HEA_TIME_INDEX
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .adql_translate import Scope, Val
-
-__all__ = ["TMOC_FUNCTIONS", "TMOC_UDF_FORMS", "TmocMixin", "column_sql"]
+__all__ = ["TMOC_FUNCTIONS", "TMOC_UDF_FORMS", "TmocMixin", "TmocPart", "column_sql", "rights_sql"]
 
 TMOC_FUNCTIONS = frozenset({"IVO_TMOC_OVERLAP"})
 
@@ -65,8 +70,11 @@ def _hulls(iv: np.ndarray, n: int = _MAX_BOXES) -> np.ndarray:
     return np.array([[iv[g[0], 0], iv[g[-1], 1]] for g in groups])
 
 
-class TmocMixin:
-    """``ivo_tmoc_overlap`` for the :class:`~ctanb.archive.adql_translate.Translator`."""
+class TmocPart:
+    """``ivo_tmoc_overlap`` calls and conditions, for the translator *tr*."""
+
+    def __init__(self, tr: Translating):
+        self.tr = tr
 
     def _tmoc_constant(self, node: exp.Expression) -> np.ndarray | None:
         """Intervals (MJD) of a constant MOC string argument; None if not constant."""
@@ -75,7 +83,7 @@ class TmocMixin:
         try:
             iv = gti.tmoc_intervals(gti.tmoc_from_string(str(node.this)))
         except TimeCoverageError as exc:
-            raise self.error(exc.message, node) from None
+            raise self.tr.error(exc.message, node) from None
         return iv
 
     def _tmoc_operand(self, node: exp.Expression, scope: Scope) -> tuple[str, Val | None]:
@@ -83,9 +91,9 @@ class TmocMixin:
         iv = self._tmoc_constant(node)
         if iv is not None:
             return quote_string("mjd:" + " ".join(repr(float(v)) for v in iv.ravel())), None
-        val = self.expr(node, scope)
+        val = self.tr.expr(node, scope)
         if val.meta.datatype not in ("char", "unicodeChar") and val.meta.datatype != "":
-            raise self.error(
+            raise self.tr.error(
                 f"ivo_tmoc_overlap needs a time MOC (text), not a {val.meta.datatype}", node
             )
         if val.column is not None:
@@ -98,7 +106,7 @@ class TmocMixin:
     def _tmoc_args(self, node: exp.Expression, scope: Scope):
         args = function_args(node)
         if len(args) not in (2, 3):
-            raise self.error(
+            raise self.tr.error(
                 "ivo_tmoc_overlap takes a time MOC and either a second time MOC or "
                 "an MJD start and stop: ivo_tmoc_overlap(t_intervals, 't35/1-4') or "
                 "ivo_tmoc_overlap(t_intervals, 60310.5, 60310.75)",
@@ -111,24 +119,24 @@ class TmocMixin:
             query = self._tmoc_constant(args[1])
             sql = f"adql_tmoc_overlap({first_sql}, {second_sql})"
         else:
-            lo, hi = (self.expr(a, scope) for a in args[1:])
+            lo, hi = (self.tr.expr(a, scope) for a in args[1:])
             for v, a in ((lo, args[1]), (hi, args[2])):
                 if v.meta.datatype in ("char", "unicodeChar", "boolean") or v.meta.arraysize:
-                    raise self.error("the MJD start and stop must be numbers", a)
+                    raise self.tr.error("the MJD start and stop must be numbers", a)
             if lo.const is not None and hi.const is not None:
                 try:
                     query = gti.check_intervals([float(lo.const)], [float(hi.const)])
                 except TimeCoverageError as exc:
-                    raise self.error(exc.message, node) from None
+                    raise self.tr.error(exc.message, node) from None
             sql = f"adql_tmoc_overlap({first_sql}, {lo.sql}, {hi.sql})"
         return sql, first, query
 
-    def tmoc_call(self, node: exp.Expression, scope: Scope) -> Val:
+    def call(self, node: exp.Expression, scope: Scope) -> Val:
         """SQL of an ``ivo_tmoc_overlap`` call (seconds of overlap)."""
         sql, _, _ = self._tmoc_args(node, scope)
-        return self.make_val(sql, _SECONDS)
+        return Val(sql, _SECONDS)
 
-    def tmoc_condition(self, node: exp.Expression, scope: Scope) -> str | None:
+    def condition(self, node: exp.Expression, scope: Scope) -> str | None:
         """``ivo_tmoc_overlap(t_intervals, const) > c`` (c >= 0) answered from the R-tree."""
         if not isinstance(node, (exp.GT, exp.GTE, exp.LT, exp.LTE)):
             return None
@@ -137,7 +145,7 @@ class TmocMixin:
             call, limit, op = limit, call, {"lt": "gt", "lte": "gte"}[node.key]
         if function_name(call) not in TMOC_FUNCTIONS:
             return None
-        bound = self.expr(limit, scope)
+        bound = self.tr.expr(limit, scope)
         sql, first, query = self._tmoc_args(call, scope)
         exact = f"({sql} {'>' if op == 'gt' else '>='} {bound.sql})"
         if bound.const is None or query is None or first is None or first.column is None:
@@ -148,14 +156,15 @@ class TmocMixin:
             return exact
         if len(query) == 0:
             return "(0 = 1)"
-        from .obscore_hea import HEA_TIME_INDEX
-
         boxes = " OR ".join(
             f"(tmin <= {float(b):.17g} AND tmax >= {float(a):.17g})" for a, b in _hulls(query)
         )
         index = '"' + HEA_TIME_INDEX + '"'
         return f"({source.alias}.rowid IN (SELECT id FROM {index} WHERE {boxes}) AND {exact})"
 
+
+#: Former name (the part was a mixin of the translator); kept, as names are a contract.
+TmocMixin = TmocPart
 
 #: Columns derived from a dataset's data (not its ObsCore description): NULL to callers
 #: outside the group of a proprietary dataset, as its files are.

@@ -5,28 +5,37 @@ with its type (an :class:`OutputColumn` without name); a node type without a
 handler is rejected, which is what keeps non-ADQL out of the database. Every
 table gets an internal alias (``t0``, ``t1``, ...) and every column reference is
 resolved against TAP_SCHEMA and written fully qualified.
+
+The :class:`Translator` is composed of the expression parts (``adql_syntax``,
+``adql_spatial``, ``adql_tmoc``); the layers are drawn in :mod:`.adql_types`.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from sqlglot import exp
 
 from .._errors import AdqlError
-from .adql import (
+from .adql_check import LIMITS, NOT_XML, MessageMixin, flatten_chain
+from .adql_spatial import SpatialPart
+from .adql_syntax import ExpressionPart
+from .adql_tmoc import TMOC_FUNCTIONS, TmocPart, column_sql
+from .adql_types import (
+    INT64_MAX,
     REGION_XTYPE,
     STCS_POLYGON_PREFIX,
     STORED_GEOMETRY_KINDS,
+    Geom,
     OutputColumn,
+    Scope,
+    Source,
     TapSchema,
     TapTable,
+    Val,
+    function_name,
+    quote_ident,
 )
-from .adql_check import LIMITS, MessageMixin, flatten_chain
-from .adql_spatial import GEOMETRY_FUNCTIONS, Geom, SpatialMixin, function_args, function_name
-from .adql_syntax import ExpressionMixin, quote_ident
-from .adql_tmoc import TMOC_FUNCTIONS, TmocMixin, column_sql
 
 __all__ = ["Scope", "Source", "Translator", "Val", "flatten_chain"]
 
@@ -35,65 +44,13 @@ _SELECT_ARGS = {"expressions", "distinct", "from_", "joins", "where", "group", "
 _SETOP_ARGS = {"this", "expression", "distinct", "order", "limit", "offset", "by_name"}
 
 
-@dataclass
-class Source:
-    """A FROM item: a TAP_SCHEMA table or a subquery, under an internal alias."""
-
-    alias: str
-    names: list[tuple[str, ...]]  # qualifiers that designate it (``o``; ``obscore``, ...)
-    alias_quoted: bool
-    columns: list[OutputColumn]
-    table: TapTable | None = None
-    label: str = ""  # for messages
-    _by_lower: dict[str, list[OutputColumn]] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        for c in self.columns:
-            self._by_lower.setdefault(c.name.lower(), []).append(c)
-
-    def column(self, ident: exp.Identifier) -> OutputColumn | None:
-        """The column *ident* names: delimited names match exactly, regular ones ignore case."""
-        name = str(ident.this)
-        candidates = self._by_lower.get(name.lower(), ())
-        if ident.quoted:
-            return next((c for c in candidates if c.name == name), None)
-        return candidates[0] if candidates else None
-
-
-@dataclass
-class Scope:
-    """The sources visible in one SELECT, with the enclosing SELECT's scope."""
-
-    sources: list[Source] = field(default_factory=list)
-    parent: Scope | None = None
-    merged: set[str] = field(default_factory=set)  # USING / NATURAL join columns
-
-
-@dataclass
-class Val:
-    """A translated expression."""
-
-    sql: str
-    meta: OutputColumn
-    geom: Geom | None = None
-    const: float | int | None = None  # value, when a numeric constant
-    column: tuple[Source, str] | None = None  # (source, column) for a plain column reference
-
-
 def _stcs(sql: str) -> str:
     """SQL of the STC-S string of a stored region (NULL stays NULL, as does '')."""
     return f"('{STCS_POLYGON_PREFIX}' || NULLIF({sql}, ''))"
 
 
-def _same_name(ident: exp.Identifier, name: str, name_quoted: bool) -> bool:
-    """ADQL identifier equality: exact when delimited, case-insensitive otherwise."""
-    text = str(ident.this)
-    return text == name or (not ident.quoted and not name_quoted and text.lower() == name.lower())
-
-
-_INT64_MAX = 2**63 - 1
-# Characters XML 1.0 cannot carry: a result column named with one has no VOTable FIELD.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+def _qualifier_text(col: exp.Column) -> str:
+    return ".".join(str(p.this) for p in col.parts[:-1])
 
 
 def _limit_value(translator: Translator, node: exp.Expression | None, what: str) -> int | None:
@@ -104,13 +61,19 @@ def _limit_value(translator: Translator, node: exp.Expression | None, what: str)
             and str(value.this).isascii() and str(value.this).isdigit()):  # fmt: skip
         raise translator.error(f"{what} must be a non-negative integer", value or node)
     number = int(str(value.this))
-    if number > _INT64_MAX:
-        raise translator.error(f"{what} {number} is too large (at most {_INT64_MAX})", value)
+    if number > INT64_MAX:
+        raise translator.error(f"{what} {number} is too large (at most {INT64_MAX})", value)
     return number
 
 
-class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
-    """Translate one parsed ADQL statement; one instance per query."""
+class Translator(MessageMixin):
+    """Translate one parsed ADQL statement; one instance per query.
+
+    Statements, FROM, the SELECT list and column references are translated here;
+    expressions by the parts it is composed of (:attr:`expressions`,
+    :attr:`spatial`, :attr:`tmoc`), which hand their sub-expressions back to
+    :meth:`expr`.
+    """
 
     def __init__(self, text: str, schema: TapSchema):
         self.text = text
@@ -119,10 +82,22 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
         # Where aggregates may not appear ("WHERE", "GROUP BY", ...), None where they may.
         self.no_aggregate: str | None = None
         self.saw_aggregate = False
+        self.expressions = ExpressionPart(self)
+        self.spatial = SpatialPart(self)
+        self.tmoc = TmocPart(self)
 
-    # --- helpers used by the mixins ----------------------------------------------------
-    def make_val(self, sql: str, meta: OutputColumn, **kw) -> Val:
-        return Val(sql, meta, **kw)
+    def expr(self, node: exp.Expression, scope: Scope) -> Val:
+        """Translate one expression node: by its ``x_<NodeType>`` handler, here or in
+        :attr:`expressions`, or as an operator; any other node is not ADQL."""
+        name = f"x_{type(node).__name__}"
+        handler = getattr(self, name, None) or getattr(self.expressions, name, None)
+        if handler is not None:
+            return handler(node, scope)
+        val = self.expressions.operator(node, scope)
+        if val is None:
+            what = self.source_text(node) if isinstance(node, exp.Expression) else str(node)
+            raise self.error(f"unsupported ADQL construct '{what}'", node)
+        return val
 
     def _new_alias(self) -> str:
         self._aliases += 1
@@ -164,7 +139,8 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
             return self.set_operation(node, parent, row_limit, outermost=outermost)
         raise self.error("a SELECT was expected here", node)
 
-    def _check_args(self, node: exp.Expression, allowed: set[str]) -> None:
+    def check_args(self, node: exp.Expression, allowed: set[str]) -> None:
+        """Refuse a node that has arguments outside *allowed* (constructs that are not ADQL)."""
         for key, value in node.args.items():
             if value not in (None, False, []) and key not in allowed:
                 if key in ("with", "with_"):
@@ -212,7 +188,7 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
         return " ORDER BY " + ", ".join(items)
 
     def set_operation(self, node, parent, row_limit, *, outermost: bool = False):
-        self._check_args(node, _SETOP_ARGS)
+        self.check_args(node, _SETOP_ARGS)
         parts, columns = [], None
         for side in (node.this, node.expression):
             sql, cols, _ = self.query(side, parent, outermost=outermost)
@@ -236,7 +212,7 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
     def select(
         self, node: exp.Select, parent: Scope | None, row_limit: int | None, *, outermost=False
     ):
-        self._check_args(node, _SELECT_ARGS)
+        self.check_args(node, _SELECT_ARGS)
         if node.args.get("kind"):
             raise self.error("SELECT AS STRUCT/VALUE is not ADQL", node)
         if not node.expressions:
@@ -284,7 +260,7 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
         group = node.args.get("group")
         outputs = [c for _, c in projections]
         if group is not None:
-            self._check_args(group, {"expressions"})
+            self.check_args(group, {"expressions"})
             sql += " GROUP BY " + ", ".join(
                 self._without_aggregates("GROUP BY", self._group_item, g, scope, outputs)
                 for g in group.expressions
@@ -317,7 +293,7 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
             raise self.error(f"the query uses more than {LIMITS.tables} tables and subqueries "
                              "in FROM (the limit of this service)", node)  # fmt: skip
         if isinstance(node, exp.Table):
-            self._check_args(node, {"this", "db", "catalog", "alias"})
+            self.check_args(node, {"this", "db", "catalog", "alias"})
             table = self._find_table(node)
             user_alias = node.args.get("alias")
             if user_alias is not None:
@@ -363,7 +339,7 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
         return table
 
     def join(self, join: exp.Join, src_sql: str, scope: Scope) -> str:
-        self._check_args(join, {"this", "on", "side", "kind", "using", "method"})
+        self.check_args(join, {"this", "on", "side", "kind", "using", "method"})
         side = (join.args.get("side") or "").upper()
         kind = (join.args.get("kind") or "").upper()
         method = (join.args.get("method") or "").upper()
@@ -398,7 +374,10 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
             ):
                 sources = scope.sources
                 if isinstance(item, exp.Column):
-                    sources = [self._qualified_source(item, scope.sources, item)]
+                    found = scope.source_of(item)
+                    if found is None:
+                        raise self.error(f"unknown table or alias '{_qualifier_text(item)}'", item)
+                    sources = [found]
                 if not sources:
                     raise self.error("SELECT * needs a FROM clause", item)
                 # a USING / NATURAL join column is one column (SQL-92), not one per table
@@ -416,14 +395,15 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
             if isinstance(item, exp.Alias):
                 alias_node = item.args["alias"]
                 alias, item = str(alias_node.this), item.this
-                bad = _NOT_XML.search(alias)
+                # A result column named with such a character has no VOTable FIELD.
+                bad = NOT_XML.search(alias)
                 if bad or not alias.strip():
                     what = f"character U+{ord(bad.group()):04X}" if bad else "no visible name"
                     raise self.error(f"the column name has {what}, which a VOTable cannot "
                                      "carry: choose another alias", alias_node)  # fmt: skip
             v = self.expr(item, scope)
             if v.geom is not None and v.column is None:
-                v = self._geom_val(v.geom)
+                v = self.spatial.geom_val(v.geom)
             name = alias or (v.column[1] if v.column else self._default_name(item))
             out.append((v.sql, v.meta if v.meta.name == name else replace(v.meta, name=name)))
         seen: set[str] = set()
@@ -447,27 +427,6 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
         return "expr"
 
     # --- columns ------------------------------------------------------------------------------
-    def _qualified_source(self, col: exp.Column, sources: list[Source], node) -> Source:
-        found = self._match_qualifier(col, sources)
-        if found is None:
-            raise self.error(f"unknown table or alias '{self._qualifier_text(col)}'", node)
-        return found
-
-    @staticmethod
-    def _qualifier_text(col: exp.Column) -> str:
-        return ".".join(str(p.this) for p in col.parts[:-1])
-
-    @staticmethod
-    def _match_qualifier(col: exp.Column, sources: list[Source]) -> Source | None:
-        quals = col.parts[:-1]
-        for s in sources:
-            for names in s.names:
-                if len(names) != len(quals):
-                    continue
-                if all(_same_name(q, n, s.alias_quoted) for q, n in zip(quals, names, strict=True)):
-                    return s
-        return None
-
     def x_Column(self, node: exp.Column, scope: Scope) -> Val:
         ident = node.this
         if not isinstance(ident, exp.Identifier):
@@ -475,7 +434,7 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
         level: Scope | None = scope
         while level is not None:
             if node.table:
-                source = self._match_qualifier(node, level.sources)
+                source = level.source_of(node)
                 if source is not None:
                     return self._column_val(source, ident, node)
             else:
@@ -491,19 +450,13 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
                     return self._column_val(hits[0][0], ident, node)
             level = level.parent
         if node.table:
-            if not any(self._match_qualifier(node, lv.sources) for lv in self._levels(scope)):
+            if not any(lv.source_of(node) for lv in scope.levels()):
                 raise self.error(
-                    f"unknown table or alias '{self._qualifier_text(node)}' in '{self.source_text(node)}'",
+                    f"unknown table or alias '{_qualifier_text(node)}' in '{self.source_text(node)}'",
                     node,
                 )
-        labels = ", ".join(s.label for lv in self._levels(scope) for s in lv.sources)
+        labels = ", ".join(s.label for lv in scope.levels() for s in lv.sources)
         raise self.error(f"unknown column '{ident.this}' in {labels or 'the query'}", node)
-
-    @staticmethod
-    def _levels(scope: Scope | None):
-        while scope is not None:
-            yield scope
-            scope = scope.parent
 
     def _column_val(self, source: Source, ident: exp.Identifier, node) -> Val:
         col = source.column(ident)
@@ -522,17 +475,11 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
     # --- functions --------------------------------------------------------------------------
     def x_Anonymous(self, node: exp.Anonymous, scope: Scope) -> Val:
         if function_name(node) in TMOC_FUNCTIONS:
-            return self.tmoc_call(node, scope)
-        return self.call_geometry(node, scope)
+            return self.tmoc.call(node, scope)
+        return self.spatial.call(node, scope)
 
     def x_Contains(self, node: exp.Contains, scope: Scope) -> Val:
-        return self.call_geometry(node, scope)
-
-    def call_geometry(self, node: exp.Expression, scope: Scope) -> Val:
-        name = function_name(node)
-        if name not in GEOMETRY_FUNCTIONS:
-            raise self.error(f"unknown function '{node.name}'", node)
-        return getattr(self, f"geo_{name}")(node, function_args(node), scope)
+        return self.spatial.call(node, scope)
 
     def condition(self, node: exp.Expression, scope: Scope) -> str:
         """A WHERE/ON/HAVING condition; spatial terms in AND/OR use the R-tree."""
@@ -544,10 +491,10 @@ class Translator(MessageMixin, SpatialMixin, TmocMixin, ExpressionMixin):
             op = " AND " if isinstance(node, exp.And) else " OR "
             terms = [self.condition(t, scope) for t in flatten_chain(node)]
             return "(" + op.join(terms) + ")"
-        spatial = self.spatial_condition(node, scope)
+        spatial = self.spatial.condition(node, scope)
         if spatial is not None:
             return spatial
-        timed = self.tmoc_condition(node, scope)
+        timed = self.tmoc.condition(node, scope)
         if timed is not None:
             return timed
         return self.expr(node, scope).sql

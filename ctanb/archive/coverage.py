@@ -7,18 +7,23 @@ and stored in the table ``"ctanb.coverage"`` so that requests only read them:
 ``space``
     HEALPix MOC of every footprint (``s_region``; a cone of ``s_fov`` when there
     is none), order :attr:`CoverageOrders.space` (order 8: 13.7 arcmin cells).
+    Thousands of rows are built with the cell rule of
+    :mod:`ctanb.archive.coverage_cells` (seconds for a million footprints), fewer
+    with mocpy footprint by footprint; both hold every footprint.
 ``time``
     Time MOC of the good-time intervals (``t_intervals`` of ``ivoa.obscore_hea``
     when that table exists, else ``[t_min, t_max]``), order
     :attr:`CoverageOrders.time` (41: 1.05 s cells). Times are MJD TT in the
     archive, TCB in the MOC (the MOC 2.0 time axis).
 ``space-time``
-    ST-MOC at night resolution (time order 26: 9.5 h; space order 6: 55 arcmin):
-    "where was observed on which night".
+    ST-MOC at night resolution (time order 26: 9.5 h; space order 5: 1.8 deg,
+    a third of a Cherenkov field of view): "where was observed on which night".
+    Order 6 doubled its size (43 MB at 300k synthetic rows) for little gain: the
+    exact footprints are in the space MOC.
 ``space-energy``
     Space-frequency SF-MOC: the band ``energy_min``..``energy_max`` as photon
     frequencies E/h (1 TeV = 2.4e26 Hz, inside mocpy's 1e-18..1e38 Hz), frequency
-    order 13 (1 % relative precision), space order 6.
+    order 13 (1 % relative precision), space order 5.
 
 Rights: rows are split in *partitions* ``(collection, level, access group,
 release date)``; public rows form the partition of group ``''``. A request gets
@@ -31,7 +36,6 @@ into a public MOC. Reading is in :mod:`ctanb.archive.coverage_read`.
 from __future__ import annotations
 
 import logging
-import math
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -40,10 +44,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._errors import CoverageError, CtanbError
+from .._errors import CoverageError
 from ..datamodel import OBSCORE_HEA_TABLE as _HEA_TABLE
 from ..datamodel import OBSCORE_TABLE
-from . import gti
+from . import coverage_axes as axes
+from . import coverage_cells as cells
 from .db import polygon_cap, q
 
 __all__ = [
@@ -67,12 +72,9 @@ log = logging.getLogger("ctanb.archive.coverage")
 #: The kinds of coverage, in the words of the endpoint and of ``Archive.coverage``.
 KINDS = ("space", "time", "space-time", "space-energy")
 _CHUNK = 50_000  # rows per building step: bounds memory at a million rows
-_PLANCK_TEV_S = 4.135667696e-27  # h in TeV s (CODATA 2018): nu = E / h
 # mocpy makes a new thread pool per call when n_threads is None: with one call per
 # night group that left a thousand threads running. One thread is ingestion's share.
 _THREADS = 1
-_BINS_PER_DECADE = 20  # space-energy: bands rounded outwards to 20 log bins per decade (12 %)
-_MAX_POLYGON_VERTICES = 8  # beyond this s_region approximates the FoV circle: use its cap
 
 
 class CoverageOrders(BaseModel):
@@ -83,9 +85,9 @@ class CoverageOrders(BaseModel):
     space: int = Field(8, ge=0, le=29)
     time: int = Field(41, ge=0, le=61)
     st_time: int = Field(26, ge=0, le=61)
-    st_space: int = Field(6, ge=0, le=29)
+    st_space: int = Field(5, ge=0, le=29)
     sf_frequency: int = Field(13, ge=0, le=59)
-    sf_space: int = Field(6, ge=0, le=29)
+    sf_space: int = Field(5, ge=0, le=29)
 
 
 ORDERS = CoverageOrders()
@@ -203,7 +205,7 @@ def _footprints(rows: list[tuple]) -> tuple[list[np.ndarray], np.ndarray, np.nda
     for i, (ra, dec, fov, region) in enumerate(rows):
         if region:
             v = np.asarray(str(region).replace(",", " ").split(), dtype=float)
-            if len(v) <= 2 * _MAX_POLYGON_VERTICES:
+            if len(v) <= 2 * cells.MAX_POLYGON_VERTICES:
                 polys += [v[0::2], v[1::2]]
                 is_poly[i] = True
             caps[i] = polygon_cap(list(zip(v[0::2].tolist(), v[1::2].tolist(), strict=True)))
@@ -239,31 +241,6 @@ def _space_moc(polys: list[np.ndarray], is_poly: np.ndarray, caps: np.ndarray, o
     return _union(parts)
 
 
-def _cone_list(caps: np.ndarray, order: int) -> list[Any]:
-    """One MOC per cap (None where a row has no position), in one mocpy call."""
-    import astropy.units as u
-    from mocpy import MOC
-
-    ok = np.isfinite(caps).all(axis=1)
-    out: list[Any] = [None] * len(caps)
-    if ok.any():
-        c = caps[ok]
-        made = MOC.from_cones(c[:, 0] * u.deg, c[:, 1] * u.deg, radius=c[:, 2] * u.deg,
-                              max_depth=order, delta_depth=0, n_threads=_THREADS)  # fmt: skip
-        for i, m in zip(np.flatnonzero(ok).tolist(), made, strict=True):
-            out[i] = m
-    return out
-
-
-def _grouped(keys: list[Any], mocs: list[Any]) -> tuple[list[Any], list[Any]]:
-    """One union MOC per distinct key (rows with key or MOC None are left out)."""
-    groups: dict[Any, list[Any]] = {}
-    for key, moc in zip(keys, mocs, strict=True):
-        if key is not None and moc is not None:
-            groups.setdefault(key, []).append(moc)
-    return list(groups), [_union(g) for g in groups.values()]
-
-
 def footprint_moc(rows: Iterable[tuple], order: int = ORDERS.space) -> Any:
     """The space MOC of footprints, as the archive builds it (results drawn on the sky).
 
@@ -284,47 +261,7 @@ def _union(mocs: list[Any]) -> Any:
     return mocs[0].union(*mocs[1:]) if len(mocs) > 1 else mocs[0]
 
 
-def _time_moc(rows: list[tuple], intervals: dict[str, str], order: int) -> Any:
-    """Time MOC of rows ``(did, t_min, t_max)``; GTIs (TMOC text) replace the bounds."""
-    from mocpy import TimeMOC
-
-    mocs, bounds = [], []
-    for did, t0, t1 in rows:
-        text = intervals.get(did)
-        if text:
-            try:
-                mocs.append(gti.tmoc_from_string(text).degrade_to_order(order))
-                continue
-            except CtanbError:  # an unreadable t_intervals: the row's bounds still hold
-                log.warning("coverage: unreadable t_intervals of %s; using t_min/t_max", did)
-        if t0 is not None and t1 is not None and t1 > t0:
-            bounds.append((t0, t1))
-    if bounds:
-        ranges = gti.mjd_to_tcb_microseconds(np.asarray(bounds, dtype=float))
-        mocs.append(TimeMOC.from_depth61_ranges(order, ranges))
-    if not mocs:
-        return TimeMOC.new_empty(order)
-    return _union(mocs)
-
-
-def _tcb(us: np.ndarray) -> Any:
-    """Microseconds of TCB since JD 0 as astropy Times."""
-    from astropy.time import Time
-
-    days = us // np.uint64(86_400_000_000)
-    rest = (us - days * np.uint64(86_400_000_000)).astype(float) / 86_400e6
-    return Time(days.astype(float), rest, format="jd", scale="tcb")
-
-
-def _energy_bin(e_min: Any, e_max: Any) -> tuple[int, int] | None:
-    """The band rounded outwards to :data:`_BINS_PER_DECADE` log bins, or None."""
-    if not e_min or not e_max or not 0 < e_min <= e_max:
-        return None
-    return (math.floor(_BINS_PER_DECADE * math.log10(e_min) + 1e-9),
-            math.ceil(_BINS_PER_DECADE * math.log10(e_max) - 1e-9))  # fmt: skip
-
-
-def build_mocs(rows: Sequence[tuple], intervals: dict[str, str] | None = None,
+def build_mocs(rows: Sequence[tuple], intervals: dict[str, Any] | None = None,
                orders: CoverageOrders = ORDERS) -> dict[str, Any]:  # fmt: skip
     """The four coverage MOCs of *rows*.
 
@@ -335,59 +272,56 @@ def build_mocs(rows: Sequence[tuple], intervals: dict[str, str] | None = None,
         energy_min, energy_max)`` per dataset (angles in degrees, times MJD TT,
         energies TeV; ``s_region`` the archive's vertex list).
     intervals : dict, optional
-        Good-time intervals of some datasets as TMOC ASCII text, by DID.
+        Good-time intervals of some datasets by DID: TMOC ASCII text, or an
+        ``(n, 2)`` array of MJD (TT) start/stop pairs.
     orders : CoverageOrders, optional
         The orders to build at.
 
     Returns
     -------
     dict
-        ``{kind: mocpy object}`` for every kind of :data:`KINDS`.
+        ``{kind: mocpy object}`` for every kind of :data:`KINDS`. Every footprint,
+        interval and band is covered; the space MOC of thousands of rows comes from
+        :class:`~ctanb.archive.coverage_cells.CellCover` (cells at most about one
+        cell beyond a footprint), of fewer from mocpy footprint by footprint.
     """
-    import astropy.units as u
-    from mocpy import SFMOC, STMOC, FrequencyMOC
+    from mocpy import MOC
 
     intervals = intervals or {}
     out = {kind: empty_moc(kind, orders) for kind in KINDS}
-    night_us = 2 ** (61 - orders.st_time)  # one time cell of the ST-MOC
+    cover = None
+    if len(rows) >= cells.FAST_MIN_FOOTPRINTS and orders.space <= cells.FAST_MAX_ORDER:
+        cover = cells.CellCover(orders.space)
+    nights: dict[tuple, Any] = {}
+    bands: dict[tuple, Any] = {}
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
-        polys, is_poly, caps = _footprints([(r[1], r[2], r[3], r[4]) for r in chunk])
-        out["space"] = out["space"].union(_space_moc(polys, is_poly, caps, orders.space))
+        fp_rows = [(r[1], r[2], r[3], r[4]) for r in chunk]
+        f = cells.footprints(fp_rows)
+        if cover is None:
+            out["space"] = out["space"].union(footprint_moc(fp_rows, orders.space))
+        else:
+            cover.add(f)
+            if f.other_polygons:  # not convex: mocpy's exact polygons
+                made = MOC.from_polygons(f.other_polygons, max_depth=orders.space,
+                                         n_threads=_THREADS)  # fmt: skip
+                out["space"] = out["space"].union(*made)
         out["time"] = out["time"].union(
-            _time_moc([(r[0], r[5], r[6]) for r in chunk], intervals, orders.time)
+            axes.time_moc([(r[0], r[5], r[6]) for r in chunk], intervals, orders.time)
         )
         # The 2-D coverages are coarse: rows are grouped by the time cells (nights)
         # or the energy bins they fall in, and each group's caps make one spatial
-        # coverage, so mocpy gets hundreds of coverages instead of a million.
-        t = np.asarray([(r[5], r[6]) if r[5] is not None and r[6] is not None and r[6] >= r[5]
-                        else (np.nan, np.nan) for r in chunk], dtype=float)  # fmt: skip
-        ok = np.isfinite(t).all(axis=1)
-        keys: list[Any] = [None] * len(chunk)
-        if ok.any():
-            cells = gti.mjd_to_tcb_microseconds(t[ok]) // np.uint64(night_us)
-            for i, (lo, hi) in zip(np.flatnonzero(ok).tolist(), cells.tolist(), strict=True):
-                keys[i] = (lo, hi)
-        coarse = _cone_list(caps, orders.st_space)
-        nights, mocs = _grouped(keys, coarse)
-        if nights:
-            lo = np.array([k[0] for k in nights], dtype=np.uint64) * np.uint64(night_us)
-            hi = (np.array([k[1] for k in nights], dtype=np.uint64) + np.uint64(1)) * np.uint64(
-                night_us
-            )
-            st = STMOC.from_spatial_coverages(_tcb(lo), _tcb(hi - np.uint64(1)), mocs,
-                                              time_depth=orders.st_time)  # fmt: skip
-            out["space-time"] = out["space-time"].union(st)
-        keys = [_energy_bin(r[7], r[8]) for r in chunk]
+        # coverage: mocpy gets thousands of coverages instead of a million.
+        coarse = axes.cone_mocs(f, orders.st_space)
+        night = axes.night_keys([(r[5], r[6]) for r in chunk], orders.st_time)
+        axes.add_grouped(nights, night[f.row], coarse)
         if orders.sf_space != orders.st_space:
-            coarse = _cone_list(caps, orders.sf_space)
-        bands, mocs = _grouped(keys, coarse)
-        if bands:
-            e = 10.0 ** (np.asarray(bands, dtype=float) / _BINS_PER_DECADE) / _PLANCK_TEV_S
-            e = np.clip(e, FrequencyMOC.FREQ_MIN_HZ, FrequencyMOC.FREQ_MAX_HZ)
-            sf = SFMOC.from_spatial_coverages(e[:, 0] * u.Hz, e[:, 1] * u.Hz, mocs,
-                                              max_order_frequency=orders.sf_frequency)  # fmt: skip
-            out["space-energy"] = out["space-energy"].union(sf)
+            coarse = axes.cone_mocs(f, orders.sf_space)
+        axes.add_grouped(bands, axes.band_keys([(r[7], r[8]) for r in chunk])[f.row], coarse)
+    if cover is not None:
+        out["space"] = out["space"].union(cover.moc())
+    out["space-time"] = axes.space_time(nights, orders.st_time) or out["space-time"]
+    out["space-energy"] = axes.space_energy(bands, orders.sf_frequency) or out["space-energy"]
     return out
 
 
@@ -445,15 +379,31 @@ def add_to_coverage(conn: sqlite3.Connection, did: str, orders: CoverageOrders =
     _store(conn, part, mocs, n + 1)
 
 
-def _read_intervals(conn: sqlite3.Connection, dids: Iterable[str]) -> dict[str, str]:
+def _read_intervals(conn: sqlite3.Connection, dids: Iterable[str]) -> dict[str, Any]:
+    """GTIs of *dids* from ``ivoa.obscore_hea``, for :func:`build_mocs`.
+
+    The private ``_t_mjd`` MJD pairs (the same intervals as ``t_intervals``, read
+    as numbers: parsing a million TMOC texts would take minutes) where readable,
+    else the ``t_intervals`` TMOC text.
+    """
     if not _has_hea(conn):
         return {}
     wanted = set(dids)
+    cols = {r[1] for r in conn.execute(f"PRAGMA table_info({q(_HEA_TABLE)})")}
+    pairs_col = '"_t_mjd"' if "_t_mjd" in cols else "NULL"
     found = conn.execute(
-        f"SELECT obs_publisher_did, t_intervals FROM {q(_HEA_TABLE)} "
-        "WHERE t_intervals IS NOT NULL AND t_intervals != ''"
-    ).fetchall()
-    return {did: str(text) for did, text in found if did in wanted}
+        f"SELECT obs_publisher_did, t_intervals, {pairs_col} FROM {q(_HEA_TABLE)} "
+        f"WHERE (t_intervals IS NOT NULL AND t_intervals != '') OR {pairs_col} IS NOT NULL"
+    )
+    out: dict[str, Any] = {}
+    for did, text, pairs in found:
+        if did not in wanted:
+            continue
+        try:
+            out[did] = np.array(str(pairs).split(), dtype=float) if pairs else str(text or "")
+        except ValueError:  # unreadable pairs: the TMOC text (or the row's bounds) instead
+            out[did] = str(text or "")
+    return out
 
 
 def refresh_coverage(
@@ -481,9 +431,13 @@ def refresh_coverage(
         if level is not None:
             where, args = f"{where} AND {level_sql} = ?", [collection, level]
         cur = conn.execute(_ROWS_SQL.format(level=level_sql, where=where), args)
-        groups: dict[Partition, list[tuple]] = {}
-        for lvl, group, release, *row in cur:
-            groups.setdefault(Partition(collection, lvl, group, release), []).append(tuple(row))
+        by_key: dict[tuple, list[tuple]] = {}
+        for row in cur:  # a million rows: no per-row objects beyond the tuples
+            found = by_key.get(row[:3])
+            if found is None:
+                found = by_key[row[:3]] = []
+            found.append(row[3:])
+        groups = {Partition(collection, *key): rows for key, rows in by_key.items()}
         delete = f"DELETE FROM {q(COVERAGE_TABLE)} WHERE collection = ?"
         conn.execute(
             delete if level is None else delete + " AND level = ?", args[: 1 + (level is not None)]

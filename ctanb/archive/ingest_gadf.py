@@ -36,8 +36,6 @@ Target
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import math
 import re
 import urllib.parse
@@ -48,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import IngestError
+from .._hashing import sha256_file
 from ..datamodel import CHOICES, HC_TEV_M
 from .db import ACCESS_URL_BASE, FileRecord, publisher_did
 from .geometry import circle_polygon
@@ -287,20 +286,6 @@ def _quality(header: dict, info: dict) -> str | None:
         return None
 
 
-def _sha256(path: Path) -> str:
-    stat = path.stat()
-    return _sha256_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)  # IRF files shared by many runs are hashed once
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def build_row(
     ev: EventFile, *, info: dict | None = None, calibration: Path | None = None
 ) -> tuple[dict, list[FileRecord]]:
@@ -410,7 +395,7 @@ def build_row(
         "ev_xel": int(ev.energy.size),
         **typical,
     }
-    files = [FileRecord("#this", str(path.resolve()), size=size, sha256=_sha256(path),
+    files = [FileRecord("#this", str(path.resolve()), size=size, sha256=sha256_file(path),
                         description=f"DL3 event list of observation {obs_id}")]  # fmt: skip
     irf_in_file = any(c in ("EFF_AREA", "EDISP", "RPSF", "BKG") for c in ev.hdu_classes.values())
     if calibration is None and irf_in_file:
@@ -420,7 +405,7 @@ def build_row(
         same = calibration.resolve() == path.resolve()
         files.append(FileRecord(
             "#calibration", str(calibration.resolve()), size=calibration.stat().st_size,
-            sha256=files[0].sha256 if same else _sha256(calibration),
+            sha256=files[0].sha256 if same else sha256_file(calibration),
             description=("IRFs (effective area, energy dispersion, PSF/RAD_MAX, background) "
                          "are HDUs of the same file as the events") if same else
                         f"IRF file {calibration.name} (CALDB) used for this observation",

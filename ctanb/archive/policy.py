@@ -42,6 +42,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .._errors import ConfigError
+from .._validation import describe_errors
 
 __all__ = ["DEMO_POLICY_PATH", "AccessGroup", "AccessPolicy", "AccessRule"]
 
@@ -152,9 +153,7 @@ class AccessPolicy(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors()
-            )
+            problems = describe_errors(exc)
             raise ConfigError(f"access policy {path} is invalid: {problems}") from None
 
     @classmethod

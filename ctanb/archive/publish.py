@@ -68,6 +68,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._errors import CtanbError, ProvenanceError
+from .._validation import describe_errors
 from ..datamodel import OBSCORE_TABLE
 from .db import ACCESS_URL_BASE, PUBLISHER_AUTHORITY, FileRecord, q, upsert_dataset
 from .obscore_hea import product_hea_row, upsert_hea
@@ -413,7 +414,7 @@ def publish_file(
     try:
         cur = curation if isinstance(curation, Curation) else Curation(**(curation or {}))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = describe_errors(exc, unknown="unknown curation field")
         raise PublishRefused("curation", f"bad curation fields: {problems}") from None
     graph, entity, signer = _check_record(path)
     _check_steps(graph, entity.id)

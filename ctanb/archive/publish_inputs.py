@@ -170,10 +170,11 @@ class Inputs:
 
 
 def _file_sha(path: str) -> str | None:
-    from .service.files import _resolve, _sha256
+    from .._hashing import sha256_file
+    from .service.files import _resolve
 
     try:
-        return _sha256(_resolve(path))
+        return sha256_file(_resolve(path))
     except OSError:
         return None
 
@@ -204,13 +205,13 @@ def _reference_roots() -> list[Path]:
 
 
 def _is_reference(leaf: Any, name: str) -> bool:
-    from .service.files import _sha256
+    from .._hashing import sha256_file
 
     if not name or not leaf.sha256:
         return False
     for root in _reference_roots():
         for folder, _dirs, files in os.walk(root):
-            if name in files and _sha256(Path(folder) / name) == leaf.sha256:
+            if name in files and sha256_file(Path(folder) / name) == leaf.sha256:
                 return True
     return False
 
@@ -368,7 +369,8 @@ def _dl3_leaves(graph: Any, product_id: str) -> list[Any]:
 
 
 def _file_sha256(conn: sqlite3.Connection, did: str) -> list[str]:
-    from .service.files import _resolve, _sha256
+    from .._hashing import sha256_file
+    from .service.files import _resolve
 
     out = []
     rows = conn.execute(
@@ -377,7 +379,7 @@ def _file_sha256(conn: sqlite3.Connection, did: str) -> list[str]:
     for path, sha in rows:
         if not sha:
             try:
-                sha = _sha256(_resolve(path))
+                sha = sha256_file(_resolve(path))
             except OSError:
                 continue
         out.append(sha)

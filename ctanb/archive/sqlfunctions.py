@@ -418,7 +418,7 @@ def register_functions(conn: sqlite3.Connection) -> None:
         ("adql_ilike", adql_ilike, 3),
     ):
         conn.create_function(name, nargs, func, **deterministic)
-    # Rights on data-derived columns (see adql_translate._column_sql): closed for any
+    # Rights on data-derived columns (see adql_tmoc.column_sql): closed for any
     # proprietary row unless the service registers the per-request rule over this one
     # (ctanb.archive.provtap.register_rights).
     conn.create_function("ctanb_prov_visible", 2, lambda group, _release: int(not group))

@@ -19,13 +19,11 @@ Criterion -> ObsCore column
 ``energy_min`` (TeV)       ``em_min <= hc / E`` (the data reach up to E or above)
 ``energy_max`` (TeV)       ``em_max >= hc / E`` (the data reach down to E or below)
 ``data_level``             ``dataproduct_subtype LIKE 'DL3%'``
-``collection``             ``obs_collection``
-``facility``/``instrument``  ``facility_name``/``instrument_name``
-``sub_array``              ``sub_array_name`` (exact)
 ``sub_array_includes``     ``sub_array_name LIKE '%LST%'`` for each telescope type
 ``exclude_pointing_mode``  ``pointing_mode IS NULL OR pointing_mode NOT IN (...)``
 ``max_zenith``             ``zen_pnt <= value``
-others                     the column of the same name (value or list of values)
+``collection``, ...        the column :data:`ctanb.datamodel.EQUALITY_CRITERIA` names
+                           (``obs_collection``, ...) equals the value or one of a list
 =========================  ==========================================================
 
 Product searches (``product_kind``, ``derived_from_run``, ``software``, ``step``,
@@ -43,37 +41,20 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from .._errors import CriteriaError
-from ..datamodel import CHOICES, COLUMNS_BY_NAME, DATA_LEVELS, HC_TEV_M, OBSCORE_TABLE
+from ..datamodel import (
+    CHOICES,
+    COLUMNS_BY_NAME,
+    DATA_LEVELS,
+    EQUALITY_CRITERIA,
+    HC_TEV_M,
+    OBSCORE_TABLE,
+)
 from ._product_criteria import check_product_criteria, parse_parameter, product_conditions
 from ._units import angle_deg, energy_tev, position_criteria, to_mjd
 
 __all__ = ["Criteria", "adql_number", "adql_string", "build_adql", "to_mjd"]
 
 StrOrList = str | list[str] | None
-
-#: Criteria that filter one column by equality (value or list of values).
-_EQUALITY_COLUMNS: dict[str, str] = {
-    "target_name": "target_name",
-    "obs_id": "obs_id",
-    "collection": "obs_collection",
-    "facility": "facility_name",
-    "instrument": "instrument_name",
-    "site": "site",
-    "sub_array": "sub_array_name",
-    "dataproduct_type": "dataproduct_type",
-    "dataproduct_subtype": "dataproduct_subtype",
-    "pointing_mode": "pointing_mode",
-    "obs_mode": "obs_mode",
-    "obs_type": "obs_type",
-    "proposal_id": "proposal_id",
-    "data_rights": "data_rights",
-    "target_class": "target_class",
-    "calib_version": "calib_version",
-    "reco_version": "reco_version",
-    "reco_method": "reco_method",
-    "applied_cuts": "applied_cuts",
-    "data_quality": "data_quality",
-}
 
 _TELESCOPE_TYPE = re.compile(r"^[A-Za-z0-9]{1,16}$")
 
@@ -339,7 +320,7 @@ class Criteria(BaseModel):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Criteria:
-        for name, column_name in _EQUALITY_COLUMNS.items():
+        for name, column_name in EQUALITY_CRITERIA.items():
             allowed = CHOICES.get(column_name)
             for item in _as_list(getattr(self, name)):
                 if allowed and item not in allowed:
@@ -409,16 +390,15 @@ def _as_list(value: Any) -> list:
 
 
 def _criteria_error(exc: ValidationError) -> CriteriaError:
+    from .._validation import problem_parts  # needed only for a bad criterion
+
     first = exc.errors()[0]
     original = (first.get("ctx") or {}).get("error")
     if isinstance(original, CriteriaError):
         # Raised by one of our validators with the field already named.
         return original
-    loc = [str(x) for x in first.get("loc", ()) if not isinstance(x, int)]
-    field = loc[0] if loc else None
-    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if first.get("type") == "extra_forbidden":
-        msg = "unknown search criterion"
+    loc, msg = problem_parts(first, unknown="unknown search criterion")
+    field = next((x for x in loc if not x.isdigit()), None)
     given = first.get("input")
     prefix = f"{field}: " if field else ""
     detail = f" (got {given!r})" if field and not isinstance(given, dict) else ""
@@ -504,7 +484,7 @@ def build_adql(
         where.append(f"({col} IS NULL OR {col} NOT IN ({lits}))")
     if criteria.max_zenith is not None:
         where.append(f"{_col('zen_pnt')} <= {adql_number(criteria.max_zenith)}")
-    for name, column_name in _EQUALITY_COLUMNS.items():
+    for name, column_name in EQUALITY_CRITERIA.items():
         values = _as_list(getattr(criteria, name))
         if values:
             where.append(_in(column_name, values))

@@ -30,21 +30,13 @@ from urllib.parse import unquote, urlsplit
 import requests
 
 from .._errors import AuthError, CtanbError, DownloadError
+from .._hashing import sha256_file
 from .._settings import home_dir
 
 __all__ = ["DownloadManager", "expected_sha256", "sha256_file"]
 
 _CHUNK = 1 << 20
 _TIMEOUT = (5.0, 60.0)  # connect, read
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def expected_sha256(headers: requests.structures.CaseInsensitiveDict) -> str | None:

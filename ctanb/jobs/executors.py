@@ -29,11 +29,23 @@ __all__ = [
     "process_alive",
 ]
 
+#: The runner's environment variable carrying the target its launcher checked.
+TARGET_ENV = "CTANB_JOB_TARGET"
 
-def launch_runner(job_id: str, store_url: str, work_dir: str, log_path: str) -> subprocess.Popen:
-    """Start the runner of *job_id* as a detached process (own session), output to the log."""
+
+def launch_runner(
+    job_id: str, store_url: str, work_dir: str, log_path: str, *, target: str | None = None
+) -> subprocess.Popen:
+    """Start the runner of *job_id* as a detached process (own session), output to the log.
+
+    *target* is the ``module:qualname`` the submitting process checked; the runner
+    refuses a job whose stored target differs (a record changed in the store).
+    """
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CTANB_JOBS_URL=store_url, PYTHONUNBUFFERED="1")
+    env.pop(TARGET_ENV, None)
+    if target is not None:
+        env[TARGET_ENV] = target
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "ctanb.jobs", job_id],
@@ -100,7 +112,15 @@ class LocalExecutor:
     def __init__(self) -> None:
         self._processes: dict[str, subprocess.Popen] = {}
 
-    def start(self, job_id: str, store_url: str, work_dir: str, log_path: str) -> int:
+    def start(
+        self,
+        job_id: str,
+        store_url: str,
+        work_dir: str,
+        log_path: str,
+        *,
+        target: str | None = None,
+    ) -> int:
         """Start the job's process.
 
         Parameters
@@ -113,13 +133,15 @@ class LocalExecutor:
             The job's own folder.
         log_path : str
             The file the job's log goes to.
+        target : str, optional
+            The ``module:qualname`` the job may run (checked by the manager).
 
         Returns
         -------
         int
             The process id (the leader of the job's own process group).
         """
-        proc = launch_runner(job_id, store_url, work_dir, log_path)
+        proc = launch_runner(job_id, store_url, work_dir, log_path, target=target)
         self._processes[job_id] = proc
         return proc.pid
 
@@ -159,13 +181,15 @@ class LocalExecutor:
         self.reap()
 
 
-def _dask_task(job_id: str, store_url: str, work_dir: str, log_path: str) -> str:
+def _dask_task(
+    job_id: str, store_url: str, work_dir: str, log_path: str, target: str | None = None
+) -> str:
     """The Dask task of a job: start its runner process and wait for it, killing it on abort."""
     from .model import Phase
     from .store import JobStore
 
     store = JobStore(store_url)
-    proc = launch_runner(job_id, store_url, work_dir, log_path)
+    proc = launch_runner(job_id, store_url, work_dir, log_path, target=target)
     checked = 0.0
     while proc.poll() is None:
         time.sleep(0.05)
@@ -217,7 +241,15 @@ class DaskExecutor:
             self.client = Client(self._own_cluster)
         self._futures: dict[str, Any] = {}
 
-    def start(self, job_id: str, store_url: str, work_dir: str, log_path: str) -> None:
+    def start(
+        self,
+        job_id: str,
+        store_url: str,
+        work_dir: str,
+        log_path: str,
+        *,
+        target: str | None = None,
+    ) -> None:
         """Submit the job's task to the cluster.
 
         Parameters
@@ -230,9 +262,18 @@ class DaskExecutor:
             The job's own folder.
         log_path : str
             The file the job's log goes to.
+        target : str, optional
+            The ``module:qualname`` the job may run (checked by the manager).
         """
         self._futures[job_id] = self.client.submit(
-            _dask_task, job_id, store_url, work_dir, log_path, key=f"ctanb-job-{job_id}", pure=False
+            _dask_task,
+            job_id,
+            store_url,
+            work_dir,
+            log_path,
+            target,
+            key=f"ctanb-job-{job_id}",
+            pure=False,
         )
 
     def cancel(self, job_id: str) -> None:

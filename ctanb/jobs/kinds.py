@@ -14,14 +14,20 @@ Built in:
 ``redo``
     Re-execute the recorded chain of a product (:func:`ctanb.provenance.redo`).
 ``callable``
-    Any importable function ``module:qualname``, called with the JSON
-    parameters as keyword arguments.
+    An importable function ``module:qualname`` the user submits, called with
+    the JSON parameters as keyword arguments.
+
+A job record names its function, but a record is never trusted on its own: a
+registered kind runs only the function it was registered with, and a ``callable``
+job only a function the user submitted in the same session
+(:func:`check_target`, checked before anything is imported).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
+import pkgutil
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +36,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._errors import JobError
+from .._validation import describe_errors
 
 __all__ = [
     "JobContext",
@@ -37,6 +44,8 @@ __all__ = [
     "QueryParams",
     "RedoParams",
     "WorkflowParams",
+    "allow_callable",
+    "check_target",
     "get_kind",
     "import_target",
     "kinds",
@@ -109,10 +118,7 @@ class JobKind:
         try:
             return self.params.model_validate(dict(params)).model_dump(mode="json")
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-                for err in exc.errors()
-            )
+            problems = describe_errors(exc, unknown="unknown parameter")
             raise JobError(f"invalid parameters for a {self.name!r} job: {problems}") from None
 
 
@@ -134,20 +140,106 @@ def target_name(func: Callable[..., Any]) -> str:
     return f"{module}:{qualname}"
 
 
-def import_target(target: str) -> Callable[..., Any]:
-    """Import ``module:qualname``; :class:`~ctanb.JobError` naming what is missing."""
-    module_name, _, qualname = target.partition(":")
-    if not module_name or not qualname:
+#: ``module:qualname`` made of Python names only (nothing else is ever resolved).
+_TARGET_FORM = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+#: Functions the user submitted as ``callable`` jobs in this process (by name or object).
+_CALLABLES: set[str] = set()
+
+
+def allow_callable(target: str) -> str:
+    """Let this process run *target* as a ``callable`` job (the user named it).
+
+    Parameters
+    ----------
+    target : str
+        ``module:qualname`` of the function the user submits.
+
+    Returns
+    -------
+    str
+        *target*, checked for its form.
+
+    Raises
+    ------
+    JobError
+        *target* is not of the form ``module:qualname``.
+    """
+    if not _TARGET_FORM.fullmatch(target):
         raise JobError(f"{target!r} is not of the form 'module:qualname'")
+    _CALLABLES.add(target)
+    return target
+
+
+def check_target(target: str, kind: str = "callable") -> str:
+    """*target* if a job of *kind* may run it; nothing is imported.
+
+    The allow-list: a registered kind runs only the function it was registered
+    with, and a ``callable`` job only a function the user submitted in this
+    process. A target read from a job record is never trusted on its own.
+
+    Parameters
+    ----------
+    target : str
+        The ``module:qualname`` a job record names.
+    kind : str
+        The job's kind.
+
+    Returns
+    -------
+    str
+        *target*, allowed.
+
+    Raises
+    ------
+    JobError
+        The target is not allowed for that kind (the message says nothing was run).
+    """
+    if not _TARGET_FORM.fullmatch(target):
+        raise JobError(f"{target!r} is not of the form 'module:qualname'")
+    if kind == "callable":
+        if target in _CALLABLES:
+            return target
+        why = "it is not a function submitted in this session"
+    elif kind not in _KINDS:
+        why = f"job kind {kind!r} is not registered in this session"
+    elif _KINDS[kind].target != target:
+        why = f"{kind!r} jobs run {_KINDS[kind].target}"
+    else:
+        return target
+    raise JobError(
+        f"refused to run {target}: {why} (nothing was imported); submit it with JobManager.submit"
+    )
+
+
+def import_target(target: str, kind: str = "callable") -> Callable[..., Any]:
+    """The function *target* names, once :func:`check_target` allows it.
+
+    Parameters
+    ----------
+    target : str
+        ``module:qualname``.
+    kind : str
+        The job's kind (what decides whether *target* may be imported).
+
+    Returns
+    -------
+    callable
+        The function.
+
+    Raises
+    ------
+    JobError
+        Not allowed (nothing imported), not importable, or not callable.
+    """
+    check_target(target, kind)  # before anything is imported
+    module_name, _, qualname = target.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
+        obj = pkgutil.resolve_name(target)
     except ImportError as exc:
         raise JobError(f"cannot import module {module_name!r} for {target}: {exc}") from None
-    for part in qualname.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise JobError(f"module {module_name!r} has no {qualname!r}") from None
+    except AttributeError:
+        raise JobError(f"module {module_name!r} has no {qualname!r}") from None
     if not callable(obj):
         raise JobError(f"{target} is not callable")
     return obj

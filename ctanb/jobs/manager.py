@@ -15,7 +15,7 @@ from typing import Any
 
 from .._errors import ConfigError, JobError
 from .executors import DaskExecutor, LocalExecutor, kill_process_group, process_alive
-from .kinds import get_kind, import_target, target_name
+from .kinds import allow_callable, check_target, get_kind, import_target, target_name
 from .model import ACTIVE_PHASES, FINAL_PHASES, JobProvenance, JobRecord, Phase, now
 from .runner import process_start_time
 from .store import JobStore
@@ -322,7 +322,7 @@ class JobManager:
         """
         params = dict(params or {})
         if callable(kind) or (isinstance(kind, str) and ":" in kind):
-            target = kind if isinstance(kind, str) else target_name(kind)
+            target = allow_callable(kind if isinstance(kind, str) else target_name(kind))
             import_target(target)  # fail now, in the notebook, if it cannot be imported
             kind_name, values = "callable", _json_params(params)
             default_name = target.rpartition(":")[2]
@@ -366,14 +366,18 @@ class JobManager:
         Raises
         ------
         JobError
-            The job is not PENDING, or the executor could not start it.
+            The job is not PENDING, names a function it may not run, or the
+            executor could not start it.
         """
         record = self.store.get(job_id)
+        check_target(record.target, record.kind)  # a record may have been changed in the store
         if not self.store.transition(job_id, Phase.QUEUED, allowed_from=[Phase.PENDING]):
             raise JobError(f"job {job_id} is {record.phase}, only a PENDING job can be started")
         work_dir, log_path = str(record.work_dir), str(record.log_path)
         try:
-            pid = self.executor.start(job_id, self.store.url, work_dir, log_path)
+            pid = self.executor.start(
+                job_id, self.store.url, work_dir, log_path, target=record.target
+            )
         except Exception as exc:
             self.store.transition(
                 job_id,
@@ -515,8 +519,15 @@ class JobManager:
         -------
         Job
             The new job.
+
+        Raises
+        ------
+        JobError
+            No such job, or its record names a function this session may not run
+            (a registered kind's own function, or one submitted in this session).
         """
         old = self.store.get(job_id)
+        check_target(old.target, old.kind)  # never code a stored record names on its own
         record = self._create(old.kind, old.target, dict(old.parameters), old.name, old.id)
         self.start(record.id)
         return self.get(record.id)

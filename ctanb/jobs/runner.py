@@ -53,9 +53,19 @@ def _as_results(value: Any) -> dict[str, Any]:
 
 
 def _call(record: Any, work_dir: Path) -> dict[str, Any]:
-    from .kinds import JobContext, import_target
+    from .executors import TARGET_ENV
+    from .kinds import JobContext, allow_callable, import_target
 
-    func = import_target(record.target)
+    checked = os.environ.get(TARGET_ENV)  # what the launching process allowed
+    if checked is not None and checked != record.target:
+        raise JobError(
+            f"refused to run {record.target}: the job was started for {checked} "
+            "(its record was changed; nothing was imported)"
+        )
+    if checked is not None:
+        func = import_target(allow_callable(checked))
+    else:  # started by hand: only ctanb's own kinds
+        func = import_target(record.target, record.kind)
     if record.kind == "callable":
         return _as_results(func(**record.parameters))
     context = JobContext(record.id, work_dir, logging.getLogger(f"ctanb.jobs.{record.kind}"))

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ProvenanceError
+from .._hashing import sha256_file as _sha256_file
 
 __all__ = ["content_hash", "fits_data_sha256", "scan_file", "sha256_file"]
 
@@ -42,7 +43,17 @@ _CHUNK = 4 * 1024 * 1024
 
 
 def sha256_file(path: str | Path) -> str:
-    """The hex sha256 of a file, read in large chunks.
+    """The hex sha256 of a file, read in large chunks (never from a cache).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    str
+        The 64 hexadecimal digits of the digest.
 
     Raises
     ------
@@ -50,8 +61,8 @@ def sha256_file(path: str | Path) -> str:
         The file does not exist or cannot be read (names it).
     """
     try:
-        with open(path, "rb", buffering=0) as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+        # Never from the cache: provenance checks do not trust a file's metadata.
+        return _sha256_file(path, cache=False)
     except FileNotFoundError:
         raise ProvenanceError(f"cannot hash {path}: file not found") from None
     except OSError as exc:
@@ -63,6 +74,21 @@ def fits_data_sha256(path: str | Path) -> str:
 
     Unlike the file hash, this does not change when provenance is attached or a
     header date is rewritten, so a product can be checked on its own.
+
+    Parameters
+    ----------
+    path : str or Path
+        The FITS file (gzip-compressed or not).
+
+    Returns
+    -------
+    str
+        The hex sha256 of the data of its HDUs.
+
+    Raises
+    ------
+    ProvenanceError
+        The file does not exist.
     """
     try:
         raw = read_fits_bytes(path)
@@ -97,6 +123,12 @@ def _fits_data_sha256_astropy(path: str | Path) -> str:
 
 def content_hash(obj: Any) -> tuple[str, str]:
     """Content hash of an in-memory object.
+
+    Parameters
+    ----------
+    obj : object
+        What to hash: an array, a Quantity, a Table, a gammapy map or observations,
+        JSON-like values, an object with ``__ctanb_content_hash__``, or anything picklable.
 
     Returns
     -------

@@ -84,6 +84,10 @@ class RegisteredStep:
         functions = [self.function]
         if self.is_method:
             functions.append(self.owner().__init__)
+            # A Step names its configuration class once, as a class attribute.
+            config_class = getattr(self.owner(), "config_class", None)
+            if config_class is not None:
+                hints.append(config_class)
         for func in functions:
             try:
                 hints += list(typing.get_type_hints(func).values())

@@ -9,7 +9,7 @@ Not run by the doctests (it talks to TOPCAT: ``tests/test_samp_topcat.py`` does)
 ...     link.on_selection(lambda sel: print(sel.rows))
 
 A hosted kernel uses ``SampLink.bridge()`` and displays ``link.widget``: the user's
-browser registers with the desktop hub through the SAMP Web Profile.
+browser registers with the desktop SAMP hub through the SAMP Web Profile.
 """
 
 from __future__ import annotations

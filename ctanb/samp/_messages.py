@@ -109,7 +109,7 @@ class SampResponse:
     Attributes
     ----------
     client_id : str
-        The recipient's public SAMP id on the hub.
+        The recipient's public SAMP id on the SAMP hub.
     client_name : str
         Its ``samp.name`` (e.g. ``"topcat"``, ``"Aladin"``), or the id when it has none.
     status : str

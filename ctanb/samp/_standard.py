@@ -1,7 +1,7 @@
-"""The Standard Profile transport: the kernel registers with a desktop hub itself.
+"""The Standard Profile transport: the kernel registers with a desktop SAMP hub itself.
 
 Built on :mod:`pyvo.samp` (astropy.samp is deprecated since astropy 8; pyvo 1.9
-carries the same hub, client and lockfile code, including ``conf.use_internet``).
+carries the same SAMP hub, client and lockfile code, including ``conf.use_internet``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from .._errors import ConfigError, CtanbError
 
 __all__ = ["StandardTransport", "default_lockfile"]
 
-#: Hub events after which the client list is read again.
-HUB_EVENTS = (
+#: SAMP hub events after which the client list is read again.
+SAMP_HUB_EVENTS = (
     "samp.hub.event.register",
     "samp.hub.event.unregister",
     "samp.hub.event.metadata",
@@ -35,7 +35,7 @@ def _samp():
 
 
 def default_lockfile() -> Path:
-    """The lockfile a desktop hub advertises itself in (``SAMP_HUB`` or ``~/.samp``)."""
+    """The lockfile a desktop SAMP hub advertises itself in (``SAMP_HUB`` or ``~/.samp``)."""
     env = os.environ.get("SAMP_HUB", "")
     if env.startswith("std-lockurl:"):
         url = env[len("std-lockurl:") :]
@@ -48,14 +48,14 @@ def default_lockfile() -> Path:
 
 
 class StandardTransport:
-    """Register with a running hub (or start an embedded one) through pyvo.samp.
+    """Register with a running SAMP hub (or start an embedded one) through pyvo.samp.
 
     Parameters
     ----------
     lockfile : str or Path, optional
-        The hub's lockfile; default ``SAMP_HUB`` or ``~/.samp``.
-    start_hub : bool
-        Start an embedded hub (writing *lockfile*) when none is running.
+        The SAMP hub's lockfile; default ``SAMP_HUB`` or ``~/.samp``.
+    start_samp_hub : bool
+        Start an embedded SAMP hub (writing *lockfile*) when none is running.
     metadata : dict
         ``samp.name`` and friends to declare.
     """
@@ -66,45 +66,45 @@ class StandardTransport:
         self,
         lockfile: str | Path | None = None,
         *,
-        start_hub: bool = True,
+        start_samp_hub: bool = True,
         metadata: dict[str, str],
     ) -> None:
         samp = _samp()
         self.lockfile = Path(lockfile) if lockfile is not None else default_lockfile()
-        self.hub = None  # the embedded hub, when we started one
+        self.samp_hub = None  # the embedded SAMP hub, when we started one
         self._client = samp.SAMPIntegratedClient(metadata=metadata, addr="127.0.0.1")
-        params = self._running_hub_params()
+        params = self._running_samp_hub_params()
         if params is None:
-            if not start_hub:
+            if not start_samp_hub:
                 raise CtanbError(
-                    f"no SAMP hub is running (no live hub in {self.lockfile}); start TOPCAT "
-                    "or Aladin, or connect with start_hub=True"
+                    f"no SAMP hub is running (no live SAMP hub in {self.lockfile}); start TOPCAT "
+                    "or Aladin, or connect with start_samp_hub=True"
                 )
-            from ._hub import EmbeddedHub  # like _samp(): pyvo.samp only once it is used
+            from ._samp_hub import EmbeddedSampHub  # like _samp(): pyvo.samp only once it is used
 
-            self.hub = EmbeddedHub(
+            self.samp_hub = EmbeddedSampHub(
                 lockfile=str(self.lockfile), web_profile=False, addr="127.0.0.1", label="ctanb"
             )
-            self.hub.start(wait=False)
-            params = self.hub.params
+            self.samp_hub.start(wait=False)
+            params = self.samp_hub.params
         try:
             self._client.connect(hub_params=params)
         except Exception as exc:
-            self._stop_hub()
+            self._stop_samp_hub()
             raise CtanbError(
                 f"cannot register with the SAMP hub of {self.lockfile}: {exc}"
             ) from exc
         self._handlers: dict[str, Callable[[str, dict], dict | None]] = {}
         self._on_response: Callable[[str, str, dict], None] = lambda *a: None
-        self._on_hub_event: Callable[[], None] = lambda: None
+        self._on_samp_hub_event: Callable[[], None] = lambda: None
         self._names: dict[str, str] = {}
         self._names_lock = threading.Lock()
-        for mtype in HUB_EVENTS:
-            self._client.bind_receive_notification(mtype, self._hub_event, declare=False)
+        for mtype in SAMP_HUB_EVENTS:
+            self._client.bind_receive_notification(mtype, self._samp_hub_event, declare=False)
         self._client.declare_subscriptions()
 
     # --- discovery ------------------------------------------------------------------------
-    def _running_hub_params(self) -> dict | None:
+    def _running_samp_hub_params(self) -> dict | None:
         _samp()  # sets use_internet = False before any lockfile is read
         from pyvo.samp.lockfile_helpers import check_running_hub
 
@@ -114,13 +114,13 @@ class StandardTransport:
         return params if running else None
 
     @property
-    def hub_url(self) -> str:
-        """The XML-RPC URL of the hub we are registered with."""
+    def samp_hub_url(self) -> str:
+        """The XML-RPC URL of the SAMP hub we are registered with."""
         return str(self._client.hub.lockfile.get("samp.hub.xmlrpc.url", ""))
 
     @property
     def self_id(self) -> str:
-        """Our own public id on the hub."""
+        """Our own public id on the SAMP hub."""
         return self._client.get_public_id()
 
     # --- wiring from SampLink ---------------------------------------------------------------
@@ -128,11 +128,11 @@ class StandardTransport:
         self,
         *,
         on_response: Callable[[str, str, dict], None],
-        on_hub_event: Callable[[], None],
+        on_samp_hub_event: Callable[[], None],
     ) -> None:
-        """Where answers (responder_id, msg_tag, response) and hub events go."""
+        """Where answers (responder_id, msg_tag, response) and SAMP hub events go."""
         self._on_response = on_response
-        self._on_hub_event = on_hub_event
+        self._on_samp_hub_event = on_samp_hub_event
 
     def subscribe(self, mtype: str, handler: Callable[[str, dict], dict | None]) -> None:
         """Receive *mtype*: ``handler(sender_id, params)`` returns the samp.result map."""
@@ -152,17 +152,17 @@ class StandardTransport:
         try:
             result = self._handlers[mtype](sender_id, params) or {}
             response = {"samp.status": "samp.ok", "samp.result": result}
-        except Exception as exc:  # answered to the sender, not raised into the hub
+        except Exception as exc:  # answered to the sender, not raised into the SAMP hub
             response = {"samp.status": "samp.error", "samp.error": {"samp.errortxt": str(exc)}}
         if msg_id is not None:
             self._client.reply(msg_id, response)
 
-    def _hub_event(self, private_key, sender_id, mtype, params, extra) -> None:
+    def _samp_hub_event(self, private_key, sender_id, mtype, params, extra) -> None:
         with self._names_lock:
             self._names.clear()
-        self._on_hub_event()
+        self._on_samp_hub_event()
 
-    # --- the hub ------------------------------------------------------------------------------
+    # --- the SAMP hub ----------------------------------------------------------------------------
     def clients(self) -> dict[str, str]:
         """``{client_id: samp.name}`` of every other registered client."""
         out = {}
@@ -174,7 +174,7 @@ class StandardTransport:
         return out
 
     def client_name(self, client_id: str) -> str:
-        """The ``samp.name`` of a client (cached until the next hub event)."""
+        """The ``samp.name`` of a client (cached until the next SAMP hub event)."""
         with self._names_lock:
             if client_id in self._names:
                 return self._names[client_id]
@@ -205,17 +205,17 @@ class StandardTransport:
             raise
 
     def close(self) -> None:
-        """Unregister, and stop the embedded hub if we started one."""
+        """Unregister, and stop the embedded SAMP hub if we started one."""
         try:
             if self._client.is_connected:
                 self._client.disconnect()
         finally:
-            self._stop_hub()
+            self._stop_samp_hub()
 
-    def _stop_hub(self) -> None:
-        if self.hub is not None:
-            # The hub warns about every client that left without unregistering.
+    def _stop_samp_hub(self) -> None:
+        if self.samp_hub is not None:
+            # The SAMP hub warns about every client that left without unregistering.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", _samp().SAMPWarning)
-                self.hub.stop()
-            self.hub = None
+                self.samp_hub.stop()
+            self.samp_hub = None

@@ -1,8 +1,8 @@
-"""The browser bridge: a hosted kernel reaches the user's desktop hub through the browser.
+"""The browser bridge: a hosted kernel reaches the user's desktop SAMP hub through the browser.
 
 A kernel in the cloud cannot open a connection to ``localhost`` on the user's
 computer, but the notebook page in the user's browser can: the SAMP Web Profile
-lets a web page register with the desktop hub at ``http://localhost:21012/``.
+lets a web page register with the desktop SAMP hub at ``http://localhost:21012/``.
 :class:`SampBridge` is that page-side client (an anywidget whose ES module is
 built from ``widgets/samp_bridge/``); :class:`BridgeTransport` is the kernel side,
 exchanging JSON messages with it (see ``widgets/samp_bridge/relay.js`` for the
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,24 +43,33 @@ def _anywidget():
     return anywidget, traitlets
 
 
-#: The Web Profile hub's address fixed by the SAMP standard.
+#: The Web Profile SAMP hub's address fixed by the SAMP standard.
 WEB_PROFILE_URL = "http://localhost:21012/"
 
 
-def SampBridge(app_name: str = "ctanb", hub_url: str | None = None):
+def SampBridge(
+    app_name: str = "ctanb", samp_hub_url: str | None = None, *, hub_url: str | None = None
+):
     """The browser-side bridge widget (display it to connect).
 
     Parameters
     ----------
     app_name : str
-        The ``samp.name`` the hub and other applications see.
-    hub_url : str, optional
-        The Web Profile hub: ``CTANB_SAMP_WEB_HUB`` if set (a hub on another port),
+        The ``samp.name`` the SAMP hub and other applications see.
+    samp_hub_url : str, optional
+        The Web Profile SAMP hub: ``CTANB_SAMP_WEB_HUB`` if set (a SAMP hub on another port),
         else the standard ``http://localhost:21012/``.
+    hub_url : str, optional
+        Deprecated name of *samp_hub_url* ("hub" alone means JupyterHub in ctanb).
     """
+    if hub_url is not None:
+        warnings.warn("SampBridge(hub_url=...) is deprecated: use samp_hub_url=...",
+                      DeprecationWarning, stacklevel=2)  # fmt: skip
+        samp_hub_url = samp_hub_url or hub_url
     return _bridge_class()(
         app_name=app_name,
-        hub_url=hub_url or os.environ.get("CTANB_SAMP_WEB_HUB") or WEB_PROFILE_URL,
+        # The trait keeps its name "hub_url": the browser code reads it.
+        hub_url=samp_hub_url or os.environ.get("CTANB_SAMP_WEB_HUB") or WEB_PROFILE_URL,
         subscriptions=[MTYPE_SELECT, MTYPE_HIGHLIGHT, MTYPE_COORD],
     )
 
@@ -108,15 +118,15 @@ class BridgeTransport:
         self._lock = threading.Lock()
         self._handlers: dict[str, Callable[[str, dict], dict | None]] = {}
         self._on_response: Callable[[str, str, dict], None] = lambda *a: None
-        self._on_hub_event: Callable[[], None] = lambda: None
+        self._on_samp_hub_event: Callable[[], None] = lambda: None
         self._status_observers: list[Callable[[str, str, str], None]] = []
         endpoint.on_msg(self._from_browser)
 
     # --- wiring from SampLink ---------------------------------------------------------------
-    def set_callbacks(self, *, on_response, on_hub_event) -> None:
+    def set_callbacks(self, *, on_response, on_samp_hub_event) -> None:
         """Where answers and client-list changes go."""
         self._on_response = on_response
-        self._on_hub_event = on_hub_event
+        self._on_samp_hub_event = on_samp_hub_event
 
     def subscribe(self, mtype: str, handler: Callable[[str, dict], dict | None]) -> None:
         """Handle incoming *mtype* (the browser subscribes to the widget's list)."""
@@ -139,7 +149,7 @@ class BridgeTransport:
             with self._lock:
                 self._clients = dict(content.get("clients") or {})
                 self.self_id = content.get("self_id", "")
-            self._on_hub_event()
+            self._on_samp_hub_event()
         elif op == "response":
             self._on_response(content["responder"], content["tag"], content["response"])
         elif op == "incoming":
@@ -157,7 +167,7 @@ class BridgeTransport:
         if content.get("msg_id"):
             self.widget.send({"op": "reply", "msg_id": content["msg_id"], "response": response})
 
-    # --- the hub, as last reported by the browser -----------------------------------------------
+    # --- the SAMP hub, as last reported by the browser -----------------------------------------------
     def _require_connected(self) -> None:
         if self.state != "connected":
             raise CtanbError(f"SAMP browser bridge not connected: {self.message}")
@@ -187,7 +197,7 @@ class BridgeTransport:
         self.widget.send({"op": "call", "recipient": recipient_id, "tag": tag, "message": message})
 
     def reconnect(self) -> None:
-        """Ask the browser to register with the hub again."""
+        """Ask the browser to register with the SAMP hub again."""
         self.widget.send({"op": "connect"})
 
     def close(self) -> None:

@@ -2,7 +2,7 @@
 
 One public object for both situations:
 
-* a kernel on the desktop registers with the hub itself (:meth:`SampLink.connect`,
+* a kernel on the desktop registers with the SAMP hub itself (:meth:`SampLink.connect`,
   Standard Profile through :mod:`pyvo.samp`);
 * a hosted kernel talks through the user's browser (:meth:`SampLink.bridge`, Web
   Profile, see :mod:`ctanb.samp.bridge`).
@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,9 @@ class SampLink:
         self._point_observers: list[Callable[[Any], None]] = []
         self._client_observers: list[Callable[[list[str]], None]] = []
         self._sent_tables: dict[int, tuple[Any, str, str]] = {}  # id(obj) -> (obj, tid, url)
-        transport.set_callbacks(on_response=self._receive_response, on_hub_event=self._hub_event)
+        transport.set_callbacks(
+            on_response=self._receive_response, on_samp_hub_event=self._samp_hub_event
+        )
         transport.subscribe(MTYPE_SELECT, self._receive_select)
         transport.subscribe(MTYPE_HIGHLIGHT, self._receive_highlight)
         transport.subscribe(MTYPE_COORD, self._receive_point)
@@ -84,19 +87,20 @@ class SampLink:
         cls,
         lockfile: str | Path | None = None,
         *,
-        start_hub: bool = True,
+        start_samp_hub: bool = True,
         name: str = "ctanb",
         serve: str = "file",
         timeout: float = DEFAULT_TIMEOUT,
+        start_hub: bool | None = None,
     ) -> SampLink:
-        """Register with the desktop hub (``SAMP_HUB`` or ``~/.samp``), starting one if needed.
+        """Register with the desktop SAMP hub (``SAMP_HUB`` or ``~/.samp``), starting one if needed.
 
         Parameters
         ----------
         lockfile : str or Path, optional
-            The hub's lockfile, overriding ``SAMP_HUB``/``~/.samp``.
-        start_hub : bool
-            Start an embedded hub when none runs (applications started later find it).
+            The SAMP hub's lockfile, overriding ``SAMP_HUB``/``~/.samp``.
+        start_samp_hub : bool
+            Start an embedded SAMP hub when none runs (applications started later find it).
         name : str
             The ``samp.name`` other applications see.
         serve : {"file", "http"}
@@ -105,11 +109,18 @@ class SampLink:
             random-token URLs.
         timeout : float
             Default seconds to wait for answers.
+        start_hub : bool, optional
+            Deprecated name of *start_samp_hub* ("hub" alone means JupyterHub in ctanb).
+
+        Returns
+        -------
+        SampLink
+            The registered link.
 
         Raises
         ------
         CtanbError
-            When no hub runs and *start_hub* is False, or registration fails.
+            When no SAMP hub runs and *start_samp_hub* is False, or registration fails.
         """
         from ._standard import StandardTransport
         from .serve import LocalFilePublisher, LoopbackDataServer
@@ -117,7 +128,13 @@ class SampLink:
         publishers = {"file": LocalFilePublisher, "http": LoopbackDataServer}
         if serve not in publishers:
             raise CtanbError(f"serve={serve!r}: choose 'file' or 'http'")
-        transport = StandardTransport(lockfile, start_hub=start_hub, metadata=_metadata(name))
+        if start_hub is not None:
+            warnings.warn("SampLink.connect(start_hub=...) is deprecated: use start_samp_hub=...",
+                          DeprecationWarning, stacklevel=2)  # fmt: skip
+            start_samp_hub = start_hub
+        transport = StandardTransport(
+            lockfile, start_samp_hub=start_samp_hub, metadata=_metadata(name)
+        )
         return cls(transport, publishers[serve](), timeout=timeout)
 
     @classmethod
@@ -147,14 +164,21 @@ class SampLink:
         """The browser-side widget of a bridged link (None for the Standard Profile)."""
         return getattr(self.transport, "widget", None)
 
-    # --- the hub ----------------------------------------------------------------------------
+    # --- the SAMP hub --------------------------------------------------------------------------
+    @property
+    def samp_hub(self):
+        """The embedded SAMP hub ctanb started, or None when it joined a running one."""
+        return getattr(self.transport, "samp_hub", None)
+
     @property
     def hub(self):
-        """The embedded hub ctanb started, or None when it joined a running one."""
-        return getattr(self.transport, "hub", None)
+        """Deprecated name of :attr:`samp_hub` ("hub" alone means JupyterHub in ctanb)."""
+        warnings.warn("SampLink.hub is deprecated: use SampLink.samp_hub",
+                      DeprecationWarning, stacklevel=2)  # fmt: skip
+        return self.samp_hub
 
     def clients(self) -> dict[str, str]:
-        """The other applications on the hub.
+        """The other applications on the SAMP hub.
 
         Returns
         -------
@@ -164,7 +188,7 @@ class SampLink:
         return self.transport.clients()
 
     def client_names(self) -> list[str]:
-        """Names of the other applications on the hub, sorted (for a chooser).
+        """Names of the other applications on the SAMP hub, sorted (for a chooser).
 
         Returns
         -------
@@ -174,7 +198,7 @@ class SampLink:
         return sorted(set(self.clients().values()), key=str.lower)
 
     def on_clients(self, callback: Callable[[list[str]], None]) -> Callable[[], None]:
-        """Call ``callback(client_names)`` when applications join or leave the hub.
+        """Call ``callback(client_names)`` when applications join or leave the SAMP hub.
 
         Parameters
         ----------
@@ -189,7 +213,7 @@ class SampLink:
         self._client_observers.append(callback)
         return lambda: self._client_observers.remove(callback)
 
-    def _hub_event(self) -> None:
+    def _samp_hub_event(self) -> None:
         if not self._client_observers:
             return
         names = self.client_names()
@@ -595,7 +619,7 @@ class SampLink:
 
     # --- lifetime ------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Unregister from the hub and stop serving data."""
+        """Unregister from the SAMP hub and stop serving data."""
         try:
             self.transport.close()
         finally:

@@ -14,24 +14,19 @@ is shown in the panel with its details. Panels can be used alone:
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+import lazy_loader as _lazy
 
 __all__ = ["AnalysisPanel", "App", "ProvenancePanel", "ResultsTable", "SearchPanel", "SkyView"]
 
-_LAZY = {
-    "App": "ctanb.widgets.app",
-    "SearchPanel": "ctanb.widgets.search",
-    "ResultsTable": "ctanb.widgets.results",
-    "SkyView": "ctanb.widgets.sky",
-    "AnalysisPanel": "ctanb.widgets.analysis",
-    "ProvenancePanel": "ctanb.widgets.provenance",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ctanb.widgets' has no attribute {name!r}")
+# Each panel's module is imported on first use (lazy-loader): ipywidgets loads only then.
+__getattr__, __dir__, _lazy_all = _lazy.attach(
+    __name__,
+    submod_attrs={
+        "app": ["App"],
+        "search": ["SearchPanel"],
+        "results": ["ResultsTable"],
+        "sky": ["SkyView"],
+        "analysis": ["AnalysisPanel"],
+        "provenance": ["ProvenancePanel"],
+    },
+)

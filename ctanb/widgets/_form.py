@@ -12,20 +12,16 @@ from typing import Any
 
 from .._errors import CriteriaError
 from ..client._units import angle_deg, energy_tev, to_mjd
-from ..datamodel import OBSCORE_COLUMNS
+from ..datamodel import EQUALITY_CRITERIA, OBSCORE_COLUMNS
 
 __all__ = ["ANY", "CRITERION_OF", "FORM_GROUPS", "NUMBERS", "choice_columns", "read_number"]
 
-#: Criteria that filter one column by equality: column -> criterion (see ctanb.client.criteria).
-CRITERION_OF = {
-    "target_name": "target_name", "obs_collection": "collection", "facility_name": "facility",
-    "instrument_name": "instrument", "site": "site", "sub_array_name": "sub_array",
-    "dataproduct_type": "dataproduct_type", "dataproduct_subtype": "dataproduct_subtype",
-    "pointing_mode": "pointing_mode", "obs_mode": "obs_mode", "obs_type": "obs_type",
-    "proposal_id": "proposal_id", "data_rights": "data_rights", "target_class": "target_class",
-    "calib_version": "calib_version", "reco_version": "reco_version",
-    "reco_method": "reco_method", "applied_cuts": "applied_cuts", "data_quality": "data_quality",
-}  # fmt: skip
+#: Equality criteria without a choice list: a run identifier has one value per run.
+NOT_LISTED = ("obs_id",)
+#: The choice lists' column -> criterion, derived from the data model's one table,
+#: :data:`ctanb.datamodel.EQUALITY_CRITERIA` (which the form reads when it is built,
+#: through :func:`choice_columns` and :func:`~ctanb.datamodel.criterion_of`).
+CRITERION_OF = {col: crit for crit, col in EQUALITY_CRITERIA.items() if col not in NOT_LISTED}
 
 #: Form sections, in order: data-model group -> title.
 FORM_GROUPS = {
@@ -60,8 +56,9 @@ _ENERGIES = ("energy_min", "energy_max")
 
 
 def choice_columns():
-    """The data-model columns shown as choice lists."""
-    return [c for c in OBSCORE_COLUMNS if c.name in CRITERION_OF and c.group in FORM_GROUPS]
+    """The data-model columns shown as choice lists: those an equality criterion selects by."""
+    selectable = set(EQUALITY_CRITERIA.values()).difference(NOT_LISTED)
+    return [c for c in OBSCORE_COLUMNS if c.name in selectable and c.group in FORM_GROUPS]
 
 
 def read_number(name: str, text: str) -> Any:

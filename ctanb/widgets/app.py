@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import warnings
 from typing import Any
 
 import ipywidgets as w
@@ -109,7 +110,7 @@ class App(w.VBox):
                           self.table.error_display, self.tools, self.basket,
                           self.open_product_button, self.sky, self.sky.error_display,
                           self.coverage, self.exposure])  # fmt: skip
-        # SAMP is in every App: connected on demand (a hub on this computer, or the
+        # SAMP is in every App: connected on demand (a SAMP hub on this computer, or the
         # browser's Web Profile for hosted kernels), or at once when a link is given.
         self.samp_box = w.VBox([_samp_starter(self)])
         explore.children = (*explore.children, self.samp_box)
@@ -352,12 +353,13 @@ class App(w.VBox):
 
         Parameters
         ----------
-        how : {"hub", "browser"}, optional
-            ``"hub"``: the SAMP hub on this computer (started if none runs);
+        how : {"desktop", "browser"}, optional
+            ``"desktop"``: the SAMP hub on this computer (started if none runs);
             ``"browser"``: the Web Profile through the user's browser, for hosted
-            kernels. Default: the choice shown in the panel.
+            kernels. Default: the choice shown in the panel. (``"hub"``, the old
+            name of ``"desktop"``, is deprecated: "hub" alone means JupyterHub.)
         lockfile : str or Path, optional
-            The hub's lock file, for ``"hub"`` (default: SAMP's standard place).
+            The SAMP hub's lock file, for ``"desktop"`` (default: SAMP's standard place).
 
         Returns
         -------
@@ -367,9 +369,14 @@ class App(w.VBox):
         from ..samp import SampLink
 
         how = how or self.samp_box.children[0].children[0].value
+        if how == "hub":
+            warnings.warn('connect_samp("hub") is deprecated: use connect_samp("desktop")',
+                          DeprecationWarning, stacklevel=2)  # fmt: skip
+            how = "desktop"
         if self.samp is not None:
             return self.samp
-        link = SampLink.bridge() if how == "browser" else SampLink.connect(lockfile, start_hub=True)
+        link = (SampLink.bridge() if how == "browser"
+                else SampLink.connect(lockfile, start_samp_hub=True))  # fmt: skip
         self.samp = link
         children = [self._samp_controls(link)]
         if link.widget is not None:  # the bridge runs in the page that shows it
@@ -378,7 +385,7 @@ class App(w.VBox):
         return link
 
     def _samp_controls(self, samp: Any):
-        from ..samp.widgets import SampControls
+        from .samp import SampControls
 
         controls = SampControls(samp, table=lambda: self.table.table,
                                 rows=lambda: list(self.table.selected_rows),
@@ -418,8 +425,8 @@ class App(w.VBox):
 def _samp_starter(app: App) -> w.HBox:
     hosted = bool(os.environ.get("JUPYTERHUB_USER"))
     how = w.Dropdown(options=[("through this browser (hosted notebook)", "browser"),
-                              ("on this computer (SAMP hub)", "hub")],
-                     value="browser" if hosted else "hub", description="SAMP",
+                              ("on this computer (SAMP hub)", "desktop")],
+                     value="browser" if hosted else "desktop", description="SAMP",
                      layout=w.Layout(width="360px"))  # fmt: skip
     button = w.Button(description="Connect", icon="plug",
                       tooltip="Send tables and images to TOPCAT, Aladin, DS9")  # fmt: skip

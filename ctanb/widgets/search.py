@@ -32,10 +32,11 @@ import ipywidgets as w
 import traitlets as t
 
 from .._errors import CriteriaError, CtanbError
+from ..datamodel import criterion_of
 from . import _form
 from ._action import ActionButton
 from ._errors import ErrorDisplay, guarded
-from ._form import ANY, CRITERION_OF, FORM_GROUPS, NUMBERS, choice_columns, read_number
+from ._form import ANY, FORM_GROUPS, NUMBERS, choice_columns, read_number
 from ._search_products import ProductFields
 from ._search_run import SearchRunning
 from .during import attach_during
@@ -266,7 +267,7 @@ class SearchPanel(SearchRunning, w.VBox):
             out[name] = read_number(name, text)
         for column_name, box in self.choices.items():
             if box.value not in (None, "", ANY):
-                out[CRITERION_OF[column_name]] = box.value
+                out[criterion_of(column_name)] = box.value
         out.update(self.products.read())
         # One position: the resolved name, or the typed RA/Dec (explicit, they win).
         if self.position_source == "name" and "target" in out:

@@ -254,11 +254,21 @@ function render({ model, el }) {
   }
 
   let mocLayers = [];
+  function dropMoc(moc) {
+    // Aladin adds a MOC to its layers only once the MOC is parsed (asynchronously): one
+    // removed before that would stay drawn for ever, so it is removed when it arrives.
+    moc.ctanbDropped = true;
+    if (moc.ready) { try { aladin.removeLayer(moc); } catch (e) { /* already gone */ } }
+  }
   function drawCoverage() {  // issue 18: the archive's and the results' MOCs
-    for (const m of mocLayers) { try { aladin.removeLayer(m); } catch (e) { /* already gone */ } }
+    for (const m of mocLayers) dropMoc(m);
     mocLayers = [];
     for (const layer of model.get("coverage") || []) {
-      const moc = A.MOCFromJSON(layer.moc, { name: layer.name, color: layer.color, opacity: 0.3, lineWidth: 1 });
+      // Filled cells: an outline alone is lost in the coordinate grid of a plain sky.
+      const moc = A.MOCFromJSON(layer.moc, {
+        name: layer.name, color: layer.color, fillColor: layer.color, fill: true, opacity: 0.3,
+        lineWidth: 1, perimeter: true,
+      }, (m) => setTimeout(() => { if (m.ctanbDropped) dropMoc(m); }, 0));
       aladin.addMOC(moc);
       mocLayers.push(moc);
     }

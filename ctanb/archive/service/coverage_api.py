@@ -18,7 +18,8 @@ The answer is the union of the coverage the request may see: public data,
 data whose release date has passed, and data of the groups its token acts for
 (``Authorization: Bearer <token>``). Coverage is read as stored at ingestion and
 publication, never rebuilt per request. Bad parameters answer 400 with a
-message naming the parameter.
+message naming the parameter; so does a parameter the endpoint does not know
+(a misspelt ``colection=`` would otherwise answer the whole archive's coverage).
 
 DataLink: ``/datalink?ID=ivo://ctanb.archive/<collection>`` (the collection's
 identifier: a dataset DID without ``?<obs_id>``) lists one ``#coverage`` link
@@ -46,6 +47,9 @@ from .state import ArchiveState, bearer_token
 __all__ = ["collection_links", "coverage_endpoint"]
 
 _FORMATS = {"fits": "application/fits", "ascii": "text/plain"}
+#: The parameters /coverage reads (case-insensitive); any other is refused. RUNID is
+#: DALI's request label for logs, which generic VO clients may add.
+PARAMETERS = ("kind", "collection", "level", "order", "format", "RESPONSEFORMAT", "RUNID")
 _KIND_WORDS = {
     "space": "sky coverage (footprints)",
     "time": "time coverage (good-time intervals)",
@@ -63,7 +67,19 @@ def _format(params: Any) -> str:
     return fmt
 
 
+def _check_names(params: Any) -> None:
+    known = {name.upper() for name in PARAMETERS}
+    unknown = sorted(name for name, _ in params.items() if name.upper() not in known)
+    if unknown:
+        names = ", ".join(repr(n.lower()) for n in unknown)
+        raise ServiceFault(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {names} for /coverage: "
+            f"the accepted parameters are {', '.join(PARAMETERS)}"
+        )
+
+
 def _answer(state: ArchiveState, params: Any, token: str | None) -> tuple[bytes, str]:
+    _check_names(params)
     cache = state.__dict__.setdefault("_coverage_cache", {})
     fmt = _format(params)
     conn = state.connection()

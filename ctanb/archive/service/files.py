@@ -11,7 +11,6 @@ and the release date. Responses stream from disk and carry ``ETag`` (sha256),
 from __future__ import annotations
 
 import base64
-import hashlib
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from ..._hashing import sha256_file
 from ..._settings import data_dir
 from ..db import FILES_TABLE
 from .params import ServiceFault
@@ -89,21 +89,6 @@ def _resolve(path: str) -> Path:
     return p if p.is_absolute() else data_dir() / p
 
 
-_digests: dict[tuple[str, int, float], str] = {}
-
-
-def _sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime)
-    if key not in _digests:
-        h = hashlib.sha256()
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-        _digests[key] = h.hexdigest()
-    return _digests[key]
-
-
 def _locate(state: ArchiveState, raw_tail: str, token: str | None) -> tuple[Path, DatasetFile]:
     """Find the file for the raw (still percent-encoded) path below ``/files/``."""
     parts = raw_tail.split("/")
@@ -139,7 +124,7 @@ async def files_endpoint(request: Request) -> Response:
     tail = tail[tail.index("/files/") + len("/files/") :] if "/files/" in tail else ""
     token = bearer_token(request.headers)
     path, f = await run_in_threadpool(_locate, state, tail, token)
-    sha = f.sha256 or await run_in_threadpool(_sha256, path)
+    sha = f.sha256 or await run_in_threadpool(sha256_file, path)
     digest = base64.b64encode(bytes.fromhex(sha)).decode("ascii")
     headers = {
         "ETag": f'"{sha}"',

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..._errors import AdqlError, ConfigError
+from ..._validation import describe_errors
 from ...datamodel import OBSCORE_TABLE
 from .. import db as archive_db
 from .params import ServiceFault
@@ -85,7 +86,8 @@ class ArchiveState:
         try:
             self.settings = ServiceSettings(**settings)
         except ValidationError as exc:
-            raise ConfigError(f"invalid archive service setting: {exc}") from None
+            problems = describe_errors(exc)
+            raise ConfigError(f"invalid archive service setting: {problems}") from None
         self.db_path = Path(db)
         if not self.db_path.is_file():
             raise ConfigError(f"archive database {self.db_path} does not exist")

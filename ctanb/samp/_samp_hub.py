@@ -1,10 +1,10 @@
-"""The embedded SAMP hub: pyvo's hub without its lost-reply race on ``callAndWait``.
+"""The embedded SAMP hub: pyvo's SAMP hub without its lost-reply race on ``callAndWait``.
 
 pyvo's ``SAMPHubServer._call_and_wait`` starts delivering the call on a thread and only
 then registers the message id it waits on; ``_reply_`` drops a synchronous reply whose id
 is not registered yet. A recipient that answers within that window (a fast handler on a
 loaded machine) is never heard, and the caller gets "Timeout expired!" after its full
-timeout. :class:`EmbeddedHub` registers the id before delivery starts.
+timeout. :class:`EmbeddedSampHub` registers the id before delivery starts.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import time
 from pyvo.samp import SAMPHubServer
 from pyvo.samp.errors import SAMPProxyError, SAMPProxyTimeoutError
 
-__all__ = ["EmbeddedHub"]
+__all__ = ["EmbeddedSampHub"]
 
-#: The msg-tag pyvo's hub gives the calls it makes on behalf of ``callAndWait``.
+#: The msg-tag pyvo's SAMP hub gives the calls it makes on behalf of ``callAndWait``.
 SYNC_TAG = "samp::sync::call"
 
 
-class EmbeddedHub(SAMPHubServer):
+class EmbeddedSampHub(SAMPHubServer):
     """A :class:`pyvo.samp.SAMPHubServer` whose ``callAndWait`` never loses a reply."""
 
     def __init__(self, *args, **kwargs) -> None:

@@ -1,0 +1,109 @@
+"""Pydantic validation errors in the user's words: the one formatter of ctanb.
+
+Every configuration, parameter set and form that ctanb checks with pydantic turns
+its :class:`pydantic.ValidationError` into a message through :func:`describe_errors`:
+one ``key.path: problem`` per problem, joined with ``"; "``. The problem is said
+plainly: pydantic's internal names (union branches such as ``str`` or
+``function-after[...]``, the ``Value error,`` prefix, links to pydantic's site)
+never reach the user.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["describe_errors", "describe_problem", "problem_parts"]
+
+#: Location entries pydantic adds for the branches of a union, not keys the user wrote.
+_BRANCH = re.compile(r"[\w-]+\[.*\]|str|int|float|bool|bytes|none|list|dict|tuple|set|frozenset")
+
+#: Pydantic's own words for some error types, said for a person who edits a file or a form.
+_MESSAGES = {
+    "extra_forbidden": "unknown setting",
+    "missing": "missing (it is required)",
+}
+
+
+def problem_parts(error: Any, *, unknown: str = "unknown setting") -> tuple[list[str], str]:
+    """The key path and the plain message of one pydantic error.
+
+    Parameters
+    ----------
+    error : dict
+        One item of :meth:`pydantic.ValidationError.errors`.
+    unknown : str
+        What to call a key that is not allowed (``unknown setting``,
+        ``unknown search criterion``, ...).
+
+    Returns
+    -------
+    tuple of (list of str, str)
+        The keys from the top (list positions as numbers) and the message.
+    """
+    where = [
+        str(part)
+        for part in error.get("loc", ())
+        if not (isinstance(part, str) and _BRANCH.fullmatch(part))
+    ]
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        message = unknown
+    elif kind in _MESSAGES:
+        message = _MESSAGES[kind]
+    else:
+        message = str(error.get("msg", "invalid value"))
+        for prefix in ("Value error, ", "Assertion failed, "):
+            message = message.removeprefix(prefix)
+        message = re.sub(r"^Input should be\b", "should be", message)
+    return where, message
+
+
+def describe_problem(error: Any, *, unknown: str = "unknown setting") -> str:
+    """One pydantic error as ``key.path: message`` (just the message at the top level).
+
+    Parameters
+    ----------
+    error : dict
+        One item of :meth:`pydantic.ValidationError.errors`.
+    unknown : str
+        What to call a key that is not allowed.
+
+    Returns
+    -------
+    str
+        The problem, naming the key.
+    """
+    where, message = problem_parts(error, unknown=unknown)
+    return f"{'.'.join(where)}: {message}" if where else message
+
+
+def describe_errors(exc: Any, *, unknown: str = "unknown setting") -> str:
+    """Every problem of a :class:`pydantic.ValidationError`, joined with ``"; "``.
+
+    Parameters
+    ----------
+    exc : pydantic.ValidationError
+        The error pydantic raised.
+    unknown : str
+        What to call a key that is not allowed.
+
+    Returns
+    -------
+    str
+        ``key.path: message; other.key: message`` (each problem once).
+
+    Examples
+    --------
+    >>> from pydantic import BaseModel, ConfigDict, ValidationError
+    >>> class Binning(BaseModel):
+    ...     model_config = ConfigDict(extra="forbid")
+    ...     nbins: int
+    >>> try:
+    ...     Binning(nbins="many", colour="red")
+    ... except ValidationError as exc:
+    ...     print(describe_errors(exc))
+    nbins: should be a valid integer, unable to parse string as an integer; colour: unknown setting
+    """
+    problems = [describe_problem(err, unknown=unknown) for err in exc.errors()]
+    return "; ".join(dict.fromkeys(problems))
