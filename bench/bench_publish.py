@@ -55,7 +55,7 @@ def _p50(func, repeat: int) -> float:
 def _synthetic(db: Path, count: int, chain: int) -> None:
     """*count* published products, each a chain of *chain* activities from a real run."""
     from ctanb.archive import db as archive_db
-    from ctanb.archive.provtap import insert_product_provenance
+    from ctanb.archive.provtap import fill_product_activities, insert_product_provenance
     from ctanb.archive.publish import CURATION_TABLE, PRODUCT_INPUTS_TABLE, product_did
     from ctanb.provenance._agents import AgentRecord
     from ctanb.provenance.records import ActivityRecord, EntityRecord, ProvenanceGraph, Relation
@@ -96,6 +96,7 @@ def _synthetic(db: Path, count: int, chain: int) -> None:
             (did, previous, "{}", "2026-12-06T00:00:00", graph.serialize("json")),
         )
         insert_product_provenance(conn, did, graph, previous, None, None)
+        fill_product_activities(conn, did)  # as publish_file does
         if i % 100 == 99:
             conn.commit()
     conn.commit()

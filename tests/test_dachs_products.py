@@ -170,6 +170,19 @@ def _use_cases(published: dict[str, str]) -> list[tuple[str, str, set[str] | int
          JOIN provenance.wasgeneratedby AS g ON g.activity_id = a.id
          JOIN provenance.entity AS e ON e.id = g.entity_id
          WHERE d.name = 'counts-map' AND d.version = '1.0'""", {published["counts"]}),
+        # The search form's criteria over the whole lineage (ctanb.client._product_criteria):
+        # the smoothed map is found by the step and the parameter of its input's activity.
+        ("criteria: counts-map 1.0 anywhere in the lineage",
+         _criteria_adql(step="counts-map", step_version="1.0"),
+         {published["counts"], published["smoothed"]}),
+        ("criteria: binsz_deg = 0.05 anywhere in the lineage",
+         _criteria_adql(parameter="binsz_deg = 0.05"),
+         {published["counts"], published["smoothed"]}),
+        ("criteria: radius_deg = 0.1 anywhere in the lineage",
+         _criteria_adql(parameter="radius_deg = 0.1"), {published["smoothed"]}),
+        (f"criteria: gammapy {gammapy.__version__} anywhere in the lineage",
+         _criteria_adql(software="gammapy", software_version=gammapy.__version__),
+         {published["counts"], published["smoothed"]}),
         ("every parameter of every activity", """
          SELECT p.id, p.activity_id, p.name, p."value" FROM provenance.parameter AS p""", 0),
         ("every entity", "SELECT * FROM provenance.entity", 0),
@@ -182,6 +195,12 @@ def _use_cases(published: dict[str, str]) -> list[tuple[str, str, set[str] | int
         ("no activity of the proprietary product", """
          SELECT id FROM provenance.activity WHERE name = 'test-sim-counts'""", 0),
     ]  # fmt: skip
+
+
+def _criteria_adql(**criteria) -> str:
+    from ctanb.client.criteria import build_adql
+
+    return build_adql(ctanb.Criteria(**criteria))
 
 
 def test_provtap_use_cases_answer_alike(embedded, dachs) -> None:

@@ -256,22 +256,30 @@ def test_catalog_and_calibration_inputs_are_accepted_unknown_ones_all_named(own,
            if r.semantics == "#calibration")  # fmt: skip
     irf_file = tmp_path / irf.access_url.rsplit("/", 1)[-1].split("?")[0]
     irf_file.write_bytes(requests.get(irf.access_url, timeout=120).content)
-    bad = [tmp_path / "models_start.yaml", tmp_path / "my_catalog.dat"]
-    bad[0].write_text("components: []\n")
+    # a models file the analyst wrote is sent with the product and kept (issue 14); files of
+    # no recognised kind are refused, every one named
+    models = tmp_path / "models_start.yaml"
+    models.write_text("components: []\n")
+    bad = [tmp_path / "notes.txt", tmp_path / "my_catalog.dat"]
+    bad[0].write_text("analysis notes\n")
     bad[1].write_bytes(b"not a known file")
     refused = tmp_path / "refused.fits"
-    with_references(str(crab_event), [str(catalog), str(irf_file), *map(str, bad)], str(refused))
+    with_references(str(crab_event), [str(catalog), str(irf_file), str(models), *map(str, bad)],
+                    str(refused))  # fmt: skip
     with pytest.raises(PublishRefusedError) as info:
         crab.publish(refused)
     assert info.value.condition == "inputs"
-    assert "models_start.yaml" in str(info.value) and "my_catalog.dat" in str(info.value)
-    assert "hgps" not in str(info.value), str(info.value)
-    assert str(info.value).count("input ") == 2, str(info.value)  # the catalog, IRF: fine
+    assert "notes.txt" in str(info.value) and "my_catalog.dat" in str(info.value)
+    assert "hgps" not in str(info.value) and "models_start" not in str(info.value)
+    assert str(info.value).count("input ") == 2, str(info.value)  # catalog, IRF, models: fine
     accepted = tmp_path / "accepted.fits"
-    with_references(str(crab_event), [str(catalog), str(irf_file)], str(accepted))
+    with_references(str(crab_event), [str(catalog), str(irf_file), str(models)], str(accepted))
     did = crab.publish(accepted).did
     links = _links(own.url, did)
-    assert [str(s) for s in links["semantics"]].count("#progenitor") == 1  # the run only
+    progenitors = [str(d) for s, d in zip(links["semantics"], links["description"], strict=True)
+                   if str(s) == "#progenitor"]  # fmt: skip
+    # the run, and the models file kept with the product (not the catalog nor the IRF)
+    assert len(progenitors) == 2 and sum("models_start.yaml" in d for d in progenitors) == 1
 
 
 # -- 9. redo of an unknown DID says so in words -------------------------------------------------

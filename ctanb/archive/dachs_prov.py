@@ -6,7 +6,8 @@ both archives answer the same ADQL from the same rows:
 ``ctanb/prov.rd``
     Schema ``provenance``: the ProvTAP tables of :mod:`ctanb.archive.provtap`, same
     table and column names (``value`` is a delimited identifier on DaCHS: write
-    ``p."value"``, which both archives accept), plus ctanb's ``product_progenitor``.
+    ``p."value"``, which both archives accept), plus ctanb's ``product_progenitor`` and
+    ``product_activity`` (the lineage closures the product searches join).
 ``ctanb/curation.rd``
     Schema ``products``: table ``curation`` (curation and analysis context of the
     published products; joins ``ivoa.obscore`` on ``obs_publisher_did``).
@@ -72,6 +73,7 @@ _INDEXED = {
     "wasassociatedwith": ("activity_id", "agent_id"),
     "parameter": ("activity_id", "name"),
     "product_progenitor": ("product_did", "obs_id", "progenitor_did"),
+    "product_activity": ("product_did", "activity_id"),
 }
 
 
@@ -226,6 +228,16 @@ def _progenitor_rows(conn: sqlite3.Connection, policy: Any) -> list:
     return [r[:4] for r in rows if not r[4] or policy.is_released(r[5])]
 
 
+def _lineage_activity_rows(conn: sqlite3.Connection, policy: Any) -> list:
+    """``provenance.product_activity``: the rows an anonymous user sees (public products)."""
+    rows = conn.execute(
+        'SELECT l.product_did, l.activity_id, p."_access_group", p.obs_release_date '
+        'FROM "ctanb.product_activities" AS l '
+        'JOIN "ivoa.obscore" AS p ON p.obs_publisher_did = l.product_did ORDER BY l.rowid'
+    )
+    return [r[:2] for r in rows if not r[2] or policy.is_released(r[3])]
+
+
 def _curation_rows(conn: sqlite3.Connection) -> list:
     names = ", ".join(n for n, _, _ in CURATION_COLUMNS)
     return conn.execute(f'SELECT {names} FROM "products.curation" ORDER BY 1').fetchall()
@@ -289,6 +301,8 @@ def export_products(
             rows: list = []
         elif table == "product_progenitor":
             rows = _progenitor_rows(conn, policy)
+        elif table == "product_activity":
+            rows = _lineage_activity_rows(conn, policy)
         else:
             rows = _public_rows(conn, table, names, policy)
             if table == "entity":

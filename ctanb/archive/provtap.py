@@ -31,6 +31,7 @@ __all__ = [
     "PROVTAP_TABLES",
     "RightsMiddleware",
     "create_provtap_schema",
+    "fill_product_activities",
     "insert_product_provenance",
     "register_rights",
     "run_as_groups",
@@ -110,6 +111,11 @@ _EXTENSION: dict[str, tuple[str, tuple[_C, ...]]] = {
         ("obs_id", "char", "meta.id;obs", "Observation (run) of that dataset"),
         ("obs_collection", "char", "meta.id", "Collection of that dataset"),
     )),
+    "product_activity": ("ctanb extension: every activity of a published product's whole "
+                         "lineage (join activity, parameter, wasassociatedwith on activity_id)", (
+        ("product_did", "char", "meta.ref.ivoid", "The published product"),
+        ("activity_id", "char", "meta.id", "An activity of its lineage (itself included)"),
+    )),
 }  # fmt: skip
 
 SCHEMA = "provenance"
@@ -155,6 +161,14 @@ def create_provtap_schema(conn: sqlite3.Connection) -> None:
         'o.obs_collection AS obs_collection FROM "ctanb.product_inputs" AS i '
         'JOIN "ivoa.obscore" AS o ON o.obs_publisher_did = i.input_did '
         'JOIN "ivoa.obscore" AS p ON p.obs_publisher_did = i.product_did '
+        'WHERE ctanb_prov_visible(p."_access_group", p.obs_release_date)'
+    )
+    # ... and every activity of that lineage (software, step and parameter searches).
+    conn.execute(
+        f"CREATE VIEW IF NOT EXISTS {q(f'{SCHEMA}.product_activity')} AS SELECT "
+        "l.product_did AS product_did, l.activity_id AS activity_id "
+        'FROM "ctanb.product_activities" AS l '
+        'JOIN "ivoa.obscore" AS p ON p.obs_publisher_did = l.product_did '
         'WHERE ctanb_prov_visible(p."_access_group", p.obs_release_date)'
     )
     conn.execute(
@@ -269,6 +283,41 @@ def insert_product_provenance(
         conn.executemany(
             f"INSERT INTO {q(_base(table))} VALUES ({marks})", [(*v, *rights) for v in values]
         )
+
+
+def fill_product_activities(conn: sqlite3.Connection, did: str | None = None) -> None:
+    """Write the activities of the whole lineage of *did* (default: of every published
+    product that has none yet) into ``ctanb.product_activities`` (no commit).
+
+    The lineage is walked in the product's own ProvTAP rows (``ctanb.prov_*``): from the
+    activity that generated the product, through the entities each activity used, to the
+    activities that generated those. SQLite's recursive query does it here, once, so that
+    the ADQL of the searches stays plain (a join with ``provenance.product_activity``).
+    """
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
+                    (_base("used"),)).fetchone() is None:  # fmt: skip
+        return
+    start = (
+        "c.did = ?" if did is not None else
+        "c.did NOT IN (SELECT product_did FROM \"ctanb.product_activities\")"
+    )  # fmt: skip
+    conn.execute(
+        f"""
+        WITH RECURSIVE lineage(product_did, activity_id) AS (
+            SELECT c.did, g.activity_id FROM "ctanb.curation" AS c
+            JOIN "ctanb.prov_wasgeneratedby" AS g
+              ON g.product_did = c.did AND g.entity_id = c.entity_id
+            WHERE {start}
+            UNION
+            SELECT l.product_did, g.activity_id FROM lineage AS l
+            JOIN "ctanb.prov_used" AS u
+              ON u.product_did = l.product_did AND u.activity_id = l.activity_id
+            JOIN "ctanb.prov_wasgeneratedby" AS g
+              ON g.product_did = l.product_did AND g.entity_id = u.entity_id)
+        INSERT OR IGNORE INTO "ctanb.product_activities" SELECT product_did, activity_id
+        FROM lineage""",
+        (did,) if did is not None else (),
+    )
 
 
 # -- rights at query time ---------------------------------------------------------------------

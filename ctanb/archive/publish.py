@@ -23,8 +23,10 @@ refusal names the first that fails, with :attr:`PublishRefused.condition`):
 ``inputs``
     Every input file of the lineage that no recorded activity generated is a DL3 dataset
     of this archive (its publisher DID is one of the archive's and its sha256 that of the
-    dataset's file), a calibration file of one, or reference data shipped with ctanb or
-    in the shared catalogs (:mod:`.publish_inputs`); a refusal names every other input.
+    dataset's file), a calibration file of one, reference data shipped with ctanb or in
+    the shared catalogs, or a small models or configuration file (YAML, plain data) sent
+    with the product and kept with it (:mod:`.publish_inputs`); a refusal names every
+    other input.
 ``rights``
     The token holds the rights to every input (same rule as downloading it).
 
@@ -68,13 +70,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .._errors import CtanbError, ProvenanceError
 from .._validation import describe_errors
 from ..datamodel import OBSCORE_TABLE
-from .db import ACCESS_URL_BASE, FILES_TABLE, PUBLISHER_AUTHORITY, FileRecord, q, upsert_dataset
+from .db import ACCESS_URL_BASE, PUBLISHER_AUTHORITY, FileRecord, q, upsert_dataset
 from .obscore_hea import product_hea_row, upsert_hea
-from .publish_inputs import Inputs, check_steps, classify_inputs, public_graph
+from .publish_inputs import (
+    Inputs,
+    _check_calibration,
+    _dl3_leaves,
+    _file_sha256,
+    check_steps,
+    classify_inputs,
+    public_graph,
+    remove_user_inputs,
+    user_input_files,
+    write_user_inputs,
+)
 from .publish_row import PRODUCT_COLLECTION, analysis_context, obscore_values
 
 __all__ = [
     "CURATION_TABLE",
+    "PRODUCT_ACTIVITIES_TABLE",
     "PRODUCT_COLLECTION",
     "PRODUCT_INPUTS_TABLE",
     "Curation",
@@ -87,6 +101,9 @@ __all__ = [
 
 CURATION_TABLE = "ctanb.curation"
 PRODUCT_INPUTS_TABLE = "ctanb.product_inputs"
+#: Every activity of each published product's whole lineage (``provenance.product_activity``):
+#: the closure ADQL cannot compute (no recursive queries), kept at publication.
+PRODUCT_ACTIVITIES_TABLE = "ctanb.product_activities"
 
 
 class PublishRefused(CtanbError):
@@ -149,15 +166,21 @@ def create_publish_schema(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (product_did, input_did));
         CREATE INDEX IF NOT EXISTS "ctanb.product_inputs#input"
             ON {q(PRODUCT_INPUTS_TABLE)} (input_did);
+        CREATE TABLE IF NOT EXISTS {q(PRODUCT_ACTIVITIES_TABLE)} (
+            product_did TEXT NOT NULL, activity_id TEXT NOT NULL,
+            PRIMARY KEY (product_did, activity_id));
+        CREATE INDEX IF NOT EXISTS "ctanb.product_activities#activity"
+            ON {q(PRODUCT_ACTIVITIES_TABLE)} (activity_id);
         CREATE TABLE IF NOT EXISTS {q(CURATION_TABLE)} (
             did TEXT PRIMARY KEY, entity_id TEXT, analysis TEXT, curation TEXT,
             signer TEXT, published_at TEXT, prov_json TEXT);
         """
     )
-    from .provtap import create_provtap_schema
+    from .provtap import create_provtap_schema, fill_product_activities
 
     create_provtap_schema(conn)
     _create_curation_view(conn)
+    fill_product_activities(conn)  # products published before the table existed
 
 
 #: Columns of the TAP table ``products.curation`` (joins ObsCore on obs_publisher_did).
@@ -251,17 +274,6 @@ def _check_steps(graph: Any, product_id: str) -> None:
         )
 
 
-def _dl3_leaves(graph: Any, product_id: str) -> list[Any]:
-    """The input files of the lineage that no recorded activity generated."""
-    from ..provenance.verify import _source_entities
-
-    seen: dict[str, Any] = {}
-    for entity in _source_entities(graph, product_id):
-        if graph.generator_of(entity.id) is None:
-            seen.setdefault(entity.id, entity)
-    return list(seen.values())
-
-
 def _recorded_did(entity: Any) -> str | None:
     attrs = entity.attributes or {}
     return (
@@ -269,24 +281,6 @@ def _recorded_did(entity: Any) -> str | None:
         or (attrs.get("obscore") or {}).get("obs_publisher_did")
         or attrs.get("obs_publisher_did")
     )
-
-
-def _file_sha256(conn: sqlite3.Connection, did: str) -> list[str]:
-    from .._hashing import sha256_file
-    from .service.files import _resolve
-
-    out = []
-    rows = conn.execute(
-        f"SELECT path, sha256 FROM {q(FILES_TABLE)} WHERE did = ? AND semantics = '#this'", (did,)
-    ).fetchall()
-    for path, sha in rows:
-        if not sha:
-            try:
-                sha = sha256_file(_resolve(path))
-            except OSError:
-                continue
-        out.append(sha)
-    return out
 
 
 def _obscore_row(conn: sqlite3.Connection, did: str) -> dict[str, Any] | None:
@@ -299,23 +293,13 @@ def _obscore_row(conn: sqlite3.Connection, did: str) -> dict[str, Any] | None:
     return dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
-def _check_inputs(conn: sqlite3.Connection, leaves: list[Any]) -> Inputs:
+def _check_inputs(conn: sqlite3.Connection, leaves: list[Any],
+                  sent: dict[str, Path] | None = None) -> Inputs:  # fmt: skip
     found = classify_inputs(conn, leaves, recorded_did=_recorded_did, dataset_sha=_file_sha256,
-                            products=PRODUCT_COLLECTION)  # fmt: skip
+                            products=PRODUCT_COLLECTION, sent=sent)  # fmt: skip
     if found.problems:
         raise PublishRefused("inputs", "; ".join(found.problems))
     return found
-
-
-def _check_calibration(policy: Any, found: Inputs, token: str | None) -> None:
-    """A calibration file is usable when one dataset holding it is readable by *token*."""
-    groups = policy.groups_for_token(token) if token else set()
-    for name, rows in found.calibration.items():
-        if not any(not r.get("_access_group") or policy.is_released(r.get("obs_release_date"))
-                   or r.get("_access_group") in groups for r in rows):  # fmt: skip
-            raise PublishRefused(
-                "rights", f"input {name} is a calibration file of proprietary datasets only, "
-                "and the token sent belongs to none of their groups", status=403)  # fmt: skip
 
 
 def _check_rights(policy: Any, inputs: list[dict[str, Any]], token: str | None) -> tuple:
@@ -388,6 +372,7 @@ def publish_file(
     curation: dict[str, Any] | Curation | None = None,
     products_dir: str | Path | None = None,
     before_commit: Callable[[], None] | None = None,
+    inputs: dict[str, Path] | None = None,
 ) -> PublishResult:
     """Check the product at *path* and publish it into the archive database *db*.
 
@@ -407,6 +392,9 @@ def publish_file(
         Where published files live (default: ``<db folder>/products``).
     before_commit : callable, optional
         Called inside the transaction just before the commit (tests inject failures).
+    inputs : dict of str to path, optional
+        Files sent with the product (name -> file): the models or configuration files
+        its lineage used (:mod:`.publish_inputs`), stored with it.
 
     Returns
     -------
@@ -420,7 +408,7 @@ def publish_file(
     """
     from . import db as archive_db
     from .coverage import add_to_coverage
-    from .provtap import insert_product_provenance
+    from .provtap import fill_product_activities, insert_product_provenance
 
     path = Path(path)
     try:
@@ -438,7 +426,7 @@ def publish_file(
     try:
         create_publish_schema(conn)
         conn.commit()
-        found = _check_inputs(conn, _dl3_leaves(graph, entity.id))
+        found = _check_inputs(conn, _dl3_leaves(graph, entity.id), inputs)
         inputs = found.datasets
         rights, release, group = _check_rights(policy, inputs, token)
         _check_calibration(policy, found, token)
@@ -475,11 +463,13 @@ def publish_file(
         part = products / f".{key}.fits.part-{os.getpid()}"
         data = path.read_bytes()
         file_sha = hashlib.sha256(data).hexdigest()
+        user_files = user_input_files(products / "inputs", found.user)
         upsert_dataset(
             conn,
             row,
             [FileRecord("#this", str(final), size=len(data), sha256=file_sha,
-                        description=f"The published product ({row['dataproduct_subtype']})")],
+                        description=f"The published product ({row['dataproduct_subtype']})"),
+             *user_files],
             access_group=group,
         )  # fmt: skip
         if hea := product_hea_row(conn, row, [r["obs_publisher_did"] for r in inputs]):
@@ -495,8 +485,11 @@ def publish_file(
              public.serialize("json")),
         )  # fmt: skip
         insert_product_provenance(conn, did, public, entity.id, group, release)
+        fill_product_activities(conn, did)
         add_to_coverage(conn, did)  # the archive's coverage MOCs (issue 18)
+        created: list[Path] = []
         try:
+            write_user_inputs(found.user, user_files, created)
             with part.open("wb") as fh:
                 fh.write(data)
                 fh.flush()
@@ -509,6 +502,7 @@ def publish_file(
             conn.rollback()
             part.unlink(missing_ok=True)
             final.unlink(missing_ok=True)
+            remove_user_inputs(created)
             raise
         return PublishResult(did, True, rights, release, access_url)
     except BaseException:

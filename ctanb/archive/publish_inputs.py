@@ -14,7 +14,13 @@
       progenitor; accepted when one of the datasets holding it is readable by the token;
   ``reference``
       reference data shipped with ctanb or in the shared catalogs folder
-      (``CTANB_DATA/catalogs``, e.g. the HGPS catalog), matched by file name and sha256.
+      (``CTANB_DATA/catalogs``, e.g. the HGPS catalog), matched by file name and sha256;
+  ``user``
+      a small models or configuration file the analyst wrote (e.g. ``models_start.yaml``
+      of the 3D fit), sent with the product and matched by sha256 (:func:`check_user_input`:
+      a YAML file of at most :data:`MAX_USER_INPUT_BYTES`, parsed as plain data, never
+      executed). The archive stores it with the product (DataLink ``#progenitor`` of the
+      product, with its sha256), so that ``redo`` by anyone finds it by the product's DID.
 
   A refusal names every input that is none of these, not only the first.
 - :func:`public_graph`: the copy of the record the archive serves (ProvTAP, ProvSAP):
@@ -27,8 +33,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import os
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -37,7 +46,26 @@ from urllib.parse import quote
 from ..datamodel import OBSCORE_TABLE
 from .db import ACCESS_URL_BASE, FILES_TABLE, q
 
-__all__ = ["Inputs", "check_steps", "classify_inputs", "public_graph"]
+__all__ = [
+    "MAX_USER_INPUT_BYTES",
+    "USER_INPUT_SUFFIXES",
+    "Inputs",
+    "UserInput",
+    "check_steps",
+    "check_user_input",
+    "classify_inputs",
+    "public_graph",
+    "remove_user_inputs",
+    "user_input_files",
+    "write_user_inputs",
+]
+
+#: Largest models or configuration file accepted with a product (bytes): models files of
+#: gammapy are a few kB; a megabyte is a record of thousands of sources.
+MAX_USER_INPUT_BYTES = 1024 * 1024
+#: File name endings of the user-supplied inputs the archive accepts (YAML data).
+USER_INPUT_SUFFIXES = (".yaml", ".yml")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$")
 
 
 def check_steps(graph: Any, product_id: str) -> list[str]:
@@ -57,6 +85,75 @@ def check_steps(graph: Any, product_id: str) -> list[str]:
     return sorted(bad)
 
 
+@dataclasses.dataclass(frozen=True)
+class UserInput:
+    """A models or configuration file sent with the product, checked."""
+
+    name: str
+    sha256: str
+    data: bytes
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1024 / 1024:.1f} MB" if nbytes >= 100_000 else f"{nbytes} bytes"
+
+
+def check_user_input(name: str, path: Path) -> tuple[bytes | None, str | None]:
+    """Read a user-supplied input and check it is a models or configuration file.
+
+    Parameters
+    ----------
+    name : str
+        Its file name (as the product's record names it).
+    path : Path
+        The bytes sent with the product.
+
+    Returns
+    -------
+    (bytes or None, str or None)
+        Its content when accepted, else the refusal in words (naming the file).
+    """
+    import yaml
+
+    if not name.lower().endswith(USER_INPUT_SUFFIXES):
+        return None, (
+            f"input {name} is not a kind of file the archive keeps with a product: only "
+            "models or configuration files in YAML (.yaml, .yml) are accepted"
+        )
+    size = path.stat().st_size
+    if size > MAX_USER_INPUT_BYTES:
+        return None, (
+            f"input {name} is too big for a models or configuration file ({_size(size)}; "
+            f"at most {_size(MAX_USER_INPUT_BYTES)})"
+        )
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+        # safe_load builds plain data only (no tags naming code); never yaml.load.
+        content = yaml.safe_load(text)
+    except UnicodeDecodeError:
+        return None, f"input {name} is not a YAML text file (it is not UTF-8 text)"
+    except yaml.constructor.ConstructorError as exc:
+        line = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
+        found = re.search(r"'(tag:yaml\.org,2002:)?([^']+)'", exc.problem or "")
+        tag = f" ({'!!' if found.group(1) else ''}{found.group(2)})" if found else ""
+        return None, (
+            f"input {name} is not plain YAML data{line}: it names a type{tag} that the "
+            "archive does not accept (models and configurations are mappings, lists, "
+            "numbers and text)"
+        )
+    except (yaml.YAMLError, RecursionError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        return None, f"input {name} is not valid YAML{line}"
+    if not isinstance(content, dict) or not content:
+        return None, (
+            f"input {name} is not a models or configuration file: its YAML is not a mapping "
+            "of names to values (e.g. gammapy's 'components: [...]')"
+        )
+    return data, None
+
+
 @dataclasses.dataclass
 class Inputs:
     """The classified input files of a lineage."""
@@ -68,6 +165,8 @@ class Inputs:
     problems: list[str] = dataclasses.field(default_factory=list)
     #: entity id -> DID of the archive dataset it is (for :func:`public_graph`)
     dids: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: models or configuration files sent with the product (stored with it)
+    user: list[UserInput] = dataclasses.field(default_factory=list)
 
 
 def _file_sha(path: str) -> str | None:
@@ -125,12 +224,35 @@ def _row(conn: sqlite3.Connection, did: str) -> dict[str, Any] | None:
     return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
+def _sent_by_sha(sent: dict[str, Path]) -> dict[str, Path]:
+    out = {}
+    for path in sent.values():
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            # at most one block more than accepted: a bigger file is refused by its size
+            digest.update(fh.read(MAX_USER_INPUT_BYTES + 1))
+        out[digest.hexdigest()] = path
+    return out
+
+
+def _user_name(leaf: Any, name: str) -> str:
+    return name if _SAFE_NAME.match(name) else f"input-{(leaf.sha256 or '')[:12]}.yaml"
+
+
 def classify_inputs(
     conn: sqlite3.Connection, leaves: list[Any], *, recorded_did: Any, dataset_sha: Any,
-    products: str,
+    products: str, sent: dict[str, Path] | None = None,
 ) -> Inputs:  # fmt: skip
-    """Classify *leaves* (see the module docstring); problems are collected, not raised."""
+    """Classify *leaves* (see the module docstring); problems are collected, not raised.
+
+    *sent* maps file names to the files sent with the product (user-supplied inputs);
+    a leaf is one of them when its sha256 is theirs.
+    """
     out = Inputs()
+    by_sha = _sent_by_sha(sent or {})
+    # A file sent too big is refused by the name it was sent under (not hashed whole).
+    too_big = {n for n, p in (sent or {}).items() if p.stat().st_size > MAX_USER_INPUT_BYTES}
+    out.problems += [check_user_input(n, sent[n])[1] or n for n in sorted(too_big) if sent]
     for leaf in leaves:
         name = Path(leaf.location or leaf.id).name
         did = recorded_did(leaf)
@@ -158,14 +280,121 @@ def classify_inputs(
             out.calibration[name] = [r for r in (_row(conn, d) for d in holders) if r]
         elif _is_reference(leaf, name):
             out.reference.append(name)
+        elif name in too_big:
+            continue
+        elif leaf.sha256 and leaf.sha256 in by_sha:
+            data, problem = check_user_input(name, by_sha[leaf.sha256])
+            if problem:
+                out.problems.append(problem)
+            elif data is not None and all(u.sha256 != leaf.sha256 for u in out.user):
+                out.user.append(UserInput(_user_name(leaf, name), leaf.sha256, data))
+        elif name.lower().endswith(USER_INPUT_SUFFIXES):
+            out.problems.append(
+                f"input {name} is a models or configuration file that was not sent with the "
+                "product (publish it from the machine where it is, or keep it next to the "
+                "product's inputs)"
+            )
         else:
             out.problems.append(
                 f"input {name} is neither a dataset of this archive, nor a calibration file "
-                "of one, nor reference data shipped with ctanb or in the shared catalogs"
+                "of one, nor reference data shipped with ctanb or in the shared catalogs, "
+                "nor a models or configuration file in YAML"
             )
     if not out.datasets and not out.problems:
         out.problems.append("its lineage names no DL3 input of this archive")
     return out
+
+
+def user_input_files(folder: Path, user: list[UserInput]) -> list[Any]:
+    """The file rows (DataLink ``#progenitor`` of the product) of its user-supplied inputs.
+
+    Each is kept once by content, ``<folder>/<sha256>/<name>``, so the products that used
+    the same models file share it and its name is the one the analyst gave it.
+    """
+    from .db import FileRecord
+
+    return [
+        FileRecord("#progenitor", str(folder / u.sha256 / u.name), "application/yaml",
+                   len(u.data), u.sha256,
+                   f"{u.name}: models or configuration file the analysis used (user-supplied "
+                   f"input, sha256 {u.sha256[:16]}...)")
+        for u in user
+    ]  # fmt: skip
+
+
+def write_user_inputs(user: list[UserInput], rows: list[Any], created: list[Path]) -> None:
+    """Write the files of :func:`user_input_files` not there yet, adding each to *created*
+    (the caller removes them if the publication fails). Each is complete or absent."""
+    for u, row in zip(user, rows, strict=True):
+        final = Path(row.path)
+        if final.is_file():
+            continue
+        final.parent.mkdir(parents=True, exist_ok=True)
+        part = final.with_name(f".{final.name}.part-{os.getpid()}")
+        with part.open("wb") as fh:
+            fh.write(u.data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.replace(part, final)
+        finally:
+            part.unlink(missing_ok=True)
+        created.append(final)
+
+
+def remove_user_inputs(created: list[Path]) -> None:
+    """Remove the files :func:`write_user_inputs` wrote (and their emptied folders)."""
+    for path in created:
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # still holds another file: kept
+            path.parent.rmdir()
+
+
+# -- checks publish_file makes on the inputs (moved from publish.py) ---------------------------
+def _refused(condition: str, message: str, status: int = 400) -> Exception:
+    from .publish import PublishRefused
+
+    return PublishRefused(condition, message, status)
+
+
+def _dl3_leaves(graph: Any, product_id: str) -> list[Any]:
+    """The input files of the lineage that no recorded activity generated."""
+    from ..provenance.verify import _source_entities
+
+    seen: dict[str, Any] = {}
+    for entity in _source_entities(graph, product_id):
+        if graph.generator_of(entity.id) is None:
+            seen.setdefault(entity.id, entity)
+    return list(seen.values())
+
+
+def _file_sha256(conn: sqlite3.Connection, did: str) -> list[str]:
+    from .._hashing import sha256_file
+    from .service.files import _resolve
+
+    out = []
+    rows = conn.execute(
+        f"SELECT path, sha256 FROM {q(FILES_TABLE)} WHERE did = ? AND semantics = '#this'", (did,)
+    ).fetchall()
+    for path, sha in rows:
+        if not sha:
+            try:
+                sha = sha256_file(_resolve(path))
+            except OSError:
+                continue
+        out.append(sha)
+    return out
+
+
+def _check_calibration(policy: Any, found: Inputs, token: str | None) -> None:
+    """A calibration file is usable when one dataset holding it is readable by *token*."""
+    groups = policy.groups_for_token(token) if token else set()
+    for name, rows in found.calibration.items():
+        if not any(not r.get("_access_group") or policy.is_released(r.get("obs_release_date"))
+                   or r.get("_access_group") in groups for r in rows):  # fmt: skip
+            raise _refused(
+                "rights", f"input {name} is a calibration file of proprietary datasets only, "
+                "and the token sent belongs to none of their groups", status=403)  # fmt: skip
 
 
 def public_graph(graph: Any, dids: dict[str, str], identity: str | None) -> Any:

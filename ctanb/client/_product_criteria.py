@@ -13,17 +13,22 @@ Criterion -> condition
 ``product_kind``       ``dataproduct_subtype IN ('DL4-counts', 'DL5-counts')`` (or
                        only the ``data_level`` given)
 ``derived_from_run``   a DL3 run of its whole lineage (``provenance.product_progenitor``)
-``software``           an agent (software) of the activity that made it, with
-(``software_version``) ``provenance.agent.version``
-``step``               the step (``provenance.activity_description.name``) that made
-(``step_version``)     it, and its version
-``parameter``          ``{name: value}``: a parameter of the activity that made it
+``software``           an agent (software) of an activity of its whole lineage
+(``software_version``) (``provenance.product_activity``), with ``provenance.agent.version``
+``step``               a step (``provenance.activity_description.name``) of an activity
+(``step_version``)     of its whole lineage, and its version
+``parameter``          ``{name: value}``: a parameter of an activity of its whole lineage
                        (``provenance.parameter``; the value compared as text)
 =====================  ============================================================
 
-Software, step and parameters are those of the activity that generated the product
-(ADQL has no recursive query to walk the whole chain); runs are matched over the
-whole lineage.
+Every provenance criterion covers the product's whole lineage: flux points whose
+dataset-making step used ``correlation_radius = 0.1 deg`` are found by that parameter,
+and a smoothed map by the ``counts-map`` step that made its input. ADQL has no recursive
+query to walk the chain, so the archive keeps the closures when it publishes a product
+(``provenance.product_progenitor``: its DL3 runs; ``provenance.product_activity``: its
+activities, itself included) and each criterion is one plain join with them, answered
+alike by the embedded archive and DaCHS. Criteria combine with AND product by product:
+``step`` and ``parameter`` may be met by two different activities of one lineage.
 """
 
 from __future__ import annotations
@@ -49,18 +54,15 @@ PRODUCT_CRITERIA = (
 #: Data levels a published product has.
 PRODUCT_LEVELS = ("DL4", "DL5")
 
-#: Parameters one search may ask for (each is a subquery of three tables: the archive
+#: Parameters one search may ask for (each is a subquery of two tables: the archive
 #: allows 32 tables in one query).
 MAX_PARAMETERS = 5
 
 _KIND = re.compile(r"^[A-Za-z0-9_]{1,40}$")
 _PARAMETER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]{0,63})\s*=\s*(\S.*?)\s*$")
 
-# The product entity of a published product and the activity that generated it.
-_GENERATED = (
-    "SELECT e.obs_publisher_did FROM provenance.entity AS e "
-    "JOIN provenance.wasgeneratedby AS g ON g.entity_id = e.id"
-)
+# Every activity of the whole lineage of each published product (ctanb.archive.publish).
+_LINEAGE = "SELECT c.product_did FROM provenance.product_activity AS c"
 
 
 def parse_parameter(value: Any) -> dict[str, str] | None:
@@ -182,8 +184,8 @@ def product_conditions(criteria: Any, literal: Any) -> list[str]:
         if criteria.software_version is not None:
             test += f" AND a.version = {literal(criteria.software_version)}"
         where.append(
-            f"obs_publisher_did IN ({_GENERATED} "
-            "JOIN provenance.wasassociatedwith AS w ON w.activity_id = g.activity_id "
+            f"obs_publisher_did IN ({_LINEAGE} "
+            "JOIN provenance.wasassociatedwith AS w ON w.activity_id = c.activity_id "
             f"JOIN provenance.agent AS a ON a.id = w.agent_id WHERE {test})"
         )
     if criteria.step is not None:
@@ -191,15 +193,15 @@ def product_conditions(criteria: Any, literal: Any) -> list[str]:
         if criteria.step_version is not None:
             test += f" AND d.version = {literal(criteria.step_version)}"
         where.append(
-            f"obs_publisher_did IN ({_GENERATED} "
-            "JOIN provenance.activity AS s ON s.id = g.activity_id "
+            f"obs_publisher_did IN ({_LINEAGE} "
+            "JOIN provenance.activity AS s ON s.id = c.activity_id "
             "JOIN provenance.activity_description AS d ON d.id = s.activity_description_id "
             f"WHERE {test})"
         )
     for name, value in (criteria.parameter or {}).items():
         where.append(
-            f"obs_publisher_did IN ({_GENERATED} "
-            "JOIN provenance.parameter AS p ON p.activity_id = g.activity_id "
+            f"obs_publisher_did IN ({_LINEAGE} "
+            "JOIN provenance.parameter AS p ON p.activity_id = c.activity_id "
             f'WHERE p.name = {literal(name)} AND p."value" = {literal(value)})'
         )
     return where

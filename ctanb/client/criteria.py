@@ -139,12 +139,14 @@ class Criteria(BaseModel):
     derived_from_run : str, int or list
         Products with this run (``obs_id``) anywhere in their lineage.
     software, software_version : str
-        Products made by an activity run with this software (``gammapy``, ``2.1``).
+        Products with an activity run with this software (``gammapy``, ``2.1``)
+        anywhere in their lineage.
     step, step_version : str
-        Products made by this step (``counts-map``) and version (``1.0``).
+        Products with this step (``counts-map``) and version (``1.0``) anywhere in
+        their lineage (the step that made them or one that made their inputs).
     parameter : str or dict
         ``"radius_deg = 0.1"`` (``;`` between several) or ``{"radius_deg": 0.1}``:
-        a parameter value of the activity that made the product.
+        a parameter value of an activity anywhere in the product's lineage.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True)

@@ -8,6 +8,7 @@ content, inputs, rights, see :mod:`ctanb.archive.publish`) and answers its DID.
 from __future__ import annotations
 
 import json
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from .._errors import AuthError, ProvenanceError, ServiceError
 from .query import unreachable
 
-__all__ = ["PublishRefusedError", "Published", "fetch_published", "publish"]
+__all__ = ["PublishRefusedError", "Published", "fetch_published", "publish", "user_inputs"]
 
 
 class PublishRefusedError(AuthError):
@@ -70,18 +71,29 @@ def publish(archive: Any, product: str | Path, *, curation: dict[str, Any] | Non
     ServiceError
         The archive could not be reached or answered an error.
     """
+    import tempfile
+
     import requests
 
     path = Path(product)
     if not path.is_file():
         raise ProvenanceError(f"product {path} does not exist")
     url = archive.url + "/publish"
+    sent = user_inputs(path)
     try:
-        with path.open("rb") as fh:
-            resp = archive.session.post(
-                url, data=fh, params={"CURATION": json.dumps(curation or {})},
-                headers={"Content-Type": "application/fits"}, timeout=timeout,
-            )  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="ctanb-publish-") as tmp:
+            body, kind = path, "application/fits"
+            if sent:  # the product and the models/configuration files it used, in one tar
+                body, kind = Path(tmp) / "upload.tar", "application/x-tar"
+                with tarfile.open(body, "w") as tar:
+                    tar.add(path, arcname="product.fits", recursive=False)
+                    for name, src in sent.items():
+                        tar.add(src, arcname=f"inputs/{name}", recursive=False)
+            with body.open("rb") as fh:
+                resp = archive.session.post(
+                    url, data=fh, params={"CURATION": json.dumps(curation or {})},
+                    headers={"Content-Type": kind}, timeout=timeout,
+                )  # fmt: skip
     except requests.RequestException as exc:
         raise ServiceError(unreachable(archive.url, exc)) from None
     try:
@@ -96,6 +108,38 @@ def publish(archive: Any, product: str | Path, *, curation: dict[str, Any] | Non
     if resp.status_code == 404:
         raise ServiceError(f"the archive at {archive.url} does not accept publications")
     raise ServiceError(f"the archive answered HTTP {resp.status_code}: {resp.text[:300]}")
+
+
+#: File name endings of the inputs sent with a product (the archive checks them again).
+_SENT_SUFFIXES = (".yaml", ".yml")
+
+
+def user_inputs(product: Path) -> dict[str, Path]:
+    """Models or configuration files (YAML) the product's lineage used that no recorded
+    step made and no archive holds (no publisher DID), found at their recorded location
+    with their recorded sha256: the archive keeps them with the product so that anyone
+    can redo it. Anything unreadable is left to the archive's checks to name."""
+    from ..provenance._hashing import sha256_file
+    from ..provenance.verify import _source_entities, product_entity
+
+    try:
+        graph, entity = product_entity(product)
+    except Exception:  # the archive says what is wrong with the product
+        return {}
+    out: dict[str, Path] = {}
+    for leaf in _source_entities(graph, entity.id):
+        where = Path(leaf.location or "")
+        if (graph.generator_of(leaf.id) is not None or leaf.publisher_did
+                or not where.name.lower().endswith(_SENT_SUFFIXES) or where.name in out):  # fmt: skip
+            continue
+        for candidate in (where, product.parent / where.name):
+            try:
+                if candidate.is_file() and sha256_file(candidate) == leaf.sha256:
+                    out[where.name] = candidate
+                    break
+            except Exception:  # unreadable: not sent (the archive names it)
+                continue
+    return out
 
 
 def fetch_published(ref: str, out_dir: str | Path, *, archive: str | None = None,

@@ -8,7 +8,9 @@ has the same bytes somewhere else. :class:`InputLocator` looks, in order, at
 2. the download cache (``<CTANB_HOME>/cache``) and ``CTANB_DATA``, by file name;
 3. the archive: the dataset's DataLink ``#this`` and ``#calibration`` files, by
    publisher DID (for a file without a DID of its own, e.g. CTA IRFs, the links of
-   the other inputs of the same activity);
+   the other inputs of the same activity); a models or configuration file the analyst
+   wrote is kept by the archive with the published product: a ``#progenitor`` file of
+   the product's own DID (``products``);
 
 and accepts a file only when its sha256 is the recorded one.
 """
@@ -38,9 +40,13 @@ class InputLocator:
     archive : ctanb.Archive, str or None
         The archive to fetch missing inputs from (an :class:`~ctanb.Archive`, its URL,
         or None for ``CTANB_TAP_URL`` when set; no archive otherwise).
+    products : iterable of str
+        DIDs of published products whose ``#progenitor`` files may be the input (the
+        product being redone: the archive keeps its user-supplied inputs).
     """
 
-    def __init__(self, archive: Any = None) -> None:
+    def __init__(self, archive: Any = None, products: Iterable[str] = ()) -> None:
+        self.products = list(products)
         self._archive_arg = archive
         self._archive: Any = None
         self._names: dict[str, list[Path]] | None = None
@@ -143,6 +149,29 @@ class InputLocator:
                 except Exception as exc:
                     raise ProvenanceError(
                         f"cannot fetch input {name or entity.id} from {url}: {_plain(exc)}"
+                    ) from None
+                if self._matches(path, entity):
+                    return path
+        return self._from_products(archive, entity, name)
+
+    def _from_products(self, archive: Any, entity: EntityRecord, name: str) -> Path | None:
+        """A user-supplied input kept with a published product (its ``#progenitor`` files
+        of this size: the product's DL3 runs are other links, never fetched here)."""
+        for did in [] if entity.publisher_did else self.products:
+            try:
+                links = archive.datalink(did)
+            except Exception:  # the product's links are a last resort: say it missing
+                return None
+            for link in links:
+                if (link.semantics != "#progenitor" or not link.access_url
+                        or entity.size is None or link.content_length != entity.size):  # fmt: skip
+                    continue
+                try:
+                    path = archive.downloads.fetch_one(link.access_url)
+                except Exception as exc:
+                    raise ProvenanceError(
+                        f"cannot fetch input {name or entity.id} from {link.access_url}: "
+                        f"{_plain(exc)}"
                     ) from None
                 if self._matches(path, entity):
                     return path

@@ -345,7 +345,12 @@ def redo(product: str | Path, out_dir: str | Path, *, archive: Any = None) -> Re
     found = integrity(path, entity)
     if found.problems:
         raise ProvenanceError(f"refused to redo {path.name}: {found.problems[0]}; nothing was run")
-    replayer = _Replayer(graph, Path(out_dir), InputLocator(archive))
+    # Inputs the analyst wrote (models, configurations) are kept with the published
+    # product: the locator looks at the product's own DID too (issue 14).
+    from ..archive.publish import product_did
+
+    published = product_did(entity.id, entity.data_sha256 or "")
+    replayer = _Replayer(graph, Path(out_dir), InputLocator(archive, products=[published]))
     replayer.check(producer)
     new_path = replayer.input_path(entity)
     rtol = TOLERANCES.get(entity.product_type or "default", TOLERANCES["default"])

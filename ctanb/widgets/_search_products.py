@@ -5,7 +5,8 @@ Published products (DL4/DL5) are found like datasets: these boxes become
 ``derived_from_run``, ``software``, ``software_version``, ``step``, ``step_version``,
 ``parameter``), which :func:`~ctanb.client.criteria.build_adql` turns into conditions over
 ``ivoa.obscore`` and the ``provenance`` tables, shown in the ADQL box like every other
-criterion.
+criterion. Software, step and parameter, like the run, cover the product's whole lineage
+(:mod:`ctanb.client._product_criteria`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ __all__ = ["PRODUCT_TEXTS", "ProductFields"]
 PRODUCT_TEXTS = {
     "derived_from_run": ("From run", "obs_id, e.g. 23523",
                          "products with this run anywhere in their lineage"),
-    "software": ("Software", "e.g. gammapy", "software of the activity that made the product"),
+    "software": ("Software", "e.g. gammapy",
+                 "software of any activity of the product's lineage"),
     "software_version": ("version", "e.g. 2.1", "its version"),
-    "step": ("Step", "e.g. counts-map", "the step (activity) that made the product"),
+    "step": ("Step", "e.g. counts-map",
+             "a step of the product's lineage (the one that made it or made its inputs)"),
     "step_version": ("version", "e.g. 1.0", "the step's version"),
     "parameter": ("Parameter", "name = value, e.g. radius_deg = 0.1",
-                  "a parameter value of the step that made the product (; between several)"),
+                  "a parameter value of any step of the product's lineage (; between several)"),
 }  # fmt: skip
 
 ANY = "(any)"

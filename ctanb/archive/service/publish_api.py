@@ -6,11 +6,19 @@ Answers ``201`` (published) or ``200`` (already published: same DID) with a JSON
 document ``{"did", "created", "data_rights", "release_date", "access_url"}``; a
 refusal answers ``400``/``401``/``403`` with ``{"error", "condition"}`` naming the
 check that failed, and leaves nothing behind.
+
+A product whose analysis used models or configuration files the analyst wrote (e.g. the
+3D fit's ``models_start.yaml``) is sent as an uncompressed tar (``application/x-tar``):
+``product.fits`` and ``inputs/<file name>`` for each such file; the archive checks and
+keeps them with the product (:mod:`ctanb.archive.publish_inputs`).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +34,43 @@ __all__ = ["MAX_PRODUCT_BYTES", "publish_endpoint"]
 
 #: Largest product accepted (bytes).
 MAX_PRODUCT_BYTES = 512 * 1024 * 1024
+#: Most files sent with one product.
+MAX_SENT_INPUTS = 32
+_SENT_NAME = re.compile(r"^inputs/([A-Za-z0-9_][A-Za-z0-9_.+-]{0,99})$")
+
+
+def _unpack(body: Path, folder: Path) -> tuple[Path, dict[str, Path]]:
+    """The product and the files sent with it, from an uncompressed tar *body*.
+
+    Only regular members named ``product.fits`` and ``inputs/<file name>`` are accepted;
+    their bytes are copied out by the archive under names it chooses (never a member's
+    path), so a crafted archive cannot write anywhere.
+    """
+    product, sent = None, {}
+    try:
+        with tarfile.open(body, mode="r:") as tar:
+            for member in tar:
+                found = _SENT_NAME.match(member.name)
+                if not member.isfile() or (member.name != "product.fits" and not found):
+                    raise PublishRefused(
+                        "inputs", f"the upload holds {member.name!r}: send product.fits and "
+                        "inputs/<file name> only (regular files)")  # fmt: skip
+                if found and (found.group(1) in sent or len(sent) >= MAX_SENT_INPUTS):
+                    raise PublishRefused("inputs", f"send each input once, at most "
+                                         f"{MAX_SENT_INPUTS} ({found.group(1)})")  # fmt: skip
+                target = folder / (f"sent-{len(sent)}" if found else "unpacked-product.fits")
+                with tar.extractfile(member) as src, target.open("wb") as out:  # type: ignore[union-attr]
+                    shutil.copyfileobj(src, out)
+                if found:
+                    sent[found.group(1)] = target
+                else:
+                    product = target
+    except tarfile.TarError:
+        raise PublishRefused("provenance", "the upload is not a product nor a tar of one "
+                             "with its inputs") from None  # fmt: skip
+    if product is None:
+        raise PublishRefused("provenance", "the upload holds no product.fits")
+    return product, sent
 
 
 def _refused(condition: str, message: str, status: int = 400) -> Response:
@@ -55,10 +100,15 @@ async def publish_endpoint(request: Request) -> Response:
         if size == 0:
             return _refused("provenance", "the request carries no product (empty body)")
         hook = getattr(request.app.state, "publish_before_commit", None)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
+            sent: dict[str, Path] = {}
+            if kind == "application/x-tar":
+                upload, sent = await run_in_threadpool(_unpack, upload, Path(tmp))
             result = await run_in_threadpool(
                 publish_file, state.db_path, upload, policy=state.policy,
                 token=bearer_token(request.headers), curation=curation, before_commit=hook,
+                inputs=sent,
             )  # fmt: skip
         except PublishRefused as exc:
             return _refused(exc.condition, str(exc), exc.status)
