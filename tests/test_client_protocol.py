@@ -109,9 +109,11 @@ def test_server_messages_are_read_from_votable_json_and_text():
     dali = (
         b'<?xml version="1.0"?><VOTABLE version="1.4" '
         b'xmlns="http://www.ivoa.net/xml/VOTable/v1.3"><RESOURCE type="results">'
+        b'<INFO name="provider" value="ctanb">the embedded archive</INFO>'
         b'<INFO name="QUERY_STATUS" value="ERROR">no column &lt;x&gt; &amp; no table'
-        b"</INFO></RESOURCE></VOTABLE>"
+        b'</INFO><INFO name="request" value="sync">SELECT x</INFO></RESOURCE></VOTABLE>'
     )
+    # the DALI status only, not the other INFOs around it
     assert server_message(dali) == "no column <x> & no table"
     assert server_message('{"message": "unknown collection"}') == "unknown collection"
     assert server_message("<html><body><h1>502</h1> Bad   Gateway</body></html>") == (
