@@ -350,6 +350,9 @@ class AsyncQuery:
             self._record(None, phase)
             raise QueryError(f"the async query {self.url} was aborted", query=self.adql)
         with pyvo_errors(self.url, self.adql):
+            # pyvo takes the result URL from its own copy of the job document, which the
+            # blocking waits above did not update: fetch it (the property reads it anew)
+            self.job.job  # noqa: B018
             raw = self.job.fetch_result()
         results = results_from_votable(raw, self.adql, self.archive)
         self._record(len(results), phase)
