@@ -213,7 +213,7 @@ class AsyncQuery:
     def phase(self) -> str:
         """The UWS phase: PENDING, QUEUED, EXECUTING, COMPLETED, ERROR, ABORTED."""
         with pyvo_errors(self.url, self.adql):
-            return str(Phase.parse(self.job.phase))
+            return str(self.job.phase)
 
     def wait(
         self,
