@@ -13,7 +13,8 @@ import requests
 
 from .._errors import CoverageError, ServiceError
 from ..archive.coverage import check_kind, check_order, moc_class
-from .query import _body_message, unreachable
+from ._protocol import server_message
+from .query import unreachable
 
 __all__ = ["fetch_coverage"]
 
@@ -64,7 +65,7 @@ def fetch_coverage(
     except requests.RequestException as exc:
         raise ServiceError(unreachable(archive.url, exc), url=url) from None
     if resp.status_code == 400:
-        raise CoverageError(_body_message(resp.content) or resp.text[:300])
+        raise CoverageError(server_message(resp.content) or resp.text[:300])
     if resp.status_code == 404:
         raise ServiceError(
             f"the archive at {archive.url} does not serve coverage maps (no /coverage endpoint)",
@@ -74,7 +75,7 @@ def fetch_coverage(
     if resp.status_code != 200:
         raise ServiceError(
             f"coverage at {url} answered HTTP {resp.status_code}: "
-            f"{_body_message(resp.content) or resp.text[:300]}",
+            f"{server_message(resp.content) or resp.text[:300]}",
             url=url,
             status=resp.status_code,
         )

@@ -32,6 +32,7 @@ import requests
 from .._errors import AuthError, CtanbError, DownloadError
 from .._hashing import sha256_file
 from .._settings import home_dir
+from ._protocol import server_message
 
 __all__ = ["DownloadManager", "expected_sha256", "sha256_file"]
 
@@ -217,7 +218,7 @@ class DownloadManager:
             text = resp.text.strip()
         except (requests.RequestException, UnicodeDecodeError):
             text = ""
-        text = _plain_message(text)
+        text = server_message(text)
         resp.close()
         if resp.status_code in (401, 403):
             reason = text or resp.reason
@@ -348,27 +349,6 @@ def _filename(headers) -> str | None:
 def _content_range_total(value: str) -> int | None:
     match = re.match(r"bytes\s+\d+-\d+/(\d+)", value.strip())
     return int(match.group(1)) if match else None
-
-
-def _plain_message(text: str) -> str:
-    """A one-line message from a plain, JSON or VOTable error body."""
-    if not text:
-        return ""
-    if text.startswith("{"):
-        import json
-
-        try:
-            data = json.loads(text)
-            for key in ("message", "detail", "error"):
-                if isinstance(data, dict) and data.get(key):
-                    return str(data[key])
-        except ValueError:
-            pass
-    match = re.search(r"<INFO[^>]*name=\"QUERY_STATUS\"[^>]*>(.*?)</INFO>", text, re.S)
-    if match:
-        return match.group(1).strip()
-    text = re.sub(r"<[^>]+>", " ", text)
-    return " ".join(text.split())[:500]
 
 
 def _place(path: Path, dest: Path) -> Path:

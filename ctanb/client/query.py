@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from .._errors import AuthError, QueryError, ServiceError
+from .._errors import QueryError, ServiceError
+from .._uws import FINAL_PHASES, Phase
+from ._protocol import query_position, server_message, status_error
 from .results import Results
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,36 +29,24 @@ __all__ = [
 ]
 
 _DATALINK_STANDARD = "ivo://ivoa.net/std/datalink"
-_FINAL_PHASES = {"COMPLETED", "ERROR", "ABORTED"}
+#: Longest blocking wait asked of the server at once (seconds; pyvo asks at most 60 too).
+_MAX_WAIT = 60
+#: First pause between two polls of a server that does not block.
+_POLL_START = 0.05
 
 
-def query_position(message: str) -> tuple[int, int] | None:
-    """``(line, column)`` named in a server message ("line 2, column 7"), if any."""
-    # "line 2, column 7" (ctanb) and "(line:1, col:38)" (DaCHS) before a bare character offset
-    match = re.search(r"line\s*:?\s*(\d+)\s*,?\s*col(?:umn)?\s*:?\s*(\d+)", message, re.I)
-    if match:
-        return int(match.group(1)), int(match.group(2))
-    match = re.search(r"(?:at\s+)?(?:char(?:acter)?|position|offset)\s+(\d+)", message, re.I)
-    if match:
-        return 1, int(match.group(1))
-    return None
-
-
-def _server_message(exc: Exception) -> str:
+def _response_message(exc: Exception) -> str:
     """The server's own words from a pyvo or requests exception."""
     response = getattr(getattr(exc, "cause", None), "response", None)
     if response is None:
         response = getattr(exc, "response", None)
     if response is not None:
         try:
-            text = response.text
-        except (requests.RequestException, UnicodeDecodeError, RuntimeError):
-            text = ""
-        match = re.search(r"<INFO[^>]*QUERY_STATUS[^>]*>(.*?)</INFO>", text or "", re.S)
-        if match and match.group(1).strip():
-            return match.group(1).strip()
-        if text and "<" not in text[:1]:
-            return text.strip()[:500]
+            message = server_message(response.content)
+        except (requests.RequestException, RuntimeError):
+            message = ""
+        if message:
+            return message
     reason = getattr(exc, "reason", None)
     return str(reason if reason else exc)
 
@@ -85,16 +74,8 @@ def pyvo_errors(url: str, adql: str | None) -> Iterator[None]:
             url=url,
         ) from exc
     except DALServiceError as exc:
-        status = exc.code or None
-        message = _server_message(exc)
-        if status in (401, 403):
-            raise AuthError(f"the archive refused the request ({status}): {message}") from exc
-        if status == 400 and adql is not None:
-            raise QueryError(message, query=adql, position=query_position(message)) from exc
-        if status:
-            raise ServiceError(
-                f"the archive at {url} answered HTTP {status}: {message}", url=url, status=status
-            ) from exc
+        if exc.code:
+            raise status_error(exc.code, _response_message(exc), url=url, adql=adql) from exc
         raise ServiceError(unreachable(url, exc), url=url) from exc
     except requests.RequestException as exc:
         status = exc.response.status_code if exc.response is not None else None
@@ -133,9 +114,10 @@ def run_sync(service: Any, adql: str, maxrec: int | None = None, *, session: Any
     """Run *adql* on a pyvo TAPService at once and return pyvo TAPResults.
 
     Reads the HTTP status itself (pyvo keeps it aside), so that the layer that
-    failed is named: 400 -> :class:`~ctanb.QueryError` (server message and
-    position), 401/403 -> :class:`~ctanb.AuthError`, other statuses ->
-    :class:`~ctanb.ServiceError` with the server's message.
+    failed is named (:func:`~ctanb.client._protocol.status_error`): 400 ->
+    :class:`~ctanb.QueryError` (server message and position), 401/403 ->
+    :class:`~ctanb.AuthError`, other statuses -> :class:`~ctanb.ServiceError` with
+    the server's message.
     """
     from astropy.io.votable import parse as parse_votable
     from pyvo.dal import DALServiceError
@@ -148,15 +130,8 @@ def run_sync(service: Any, adql: str, maxrec: int | None = None, *, session: Any
         try:
             query.raise_if_error()
         except DALServiceError as exc:
-            status = exc.code or None
-            message = _body_message(body) or str(exc)
-            if status in (401, 403):
-                raise AuthError(f"the archive refused the query ({status}): {message}") from exc
-            if status == 400:
-                raise QueryError(message, query=adql, position=query_position(message)) from exc
-            raise ServiceError(
-                f"the archive at {url} answered HTTP {status}: {message}", url=url, status=status
-            ) from exc
+            message = server_message(body) or str(exc)
+            raise status_error(exc.code or None, message, url=url, adql=adql) from exc
         try:
             votable = parse_votable(io.BytesIO(body))
         except Exception as exc:  # astropy raises many types for a broken document
@@ -164,16 +139,6 @@ def run_sync(service: Any, adql: str, maxrec: int | None = None, *, session: Any
                 f"the archive at {url} answered something that is not a VOTable: {exc}", url=url
             ) from exc
         return TAPResults(votable, url=url, session=session)
-
-
-def _body_message(body: bytes) -> str:
-    text = body.decode("utf-8", "replace")
-    match = re.search(r"<INFO[^>]*QUERY_STATUS[^>]*>(.*?)</INFO>", text, re.S)
-    if match:
-        import html
-
-        return html.unescape(match.group(1).strip())
-    return text.strip()[:500] if text and not text.lstrip().startswith("<") else ""
 
 
 def _datalink_url(raw: Any) -> str | None:
@@ -239,6 +204,7 @@ class AsyncQuery:
         self._criteria = criteria
         self._start = time.time()
         self._recorded = False
+        self._blocking = True  # the server takes UWS 1.1 WAIT (until it says otherwise)
 
     def __repr__(self) -> str:
         return f"<AsyncQuery {self.url} phase={self.phase}>"
@@ -258,6 +224,10 @@ class AsyncQuery:
     ) -> str:
         """Wait for a final phase, reporting each new phase.
 
+        The server is asked to answer when the phase changes (UWS 1.1 blocking
+        ``WAIT``), so a waiting client sends one request per phase, not a poll every
+        fraction of a second; a server that does not block is polled instead.
+
         Parameters
         ----------
         callback : callable, optional
@@ -271,6 +241,11 @@ class AsyncQuery:
         -------
         str
             The final phase.
+
+        Raises
+        ------
+        ServiceError
+            The job is still running after *timeout* seconds, or the archive failed.
         """
         show = self.archive.progress if progress is None else progress
         bar = None
@@ -278,41 +253,81 @@ class AsyncQuery:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=None, desc="async query", bar_format="{desc}: {postfix} [{elapsed}]")
-        last, delay, deadline = None, 0.05, time.monotonic() + timeout
+        phase = None
         try:
-            while True:
-                phase = self.phase
-                if phase != last:
-                    last = phase
-                    if callback is not None:
-                        callback(phase)
-                    if bar is not None:
-                        bar.set_postfix_str(phase)
-                if phase in _FINAL_PHASES:
-                    return phase
-                if time.monotonic() > deadline:
-                    raise ServiceError(
-                        f"the async query {self.url} is still {phase} after {timeout:g} s "
-                        "(cancel() it or wait longer)",
-                        url=self.url,
-                    )
-                time.sleep(delay)
-                delay = min(delay * 1.5, 1.0)
+            for phase in self._phases(timeout):
+                if callback is not None:
+                    callback(phase)
+                if bar is not None:
+                    bar.set_postfix_str(phase)
         finally:
             if bar is not None:
                 bar.close()
+        if phase not in FINAL_PHASES:
+            raise ServiceError(
+                f"the async query {self.url} is still {phase} after {timeout:g} s "
+                "(cancel() it or wait longer)",
+                url=self.url,
+            )
+        return phase
 
     def cancel(self, *, timeout: float = 10.0) -> str:
         """Abort the job (UWS ``PHASE=ABORT``), wait for it to stop, return its phase."""
         with pyvo_errors(self.url, self.adql):
             self.job.abort()
         # The server stops the query at its next check; wait for the final phase.
-        deadline, phase = time.monotonic() + timeout, self.phase
-        while phase not in _FINAL_PHASES and time.monotonic() < deadline:
-            time.sleep(0.05)
-            phase = self.phase
+        *_, phase = self._phases(timeout)
         self._record(None, phase)
         return phase
+
+    def _phases(self, timeout: float) -> Iterator[str]:
+        """The job's phases as they change, until a final one or *timeout* seconds."""
+        deadline = time.monotonic() + timeout
+        phase = self.phase
+        yield phase
+        delay = _POLL_START
+        while phase not in FINAL_PHASES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            new = self._next_phase(phase, remaining)
+            if new != phase:
+                phase, delay = new, _POLL_START
+                yield phase
+                continue
+            # Unchanged: the server's wait ran out, or it does not block (UWS 1.0,
+            # WAIT=0 allowed only): poll, more and more slowly.
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 1.5, 1.0)
+
+    def _next_phase(self, phase: str, remaining: float) -> str:
+        """The phase once it is no longer *phase*, or after at most *remaining* seconds:
+        UWS 1.1 blocking (``GET {job}?WAIT=s&PHASE=phase``), or the phase now if the
+        server refused WAIT before."""
+        if not self._blocking:
+            return self.phase
+        # whole seconds: DaCHS reads WAIT as an integer
+        seconds = max(1, min(int(remaining), _MAX_WAIT))
+        with pyvo_errors(self.url, None):
+            resp = self.archive.session.get(
+                self.url,
+                params={"WAIT": str(seconds), "PHASE": str(phase)},
+                timeout=(5.0, seconds + 30.0),
+            )
+        if resp.status_code == 400:  # a server that takes no WAIT or PHASE: poll it
+            self._blocking = False
+            return self.phase
+        if resp.status_code >= 400:
+            raise status_error(resp.status_code, server_message(resp.content), url=self.url)
+        from pyvo.io.uws import parse_job
+
+        try:
+            return str(parse_job(io.BytesIO(resp.content), filename=self.url).phase)
+        except Exception as exc:  # the XML parser raises many types for a broken document
+            raise ServiceError(
+                f"the archive answered something that is not a UWS job for {self.url}: {exc}",
+                url=self.url,
+            ) from exc
 
     def results(
         self, *, callback: Callable[[str], None] | None = None, timeout: float = 600.0
@@ -325,16 +340,19 @@ class AsyncQuery:
             The job ended in ERROR (the server's message) or was ABORTED.
         """
         phase = self.wait(callback=callback, timeout=timeout)
-        if phase == "ERROR":
+        if phase == Phase.ERROR:
             with pyvo_errors(self.url, self.adql):
                 message = str(self.job.job.errorsummary.message.content or "").strip()
             message = message or "the job ended in ERROR"
             self._record(None, phase, message)
             raise QueryError(message, query=self.adql, position=query_position(message))
-        if phase == "ABORTED":
+        if phase == Phase.ABORTED:
             self._record(None, phase)
             raise QueryError(f"the async query {self.url} was aborted", query=self.adql)
         with pyvo_errors(self.url, self.adql):
+            # pyvo takes the result URL from its own copy of the job document, which the
+            # blocking waits above did not update: fetch it (the property reads it anew)
+            self.job.job  # noqa: B018
             raw = self.job.fetch_result()
         results = results_from_votable(raw, self.adql, self.archive)
         self._record(len(results), phase)

@@ -5,59 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from .._uws import FINAL_PHASES, RUNNING_PHASES, Phase
 
 __all__ = ["ACTIVE_PHASES", "FINAL_PHASES", "JobProvenance", "JobRecord", "Phase", "now"]
 
 
-class Phase(StrEnum):
-    """The IVOA UWS 1.1 execution phases a ctanb job goes through."""
-
-    PENDING = "PENDING"  # created, not yet handed to an executor
-    QUEUED = "QUEUED"  # handed to an executor, its process not started yet
-    EXECUTING = "EXECUTING"
-    COMPLETED = "COMPLETED"
-    ERROR = "ERROR"
-    ABORTED = "ABORTED"
-
-    @classmethod
-    def parse(cls, text: str) -> Phase:
-        """The phase named *text* (any case).
-
-        Parameters
-        ----------
-        text : str
-            A phase name, e.g. ``"completed"``.
-
-        Returns
-        -------
-        Phase
-            The phase.
-
-        Raises
-        ------
-        JobError
-            Not a phase; the message names the valid ones.
-        """
-        from .._errors import JobError
-
-        try:
-            return cls(str(text).upper())
-        except ValueError:
-            raise JobError(
-                f"unknown job phase {text!r}; phases: {', '.join(p.value for p in cls)}"
-            ) from None
-
-    @property
-    def is_final(self) -> bool:
-        """True for COMPLETED, ERROR and ABORTED: the job will not change any more."""
-        return self in FINAL_PHASES
-
-
-FINAL_PHASES = frozenset({Phase.COMPLETED, Phase.ERROR, Phase.ABORTED})
-ACTIVE_PHASES = frozenset({Phase.QUEUED, Phase.EXECUTING})
+# The UWS phases are defined once for the client, the server, the jobs and the panels;
+# a ctanb job goes through ``LIFECYCLE``. ACTIVE_PHASES: handed to an executor.
+ACTIVE_PHASES = RUNNING_PHASES
 
 
 def now() -> str:

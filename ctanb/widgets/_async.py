@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FINAL_PHASES", "follow", "phases_text", "status_html"]
+from .._uws import FINAL_PHASES
 
-FINAL_PHASES = ("COMPLETED", "ERROR", "ABORTED")
+__all__ = ["FINAL_PHASES", "follow", "phases_text", "status_html"]
 
 #: Status colours: grey for news and for the user's own cancel, never green for a failure.
 _COLOURS = {"info": "#555555", "ok": "#2e7d32", "cancelled": "#8d6e63", "error": "#b71c1c"}

@@ -101,13 +101,17 @@ def read_number(name: str, text: str) -> Any:
 
 
 def distinct_values(archive: Any, columns: list[str]) -> dict[str, list[str]]:
-    """The values each of *columns* takes in the archive (``SELECT DISTINCT``), sorted."""
+    """The values each of *columns* takes in the archive (``SELECT DISTINCT``), sorted.
+
+    Through :meth:`~ctanb.client.Archive.query`: a failure is a
+    :class:`~ctanb.CtanbError` in the user's words, and the queries are in the history.
+    """
     from ..datamodel import OBSCORE_TABLE
 
     found = {}
     for column_name in columns:
         adql = f"SELECT DISTINCT {column_name} FROM {OBSCORE_TABLE}"
-        raw = archive.service.run_sync(adql).to_table()[column_name]
+        raw = archive.query(adql)[column_name]
         found[column_name] = sorted({(v.decode() if isinstance(v, bytes) else str(v))
                                      for v in raw
                                      if v is not None and str(v) not in ("", "--")})  # fmt: skip

@@ -16,7 +16,7 @@ import numpy as np
 from .._errors import CtanbError
 from ..client.during import DURING_COLUMN, exact_overlaps
 from . import _form
-from ._async import follow, phases_text, status_html
+from ._async import FINAL_PHASES, follow, phases_text, status_html
 from ._errors import guarded
 from ._form import ANY
 
@@ -222,7 +222,7 @@ class SearchRunning:
         if not self.phase_log or self.phase_log[-1][0] != phase:
             self.phase_log = [*self.phase_log, [phase, round(elapsed, 2)]]
         self.phase, self.elapsed = phase, round(elapsed, 2)
-        if phase not in ("COMPLETED", "ERROR", "ABORTED"):
+        if phase not in FINAL_PHASES:
             self.status.value = status_html(phases_text(self.phase_log, elapsed))
         if job is not None:
             self._update_async(job, phase=phase, elapsed=round(elapsed, 2))

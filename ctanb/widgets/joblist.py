@@ -18,20 +18,21 @@ import ipywidgets as w
 import traitlets as t
 
 from .._errors import JobError
+from .._uws import LIFECYCLE, Phase
 from ._errors import ErrorDisplay, guarded
 
 __all__ = ["PHASE_COLORS", "JobList"]
 
 #: Background colour of each UWS phase's badge.
 PHASE_COLORS = {
-    "PENDING": "#9e9e9e",
-    "QUEUED": "#8d6e63",
-    "EXECUTING": "#1e88e5",
-    "COMPLETED": "#43a047",
-    "ERROR": "#e53935",
-    "ABORTED": "#fb8c00",
+    Phase.PENDING: "#9e9e9e",
+    Phase.QUEUED: "#8d6e63",
+    Phase.EXECUTING: "#1e88e5",
+    Phase.COMPLETED: "#43a047",
+    Phase.ERROR: "#e53935",
+    Phase.ABORTED: "#fb8c00",
 }
-_PHASES = ("", "PENDING", "QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED")
+_PHASES = ("", *LIFECYCLE)
 _LOG_TAIL = 20_000  # characters of the log shown (the file keeps everything)
 
 

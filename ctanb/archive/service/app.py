@@ -26,7 +26,7 @@ from .provsap import provsap_endpoint
 from .publish_api import publish_endpoint
 from .state import ArchiveState
 from .tap import sync_endpoint
-from .uws import JobManager
+from .uws import UWSJobManager
 from .vosi import availability, capabilities, tables
 from .votable import VOTABLE_MIME, error_votable
 from .whoami_api import whoami_endpoint
@@ -137,7 +137,7 @@ def create_app(
         The ASGI application.
     """
     state = ArchiveState(db, policy=policy, base_url=base_url, **settings)
-    state.jobs = JobManager(state)
+    state.jobs = UWSJobManager(state)
     # Published products (issue 14): the provenance views filter rows by the request's token.
     from ..provtap import RightsMiddleware, wrap_open_connection
 

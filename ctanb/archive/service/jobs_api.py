@@ -11,9 +11,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..._uws import Phase
 from .params import Params, ServiceFault, read_params
 from .state import ArchiveState, identity
-from .uws import PHASES, Job, JobManager, iso, now_utc, parse_iso
+from .uws import Job, UWSJobManager, iso, now_utc, parse_iso
 from .uws_xml import (
     check_job_params,
     job_document,
@@ -67,7 +68,7 @@ def _requested_times(state: ArchiveState, params: Params) -> dict[str, object]:
     return times
 
 
-def _ctx(request: Request) -> tuple[ArchiveState, JobManager, str, str | None]:
+def _ctx(request: Request) -> tuple[ArchiveState, UWSJobManager, str, str | None]:
     state: ArchiveState = request.app.state.archive
     return (
         state,
@@ -77,7 +78,7 @@ def _ctx(request: Request) -> tuple[ArchiveState, JobManager, str, str | None]:
     )
 
 
-def _job(request: Request) -> tuple[ArchiveState, JobManager, str, Job]:
+def _job(request: Request) -> tuple[ArchiveState, UWSJobManager, str, Job]:
     state, jobs, base, who = _ctx(request)
     return state, jobs, base, jobs.get(request.path_params["job_id"], who)
 
@@ -99,7 +100,7 @@ async def job_list(request: Request) -> Response:
     listed = jobs.visible(who)
     phases = {_phase_name(p) for p in params.getall("PHASE")}
     # UWS 1.1: ARCHIVED jobs are hidden unless asked for (we have none)
-    listed = [j for j in listed if (j.phase in phases if phases else j.phase != "ARCHIVED")]
+    listed = [j for j in listed if (j.phase in phases if phases else j.phase != Phase.ARCHIVED)]
     after = params.get("AFTER")
     if after:
         t = parse_iso(after)
@@ -112,11 +113,12 @@ async def job_list(request: Request) -> Response:
     return Response(job_list_document(listed, base), media_type=_XML)
 
 
-def _phase_name(text: str) -> str:
-    phase = text.strip().upper()
-    if phase not in PHASES:
-        raise ServiceFault(f"PHASE={text[:40]!r} is not a UWS phase ({', '.join(PHASES)})")
-    return phase
+def _phase_name(text: str) -> Phase:
+    try:
+        return Phase(text.strip().upper())
+    except ValueError:
+        phases = ", ".join(Phase)
+        raise ServiceFault(f"PHASE={text[:40]!r} is not a UWS phase ({phases})") from None
 
 
 async def job_resource(request: Request) -> Response:
@@ -146,7 +148,7 @@ async def job_resource(request: Request) -> Response:
     return Response(job_document(job, base), media_type=_XML)
 
 
-def _change_phase(jobs: JobManager, job: Job, phase: str) -> None:
+def _change_phase(jobs: UWSJobManager, job: Job, phase: str) -> None:
     phase = phase.strip().upper()
     if phase == "RUN":
         jobs.run(job)

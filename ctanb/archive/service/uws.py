@@ -20,7 +20,7 @@ Waiting
     ``WAIT`` blocks on an :class:`asyncio.Event` in the server's event loop, woken by
     the worker thread that changes the phase: a waiting client holds no thread.
 Persistence
-    Every change is written to a :class:`~.uws_store.JobStore`; results live there,
+    Every change is written to a :class:`~.uws_store.UWSJobStore`; results live there,
     not in memory.
 """
 
@@ -39,17 +39,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..._uws import UNFINISHED_PHASES, Phase
 from .params import Params, ServiceFault
 from .state import ArchiveState
 from .tap import execute_query, validate_query_params
-from .uws_store import INTERRUPTED, JobStore, default_store_path
+from .uws_store import INTERRUPTED, UWSJobStore, default_store_path
 from .uws_xml import check_job_params
 
 __all__ = [
-    "ACTIVE",
     "Job",
-    "JobManager",
     "QuotaFault",
+    "UWSJobManager",
     "iso",
     "now_utc",
     "owner_groups",
@@ -57,9 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("ctanb.archive.service")
-
-ACTIVE = ("PENDING", "QUEUED", "EXECUTING", "HELD", "SUSPENDED")
-PHASES = (*ACTIVE, "COMPLETED", "ERROR", "ABORTED", "UNKNOWN", "ARCHIVED")
 
 
 def now_utc() -> dt.datetime:
@@ -99,7 +96,7 @@ class Job:
     destruction: dt.datetime
     run_id: str | None = None
     owner: str | None = None
-    phase: str = "PENDING"
+    phase: Phase = Phase.PENDING
     creation: dt.datetime = field(default_factory=now_utc)
     start: dt.datetime | None = None
     end: dt.datetime | None = None
@@ -145,13 +142,18 @@ def owner_groups(policy: Any, owner: str | None) -> frozenset[str]:
     return frozenset(found)
 
 
-class JobManager:
-    """The job list, its store and the worker pool of one service."""
+class UWSJobManager:
+    """The UWS jobs of one service (``/async``): their list, their store, the worker pool.
+
+    Not :class:`ctanb.jobs.JobManager`, which runs ctanb's own analysis jobs.
+    """
 
     def __init__(self, state: ArchiveState):
         self.state = state
         s = state.settings
-        self.store = JobStore(Path(s.jobs_db) if s.jobs_db else default_store_path(state.db_path))
+        self.store = UWSJobStore(
+            Path(s.jobs_db) if s.jobs_db else default_store_path(state.db_path)
+        )
         self._lock = threading.RLock()
         self.jobs: dict[str, Job] = {j.job_id: j for j in self.store.load(_job_from_row)}
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
@@ -208,7 +210,9 @@ class JobManager:
                 429,
                 {"Retry-After": str(wait)},
             )
-        active = sum(1 for j in self.jobs.values() if j.quota_key == key and j.phase in ACTIVE)
+        active = sum(
+            1 for j in self.jobs.values() if j.quota_key == key and j.phase in UNFINISHED_PHASES
+        )
         if active >= s.max_active_jobs:
             raise QuotaFault(
                 f"too many unfinished jobs: {key} already has {active} (the limit is "
@@ -245,9 +249,9 @@ class JobManager:
     def run(self, job: Job) -> None:
         """Queue a PENDING job (running twice is an error)."""
         with self._lock:
-            if job.phase != "PENDING":
+            if job.phase != Phase.PENDING:
                 raise ServiceFault(f"job {job.job_id} is {job.phase}, only PENDING jobs can run")
-            self._set_phase(job, "QUEUED")
+            self._set_phase(job, Phase.QUEUED)
         # the job runs with the rights of the request that started it (its owner's
         # token: ctanb.archive.provtap.RightsMiddleware), not with none
         self.pool.submit(contextvars.copy_context().run, self._execute, job)
@@ -255,11 +259,11 @@ class JobManager:
     def abort(self, job: Job) -> None:
         """Abort a job that has not finished (a running query is interrupted)."""
         with self._lock:
-            if job.phase not in ACTIVE:
+            if job.phase not in UNFINISHED_PHASES:
                 return
             job.abort_requested = True
-            if job.phase in ("PENDING", "QUEUED"):
-                self._finish(job, "ABORTED")
+            if job.phase in (Phase.PENDING, Phase.QUEUED):
+                self._finish(job, Phase.ABORTED)
             elif job.conn is not None:
                 job.conn.interrupt()
 
@@ -274,7 +278,7 @@ class JobManager:
         """The stored result of a COMPLETED job."""
         return self.store.result(job.job_id) if job.has_result else None
 
-    async def wait(self, job: Job, seconds: float, phase: str | None) -> None:
+    async def wait(self, job: Job, seconds: float, phase: Phase | None) -> None:
         """UWS 1.1 blocking: wait up to *seconds* while the job is active (and in
         *phase*, if given), on an event of the running loop (no thread is held)."""
         loop = asyncio.get_running_loop()
@@ -283,7 +287,7 @@ class JobManager:
         def settled() -> bool:
             if job.job_id not in self.jobs:  # deleted or destroyed meanwhile
                 return True
-            return job.phase not in ACTIVE or (phase is not None and job.phase != phase)
+            return job.phase not in UNFINISHED_PHASES or (phase is not None and job.phase != phase)
 
         while not settled():
             remaining = deadline - loop.time()
@@ -307,15 +311,15 @@ class JobManager:
         with self._lock:
             self._closing = True
             for job in list(self.jobs.values()):
-                if job.phase == "QUEUED":
+                if job.phase == Phase.QUEUED:
                     job.error = INTERRUPTED
-                    self._finish(job, "ERROR")
-                elif job.phase == "EXECUTING" and job.conn is not None:
+                    self._finish(job, Phase.ERROR)
+                elif job.phase == Phase.EXECUTING and job.conn is not None:
                     job.conn.interrupt()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     # -- internals ---------------------------------------------------------------------
-    def _set_phase(self, job: Job, phase: str, result: bytes | None = None) -> None:
+    def _set_phase(self, job: Job, phase: Phase, result: bytes | None = None) -> None:
         """Change, store, and wake the waiters of *job* (caller holds the lock)."""
         job.phase = phase
         if job.job_id in self.jobs:
@@ -330,7 +334,7 @@ class JobManager:
             except RuntimeError:  # that loop is closed: nobody waits any more
                 pass
 
-    def _finish(self, job: Job, phase: str, result: bytes | None = None) -> None:
+    def _finish(self, job: Job, phase: Phase, result: bytes | None = None) -> None:
         job.end = now_utc()
         self._set_phase(job, phase, result)
 
@@ -352,10 +356,10 @@ class JobManager:
 
     def _execute(self, job: Job) -> None:
         with self._lock:
-            if job.phase != "QUEUED":
+            if job.phase != Phase.QUEUED:
                 return
             job.start = now_utc()
-            self._set_phase(job, "EXECUTING")
+            self._set_phase(job, Phase.EXECUTING)
         conn = None
         try:
             conn = self.state.open_connection()
@@ -389,7 +393,7 @@ class JobManager:
                     self._end_failed(job, "")
                 else:
                     job.result_type, job.result_size = result.media_type, len(result.body)
-                    self._finish(job, "COMPLETED", result.body)
+                    self._finish(job, Phase.COMPLETED, result.body)
         finally:
             job.conn = None
             if conn is not None:
@@ -398,9 +402,9 @@ class JobManager:
     def _end_failed(self, job: Job, message: str) -> None:
         if self._closing:
             job.error = INTERRUPTED
-            self._finish(job, "ERROR")
+            self._finish(job, Phase.ERROR)
         elif job.abort_requested:
-            self._finish(job, "ABORTED")
+            self._finish(job, Phase.ABORTED)
         else:
             job.error = message
-            self._finish(job, "ERROR")
+            self._finish(job, Phase.ERROR)

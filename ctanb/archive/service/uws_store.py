@@ -23,11 +23,12 @@ import sqlalchemy as sa
 from ..._errors import ServiceError
 from ..._settings import home_dir
 from ..._sqlstore import engine_for, normalise_url, write_with_retry
+from ..._uws import RUNNING_PHASES, Phase
 
 if TYPE_CHECKING:
     from .uws import Job
 
-__all__ = ["INTERRUPTED", "JobStore", "default_store_path"]
+__all__ = ["INTERRUPTED", "UWSJobStore", "default_store_path"]
 
 #: The error message of a job cut off by a restart of the service.
 INTERRUPTED = "interrupted by a service restart"
@@ -52,7 +53,6 @@ _JOBS = sa.Table(
     sa.Column("result_size", sa.Integer),
     sa.Column("result", sa.LargeBinary),
 )
-_ACTIVE_RUNNING = ("QUEUED", "EXECUTING")
 
 
 def default_store_path(db: Path) -> Path:
@@ -69,7 +69,7 @@ def _dt(text: str | None) -> dt.datetime | None:
     return None if text is None else dt.datetime.fromisoformat(text)
 
 
-class JobStore:
+class UWSJobStore:
     """The jobs table of one service (SQLite via the project's SQL store layer).
 
     Parameters
@@ -136,8 +136,8 @@ class JobStore:
         self._write(
             lambda c: c.execute(
                 _JOBS.update()
-                .where(_JOBS.c.phase.in_(_ACTIVE_RUNNING))
-                .values(phase="ERROR", error=INTERRUPTED, end=_t(dt.datetime.now(dt.UTC)))
+                .where(_JOBS.c.phase.in_(sorted(RUNNING_PHASES)))
+                .values(phase=Phase.ERROR, error=INTERRUPTED, end=_t(dt.datetime.now(dt.UTC)))
             )
         )
         cols = [c for c in _JOBS.c if c.name != "result"]
@@ -147,6 +147,7 @@ class JobStore:
         for row in rows:
             data = dict(row)
             data["params"] = json.loads(data["params"])
+            data["phase"] = Phase(data["phase"])
             for key in ("creation", "start", "end", "destruction"):
                 data[key] = _dt(data[key])
             jobs.append(make_job(data))
