@@ -14,6 +14,7 @@ import io
 import itertools
 import os
 import tempfile
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -34,10 +35,22 @@ KINDS = ("space", "time", "space-time", "space-energy")
 COLLECTIONS = (None, "HESS-DL3-DR1", "CTAO-SIM", "CTA-1DC", "MAGIC-RAD-MAX")
 
 
+#: A DaCHS already publishing CTANB_TEST_ARCHIVE_DB (e.g. a private instance on its own
+#: PostgreSQL and port); unset (the default): deploy/dachs/up publishes ``archive_db``.
+EXTERNAL_DACHS = os.environ.get("CTANB_TEST_DACHS_URL")
+
+if EXTERNAL_DACHS:
+
+    @pytest.fixture(scope="session")
+    def archive_db() -> Path:
+        """The archive the external DaCHS publishes (the embedded server serves it too)."""
+        return Path(os.environ["CTANB_TEST_ARCHIVE_DB"])
+
+
 @pytest.fixture(scope="session")
-def dachs(_dachs_up: str) -> str:  # noqa: F811  (the imported fixture, by name)
+def dachs(request) -> str:
     """TAP URL of DaCHS publishing ``archive_db`` (tests/test_dachs.py's fixture)."""
-    return _dachs_up
+    return EXTERNAL_DACHS or request.getfixturevalue("_dachs_up")
 
 
 def _connect(url: str, token: str = ""):
@@ -139,7 +152,8 @@ def test_same_fits_and_ascii_as_the_embedded_archive(archive_url, dachs, params)
     theirs = requests.get(_service(dachs), params=text, timeout=60)
     assert theirs.headers["content-type"].startswith("text/plain")
     assert theirs.text == ours.text  # the same MOC 2.0 ASCII, character for character
-    assert cls.from_string(theirs.text, format="ascii") == expected
+    if params["kind"] in ("space", "time"):  # (mocpy's SF-MOC from FITS != from ASCII)
+        assert cls.from_string(theirs.text, format="ascii") == expected
 
 
 # --- rights -------------------------------------------------------------------------------
@@ -169,10 +183,10 @@ def test_proprietary_coverage_on_dachs_only_to_its_group(archive_url, dachs, arc
     # Time too, and every kind for every caller equals the embedded archive's answer.
     for token in ["", *TOKENS.values(), "demo-token-consortium"]:
         user = next((g for g, t in TOKENS.items() if t == token), "ctao-consortium")
-        dachs = _connect(dachs, f"{user}:{token}" if token else "")
+        on_dachs = _connect(dachs, f"{user}:{token}" if token else "")
         embedded = _connect(archive_url, token)
         for kind in KINDS:
-            assert dachs.coverage(collection="CTAO-SIM", kind=kind) == embedded.coverage(
+            assert on_dachs.coverage(collection="CTAO-SIM", kind=kind) == embedded.coverage(
                 collection="CTAO-SIM", kind=kind
             ), f"{kind} coverage of CTAO-SIM for {user if token else 'anonymous'}"
 
@@ -279,8 +293,9 @@ def _overlap_queries(archive_db) -> list[tuple[str, str]]:
          f"ivo_tmoc_overlap(h.t_intervals, {lo!r}, {hi!r}) AS s {JOIN}"),
         ("a time MOC, every row", "SELECT obs_publisher_did, ivo_tmoc_overlap(t_intervals, "
          f"'{tmoc}') AS s FROM ivoa.obscore_hea"),
-        ("rows with no readable intervals", "SELECT o.obs_collection, COUNT(*) AS n "
-         f"{JOIN} WHERE ivo_tmoc_overlap(h.t_intervals, {lo!r}, {hi!r}) IS NULL "
+        # (DaCHS's ADQL takes IS NULL after a column only: COUNT(expression) counts the rest)
+        ("rows with readable intervals", "SELECT o.obs_collection, COUNT(*) AS n, "
+         f"COUNT(ivo_tmoc_overlap(h.t_intervals, {lo!r}, {hi!r})) AS known {JOIN} "
          "GROUP BY o.obs_collection"),
         ("overlap sum per collection", "SELECT o.obs_collection, SUM(ivo_tmoc_overlap("
          f"h.t_intervals, o.t_min, o.t_max)) AS total {JOIN} GROUP BY o.obs_collection"),

@@ -123,7 +123,7 @@ def render_cov_rd() -> str:
 					try:
 						return coverage.answer(where, user, args)
 					except coverage.CoverageRequestError as exc:
-						raise base.ValidationError(str(exc), exc.field or "kind")
+						raise base.ReportableError(str(exc))
 				</code>
 			</coreProc>
 		</pythonCore>
