@@ -361,3 +361,38 @@ def test_bad_row_values_are_named_on_dachs_too(archive_url, dachs, select, says)
     assert ours.status_code == 400 and says in ours.text
     message = _dachs_error(dachs, adql)
     assert says in message and "ivo_tmoc_overlap" in message, message
+
+
+# --- the DaCHS side's coarser orders, without DaCHS ------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["space", "time"])
+def test_coarser_orders_on_dachs_are_mocpys(kind):
+    """DaCHS has no mocpy: its coarser orders (ctanb/archive/dachs_coverage_core.py, run by
+    DaCHS's Python) equal mocpy's ``degrade_to_order`` in both serialisations, for MOCs
+    hypothesis makes (any cells at any orders)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from ctanb.archive import dachs_coverage_core as core
+
+    top = 8 if kind == "space" else 41
+    cls = MOC if kind == "space" else TimeMOC
+    cells = st.lists(st.tuples(st.integers(0, top), st.integers(0, 2**40)), min_size=1,
+                     max_size=30)  # fmt: skip
+
+    @settings(max_examples=60, deadline=None, derandomize=True)
+    @given(cells, st.integers(0, top))
+    def check(pairs, order):
+        words = [f"{o}/{c % (12 * 4**o if kind == 'space' else 2 ** (o + 1))}" for o, c in pairs]
+        one = [cls.from_string(f"{w} {top}/", format="ascii") for w in words]
+        moc = one[0].union(*one[1:]) if len(one) > 1 else one[0]
+        text = moc.to_string(format="ascii")
+        ranges = core.degrade(core.parse_ranges(text, kind), kind, order)
+        expected = moc.degrade_to_order(order) if order < moc.max_order else moc
+        ascii = core.to_ascii(ranges, kind, order)
+        assert ascii.strip() == expected.to_string(format="ascii").strip()
+        got = _fits(cls, core.to_fits(ranges, kind, order))
+        assert got == expected and got.max_order == order
+
+    check()
