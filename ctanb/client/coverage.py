@@ -91,7 +91,7 @@ def fetch_coverage(
         resp = _get(archive, url, params)
     if resp.status_code == 400 or (
         resp.status_code == 200 and "QUERY_STATUS" in resp.text[:2000]
-    ):  # DaCHS sends its error documents (DALI) with HTTP 200: "UsageFault: <ours>"
+    ):  # DaCHS sends its error documents (DALI) with HTTP 200
         message = _body_message(resp.content) or resp.text[:300]
         raise CoverageError(re.sub(r"^\w*Fault: ", "", message))
     if resp.status_code == 404:
