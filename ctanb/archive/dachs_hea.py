@@ -6,7 +6,8 @@ Written next to ``ctanb/q.rd`` by :func:`ctanb.archive.dachs_rd.write_resource`:
     Table ``ivoa.obscore_hea`` (the columns of
     :data:`~ctanb.datamodel.OBSCORE_HEA_COLUMNS` plus the hidden ``t_mjd``, the
     good-time intervals as MJD (TT) pairs), the PostgreSQL function
-    ``ivoa.ctanb_tmoc_overlap`` and the loading of the ADQL user-defined function
+    ``ivoa.ctanb_tmoc_overlap`` (``res/tmoc_overlap.sql``, with the checked MJD-pair
+    form ``ivoa.ctanb_tmoc_overlap_mjd``) and the loading of the ADQL user-defined function
     ``ivo_tmoc_overlap`` (``res/tmoc_ufunc.py``, from
     :mod:`ctanb.archive.dachs_tmoc_ufunc`). deploy/dachs/up imports it and lists it
     in ``[web] preloadRDs`` so that ``dachs serve`` registers the function at start.
@@ -23,6 +24,7 @@ from typing import Any
 
 from ..datamodel import OBSCORE_HEA_COLUMNS, OBSCORE_HEA_TABLE
 from . import db as archive_db
+from .gti import MJD_RANGE
 
 __all__ = ["HEA_RD", "render_hea_rd", "write_hea_resource"]
 
@@ -33,14 +35,42 @@ _UFUNC = Path(__file__).with_name("dachs_tmoc_ufunc.py")
 
 # Overlap in seconds of two sets of merged MJD intervals (flat arrays a1 b1 a2 b2 ...):
 # the sum of pairwise overlaps is the overlap of the unions as each set is disjoint.
+# The MJD-pair form checks each row's interval as the embedded archive's function does
+# (ctanb.archive.sqlfunctions.adql_tmoc_overlap): NULL stays NULL, an interval in the
+# wrong order or not in MJD is an error naming it, never a silent 0.
 _OVERLAP_SQL = """CREATE OR REPLACE FUNCTION ivoa.ctanb_tmoc_overlap(
-				a double precision[], b double precision[])
-				RETURNS double precision AS $$
-				SELECT CASE WHEN a IS NULL OR b IS NULL THEN NULL ELSE COALESCE(SUM(GREATEST(0.0,
-					LEAST(a[2*i], b[2*j]) - GREATEST(a[2*i-1], b[2*j-1]))), 0.0) * 86400.0 END
-				FROM generate_series(1, COALESCE(array_length(a, 1), 0) / 2) AS i,
-					generate_series(1, COALESCE(array_length(b, 1), 0) / 2) AS j
-				$$ LANGUAGE SQL IMMUTABLE"""
+    a double precision[], b double precision[])
+    RETURNS double precision AS $$
+    SELECT CASE WHEN a IS NULL OR b IS NULL THEN NULL ELSE COALESCE(SUM(GREATEST(0.0,
+        LEAST(a[2*i], b[2*j]) - GREATEST(a[2*i-1], b[2*j-1]))), 0.0) * 86400.0 END
+    FROM generate_series(1, COALESCE(array_length(a, 1), 0) / 2) AS i,
+        generate_series(1, COALESCE(array_length(b, 1), 0) / 2) AS j
+    $$ LANGUAGE SQL IMMUTABLE;
+
+CREATE OR REPLACE FUNCTION ivoa.ctanb_tmoc_overlap_mjd(
+    a double precision[], lo double precision, hi double precision)
+    RETURNS double precision AS $$
+BEGIN
+    IF a IS NULL OR lo IS NULL OR hi IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF NOT lo BETWEEN {mjd_lo} AND {mjd_hi} THEN
+        RAISE EXCEPTION 'ivo_tmoc_overlap: the MJD start % is not an MJD (expected days '
+            'between {mjd_lo:g} = 1900 and {mjd_hi:g} = 2100): mission seconds or a JD?', lo;
+    END IF;
+    IF NOT hi BETWEEN {mjd_lo} AND {mjd_hi} THEN
+        RAISE EXCEPTION 'ivo_tmoc_overlap: the MJD stop % is not an MJD (expected days '
+            'between {mjd_lo:g} = 1900 and {mjd_hi:g} = 2100): mission seconds or a JD?', hi;
+    END IF;
+    IF NOT hi > lo THEN
+        RAISE EXCEPTION 'ivo_tmoc_overlap: the interval is in the wrong order: it stops '
+            '(MJD %) % it starts (MJD %)', hi, CASE WHEN hi < lo THEN 'before' ELSE 'when' END,
+            lo;
+    END IF;
+    RETURN ivoa.ctanb_tmoc_overlap(a, ARRAY[lo, hi]);
+END
+$$ LANGUAGE plpgsql IMMUTABLE;
+""".format(mjd_lo=MJD_RANGE[0], mjd_hi=MJD_RANGE[1])
 
 
 def _columns_xml() -> str:
@@ -88,8 +118,13 @@ def render_hea_rd() -> str:
 
 	<data id="import">
 		<make table="obscore_hea">
-			<script type="postCreation" lang="SQL" name="ctanb_tmoc_overlap">
-				{_OVERLAP_SQL}
+			<script type="postCreation" lang="python" name="ctanb_tmoc_overlap">
+				import os
+				src = os.path.join(table.tableDef.rd.resdir, "res", "tmoc_overlap.sql")
+				with open(src, encoding="utf-8") as f:
+					cursor = table.connection.cursor()
+					cursor.execute(f.read())
+					cursor.close()
 			</script>
 			<script type="preIndex" lang="python" name="load rows (COPY)">
 				import os
@@ -123,7 +158,8 @@ def write_hea_resource(db_path: str | Path, resdir: str | Path, policy: Any = No
     rd = render_hea_rd()
     (resdir / "hea.rd").write_text(rd)
     shutil.copyfile(_UFUNC, resdir / "res" / "tmoc_ufunc.py")
-    digest = hashlib.sha256(rd.encode() + _UFUNC.read_bytes())
+    (resdir / "res" / "tmoc_overlap.sql").write_text(_OVERLAP_SQL)
+    digest = hashlib.sha256(rd.encode() + _UFUNC.read_bytes() + _OVERLAP_SQL.encode())
     names = [c.name for c in OBSCORE_HEA_COLUMNS]
     conn = archive_db.connect(db_path, readonly=True)
     try:

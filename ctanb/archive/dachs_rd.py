@@ -50,6 +50,8 @@ from xml.sax.saxutils import escape, quoteattr
 from .._errors import ConfigError
 from ..datamodel import OBSCORE_COLUMNS, Column
 from . import db as archive_db
+from .dachs_coverage import DATALINK_DESCRIPTOR_XML as COVERAGE_DESCRIPTOR
+from .dachs_coverage import DATALINK_LINKS_CODE as COVERAGE_LINKS
 from .dachs_prov import (
     LINKS_TABLE_XML,
     LINKS_UNION,
@@ -246,9 +248,10 @@ def render_rd(*, region_index: bool = True) -> str:
 			<descriptorGenerator procDef="//datalink#fromtable">
 				<bind key="tableName">"{OBS_TABLE}"</bind>
 				<bind key="idColumn">"obs_publisher_did"</bind>
+{COVERAGE_DESCRIPTOR}
 			</descriptorGenerator>
 			<metaMaker>
-				<setup imports="datetime, gavo.protocols.products"/>
+				<setup imports="datetime, urllib.parse, gavo.protocols.products"/>
 				<code>
 					with base.getTableConn() as conn:
 						files = list(conn.queryToDicts(
@@ -269,6 +272,7 @@ def render_rd(*, region_index: bool = True) -> str:
 								if closed else ""),
 							contentType=f["mime"],
 							contentLength=f["accsize"])
+{COVERAGE_LINKS}
 				</code>
 			</metaMaker>
 		</datalinkCore>
@@ -483,6 +487,9 @@ def write_resource(
     from .dachs_hea import write_hea_resource  # ivoa.obscore_hea (issue 18)
 
     write_hea_resource(db_path, resdir, policy=policy)
+    from .dachs_coverage import write_coverage  # coverage MOCs (issue 18)
+
+    write_coverage(db_path, resdir, policy=policy)
     return export_rows(db_path, resdir / "data", policy=policy, mirror_dir=mirror_dir,
                        documents=documents)  # fmt: skip
 

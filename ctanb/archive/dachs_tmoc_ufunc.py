@@ -7,8 +7,9 @@ function is registered before the first query). It can import neither ctanb nor
 mocpy, hence its own small MOC 2.0 ASCII reader.
 
 The function rewrites ``ivo_tmoc_overlap(t_intervals, '<tmoc>')`` and
-``ivo_tmoc_overlap(t_intervals, mjd_start, mjd_stop)`` to the PostgreSQL function
-``ivoa.ctanb_tmoc_overlap(t_mjd, ARRAY[...])`` on the hidden column ``t_mjd`` (the
+``ivo_tmoc_overlap(t_intervals, mjd_start, mjd_stop)`` to the PostgreSQL functions
+``ivoa.ctanb_tmoc_overlap(t_mjd, ARRAY[...])`` and ``ivoa.ctanb_tmoc_overlap_mjd(t_mjd,
+start, stop)`` (which checks each row's interval) on the hidden column ``t_mjd`` (the
 good-time intervals as MJD (TT) pairs, the same numbers as the embedded archive's
 ``_t_mjd``), so both archives compute the same overlap in seconds.
 """
@@ -123,5 +124,9 @@ def _ivo_tmoc_overlap(args):
             raise adql.UfuncError(
                 "time interval 0 is in the wrong order: it stops before (or when) it starts"
             )
-        array = f"ARRAY[CAST({nodes.flatten(args[1])} AS double precision), CAST({nodes.flatten(args[2])} AS double precision)]"
+        # Row values are checked per row by ivoa.ctanb_tmoc_overlap_mjd (wrong order, no MJD).
+        return (
+            f"ivoa.ctanb_tmoc_overlap_mjd({column}, CAST({nodes.flatten(args[1])} AS double"
+            f" precision), CAST({nodes.flatten(args[2])} AS double precision))"
+        )
     return f"ivoa.ctanb_tmoc_overlap({column}, {array})"
