@@ -29,6 +29,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -215,6 +216,40 @@ def test_provtap_use_cases_answer_alike(embedded, dachs) -> None:
             assert n == 0, f"{name}: the proprietary product's provenance leaks"
         else:
             assert n > 0, f"{name}: selects nothing, so it proves nothing"
+
+
+def _gavo_sessions() -> int:
+    """PostgreSQL sessions opened so far to DaCHS's database ``gavo``."""
+    time.sleep(1.5)  # ended backends have reported their statistics
+    out = subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-qtA", "-d", "postgres", "-c",
+                          "SELECT sessions FROM pg_stat_database WHERE datname = 'gavo'"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return int(out.stdout)
+
+
+@pytest.mark.parametrize("criteria", [
+    {"derived_from_run": str(RUN)},
+    {"software": "gammapy"},
+    {"step": "smooth-counts"},
+    {"parameter": "radius_deg = 0.1"},
+])  # fmt: skip
+def test_a_product_search_costs_dachs_no_more_connections_than_a_plain_one(embedded, dachs,
+                                                                           criteria) -> None:  # fmt: skip
+    """DaCHS 2.7 opens a PostgreSQL connection per TAP query, plus one per correlation
+    name (``AS p``) in it (~10 ms of CPU each): ctanb's provenance criteria name tables in
+    full, so a product search costs what a plain ObsCore search does."""
+    from ctanb.client.criteria import Criteria, build_adql
+
+    adql = build_adql(Criteria(**criteria), columns=["obs_publisher_did"])
+    plain = "SELECT obs_publisher_did FROM ivoa.obscore WHERE calib_level = 3"
+    _table(dachs, adql)  # DaCHS has the tables' resource descriptors loaded
+    before = _gavo_sessions()
+    _table(dachs, plain)
+    middle = _gavo_sessions()
+    found = {str(d) for d in _table(dachs, adql)["obs_publisher_did"]}
+    after = _gavo_sessions()
+    assert after - middle == middle - before, f"{after - middle} connections for {adql}"
+    assert found and found == {str(d) for d in _table(embedded.url, adql)["obs_publisher_did"]}
 
 
 def test_provenance_tables_are_listed_on_dachs(dachs) -> None:

@@ -61,8 +61,18 @@ MAX_PARAMETERS = 5
 _KIND = re.compile(r"^[A-Za-z0-9_]{1,40}$")
 _PARAMETER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]{0,63})\s*=\s*(\S.*?)\s*$")
 
+# Subqueries name their tables in full, with no correlation names (AS e): DaCHS 2.7
+# looks every name of a FROM clause up as a table, and each correlation name it cannot
+# find costs it a new PostgreSQL connection (~10 ms of CPU per name and request, see
+# deploy/dachs/README.md); both archives read the full names alike.
+_PROV = "provenance."
+_ASSOCIATION, _AGENT = _PROV + "wasassociatedwith", _PROV + "agent"
+_ACTIVITY, _DESCRIPTION = _PROV + "activity", _PROV + "activity_description"
+_PARAMETER_TABLE, _PROGENITOR = _PROV + "parameter", _PROV + "product_progenitor"
+_CHAIN = _PROV + "product_activity"
+
 # Every activity of the whole lineage of each published product (ctanb.archive.publish).
-_LINEAGE = "SELECT c.product_did FROM provenance.product_activity AS c"
+_LINEAGE = f"SELECT {_CHAIN}.product_did FROM {_CHAIN}"
 
 
 def parse_parameter(value: Any) -> dict[str, str] | None:
@@ -176,32 +186,33 @@ def product_conditions(criteria: Any, literal: Any) -> list[str]:
     if runs:
         ids = ", ".join(literal(str(r)) for r in runs)
         where.append(
-            "obs_publisher_did IN (SELECT r.product_did FROM provenance.product_progenitor AS r "
-            f"WHERE r.obs_id IN ({ids}))"
+            f"obs_publisher_did IN (SELECT {_PROGENITOR}.product_did FROM {_PROGENITOR} "
+            f"WHERE {_PROGENITOR}.obs_id IN ({ids}))"
         )
     if criteria.software is not None:
-        test = f"a.name = {literal(criteria.software)}"
+        test = f"{_AGENT}.name = {literal(criteria.software)}"
         if criteria.software_version is not None:
-            test += f" AND a.version = {literal(criteria.software_version)}"
+            test += f" AND {_AGENT}.version = {literal(criteria.software_version)}"
         where.append(
             f"obs_publisher_did IN ({_LINEAGE} "
-            "JOIN provenance.wasassociatedwith AS w ON w.activity_id = c.activity_id "
-            f"JOIN provenance.agent AS a ON a.id = w.agent_id WHERE {test})"
+            f"JOIN {_ASSOCIATION} ON {_ASSOCIATION}.activity_id = {_CHAIN}.activity_id "
+            f"JOIN {_AGENT} ON {_AGENT}.id = {_ASSOCIATION}.agent_id WHERE {test})"
         )
     if criteria.step is not None:
-        test = f"d.name = {literal(criteria.step)}"
+        test = f"{_DESCRIPTION}.name = {literal(criteria.step)}"
         if criteria.step_version is not None:
-            test += f" AND d.version = {literal(criteria.step_version)}"
+            test += f" AND {_DESCRIPTION}.version = {literal(criteria.step_version)}"
         where.append(
             f"obs_publisher_did IN ({_LINEAGE} "
-            "JOIN provenance.activity AS s ON s.id = c.activity_id "
-            "JOIN provenance.activity_description AS d ON d.id = s.activity_description_id "
+            f"JOIN {_ACTIVITY} ON {_ACTIVITY}.id = {_CHAIN}.activity_id "
+            f"JOIN {_DESCRIPTION} ON {_DESCRIPTION}.id = {_ACTIVITY}.activity_description_id "
             f"WHERE {test})"
         )
     for name, value in (criteria.parameter or {}).items():
         where.append(
             f"obs_publisher_did IN ({_LINEAGE} "
-            "JOIN provenance.parameter AS p ON p.activity_id = c.activity_id "
-            f'WHERE p.name = {literal(name)} AND p."value" = {literal(value)})'
+            f"JOIN {_PARAMETER_TABLE} ON {_PARAMETER_TABLE}.activity_id = {_CHAIN}.activity_id "
+            f"WHERE {_PARAMETER_TABLE}.name = {literal(name)} "
+            f'AND {_PARAMETER_TABLE}."value" = {literal(value)})'
         )
     return where
