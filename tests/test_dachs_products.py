@@ -496,6 +496,13 @@ def test_another_user_redoes_the_tutorials_flux_points_from_dachs(embedded, dach
         assert "proprietary until 2028-03-31" in refused.stderr, refused.stderr
         assert "vela-team" in refused.stderr and "Traceback" not in refused.stderr
         assert not list((tmp_path / "r2").rglob("*.fits"))
+        # and redone by a member of the group, with its DaCHS credentials
+        member = _ctanb("prov", "redo", embedded.published["vela_flux"], "--out",
+                        str(tmp_path / "r3"), "--archive", dachs, home=tmp_path / "member",
+                        CTANB_DATA=str(empty), CTANB_TOKEN=":".join(VELA))  # fmt: skip
+        assert member.returncode == 0, member.stdout + member.stderr
+        assert "identical" in member.stdout.lower(), member.stdout
+        assert re.search(r"checked by sha256\): \d+ from the archive", member.stdout), member.stdout
     finally:
         away.rename(embedded.cache)
 
