@@ -207,8 +207,9 @@ def _public_rows(conn: sqlite3.Connection, table: str, names: list[str], policy:
     return list(rows)
 
 
-#: An archive-neutral location of the embedded archive: ``$BASE/files/<quoted DID>``.
-_PLACEHOLDER = re.compile(re.escape(ACCESS_URL_BASE) + r"files/([A-Za-z0-9%._~-]+)")
+#: An archive-neutral location of the embedded archive: ``$BASE/files/<quoted DID>`` (in
+#: the SVG documents graphviz writes each ``-`` of it as ``&#45;``).
+_PLACEHOLDER = re.compile(re.escape(ACCESS_URL_BASE) + r"files/((?:[A-Za-z0-9%._~-]|&#45;)+)")
 
 
 def dachs_locator(conn: sqlite3.Connection, accref: Any, server_url: str | None) -> Any:
@@ -238,7 +239,7 @@ def dachs_locator(conn: sqlite3.Connection, accref: Any, server_url: str | None)
 
 def dachs_document(text: str, locate: Any) -> str:
     """*text* (a provenance document) with every ``$BASE/files/<DID>`` as DaCHS's URL."""
-    return _PLACEHOLDER.sub(lambda m: locate(m.group(1)) or m.group(0), text)
+    return _PLACEHOLDER.sub(lambda m: locate(m.group(1).replace("&#45;", "-")) or m.group(0), text)
 
 
 def _dachs_locations(rows: list, at: int, locate: Any) -> list:
