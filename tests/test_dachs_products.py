@@ -565,9 +565,14 @@ def test_exported_documents_and_entities_name_dachs_files(embedded, tmp_path) ->
     want = {f"{server}/getproduct/{_accref(path[d])}" for d in embedded.crab_runs.values()}
     documents = sorted((tmp_path / "mirror" / "provenance").rglob("provenance.*"))
     assert len(documents) == 3 * 5  # PROV-JSON, PROV-XML and SVG of the five products
+    every = {f"{server}/getproduct/{_accref(p)}" for p in path.values()}
     for doc in documents:
-        assert "$BASE" not in doc.read_text(encoding="utf-8"), doc
-    flux = [d for d in documents if d.suffix == ".json" and all(u in d.read_text() for u in want)]
-    assert flux, "no document names the tutorial runs' files by DaCHS's URLs"
+        text = doc.read_text(encoding="utf-8")
+        assert "$BASE" not in text, doc
+        # every location is a file of DaCHS (all inputs here have one)
+        urls = set(re.findall(re.escape(server) + r"/[^\s\\\"'<>&,\]]*", text))
+        assert urls <= every, f"{doc.name}: {sorted(urls - every)}"
+    flux = [d.suffix for d in documents if all(u in d.read_text() for u in want)]
+    assert sorted(flux) == [".json", ".svg", ".xml"], "the flux points' documents lack their runs"
     entities = (tmp_path / "data" / "prov_entity.copy").read_text(encoding="utf-8")
     assert "$BASE" not in entities and all(u in entities for u in want)
