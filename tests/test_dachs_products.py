@@ -1,10 +1,12 @@
 """Published products on DaCHS (issue 14): the same ADQL gives the same rows on both archives.
 
-An archive of this module's own (a copy of the session archive) gets three products
+An archive of this module's own (a copy of the session archive) gets five products
 through the real publish path: a counts map of H.E.S.S. DR1 run 23523 (Crab) and its
-smoothed copy (``radius_deg = 0.1``), one analysis of crab-team; and a counts map of a
-proprietary simulated run of vela-team (until 2028-03-31). Then ``deploy/dachs/up``
-publishes that archive, and:
+smoothed copy (``radius_deg = 0.1``), one analysis of crab-team; the Crab flux points of
+the spectrum tutorial (notebooks/03: its search, its ``SpectrumConfig`` cell,
+``SpectrumStep`` on the four H.E.S.S. Crab runs downloaded from the archive); and a counts
+map and flux points (same step and configuration, on Vela X) of a proprietary simulated
+run of vela-team (until 2028-03-31). Then ``deploy/dachs/up`` publishes that archive, and:
 
 - ObsCore product searches (``dataproduct_type``, ``dataproduct_subtype``,
   ``calib_level``, every column) and the ProvTAP use cases (derived from run 23523, made
@@ -14,7 +16,13 @@ publishes that archive, and:
   ``provenance`` tables (DaCHS has no per-user rows: it publishes what an anonymous
   user sees on the embedded archive; see ctanb/archive/dachs_prov.py);
 - DataLink: ``#progenitor``, ``#provenance`` (PROV-JSON, PROV-XML, SVG), ``#coderived``
-  from a product, ``#derivation`` from a run.
+  from a product, ``#derivation`` from a run;
+- the issue's "Done when" for the tutorial's flux points on DaCHS: their ObsCore row
+  (type, subtype, energies from the file, times of the runs, target), "derived from run
+  N" for each of the four runs (same rows as the embedded archive), DataLink both ways,
+  ``ctanb prov redo`` of the DID from DaCHS by another user (empty ``CTANB_HOME``, no data
+  folder) giving "identical", and the proprietary flux points refused without the group's
+  credentials (file, documents, redo) and absent from the provenance tables.
 
 Run under the DaCHS lock: ``flock /tmp/dachs.lock .venv/bin/python -m pytest
 tests/test_dachs_products.py``. Fails, never skips, when DaCHS cannot be started.
@@ -26,18 +34,19 @@ import hashlib
 import io
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import requests
 from astropy.io.votable import parse_single_table
 
 import ctanb
-from ctanb.archive.db import ACCESS_URL_BASE
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
@@ -45,6 +54,8 @@ import provenance_steps  # noqa: E402
 from test_dachs import DACHS_PORT, DOWN, UP, _assert_same, _dachs_error, _table  # noqa: E402
 
 RUN = 23523
+#: The runs of the Crab spectrum tutorial (notebooks/03: the four public H.E.S.S. Crab runs).
+TUTORIAL_RUNS = ["23523", "23526", "23559", "23592"]
 CRAB = ("crab-team", "demo-token-crab")
 VELA = ("vela-team", "demo-token-vela")
 
@@ -79,14 +90,63 @@ def embedded(tmp_path_factory, archive_db):
         (vela_file,) = vela.download(vela_run)
         vela_counts = folder / "vela_counts.fits"
         sim_counts(str(vela_file), str(vela_counts))
+        flux, crab_runs = _tutorial_flux_points(crab, folder / "crab-spectrum")
+        vela_flux = _vela_flux_points(vela, vela_run, folder / "vela-spectrum")
         server.published = {
             "counts": crab.publish(counts, curation={"analysis": "crab-1"}).did,
             "smoothed": crab.publish(smoothed, curation={"analysis": "crab-1"}).did,
             "vela": vela.publish(vela_counts).did,
+            "flux": crab.publish(flux, curation=FLUX_CURATION).did,
+            "vela_flux": vela.publish(vela_flux, curation={"analysis": "vela-1"}).did,
             "crab_run": str(run.to_table()[0]["obs_publisher_did"]),
             "vela_run": str(vela_run.to_table()[0]["obs_publisher_did"]),
         }
+        server.flux_file, server.crab_runs, server.cache = flux, crab_runs, folder / "cache"
         yield server
+
+
+#: Curation of the tutorial's flux points (as notebooks/08 publishes its products).
+FLUX_CURATION = {"title": "Crab Nebula flux points, 4 H.E.S.S. runs", "analysis": "crab-03",
+                 "creator": "ctanb tutorial", "background_method": "reflected regions"}  # fmt: skip
+
+
+def _tutorial_spectrum_config(position):
+    """The ``SpectrumConfig`` of the Crab spectrum tutorial (notebooks/03), run from its cell
+    (the tutorial's own code, so a change of the tutorial's configuration is followed)."""
+    from ctanb.analysis import SpectrumConfig
+
+    cells = json.loads((TESTS.parent / "notebooks" / "03_crab_spectrum.ipynb").read_text())
+    (cell,) = ["".join(c["source"]) for c in cells["cells"] if c["cell_type"] == "code"
+               and "config = SpectrumConfig(" in "".join(c["source"])]  # fmt: skip
+    namespace = {"SpectrumConfig": SpectrumConfig, "crab_position": position, "print": len}
+    exec(cell, namespace)  # the project's own tutorial cell, as the notebook runs it
+    return namespace["config"]
+
+
+def _tutorial_flux_points(crab, out: Path) -> tuple[Path, dict[str, str]]:
+    """The Crab flux points of the tutorial: its search, its configuration, ``SpectrumStep``
+    on the runs downloaded from the archive. Returns the file and {obs_id: run DID}."""
+    from ctanb.analysis import SpectrumStep, inputs_from_archive
+
+    runs = crab.search(target="Crab", radius=1.0, collection="HESS-DL3-DR1")  # the tutorial's
+    table = runs.to_table()
+    assert sorted(table["obs_id"]) == TUTORIAL_RUNS
+    config = _tutorial_spectrum_config(crab.resolve("Crab"))
+    result = SpectrumStep(config).run(inputs_from_archive(runs), out=out)
+    ids = {str(o): str(d) for o, d in zip(table["obs_id"], table["obs_publisher_did"], strict=True)}
+    return Path(result.products["flux_points"]), ids
+
+
+def _vela_flux_points(vela, vela_run, out: Path) -> Path:
+    """Flux points of a proprietary run of vela-team, same step and configuration, on Vela X."""
+    from ctanb.analysis import SpectrumStep, inputs_from_archive
+
+    row = vela_run.to_table()[0]
+    config = _tutorial_spectrum_config(vela.resolve("Crab")).model_copy(
+        update={"ra_deg": 128.287, "dec_deg": -45.19, "source": "Vela X"})  # fmt: skip
+    assert abs(float(row["s_dec"]) + 45.19) < 3, "the proprietary run is not on Vela X"
+    return Path(SpectrumStep(config).run(inputs_from_archive(vela_run), out=out)
+                .products["flux_points"])  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +175,7 @@ def _links(dachs_url: str, did: str, auth: tuple[str, str] | None = None) -> lis
 # --- ObsCore: product rows ------------------------------------------------------------------
 PRODUCT_QUERIES = [
     ("every column of every product",
-     "SELECT * FROM ivoa.obscore WHERE obs_collection = 'CTANB-PRODUCTS'", 3),
+     "SELECT * FROM ivoa.obscore WHERE obs_collection = 'CTANB-PRODUCTS'", 5),
     ("images at calib_level 3", "SELECT obs_publisher_did, dataproduct_type, calib_level, "
      "target_name, s_ra, s_dec, energy_min, energy_max, em_min, em_max FROM ivoa.obscore "
      "WHERE dataproduct_type = 'image' AND calib_level = 3", 3),
@@ -128,7 +188,7 @@ PRODUCT_QUERIES = [
      "1=CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 83.633, 22.014, 1))", 1),
     ("products and curation", "SELECT o.obs_publisher_did, c.publisher, c.analysis, c.version "
      "FROM ivoa.obscore AS o JOIN products.curation AS c "
-     "ON c.obs_publisher_did = o.obs_publisher_did", 3),
+     "ON c.obs_publisher_did = o.obs_publisher_did", 5),
 ]  # fmt: skip
 
 
@@ -153,14 +213,15 @@ def _use_cases(published: dict[str, str]) -> list[tuple[str, str, set[str] | int
         ("derived from run 23523 (whole lineage)", f"""
          SELECT o.obs_publisher_did, o.dataproduct_subtype FROM ivoa.obscore AS o
          JOIN provenance.product_progenitor AS g ON g.product_did = o.obs_publisher_did
-         WHERE g.obs_id = '{RUN}'""", {published["counts"], published["smoothed"]}),
+         WHERE g.obs_id = '{RUN}'""", {published["counts"], published["smoothed"], published["flux"]}),
         (f"made with gammapy {gammapy.__version__}", f"""
          SELECT DISTINCT e.obs_publisher_did FROM provenance.entity AS e
          JOIN provenance.wasgeneratedby AS g ON g.entity_id = e.id
          JOIN provenance.wasassociatedwith AS w ON w.activity_id = g.activity_id
          JOIN provenance.agent AS a ON a.id = w.agent_id
          WHERE a.name = 'gammapy' AND a.version = '{gammapy.__version__}'
-         AND e.obs_publisher_did IS NOT NULL""", {published["counts"], published["smoothed"]}),
+         AND e.obs_publisher_did IS NOT NULL""",
+         {published["counts"], published["smoothed"], published["flux"]}),
         ("activities with radius_deg = 0.1", """
          SELECT a.id, a.name, p."value" FROM provenance.activity AS a
          JOIN provenance.parameter AS p ON p.activity_id = a.id
@@ -298,12 +359,18 @@ def _sha(url: str, auth=None) -> str:
     return hashlib.sha256(resp.content).hexdigest()
 
 
+def _this_url(dachs_url: str, did: str) -> str:
+    (url,) = [r["access_url"] for r in _links(dachs_url, did) if r["semantics"] == "#this"]
+    return url
+
+
 def test_datalink_goes_both_ways_on_dachs(embedded, dachs) -> None:
     published = embedded.published
     counts, smoothed, run = published["counts"], published["smoothed"], published["crab_run"]
+    flux = published["flux"]
     sha = {did: sqlite3.connect(embedded.db).execute(
         "SELECT sha256 FROM \"ctanb.files\" WHERE did = ? AND semantics = '#this'", (did,)
-    ).fetchone()[0] for did in (counts, smoothed, run)}  # fmt: skip
+    ).fetchone()[0] for did in (counts, smoothed, run, flux)}  # fmt: skip
     links = _links(dachs, counts)
     by: dict[str, list[dict]] = {}
     for link in links:
@@ -322,19 +389,22 @@ def test_datalink_goes_both_ways_on_dachs(embedded, dachs) -> None:
             link["content_type"])  # fmt: skip
         ours = requests.get(f"{embedded.url}/provsap", timeout=60,
                             params={"ID": counts, "DEPTH": "ALL", "RESPONSEFORMAT": fmt})  # fmt: skip
-        # The embedded archive fills its file URLs in when it serves; the documents on
-        # DaCHS keep the archive-neutral $BASE/files/<DID> (DaCHS's own file URLs are
-        # not known when the documents are written).
-        served = ours.text.replace(embedded.url.rstrip("/") + "/", ACCESS_URL_BASE)
+        # Each archive gives its own file URL of an input: the embedded one /files/<DID>,
+        # DaCHS the #this URL of its DataLink (the documents are otherwise the same text).
+        served = re.sub(re.escape(embedded.url.rstrip("/")) + r"/files/((?:[\w%.~-]|&#45;)+)",
+                        lambda m: _this_url(dachs, unquote(m.group(1).replace("&#45;", "-"))),
+                        ours.text)  # fmt: skip
         if fmt == "PROV-JSON":
             assert resp.json() == json.loads(served)
         else:
             assert resp.text == served, fmt
     # from the run to the products made from it
     back = [r for r in _links(dachs, run) if r["semantics"] == "#derivation"]
-    assert sorted(_sha(r["access_url"]) for r in back) == sorted([sha[counts], sha[smoothed]])
+    assert sorted(_sha(r["access_url"]) for r in back) == sorted([sha[counts], sha[smoothed],
+                                                                    sha[flux]])  # fmt: skip
     vela = [r for r in _links(dachs, published["vela_run"]) if r["semantics"] == "#derivation"]
-    assert len(vela) == 1 and "proprietary until 2028-03-31" in vela[0]["description"]
+    assert len(vela) == 2  # the Vela map and the Vela flux points
+    assert all("proprietary until 2028-03-31" in r["description"] for r in vela)
 
 
 # --- bad input --------------------------------------------------------------------------------
@@ -369,3 +439,197 @@ def test_generated_rds_have_every_provtap_table_and_column() -> None:
     curation = render_curation_rd()
     assert '<resource schema="products"' in curation
     assert all(f'<column name="{n}"' in curation for n, _, _ in CURATION_COLUMNS)
+
+
+# --- the tutorial's Crab flux points (issue 14, "Done when") ----------------------------------
+def test_the_tutorials_flux_points_have_their_obscore_row_on_dachs(embedded, dachs) -> None:
+    from astropy.table import Table
+
+    flux = embedded.published["flux"]
+    adql = ("SELECT obs_publisher_did, dataproduct_type, dataproduct_subtype, calib_level, "
+            "target_name, facility_name, energy_min, energy_max, em_min, em_max, t_min, t_max, "
+            f"obs_title, spectral_model FROM ivoa.obscore WHERE obs_publisher_did = '{flux}'")  # fmt: skip
+    assert _assert_same(embedded.url, dachs, adql, ordered=False) == 1
+    (row,) = _table(dachs, adql)
+    assert (str(row["dataproduct_type"]), str(row["dataproduct_subtype"])) == ("sed", "DL5-flux")
+    assert "Crab" in str(row["target_name"]) and str(row["facility_name"]) == "H.E.S.S."
+    assert str(row["obs_title"]) == FLUX_CURATION["title"]
+    # the energies are the flux points' own bins, read from the file here
+    points = Table.read(embedded.flux_file, hdu=1)
+    e_min, e_max = points["e_min"].quantity.min(), points["e_max"].quantity.max()
+    assert float(row["energy_min"]) == pytest.approx(e_min.to_value("TeV"), rel=1e-5)
+    assert float(row["energy_max"]) == pytest.approx(e_max.to_value("TeV"), rel=1e-5)
+    hc = 1.2398419843320026e-06  # eV m
+    assert float(row["em_max"]) == pytest.approx(hc / e_min.to_value("eV"), rel=1e-5)
+    assert float(row["em_min"]) == pytest.approx(hc / e_max.to_value("eV"), rel=1e-5)
+    # and the times of the tutorial's runs
+    runs = _table(dachs, "SELECT MIN(t_min) AS t0, MAX(t_max) AS t1 FROM ivoa.obscore WHERE "
+                  "obs_publisher_did IN ('" + "', '".join(embedded.crab_runs.values()) + "')")  # fmt: skip
+    assert float(row["t_min"]) == pytest.approx(float(runs["t0"][0]), abs=1e-6)
+    assert float(row["t_max"]) == pytest.approx(float(runs["t1"][0]), abs=1e-6)
+
+
+def _derived_from(obs_id: str) -> list[tuple[str, str]]:
+    """ "Derived from run N" as the tutorial asks it, and through the derivation relations."""
+    return [
+        ("whole lineage", f"""SELECT o.obs_publisher_did, o.dataproduct_subtype
+         FROM ivoa.obscore AS o JOIN provenance.product_progenitor AS p
+         ON p.product_did = o.obs_publisher_did WHERE p.obs_id = '{obs_id}'"""),
+        ("activities using the run", f"""SELECT DISTINCT e.obs_publisher_did, a.name
+         FROM provenance.entity AS r JOIN provenance.used AS u ON u.entity_id = r.id
+         JOIN provenance.activity AS a ON a.id = u.activity_id
+         JOIN provenance.wasgeneratedby AS g2 ON g2.activity_id = a.id
+         JOIN provenance.entity AS d ON d.id = g2.entity_id
+         JOIN provenance.used AS u2 ON u2.entity_id = d.id
+         JOIN provenance.wasgeneratedby AS g ON g.activity_id = u2.activity_id
+         JOIN provenance.entity AS e ON e.id = g.entity_id
+         WHERE r.obs_id = '{obs_id}' AND e.obs_publisher_did IS NOT NULL"""),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("obs_id", TUTORIAL_RUNS)
+def test_the_tutorials_flux_points_are_derived_from_each_run_on_both(embedded, dachs, obs_id):
+    flux = embedded.published["flux"]
+    for name, adql in _derived_from(obs_id):
+        assert _assert_same(embedded.url, dachs, adql, ordered=False) > 0, name
+        got = {str(d) for d in _table(dachs, adql)["obs_publisher_did"]}
+        assert flux in got, f"{name}: run {obs_id} gives {got}"
+        assert embedded.published["vela_flux"] not in got
+    # the tutorial's parameters are plain ADQL as well
+    adql = """SELECT a.id, a.name, p.name AS pname, p."value" FROM provenance.activity AS a
+        JOIN provenance.parameter AS p ON p.activity_id = a.id
+        WHERE p.name = 'on_radius_deg' AND p."value" = '0.11'"""
+    assert _assert_same(embedded.url, dachs, adql, ordered=False) >= 1
+
+
+def test_the_tutorials_flux_points_link_both_ways_on_dachs(embedded, dachs) -> None:
+    flux = embedded.published["flux"]
+    with sqlite3.connect(embedded.db) as conn:
+        sha = dict(conn.execute(
+            "SELECT did, sha256 FROM \"ctanb.files\" WHERE semantics = '#this' AND did IN "
+            f"({', '.join('?' * 5)})", [flux, *embedded.crab_runs.values()]).fetchall())  # fmt: skip
+    links = _links(dachs, flux)
+    progenitors = [_sha(r["access_url"]) for r in links if r["semantics"] == "#progenitor"]
+    assert sorted(progenitors) == sorted(sha[d] for d in embedded.crab_runs.values())
+    assert [_sha(r["access_url"]) for r in links if r["semantics"] == "#this"] == [sha[flux]]
+    assert len([r for r in links if r["semantics"] == "#provenance"]) == 3
+    for obs_id, run in embedded.crab_runs.items():
+        back = [
+            _sha(r["access_url"]) for r in _links(dachs, run) if r["semantics"] == "#derivation"
+        ]
+        assert sha[flux] in back, f"run {obs_id} does not link to the flux points"
+
+
+def _ctanb(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess:
+    """The ``ctanb`` command of another user: an empty home, no data folder."""
+    return subprocess.run([str(Path(sys.executable).with_name("ctanb")), *args],
+                          capture_output=True, text=True, timeout=600, check=False,
+                          env={**os.environ, "CTANB_HOME": str(home), **env})  # fmt: skip
+
+
+def test_another_user_redoes_the_tutorials_flux_points_from_dachs(embedded, dachs, tmp_path):
+    """From the DID and DaCHS's URL only: the product and its four runs come from DaCHS."""
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    # The maker's downloads (the inputs' recorded locations) are not on the other machine.
+    away = embedded.cache.with_name("cache-away")
+    embedded.cache.rename(away)
+    try:
+        out = tmp_path / "redo"
+        done = _ctanb("prov", "redo", embedded.published["flux"], "--out", str(out),
+                      "--archive", dachs, home=tmp_path / "other-user", CTANB_DATA=str(empty),
+                      CTANB_TOKEN="", CTANB_TAP_URL="")  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "identical" in done.stdout.lower(), done.stdout
+        assert "inputs (checked by sha256): 4 from the archive" in done.stdout, done.stdout
+        assert "spectrum-datasets" in done.stdout and "spectrum-fit" in done.stdout
+        assert (out / "original").is_dir()
+        # a product of proprietary runs: refused without the group's credentials, in one line
+        refused = _ctanb("prov", "redo", embedded.published["vela_flux"], "--out",
+                         str(tmp_path / "r2"), "--archive", dachs, home=tmp_path / "other-user",
+                         CTANB_DATA=str(empty), CTANB_TOKEN="")  # fmt: skip
+        assert refused.returncode == 1
+        assert "proprietary until 2028-03-31" in refused.stderr, refused.stderr
+        assert "vela-team" in refused.stderr and "Traceback" not in refused.stderr
+        assert not list((tmp_path / "r2").rglob("*.fits"))
+        # and redone by a member of the group, with its DaCHS credentials
+        member = _ctanb("prov", "redo", embedded.published["vela_flux"], "--out",
+                        str(tmp_path / "r3"), "--archive", dachs, home=tmp_path / "member",
+                        CTANB_DATA=str(empty), CTANB_TOKEN=":".join(VELA))  # fmt: skip
+        assert member.returncode == 0, member.stdout + member.stderr
+        assert "identical" in member.stdout.lower(), member.stdout
+        assert re.search(r"checked by sha256\): \d+ from the archive", member.stdout), member.stdout
+    finally:
+        away.rename(embedded.cache)
+
+
+def test_the_proprietary_flux_points_are_searchable_and_refused_on_dachs(embedded, dachs):
+    did = embedded.published["vela_flux"]
+    (row,) = _table(dachs, "SELECT data_rights, dataproduct_subtype FROM ivoa.obscore "
+                           f"WHERE obs_publisher_did = '{did}'")  # fmt: skip
+    assert (str(row["data_rights"]), str(row["dataproduct_subtype"])) == ("proprietary", "DL5-flux")
+    links = [r for r in _links(dachs, did) if r["semantics"] in ("#this", "#provenance")]
+    assert len(links) == 4
+    for link in links:
+        url = link["access_url"]
+        assert requests.get(url, timeout=60).status_code in (401, 403), url
+        assert requests.get(url, auth=CRAB, timeout=60).status_code in (401, 403), url
+        assert requests.get(url, auth=VELA, timeout=60).status_code == 200, url
+    for table, column in (("entity", "obs_publisher_did"), ("product_progenitor", "product_did")):
+        rows = _table(dachs, f"SELECT * FROM provenance.{table} WHERE {column} = '{did}'")
+        assert len(rows) == 0, f"the proprietary flux points' provenance leaks from {table}"
+
+
+def test_the_locations_in_dachs_provenance_documents_are_its_own_files(embedded, dachs):
+    """A reader of DaCHS's PROV-JSON / PROV-XML / SVG gets URLs of that DaCHS, which give the
+    recorded bytes (the embedded archive serves its own URLs the same way)."""
+    base = dachs.rsplit("/tap", 1)[0] + "/"
+    flux = embedded.published["flux"]
+    docs = {r["content_type"]: r["access_url"] for r in _links(dachs, flux)
+            if r["semantics"] == "#provenance"}  # fmt: skip
+    for ctype, url in docs.items():
+        text = requests.get(url, timeout=60).text
+        assert "$BASE" not in text, f"{ctype}: archive-neutral placeholders left"
+    record = requests.get(docs["application/json"], timeout=60).json()
+    # PROV-JSON gives an entity as one set of attributes, or a list of them
+    entities = [a for e in record["entity"].values() for a in (e if isinstance(e, list) else [e])]
+    located = {e["prov:location"]: e.get("ctanb:sha256") for e in entities
+               if str(e.get("prov:location", "")).startswith("http")}  # fmt: skip
+    assert len(located) == len(TUTORIAL_RUNS), located
+    for url, sha in located.items():
+        assert url.startswith(base + "getproduct/"), url
+        assert _sha(url) == sha, f"{url} does not give the recorded file"
+        assert url in requests.get(docs["application/xml"], timeout=60).text
+    # ProvTAP's entity locations are the same URLs
+    rows = _table(dachs, "SELECT location, content_sha256 FROM provenance.entity "
+                         f"WHERE location LIKE '{base}%'")  # fmt: skip
+    assert {str(u): str(h) for u, h in zip(rows["location"], rows["content_sha256"], strict=True)
+            if str(u) in located} == located  # fmt: skip
+    assert all(_sha(str(u)) == str(h) for u, h in zip(rows["location"], rows["content_sha256"],
+                                                         strict=True))  # fmt: skip
+
+
+def test_exported_documents_and_entities_name_dachs_files(embedded, tmp_path) -> None:
+    """The export itself (no DaCHS needed): with DaCHS's server URL, no ``$BASE`` is left in
+    the documents or the entity rows; each input is DaCHS's getproduct URL of its file."""
+    from ctanb.archive.dachs_rd import _accref, export_rows
+
+    server = "http://dachs.invalid:9"
+    export_rows(embedded.db, tmp_path / "data", mirror_dir=tmp_path / "mirror",
+                server_url=server)  # fmt: skip
+    with sqlite3.connect(embedded.db) as conn:
+        path = dict(conn.execute("SELECT did, path FROM \"ctanb.files\" WHERE semantics = '#this'"))
+    want = {f"{server}/getproduct/{_accref(path[d])}" for d in embedded.crab_runs.values()}
+    documents = sorted((tmp_path / "mirror" / "provenance").rglob("provenance.*"))
+    assert len(documents) == 3 * 5  # PROV-JSON, PROV-XML and SVG of the five products
+    every = {f"{server}/getproduct/{_accref(p)}" for p in path.values()}
+    for doc in documents:
+        text = doc.read_text(encoding="utf-8")
+        assert "$BASE" not in text, doc
+        # every location is a file of DaCHS (all inputs here have one)
+        urls = set(re.findall(re.escape(server) + r"/[^\s\\\"'<>&,\]]*", text))
+        assert urls <= every, f"{doc.name}: {sorted(urls - every)}"
+    flux = [d.suffix for d in documents if all(u in d.read_text() for u in want)]
+    assert sorted(flux) == [".json", ".svg", ".xml"], "the flux points' documents lack their runs"
+    entities = (tmp_path / "data" / "prov_entity.copy").read_text(encoding="utf-8")
+    assert "$BASE" not in entities and all(u in entities for u in want)

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mirror", type=Path, help="where to copy files gavo cannot read")
     parser.add_argument("--no-prov-documents", action="store_true",
                         help="no provenance documents of products (benchmarks)")  # fmt: skip
+    parser.add_argument("--server-url", help="DaCHS's [web]serverURL: provenance locations "
+                        "become its file URLs (default: archive-neutral $BASE/files/<DID>)")  # fmt: skip
     args = parser.parse_args(argv)
     db = args.db
     if db is None:
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     policy = AccessPolicy.load(args.policy) if args.policy else None
     report = write_resource(db, args.resdir, args.userconfig, policy=policy,
                             region_index=not args.no_region_index, mirror_dir=args.mirror,
-                            documents=not args.no_prov_documents)  # fmt: skip
+                            documents=not args.no_prov_documents,
+                            server_url=args.server_url)  # fmt: skip
     print(json.dumps({"db": str(db), **report.__dict__}))
     return 0

@@ -17,7 +17,12 @@ both archives answer the same ADQL from the same rows:
     The provenance documents of each product (PROV-JSON, PROV-XML, SVG: the ProvSAP
     ``DEPTH=ALL`` answers of the embedded archive, :func:`~.service.provsap.product_document`)
     are written as files served by DaCHS's products service under DataLink
-    ``#provenance``.
+    ``#provenance``. Their input locations, like the ``location`` of ``provenance.entity``,
+    are DaCHS's own file URLs (``<serverURL>/getproduct/<accref>``, what its DataLink
+    ``#this`` gives), where the embedded archive serves its ``/files/<DID>``: the stored
+    ``$BASE/files/<DID>`` is filled in at export (:func:`dachs_document`). The documents
+    are not signed (the signature is the product file's, whose bytes DaCHS serves as they
+    are), so this changes nothing that ``ctanb prov verify`` checks.
 
 Rights, as faithfully as DaCHS allows. The embedded archive shows each request the
 provenance rows its token may read (a view per table, :mod:`~.provtap`); DaCHS's TAP
@@ -38,13 +43,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from .db import q
+from .db import ACCESS_URL_BASE, q
 from .provtap import _EXTENSION, PROVTAP_TABLES, SCHEMA
 from .publish import CURATION_COLUMNS, CURATION_TABLE
 
@@ -52,6 +58,8 @@ __all__ = [
     "LINKS_TABLE",
     "LINKS_TABLE_XML",
     "LINKS_UNION",
+    "dachs_document",
+    "dachs_locator",
     "did_access",
     "export_products",
     "render_curation_rd",
@@ -60,6 +68,8 @@ __all__ = [
 
 #: DaCHS table of the DataLink rows between datasets and products.
 LINKS_TABLE = "ctanb.links"
+#: DaCHS's DataLink metadata endpoint of the ctanb resource (below the server's URL).
+RESDIR_DL = "ctanb/q/dl/dlmeta"
 _RESERVED = frozenset({"value"})  # ADQL reserved: a delimited identifier on DaCHS
 #: Indexed columns of the provenance tables on DaCHS (the use cases join on these).
 _INDEXED = {
@@ -199,21 +209,50 @@ def _public_rows(conn: sqlite3.Connection, table: str, names: list[str], policy:
     return list(rows)
 
 
-def _dachs_locations(conn: sqlite3.Connection, rows: list, at: int, accref: Any) -> list:
-    """Entity locations ``$BASE/files/<DID>`` (the embedded archive's, filled with its own
-    URL when served) as DaCHS's accref of that dataset's file, as its ``access_url``."""
-    from urllib.parse import unquote
+#: An archive-neutral location of the embedded archive: ``$BASE/files/<quoted DID>`` (in
+#: the SVG documents graphviz writes each ``-`` of it as ``&#45;``).
+_PLACEHOLDER = re.compile(re.escape(ACCESS_URL_BASE) + r"files/((?:[A-Za-z0-9%._~-]|&#45;)+)")
 
-    from .db import ACCESS_URL_BASE
+
+def dachs_locator(conn: sqlite3.Connection, accref: Any, server_url: str | None) -> Any:
+    """A function: quoted DID -> where DaCHS serves that dataset's file.
+
+    The embedded archive stores locations as ``$BASE/files/<DID>`` and fills its own URL in
+    when it serves them; on DaCHS the file is ``<server_url>/getproduct/<accref>`` (what its
+    DataLink ``#this`` gives), or, for a DID without a file, its DataLink document. Without
+    *server_url* (not known to the caller) the accref itself, as ObsCore's ``access_url``.
+    """
+    from urllib.parse import quote, unquote
 
     this = dict(conn.execute("SELECT did, path FROM \"ctanb.files\" WHERE semantics = '#this'"))
-    prefix = ACCESS_URL_BASE + "files/"
+    base = server_url.rstrip("/") if server_url else None
+
+    def locate(quoted: str) -> str | None:
+        did = unquote(quoted)
+        path = this.get(did)
+        if base is None:
+            return accref(path) if path else None
+        if path:
+            return f"{base}/getproduct/{accref(path)}"
+        return f"{base}/{RESDIR_DL}?ID={quote(did, safe='')}"
+
+    return locate
+
+
+def dachs_document(text: str, locate: Any) -> str:
+    """*text* (a provenance document) with every ``$BASE/files/<DID>`` as DaCHS's URL."""
+    return _PLACEHOLDER.sub(lambda m: locate(m.group(1).replace("&#45;", "-")) or m.group(0), text)
+
+
+def _dachs_locations(rows: list, at: int, locate: Any) -> list:
+    """Entity locations ``$BASE/files/<DID>`` as DaCHS's URL of that dataset's file."""
     out = []
     for row in rows:
         location = row[at]
-        if isinstance(location, str) and location.startswith(prefix):
-            path = this.get(unquote(location[len(prefix) :]))
-            row = (*row[:at], accref(path) if path else None, *row[at + 1 :])
+        if isinstance(location, str):
+            match = _PLACEHOLDER.fullmatch(location)
+            if match:
+                row = (*row[:at], locate(match.group(1)), *row[at + 1 :])
         out.append(row)
     return out
 
@@ -267,6 +306,7 @@ def export_products(
     accref: Any,
     digest: Any,
     documents: bool = True,
+    server_url: str | None = None,
 ) -> list[list[Any]]:
     """Write the provenance, curation and link rows for DaCHS into *out_dir*.
 
@@ -286,6 +326,9 @@ def export_products(
         Updated with everything written (``up`` re-imports when it changes).
     documents : bool
         Write the provenance documents (benchmarks at 1,000 products leave them out).
+    server_url : str, optional
+        DaCHS's ``[web]serverURL``: entity locations and the documents' locations become
+        its file URLs (:func:`dachs_locator`); without it, accrefs and ``$BASE/files/<DID>``.
 
     Returns
     -------
@@ -294,6 +337,7 @@ def export_products(
         (the product's; the caller adds them).
     """
     published = _has_publications(conn)
+    locate = dachs_locator(conn, accref, server_url)
     counts = {}
     for table, (_desc, cols) in _tables().items():
         names = [c[0] for c in cols]
@@ -306,7 +350,7 @@ def export_products(
         else:
             rows = _public_rows(conn, table, names, policy)
             if table == "entity":
-                rows = _dachs_locations(conn, rows, names.index("location"), accref)
+                rows = _dachs_locations(rows, names.index("location"), locate)
         _write_copy(out_dir / _copy_name(table), rows, digest)
         counts[table] = len(rows)
     _write_copy(out_dir / "curation.copy", _curation_rows(conn) if published else [], digest)
@@ -328,12 +372,14 @@ def export_products(
                     digest.update(repr(row).encode())
                     writer.writerow(row)
     if documents:
-        files = _documents(conn, docs_dir)
+        files = _documents(conn, docs_dir, locate, server_url)
     return files
 
 
-def _documents(conn: sqlite3.Connection, docs_dir: Path) -> list[list[Any]]:
-    """The ``#provenance`` documents of every product, written once (records never change)."""
+def _documents(conn: sqlite3.Connection, docs_dir: Path, locate: Any,
+               server_url: str | None) -> list[list[Any]]:  # fmt: skip
+    """The ``#provenance`` documents of every product, written once per record and server
+    URL (records never change), with DaCHS's URLs as locations (:func:`dachs_document`)."""
     from .service.product_links import DOCUMENTS
     from .service.provsap import product_document
 
@@ -342,13 +388,15 @@ def _documents(conn: sqlite3.Connection, docs_dir: Path) -> list[list[Any]]:
     for did, entity_id, prov_json in conn.execute(
         f"SELECT did, entity_id, prov_json FROM {q(CURATION_TABLE)} ORDER BY did"
     ):
-        key = hashlib.sha256(f"{did}\n{prov_json}".encode()).hexdigest()[:16]
+        key = hashlib.sha256(f"{did}\n{server_url}\n{prov_json}".encode()).hexdigest()[:16]
         for fmt, mime, description in DOCUMENTS:
             path = docs_dir / key / f"provenance.{suffix[fmt]}"
             if not path.is_file():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    text = product_document(conn, did, entity_id, prov_json, fmt)
+                    text = dachs_document(
+                        product_document(conn, did, entity_id, prov_json, fmt), locate
+                    )
                 except Exception as exc:  # e.g. graphviz giving up on a huge graph
                     # One missing document must not keep the archive from publishing.
                     print(f"dachs_prov: no {fmt} provenance document for {did}: {exc}",

@@ -370,6 +370,7 @@ def export_rows(
     policy: AccessPolicy | None = None,
     mirror_dir: str | Path | None = None,
     documents: bool = True,
+    server_url: str | None = None,
 ) -> ExportReport:
     """Write ``obs.copy``, ``files.csv`` and ``users.tsv`` for the RD into *out_dir*.
 
@@ -404,7 +405,8 @@ def export_rows(
         access = _file_access(conn)
         docs = export_products(conn, out_dir, policy=policy or AccessPolicy.demo(),
                                docs_dir=Path(mirror_dir or out_dir / "mirror") / "provenance",
-                               accref=_accref, digest=digest, documents=documents)  # fmt: skip
+                               accref=_accref, digest=digest, documents=documents,
+                               server_url=server_url)  # fmt: skip
         doc_access = did_access(conn, {d[0] for d in docs})
         files = conn.execute(
             f"SELECT did, semantics, path, content_type, size, sha256, description "
@@ -474,6 +476,7 @@ def write_resource(
     region_index: bool = True,
     mirror_dir: str | Path | None = None,
     documents: bool = True,
+    server_url: str | None = None,
 ) -> ExportReport:
     """Write ``q.rd``, ``prov.rd``, ``curation.rd`` and ``data/*`` into *resdir*
     (and ``userconfig.rd`` if given)."""
@@ -491,7 +494,7 @@ def write_resource(
 
     write_coverage(db_path, resdir, policy=policy)
     return export_rows(db_path, resdir / "data", policy=policy, mirror_dir=mirror_dir,
-                       documents=documents)  # fmt: skip
+                       documents=documents, server_url=server_url)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -458,7 +458,20 @@ class Archive:
         """
         did = record if isinstance(record, str) else record["obs_publisher_did"]
         url = None if isinstance(record, str) else record._results.datalink_url
-        return self._datalinks([did], url).get(did, DataLinks())
+        url = url or getattr(self, "_declared_datalink", None)
+        try:
+            return self._datalinks([did], url).get(did, DataLinks())
+        except ServiceError as exc:
+            if url is not None or exc.status != 404:
+                raise
+        # No DataLink at <TAP>/datalink (DaCHS): the service the archive declares with the
+        # dataset's ObsCore row (its DataLink service descriptor), kept for the next DID.
+        quoted = did.replace("'", "''")
+        found = self.query(f"SELECT * FROM ivoa.obscore WHERE obs_publisher_did = '{quoted}'")
+        if not len(found) or not found.datalink_url:
+            return DataLinks()
+        self._declared_datalink = found.datalink_url
+        return self._datalinks([did], found.datalink_url).get(did, DataLinks())
 
     def _datalinks(self, dids: list[str], url: str | None = None) -> dict[str, DataLinks]:
         endpoint = url or self.url + "/datalink"

@@ -172,10 +172,14 @@ def fetch_published(ref: str, out_dir: str | Path, *, archive: str | None = None
     from .archive import connect
 
     if ref.startswith(("http://", "https://")):
-        if "/files/" not in ref:
+        if "/getproduct/" in ref:  # a file of DaCHS's products service; its TAP is /tap
+            archive = archive or ref.split("/getproduct/", 1)[0] + "/tap"
+            url, name = ref, unquote(ref.rsplit("/", 1)[1])
+        elif "/files/" not in ref:
             raise ServiceError(f"{ref} is not the URL of an archive file (…/files/<DID>)")
-        archive = archive or ref.split("/files/", 1)[0]
-        url, name = ref, unquote(ref.rsplit("/files/", 1)[1])
+        else:
+            archive = archive or ref.split("/files/", 1)[0]
+            url, name = ref, unquote(ref.rsplit("/files/", 1)[1])
     else:
         archive = archive or os.environ.get("CTANB_TAP_URL")
         if not archive:
@@ -184,15 +188,18 @@ def fetch_published(ref: str, out_dir: str | Path, *, archive: str | None = None
             )
         url, name = f"{archive.rstrip('/')}/files/{quote(ref, safe='')}", ref
     client = client if client is not None else connect(archive, token=token)
-    try:
-        resp = client.session.get(url, timeout=300)
-    except Exception as exc:  # requests' errors, named by the layer that failed
-        raise ServiceError(unreachable(archive, exc)) from None
+    resp = _get(client, url, archive)
+    refused = resp.text.strip()
+    if resp.status_code == 404 and not ref.startswith(("http://", "https://")):
+        # An archive without ctanb's /files/<DID> (DaCHS): the product's DataLink #this.
+        url, refused = _this_link(client, ref, archive)
+        if url:
+            resp = _get(client, url, archive)
     if resp.status_code == 404:
         # The archive's 404 is a VOTable document: the user needs one sentence.
         raise ServiceError(f"no product {name} in this archive ({archive.rstrip('/')})")
     if resp.status_code != 200:
-        raise AuthError(f"{name}: {resp.text.strip()}") if resp.status_code in (401, 403) else (
+        raise AuthError(f"{name}: {refused}") if resp.status_code in (401, 403) else (
             ServiceError(f"{name}: the archive answered HTTP {resp.status_code}: "
                          f"{resp.text.strip()[:300]}"))  # fmt: skip
     sha = hashlib.sha256(resp.content).hexdigest()
@@ -204,3 +211,24 @@ def fetch_published(ref: str, out_dir: str | Path, *, archive: str | None = None
     target = folder / f"{name.rsplit('?', 1)[-1].rsplit('/', 1)[-1] or 'product'}.fits"
     target.write_bytes(resp.content)
     return target, archive.rstrip("/")
+
+
+def _get(client: Any, url: str, archive: str) -> Any:
+    try:
+        return client.session.get(url, timeout=300)
+    except Exception as exc:  # requests' errors, named by the layer that failed
+        raise ServiceError(unreachable(archive, exc)) from None
+
+
+def _this_link(client: Any, did: str, archive: str) -> tuple[str | None, str]:
+    """The product's ``#this`` URL from the archive's DataLink, and what to say when its
+    file is refused: DaCHS's link description names the group and the release date, where
+    its HTTP 401 page only says that credentials are needed."""
+    try:
+        links = [link for link in client.datalink(did) if link.semantics == "#this"]
+    except Exception as exc:  # the DataLink service failed: said by the layer that failed
+        raise ServiceError(unreachable(archive, exc)) from None
+    if not links or not links[0].access_url:
+        return None, ""
+    said = (links[0].description or "").strip()
+    return links[0].access_url, said if "proprietary" in said else "the archive refused it"
