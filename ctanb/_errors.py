@@ -53,8 +53,12 @@ class CtanbError(Exception):
         return str(self.args[0]) if self.args else self.__class__.__name__
 
 
-class ConfigError(CtanbError):
-    """A setting, configuration file or data folder is missing or invalid."""
+class ConfigError(CtanbError, ValueError):
+    """A setting, configuration file or data folder is missing or invalid.
+
+    Also a :class:`ValueError`, as pydantic's own validation error is, so code that
+    caught that around a configuration keeps working.
+    """
 
 
 class ServiceError(CtanbError):

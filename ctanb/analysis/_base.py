@@ -38,9 +38,31 @@ class StepConfig(BaseModel):
 
     Energy ranges and map geometries anywhere in a configuration are checked when it
     is made (finite, ordered, of a size that fits in memory), not minutes later.
+    However it is made (keywords, :meth:`from_dict`, :meth:`read`, assigning a
+    field), a bad value raises :class:`~ctanb.ConfigError` naming the key.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan: no float setting of a step means anything as NaN or infinity.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            problems = describe_errors(exc, with_input=True)
+            raise ConfigError(f"invalid {type(self).__name__}: {problems}") from None
+
+    # Marked as pydantic's own __init__ (as pydantic-settings does): validation of a nested
+    # section then does not go through it, so a problem deep inside a configuration is
+    # named once, by key path, not wrapped as "invalid <Section>" at every level.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            problems = describe_errors(exc, with_input=True)
+            raise ConfigError(f"invalid {type(self).__name__}: {problems}") from None
 
     @model_validator(mode="after")
     def _check_ranges_and_sizes(self) -> Self:
@@ -96,6 +118,11 @@ class StepConfig(BaseModel):
         ConfigError
             A key is unknown or a value invalid (every problem named, by key path).
         """
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"invalid {source}: expected settings as key: value pairs (a mapping), "
+                f"not {type(data).__name__} {_short(data)}"
+            )
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
@@ -155,6 +182,11 @@ class StepConfig(BaseModel):
         path = Path(path)
         path.write_text(self.to_yaml())
         return path
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class Step:
