@@ -96,9 +96,7 @@ def describe_problem(
     return f"{'.'.join(where)}: {message}" if where else message
 
 
-def describe_errors(
-    exc: Any, *, unknown: str = "unknown setting", with_input: bool = False
-) -> str:
+def describe_errors(exc: Any, *, unknown: str = "unknown setting", with_input: bool = False) -> str:
     """Every problem of a :class:`pydantic.ValidationError`, joined with ``"; "``.
 
     Parameters
