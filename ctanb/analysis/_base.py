@@ -121,7 +121,7 @@ class StepConfig(BaseModel):
         if not isinstance(data, Mapping):
             raise ConfigError(
                 f"invalid {source}: expected settings as key: value pairs (a mapping), "
-                f"not {type(data).__name__} {_short(data)}"
+                f"not {_short(data)}"
             )
         try:
             return cls.model_validate(dict(data))
