@@ -291,3 +291,39 @@ def test_datalink_of_an_unknown_id_is_not_found(archive):
     assert "NotFoundFault" not in message
     one = archive.search(obs_id="23523", limit=1)
     assert archive.datalink(one[0]).by_semantics("#this")
+
+
+def test_widget_and_app_arguments_are_checked(archive, tmp_path):
+    from ctanb.widgets import App, ResultsTable
+
+    table = ResultsTable()
+    table.set_results(archive.search(collection="HESS-DL3-DR1"))
+    _refused(lambda: table.go_to("two"), CtanbError, "page", "'two'")
+    _refused(lambda: table.select(["a"]), CtanbError, "row", "'a'")
+    table.select([0, 1])
+    assert table.selected_rows == [0, 1]
+    # Export makes missing folders, as download(dest=) and step products (out=) do...
+    written = table.export(tmp_path / "new" / "dir" / "x.vot")
+    assert written.is_file()
+    # ...and says so when it cannot write there.
+    (tmp_path / "afile").write_text("x")
+    _refused(lambda: table.export(tmp_path / "afile" / "x.vot"), CtanbError, "afile")
+    app = App(archive)
+    _refused(lambda: app.login(123), ConfigError, "token", "123")
+    _refused(lambda: app.connect_samp("carrier-pigeon"), ConfigError, "'carrier-pigeon'")
+    assert app.samp is None
+
+
+def test_jobs_provenance_and_steps_refuse_wrong_types(tmp_path, prov_store_url):
+    from ctanb.analysis import inputs_from_archive
+    from ctanb.jobs import JobManager
+    from ctanb.provenance import ProvenanceStore, read_provenance
+
+    with JobManager(tmp_path / "jobs.db", jobs_dir=tmp_path / "jobs") as jobs:
+        _refused(lambda: jobs.submit("query", "notadict"), ctanb.JobError, "params", "'notadict'")
+    store = ProvenanceStore(prov_store_url)
+    _refused(lambda: store.activities(parameters="x"), ctanb.ProvenanceError, "parameters")
+    _refused(lambda: read_provenance(None), ctanb.ProvenanceError, "None")
+    _refused(lambda: inputs_from_archive(None), ConfigError, "None")
+    step = SpectrumStep(SpectrumConfig(**CRAB))
+    _refused(lambda: step.run(None, out=tmp_path / "o"), ctanb.AnalysisError, "None")
