@@ -29,11 +29,19 @@ from .._errors import (
     CriteriaError,
     DownloadError,
     NotFoundError,
-    QueryError,
     ResolveError,
     ServiceError,
 )
 from .._settings import home_dir
+from ._arguments import (
+    as_time_pairs,
+    check_archive_options,
+    check_options,
+    check_query,
+    download_folder,
+    records_of,
+    short,
+)
 from .auth import ScopedToken, Session
 from .criteria import Criteria, build_adql
 from .download import DownloadManager
@@ -106,21 +114,8 @@ def connect(url: str | None = None, *, token: str | None = None, **options: Any)
     >>> sorted(crab["obs_id"])
     ['23523', '23526', '23559', '23592']
     """
-    unknown = [name for name in options if name not in _OPTIONS]
-    if unknown:
-        from difflib import get_close_matches
-
-        close = get_close_matches(unknown[0], [*_OPTIONS, "token", "url"], n=1)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        raise ConfigError(
-            f"connect: unknown option {unknown[0]!r}{hint} (options: token, "
-            f"{', '.join(sorted(_OPTIONS))})"
-        )
+    check_options(options)
     return Archive(url or default_url(), token=token, **options)
-
-
-#: The keyword options of :class:`Archive` that :func:`connect` passes on.
-_OPTIONS = ("trusted_origins", "session", "offline", "workers", "progress", "record_history")
 
 
 class Archive:
@@ -165,19 +160,7 @@ class Archive:
 
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(f"archive URL {url!r} is not an http(s) URL")
-        if token is not None and not isinstance(token, str):
-            raise ConfigError(f"token: give the token as text (a string), not {token!r}")
-        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
-            raise ConfigError(
-                f"workers: give a whole number of parallel downloads from 1 to 64, not {workers!r}"
-            )
-        # One URL given as text is one origin, not a list of characters.
-        trusted_origins = (
-            [trusted_origins] if isinstance(trusted_origins, str) else list(trusted_origins or ())
-        )
-        for origin in trusted_origins:
-            if not isinstance(origin, str) or not origin.startswith(("http://", "https://")):
-                raise ConfigError(f"trusted_origins: {origin!r} is not an http(s) URL")
+        trusted_origins = check_archive_options(token, workers, trusted_origins)
         self.url = url.rstrip("/")
         self.session = session or Session()
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, 2 * workers))
@@ -295,7 +278,7 @@ class Archive:
         if criteria is not None:
             raise CriteriaError(
                 "criteria: give a Criteria, a dict or keywords (e.g. target='Crab'), "
-                f"not {_short(criteria)}"
+                f"not {short(criteria)}"
             )
         return Criteria(**kwargs)
 
@@ -367,7 +350,7 @@ class Archive:
         if during is not None:  # read once: the query and the exact overlaps use the same
             during = during_intervals(during)
         # Passed on as Time pairs: checked once, so ISO input is never re-checked as MJD numbers
-        adql = self.adql(crit, during=None if during is None else _as_time_pairs(during))
+        adql = self.adql(crit, during=None if during is None else as_time_pairs(during))
         given = crit.given() if during is None else {**crit.given(), "during": "time intervals"}
         results = self.query(adql, _criteria=given)
         # the server's answer may come from a coarser time MOC (a superset): make it exact
@@ -411,20 +394,7 @@ class Archive:
         ServiceError
             The service is unreachable or answered an HTTP error.
         """
-        if not isinstance(adql, str) or not adql.strip():
-            raise QueryError(f"adql: give the query as ADQL text, not {_short(adql)}")
-        if mode not in ("sync", "async"):
-            raise QueryError(f"mode must be 'sync' or 'async', not {mode!r}", query=adql)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise QueryError(
-                f"timeout: give a positive number of seconds, not {timeout!r}", query=adql
-            )
-        if maxrec is not None and (
-            isinstance(maxrec, bool) or not isinstance(maxrec, int) or maxrec < 0
-        ):
-            raise QueryError(
-                f"maxrec: give a whole number of rows (0 or more), not {maxrec!r}", query=adql
-            )
+        check_query(adql, mode, timeout, maxrec)
         if mode == "async":
             job = self.submit(adql, maxrec=maxrec, _criteria=_criteria)
             return job.results(callback=callback, timeout=timeout)
@@ -520,7 +490,7 @@ class Archive:
         if not isinstance(record, str | Record):
             raise DownloadError(
                 "datalink: give a row of the results (a Record) or a publisher DID (text), "
-                f"not {_short(record)}"
+                f"not {short(record)}"
             )
         did = record if isinstance(record, str) else record["obs_publisher_did"]
         url = None if isinstance(record, str) else record._results.datalink_url
@@ -665,9 +635,9 @@ class Archive:
         list of Path
             The files, in the order of the records (IRFs after their dataset).
         """
-        records = _records(results)
+        records = records_of(results)
         if dest is not None:
-            dest = _download_folder(dest)
+            dest = download_folder(dest)
         urls = [r["access_url"] for r in records]
         if calibration:
             pairs = self._event_and_irf_urls(records)
@@ -714,7 +684,7 @@ class Archive:
 
         from .._errors import DownloadError
 
-        records = _records(results)
+        records = records_of(results)
         pairs = self._event_and_irf_urls(records)
         urls = [u for ev, irf in pairs for u in (ev, irf) if u]
         paths = dict(zip(urls, self.downloads.fetch(urls), strict=True))
@@ -729,53 +699,6 @@ class Archive:
                 ) from exc
             observations.append(obs)
         return Observations(observations)
-
-
-def _records(results: Results | Record | Iterable[Record]) -> list[Record]:
-    if isinstance(results, Record):
-        return [results]
-    if isinstance(results, Results):
-        return list(results)
-    iterable = isinstance(results, Iterable) and not isinstance(results, str | bytes | dict)
-    items = list(results) if iterable else None
-    if items is None or not all(isinstance(x, Record) for x in items):
-        raise DownloadError(
-            "give the results of a search (or some of their rows), e.g. "
-            "archive.download(archive.search(obs_id='23523')), "
-            f"not {_short(results)}"
-        )
-    return items
-
-
-def _as_time_pairs(intervals: Any) -> list:
-    """Checked ``(n, 2)`` MJD (TT) intervals as the ``[starts, stops]`` Times they stand for."""
-    from astropy.time import Time
-
-    return [
-        Time(intervals[:, 0], format="mjd", scale="tt"),
-        Time(intervals[:, 1], format="mjd", scale="tt"),
-    ]
-
-
-def _download_folder(dest: Any) -> Path:
-    """*dest* as a folder that exists (made if needed), or a DownloadError saying why not."""
-    if not isinstance(dest, str | os.PathLike):
-        raise DownloadError(f"dest: give a folder (a path), not {dest!r}")
-    folder = Path(dest).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise DownloadError(f"dest: {folder} is a file, not a folder", path=str(folder))
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DownloadError(
-            f"dest: cannot make the folder {folder}: {exc.strerror or exc}", path=str(folder)
-        ) from None
-    return folder
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _masked(value: Any) -> bool:
