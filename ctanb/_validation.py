@@ -11,6 +11,8 @@ never reach the user.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from difflib import get_close_matches
 from typing import Any
 
 __all__ = ["describe_errors", "describe_problem", "problem_parts"]
@@ -26,7 +28,11 @@ _MESSAGES = {
 
 
 def problem_parts(
-    error: Any, *, unknown: str = "unknown setting", with_input: bool = False
+    error: Any,
+    *,
+    unknown: str = "unknown setting",
+    with_input: bool = False,
+    known: Iterable[str] = (),
 ) -> tuple[list[str], str]:
     """The key path and the plain message of one pydantic error.
 
@@ -40,6 +46,9 @@ def problem_parts(
     with_input : bool
         Add the value given (``(got '83.6 deg')``) when it is a plain value the
         message does not already show.
+    known : iterable of str
+        The top-level keys there are: an unknown top-level key gets the closest
+        one as a hint (``did you mean on_radius_deg?``).
 
     Returns
     -------
@@ -54,6 +63,9 @@ def problem_parts(
     kind = error.get("type", "")
     if kind == "extra_forbidden":
         message = unknown
+        close = get_close_matches(where[-1], list(known), n=1) if len(where) == 1 else []
+        if close:
+            message += f"; did you mean {close[0]}?"
     elif kind in _MESSAGES:
         message = _MESSAGES[kind]
     else:
@@ -74,7 +86,11 @@ def problem_parts(
 
 
 def describe_problem(
-    error: Any, *, unknown: str = "unknown setting", with_input: bool = False
+    error: Any,
+    *,
+    unknown: str = "unknown setting",
+    with_input: bool = False,
+    known: Iterable[str] = (),
 ) -> str:
     """One pydantic error as ``key.path: message`` (just the message at the top level).
 
@@ -86,17 +102,25 @@ def describe_problem(
         What to call a key that is not allowed.
     with_input : bool
         Add the value given (see :func:`problem_parts`).
+    known : iterable of str
+        The top-level keys there are, for a hint on a misspelt one.
 
     Returns
     -------
     str
         The problem, naming the key.
     """
-    where, message = problem_parts(error, unknown=unknown, with_input=with_input)
+    where, message = problem_parts(error, unknown=unknown, with_input=with_input, known=known)
     return f"{'.'.join(where)}: {message}" if where else message
 
 
-def describe_errors(exc: Any, *, unknown: str = "unknown setting", with_input: bool = False) -> str:
+def describe_errors(
+    exc: Any,
+    *,
+    unknown: str = "unknown setting",
+    with_input: bool = False,
+    known: Iterable[str] = (),
+) -> str:
     """Every problem of a :class:`pydantic.ValidationError`, joined with ``"; "``.
 
     Parameters
@@ -107,6 +131,8 @@ def describe_errors(exc: Any, *, unknown: str = "unknown setting", with_input: b
         What to call a key that is not allowed.
     with_input : bool
         Add the value given to each problem (see :func:`problem_parts`).
+    known : iterable of str
+        The top-level keys there are, for a hint on a misspelt one.
 
     Returns
     -------
@@ -126,6 +152,7 @@ def describe_errors(exc: Any, *, unknown: str = "unknown setting", with_input: b
     nbins: should be a valid integer, unable to parse string as an integer; colour: unknown setting
     """
     problems = [
-        describe_problem(err, unknown=unknown, with_input=with_input) for err in exc.errors()
+        describe_problem(err, unknown=unknown, with_input=with_input, known=known)
+        for err in exc.errors()
     ]
     return "; ".join(dict.fromkeys(problems))

@@ -42,7 +42,10 @@ def _refused(call, error=CtanbError, *words):
         ({"ra_deg": "83.6 deg", "dec_deg": 22}, ["ra_deg", "'83.6 deg'"]),
         ({}, ["ra_deg: missing", "dec_deg: missing"]),
         ({**CRAB, "energy_min_tev": 10, "energy_max_tev": 1}, ["energy_min_tev"]),
-        ({**CRAB, "on_radus_deg": 0.1}, ["on_radus_deg: unknown setting"]),
+        (
+            {**CRAB, "on_radus_deg": 0.1},
+            ["on_radus_deg: unknown setting; did you mean on_radius_deg?"],
+        ),
     ],
 )
 def test_step_config_keywords_raise_config_error(kwargs, words):

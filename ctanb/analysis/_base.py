@@ -49,7 +49,7 @@ class StepConfig(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            problems = describe_errors(exc, with_input=True)
+            problems = describe_errors(exc, with_input=True, known=type(self).model_fields)
             raise ConfigError(f"invalid {type(self).__name__}: {problems}") from None
 
     # Marked as pydantic's own __init__ (as pydantic-settings does): validation of a nested
@@ -61,7 +61,7 @@ class StepConfig(BaseModel):
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:
-            problems = describe_errors(exc, with_input=True)
+            problems = describe_errors(exc, with_input=True, known=type(self).model_fields)
             raise ConfigError(f"invalid {type(self).__name__}: {problems}") from None
 
     @model_validator(mode="after")
@@ -126,7 +126,7 @@ class StepConfig(BaseModel):
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
-            problems = describe_errors(exc)
+            problems = describe_errors(exc, known=cls.model_fields)
             raise ConfigError(f"invalid {source}: {problems}") from None
 
     @classmethod
