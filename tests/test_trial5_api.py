@@ -330,3 +330,18 @@ def test_jobs_provenance_and_steps_refuse_wrong_types(tmp_path, prov_store_url):
     _refused(lambda: inputs_from_archive(None), ConfigError, "None")
     step = SpectrumStep(SpectrumConfig(**CRAB))
     _refused(lambda: step.run(None, out=tmp_path / "o"), ctanb.AnalysisError, "None")
+
+
+def test_a_step_refuses_a_file_as_its_output_folder(tmp_path, data_dir):
+    from ctanb.analysis import ExclusionMaskStep
+
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    events = [data_dir / "hess-dl3-dr1" / "data" / "hess_dl3_dr1_obs_id_023523.fits.gz"]
+    step = SpectrumStep(SpectrumConfig(**CRAB))
+    for call in (lambda: step.run(events, out=afile), lambda: step.run(events, afile)):
+        _refused(call, ctanb.AnalysisError, str(afile), "not a folder")
+    mask = ExclusionMaskStep({"geom": {"wcs": {"skydir": SKY}}})
+    _refused(lambda: mask.run(afile), ctanb.AnalysisError, str(afile))
+    _refused(lambda: mask.run(None), ctanb.AnalysisError, "out", "None")
+    assert afile.read_text() == "keep me"
