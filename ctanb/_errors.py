@@ -7,6 +7,7 @@ says which layer failed::
     CtanbError
     ├── ConfigError          a setting, config file or data folder is missing or wrong
     ├── ServiceError         the archive service is unreachable or answered an HTTP error
+    │   └── NotFoundError    the archive has no dataset/product with that ID
     ├── QueryError           the service rejected a query (ADQL syntax, unknown name)
     │   └── AdqlError        raised by the embedded service's ADQL translator
     ├── CriteriaError        a search criterion is invalid (names the field)
@@ -36,6 +37,7 @@ __all__ = [
     "DownloadError",
     "IngestError",
     "JobError",
+    "NotFoundError",
     "ProvenanceError",
     "QueryError",
     "ResolveError",
@@ -53,8 +55,12 @@ class CtanbError(Exception):
         return str(self.args[0]) if self.args else self.__class__.__name__
 
 
-class ConfigError(CtanbError):
-    """A setting, configuration file or data folder is missing or invalid."""
+class ConfigError(CtanbError, ValueError):
+    """A setting, configuration file or data folder is missing or invalid.
+
+    Also a :class:`ValueError`, as pydantic's own validation error is, so code that
+    caught that around a configuration keeps working.
+    """
 
 
 class ServiceError(CtanbError):
@@ -74,6 +80,20 @@ class ServiceError(CtanbError):
         super().__init__(message)
         self.url = url
         self.status = status
+
+
+class NotFoundError(ServiceError, LookupError):
+    """The archive has no dataset or product with the ID asked for (the ID is named).
+
+    Parameters
+    ----------
+    message : str
+        What was not found.
+    url : str, optional
+        The URL that was requested.
+    status : int, optional
+        The HTTP status code, if a response was received.
+    """
 
 
 class QueryError(CtanbError):

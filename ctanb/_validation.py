@@ -11,6 +11,8 @@ never reach the user.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from difflib import get_close_matches
 from typing import Any
 
 __all__ = ["describe_errors", "describe_problem", "problem_parts"]
@@ -25,7 +27,13 @@ _MESSAGES = {
 }
 
 
-def problem_parts(error: Any, *, unknown: str = "unknown setting") -> tuple[list[str], str]:
+def problem_parts(
+    error: Any,
+    *,
+    unknown: str = "unknown setting",
+    with_input: bool = False,
+    known: Iterable[str] = (),
+) -> tuple[list[str], str]:
     """The key path and the plain message of one pydantic error.
 
     Parameters
@@ -35,6 +43,12 @@ def problem_parts(error: Any, *, unknown: str = "unknown setting") -> tuple[list
     unknown : str
         What to call a key that is not allowed (``unknown setting``,
         ``unknown search criterion``, ...).
+    with_input : bool
+        Add the value given (``(got '83.6 deg')``) when it is a plain value the
+        message does not already show.
+    known : iterable of str
+        The top-level keys there are: an unknown top-level key gets the closest
+        one as a hint (``did you mean on_radius_deg?``).
 
     Returns
     -------
@@ -49,6 +63,9 @@ def problem_parts(error: Any, *, unknown: str = "unknown setting") -> tuple[list
     kind = error.get("type", "")
     if kind == "extra_forbidden":
         message = unknown
+        close = get_close_matches(where[-1], list(known), n=1) if len(where) == 1 else []
+        if close:
+            message += f"; did you mean {close[0]}?"
     elif kind in _MESSAGES:
         message = _MESSAGES[kind]
     else:
@@ -56,10 +73,25 @@ def problem_parts(error: Any, *, unknown: str = "unknown setting") -> tuple[list
         for prefix in ("Value error, ", "Assertion failed, "):
             message = message.removeprefix(prefix)
         message = re.sub(r"^Input should be\b", "should be", message)
+    given = error.get("input")
+    if (
+        with_input
+        and kind not in ("missing", "extra_forbidden")
+        and isinstance(given, str | int | float | bool | list | tuple)
+        and repr(given) not in message
+    ):
+        text = repr(given)
+        message += f" (got {text if len(text) <= 80 else text[:77] + '...'})"
     return where, message
 
 
-def describe_problem(error: Any, *, unknown: str = "unknown setting") -> str:
+def describe_problem(
+    error: Any,
+    *,
+    unknown: str = "unknown setting",
+    with_input: bool = False,
+    known: Iterable[str] = (),
+) -> str:
     """One pydantic error as ``key.path: message`` (just the message at the top level).
 
     Parameters
@@ -68,17 +100,27 @@ def describe_problem(error: Any, *, unknown: str = "unknown setting") -> str:
         One item of :meth:`pydantic.ValidationError.errors`.
     unknown : str
         What to call a key that is not allowed.
+    with_input : bool
+        Add the value given (see :func:`problem_parts`).
+    known : iterable of str
+        The top-level keys there are, for a hint on a misspelt one.
 
     Returns
     -------
     str
         The problem, naming the key.
     """
-    where, message = problem_parts(error, unknown=unknown)
+    where, message = problem_parts(error, unknown=unknown, with_input=with_input, known=known)
     return f"{'.'.join(where)}: {message}" if where else message
 
 
-def describe_errors(exc: Any, *, unknown: str = "unknown setting") -> str:
+def describe_errors(
+    exc: Any,
+    *,
+    unknown: str = "unknown setting",
+    with_input: bool = False,
+    known: Iterable[str] = (),
+) -> str:
     """Every problem of a :class:`pydantic.ValidationError`, joined with ``"; "``.
 
     Parameters
@@ -87,6 +129,10 @@ def describe_errors(exc: Any, *, unknown: str = "unknown setting") -> str:
         The error pydantic raised.
     unknown : str
         What to call a key that is not allowed.
+    with_input : bool
+        Add the value given to each problem (see :func:`problem_parts`).
+    known : iterable of str
+        The top-level keys there are, for a hint on a misspelt one.
 
     Returns
     -------
@@ -105,5 +151,8 @@ def describe_errors(exc: Any, *, unknown: str = "unknown setting") -> str:
     ...     print(describe_errors(exc))
     nbins: should be a valid integer, unable to parse string as an integer; colour: unknown setting
     """
-    problems = [describe_problem(err, unknown=unknown) for err in exc.errors()]
+    problems = [
+        describe_problem(err, unknown=unknown, with_input=with_input, known=known)
+        for err in exc.errors()
+    ]
     return "; ".join(dict.fromkeys(problems))

@@ -62,7 +62,7 @@ def test_resolve_and_form_errors_speak_of_the_form_not_of_python(archive):
     panel.search_button.click()
     assert panel.error == "Dec: type both RA and Dec"
     panel.numbers["dec"].value = "95"
-    assert panel.error.startswith("Dec: Dec must be in [-90, 90] degrees")
+    assert panel.error.startswith("Dec: must be in [-90, 90] degrees")
 
 
 def test_a_samp_send_nobody_received_is_not_green():

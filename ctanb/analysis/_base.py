@@ -14,6 +14,9 @@ can re-run it from the DL3 files alone.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from .._errors import AnalysisError, ConfigError
 from .._validation import describe_errors
 
-__all__ = ["DL3Input", "Step", "StepConfig", "StepResult", "require_inputs"]
+__all__ = ["DL3Input", "Step", "StepConfig", "StepResult", "output_folder", "require_inputs"]
 
 
 #: Largest map (pixels x energy bins) a step makes: gammapy holds several float64 maps of
@@ -38,9 +41,31 @@ class StepConfig(BaseModel):
 
     Energy ranges and map geometries anywhere in a configuration are checked when it
     is made (finite, ordered, of a size that fits in memory), not minutes later.
+    However it is made (keywords, :meth:`from_dict`, :meth:`read`, assigning a
+    field), a bad value raises :class:`~ctanb.ConfigError` naming the key.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan: no float setting of a step means anything as NaN or infinity.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            problems = describe_errors(exc, with_input=True, known=type(self).model_fields)
+            raise ConfigError(f"invalid {type(self).__name__}: {problems}") from None
+
+    # Marked as pydantic's own __init__ (as pydantic-settings does): validation of a nested
+    # section then does not go through it, so a problem deep inside a configuration is
+    # named once, by key path, not wrapped as "invalid <Section>" at every level.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            problems = describe_errors(exc, with_input=True, known=type(self).model_fields)
+            raise ConfigError(f"invalid {type(self).__name__}: {problems}") from None
 
     @model_validator(mode="after")
     def _check_ranges_and_sizes(self) -> Self:
@@ -96,10 +121,15 @@ class StepConfig(BaseModel):
         ConfigError
             A key is unknown or a value invalid (every problem named, by key path).
         """
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"invalid {source}: expected settings as key: value pairs (a mapping), "
+                f"not {_short(data)}"
+            )
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
-            problems = describe_errors(exc)
+            problems = describe_errors(exc, known=cls.model_fields)
             raise ConfigError(f"invalid {source}: {problems}") from None
 
     @classmethod
@@ -157,6 +187,11 @@ class StepConfig(BaseModel):
         return path
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class Step:
     """Base of the analysis steps, in the spirit of gammapy's Makers: configure once, run often.
 
@@ -188,6 +223,26 @@ class Step:
 
     def __init__(self, config: Any = None) -> None:
         self.config = self.config_class.coerce(config, source=self.config_source)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every step's ``run(..., out)`` checks its output folder here, in one place: a
+        # file or a folder that cannot be made is an AnalysisError before any work starts.
+        super().__init_subclass__(**kwargs)
+        run = cls.__dict__.get("run")
+        if run is None or "out" not in inspect.signature(run).parameters:
+            return
+
+        @functools.wraps(run)
+        def run_into_a_folder(self: Step, *args: Any, **kw: Any) -> Any:
+            try:
+                bound = inspect.signature(run).bind(self, *args, **kw)
+            except TypeError:
+                return run(self, *args, **kw)  # Python's own message for a wrong call
+            if "out" in bound.arguments:
+                output_folder(bound.arguments["out"])
+            return run(self, *args, **kw)
+
+        cls.run = run_into_a_folder  # type: ignore[method-assign]
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """Run the step on its inputs; returns a new result (subclasses define it).
@@ -280,6 +335,40 @@ class StepResult:
             f"<b>{type(self).__name__}</b> from {len(self.inputs)} observation(s)"
             f"<table><tr><th>product</th><th>file</th></tr>{rows}</table>"
         )
+
+
+def output_folder(out: Any) -> Path:
+    """*out* as an existing folder (made if needed): where a step writes its products.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output folder.
+
+    Returns
+    -------
+    Path
+        The folder.
+
+    Raises
+    ------
+    AnalysisError
+        *out* is not a path, is a file, or cannot be made (the reason said).
+    """
+    if not isinstance(out, str | os.PathLike) or not str(out).strip():
+        raise AnalysisError(f"out: give the output folder (a path), not {out!r}")
+    folder = Path(out).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise AnalysisError(
+            f"out: {folder} is a file, not a folder: give a folder for the products"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AnalysisError(
+            f"out: cannot make the folder {folder}: {exc.strerror or exc}"
+        ) from None
+    return folder
 
 
 def require_inputs(inputs: Iterable[DL3Input]) -> list[DL3Input]:

@@ -46,7 +46,14 @@ def inputs_from_archive(results: Any, archive: Any = None) -> list[DL3Input]:
     ConfigError
         The results are not attached to an archive and *archive* is not given.
     """
-    records = list(results)
+    from ..client.results import Record
+
+    iterable = isinstance(results, Iterable) and not isinstance(results, str | bytes | dict)
+    records = list(results) if iterable else None
+    if records is None or not all(isinstance(r, Record) for r in records):
+        raise ConfigError(
+            f"inputs_from_archive: give the results of archive.search(...), not {results!r}"
+        )
     if not records:
         raise AnalysisError("no observation selected: the archive search found nothing")
     archive = archive or getattr(results, "archive", None)
@@ -194,6 +201,11 @@ def as_inputs(observations: Any) -> list[DL3Input]:
         return inputs_from_archive(observations)
     if isinstance(observations, str | Path):
         return inputs_from_paths([observations])
+    if not isinstance(observations, Iterable) or isinstance(observations, bytes | dict):
+        raise AnalysisError(
+            "observations must be DL3Input objects, archive results, a DataStore or event "
+            f"file paths, not {observations!r}"
+        )
     items = list(observations)
     if all(isinstance(item, DL3Input) for item in items):
         return items

@@ -8,13 +8,14 @@ or raise :class:`~ctanb.CriteriaError` naming the field and the forms accepted.
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 from typing import Any
 
 from .._errors import CriteriaError
 
-__all__ = ["angle_deg", "energy_tev", "position_criteria", "to_mjd"]
+__all__ = ["angle_deg", "energy_tev", "position_criteria", "time_text", "to_mjd"]
 
 #: Two or more sexagesimal parts: 05h34m31.9s, -22d00m52s, 22°00'52", 05:34:31.9.
 _SEXAGESIMAL = re.compile(r"^[+-]?\d+(\.\d*)?\s*[hd:°]\s*\d")
@@ -103,8 +104,52 @@ def position_criteria(value: Any, field: str) -> dict[str, Any]:
         ) from None
 
 
+def time_text(value: Any) -> str:
+    """A time as the user gave it, for messages: ISO text as typed, a number as ``MJD x``."""
+    if isinstance(value, str) and not _is_number_text(value):
+        return value.strip()
+    if hasattr(value, "isot"):
+        return f"{value.isot} {str(value.scale).upper()}"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return f"MJD {float(value):g}"
+
+
+def _is_number_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _checked_mjd(number: float, field: str, given: Any) -> float:
+    """*number* as an MJD, refused (naming the likely mistake) outside 1900-2100."""
+    from ..archive.gti import MJD_RANGE
+
+    if not math.isfinite(number):
+        raise CriteriaError(
+            f"{field}: {given!r} is not a time (a number must be finite)", field=field
+        )
+    if not MJD_RANGE[0] <= number <= MJD_RANGE[1]:
+        if 1900 <= number <= 2100:
+            guess = f"a year? write it as an ISO date, e.g. '{int(number)}-01-01'"
+        else:
+            guess = "mission seconds or a JD? give an ISO time such as '2004-12-04T22:00:00' (UTC)"
+        raise CriteriaError(
+            f"{field}: {given!r} is not an MJD (expected days between {MJD_RANGE[0]:g} = 1900 "
+            f"and {MJD_RANGE[1]:g} = 2100): {guess}",
+            field=field,
+        )
+    return number
+
+
 def to_mjd(value: Any, field: str) -> float:
-    """An MJD (TT) from a number (MJD), an ISO string (UTC) or an astropy Time."""
+    """An MJD (TT) from a number (MJD), an ISO string (UTC) or an astropy Time.
+
+    Numbers (and numeric text) must be MJDs between 1900 and 2100: anything else is
+    almost surely a year, mission seconds or a JD given by mistake and is refused.
+    """
     from astropy.time import Time
 
     try:
@@ -114,16 +159,16 @@ def to_mjd(value: Any, field: str) -> float:
             return float(value.tt.mjd)
         if hasattr(value, "isoformat"):  # a datetime (taken as UTC) or a date
             return float(Time(value, scale="utc").tt.mjd)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return _checked_mjd(float(value), field, value)
         if isinstance(value, str):
             text = value.strip()
-            try:
-                return float(text)
-            except ValueError:
-                return float(Time(text, scale="utc").tt.mjd)
-    except (ValueError, TypeError):
-        pass
+            if _is_number_text(text):
+                return _checked_mjd(float(text), field, value)
+            return float(Time(text, scale="utc").tt.mjd)
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, CriteriaError):
+            raise
     raise CriteriaError(
         f"{field}: {value!r} is not a time (give an ISO string such as "
         "'2004-12-04T22:00:00' (UTC), an MJD number (TT) or an astropy Time)",

@@ -24,8 +24,24 @@ from typing import Any
 
 import requests
 
-from .._errors import ConfigError, QueryError, ServiceError
+from .._errors import (
+    ConfigError,
+    CriteriaError,
+    DownloadError,
+    NotFoundError,
+    ResolveError,
+    ServiceError,
+)
 from .._settings import home_dir
+from ._arguments import (
+    as_time_pairs,
+    check_archive_options,
+    check_options,
+    check_query,
+    download_folder,
+    records_of,
+    short,
+)
 from .auth import ScopedToken, Session
 from .criteria import Criteria, build_adql
 from .download import DownloadManager
@@ -98,6 +114,7 @@ def connect(url: str | None = None, *, token: str | None = None, **options: Any)
     >>> sorted(crab["obs_id"])
     ['23523', '23526', '23559', '23592']
     """
+    check_options(options)
     return Archive(url or default_url(), token=token, **options)
 
 
@@ -143,6 +160,7 @@ class Archive:
 
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(f"archive URL {url!r} is not an http(s) URL")
+        trusted_origins = check_archive_options(token, workers, trusted_origins)
         self.url = url.rstrip("/")
         self.session = session or Session()
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, 2 * workers))
@@ -242,6 +260,11 @@ class Archive:
         ResolveError
             The name is unknown everywhere (with close names as suggestions).
         """
+        if not isinstance(name, str):
+            raise ResolveError(
+                f"resolve: give the target name as text, not {name!r}",
+                name=None,
+            )
         return self.resolver.resolve(name)
 
     def _criteria(self, criteria: Criteria | dict | None, kwargs: dict) -> Criteria:
@@ -253,7 +276,10 @@ class Archive:
         if isinstance(criteria, dict):
             return Criteria(**{**criteria, **kwargs})
         if criteria is not None:
-            raise TypeError(f"criteria must be a Criteria or dict, not {type(criteria).__name__}")
+            raise CriteriaError(
+                "criteria: give a Criteria, a dict or keywords (e.g. target='Crab'), "
+                f"not {short(criteria)}"
+            )
         return Criteria(**kwargs)
 
     def adql(
@@ -323,7 +349,8 @@ class Archive:
         crit = self._criteria(criteria, kwargs)
         if during is not None:  # read once: the query and the exact overlaps use the same
             during = during_intervals(during)
-        adql = self.adql(crit, during=during)
+        # Passed on as Time pairs: checked once, so ISO input is never re-checked as MJD numbers
+        adql = self.adql(crit, during=None if during is None else as_time_pairs(during))
         given = crit.given() if during is None else {**crit.given(), "during": "time intervals"}
         results = self.query(adql, _criteria=given)
         # the server's answer may come from a coarser time MOC (a superset): make it exact
@@ -367,8 +394,7 @@ class Archive:
         ServiceError
             The service is unreachable or answered an HTTP error.
         """
-        if mode not in ("sync", "async"):
-            raise QueryError(f"mode must be 'sync' or 'async', not {mode!r}", query=adql)
+        check_query(adql, mode, timeout, maxrec)
         if mode == "async":
             job = self.submit(adql, maxrec=maxrec, _criteria=_criteria)
             return job.results(callback=callback, timeout=timeout)
@@ -455,23 +481,48 @@ class Archive:
         DataLinks
             The links by semantics (``#this``, ``#calibration``, ``#progenitor``...);
             empty when the service knows none.
+
+        Raises
+        ------
+        NotFoundError
+            The archive has no dataset with this ID.
         """
+        if not isinstance(record, str | Record):
+            raise DownloadError(
+                "datalink: give a row of the results (a Record) or a publisher DID (text), "
+                f"not {short(record)}"
+            )
         did = record if isinstance(record, str) else record["obs_publisher_did"]
         url = None if isinstance(record, str) else record._results.datalink_url
         url = url or getattr(self, "_declared_datalink", None)
         try:
-            return self._datalinks([did], url).get(did, DataLinks())
+            links = self._datalinks([did], url).get(did, DataLinks())
         except ServiceError as exc:
             if url is not None or exc.status != 404:
                 raise
-        # No DataLink at <TAP>/datalink (DaCHS): the service the archive declares with the
-        # dataset's ObsCore row (its DataLink service descriptor), kept for the next DID.
-        quoted = did.replace("'", "''")
-        found = self.query(f"SELECT * FROM ivoa.obscore WHERE obs_publisher_did = '{quoted}'")
-        if not len(found) or not found.datalink_url:
-            return DataLinks()
-        self._declared_datalink = found.datalink_url
-        return self._datalinks([did], found.datalink_url).get(did, DataLinks())
+            # No DataLink at <TAP>/datalink (DaCHS): the service the archive declares with
+            # the dataset's ObsCore row (its DataLink service descriptor), kept for next time.
+            quoted = did.replace("'", "''")
+            found = self.query(f"SELECT * FROM ivoa.obscore WHERE obs_publisher_did = '{quoted}'")
+            if not len(found) or not found.datalink_url:
+                raise NotFoundError(
+                    f"the archive has no dataset {did!r}; give the obs_publisher_did of a "
+                    "search result",
+                    url=self.url + "/datalink",
+                    status=404,
+                ) from None
+            url = self._declared_datalink = found.datalink_url
+            links = self._datalinks([did], url).get(did, DataLinks())
+        faults = [x.error_message for x in links if x.error_message.startswith("NotFoundFault")]
+        if links and len(faults) == len(links):
+            reason = faults[0].removeprefix("NotFoundFault:").strip()
+            raise NotFoundError(
+                f"the archive has no dataset {did!r} ({reason}); give the obs_publisher_did "
+                "of a search result",
+                url=url or self.url + "/datalink",
+                status=404,
+            )
+        return links
 
     def _datalinks(self, dids: list[str], url: str | None = None) -> dict[str, DataLinks]:
         endpoint = url or self.url + "/datalink"
@@ -602,7 +653,9 @@ class Archive:
         list of Path
             The files, in the order of the records (IRFs after their dataset).
         """
-        records = _records(results)
+        records = records_of(results)
+        if dest is not None:
+            dest = download_folder(dest)
         urls = [r["access_url"] for r in records]
         if calibration:
             pairs = self._event_and_irf_urls(records)
@@ -649,7 +702,7 @@ class Archive:
 
         from .._errors import DownloadError
 
-        records = _records(results)
+        records = records_of(results)
         pairs = self._event_and_irf_urls(records)
         urls = [u for ev, irf in pairs for u in (ev, irf) if u]
         paths = dict(zip(urls, self.downloads.fetch(urls), strict=True))
@@ -664,12 +717,6 @@ class Archive:
                 ) from exc
             observations.append(obs)
         return Observations(observations)
-
-
-def _records(results: Results | Record | Iterable[Record]) -> list[Record]:
-    if isinstance(results, Record):
-        return [results]
-    return list(results)
 
 
 def _masked(value: Any) -> bool:

@@ -50,13 +50,16 @@ from ..datamodel import (
     OBSCORE_TABLE,
 )
 from ._product_criteria import check_product_criteria, parse_parameter, product_conditions
-from ._units import angle_deg, energy_tev, position_criteria, to_mjd
+from ._units import angle_deg, energy_tev, position_criteria, time_text, to_mjd
 
 __all__ = ["Criteria", "adql_number", "adql_string", "build_adql", "to_mjd"]
 
 StrOrList = str | list[str] | None
 
 _TELESCOPE_TYPE = re.compile(r"^[A-Za-z0-9]{1,16}$")
+
+#: Largest ``limit`` (ADQL ``TOP``): more rows than any result ctanb holds in memory.
+MAX_LIMIT = 10_000_000
 
 
 def adql_string(value: str) -> str:
@@ -208,6 +211,14 @@ class Criteria(BaseModel):
         except ValidationError as exc:
             raise _criteria_error(exc) from None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Frozen (a search can be repeated from its criteria): said in the user's words.
+        raise CriteriaError(
+            f"{name}: criteria cannot be changed once made; make new ones, e.g. "
+            f"Criteria(**{{**criteria.given(), {name!r}: ...}})",
+            field=name,
+        )
+
     # --- value checks -------------------------------------------------------------
     @model_validator(mode="before")
     @classmethod
@@ -215,25 +226,49 @@ class Criteria(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        for key, value in data.items():
+            # An empty list (often an empty selection) would drop the criterion and match
+            # the whole archive; "no rows" would hide the mistake: refused, so it is seen.
+            if isinstance(value, list | tuple | set | frozenset) and not value:
+                raise CriteriaError(
+                    f"{key}: the list is empty; give at least one value, or leave {key} out "
+                    "to search without it",
+                    field=key,
+                )
         if "time" in data:
+            separate = [k for k in ("time_start", "time_end") if data.get(k) is not None]
+            if separate and data["time"] is not None:
+                raise CriteriaError(
+                    f"time: give time=(start, end) or {' and '.join(separate)}, not both",
+                    field="time",
+                )
             value = data.pop("time")
             if getattr(value, "isscalar", True) is False:  # an astropy Time of [start, end]
                 value = list(value)
             if isinstance(value, tuple | list):
                 if len(value) != 2:
                     raise CriteriaError("time: give (start, end)", field="time")
+                for item in value:  # a bad time is named as the user wrote it: time
+                    to_mjd(item, "time")
                 data.setdefault("time_start", value[0])
                 data.setdefault("time_end", value[1])
             elif value is not None:
                 data.setdefault("time_start", value)
                 # A bare date means the whole day.
+                to_mjd(value, "time")
                 if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
                     data.setdefault("time_end", to_mjd(value, "time") + 1.0)
                 else:
                     data.setdefault("time_end", value)
-        for key in ("time_start", "time_end"):
-            if data.get(key) is not None:
-                data[key] = to_mjd(data[key], key)
+        given = {k: data[k] for k in ("time_start", "time_end") if data.get(k) is not None}
+        for key, value in given.items():
+            data[key] = to_mjd(value, key)
+        if len(given) == 2 and data["time_end"] < data["time_start"]:
+            raise CriteriaError(
+                f"time_end ({time_text(given['time_end'])}) is before time_start "
+                f"({time_text(given['time_start'])}): swap them",
+                field="time_end",
+            )
         for key in ("position", "target"):
             value = data.pop(key, None)
             if value is not None:
@@ -265,42 +300,42 @@ class Criteria(BaseModel):
     @classmethod
     def _check_ra(cls, v: float | None) -> float | None:
         if v is not None and not (math.isfinite(v) and 0.0 <= v <= 360.0):
-            raise ValueError(f"RA must be in [0, 360] degrees, got {v}")
+            raise ValueError(f"must be in [0, 360] degrees, got {v}")
         return v
 
     @field_validator("dec")
     @classmethod
     def _check_dec(cls, v: float | None) -> float | None:
         if v is not None and not (math.isfinite(v) and -90.0 <= v <= 90.0):
-            raise ValueError(f"Dec must be in [-90, 90] degrees, got {v}")
+            raise ValueError(f"must be in [-90, 90] degrees, got {v}")
         return v
 
     @field_validator("radius")
     @classmethod
     def _check_radius(cls, v: float | None) -> float | None:
         if v is not None and not (math.isfinite(v) and 0.0 < v <= 180.0):
-            raise ValueError(f"radius must be in (0, 180] degrees, got {v}")
+            raise ValueError(f"must be in (0, 180] degrees, got {v}")
         return v
 
     @field_validator("energy_min", "energy_max")
     @classmethod
     def _check_energy(cls, v: float | None) -> float | None:
         if v is not None and not (math.isfinite(v) and v > 0.0):
-            raise ValueError(f"energy must be a positive number of TeV, got {v}")
+            raise ValueError(f"must be a positive number of TeV, got {v}")
         return v
 
     @field_validator("max_zenith")
     @classmethod
     def _check_zenith(cls, v: float | None) -> float | None:
-        if v is not None and not (0.0 <= v <= 90.0):
-            raise ValueError(f"zenith angle must be in [0, 90] degrees, got {v}")
+        if v is not None and not (math.isfinite(v) and 0.0 <= v <= 90.0):
+            raise ValueError(f"must be in [0, 90] degrees, got {v}")
         return v
 
     @field_validator("limit")
     @classmethod
     def _check_limit(cls, v: int | None) -> int | None:
-        if v is not None and v < 1:
-            raise ValueError(f"limit must be at least 1, got {v}")
+        if v is not None and not 1 <= v <= MAX_LIMIT:
+            raise ValueError(f"must be from 1 to {MAX_LIMIT:,}, got {v}")
         return v
 
     @field_validator("data_level")

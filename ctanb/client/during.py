@@ -168,12 +168,16 @@ def during_tmoc(during: Any) -> tuple[str, int]:
     TimeCoverageError
         When *during* is not usable intervals (wrong order, scale, unreadable file).
     """
+    from astropy.time import Time
+
     intervals = during_intervals(during)
+    # As Times: checked above, so ISO input near 1900 or 2100 is not re-checked as numbers
+    starts, stops = (Time(intervals[:, i], format="mjd", scale="tt") for i in (0, 1))
     order = gti.TMOC_ORDER
-    text = gti.tmoc_to_string(gti.intervals_to_tmoc(intervals, order=order))
+    text = gti.tmoc_to_string(gti.intervals_to_tmoc(starts, stops, order=order))
     while len(text) > MAX_TMOC_CHARS and order > 20:
         order -= 4
-        text = gti.tmoc_to_string(gti.intervals_to_tmoc(intervals, order=order))
+        text = gti.tmoc_to_string(gti.intervals_to_tmoc(starts, stops, order=order))
     return text, order
 
 

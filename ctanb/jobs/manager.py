@@ -320,6 +320,8 @@ class JobManager:
         JobError
             Unknown kind, a function that cannot be imported, or invalid parameters.
         """
+        if params is not None and not isinstance(params, Mapping):
+            raise JobError(f"params: give the parameters as a dict (name: value), not {params!r}")
         params = dict(params or {})
         if callable(kind) or (isinstance(kind, str) and ":" in kind):
             target = allow_callable(kind if isinstance(kind, str) else target_name(kind))

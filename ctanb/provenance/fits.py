@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -332,6 +333,8 @@ def read_provenance(path: str | Path) -> ProvenanceGraph:
 
     from .document import parse
 
+    if not isinstance(path, str | os.PathLike):
+        raise ProvenanceError(f"read_provenance: give the product's file (a path), not {path!r}")
     path = Path(path)
     if not path.is_file():
         raise ProvenanceError(f"product {path} does not exist")

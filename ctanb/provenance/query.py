@@ -131,6 +131,11 @@ class StoreQueries:
         list of ActivityRecord
             Oldest first.
         """
+        if parameters is not None and not isinstance(parameters, Mapping):
+            raise ProvenanceError(
+                f"parameters: give a dict of parameter values, e.g. {{'radius_deg': 0.1}}, "
+                f"not {parameters!r}"
+            )
         t = self._tables()
         act = t.activity_table
         ids = self._activity_ids(

@@ -258,9 +258,11 @@ class App(w.VBox):
             True when logged in; False when logged out or when the archive does
             not know the token (the login box says so, in red).
         """
-        from .._errors import CtanbError
+        from .._errors import ConfigError, CtanbError
         from ._async import status_html
 
+        if token is not None and not isinstance(token, str):
+            raise ConfigError(f"login: give the token as text (a string), not {token!r}")
         token = (self.login_box.token_text.value if token is None else token).strip()
         # Scoped to the archive's origin: a DataLink or file elsewhere never gets it.
         archive = self.search.archive
@@ -373,6 +375,10 @@ class App(w.VBox):
             warnings.warn('connect_samp("hub") is deprecated: use connect_samp("desktop")',
                           DeprecationWarning, stacklevel=2)  # fmt: skip
             how = "desktop"
+        if how not in ("desktop", "browser"):
+            from .._errors import ConfigError
+
+            raise ConfigError(f"connect_samp: give 'desktop' or 'browser', not {how!r}")
         if self.samp is not None:
             return self.samp
         link = (SampLink.bridge() if how == "browser"

@@ -111,15 +111,30 @@ def write_table(table: Any, path: str | Path, format: str | None = None) -> Path
         raise CtanbError(
             f"cannot export to {path.name!r}: choose VOTable (.vot), FITS (.fits) or CSV (.csv)"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # missing folders are made, as for downloads (dest=) and step products (out=)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CtanbError(f"cannot export to {path}: {exc.strerror or exc}") from None
+    if path.is_dir():
+        raise CtanbError(f"cannot export to {path}: it is a folder; give a file name")
     out = table.copy(copy_data=True)
     for name in out.colnames:  # FITS and CSV keep no Python objects: text them
         column = out[name]
         if column.dtype.kind == "O" or (format == "csv" and column.ndim > 1):
             out[name] = [("" if v is None else " ".join(map(str, np.ravel(v)))
                           if np.ndim(v) else str(v)) for v in column]  # fmt: skip
-    out.write(path, format=_EXPORT_FORMATS[format], overwrite=True)
+    try:
+        out.write(path, format=_EXPORT_FORMATS[format], overwrite=True)
+    except OSError as exc:
+        raise CtanbError(f"cannot export to {path}: {exc.strerror or exc}") from None
     return path
+
+
+def _index(value: Any, what: str) -> int:
+    """*value* as a row or page number (a whole number), else a CtanbError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise CtanbError(f"{what}: give a whole number (counted from 0), not {value!r}")
+    return int(value)
 
 
 class ResultsTable(CommandMixin, anywidget.AnyWidget):
@@ -264,7 +279,7 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
         page : int
             0-based, clipped to the pages there are.
         """
-        self.page = int(min(max(int(page), 0), max(self.page_count - 1, 0)))
+        self.page = int(min(max(_index(page, "page"), 0), max(self.page_count - 1, 0)))
 
     def next_page(self) -> None:
         """Show the next page."""
@@ -298,7 +313,7 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
         CtanbError
             No such row.
         """
-        row = int(row)
+        row = _index(row, "row")
         if not 0 <= row < self.row_count:
             raise CtanbError(f"no row {row}: the results have {self.row_count} rows")
         position = int(np.flatnonzero(self._order == row)[0])
@@ -319,7 +334,10 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
         CtanbError
             A row that the results do not have.
         """
-        bad = [r for r in rows if not 0 <= int(r) < self.row_count]
+        if isinstance(rows, int | np.integer):
+            rows = [rows]
+        rows = [_index(r, "row") for r in rows]
+        bad = [r for r in rows if not 0 <= r < self.row_count]
         if bad:
             raise CtanbError(f"cannot select rows {bad}: the results have {self.row_count} rows")
         self.selected_rows = sorted({int(r) for r in rows})
@@ -333,7 +351,7 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
             Index in :attr:`table`.
         """
         current = set(self.selected_rows)
-        current.symmetric_difference_update({int(row)})
+        current.symmetric_difference_update({_index(row, "row")})
         self.select(sorted(current))
 
     def select_page(self) -> None:
@@ -379,12 +397,12 @@ class ResultsTable(CommandMixin, anywidget.AnyWidget):
         Returns
         -------
         Path
-            The file written.
+            The file written (missing folders are made, as for downloads and products).
 
         Raises
         ------
         CtanbError
-            No results yet, or an unknown format.
+            No results yet, an unknown format, or the file cannot be written there.
         """
         return write_table(self.selected if selected else self.table, path, format)
 
