@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .._errors import CtanbError, ProvenanceError
+from .._errors import CtanbError, NotFoundError, ProvenanceError
 from ._hashing import sha256_file
 from .records import EntityRecord
 
@@ -131,6 +131,8 @@ class InputLocator:
         for did in dids:
             try:
                 links = archive.datalink(did)
+            except NotFoundError:  # not (or no longer) this archive's: try the next DID
+                continue
             except Exception as exc:  # any failure of the archive, said in words
                 raise ProvenanceError(
                     f"cannot fetch input {name or entity.id} from the archive at "
