@@ -76,21 +76,44 @@ class SpectrumConfig(OnOffConfig):
     nuisance parameter.
     """
 
-    source: str = Field("source", min_length=1, description="name of the fitted source model")
-    model: SpectralModelName = "power-law"
-    reference_tev: float = Field(1.0, gt=0)
-    fit_energy_min_tev: float | None = Field(None, gt=0, description="fit range (mask_fit)")
-    fit_energy_max_tev: float | None = Field(None, gt=0)
-    flux_points_edges_tev: list[float] | None = None
-    flux_points_optional: list[FluxPointsOption] = Field(default_factory=lambda: ["ul", "scan"])
-    scan_min: float = Field(0.2, gt=0, description="norm scan of the likelihood profiles")
-    scan_max: float = Field(5.0, gt=0)
-    scan_n_values: int = Field(11, ge=2)
-    dataset_format: Literal["gadf", "ogip"] = "gadf"
-    fit_max_calls: int | None = Field(None, ge=1, description="cap on MIGRAD function calls")
+    source: str = Field("source", min_length=1, description="Name of the fitted source model")
+    model: SpectralModelName = Field(
+        "power-law",
+        description="Spectral model fitted: power law, log parabola or power law with an "
+        "exponential cutoff (gammapy's models; start index 2, amplitude 1e-12 cm-2 s-1 TeV-1)",
+    )
+    reference_tev: float = Field(1.0, gt=0, description="Reference energy of the model, TeV")
+    fit_energy_min_tev: float | None = Field(
+        None, gt=0, description="Lower bound of the fit range (mask_fit), TeV; None: energy_min_tev"
+    )
+    fit_energy_max_tev: float | None = Field(
+        None, gt=0, description="Upper bound of the fit range, TeV; None: energy_max_tev"
+    )
+    flux_points_edges_tev: list[float] | None = Field(
+        None,
+        description="Flux-point energy edges, TeV (edges of the reconstructed axis); None: "
+        "two reconstructed bins per point over the fit range",
+    )
+    flux_points_optional: list[FluxPointsOption] = Field(
+        default_factory=lambda: ["ul", "scan"],
+        description="Optional quantities of gammapy's FluxPointsEstimator: asymmetric "
+        "errors, upper limits, likelihood scans, sensitivity ('all': every one)",
+    )
+    scan_min: float = Field(0.2, gt=0, description="Lowest norm of the likelihood scans")
+    scan_max: float = Field(5.0, gt=0, description="Highest norm of the likelihood scans")
+    scan_n_values: int = Field(11, ge=2, description="Number of norm values per likelihood scan")
+    dataset_format: Literal["gadf", "ogip"] = Field(
+        "gadf",
+        description="File format of the per-observation spectra: gammapy's GADF or OGIP "
+        "PHA with BKG, ARF and RMF files (for XSPEC/Sherpa)",
+    )
+    fit_max_calls: int | None = Field(
+        None, ge=1, description="Cap on MIGRAD function calls; None: iminuit's default"
+    )
     energy_scale: dict[str, Annotated[float, Field(gt=0, le=0.5)]] = Field(
         default_factory=dict,
-        description="joint fit: telescope -> sigma (fraction) of the prior on its energy scale",
+        description="Joint fits: telescope (TELESCOP, lower case) -> sigma of the Gaussian "
+        "prior on its energy scale, as a fraction (0.15: 15 %); empty: no nuisance parameter",
     )
 
     def required_edges_tev(self) -> list[float]:
