@@ -10,7 +10,7 @@ maps the background needs, the ring's single energy bin).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from gammapy.utils.types import AngleType
 from gammapy.workflow.config import (
@@ -36,6 +36,9 @@ class MapDatasetConfig(StepConfig):
     pointing), reduced by gammapy's MapDatasetMaker, SafeMaskMaker and background
     maker, then stacked (see :mod:`ctanb.analysis.reduce`).
     """
+
+    #: The name provenance recorded before the class left maps.py (redo of older products).
+    _recorded_as: ClassVar[tuple[str, ...]] = ("ctanb.analysis.maps:MapDatasetConfig",)
 
     geom: GeomConfig = Field(
         GeomConfig(),
@@ -139,6 +142,9 @@ class MaskedDatasetConfig(MapDatasetConfig):
     """A map reduction whose background makers use an ``exclusion`` mask built from
     catalogs and regions (or the mask file ``background.exclusion``, not both)."""
 
+    #: The name provenance recorded before the class left maps.py (redo of older products).
+    _recorded_as: ClassVar[tuple[str, ...]] = ("ctanb.analysis.maps:MaskedDatasetConfig",)
+
     exclusion: ExclusionConfig | None = Field(
         None,
         description="Known sources kept out of the background normalisation "
@@ -202,6 +208,9 @@ class ExcessMapConfig(StepConfig):
         Energy bins of the maps (default: the dataset's whole range).
     """
 
+    #: The name provenance recorded before the class left maps.py (redo of older products).
+    _recorded_as: ClassVar[tuple[str, ...]] = ("ctanb.analysis.maps:ExcessMapConfig",)
+
     model_config = ConfigDict(
         **StepConfig.model_config, arbitrary_types_allowed=True, validate_default=True
     )
@@ -214,6 +223,9 @@ class ExcessMapConfig(StepConfig):
 class MapConfig(MaskedDatasetConfig):
     """A whole map analysis: the reduction (:class:`MapDatasetConfig`, with an optional
     ``exclusion`` mask from catalogs/regions for the FoV or ring background) then excess maps."""
+
+    #: The name provenance recorded before the class left maps.py (redo of older products).
+    _recorded_as: ClassVar[tuple[str, ...]] = ("ctanb.analysis.maps:MapConfig",)
 
     excess_map: ExcessMapConfig = Field(
         ExcessMapConfig(),
