@@ -1,10 +1,11 @@
 """The numpydoc ``Parameters`` section of a step configuration, from its fields.
 
-A configuration's keys are documented once, in ``Field(description=...)``: that text is
-what a YAML user reads in the JSON schema (``model_json_schema()``), and the same text,
-with the type, the bounds and the default, becomes the class's ``Parameters`` section
-(API reference, ``help()``, numpydoc validation in tests/test_numpydoc.py). A subclass
-inherits its base's fields and so their documentation: a key is never described twice.
+A configuration's keys are documented once, in ``Field(description=...)`` (pydantic's
+own place for it, kept in ``model_fields``); that text, with the type, the bounds and
+the default, becomes the class's ``Parameters`` section (API reference, ``help()``,
+numpydoc validation in tests/test_numpydoc.py). A subclass inherits its base's fields
+and so their documentation: a key shared by the spectrum and the light curve, or by
+every map reduction, is described once.
 """
 
 from __future__ import annotations
