@@ -57,3 +57,32 @@ def test_configured_once_strictly_and_run_returns_a_new_result(tmp_path: Path) -
 def test_the_base_class_alone_cannot_run() -> None:
     with pytest.raises(NotImplementedError, match="Step does not define run"):
         Step().run()
+
+
+@pytest.mark.parametrize(
+    ("kind", "recorded_as", "values"),
+    [
+        (
+            "map-dataset",
+            "ctanb.analysis.maps:MapDatasetConfig",
+            {"geom": {"wcs": {"skydir": {"frame": "icrs", "lon": "83.6 deg", "lat": "22 deg"}}}},
+        ),
+        (
+            "spectrum-datasets",
+            "ctanb.analysis.spectrum:SpectrumConfig",
+            {"ra_deg": 83.6, "dec_deg": 22},
+        ),
+    ],
+)
+def test_a_record_made_before_its_configuration_class_moved_is_redone(kind, recorded_as, values):
+    # Products made before issue 19 name the configuration by its old module: a redo
+    # must still rebuild it (and not refuse it as a class the step does not take).
+    from ctanb.provenance._values import decode_value
+    from ctanb.provenance.steps import registered_steps
+
+    step = max(
+        (s for (k, _), s in registered_steps().items() if k == kind), key=lambda s: s.version
+    )
+    config = decode_value({"__model__": [recorded_as, values]}, step.allowed_models())
+    assert type(config).__qualname__ == recorded_as.rsplit(":", 1)[1]
+    assert config.model_dump() == type(config).model_validate(values).model_dump()

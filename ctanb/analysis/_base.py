@@ -67,6 +67,15 @@ class StepConfig(BaseModel):
             problems = describe_errors(exc, with_input=True, known=type(self).model_fields)
             raise ConfigError(f"invalid {type(self).__name__}: {problems}") from None
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        # Each key is documented once, in Field(description=...): the docstring's
+        # Parameters section is made from the fields (see ctanb.analysis._fielddoc).
+        super().__pydantic_init_subclass__(**kwargs)
+        from ._fielddoc import document_fields
+
+        document_fields(cls)
+
     @model_validator(mode="after")
     def _check_ranges_and_sizes(self) -> Self:
         from ._checks import check_config_tree

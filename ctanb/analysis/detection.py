@@ -321,9 +321,15 @@ class DetectionConfig(MaskedDatasetConfig):
     """Source detection from DL3: the reduction (FoV background, ``exclusion``) then ``ts_map``."""
 
     map_selection: list[str] = Field(
-        default_factory=lambda: ["counts", "exposure", "background", "psf", "edisp"]
+        default_factory=lambda: ["counts", "exposure", "background", "psf", "edisp"],
+        description="Maps MapDatasetMaker computes: the TS map needs psf and edisp as well",
     )
-    ts_map: TSMapConfig = TSMapConfig()
+    ts_map: TSMapConfig = Field(
+        TSMapConfig(),
+        description="TS map of a test source (TSMapEstimator: point, gaussian or disk "
+        "kernel, power-law index) and the candidates' find_peaks threshold (sqrt(TS), "
+        "default 5), minimum distance and catalogs cross-matched",
+    )
 
 
 class DetectionStep(Step):

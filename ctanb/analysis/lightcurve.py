@@ -49,15 +49,33 @@ _VERSION = "1.0"
 
 
 class LightCurveConfig(OnOffConfig):
-    """Configuration of :class:`LightCurveStep`."""
+    """Configuration of :class:`LightCurveStep`.
 
-    source: str = Field("source", min_length=1)
-    spectral_index: float = Field(2.0, description="fixed power-law index of the flux model")
-    reference_tev: float = Field(1.0, gt=0)
-    energy_edges_tev: list[float] = Field(default_factory=lambda: [1.0, 10.0])
-    time_bins: Literal["run", "night"] = "run"
+    Each time bin is one on/off extraction (the keys of
+    :class:`~ctanb.analysis.spectrum_data.OnOffConfig`) fitted with a power law of
+    fixed index: only the norm is free, so the flux of a bin with few counts is an
+    upper limit rather than a failed fit.
+    """
+
+    source: str = Field("source", min_length=1, description="Name of the source model")
+    spectral_index: float = Field(
+        2.0, description="Fixed index of the power-law flux model (the spectrum's fitted index)"
+    )
+    reference_tev: float = Field(1.0, gt=0, description="Reference energy of the model, TeV")
+    energy_edges_tev: list[float] = Field(
+        default_factory=lambda: [1.0, 10.0],
+        description="Energy bands of the light curve, TeV (increasing edges of the "
+        "reconstructed axis; [1, 10]: one flux above 1 TeV up to 10 TeV per time bin)",
+    )
+    time_bins: Literal["run", "night"] = Field(
+        "run",
+        description="One point per observation run, or per night (local noon to noon "
+        "at the observatory, see night_intervals)",
+    )
     selection_optional: list[Literal["all", "errn-errp", "ul", "scan"]] = Field(
-        default_factory=lambda: ["ul"]
+        default_factory=lambda: ["ul"],
+        description="Optional quantities of gammapy's LightCurveEstimator: asymmetric "
+        "errors, upper limits, likelihood scans ('all': every one)",
     )
 
     @field_validator("energy_edges_tev")

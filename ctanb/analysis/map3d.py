@@ -77,9 +77,20 @@ class ResidualConfig(StepConfig):
 class Map3DFitConfig(StepConfig):
     """The part of a 3D analysis after the reduction: fit, residuals, flux points."""
 
-    fit: FitConfig = FitConfig()
-    flux_points: FluxPointsConfig | None = FluxPointsConfig()
-    residuals: ResidualConfig = ResidualConfig()
+    fit: FitConfig = Field(
+        FitConfig(),
+        description="Fit backend and options (gammapy Fit: 'minuit' or 'scipy', optimize_opts)",
+    )
+    flux_points: FluxPointsConfig | None = Field(
+        FluxPointsConfig(),
+        description="Flux points of one fitted source (FluxPointsEstimator; default: "
+        "the first source, 3 bins from 1 to 10 TeV); None: no flux points",
+    )
+    residuals: ResidualConfig = Field(
+        ResidualConfig(),
+        description="Residual significance map with the fitted models as background "
+        "(correlation_radius, default 0.1 deg)",
+    )
 
 
 class Map3DConfig(MaskedDatasetConfig, Map3DFitConfig):
@@ -87,9 +98,17 @@ class Map3DConfig(MaskedDatasetConfig, Map3DFitConfig):
     background with ``exclusion``), ``models``, ``fit``, ``residuals``, ``flux_points``
     and an optional ``ts_map``."""
 
-    map_selection: list[str] = Field(default_factory=lambda: list(_3D_SELECTION))
-    models: ModelsConfig
-    ts_map: TSMapConfig | None = None
+    map_selection: list[str] = Field(
+        default_factory=lambda: list(_3D_SELECTION),
+        description="Maps MapDatasetMaker computes: a 3D fit needs psf and edisp as well",
+    )
+    models: ModelsConfig = Field(
+        description="The sky models to fit: a gammapy Models YAML file, or catalog "
+        "sources (hgps, gamma-cat, 3fhl, 3fgl) as starting points (required)",
+    )
+    ts_map: TSMapConfig | None = Field(
+        None, description="A TS map of the residuals (TSMapEstimator); None: none"
+    )
 
     @model_validator(mode="before")
     @classmethod

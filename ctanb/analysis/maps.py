@@ -5,8 +5,9 @@ Thin recorded wrappers over gammapy: the reduction is gammapy's makers
 :class:`~gammapy.makers.FoVBackgroundMaker` or :class:`~gammapy.makers.RingBackgroundMaker`)
 run per observation by :mod:`ctanb.analysis.reduce` (serial or Dask); the maps of
 excess and significance are gammapy's :class:`~gammapy.estimators.ExcessMapEstimator`.
-The configuration reuses :mod:`gammapy.workflow`'s strict models (geometry,
-background, safe mask), so a ``maps:`` section reads like gammapy's own::
+The configuration (:mod:`ctanb.analysis.map_config`) reuses :mod:`gammapy.workflow`'s
+strict models (geometry, background, safe mask), so a ``maps:`` section reads like
+gammapy's own::
 
     from ctanb.analysis import MapConfig, MapStep, inputs_from_datastore
 
@@ -25,20 +26,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gammapy.utils.types import AngleType
-from gammapy.workflow.config import (
-    BackgroundConfig,
-    EnergyAxisConfig,
-    GeomConfig,
-    SafeMaskConfig,
-)
-from pydantic import ConfigDict, Field, model_validator
-
 from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
-from ._base import DL3Input, Step, StepConfig, StepResult
+from ._base import DL3Input, Step, StepResult
+from .map_config import ExcessMapConfig, MapConfig, MapDatasetConfig, MaskedDatasetConfig
 from .map_results import ExcessMapResult, MapDatasetResult, MapResult
-from .masks import ExclusionConfig, ExclusionMaskConfig, ExclusionMaskStep
 from .reduce import current_executor, parallel, reduce_and_stack
 
 __all__ = [
@@ -55,7 +47,6 @@ __all__ = [
 ]
 
 STEP_VERSION = "1.0"
-_MAP_SELECTION = ["counts", "exposure", "background"]
 #: ObsCore rows of the event files being used, by resolved path (filled by ``run``);
 #: a replay without them falls back on the event headers.
 _OBSCORE_ROWS: dict[str, dict[str, Any]] = {}
@@ -64,180 +55,6 @@ _OBSCORE_ROWS: dict[str, dict[str, Any]] = {}
 def _describe_events(path: Path) -> dict[str, Any]:
     row = _OBSCORE_ROWS.get(str(path.resolve()))
     return {"obscore": row} if row else {"data_level": "DL3"}
-
-
-class MapDatasetConfig(StepConfig):
-    """How to reduce DL3 observations to a stacked map dataset (gammapy.workflow models).
-
-    Parameters
-    ----------
-    geom : gammapy.workflow GeomConfig
-        Map centre (``wcs.skydir`` frame/lon/lat, required), size, bin size,
-        reconstructed and true energy axes, ``selection.offset_max`` (the cut-out
-        around each pointing is twice that).
-    map_selection : list of str
-        Maps that MapDatasetMaker computes (counts, exposure and background at least).
-    background : gammapy.workflow BackgroundConfig
-        ``method``: ``fov_background`` (FoVBackgroundMaker) or ``ring``
-        (RingBackgroundMaker, ``parameters: {r_in, width}``, one energy bin);
-        ``exclusion``: an exclusion mask FITS file; ``parameters``: passed to the maker.
-    safe_mask : gammapy.workflow SafeMaskConfig
-        SafeMaskMaker methods and parameters.
-    """
-
-    geom: GeomConfig = GeomConfig()
-    map_selection: list[str] = Field(default_factory=lambda: list(_MAP_SELECTION))
-    background: BackgroundConfig = BackgroundConfig(method="fov_background")
-    safe_mask: SafeMaskConfig = SafeMaskConfig()
-
-    @model_validator(mode="after")
-    def _check(self) -> MapDatasetConfig:
-        skydir = self.geom.wcs.skydir
-        if skydir.lon is None or skydir.lat is None or skydir.frame is None:
-            raise ValueError("geom.wcs.skydir needs frame, lon and lat (the map centre)")
-        missing = [name for name in _MAP_SELECTION if name not in self.map_selection]
-        if missing:
-            raise ValueError(f"map_selection must include {', '.join(missing)}")
-        if self.background.method not in ("fov_background", "ring"):
-            raise ValueError("background.method must be 'fov_background' or 'ring' for maps")
-        if self.background.method == "ring":
-            if self.geom.axes.energy.nbins != 1:
-                raise ValueError("ring background needs one energy bin (geom.axes.energy.nbins: 1)")
-            if not {"r_in", "width"} <= set(self.background.parameters):
-                raise ValueError("ring background needs background.parameters r_in and width")
-        return self
-
-    # -- gammapy objects ----------------------------------------------------------------
-    def reference_dataset(self) -> Any:
-        """The empty stacked MapDataset, as gammapy.workflow creates it.
-
-        Returns
-        -------
-        gammapy.datasets.MapDataset
-            Empty, on the configured geometry.
-        """
-        from gammapy.datasets import MapDataset
-        from gammapy.workflow.steps import DatasetsWorkflowStep, make_energy_axis
-
-        axes = self.geom.axes
-        geom = DatasetsWorkflowStep._create_wcs_geometry(
-            self.geom.wcs, [make_energy_axis(axes.energy)]
-        )
-        return MapDataset.create(
-            geom,
-            name="stacked",
-            energy_axis_true=make_energy_axis(axes.energy_true, name="energy_true"),
-            binsz_irf=self.geom.wcs.binsize_irf.to_value("deg"),
-        )
-
-    def makers(self) -> list[Any]:
-        """MapDatasetMaker, SafeMaskMaker and the background maker, in that order.
-
-        Returns
-        -------
-        list
-            The three configured gammapy makers.
-        """
-        from gammapy.makers import (
-            FoVBackgroundMaker,
-            MapDatasetMaker,
-            RingBackgroundMaker,
-            SafeMaskMaker,
-        )
-        from gammapy.maps import Map
-
-        options = dict(self.background.parameters)
-        if self.background.exclusion:
-            mask = Map.read(self.background.exclusion)
-            mask.data = mask.data.astype(bool)
-            options["exclusion_mask"] = mask
-        if self.background.method == "ring":
-            background = RingBackgroundMaker(**options)
-        else:
-            background = FoVBackgroundMaker(**options)
-        return [
-            MapDatasetMaker(selection=self.map_selection),
-            SafeMaskMaker(methods=self.safe_mask.methods, **self.safe_mask.parameters),
-            background,
-        ]
-
-
-class MaskedDatasetConfig(MapDatasetConfig):
-    """A map reduction whose background makers use an ``exclusion`` mask built from
-    catalogs and regions (or the mask file ``background.exclusion``, not both)."""
-
-    exclusion: ExclusionConfig | None = None
-
-    @model_validator(mode="after")
-    def _one_mask(self) -> MaskedDatasetConfig:
-        if self.exclusion is not None and self.background.exclusion:
-            raise ValueError("give either exclusion (catalogs/regions) or background.exclusion")
-        return self
-
-    def make_exclusion(self, out: Path) -> dict[str, Path]:
-        """Write the exclusion mask into *out* (recorded); its product, or {} if none.
-
-        Parameters
-        ----------
-        out : Path
-            The output folder.
-
-        Returns
-        -------
-        dict of str to Path
-            ``{"exclusion_mask": path}``, or empty when nothing is excluded.
-        """
-        if self.exclusion is None or self.exclusion.is_empty():
-            return {}
-        config = ExclusionMaskConfig(**self.exclusion.model_dump(), geom=self.geom)
-        return ExclusionMaskStep(config).run(out).products
-
-    def dataset_config(self, exclusion_file: str | Path | None = None) -> MapDatasetConfig:
-        """The reduction part, reading the exclusion mask *exclusion_file* if given.
-
-        Parameters
-        ----------
-        exclusion_file : str or Path, optional
-            The exclusion mask file the background maker reads.
-
-        Returns
-        -------
-        MapDatasetConfig
-            The reduction's configuration.
-        """
-        data = self.model_dump(include=set(MapDatasetConfig.model_fields))
-        if exclusion_file:
-            data["background"]["exclusion"] = str(exclusion_file)
-        return MapDatasetConfig.model_validate(data)
-
-
-class ExcessMapConfig(StepConfig):
-    """ExcessMapEstimator settings (as gammapy.workflow's ``excess_map`` section).
-
-    Parameters
-    ----------
-    correlation_radius : angle
-        Radius of the circle the counts are summed in at each pixel.
-    parameters : dict
-        Further options of gammapy's ``ExcessMapEstimator``.
-    energy_edges : EnergyAxisConfig
-        Energy bins of the maps (default: the dataset's whole range).
-    """
-
-    model_config = ConfigDict(
-        **StepConfig.model_config, arbitrary_types_allowed=True, validate_default=True
-    )
-
-    correlation_radius: AngleType = "0.1 deg"
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    energy_edges: EnergyAxisConfig = EnergyAxisConfig()
-
-
-class MapConfig(MaskedDatasetConfig):
-    """A whole map analysis: the reduction (:class:`MapDatasetConfig`, with an optional
-    ``exclusion`` mask from catalogs/regions for the FoV or ring background) then excess maps."""
-
-    excess_map: ExcessMapConfig = ExcessMapConfig()
 
 
 class MapDatasetStep(Step):

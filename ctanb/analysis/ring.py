@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from .._errors import AnalysisError
 from ..provenance import recorded
@@ -48,7 +48,11 @@ class RingMapConfig(MaskedDatasetConfig):
     """Reduction (``background: {method: ring, parameters: {r_in, width}}``, one energy
     bin), ``exclusion`` mask, and ``excess_map`` settings."""
 
-    excess_map: ExcessMapConfig = ExcessMapConfig()
+    excess_map: ExcessMapConfig = Field(
+        ExcessMapConfig(),
+        description="Excess and significance maps of the ring background "
+        "(ExcessMapEstimator: correlation_radius, default 0.1 deg; parameters)",
+    )
 
     @model_validator(mode="after")
     def _ring(self) -> RingMapConfig:

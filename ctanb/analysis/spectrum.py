@@ -27,15 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any
 
 from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
 from ._base import DL3Input, Step, require_inputs
+from .spectrum_config import SpectrumConfig, _flux_point_edges, spectral_model
 from .spectrum_data import (
-    OnOffConfig,
     describe_dl3,
     honoured_edges,
     make_exclusion,
@@ -48,117 +46,10 @@ from .spectrum_results import SpectrumResult
 
 if TYPE_CHECKING:
     from gammapy.datasets import Datasets
-    from gammapy.modeling.models import SkyModel
 
 __all__ = ["SpectrumConfig", "SpectrumResult", "SpectrumStep", "joint_fit", "spectral_model"]
 
-SpectralModelName = Literal["power-law", "log-parabola", "exp-cutoff-power-law"]
-FluxPointsOption = Literal["all", "errn-errp", "ul", "scan", "sensitivity"]
 _VERSION = "1.0"
-
-
-class SpectrumConfig(OnOffConfig):
-    """Configuration of :class:`SpectrumStep` (extraction, fit and flux points).
-
-    The start values of the fit are fixed by the model name (see
-    :func:`spectral_model`), so a run is reproducible. ``flux_points_edges_tev``
-    defaults to the reconstructed energy axis over the fit range, two bins per flux
-    point (the top bin kept). The fit range and the flux-point edges are edges of the
-    reconstructed axis (see :func:`~ctanb.analysis.spectrum_data.energy_axes`), so
-    they are used exactly as given; they must lie within the analysis energy range.
-
-    ``energy_scale`` (joint fits) gives each telescope of the datasets (``hess``,
-    ``magic``: TELESCOP, lower case) a free energy-scale nuisance parameter ``z``
-    with a Gaussian prior of that sigma, as in the joint-crab analysis (Nigro et
-    al. 2019, A&A 625, A10: 15 % for each Cherenkov telescope), e.g.
-    ``energy_scale={"hess": 0.15, "magic": 0.15}``; see
-    :mod:`ctanb.analysis.energy_scale` (``z`` is bounded to +-0.5). Empty (default): no
-    nuisance parameter.
-    """
-
-    source: str = Field("source", min_length=1, description="name of the fitted source model")
-    model: SpectralModelName = "power-law"
-    reference_tev: float = Field(1.0, gt=0)
-    fit_energy_min_tev: float | None = Field(None, gt=0, description="fit range (mask_fit)")
-    fit_energy_max_tev: float | None = Field(None, gt=0)
-    flux_points_edges_tev: list[float] | None = None
-    flux_points_optional: list[FluxPointsOption] = Field(default_factory=lambda: ["ul", "scan"])
-    scan_min: float = Field(0.2, gt=0, description="norm scan of the likelihood profiles")
-    scan_max: float = Field(5.0, gt=0)
-    scan_n_values: int = Field(11, ge=2)
-    dataset_format: Literal["gadf", "ogip"] = "gadf"
-    fit_max_calls: int | None = Field(None, ge=1, description="cap on MIGRAD function calls")
-    energy_scale: dict[str, Annotated[float, Field(gt=0, le=0.5)]] = Field(
-        default_factory=dict,
-        description="joint fit: telescope -> sigma (fraction) of the prior on its energy scale",
-    )
-
-    def required_edges_tev(self) -> list[float]:
-        """The fit range and flux-point edges: edges of the reconstructed energy axis.
-
-        Returns
-        -------
-        list of float
-            The energy edges in TeV.
-        """
-        fit = [e for e in (self.fit_energy_min_tev, self.fit_energy_max_tev) if e]
-        return [*fit, *(self.flux_points_edges_tev or [])]
-
-    def fit_range_tev(self) -> tuple[float, float]:
-        """The energy range of the fit (TeV): the fit bounds, else the analysis range.
-
-        Returns
-        -------
-        tuple of float
-            Minimum and maximum energy in TeV.
-        """
-        return (
-            self.fit_energy_min_tev or self.energy_min_tev,
-            self.fit_energy_max_tev or self.energy_max_tev,
-        )
-
-
-def spectral_model(config: SpectrumConfig) -> SkyModel:
-    """The sky model to fit, with ctanb's fixed start values (same as the tests' plain gammapy)."""
-    import astropy.units as u
-    from gammapy.modeling.models import (
-        ExpCutoffPowerLawSpectralModel,
-        LogParabolaSpectralModel,
-        PowerLawSpectralModel,
-        SkyModel,
-    )
-
-    amplitude = 1e-12 * u.Unit("cm-2 s-1 TeV-1")
-    reference = config.reference_tev * u.TeV
-    if config.model == "power-law":
-        model = PowerLawSpectralModel(index=2.0, amplitude=amplitude, reference=reference)
-    elif config.model == "log-parabola":
-        model = LogParabolaSpectralModel(
-            alpha=2.0, beta=0.1, amplitude=amplitude, reference=reference
-        )
-    else:
-        model = ExpCutoffPowerLawSpectralModel(
-            index=2.0, lambda_=0.1 / u.TeV, amplitude=amplitude, reference=reference
-        )
-    return SkyModel(spectral_model=model, name=config.source)
-
-
-def _flux_point_edges(config: SpectrumConfig) -> Any:
-    """The configured flux-point edges, else the reconstructed axis over the fit range,
-    two bins per point (the last point one bin when the count is odd: the top is kept)."""
-    import astropy.units as u
-
-    from .spectrum_data import energy_axes
-
-    if config.flux_points_edges_tev:
-        return sorted(config.flux_points_edges_tev) * u.TeV
-    lo, hi = config.fit_range_tev()
-    edges = energy_axes(config)[0].edges.to_value("TeV")
-    inside = edges[(edges >= lo * (1 - 1e-9)) & (edges <= hi * (1 + 1e-9))]
-    grouped = list(inside[::2])
-    if grouped[-1] != inside[-1]:
-        grouped.append(inside[-1])
-    return grouped * u.TeV
 
 
 def _sibling_files(pha: Path) -> list[Path]:

@@ -63,24 +63,70 @@ class OnOffConfig(StepConfig):
     (:func:`exclusion_geom`), written beside the products and recorded as an input.
     """
 
-    ra_deg: float = Field(ge=0, lt=360, description="target right ascension (ICRS, deg)")
-    dec_deg: float = Field(ge=-90, le=90, description="target declination (ICRS, deg)")
-    on_radius_deg: float | None = Field(0.11, gt=0, description="None: on region from RAD_MAX")
-    region_finder: Literal["auto", "reflected", "wobble"] = "auto"
-    n_off_regions: int = Field(3, ge=1, description="off regions of the wobble finder")
-    energy_min_tev: float = Field(0.5, gt=0)
-    energy_max_tev: float = Field(40.0, gt=0)
-    energy_bins_per_decade: int = Field(5, ge=1)
-    energy_true_min_tev: float = Field(0.3, gt=0)
-    energy_true_max_tev: float = Field(100.0, gt=0)
-    energy_true_bins_per_decade: int = Field(8, ge=1)
-    safe_mask: list[SafeMaskMethod] = Field(default_factory=lambda: ["aeff-max"])
-    aeff_percent: float = Field(10.0, ge=0, le=100)
-    bias_percent: float = Field(10.0, ge=0, le=100)
-    offset_max_deg: float = Field(2.5, gt=0)
-    containment_correction: bool = False
+    ra_deg: float = Field(ge=0, lt=360, description="Target right ascension (ICRS), deg")
+    dec_deg: float = Field(ge=-90, le=90, description="Target declination (ICRS), deg")
+    on_radius_deg: float | None = Field(
+        0.11,
+        gt=0,
+        description="Radius of the circular on region, deg (0.11 suits H.E.S.S. point "
+        "sources); None takes it from the IRFs' RAD_MAX table (point-like IRFs: MAGIC, LST)",
+    )
+    region_finder: Literal["auto", "reflected", "wobble"] = Field(
+        "auto",
+        description="How the off regions are placed: 'reflected' (gammapy's reflected "
+        "regions around the pointing), 'wobble' (WobbleRegionsFinder, n_off_regions "
+        "regions at the wobble offset) or 'auto' (wobble for RAD_MAX on regions)",
+    )
+    n_off_regions: int = Field(3, ge=1, description="Number of off regions of the wobble finder")
+    energy_min_tev: float = Field(
+        0.5, gt=0, description="Lower edge of the reconstructed energy axis, TeV"
+    )
+    energy_max_tev: float = Field(
+        40.0, gt=0, description="Upper edge of the reconstructed energy axis, TeV"
+    )
+    energy_bins_per_decade: int = Field(
+        5, ge=1, description="Minimum number of reconstructed energy bins per decade"
+    )
+    energy_true_min_tev: float = Field(
+        0.3,
+        gt=0,
+        description="Lower edge of the true energy axis (IRFs), TeV; below energy_min_tev so that energy dispersion is modelled",
+    )
+    energy_true_max_tev: float = Field(
+        100.0, gt=0, description="Upper edge of the true energy axis, TeV"
+    )
+    energy_true_bins_per_decade: int = Field(
+        8, ge=1, description="Minimum number of true energy bins per decade"
+    )
+    safe_mask: list[SafeMaskMethod] = Field(
+        default_factory=lambda: ["aeff-max"],
+        description="gammapy SafeMaskMaker methods setting each observation's safe energy "
+        "range ('aeff-max': where the effective area is above aeff_percent of its maximum)",
+    )
+    aeff_percent: float = Field(
+        10.0,
+        ge=0,
+        le=100,
+        description="Effective-area threshold of 'aeff-max', percent of the maximum",
+    )
+    bias_percent: float = Field(
+        10.0, ge=0, le=100, description="Energy-bias threshold of 'edisp-bias', percent"
+    )
+    offset_max_deg: float = Field(
+        2.5,
+        gt=0,
+        description="Largest offset from the pointing used, deg: the field of view for the "
+        "on region check and SafeMaskMaker's 'offset-max'",
+    )
+    containment_correction: bool = Field(
+        False,
+        description="Scale the effective area by the PSF containment in the on region "
+        "(gammapy SpectrumDatasetMaker; full-enclosure IRFs only)",
+    )
     exclusion: ExclusionConfig | None = Field(
-        None, description="regions kept out of the reflected (off) regions"
+        None,
+        description="Sources kept out of the off regions (catalogs and/or DS9 regions, "
+        "see ExclusionConfig); None excludes nothing",
     )
 
     @model_validator(mode="after")

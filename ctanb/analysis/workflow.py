@@ -42,7 +42,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .._errors import AnalysisError, ConfigError, CtanbError
 from ._base import DL3Input, Step, StepConfig, StepResult
@@ -177,15 +177,25 @@ class AnalysisConfig(StepConfig):
     that name (see :data:`STEPS`), validated strictly by that step's config class.
     """
 
-    name: str = "analysis"
-    observations: ObservationSelection
-    maps: Any = None
-    detection: Any = None
-    map3d: Any = None
-    ring_map: Any = None
-    spectrum: Any = None
-    light_curve: Any = None
-    parallel: Any = None
+    name: str = Field(
+        "analysis", description="Name of the analysis, as its provenance activity describes it"
+    )
+    observations: ObservationSelection = Field(
+        description="Where the DL3 runs come from (required): archive (url and search "
+        "criteria, as for ctanb.connect(url).search) or datastore (path of a GADF "
+        "data store, optional obs_ids)",
+    )
+    maps: Any = Field(None, description="Sky maps (MapConfig); None: not run")
+    detection: Any = Field(None, description="TS map and source candidates (DetectionConfig)")
+    map3d: Any = Field(None, description="3D fit of sky models (Map3DConfig)")
+    ring_map: Any = Field(None, description="Maps with the ring background (RingMapConfig)")
+    spectrum: Any = Field(None, description="On/off spectrum, fit and flux points (SpectrumConfig)")
+    light_curve: Any = Field(None, description="Light curve per run or night (LightCurveConfig)")
+    parallel: Any = Field(
+        None,
+        description="Where the per-run reductions run (ParallelConfig: serial, a local "
+        "Dask cluster, a scheduler or dask-gateway); None: serial",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -24,14 +24,13 @@ log = logging.getLogger("ctanb.archive.coverage")
 PLANCK_TEV_S = 4.135667696e-27  # h in TeV s (CODATA 2018): nu = E / h
 BINS_PER_DECADE = 20  # space-energy: bands rounded outwards to 20 log bins per decade (12 %)
 _THREADS = 1  # see ctanb.archive.coverage: one mocpy thread, no pool per call
-_DAY_US = 86_400_000_000
 
 
 def time_moc(rows: list[tuple], intervals: dict[str, Any], order: int) -> Any:
     """Time MOC of rows ``(did, t_min, t_max)``; GTIs replace the bounds where known.
 
     All intervals go to mocpy in one call (TT to TCB converted at once by
-    :func:`~ctanb.archive.coverage_cells.tt_mjd_to_tcb_us`).
+    :func:`~ctanb.archive.gti.mjd_to_tcb_microseconds`).
     """
     from mocpy import TimeMOC
 
@@ -51,8 +50,7 @@ def time_moc(rows: list[tuple], intervals: dict[str, Any], order: int) -> Any:
         pairs.append(np.asarray(bounds, dtype=float))
     if pairs:
         mjd = np.concatenate(pairs)
-        ranges.append(np.stack([cells.tt_mjd_to_tcb_us(mjd[:, 0], upwards=False),
-                                cells.tt_mjd_to_tcb_us(mjd[:, 1], upwards=True)], axis=1))  # fmt: skip
+        ranges.append(gti.mjd_to_tcb_microseconds(mjd))
     if not ranges:
         return TimeMOC.new_empty(order)
     return TimeMOC.from_depth61_ranges(order, np.concatenate(ranges))
@@ -87,8 +85,7 @@ def night_keys(times: list[tuple], time_order: int) -> np.ndarray:
     ok = np.isfinite(t).all(axis=1)
     if ok.any():
         cell_us = np.uint64(2 ** (61 - time_order))
-        keys[ok, 0] = cells.tt_mjd_to_tcb_us(t[ok, 0], upwards=False) // cell_us
-        keys[ok, 1] = cells.tt_mjd_to_tcb_us(t[ok, 1], upwards=True) // cell_us
+        keys[ok] = gti.mjd_to_tcb_microseconds(t[ok]) // cell_us
     return keys
 
 
@@ -129,15 +126,6 @@ def add_grouped(groups: dict[tuple, Any], keys: np.ndarray, mocs: list[Any]) -> 
         groups[key] = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
 
 
-def _tcb(us: np.ndarray) -> Any:
-    """Microseconds of TCB since JD 0 as astropy Times."""
-    from astropy.time import Time
-
-    days = us // np.uint64(_DAY_US)
-    rest = (us - days * np.uint64(_DAY_US)).astype(float) / _DAY_US
-    return Time(days.astype(float), rest, format="jd", scale="tcb")
-
-
 def space_time(groups: dict[tuple, Any], time_order: int) -> Any | None:
     """The ST-MOC of night groups ``{(first cell, last cell): spatial MOC}`` (None: none)."""
     from mocpy import STMOC
@@ -148,8 +136,9 @@ def space_time(groups: dict[tuple, Any], time_order: int) -> Any | None:
     cell_us = np.uint64(2 ** (61 - time_order))
     lo = nights[:, 0] * cell_us
     hi = (nights[:, 1] + np.uint64(1)) * cell_us
-    return STMOC.from_spatial_coverages(_tcb(lo), _tcb(hi - np.uint64(1)), list(groups.values()),
-                                        time_depth=time_order)  # fmt: skip
+    start = gti.tcb_microseconds_to_time(lo)
+    stop = gti.tcb_microseconds_to_time(hi - np.uint64(1))
+    return STMOC.from_spatial_coverages(start, stop, list(groups.values()), time_depth=time_order)
 
 
 def space_energy(groups: dict[tuple, Any], frequency_order: int) -> Any | None:

@@ -16,10 +16,8 @@ cell satisfies both, so no touched cell is missed; a kept cell is at most about 
 cell from the footprint (mocpy's own cone and polygon MOCs keep the cells they
 touch exactly).
 
-Times: TT to TCB (the MOC 2.0 time axis) for a million instants through astropy
-takes ~30 s (the TDB-TT series per instant); the offset is computed exactly on the
-days concerned and interpolated, which is good to 0.1 us, and ranges are widened
-by 1 us on each side so that they still cover the exact ones.
+Times (TT to TCB, the MOC 2.0 time axis) are converted by
+:func:`ctanb.archive.gti.mjd_to_tcb_microseconds`, fast enough for a million rows.
 """
 
 from __future__ import annotations
@@ -36,7 +34,6 @@ FAST_MIN_FOOTPRINTS = 4000
 #: The cell rule holds the whole sky in memory: 12 * 4**9 = 3.1 M cells at most.
 FAST_MAX_ORDER = 9
 MAX_POLYGON_VERTICES = 8  # beyond this s_region approximates the FoV circle: use its cap
-_DAY_US = 86_400_000_000
 _BALL_CHUNK = 4096  # cells per ball query: bounds the candidate pairs held at once
 _PAIR_CHUNK = 400_000
 
@@ -232,31 +229,3 @@ class CellCover:
             return MOC.new_empty(self.order)
         depth = np.full(len(ipix), self.order, dtype=np.uint8)
         return MOC.from_healpix_cells(ipix, depth, self.order)
-
-
-def tt_mjd_to_tcb_us(mjd: np.ndarray, upwards: bool) -> np.ndarray:
-    """MJD (TT) as microseconds of TCB since JD 0, rounded outwards by 1 us more.
-
-    Same result as :func:`ctanb.archive.gti.mjd_to_tcb_microseconds` (the exact
-    conversion) within 1 us, but rounded away from the interval: *upwards* for
-    stops. The TCB - TT offset is computed exactly at the start of every day
-    concerned and the next, and interpolated linearly (its curvature is the
-    1.7 ms annual term: < 0.1 us error over a day).
-    """
-    from astropy.time import Time
-
-    mjd = np.asarray(mjd, dtype=float)
-    out = np.zeros(mjd.shape, dtype=np.uint64)
-    if not mjd.size:
-        return out
-    day = np.floor(mjd)
-    nodes = np.unique(np.concatenate([day, day + 1]))
-    tt = Time(nodes, format="mjd", scale="tt")
-    tcb = tt.tcb
-    offset_us = ((tcb.jd1 - tt.jd1) + (tcb.jd2 - tt.jd2)) * _DAY_US
-    frac_us = (mjd - day + 0.5) * _DAY_US + np.interp(mjd, nodes, offset_us)
-    frac_us = np.ceil(frac_us + 1.0) if upwards else np.floor(frac_us - 1.0)
-    # MJD 0 is JD 2400000.5: whole days in integers, the rest (< 2 days) in floats.
-    return (day + 2_400_000).astype(np.uint64) * np.uint64(_DAY_US) + frac_us.astype(
-        np.int64
-    ).astype(np.uint64)

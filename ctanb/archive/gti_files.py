@@ -1,6 +1,7 @@
-"""GTI tables of observation files (GADF DL3, X-ray, Fermi): read as astropy Times.
+"""GTI tables of observation files (GADF DL3, X-ray, Fermi) read as astropy Times, and time MOC files.
 
-Part of :mod:`ctanb.archive.gti`, which re-exports :func:`read_gti` and :func:`gti_mjd`.
+Part of :mod:`ctanb.archive.gti`, which re-exports :func:`read_gti`, :func:`gti_mjd`
+and :func:`read_tmoc`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from .._errors import TimeCoverageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from astropy.time import Time
+    from mocpy import TimeMOC
 
-__all__ = ["gti_mjd", "read_gti"]
+__all__ = ["gti_mjd", "read_gti", "read_tmoc"]
 
 _UNIT_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "d": 86400.0,
                  "day": 86400.0, "days": 86400.0, "ms": 1e-3, "us": 1e-6}  # fmt: skip
@@ -139,3 +141,78 @@ def gti_mjd(path: str | Path, *, hdu: str = "GTI") -> np.ndarray:
     from .gti import merge_intervals
 
     return merge_intervals(np.column_stack([start.tt.mjd, stop.tt.mjd]))
+
+
+def read_tmoc(path: str | Path) -> TimeMOC:
+    """Read a time MOC file (MOC 2.0 FITS, else ASCII).
+
+    Raises
+    ------
+    TimeCoverageError
+        When the file does not exist or is neither a FITS nor an ASCII time MOC.
+    """
+    from mocpy import TimeMOC
+
+    from .gti import tmoc_from_string  # ctanb.archive.gti imports this module: not at the top
+
+    path = Path(path)
+    if not path.is_file():
+        raise TimeCoverageError(f"{path}: no such time MOC file")
+    if _is_fits(path):
+        _check_fits_order(path)
+        try:
+            return TimeMOC.from_fits(str(path))
+        except Exception as exc:  # mocpy: ValueError, KeyError, or a Rust panic
+            raise TimeCoverageError(f"{path}: not a readable time MOC FITS file ({exc})") from None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TimeCoverageError(f"{path}: neither a FITS nor an ASCII time MOC file") from None
+    try:
+        return tmoc_from_string(text)
+    except TimeCoverageError as exc:
+        if "order" in str(exc):  # a MOC, with an order out of range: say so
+            raise TimeCoverageError(f"{path}: {exc}") from None
+        # the message of tmoc_from_string quotes the text: not the content of a file
+        raise TimeCoverageError(
+            f"{path}: neither a FITS nor an ASCII time MOC (MOC 2.0) file"
+        ) from None
+
+
+def _check_fits_order(path: Path) -> None:
+    """The MOC orders a FITS header declares (MOCORD_T, TORDER, MOCORDER) are 0..61."""
+    from astropy.io import fits
+
+    from . import gti  # imports this module: not at the top
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            headers = [h.header for h in hdul[1:]]
+    except Exception:  # damaged: mocpy's reading says so
+        return
+    for header in headers:
+        for key in ("MOCORD_T", "TORDER", "MOCORDER"):
+            if key in header:
+                try:
+                    gti._check_order(int(header[key]))
+                except (TypeError, ValueError):
+                    gti._check_order(header[key])
+                except TimeCoverageError as exc:
+                    raise TimeCoverageError(f"{path}: {key}={header[key]}: {exc}") from None
+
+
+def _is_fits(path: Path) -> bool:
+    """True for a FITS file, also gzip-compressed (``.fits.gz``)."""
+    import gzip
+
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(6)
+        except OSError:
+            return False
+        return head == b"SIMPLE"
+    with open(path, "rb") as fh:
+        return fh.read(6) == b"SIMPLE"

@@ -100,6 +100,10 @@ class RegisteredStep:
             todo += list(typing.get_args(hint))
             if isinstance(hint, type) and hasattr(hint, "model_validate"):
                 found[f"{hint.__module__}:{hint.__qualname__}"] = hint
+                # A class moved to another module is still found under the name records
+                # made before the move give it (its own ``_recorded_as``, not a base's).
+                for name in vars(hint).get("_recorded_as", ()):
+                    found[name] = hint
                 # Subclasses already loaded (a step configured with a specialised
                 # config, e.g. the ring reduction's); never imported by name.
                 todo += list(hint.__subclasses__())
