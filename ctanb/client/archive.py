@@ -484,6 +484,8 @@ class Archive:
 
         Raises
         ------
+        DownloadError
+            *record* is neither a row of the results nor a DID.
         NotFoundError
             The archive has no dataset with this ID.
         """

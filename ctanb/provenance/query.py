@@ -130,6 +130,11 @@ class StoreQueries:
         -------
         list of ActivityRecord
             Oldest first.
+
+        Raises
+        ------
+        ProvenanceError
+            *parameters* is not a mapping of parameter values.
         """
         if parameters is not None and not isinstance(parameters, Mapping):
             raise ProvenanceError(

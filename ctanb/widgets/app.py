@@ -257,6 +257,11 @@ class App(w.VBox):
         bool
             True when logged in; False when logged out or when the archive does
             not know the token (the login box says so, in red).
+
+        Raises
+        ------
+        ConfigError
+            The token given is not text.
         """
         from .._errors import ConfigError, CtanbError
         from ._async import status_html
@@ -367,6 +372,11 @@ class App(w.VBox):
         -------
         SampLink
             The link (the same one when already connected).
+
+        Raises
+        ------
+        ConfigError
+            *how* is neither ``"desktop"`` nor ``"browser"``.
         """
         from ..samp import SampLink
 
