@@ -244,7 +244,7 @@ def _use_cases(published: dict[str, str]) -> list[tuple[str, str, set[str] | int
          _criteria_adql(parameter="radius_deg = 0.1"), {published["smoothed"]}),
         (f"criteria: gammapy {gammapy.__version__} anywhere in the lineage",
          _criteria_adql(software="gammapy", software_version=gammapy.__version__),
-         {published["counts"], published["smoothed"]}),
+         {published["counts"], published["smoothed"], published["flux"]}),
         ("every parameter of every activity", """
          SELECT p.id, p.activity_id, p.name, p."value" FROM provenance.parameter AS p""", 0),
         ("every entity", "SELECT * FROM provenance.entity", 0),
@@ -309,7 +309,8 @@ def test_a_product_search_costs_dachs_no_more_connections_than_a_plain_one(embed
     middle = _gavo_sessions()
     found = {str(d) for d in _table(dachs, adql)["obs_publisher_did"]}
     after = _gavo_sessions()
-    assert after - middle == middle - before, f"{after - middle} connections for {adql}"
+    # At most as many (not equal: another client of the shared DaCHS may open some too).
+    assert after - middle <= middle - before, f"{after - middle} connections for {adql}"
     assert found and found == {str(d) for d in _table(embedded.url, adql)["obs_publisher_did"]}
 
 
