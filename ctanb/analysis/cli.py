@@ -18,9 +18,10 @@ __all__ = ["run"]
 @click.option(
     "--dask",
     "workers",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
-    help="Reduce on a local Dask cluster of this many workers (overrides the configuration).",
+    help="Reduce on a local Dask cluster of this many workers, 1 or more "
+    "(overrides the configuration).",
 )
 @click.option("--scheduler", help="Reduce on the Dask scheduler at this address.")
 @click.option(
@@ -48,9 +49,14 @@ def run(
     Example configurations: ``python -c "import ctanb.analysis as a; print(a.EXAMPLES)"``.
     """
     from .reduce import ParallelConfig
-    from .workflow import Workflow
+    from .workflow import STEPS, Workflow
 
     workflow = Workflow.read(_example_or_path(config))
+    if not any(getattr(workflow.config, section, None) is not None for section in STEPS):
+        raise click.ClickException(
+            f"{config} configures no analysis step, so there is nothing to run: add a "
+            f"section {', '.join(STEPS)} (see the `ctanb run` configuration page of the docs)"
+        )
     setting = None
     if serial:
         setting = ParallelConfig(backend="serial", progress=progress)

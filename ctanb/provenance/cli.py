@@ -111,17 +111,36 @@ def show(product: str, fmt: str, model: str, store_url: str | None) -> None:
 @prov.command()
 @click.argument("product")
 @click.option(
-    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="SVG file to write."
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File to write: NAME.svg (picture) or NAME.dot (graphviz text).",
 )
 @click.option(
     "--store", "store_url", help="Store URL or path (used when the product carries no provenance)."
 )
 def graph(product: str, output: str, store_url: str | None) -> None:
-    """Draw the provenance graph of PRODUCT as SVG (graphviz dot)."""
+    """Draw the provenance graph of PRODUCT as SVG (graphviz dot).
+
+    Example: ``ctanb prov graph products/spectrum/flux_points.fits -o prov.svg``
+    """
     target = Path(output)
+    kind = target.suffix.lower()
+    if kind not in (".svg", ".dot", ".gv"):
+        raise ProvenanceError(
+            f"cannot write {output}: the graph is drawn as SVG (-o NAME.svg) or written as "
+            f"graphviz text (-o NAME.dot), not as {kind or 'a file without extension'}"
+        )
     if not target.parent.is_dir():
         raise ProvenanceError(f"cannot write {output}: folder {target.parent} does not exist")
-    _graph_of_product(product, store_url).to_svg(output)
+    drawn = _graph_of_product(product, store_url)
+    if kind == ".svg":
+        drawn.to_svg(output)
+    else:
+        from .graph import graph_to_dot
+
+        target.write_text(graph_to_dot(drawn))
     click.echo(f"wrote {output}")
 
 
@@ -156,7 +175,8 @@ def _parse_param(text: str) -> tuple[str, Any]:
 @click.option("--agents/--no-agents", default=True, help="ProvSAP AGENTS.")
 @click.option("--model", type=click.Choice(["IVOA", "W3C"], case_sensitive=False), default="IVOA")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True)
-@click.option("--limit", default=1000, show_default=True)
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="At most this many activities or products (1 or more).")  # fmt: skip
 @click.option(
     "--store", "store_url", help="Store URL or path (default: CTANB_PROV_URL or ~/.ctanb)."
 )
@@ -179,12 +199,15 @@ def query(
     store_url: str | None,
 ) -> None:
     """Query the provenance store (activities, products, derived datasets, ProvSAP lineage)."""
+    depth = depth.strip()
+    if depth.upper() != "ALL" and not depth.isdigit():
+        raise click.BadParameter(
+            f"give a number of relations (0, 1, 2, ...) or ALL, not {depth!r}", param_hint="--depth"
+        )
     store = _store(store_url)
     if ids:
         if fmt == "text":
-            lineage_depth = (
-                None if depth.upper() == "ALL" else int(depth) if depth.isdigit() else -1
-            )
+            lineage_depth = None if depth.upper() == "ALL" else int(depth)
             click.echo(_describe(store.lineage(ids, depth=lineage_depth, direction=direction)))
         else:
             click.echo(
