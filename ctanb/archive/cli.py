@@ -153,6 +153,8 @@ def serve_command(db: Path, host: str, port: int, policy_path: Path | None) -> N
     """
     import json
     import os
+    import signal
+    import sys
 
     import uvicorn
 
@@ -173,6 +175,9 @@ def serve_command(db: Path, host: str, port: int, policy_path: Path | None) -> N
     announce.parent.mkdir(parents=True, exist_ok=True)
     announce.write_text(record)
     click.echo(f"archive: TAP service at {url} (recorded in {announce})")
+    # uvicorn re-raises the SIGTERM it caught once it has stopped; exit through Python then,
+    # so that the record below is removed (else connect() would find a stopped archive).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
     finally:
@@ -228,10 +233,15 @@ def publish_command(products: tuple[Path, ...], archive_url: str, token: str | N
 
     from ..client.archive import connect
 
+    # One message for text that is not JSON and for JSON that is not an object.
     try:
         fields = json.loads(curation) if curation else None
     except ValueError:
-        raise click.ClickException("--curation must be a JSON object") from None
+        fields = []
+    if curation and not isinstance(fields, dict):
+        raise click.ClickException(
+            '--curation must be a JSON object of curation fields, e.g. \'{"title": "Crab counts"}\''
+        )
     failed = 0
     try:
         archive = connect(archive_url, token=token)
