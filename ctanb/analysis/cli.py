@@ -45,8 +45,13 @@ def run(
 ) -> None:
     """Run the analysis of CONFIG (observations, maps, spectrum, light curve) into --out.
 
-    Every product is written with its provenance (``ctanb prov show PRODUCT``).
-    Example configurations: ``python -c "import ctanb.analysis as a; print(a.EXAMPLES)"``.
+    CONFIG is a YAML file, or the name of a packaged example (crab_spectrum_hess,
+    msh1552_map, pks2155_lightcurve, ...: ``ctanb.analysis.EXAMPLES``). Every product
+    is written with its provenance (``ctanb prov show PRODUCT``). The file format is
+    described in the user guide ("ctanb run configuration").
+
+    Examples: ``ctanb run msh1552_map --out products/``;
+    ``ctanb run my_analysis.yaml --out products/ --dask 2``
     """
     from .reduce import ParallelConfig
     from .workflow import STEPS, Workflow

@@ -71,7 +71,7 @@ def archive() -> None:
     """Build, fill and serve the embedded archive."""
 
 
-@archive.command("ingest")
+@archive.command("ingest", short_help="Ingest data stores or event files into --db.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_DB
 @_POLICY
@@ -80,6 +80,8 @@ def ingest_command(paths: tuple[Path, ...], db: Path, policy_path: Path | None) 
 
     Unreadable files are named with the reason and skipped; the exit status is
     0 when at least one dataset was ingested.
+
+    Example: ``ctanb archive ingest ../shared/data/hess-dl3-dr1 sim/ --db archive.db``
     """
     from .ingest import ingest
 
@@ -99,7 +101,10 @@ def ingest_command(paths: tuple[Path, ...], db: Path, policy_path: Path | None) 
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
               help="Random seed (0 to 4294967295).")  # fmt: skip
 def simulate_command(out: Path, seed: int) -> None:
-    """Write the simulated CTAO collection (GADF data store) to --out."""
+    """Write the simulated CTAO collection (GADF data store) to --out.
+
+    Example: ``ctanb archive simulate --out sim/``
+    """
     from .simulate import SIMULATED_RUNS, simulate
 
     try:
@@ -109,7 +114,7 @@ def simulate_command(out: Path, seed: int) -> None:
     click.echo(f"simulated CTAO data store with {len(SIMULATED_RUNS)} runs in {path}")
 
 
-@archive.command("build")
+@archive.command("build", short_help="Create --db from every release plus simulated CTAO.")
 @_DB
 @click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of the public releases (default: CTANB_DATA).")  # fmt: skip
@@ -122,7 +127,10 @@ def simulate_command(out: Path, seed: int) -> None:
 def build_command(
     db: Path, data: Path | None, sim: Path | None, no_sim: bool, policy_path: Path | None
 ) -> None:
-    """Create --db from every known release plus the simulated CTAO collection."""
+    """Create --db from every known release plus the simulated CTAO collection.
+
+    Example: ``ctanb archive build --db archive.db`` (releases from CTANB_DATA)
+    """
     from .ingest import build_archive
 
     _check_db(db, must_exist=False)
@@ -150,6 +158,8 @@ def serve_command(db: Path, host: str, port: int, policy_path: Path | None) -> N
 
     The URL is recorded in CTANB_HOME/archive.json while the service runs, so
     ``ctanb.connect()`` and ``ctanb run`` in this user's notebooks find it.
+
+    Example: ``ctanb archive serve --db archive.db --port 0``
     """
     import json
     import os
@@ -228,7 +238,11 @@ def _listen(host: str, port: int):
               help='Curation fields as JSON, e.g. \'{"title": "Crab counts"}\'.')  # fmt: skip
 def publish_command(products: tuple[Path, ...], archive_url: str, token: str | None,
                     curation: str | None) -> None:  # fmt: skip
-    """Publish PRODUCTS into the archive; prints each product's DID."""
+    """Publish PRODUCTS into the archive; prints each product's DID.
+
+    Example: ``ctanb archive publish products/maps/counts.fits --archive
+    http://127.0.0.1:8765 --curation '{"title": "MSH 15-52 counts"}'``
+    """
     import json
 
     from ..client.archive import connect

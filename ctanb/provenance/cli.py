@@ -93,7 +93,7 @@ def prov() -> None:
     """Show, query, verify and redo the provenance of products."""
 
 
-@prov.command()
+@prov.command(short_help="Print the provenance of PRODUCT.")
 @click.argument("product")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True)
 @click.option("--model", type=click.Choice(["IVOA", "W3C"], case_sensitive=False), default="IVOA")
@@ -101,14 +101,17 @@ def prov() -> None:
     "--store", "store_url", help="Store URL or path (used when the product carries no provenance)."
 )
 def show(product: str, fmt: str, model: str, store_url: str | None) -> None:
-    """Print the provenance of PRODUCT (its own PROVENANCE HDU, else the store)."""
+    """Print the provenance of PRODUCT (its own PROVENANCE HDU, else the store).
+
+    Example: ``ctanb prov show products/spectrum/flux_points.fits --format provn``
+    """
     graph = _graph_of_product(product, store_url)
     if not graph.activities and not graph.entities:
         raise ProvenanceError(f"the provenance record of {product} describes nothing")
     click.echo(_describe(graph) if fmt == "text" else graph.serialize(fmt, model=model))
 
 
-@prov.command()
+@prov.command(short_help="Draw the provenance graph of PRODUCT (SVG).")
 @click.argument("product")
 @click.option(
     "-o",
@@ -154,7 +157,7 @@ def _parse_param(text: str) -> tuple[str, Any]:
         return name, raw
 
 
-@prov.command()
+@prov.command(short_help="Query the provenance store.")
 @click.option("--name", help="Activity (ActivityDescription) name.")
 @click.option("--version", "version_", help="Activity version (pipeline version).")
 @click.option(
@@ -198,7 +201,11 @@ def query(
     limit: int,
     store_url: str | None,
 ) -> None:
-    """Query the provenance store (activities, products, derived datasets, ProvSAP lineage)."""
+    """Query the provenance store (activities, products, derived datasets, ProvSAP lineage).
+
+    Examples: ``ctanb prov query --name spectrum --products``;
+    ``ctanb prov query --obs-id 23523``; ``ctanb prov query --id ENTITY_ID --depth ALL``
+    """
     depth = depth.strip()
     if depth.upper() != "ALL" and not depth.isdigit():
         raise click.BadParameter(
@@ -256,7 +263,7 @@ def _echo_entities(entities: list[Any], fmt: str) -> None:
         )
 
 
-@prov.command()
+@prov.command(short_help="Check PRODUCT, its signed record and its inputs.")
 @click.argument("product")
 @click.option(
     "--store",
@@ -264,7 +271,10 @@ def _echo_entities(entities: list[Any], fmt: str) -> None:
     help="Provenance store to check the record against (default: CTANB_PROV_URL or ~/.ctanb).",
 )
 def verify(product: str, store_url: str | None) -> None:
-    """Check PRODUCT: every header and data byte, its signed record, its inputs on disk."""
+    """Check PRODUCT: every header and data byte, its signed record, its inputs on disk.
+
+    Example: ``ctanb prov verify products/maps/counts.fits``
+    """
     from .verify import verify as run_verify
 
     report = run_verify(product, store=_store(store_url))
@@ -275,7 +285,7 @@ def verify(product: str, store_url: str | None) -> None:
         )
 
 
-@prov.command()
+@prov.command(short_help="Re-run the recorded chain of PRODUCT and compare.")
 @click.argument("product")
 @click.option(
     "--out",
@@ -293,6 +303,8 @@ def redo(product: str, out_dir: str, archive_url: str | None) -> None:
     """Re-run the recorded chain of PRODUCT from its DL3 inputs into --out and compare.
 
     PRODUCT is a file, or a published product's DID (with --archive) or URL.
+
+    Example: ``ctanb prov redo products/spectrum/flux_points.fits --out redo/``
     """
     from .replay import redo as run_redo
 
@@ -310,7 +322,7 @@ def redo(product: str, out_dir: str, archive_url: str | None) -> None:
         )
 
 
-@prov.command()
+@prov.command(short_help="Print your public signing key.")
 def key() -> None:
     """Print your public signing key (give it to colleagues who verify your products)."""
     from .signing import public_key
@@ -318,7 +330,7 @@ def key() -> None:
     click.echo(public_key())
 
 
-@prov.command()
+@prov.command(short_help="Trust products signed with PUBLIC_KEY.")
 @click.argument("public_key")
 @click.option("--name", default="", help="Whose key it is (shown when verifying).")
 def trust(public_key: str, name: str) -> None:
