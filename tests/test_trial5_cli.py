@@ -21,7 +21,7 @@ from ctanb.analysis.workflow import AnalysisConfig
 from ctanb.cli import main
 
 INTERNALS = ("Traceback", "Input should", "<unicode string>", "sequence element", "codec",
-             "pydantic", "Error: ", "constructor")  # fmt: skip
+             "pydantic", "Error: ", "constructor", "instance of", "parsing angle")  # fmt: skip
 
 
 def ctanb(args: list[str], capsys) -> tuple[int, str]:
@@ -184,6 +184,15 @@ YAML_CASES = {
         "name: x\nobservations: {archive: {criteria: {target: Crab}}}\n"
         "spectrum: {ra_deg: .nan, dec_deg: 22}\n",
         "spectrum.ra_deg: nan is not a finite",
+    ),
+    "datastore as a path": (
+        "name: x\nobservations:\n  datastore: /etc\nspectrum: {ra_deg: 83.6, dec_deg: 22}\n",
+        "observations.datastore: should be a section of settings",
+    ),
+    "angle in TeV": (
+        "name: x\nobservations: {archive: {criteria: {target: Crab}}}\nmaps:\n  geom:\n"
+        "    wcs: {skydir: {frame: icrs, lon: 83.6 deg, lat: 22 deg}, binsize: 0.02 TeV}\n",
+        "'0.02 TeV' is not an angle",
     ),
     "duplicate key": (
         "name: x\nname: y\nobservations: {archive: {criteria: {target: Crab}}}\n",
