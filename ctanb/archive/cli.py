@@ -71,7 +71,7 @@ def archive() -> None:
     """Build, fill and serve the embedded archive."""
 
 
-@archive.command("ingest", short_help="Ingest data stores or event files into --db.")
+@archive.command("ingest", short_help="Ingest data stores or event files.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_DB
 @_POLICY
@@ -95,7 +95,7 @@ def ingest_command(paths: tuple[Path, ...], db: Path, policy_path: Path | None) 
         raise click.ClickException("nothing was ingested")
 
 
-@archive.command("simulate")
+@archive.command("simulate", short_help="Write the simulated CTAO collection.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder of the simulated CTAO data store.")  # fmt: skip
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
@@ -114,7 +114,7 @@ def simulate_command(out: Path, seed: int) -> None:
     click.echo(f"simulated CTAO data store with {len(SIMULATED_RUNS)} runs in {path}")
 
 
-@archive.command("build", short_help="Create --db from every release plus simulated CTAO.")
+@archive.command("build", short_help="Create --db from every release.")
 @_DB
 @click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of the public releases (default: CTANB_DATA).")  # fmt: skip
@@ -147,7 +147,7 @@ def build_command(
         raise click.ClickException("nothing was ingested")
 
 
-@archive.command("serve")
+@archive.command("serve", short_help="Serve --db as a TAP/DataLink service.")
 @_DB
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
@@ -230,7 +230,7 @@ def _listen(host: str, port: int):
     return sock
 
 
-@archive.command("publish")
+@archive.command("publish", short_help="Publish products into an archive.")
 @click.argument("products", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--archive", "archive_url", required=True, help="Base URL of the archive.")
 @click.option("--token", default=None, help="Your archive token (default: CTANB_TOKEN).")

@@ -111,7 +111,7 @@ def show(product: str, fmt: str, model: str, store_url: str | None) -> None:
     click.echo(_describe(graph) if fmt == "text" else graph.serialize(fmt, model=model))
 
 
-@prov.command(short_help="Draw the provenance graph of PRODUCT (SVG).")
+@prov.command(short_help="Draw the provenance graph of PRODUCT.")
 @click.argument("product")
 @click.option(
     "-o",
@@ -263,7 +263,7 @@ def _echo_entities(entities: list[Any], fmt: str) -> None:
         )
 
 
-@prov.command(short_help="Check PRODUCT, its signed record and its inputs.")
+@prov.command(short_help="Check PRODUCT, its record and its inputs.")
 @click.argument("product")
 @click.option(
     "--store",
@@ -285,7 +285,7 @@ def verify(product: str, store_url: str | None) -> None:
         )
 
 
-@prov.command(short_help="Re-run the recorded chain of PRODUCT and compare.")
+@prov.command(short_help="Re-run the chain of PRODUCT and compare.")
 @click.argument("product")
 @click.option(
     "--out",
