@@ -24,7 +24,12 @@ _BRANCH = re.compile(r"[\w-]+\[.*\]|str|int|float|bool|bytes|none|list|dict|tupl
 _MESSAGES = {
     "extra_forbidden": "unknown setting",
     "missing": "missing (it is required)",
+    # "a valid dictionary or instance of DataStoreSelection": a class name the user never wrote
+    "model_type": "should be a section of settings (key: value lines), not a single value",
 }
+
+#: astropy's parser words for a text that is not an angle (gammapy's angle settings).
+_NOT_AN_ANGLE = re.compile(r"Invalid character at col \d+ parsing angle (?P<text>'.*')")
 
 
 def problem_parts(
@@ -73,6 +78,9 @@ def problem_parts(
         for prefix in ("Value error, ", "Assertion failed, "):
             message = message.removeprefix(prefix)
         message = re.sub(r"^Input should be\b", "should be", message)
+        angle = _NOT_AN_ANGLE.search(message)
+        if angle:
+            message = f"{angle['text']} is not an angle (give degrees, e.g. '0.02 deg')"
     given = error.get("input")
     if (
         with_input

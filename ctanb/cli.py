@@ -71,8 +71,20 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("ctanb: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # One prefix for every error: the usage line, then "ctanb: error: ..." (not click's "Error:").
+        if exc.ctx is not None and type(exc).__name__ != "NoArgsIsHelpError":
+            click.echo(exc.ctx.get_usage(), err=True)
+            help_option = exc.ctx.command.get_help_option(exc.ctx)
+            if help_option is not None:
+                click.echo(f"Try '{exc.ctx.command_path} --help' for help.", err=True)
+        elif exc.ctx is not None:  # a bare group: its help, as click shows it
+            click.echo(exc.ctx.get_help(), err=True)
+            sys.exit(exc.exit_code)
+        click.echo(f"ctanb: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"ctanb: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # never a traceback for a user; CTANB_DEBUG=1 shows one
         if os.environ.get("CTANB_DEBUG"):

@@ -50,9 +50,17 @@ html_static_path: list[str] = []
 # Nothing is fetched at build time (the tests run without the internet).
 intersphinx_mapping: dict[str, tuple[str, str]] = {}
 
+# "--out" stays two hyphens (docutils' smart dashes made it "–out", and pasted commands failed).
+smartquotes_action = "qe"
+
 autodoc_member_order = "bysource"
-autodoc_typehints = "signature"
-autodoc_default_options = {"show-inheritance": False}
+# The numpydoc sections give each type in words; pydantic's annotations (Annotated,
+# BeforeValidator, PlainSerializer) are internals and stay out of the pages.
+autodoc_typehints = "none"
+autodoc_default_options = {
+    "show-inheritance": False,
+    "exclude-members": "model_config, model_fields, model_computed_fields, model_post_init",
+}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_validation_checks: set[str] = set()  # the suite validates (tests/test_numpydoc.py)
@@ -118,7 +126,13 @@ def write_api_pages() -> None:
                 lines += [f"- ``{name}``: see :py:{role}:`{where}`", ""]
                 continue
             kind = _kind(obj)
+            if kind == "autodata" and isinstance(obj, str):
+                # autodoc would show the docstring of str; the value is what a reader wants.
+                lines += [f".. py:data:: {package}.{name}", f"   :value: {obj!r}", ""]
+                continue
             lines.append(f".. {kind}:: {package}.{name}")
+            if kind == "autodata":
+                lines.append("   :no-value:")  # e.g. EXAMPLES: paths of the build machine
             if kind == "autoclass":
                 lines.append("   :members:")
             lines.append("")

@@ -111,3 +111,31 @@ def test_the_user_guide_has_a_page_per_panel_and_the_deployment_guides(site: Pat
     assert "Single sign-on" in _text(site / "deploy" / "hub.html")
     assert "postBuild" in _text(site / "deploy" / "binder.html")
     assert "_call_and_wait" in _text(site / "upstream" / "pyvo-samp-hub.html")
+
+
+def test_cli_reference_keeps_double_hyphens(site: Path):
+    """Options in the descriptions read ``--out``, not ``–out``: a pasted command works
+    (trial 5, finding 14)."""
+    pages = "".join(_text(p) for p in (site / "cli" / "generated").glob("*.html"))
+    assert "--out" in pages and "--db" in pages
+    dashed = sorted(set(re.findall(r"\u2013[a-z][a-z-]+", pages)))
+    assert dashed == [], f"options shown with an en dash: {dashed}"
+
+
+def test_api_reference_hides_pydantic_internals_and_shows_values(site: Path):
+    """No Annotated/BeforeValidator/PlainSerializer or model_config on the config pages;
+    no build-machine paths."""
+    pages = {p.stem: _text(p) for p in (site / "api" / "generated").glob("*.html")}
+    text = "".join(pages.values())
+    for internal in ("PlainSerializer", "BeforeValidator", "Annotated[", "model_config"):
+        assert internal not in text, f"{internal} shown in the API reference"
+    assert str(ROOT) not in text, "a path of the build machine in the API reference"
+
+
+def test_the_run_configuration_page_names_every_section_and_example(site: Path):
+    from ctanb.analysis import EXAMPLES
+    from ctanb.analysis.workflow import STEPS
+
+    page = _text(site / "guide" / "run-config.html")
+    for name in [*STEPS, *EXAMPLES, "observations", "datastore", "archive"]:
+        assert name in page, f"the ctanb run configuration page does not name {name}"

@@ -4,10 +4,11 @@ Every step is configured once with a strict configuration and run on DL3
 observations, gammapy style; ``run`` returns a new result object and writes
 DL4/DL5 products that carry their provenance::
 
-    from ctanb.analysis import MapConfig, MapStep, inputs_from_datastore
+    from ctanb.analysis import EXAMPLES, AnalysisConfig, MapStep, inputs_from_datastore
 
     runs = inputs_from_datastore("hess-dl3-dr1", obs_ids=[20136, 20137])
-    result = MapStep(MapConfig.read("msh1552_map.yaml")).run(runs, out="maps/")
+    maps = AnalysisConfig.read(EXAMPLES["msh1552_map"]).maps   # the maps: section of an example
+    result = MapStep(maps).run(runs, out="maps/")
 
 A whole analysis from one YAML file: :class:`Workflow` (``ctanb run``).
 Names are imported lazily, so ``import ctanb.analysis`` does not load gammapy.

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,10 +105,7 @@ class StepConfig(BaseModel):
             The file cannot be read, is not YAML, or a key or value is invalid.
         """
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read configuration {path}: {exc}") from None
+        data = _load_config_yaml(path)
         return cls.from_dict(data, source=str(path))
 
     @classmethod
@@ -199,6 +198,93 @@ class StepConfig(BaseModel):
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """Plain YAML values only (no tags that build objects); a key given twice is an error."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice", key_node.start_mark
+                    )
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class says so
+                pass
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in the words of someone who edits the file (no parser internals)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = str(getattr(exc, "problem", "") or "")
+    tag = re.search(r"constructor for the tag '([^']*)'", problem)
+    if tag:
+        name = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+        return f"{where}the tag {name} is not allowed (a configuration holds plain values only)"
+    if "unacceptable character" in problem or (not mark and hasattr(exc, "character")):
+        return f"{where}it holds characters that are not text"
+    if "<" in problem or not problem:
+        return f"{where}the indentation or structure is wrong here (keys of one section line up)"
+    if isinstance(exc, yaml.MarkedYAMLError) and not isinstance(
+        exc, yaml.constructor.ConstructorError
+    ):
+        problem += " (check the indentation and the colons)"
+    return f"{where}{problem}"
+
+
+def _non_finite(data: Any, where: str = "") -> list[str]:
+    """The key paths of ``.nan`` / ``.inf`` values: no setting of ctanb takes them."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return [f"{where or 'value'}: {data} is not a finite number"]
+    items = (
+        data.items()
+        if isinstance(data, dict)
+        else enumerate(data)
+        if isinstance(data, list)
+        else ()
+    )
+    return [
+        p
+        for key, value in items
+        for p in _non_finite(value, f"{where}.{key}" if where else str(key))
+    ]
+
+
+def _load_config_yaml(path: Path) -> dict:
+    """The mapping of a YAML configuration file, or a ConfigError naming the file and the problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"cannot read configuration {path}: it is not a text (YAML) file"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"configuration {path} is not valid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"configuration {path} is nested too deeply") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        kind = {list: "a list", str: "a single text"}.get(type(data), "a single value")
+        raise ConfigError(
+            f"configuration {path} must hold settings as 'key: value' lines, not {kind}"
+        )
+    bad = _non_finite(data)
+    if bad:
+        raise ConfigError(f"invalid {path}: {'; '.join(bad)}")
+    return data
 
 
 class Step:

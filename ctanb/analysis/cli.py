@@ -18,9 +18,10 @@ __all__ = ["run"]
 @click.option(
     "--dask",
     "workers",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
-    help="Reduce on a local Dask cluster of this many workers (overrides the configuration).",
+    help="Reduce on a local Dask cluster of this many workers, 1 or more "
+    "(overrides the configuration).",
 )
 @click.option("--scheduler", help="Reduce on the Dask scheduler at this address.")
 @click.option(
@@ -44,13 +45,23 @@ def run(
 ) -> None:
     """Run the analysis of CONFIG (observations, maps, spectrum, light curve) into --out.
 
-    Every product is written with its provenance (``ctanb prov show PRODUCT``).
-    Example configurations: ``python -c "import ctanb.analysis as a; print(a.EXAMPLES)"``.
+    CONFIG is a YAML file, or the name of a packaged example (crab_spectrum_hess,
+    msh1552_map, pks2155_lightcurve, ...: ``ctanb.analysis.EXAMPLES``). Every product
+    is written with its provenance (``ctanb prov show PRODUCT``). The file format is
+    described in the user guide ("ctanb run configuration").
+
+    Examples: ``ctanb run msh1552_map --out products/``;
+    ``ctanb run my_analysis.yaml --out products/ --dask 2``
     """
     from .reduce import ParallelConfig
-    from .workflow import Workflow
+    from .workflow import STEPS, Workflow
 
     workflow = Workflow.read(_example_or_path(config))
+    if not any(getattr(workflow.config, section, None) is not None for section in STEPS):
+        raise click.ClickException(
+            f"{config} configures no analysis step, so there is nothing to run: add a "
+            f"section {', '.join(STEPS)} (see the `ctanb run` configuration page of the docs)"
+        )
     setting = None
     if serial:
         setting = ParallelConfig(backend="serial", progress=progress)

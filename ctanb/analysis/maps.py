@@ -11,7 +11,7 @@ gammapy's own::
 
     from ctanb.analysis import MapConfig, MapStep, inputs_from_datastore
 
-    config = MapConfig.read("msh1552_map.yaml")      # or MapConfig(geom=..., ...)
+    config = MapConfig.read("maps.yaml")      # a file of the maps: settings, or MapConfig(geom=...)
     runs = inputs_from_datastore("hess-dl3-dr1", obs_ids=[20136, 20137])
     result = MapStep(config).run(runs, out="maps/")  # DL4 FITS files with provenance
     result.plot()
@@ -299,7 +299,9 @@ class MapStep(Step):
     Not run by the doctests (a full gammapy reduction: ``tests/test_analysis_maps.py``
     runs it):
 
-    >>> result = MapStep(MapConfig.read("msh1552_map.yaml")).run(runs, out="maps")  # doctest: +SKIP
+    >>> from ctanb.analysis import EXAMPLES, AnalysisConfig
+    >>> config = AnalysisConfig.read(EXAMPLES["msh1552_map"]).maps  # an example's maps: section
+    >>> result = MapStep(config).run(runs, out="maps")  # doctest: +SKIP
     >>> result.plot()                                                             # doctest: +SKIP
     """
 

@@ -93,7 +93,7 @@ def prov() -> None:
     """Show, query, verify and redo the provenance of products."""
 
 
-@prov.command()
+@prov.command(short_help="Print the provenance of PRODUCT.")
 @click.argument("product")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True)
 @click.option("--model", type=click.Choice(["IVOA", "W3C"], case_sensitive=False), default="IVOA")
@@ -101,27 +101,49 @@ def prov() -> None:
     "--store", "store_url", help="Store URL or path (used when the product carries no provenance)."
 )
 def show(product: str, fmt: str, model: str, store_url: str | None) -> None:
-    """Print the provenance of PRODUCT (its own PROVENANCE HDU, else the store)."""
+    """Print the provenance of PRODUCT (its own PROVENANCE HDU, else the store).
+
+    Example: ``ctanb prov show products/spectrum/flux_points.fits --format provn``
+    """
     graph = _graph_of_product(product, store_url)
     if not graph.activities and not graph.entities:
         raise ProvenanceError(f"the provenance record of {product} describes nothing")
     click.echo(_describe(graph) if fmt == "text" else graph.serialize(fmt, model=model))
 
 
-@prov.command()
+@prov.command(short_help="Draw the provenance graph of PRODUCT.")
 @click.argument("product")
 @click.option(
-    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="SVG file to write."
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File to write: NAME.svg (picture) or NAME.dot (graphviz text).",
 )
 @click.option(
     "--store", "store_url", help="Store URL or path (used when the product carries no provenance)."
 )
 def graph(product: str, output: str, store_url: str | None) -> None:
-    """Draw the provenance graph of PRODUCT as SVG (graphviz dot)."""
+    """Draw the provenance graph of PRODUCT as SVG (graphviz dot).
+
+    Example: ``ctanb prov graph products/spectrum/flux_points.fits -o prov.svg``
+    """
     target = Path(output)
+    kind = target.suffix.lower()
+    if kind not in (".svg", ".dot", ".gv"):
+        raise ProvenanceError(
+            f"cannot write {output}: the graph is drawn as SVG (-o NAME.svg) or written as "
+            f"graphviz text (-o NAME.dot), not as {kind or 'a file without extension'}"
+        )
     if not target.parent.is_dir():
         raise ProvenanceError(f"cannot write {output}: folder {target.parent} does not exist")
-    _graph_of_product(product, store_url).to_svg(output)
+    drawn = _graph_of_product(product, store_url)
+    if kind == ".svg":
+        drawn.to_svg(output)
+    else:
+        from .graph import graph_to_dot
+
+        target.write_text(graph_to_dot(drawn))
     click.echo(f"wrote {output}")
 
 
@@ -135,7 +157,7 @@ def _parse_param(text: str) -> tuple[str, Any]:
         return name, raw
 
 
-@prov.command()
+@prov.command(short_help="Query the provenance store.")
 @click.option("--name", help="Activity (ActivityDescription) name.")
 @click.option("--version", "version_", help="Activity version (pipeline version).")
 @click.option(
@@ -156,7 +178,8 @@ def _parse_param(text: str) -> tuple[str, Any]:
 @click.option("--agents/--no-agents", default=True, help="ProvSAP AGENTS.")
 @click.option("--model", type=click.Choice(["IVOA", "W3C"], case_sensitive=False), default="IVOA")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True)
-@click.option("--limit", default=1000, show_default=True)
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="At most this many activities or products (1 or more).")  # fmt: skip
 @click.option(
     "--store", "store_url", help="Store URL or path (default: CTANB_PROV_URL or ~/.ctanb)."
 )
@@ -178,13 +201,20 @@ def query(
     limit: int,
     store_url: str | None,
 ) -> None:
-    """Query the provenance store (activities, products, derived datasets, ProvSAP lineage)."""
+    """Query the provenance store (activities, products, derived datasets, ProvSAP lineage).
+
+    Examples: ``ctanb prov query --name spectrum --products``;
+    ``ctanb prov query --obs-id 23523``; ``ctanb prov query --id ENTITY_ID --depth ALL``
+    """
+    depth = depth.strip()
+    if depth.upper() != "ALL" and not depth.isdigit():
+        raise click.BadParameter(
+            f"give a number of relations (0, 1, 2, ...) or ALL, not {depth!r}", param_hint="--depth"
+        )
     store = _store(store_url)
     if ids:
         if fmt == "text":
-            lineage_depth = (
-                None if depth.upper() == "ALL" else int(depth) if depth.isdigit() else -1
-            )
+            lineage_depth = None if depth.upper() == "ALL" else int(depth)
             click.echo(_describe(store.lineage(ids, depth=lineage_depth, direction=direction)))
         else:
             click.echo(
@@ -233,7 +263,7 @@ def _echo_entities(entities: list[Any], fmt: str) -> None:
         )
 
 
-@prov.command()
+@prov.command(short_help="Check PRODUCT, its record and its inputs.")
 @click.argument("product")
 @click.option(
     "--store",
@@ -241,7 +271,10 @@ def _echo_entities(entities: list[Any], fmt: str) -> None:
     help="Provenance store to check the record against (default: CTANB_PROV_URL or ~/.ctanb).",
 )
 def verify(product: str, store_url: str | None) -> None:
-    """Check PRODUCT: every header and data byte, its signed record, its inputs on disk."""
+    """Check PRODUCT: every header and data byte, its signed record, its inputs on disk.
+
+    Example: ``ctanb prov verify products/maps/counts.fits``
+    """
     from .verify import verify as run_verify
 
     report = run_verify(product, store=_store(store_url))
@@ -252,7 +285,7 @@ def verify(product: str, store_url: str | None) -> None:
         )
 
 
-@prov.command()
+@prov.command(short_help="Re-run the chain of PRODUCT and compare.")
 @click.argument("product")
 @click.option(
     "--out",
@@ -270,6 +303,8 @@ def redo(product: str, out_dir: str, archive_url: str | None) -> None:
     """Re-run the recorded chain of PRODUCT from its DL3 inputs into --out and compare.
 
     PRODUCT is a file, or a published product's DID (with --archive) or URL.
+
+    Example: ``ctanb prov redo products/spectrum/flux_points.fits --out redo/``
     """
     from .replay import redo as run_redo
 
@@ -287,7 +322,7 @@ def redo(product: str, out_dir: str, archive_url: str | None) -> None:
         )
 
 
-@prov.command()
+@prov.command(short_help="Print your public signing key.")
 def key() -> None:
     """Print your public signing key (give it to colleagues who verify your products)."""
     from .signing import public_key
@@ -295,7 +330,7 @@ def key() -> None:
     click.echo(public_key())
 
 
-@prov.command()
+@prov.command(short_help="Trust products signed with PUBLIC_KEY.")
 @click.argument("public_key")
 @click.option("--name", default="", help="Whose key it is (shown when verifying).")
 def trust(public_key: str, name: str) -> None:

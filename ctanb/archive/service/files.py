@@ -11,6 +11,7 @@ and the release date. Responses stream from disk and carry ``ETag`` (sha256),
 from __future__ import annotations
 
 import base64
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,9 @@ from .params import ServiceFault
 from .state import ArchiveState, bearer_token
 
 __all__ = ["DatasetFile", "dataset_files", "file_url", "files_endpoint"]
+
+#: ``bytes=START-END[, ...]`` with START or END given (RFC 9110 byte ranges).
+_BYTE_RANGES = re.compile(r"\s*bytes\s*=\s*(\d+-\d*|-\d+)(\s*,\s*(\d+-\d*|-\d+))*\s*", re.I)
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,14 @@ async def files_endpoint(request: Request) -> Response:
     tail = tail[tail.index("/files/") + len("/files/") :] if "/files/" in tail else ""
     token = bearer_token(request.headers)
     path, f = await run_in_threadpool(_locate, state, tail, token)
+    asked = request.headers.get("range")
+    if asked is not None and not _BYTE_RANGES.fullmatch(asked):
+        raise ServiceFault(
+            f"the Range header {asked!r} is not understood: ask for bytes as "
+            "'bytes=START-END' (e.g. bytes=0-1023) or leave it out for the whole file",
+            400,
+            plain=True,
+        )
     sha = f.sha256 or await run_in_threadpool(sha256_file, path)
     digest = base64.b64encode(bytes.fromhex(sha)).decode("ascii")
     headers = {

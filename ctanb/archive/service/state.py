@@ -196,7 +196,8 @@ class ArchiveState:
             return None
         when = str(release)[:10] if release else "an unknown date"
         owner = f"group {group}"
-        how = f"send 'Authorization: Bearer <token>' with a token of group {group}"
+        # "TOKEN", not "<token>": HTML and XML views drop the latter and leave "Bearer ' with".
+        how = f"send 'Authorization: Bearer TOKEN' with a token of group {group}"
         if token:
             how = f"the token sent does not belong to group {group}"
         return f"obs {dataset['obs_id']} ({did}) is proprietary to {owner} until {when}; {how}"

@@ -1,7 +1,8 @@
 """``GET /whoami``: who the request's token is, so a login box can check a token.
 
 Answers ``{"identity": ..., "groups": [...]}`` (JSON) for a known token, the anonymous
-identity (``null``, no groups) without a token, and HTTP 401 for a token no group has.
+identity (``null``, no groups) without a token, and HTTP 401 for a token no group has
+or an ``Authorization`` header that is neither ``Bearer`` nor HTTP Basic.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ async def whoami_endpoint(request: Request) -> JSONResponse:
     who = identity(state, request.headers)
     groups = sorted(state.policy.groups_for_token(token)) if token else []
     headers = {"Cache-Control": "private, no-store"}
+    if request.headers.get("authorization", "").strip() and token is None:
+        # A credential was sent but cannot be read: say so, rather than answer "anonymous".
+        return JSONResponse(
+            {"error": "the Authorization header is not understood: send 'Bearer' and the "
+             "token, or HTTP Basic with GROUP:TOKEN"}, 401, headers=headers,
+        )  # fmt: skip
     if token and who is None and not groups:
         return JSONResponse(
             {"error": "unknown token: no group of this archive has it"}, 401, headers=headers
