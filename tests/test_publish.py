@@ -485,6 +485,26 @@ def test_provsap_back_and_forth(own, published):
         assert resp.status_code == 200 and marker in resp.text, (fmt, resp.text[:200])
 
 
+def test_provsap_refuses_a_proprietary_run_as_its_files_do(own, published):
+    """A proprietary DL3 run asked FORTH without the group's token (none, or another
+    group's): 403 in the words of its /files, never an empty 200; the group reads it."""
+    run = published["vela_run"]
+
+    def ask(token=None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        params = {"ID": run, "DEPTH": "ALL", "DIRECTION": "FORTH"}
+        return requests.get(f"{own.url}/provsap", params=params, headers=headers, timeout=60)
+
+    files = requests.get(f"{own.url}/files/{requests.utils.quote(run, safe='')}", timeout=30)
+    assert files.status_code == 403 and "proprietary to group vela-team until" in files.text
+    anonymous, other = ask(), ask(CRAB_TOKEN)
+    assert anonymous.status_code == other.status_code == 403, anonymous.text[:300]
+    assert anonymous.text == files.text  # the same words as the run's files
+    assert "is proprietary to group vela-team until 2028-03-31" in other.text
+    assert "token sent does not belong to group vela-team" in other.text
+    assert ask(VELA_TOKEN).status_code == 200
+
+
 @pytest.mark.parametrize(("params", "status", "words"), [
     ({"ID": "ivo://ctanb.archive/products?nothing"}, 404, "no published product"),
     ({}, 400, "ID is missing"),

@@ -88,7 +88,11 @@ class RedoReport:
     rerun : list of str
         The steps that ran again.
     input_sources : dict of str to str
-        Where each input was found (location, cache, data folder, archive).
+        Where each input of the chain's leaves was found (location, cache, data
+        folder, archive).
+    remade : dict of str to str
+        Inputs that an earlier activity of the chain generated: entity id -> the file
+        this redo made again and used (never the original's copy).
     notes : list of str
         Anything else worth knowing.
     """
@@ -104,6 +108,7 @@ class RedoReport:
     input_problems: list[str] = field(default_factory=list)
     rerun: list[str] = field(default_factory=list)
     input_sources: dict[str, str] = field(default_factory=dict)
+    remade: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -131,6 +136,11 @@ class RedoReport:
                               if w == "recorded location" else f"{n} from a {w}"
                               for w, n in counts.items())  # fmt: skip
             lines.append(f"  inputs (checked by sha256): {found}")
+        if self.remade:
+            names = ", ".join(sorted({Path(p).name for p in self.remade.values()}))
+            lines.append(
+                f"  intermediate inputs: {len(self.remade)} re-made by this redo ({names})"
+            )
         lines += [f"  {note}" for note in self.notes]
         lines += [f"  - input: {p}" for p in self.input_problems]
         lines += [
@@ -145,6 +155,7 @@ class _Replayer:
     def __init__(self, graph: ProvenanceGraph, out_dir: Path, locator: InputLocator) -> None:
         self.graph, self.out_dir, self.locator = graph, out_dir, locator
         self.new_paths: dict[str, Path] = {}
+        self.remade: dict[str, str] = {}  # intermediate inputs this redo made again
         self.report_inputs: list[str] = []
         self.rerun: list[str] = []
         self.software: dict[str, tuple[str, str]] = {}
@@ -203,6 +214,8 @@ class _Replayer:
             entity = self.graph.entities.get(rel.entity_id)
             if entity is not None and entity.kind == "file" and entity.location:
                 located = self.input_path(entity)
+                if self.graph.generator_of(entity.id) is not None:
+                    self.remade[entity.id] = str(located)
                 for location in [entity.location, *entity.attributes.get("also_at", [])]:
                     replace[str(location)] = located
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -228,7 +241,13 @@ class _Replayer:
         _check_files(act, step, kwargs, set(replace.values()), set(outputs.values()))
         target: Any = step.function
         if step.is_method:
-            config = _decoded(act, "configuration", act.config, models) if act.config else None
+            # A configuration names files too (a map-dataset's exclusion mask): the redo's
+            # own re-made or located copies, never the files at the recorded locations.
+            config = (
+                _decoded(act, "configuration", _substitute(act.config, replace), models)
+                if act.config
+                else None
+            )
             owner = step.owner()
             try:
                 instance = owner(config) if config is not None else owner()
@@ -299,10 +318,15 @@ def _recorded_wrapper(step: Any) -> Any:
 
 
 def _substitute(value: Any, mapping: dict[str, Path]) -> Any:
+    if isinstance(value, dict):
+        return {key: _substitute(item, mapping) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(_substitute(item, mapping) for item in value)
     if isinstance(value, str | Path):
-        key = str(Path(value).resolve()) if str(value) else ""
+        try:
+            key = str(Path(value).resolve()) if str(value) else ""
+        except (OSError, ValueError):  # not a path (a crafted record): left as it is
+            return value
         if key in mapping:
             return type(value)(mapping[key]) if isinstance(value, Path) else str(mapping[key])
     return value
@@ -363,6 +387,7 @@ def redo(product: str | Path, out_dir: str | Path, *, archive: Any = None) -> Re
         input_problems=replayer.report_inputs,
         software_changes=replayer.software,
         input_sources=dict(replayer.locator.sources),
+        remade=dict(replayer.remade),
         notes=[f"record not authenticated: {found.unauthenticated}"]
         if found.unauthenticated
         else [f"record signed by {found.signed_by}"],

@@ -7,11 +7,12 @@ entity/activity id of a published record; may repeat), ``DEPTH`` (an integer or
 ``AGENTS`` (``true``/``false``), ``RESPONSEFORMAT`` (``PROV-JSON``, ``PROV-XML``,
 ``PROV-N`` or ``SVG``).
 
-Rights: a proprietary product named by ``ID`` (or an activity or generated entity of
-its record) answers 403 with the same message as its files; products found by walking
-FORTH from a dataset, or from an input file given by its entity id, are left out when the
-request may not read them, without being named (the dataset's DID and its file's entity
-id answer alike). An ID no published record knows answers 404 naming it.
+Rights: an ``ID`` the request may not read -- a proprietary product or DL3 dataset, an
+activity or generated entity of a proprietary product's record, or the entity id of a
+proprietary dataset's file -- answers 403 with the same message as its DataLink and files
+(:meth:`ArchiveState.refusal`); products found by walking FORTH from a readable dataset,
+or from a readable input file given by its entity id, are left out when the request may
+not read them, without being named. An ID no published record knows answers 404 naming it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..db import ACCESS_URL_BASE
-from ..publish import CURATION_TABLE, PRODUCT_INPUTS_TABLE
+from ..publish import CURATION_TABLE, PRODUCT_INPUTS_TABLE, _recorded_did
 from .params import ServiceFault, read_params
 from .state import ArchiveState, bearer_token
 
@@ -161,6 +162,15 @@ def _only_used(prov_json: str, ident: str) -> bool:
     return ident in graph.entities and graph.generator_of(ident) is None
 
 
+def _refuse_unreadable(state: ArchiveState, did: str, ident: str, token: str | None) -> None:
+    """403, in DataLink's and the files' words, when dataset or product *did* (what *ident*
+    names) is one the request may not read: its provenance is as closed as its bytes."""
+    dataset = state.dataset(did)
+    reason = state.refusal(did, dataset, token) if dataset else None
+    if reason is not None:
+        raise ServiceFault(reason, 403, plain=True)
+
+
 def provenance_answer(
     state: ArchiveState, ids: list[str], *, depth: int | None, direction: str, agents: bool,
     fmt: str, token: str | None,
@@ -172,6 +182,7 @@ def provenance_answer(
     graph = ProvenanceGraph()
     starts: set[str] = set()
     for ident in ids:
+        _refuse_unreadable(state, ident, ident, token)
         rows, what = _products_of(conn, ident)
         if not rows:
             raise ServiceFault(
@@ -185,6 +196,12 @@ def provenance_answer(
                 readable.append((did, entity_id, prov_json))
             elif what == "product" or (what == "record" and not _only_used(prov_json, ident)):
                 raise ServiceFault(reason, 403, plain=True)
+            if what == "record":
+                # The file of a dataset, named by its entity id: refused as its DID is.
+                entity = _parsed(prov_json).entities.get(ident)
+                recorded = _recorded_did(entity) if entity is not None else None
+                if recorded:
+                    _refuse_unreadable(state, recorded, ident, token)
             # else: a dataset, or an input file, that a proprietary analysis used: that
             # analysis is left out (as walking FORTH from the dataset leaves it out),
             # without naming it.
@@ -200,8 +217,6 @@ def provenance_answer(
             elif what == "record":
                 starts.add(ident)
             else:
-                from ..publish import _recorded_did
-
                 starts |= {e.id for e in part.entities.values() if _recorded_did(e) == ident}
     sub = _walk(graph, starts, depth, direction)
     kind, media = FORMATS[fmt]
