@@ -365,7 +365,8 @@ def tmoc_from_string(text: str) -> TimeMOC:
         raise TimeCoverageError(f"{NOT_A_TMOC} (e.g. 't35/1-4 36/11'): {text[:60]!r}") from None
     if not marked and not tmoc.empty():
         ranges = np.asarray(tmoc.to_depth61_ranges, dtype=np.uint64).reshape(-1, 2)
-        lo, hi = mjd_to_tcb_microseconds(np.array(MJD_RANGE))[0]
+        # 1900 and 2100 to a minute (TT, not TCB: astropy would warn of 2100's leap seconds)
+        lo, hi = (np.uint64((mjd + 2_400_000.5) * _DAY_US) for mjd in MJD_RANGE)
         if not np.any((ranges[:, 0] < hi) & (ranges[:, 1] > lo)):
             raise space
     return tmoc

@@ -128,7 +128,12 @@ def intervals_from_text(text: str) -> np.ndarray:
                 "an MJD number (read as TT): give both times the same way"
             )
         for word in words:
-            if _is_number(word) and not gti.MJD_RANGE[0] <= float(word) <= gti.MJD_RANGE[1]:
+            number = float(word) if _is_number(word) else None
+            if (
+                number is not None
+                and np.isfinite(number)
+                and not (gti.MJD_RANGE[0] <= number <= gti.MJD_RANGE[1])
+            ):
                 # a text box: astropy Time objects cannot be typed here
                 raise TimeCoverageError(
                     f"time interval {i}: {word} is not an MJD (expected days between "
