@@ -221,6 +221,7 @@ _word = st.one_of(
 )
 
 
+@pytest.mark.filterwarnings("ignore::erfa.ErfaWarning")  # leap seconds after today
 @settings(max_examples=150, deadline=None)
 @given(t=st.booleans(), words=st.lists(_word, min_size=1, max_size=5))
 def test_crafted_ascii_mocs_are_read_or_refused_by_name(t, words):
@@ -239,6 +240,7 @@ def test_crafted_ascii_mocs_are_read_or_refused_by_name(t, words):
         assert np.any((ranges[:, 0] < hi) & (ranges[:, 1] > lo))
 
 
+@pytest.mark.filterwarnings("ignore::erfa.ErfaWarning")
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.tuples(st.floats(15021, 88000), st.floats(1e-6, 30)), min_size=1, max_size=20),
