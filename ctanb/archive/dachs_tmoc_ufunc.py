@@ -19,12 +19,19 @@ from gavo.adql import nodes
 
 _DAY_US = 86_400_000_000
 _MAX_ORDER = 61
+_MJD_RANGE = (15020.0, 88069.0)  # ctanb.archive.gti.MJD_RANGE (1900 to 2100)
 
 
 def _moc_ranges(text):
     """(start_us, stop_us) ranges of TCB microseconds since JD 0 of a MOC 2.0 ASCII TMOC."""
     body = str(text).strip()
-    if body[:1].lower() == "t":
+    # as ctanb.archive.gti.tmoc_from_string: without the 't' (mocpy's form), a cell beyond
+    # the time order's last one or no time between 1900 and 2100 is a space MOC
+    space = adql.UfuncError(
+        f"{body[:40]!r} is a space MOC (order/cells without 't'): give a time MOC such as 't61/...'"
+    )
+    marked = body[:1].lower() == "t"
+    if marked:
         body = body[1:]
     order, ranges = None, []
     for word in body.replace(",", " ").split():
@@ -45,6 +52,17 @@ def _moc_ranges(text):
         lo, _, hi = word.partition("-")
         if not lo.isdigit() or (hi and not hi.isdigit()):
             raise adql.UfuncError(f"not a time MOC in the MOC 2.0 ASCII form: {text[:60]!r}")
+        if int(hi or lo) >= 2 ** (order + 1):
+            if not marked:
+                raise space
+            raise adql.UfuncError(
+                f"time MOC cell {word} is out of range for order {order}: its cells are 0 to"
+                f" {2 ** (order + 1) - 1}"
+            )
+        if int(hi or lo) < int(lo):
+            raise adql.UfuncError(
+                f"time MOC range {word} is reversed: its first cell is after its last"
+            )
         shift = 2 ** (_MAX_ORDER - order)
         ranges.append((int(lo) * shift, (int(hi or lo) + 1) * shift))
     ranges.sort()
@@ -54,6 +72,9 @@ def _moc_ranges(text):
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])
+    first, last = (int((mjd + 2_400_000.5) * _DAY_US) for mjd in _MJD_RANGE)
+    if not marked and merged and not any(a < last and b > first for a, b in merged):
+        raise space
     return merged
 
 

@@ -66,7 +66,15 @@ _SECONDS_PER_DAY = 86400.0
 
 
 # GTI and time MOC files: ctanb.archive.gti_files (re-exported here)
-from .gti_files import _gti_extension, _is_fits, gti_mjd, read_gti, read_tmoc  # noqa: E402
+from .gti_files import (  # noqa: E402
+    _gti_extension,
+    _is_fits,
+    check_file,
+    gti_mjd,
+    open_fits_quietly,
+    read_gti,
+    read_tmoc,
+)
 
 
 # ------------------------------------------------------------------------ intervals
@@ -95,7 +103,8 @@ def _as_time(value: Any, what: str) -> Time:
         unit = str(getattr(value, "unit", "") or "")
         if unit and unit not in ("d", "day"):
             raise TimeCoverageError(
-                f"{what} is a quantity in {unit}: give times as astropy Time or MJD numbers"
+                f"{what} {arr[0]:g} {unit} is a duration, not a time: give times as "
+                "astropy Time objects or MJD numbers (TT)"
             )
         outside = arr[(arr < MJD_RANGE[0]) | (arr > MJD_RANGE[1]) | ~np.isfinite(arr)]
         if outside.size:
@@ -111,6 +120,14 @@ def _as_time(value: Any, what: str) -> Time:
             "time line: give times in UTC, TT, TAI, TDB or TCB"
         )
     return t
+
+
+def _missing(value: Any) -> np.ndarray:
+    """Which entries of *value* are masked (a masked Time, MaskedColumn or masked array)."""
+    mask = getattr(value, "mask", None)
+    if mask is None or mask is np.ma.nomask:
+        return np.zeros(np.shape(np.atleast_1d(getattr(value, "value", value))), dtype=bool)
+    return np.atleast_1d(np.asarray(mask, dtype=bool))
 
 
 def check_intervals(start: Any, stop: Any) -> np.ndarray:
@@ -129,6 +146,14 @@ def check_intervals(start: Any, stop: Any) -> np.ndarray:
         converted to TT, or an interval stops before (or when) it starts; the
         message names the interval by its position.
     """
+    missing = np.union1d(np.flatnonzero(_missing(start)), np.flatnonzero(_missing(stop)))
+    if len(missing):
+        rows = ", ".join(str(int(i)) for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise TimeCoverageError(
+            f"time interval{'s' if len(missing) > 1 else ''} {rows} "
+            f"{'have' if len(missing) > 1 else 'has'} a missing (blank) start or stop time: "
+            "fill them in or remove those rows"
+        )
     t0 = _as_time(start, "start time")
     t1 = _as_time(stop, "stop time")
     a = np.atleast_1d(t0.tt.mjd).astype(float)
@@ -290,19 +315,46 @@ def tmoc_to_string(tmoc: TimeMOC) -> str:
     return tmoc.to_string(format="ascii").strip()
 
 
+#: Start of the message of :func:`tmoc_from_string` for a text that is not a MOC at all
+#: (it quotes the text: a file reader replaces it by its own).
+NOT_A_TMOC = "not a time MOC in the MOC 2.0 ASCII form"
+
+
 def tmoc_from_string(text: str) -> TimeMOC:
-    """Parse a MOC 2.0 ASCII time MOC; TimeCoverageError names what is wrong."""
+    """Parse a MOC 2.0 ASCII time MOC; TimeCoverageError names what is wrong.
+
+    MOC 2.0 starts a time MOC with ``t`` (``t61/...``); mocpy writes (and reads) it
+    without, so both are taken. Without the ``t``, a text with a cell beyond the
+    time order's last one, or covering no time between 1900 and 2100, is a space MOC
+    given by mistake (``3/1-5``) and is named so. An order out of 0..61, a cell
+    beyond the order's last one and a reversed range are each named.
+    """
     from mocpy import TimeMOC
 
     body = str(text).strip()
-    if body.lower().startswith("t"):
+    space = TimeCoverageError(
+        f"{body[:40]!r} is a space MOC (order/cells without 't'): give a time MOC such as 't61/...'"
+    )
+    marked = body.lower().startswith("t")
+    if marked:
         body = body[1:]
     try:
+        order = None
         for word in body.replace(",", " ").split():
             if "/" in word:
-                _check_order(int(word.split("/")[0]))
+                order = _check_order(int(word.split("/")[0]))
             cells = word.split("/")[-1]
-            if "-" in cells and int(cells.split("-")[0]) > int(cells.split("-")[1]):
+            if not cells:
+                continue
+            lo, _, hi = cells.partition("-")
+            if order is not None and max(int(lo), int(hi or lo)) >= 2 ** (order + 1):
+                if not marked:
+                    raise space
+                raise TimeCoverageError(
+                    f"time MOC cell {cells} is out of range for order {order}: its cells "
+                    f"are 0 to {2 ** (order + 1) - 1}"
+                )
+            if hi and int(lo) > int(hi):
                 raise TimeCoverageError(
                     f"time MOC range {cells} is reversed: its first cell is after its last"
                 )
@@ -310,9 +362,13 @@ def tmoc_from_string(text: str) -> TimeMOC:
     except TimeCoverageError:
         raise
     except Exception:  # mocpy raises ValueError or a Rust panic exception
-        raise TimeCoverageError(
-            f"not a time MOC in the MOC 2.0 ASCII form (e.g. 't35/1-4 36/11'): {text[:60]!r}"
-        ) from None
+        raise TimeCoverageError(f"{NOT_A_TMOC} (e.g. 't35/1-4 36/11'): {text[:60]!r}") from None
+    if not marked and not tmoc.empty():
+        ranges = np.asarray(tmoc.to_depth61_ranges, dtype=np.uint64).reshape(-1, 2)
+        # 1900 and 2100 to a minute (TT, not TCB: astropy would warn of 2100's leap seconds)
+        lo, hi = (np.uint64((mjd + 2_400_000.5) * _DAY_US) for mjd in MJD_RANGE)
+        if not np.any((ranges[:, 0] < hi) & (ranges[:, 1] > lo)):
+            raise space
     return tmoc
 
 
@@ -377,11 +433,11 @@ def as_intervals(during: Any) -> np.ndarray:
         raise TimeCoverageError("each interval must be a (start, stop) pair") from None
     if any(isinstance(s, str) for s in starts + stops):
         starts, stops = _iso_pairs(starts, stops)
-    if any(isinstance(s, Time) for s in starts + stops):
-        return check_intervals(
-            Time([_as_time(s, "start time") for s in starts]),
-            Time([_as_time(s, "stop time") for s in stops]),
-        )
+    if any(isinstance(s, Time) or hasattr(s, "unit") for s in starts + stops):
+        # a Quantity in days is an MJD; in seconds (or any other unit) a duration
+        one = [_as_time(s, "start time") for s in starts], [_as_time(s, "stop time") for s in stops]
+        one = tuple([t.reshape(()) if t.shape == (1,) else t for t in ts] for ts in one)
+        return check_intervals(Time(one[0]), Time(one[1]))
     return check_intervals(np.asarray(starts, dtype=float), np.asarray(stops, dtype=float))
 
 
@@ -416,18 +472,16 @@ def _iso_pairs(starts: tuple, stops: tuple) -> tuple[tuple, tuple]:
 
 def _file_intervals(path: Path) -> np.ndarray:
     """Intervals of a file: the GTIs of an observation file, else a time MOC."""
-    if not path.is_file():
-        raise TimeCoverageError(f"{path}: no such file")
+    check_file(path)
     if _is_fits(path):
-        from astropy.io import fits
-
-        try:
-            with fits.open(path, memmap=False) as hdul:
-                names = [h.name for h in hdul]
-                moc = any(str(h.header.get("MOCDIM", "")).upper() == "TIME" or
-                          "TORDER" in h.header or "MOCORD_T" in h.header for h in hdul[1:])  # fmt: skip
-        except Exception as exc:  # a damaged FITS file
-            raise TimeCoverageError(f"{path}: cannot read FITS: {exc}") from None
+        names, headers = open_fits_quietly(path)
+        dims = {str(h.get("MOCDIM", "")).upper() for h in headers[1:]} - {""}
+        if dims - {"TIME"} or any("MOCORD_S" in h for h in headers[1:]):
+            raise TimeCoverageError(
+                f"{path}: a {' and '.join(sorted(dims)).lower() or 'space'} MOC, not a time "
+                "MOC: give a time MOC (MOCDIM = 'TIME') or an observation file with a GTI table"
+            )
+        moc = any("TIME" in dims or "TORDER" in h or "MOCORD_T" in h for h in headers[1:])
         if _gti_extension(names, "GTI") and not moc:
             return gti_mjd(path)
         if not moc:

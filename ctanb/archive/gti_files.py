@@ -6,6 +6,7 @@ and :func:`read_tmoc`.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from astropy.time import Time
     from mocpy import TimeMOC
 
-__all__ = ["gti_mjd", "read_gti", "read_tmoc"]
+__all__ = ["MAX_TMOC_FILE_BYTES", "gti_mjd", "read_gti", "read_tmoc"]
+
+#: Largest time MOC file read (checked before reading): 16 MB holds far more than the
+#: :data:`ctanb.client.during.MAX_INTERVALS` a search takes, while a bigger file would
+#: take minutes and gigabytes to parse before being refused.
+MAX_TMOC_FILE_BYTES = 16_000_000
 
 _UNIT_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "d": 86400.0,
                  "day": 86400.0, "days": 86400.0, "ms": 1e-3, "us": 1e-6}  # fmt: skip
@@ -153,15 +159,25 @@ def read_tmoc(path: str | Path) -> TimeMOC:
     """
     from mocpy import TimeMOC
 
-    from .gti import tmoc_from_string  # ctanb.archive.gti imports this module: not at the top
+    from .gti import (
+        NOT_A_TMOC,
+        tmoc_from_string,
+    )  # ctanb.archive.gti imports this module: not at the top
 
     path = Path(path)
-    if not path.is_file():
-        raise TimeCoverageError(f"{path}: no such time MOC file")
+    check_file(path, "time MOC file")
+    size = path.stat().st_size
+    if size > MAX_TMOC_FILE_BYTES:  # before reading: a huge file would take minutes and GBs
+        raise TimeCoverageError(
+            f"{path}: {size / 1e6:.1f} MB, too large for a time MOC file (the limit is "
+            f"{MAX_TMOC_FILE_BYTES // 1_000_000} MB): give fewer intervals or a coarser order"
+        )
     if _is_fits(path):
         _check_fits_order(path)
         try:
-            return TimeMOC.from_fits(str(path))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return TimeMOC.from_fits(str(path))
         except Exception as exc:  # mocpy: ValueError, KeyError, or a Rust panic
             raise TimeCoverageError(f"{path}: not a readable time MOC FITS file ({exc})") from None
     try:
@@ -171,12 +187,43 @@ def read_tmoc(path: str | Path) -> TimeMOC:
     try:
         return tmoc_from_string(text)
     except TimeCoverageError as exc:
-        if "order" in str(exc):  # a MOC, with an order out of range: say so
-            raise TimeCoverageError(f"{path}: {exc}") from None
-        # the message of tmoc_from_string quotes the text: not the content of a file
-        raise TimeCoverageError(
-            f"{path}: neither a FITS nor an ASCII time MOC (MOC 2.0) file"
-        ) from None
+        if str(exc).startswith(NOT_A_TMOC):
+            # that message quotes the text: not the content of a file
+            raise TimeCoverageError(
+                f"{path}: neither a FITS nor an ASCII time MOC (MOC 2.0) file"
+            ) from None
+        raise TimeCoverageError(f"{path}: {exc}") from None
+
+
+def check_file(path: Path, what: str = "file") -> None:
+    """Refuse a missing *path* or a folder, in the user's words."""
+    if path.is_dir():
+        raise TimeCoverageError(f"{path}: is a folder, not a {what}")
+    if not path.is_file():
+        raise TimeCoverageError(f"{path}: no such {what}")
+
+
+def open_fits_quietly(path: Path) -> tuple[list[str], list]:
+    """The extension names and headers of a FITS file; a truncated one is named so.
+
+    astropy only warns (on stderr) about a truncated file and then lists fewer
+    extensions: the warnings are caught here and turned into one clear error.
+    """
+    from astropy.io import fits
+
+    damaged = f"{path}: the FITS file is truncated or damaged"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with fits.open(path, memmap=False) as hdul:
+                headers = [h.header for h in hdul]
+        except Exception as exc:  # astropy raises many types for a broken file
+            raise TimeCoverageError(f"{damaged} ({exc or type(exc).__name__})") from None
+    if any("corrupted" in str(w.message) or "truncated" in str(w.message) for w in caught):
+        raise TimeCoverageError(damaged)
+    names = [str(h.get("EXTNAME", "") or ("PRIMARY" if i == 0 else f"HDU {i} (no name)"))
+             for i, h in enumerate(headers)]  # fmt: skip
+    return names, headers
 
 
 def _check_fits_order(path: Path) -> None:
@@ -194,10 +241,12 @@ def _check_fits_order(path: Path) -> None:
         for key in ("MOCORD_T", "TORDER", "MOCORDER"):
             if key in header:
                 try:
-                    gti._check_order(int(header[key]))
-                except (TypeError, ValueError):
-                    gti._check_order(header[key])
-                except TimeCoverageError as exc:
+                    try:
+                        order = int(header[key])
+                    except (TypeError, ValueError):
+                        order = header[key]
+                    gti._check_order(order)
+                except TimeCoverageError as exc:  # a ValueError too: caught first
                     raise TimeCoverageError(f"{path}: {key}={header[key]}: {exc}") from None
 
 

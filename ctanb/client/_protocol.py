@@ -86,18 +86,26 @@ def server_message(body: bytes | str | None) -> str:
     if text.startswith("{"):
         found = _json_message(text)
         if found:
-            return found
+            return _without_internals(found)
     elif text.startswith("<") and "QUERY_STATUS" in text and len(text) <= _MAX_PARSED:
         found = _votable_status(text)
         if found is not None:
-            return found
+            return _without_internals(found)
     if text.startswith("<"):
         text = re.sub(r"<(script|style)\b.*?</\1\s*>", " ", text, flags=re.S | re.I)
         text = re.sub(r"<[^>]+>", " ", text)
         import html
 
         text = html.unescape(text)
-    return " ".join(text.split())[:_MAX_TEXT]
+    return " ".join(_without_internals(text).split())[:_MAX_TEXT]
+
+
+def _without_internals(text: str) -> str:
+    """*text* without a database's internals: DaCHS's ``Field query: `` prefix and the
+    PostgreSQL ``CONTEXT:`` lines (which PL/pgSQL function raised, at which line)."""
+    text = re.sub(r"^\s*Field query:\s*", "", text)
+    text = re.split(r"\s*\bCONTEXT:\s", text, maxsplit=1)[0]
+    return text.strip()
 
 
 def _json_message(text: str) -> str:

@@ -110,8 +110,7 @@ def intervals_from_text(text: str) -> np.ndarray:
     path = Path(text).expanduser()
     looks_like_path = "/" in text or re.search(r"\.(fits|fit|gz|txt|moc|ascii)$", text, re.I)
     if looks_like_path and ";" not in text:
-        if not path.is_file():
-            raise TimeCoverageError(f"{text}: no such file")
+        gti.check_file(path)
         return _checked_size(gti.as_intervals(path))
     starts, stops = [], []
     for i, chunk in enumerate(c for c in re.split(r"[;\n]", text) if c.strip()):
@@ -128,6 +127,20 @@ def intervals_from_text(text: str) -> np.ndarray:
                 f"time interval {i} ({chunk.strip()!r}) mixes an ISO time (read as UTC) and "
                 "an MJD number (read as TT): give both times the same way"
             )
+        for word in words:
+            number = float(word) if _is_number(word) else None
+            if (
+                number is not None
+                and np.isfinite(number)
+                and not (gti.MJD_RANGE[0] <= number <= gti.MJD_RANGE[1])
+            ):
+                # a text box: astropy Time objects cannot be typed here
+                raise TimeCoverageError(
+                    f"time interval {i}: {word} is not an MJD (expected days between "
+                    f"{gti.MJD_RANGE[0]:g} = 1900 and {gti.MJD_RANGE[1]:g} = 2100): mission "
+                    "seconds or a JD? Type ISO dates such as 2006-07-29T21:00 (UTC) or MJD "
+                    "numbers (TT)"
+                )
         starts.append(_time_word(words[0], f"time interval {i}"))
         stops.append(_time_word(words[1], f"time interval {i}"))
         if not stops[-1] > starts[-1]:

@@ -66,7 +66,7 @@ def pyvo_errors(url: str, adql: str | None) -> Iterator[None]:
     try:
         yield
     except DALQueryError as exc:
-        message = str(exc.reason or exc)
+        message = server_message(str(exc.reason or exc)) or str(exc)
         raise QueryError(message, query=adql, position=query_position(message)) from exc
     except DALFormatError as exc:
         raise ServiceError(
@@ -342,7 +342,7 @@ class AsyncQuery:
         phase = self.wait(callback=callback, timeout=timeout)
         if phase == Phase.ERROR:
             with pyvo_errors(self.url, self.adql):
-                message = str(self.job.job.errorsummary.message.content or "").strip()
+                message = server_message(str(self.job.job.errorsummary.message.content or ""))
             message = message or "the job ended in ERROR"
             self._record(None, phase, message)
             raise QueryError(message, query=self.adql, position=query_position(message))

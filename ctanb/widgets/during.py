@@ -40,8 +40,11 @@ class DuringInput(w.HBox):
     def __init__(self, **kwargs: Any) -> None:
         self.text_box = w.Text(
             description="During",
-            placeholder="TMOC/GTI file, or start stop; start stop (UTC ISO or MJD)",
-            tooltip="Keep datasets observed during these times (simultaneity search)",
+            placeholder="TMOC/GTI file, or start stop; start stop (ISO in UTC, or MJD in TT)",
+            tooltip=(
+                "Keep datasets observed during these times (simultaneity search): "
+                "ISO times are UTC, MJD numbers are TT"
+            ),
             continuous_update=False,
             layout=w.Layout(width="690px"),
             style={"description_width": "70px"},
