@@ -312,3 +312,33 @@ def test_an_unreadable_t_intervals_falls_back_to_the_run_bounds(archive_db, tmp_
     moc = coverage_read.visible_coverage(conn, AccessPolicy.demo(), None, kind="time")
     assert moc.contains(Time([(t0 + t1) / 2], format="mjd", scale="tt"))[0]
     conn.close()
+
+
+# --- a wrong token is refused, not read as anonymous (trial 7) -----------------------------------
+def test_a_wrong_token_is_refused_once_checked_not_treated_as_anonymous(archive_url, monkeypatch):
+    """The archive answers public data to a token it does not know (as to no token); the
+    client asks /whoami before the first request with a token and says the token is wrong."""
+    words = f"the archive at {archive_url} does not know this token (typo? expired?)"
+    asked: list[str] = []
+    with ctanb.connect(archive_url, token="demo-token-vla", record_history=False,
+                       progress=False) as typo:  # fmt: skip
+        typo.session.hooks["response"].append(lambda r, *a, **k: asked.append(r.url))
+        with pytest.raises(ctanb.AuthError) as info:
+            typo.coverage(kind="space")
+        assert str(info.value) == words
+        with pytest.raises(ctanb.AuthError, match=r"does not know this token \(typo"):
+            typo.search(collection="CTAO-SIM")
+        # One check for this archive and token, kept: no data request went out.
+        assert [u.rsplit("/", 1)[-1] for u in asked] == ["whoami"]
+        # The right token on the same archive works; back to the wrong one: refused again.
+        typo.set_token("demo-token-vela")
+        assert len(typo.search(collection="CTAO-SIM", proposal_id="CTAO-2026A-001")) > 0
+        assert not typo.coverage(collection="CTAO-SIM", kind="time").empty()
+        typo.set_token("demo-token-vla")
+        with pytest.raises(ctanb.AuthError, match="does not know this token"):
+            typo.coverage(kind="time")
+    # group:token (HTTP Basic) and CTANB_TOKEN go through the same check.
+    monkeypatch.setenv("CTANB_TOKEN", "vela-team:not-a-token")
+    with ctanb.connect(archive_url, record_history=False, progress=False) as env:
+        with pytest.raises(ctanb.AuthError, match="does not know this token"):
+            env.search(collection="CTAO-SIM")
