@@ -213,6 +213,9 @@ def test_served_as_fits_and_ascii_and_linked_by_datalink(archive_url, anonymous,
             ["unknown parameter 'rights'", "kind, collection, level, order, format"],
         ),
         ({"colection": "HESS-DL3-DR1"}, ["unknown parameter 'colection'"]),
+        # Which of two values would count is a guess: refused (it used to be the last).
+        ({"kind": ["time", "space"]}, ["parameter kind is given 2 times", "give kind once"]),
+        ({"KIND": "time", "kind": "space"}, ["give kind once"]),
     ],
 )
 def test_bad_coverage_requests_are_clear_400s(archive_url, params, words):
@@ -221,6 +224,22 @@ def test_bad_coverage_requests_are_clear_400s(archive_url, params, words):
     assert "Traceback" not in resp.text
     for word in words:
         assert word in resp.text.replace("&#x27;", "'").replace("&apos;", "'")
+
+
+def test_a_huge_value_is_not_echoed_in_full(archive_url):
+    """A 100,000-character collection (or parameter name) is named, cut, in a short answer."""
+    huge = "X" * 100_000
+    for params, words in [
+        ({"kind": "time", "collection": huge}, "no collection 'XXXX"),
+        ({"kind": huge}, "unknown coverage kind 'XXXX"),
+        ({huge: "1"}, "unknown parameter 'xxxx"),
+    ]:
+        # POST: a 100,000-character URL is more than HTTP libraries send.
+        resp = httpx.post(f"{archive_url}/coverage", data=params, timeout=60)
+        assert resp.status_code == 400
+        text = resp.text.replace("&#x27;", "'").replace("&apos;", "'")
+        assert words in text and "...' (100000 characters)" in text
+        assert len(resp.text) < 3000, len(resp.text)
 
 
 def test_client_checks_bad_input_before_asking(anonymous):
