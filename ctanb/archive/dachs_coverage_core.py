@@ -26,9 +26,11 @@ _BITS = {"space": 2, "time": 1}
 _INDEX = {}  # path -> (mtime, parsed index)
 #: The parameters of the service (the embedded /coverage's, coverage_api.PARAMETERS).
 PARAMETERS = ("kind", "collection", "level", "order", "format", "RESPONSEFORMAT", "RUNID")
-#: Parameters DaCHS itself sends or reads on an ``api`` service, accepted and not named
-#: in messages: its HTML forms' bookkeeping (gavo.web.grend._IGNORED_KEYS) and DALI's
-#: MAXREC (MAXREC=0 answers the service's metadata).
+#: Parameters DaCHS itself adds or reads on an ``api`` service, accepted and not named
+#: in messages: its HTML forms' bookkeeping (gavo.web.grend._IGNORED_KEYS), DALI's MAXREC
+#: (MAXREC=0 answers the service's metadata). DaCHS also adds ``upload`` (the DALI
+#: uploads, gavo.protocols.dali.mangleUploads), empty without one: a name without
+#: values is DaCHS's, never the caller's.
 DACHS_PARAMETERS = ("__nevow_form__", "_charset_", "submit", "nextURL", "MAXREC")
 
 
@@ -54,7 +56,8 @@ def check_names(raw):
     """
     known = {name.upper(): name for name in PARAMETERS}
     own = {name.upper() for name in DACHS_PARAMETERS}
-    unknown = sorted(n for n in raw if n.upper() not in known and n.upper() not in own)
+    unknown = sorted(n for n, values in raw.items()
+                     if n.upper() not in known and n.upper() not in own and values)  # fmt: skip
     if unknown:
         names = ", ".join(shown(n.lower()) for n in unknown)
         raise CoverageRequestError(
