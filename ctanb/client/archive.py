@@ -185,6 +185,14 @@ class Archive:
         ----------
         token : str or None
             A bare token (sent as ``Bearer``) or ``group:token`` (HTTP Basic).
+
+        Notes
+        -----
+        The first request with the token asks the archive's ``/whoami`` (once per
+        archive and token): a token it does not know makes that request, and every
+        later one, raise :class:`~ctanb.AuthError` ("the archive at URL does not know
+        this token (typo? expired?)") instead of reading public data as if no token
+        were given. Archives without ``/whoami`` (DaCHS) are not asked.
         """
         if token:
             # One check per archive and token (:meth:`_check_token`), kept across set_token calls.
