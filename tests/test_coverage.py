@@ -213,6 +213,9 @@ def test_served_as_fits_and_ascii_and_linked_by_datalink(archive_url, anonymous,
             ["unknown parameter 'rights'", "kind, collection, level, order, format"],
         ),
         ({"colection": "HESS-DL3-DR1"}, ["unknown parameter 'colection'"]),
+        # Which of two values would count is a guess: refused (it used to be the last).
+        ({"kind": ["time", "space"]}, ["parameter kind is given 2 times", "give kind once"]),
+        ({"KIND": "time", "kind": "space"}, ["give kind once"]),
     ],
 )
 def test_bad_coverage_requests_are_clear_400s(archive_url, params, words):
@@ -221,6 +224,22 @@ def test_bad_coverage_requests_are_clear_400s(archive_url, params, words):
     assert "Traceback" not in resp.text
     for word in words:
         assert word in resp.text.replace("&#x27;", "'").replace("&apos;", "'")
+
+
+def test_a_huge_value_is_not_echoed_in_full(archive_url):
+    """A 100,000-character collection (or parameter name) is named, cut, in a short answer."""
+    huge = "X" * 100_000
+    for params, words in [
+        ({"kind": "time", "collection": huge}, "no collection 'XXXX"),
+        ({"kind": huge}, "unknown coverage kind 'XXXX"),
+        ({huge: "1"}, "unknown parameter 'xxxx"),
+    ]:
+        # POST: a 100,000-character URL is more than HTTP libraries send.
+        resp = httpx.post(f"{archive_url}/coverage", data=params, timeout=60)
+        assert resp.status_code == 400
+        text = resp.text.replace("&#x27;", "'").replace("&apos;", "'")
+        assert words in text and "...' (100000 characters)" in text
+        assert len(resp.text) < 3000, len(resp.text)
 
 
 def test_client_checks_bad_input_before_asking(anonymous):
@@ -312,3 +331,33 @@ def test_an_unreadable_t_intervals_falls_back_to_the_run_bounds(archive_db, tmp_
     moc = coverage_read.visible_coverage(conn, AccessPolicy.demo(), None, kind="time")
     assert moc.contains(Time([(t0 + t1) / 2], format="mjd", scale="tt"))[0]
     conn.close()
+
+
+# --- a wrong token is refused, not read as anonymous (trial 7) -----------------------------------
+def test_a_wrong_token_is_refused_once_checked_not_treated_as_anonymous(archive_url, monkeypatch):
+    """The archive answers public data to a token it does not know (as to no token); the
+    client asks /whoami before the first request with a token and says the token is wrong."""
+    words = f"the archive at {archive_url} does not know this token (typo? expired?)"
+    asked: list[str] = []
+    with ctanb.connect(archive_url, token="demo-token-vla", record_history=False,
+                       progress=False) as typo:  # fmt: skip
+        typo.session.hooks["response"].append(lambda r, *a, **k: asked.append(r.url))
+        with pytest.raises(ctanb.AuthError) as info:
+            typo.coverage(kind="space")
+        assert str(info.value) == words
+        with pytest.raises(ctanb.AuthError, match=r"does not know this token \(typo"):
+            typo.search(collection="CTAO-SIM")
+        # One check for this archive and token, kept: no data request went out.
+        assert [u.rsplit("/", 1)[-1] for u in asked] == ["whoami"]
+        # The right token on the same archive works; back to the wrong one: refused again.
+        typo.set_token("demo-token-vela")
+        assert len(typo.search(collection="CTAO-SIM", proposal_id="CTAO-2026A-001")) > 0
+        assert not typo.coverage(collection="CTAO-SIM", kind="time").empty()
+        typo.set_token("demo-token-vla")
+        with pytest.raises(ctanb.AuthError, match="does not know this token"):
+            typo.coverage(kind="time")
+    # group:token (HTTP Basic) and CTANB_TOKEN go through the same check.
+    monkeypatch.setenv("CTANB_TOKEN", "vela-team:not-a-token")
+    with ctanb.connect(archive_url, record_history=False, progress=False) as env:
+        with pytest.raises(ctanb.AuthError, match="does not know this token"):
+            env.search(collection="CTAO-SIM")

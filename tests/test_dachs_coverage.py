@@ -238,6 +238,13 @@ def test_collection_datalink_on_dachs_links_its_coverage(archive_url, dachs):
         ({"collection": "NO-SUCH"}, ["no collection 'NO-SUCH'", "HESS-DL3-DR1"]),
         ({"level": "DL9"}, ["no data level 'DL9'", "DL3"]),
         ({"format": "png"}, ["format 'png' is not supported", "fits or ascii"]),
+        # A misspelt parameter used to answer the whole archive; a repeated one its last value.
+        (
+            {"kind": "time", "colection": "X"},
+            ["unknown parameter 'colection' for /coverage", "kind, collection, level, order"],
+        ),
+        ({"kind": ["time", "space"]}, ["parameter kind is given 2 times", "give kind once"]),
+        ({"collection": "X" * 5000}, ["no collection 'XXX", "...' (5000 characters)"]),
     ],
 )
 def test_bad_coverage_requests_on_dachs_name_the_problem(archive_url, dachs, params, words):
@@ -250,8 +257,20 @@ def test_bad_coverage_requests_on_dachs_name_the_problem(archive_url, dachs, par
     assert "QUERY_STATUS" in text and "Traceback" not in text
     for word in words:
         assert word in text, text[:500]
+    assert len(text) < 5000, text[:500]  # a long value is not echoed in full
     ours = requests.get(f"{archive_url}/coverage", params=params, timeout=60)
     assert ours.status_code == 400
+    for word in words:
+        assert word in html.unescape(ours.text), ours.text[:500]
+
+
+def test_dachs_coverage_accepts_what_dachs_and_dali_clients_add(dachs):
+    """DaCHS's own form fields and DALI's RUNID and MAXREC are no unknown parameters."""
+    params = {"kind": "time", "format": "ascii", "RUNID": "t7", "_charset_": "UTF-8",
+              "__nevow_form__": "genForm", "MAXREC": "10"}  # fmt: skip
+    resp = requests.get(_service(dachs), params=params, timeout=60)
+    assert resp.status_code == 200 and "QUERY_STATUS" not in resp.text, resp.text[:300]
+    assert TimeMOC.from_string(resp.text, format="ascii") == _connect(dachs).coverage(kind="time")
 
 
 def test_the_client_names_bad_collections_on_dachs_as_on_the_embedded_archive(archive_url, dachs):

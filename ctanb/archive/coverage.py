@@ -65,6 +65,7 @@ __all__ = [
     "footprint_moc",
     "moc_class",
     "refresh_coverage",
+    "shown",
 ]
 
 COVERAGE_TABLE = "ctanb.coverage"
@@ -112,11 +113,19 @@ def moc_class(kind: str) -> Any:
     ]
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """*value* as an error message echoes it: its repr, text cut to *limit* characters
+    (a 100,000-character parameter is not sent back in full)."""
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[: limit - 3] + "...") + f" ({len(value)} characters)"
+    return repr(value)
+
+
 def check_kind(kind: Any) -> str:
     """*kind* if it is one of :data:`KINDS`, else a :class:`~ctanb.CoverageError` naming them."""
     if not isinstance(kind, str) or kind.strip().lower() not in KINDS:
         raise CoverageError(
-            f"unknown coverage kind {kind!r}: use one of {', '.join(KINDS)}", field="kind"
+            f"unknown coverage kind {shown(kind)}: use one of {', '.join(KINDS)}", field="kind"
         )
     return kind.strip().lower()
 
@@ -132,7 +141,9 @@ def check_order(kind: str, order: Any, orders: CoverageOrders = ORDERS) -> int |
     try:
         value = int(str(order).strip())
     except ValueError:
-        raise CoverageError(f"MOC order {order!r} is not a whole number", field="order") from None
+        raise CoverageError(
+            f"MOC order {shown(order)} is not a whole number", field="order"
+        ) from None
     kind = check_kind(kind)
     if kind not in ("space", "time"):
         raise CoverageError(

@@ -6,7 +6,15 @@ import sqlite3
 from typing import Any
 
 from .._errors import CoverageError
-from .coverage import COVERAGE_TABLE, Partition, check_kind, check_order, empty_moc, moc_class
+from .coverage import (
+    COVERAGE_TABLE,
+    Partition,
+    check_kind,
+    check_order,
+    empty_moc,
+    moc_class,
+    shown,
+)
 from .db import q
 
 __all__ = ["partitions", "visible_coverage"]
@@ -73,7 +81,7 @@ def visible_coverage(
         if collection.strip().lower() not in names:
             known = ", ".join(sorted(set(names.values()))) or "none yet"
             raise CoverageError(
-                f"no collection {collection!r} in this archive (collections: {known})",
+                f"no collection {shown(collection)} in this archive (collections: {known})",
                 field="collection",
             )
         collection = names[collection.strip().lower()]
@@ -81,7 +89,7 @@ def visible_coverage(
         levels = {p.level.upper(): p.level for p, _ in parts}
         if str(level).strip().upper() not in levels:
             raise CoverageError(
-                f"no data level {level!r} in this archive (levels: {', '.join(sorted(levels))})",
+                f"no data level {shown(level)} in this archive (levels: {', '.join(sorted(levels))})",
                 field="level",
             )
         level = levels[str(level).strip().upper()]

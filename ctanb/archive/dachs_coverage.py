@@ -121,7 +121,8 @@ def render_cov_rd() -> str:
 					if user and not creds.hasCredentials(user, queryMeta["password"], None):
 						user = None
 					try:
-						return coverage.answer(where, user, args)
+						return coverage.answer(where, user, args,
+							dict(getattr(inputTable, "rawArgs", None) or {{}}))
 					except coverage.CoverageRequestError as exc:
 						raise base.ReportableError(str(exc))
 				</code>

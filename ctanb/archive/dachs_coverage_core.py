@@ -24,6 +24,14 @@ _ALIASES = {"application/fits": "fits", "text/plain": "ascii", "txt": "ascii", "
 _DEPTH = {"space": 29, "time": 61}
 _BITS = {"space": 2, "time": 1}
 _INDEX = {}  # path -> (mtime, parsed index)
+#: The parameters of the service (the embedded /coverage's, coverage_api.PARAMETERS).
+PARAMETERS = ("kind", "collection", "level", "order", "format", "RESPONSEFORMAT", "RUNID")
+#: Parameters DaCHS itself adds or reads on an ``api`` service, accepted and not named
+#: in messages: its HTML forms' bookkeeping (gavo.web.grend._IGNORED_KEYS), DALI's MAXREC
+#: (MAXREC=0 answers the service's metadata). DaCHS also adds ``upload`` (the DALI
+#: uploads, gavo.protocols.dali.mangleUploads), empty without one: a name without
+#: values is DaCHS's, never the caller's.
+DACHS_PARAMETERS = ("__nevow_form__", "_charset_", "submit", "nextURL", "MAXREC")
 
 
 class CoverageRequestError(Exception):
@@ -32,6 +40,42 @@ class CoverageRequestError(Exception):
     def __init__(self, message, field=None):
         super().__init__(message)
         self.field = field
+
+
+def shown(value, limit=80):
+    """*value* as a message echoes it (ctanb.archive.coverage.shown): text cut to *limit*."""
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[: limit - 3] + "...") + f" ({len(value)} characters)"
+    return repr(value)
+
+
+def check_names(raw):
+    """Refuse unknown and repeated parameters, in the words of the embedded /coverage.
+
+    *raw* maps each request parameter to its list of values (DaCHS's ``rawArgs``).
+    """
+    known = {name.upper(): name for name in PARAMETERS}
+    own = {name.upper() for name in DACHS_PARAMETERS}
+    unknown = sorted(n for n, values in raw.items()
+                     if n.upper() not in known and n.upper() not in own and values)  # fmt: skip
+    if unknown:
+        names = ", ".join(shown(n.lower()) for n in unknown)
+        raise CoverageRequestError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {names} for /coverage: "
+            f"the accepted parameters are {', '.join(PARAMETERS)}"
+        )
+    counts = {}
+    for name, values in raw.items():
+        if name.upper() in known:
+            word = known[name.upper()]
+            count = len(values) if isinstance(values, list | tuple) else 1
+            counts[word] = counts.get(word, 0) + count
+    for word in PARAMETERS:
+        if counts.get(word, 0) > 1:
+            raise CoverageRequestError(
+                f"parameter {word} is given {counts[word]} times for /coverage: give {word} once",
+                word,
+            )
 
 
 def _index(directory):
@@ -59,7 +103,7 @@ def _kind(raw):
         return "space"
     if raw.lower() not in KINDS:
         raise CoverageRequestError(
-            f"unknown coverage kind {raw!r}: use one of {', '.join(KINDS)}", "kind"
+            f"unknown coverage kind {shown(raw)}: use one of {', '.join(KINDS)}", "kind"
         )
     return raw.lower()
 
@@ -70,7 +114,9 @@ def _order(kind, raw, orders):
     try:
         value = int(raw)
     except ValueError:
-        raise CoverageRequestError(f"MOC order {raw!r} is not a whole number", "order") from None
+        raise CoverageRequestError(
+            f"MOC order {shown(raw)} is not a whole number", "order"
+        ) from None
     if kind not in _DEPTH:
         raise CoverageRequestError(
             f"a MOC order can be given for space or time coverage only, not {kind}", "order"
@@ -90,7 +136,7 @@ def _format(raw):
     fmt = _ALIASES.get(raw, raw)
     if fmt not in FORMATS:
         raise CoverageRequestError(
-            f"format {raw!r} is not supported for coverage: use fits or ascii", "format"
+            f"format {shown(raw)} is not supported for coverage: use fits or ascii", "format"
         )
     return fmt
 
@@ -104,9 +150,11 @@ def _pick(names, raw, what, field):
         known = ", ".join(sorted(names.values())) or "none yet"
         if field == "level":
             raise CoverageRequestError(
-                f"no data level {raw!r} in this archive (levels: {known})", field
+                f"no data level {shown(raw)} in this archive (levels: {known})", field
             )
-        raise CoverageRequestError(f"no {what} {raw!r} in this archive ({what}s: {known})", field)
+        raise CoverageRequestError(
+            f"no {what} {shown(raw)} in this archive ({what}s: {known})", field
+        )
     return names[key]
 
 
@@ -198,13 +246,17 @@ def to_fits(ranges, kind, order):
     return buf.getvalue()
 
 
-def answer(directory, user, args):
+def answer(directory, user, args, raw=None):
     """``(mime type, bytes)`` of a coverage request.
 
     *directory* holds index.json and the MOC files; *user* is the authenticated
     DaCHS user (None: anonymous); *args* the request parameters (kind, collection,
-    level, order, format or RESPONSEFORMAT). Raises CoverageRequestError.
+    level, order, format or RESPONSEFORMAT); *raw* the request's parameters as sent
+    (name: list of values), checked for unknown and repeated names. Raises
+    CoverageRequestError.
     """
+    if raw is not None:
+        check_names(raw)
     index = _index(directory)
     kind = _kind(_text(args.get("kind")))
     order = _order(kind, _text(args.get("order")), index["orders"])

@@ -25,6 +25,7 @@ from typing import Any
 import requests
 
 from .._errors import (
+    AuthError,
     ConfigError,
     CriteriaError,
     DownloadError,
@@ -184,9 +185,21 @@ class Archive:
         ----------
         token : str or None
             A bare token (sent as ``Bearer``) or ``group:token`` (HTTP Basic).
+
+        Notes
+        -----
+        The first request with the token asks the archive's ``/whoami`` (once per
+        archive and token): a token it does not know makes that request, and every
+        later one, raise :class:`~ctanb.AuthError` ("the archive at URL does not know
+        this token (typo? expired?)") instead of reading public data as if no token
+        were given. Archives without ``/whoami`` (DaCHS) are not asked.
         """
         if token:
-            self.session.auth = ScopedToken(token, self._trusted_origins)
+            # One check per archive and token (:meth:`_check_token`), kept across set_token calls.
+            checked = self.__dict__.setdefault("_scoped_tokens", {})
+            if token not in checked:
+                checked[token] = ScopedToken(token, self._trusted_origins, self._check_token)
+            self.session.auth = checked[token]
         elif isinstance(self.session.auth, ScopedToken):
             self.session.auth = None
 
@@ -211,16 +224,28 @@ class Archive:
         ServiceError
             The archive cannot be reached.
         """
-        from .._errors import AuthError
-
         url = self.url + "/whoami"
         with pyvo_errors(url, None):
             resp = self.session.get(url, timeout=30)
-        if resp.status_code in (401, 403):
-            raise AuthError("the archive does not know this token (mistyped, or expired?)")
+        self._refuse_unknown_token(resp.status_code)
         if resp.status_code != 200 or "json" not in resp.headers.get("content-type", ""):
             return None
         return resp.json()
+
+    def _refuse_unknown_token(self, status: int) -> None:
+        if status in (401, 403) and self.has_token:
+            raise AuthError(f"the archive at {self.url} does not know this token (typo? expired?)")
+
+    def _check_token(self) -> None:
+        """Before the first request with a token: refuse it when the archive's ``/whoami``
+        does not know it (the archive would otherwise answer public data only, as if the
+        token were absent). Archives without ``/whoami`` (DaCHS) are not asked; a failed
+        connection is left to the request itself to report."""
+        try:
+            resp = self.session.get(self.url + "/whoami", timeout=30)
+        except requests.RequestException:
+            return
+        self._refuse_unknown_token(resp.status_code)
 
     @property
     def history(self) -> QueryHistory:

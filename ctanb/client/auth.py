@@ -10,7 +10,8 @@ trusted, removes any other, and is applied again to each redirect hop.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 import requests
@@ -62,11 +63,46 @@ class ScopedToken(requests.auth.AuthBase):
         The archive token (``group:token`` is sent as HTTP Basic).
     trusted : iterable of str
         URLs whose origins may receive the token (the archive's own URL first).
+    check : callable, optional
+        Called once, before the first request that carries the token (requests it
+        makes itself pass unchecked): it raises when the archive does not know the
+        token, so that a mistyped token is refused instead of silently reading as
+        anonymous. Its refusal is kept: later requests raise it again without asking.
+        A failure other than :class:`~ctanb.AuthError` is not kept (asked again).
     """
 
-    def __init__(self, token: str, trusted: Iterable[str]):
+    def __init__(
+        self, token: str, trusted: Iterable[str], check: Callable[[], object] | None = None
+    ):
         self._header = authorization_header(token)
         self.origins = frozenset(origin(u) for u in trusted)
+        self._check = check
+        self._checked = check is None
+        self._refused: Exception | None = None
+        self._lock = threading.RLock()  # re-entrant: the check's own request comes back here
+        self._checking = False
+
+    def verify(self) -> None:
+        """Run the check once (see *check*); raise its refusal, now and every later time."""
+        from .._errors import AuthError
+
+        if self._checked and self._refused is None:
+            return
+        with self._lock:
+            if self._refused is not None:
+                raise self._refused
+            if self._checked or self._checking:
+                return
+            self._checking = True
+            try:
+                self._check()
+            except AuthError as exc:
+                self._refused = exc
+                raise
+            else:
+                self._checked = True
+            finally:
+                self._checking = False
 
     def trusts(self, url: str) -> bool:
         """True when a request to *url* carries the token."""
@@ -77,6 +113,7 @@ class ScopedToken(requests.auth.AuthBase):
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if self.trusts(request.url or ""):
+            self.verify()
             request.headers["Authorization"] = self._header
         else:
             request.headers.pop("Authorization", None)

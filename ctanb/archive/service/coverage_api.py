@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..._errors import CoverageError
-from ..coverage import KINDS
+from ..coverage import KINDS, shown
 from ..coverage_read import partitions, visible_coverage
 from ..db import PUBLISHER_AUTHORITY
 from .params import ServiceFault, read_params
@@ -63,19 +63,28 @@ def _format(params: Any) -> str:
     aliases = {"application/fits": "fits", "text/plain": "ascii", "txt": "ascii", "text": "ascii"}
     fmt = aliases.get(raw, raw)
     if fmt not in _FORMATS:
-        raise ServiceFault(f"format {raw!r} is not supported for coverage: use fits or ascii")
+        raise ServiceFault(f"format {shown(raw)} is not supported for coverage: use fits or ascii")
     return fmt
 
 
 def _check_names(params: Any) -> None:
+    """Refuse a parameter /coverage does not know (a misspelt ``colection=`` would answer the
+    whole archive) and one given twice (which value counts would be a guess)."""
     known = {name.upper() for name in PARAMETERS}
     unknown = sorted(name for name, _ in params.items() if name.upper() not in known)
     if unknown:
-        names = ", ".join(repr(n.lower()) for n in unknown)
+        names = ", ".join(shown(n.lower()) for n in unknown)
         raise ServiceFault(
             f"unknown parameter{'s' if len(unknown) > 1 else ''} {names} for /coverage: "
             f"the accepted parameters are {', '.join(PARAMETERS)}"
         )
+    for name, _ in params.items():
+        if len(params.getall(name)) > 1:
+            word = next(p for p in PARAMETERS if p.upper() == name)
+            raise ServiceFault(
+                f"parameter {word} is given {len(params.getall(name))} times for /coverage: "
+                f"give {word} once"
+            )
 
 
 def _answer(state: ArchiveState, params: Any, token: str | None) -> tuple[bytes, str]:
