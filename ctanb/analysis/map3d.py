@@ -37,7 +37,8 @@ from .._errors import AnalysisError, ConfigError
 from ..provenance import recorded
 from ._base import DL3Input, Step, StepConfig, StepResult
 from .detection import TSMapConfig, TSMapStep
-from .maps import MapDatasetStep, MaskedDatasetConfig
+from .map_results import _plot_maps, _products_table
+from .maps import MaskedDatasetConfig, _reduce_with_exclusion
 from .masks import draw_exclusion
 from .models3d import FitConfig, ModelsConfig, starting_models
 
@@ -191,8 +192,6 @@ class Map3DResult(StepResult):
         matplotlib.figure.Figure
             The figure (one WCSAxes panel per map).
         """
-        from .map_results import _plot_maps
-
         maps = {
             "counts": self.dataset.counts,
             "residuals (counts - npred)": self.residuals,
@@ -208,15 +207,11 @@ class Map3DResult(StepResult):
             f"<td>{p.error:.2g}</td><td>{html.escape(str(p.unit))}</td></tr>"
             for p in self.models.parameters.free_parameters
         )
-        files = "".join(
-            f"<tr><td>{k}</td><td><code>{html.escape(str(v))}</code></td></tr>"
-            for k, v in self.products.items()
-        )
         return (
             f"<b>Map3DResult</b>: {len(self.obs_ids or [])} observation(s), fit "
             f"{'converged' if self.fit_result.success else 'did not converge'}"
             f"<table><tr><th>parameter</th><th>value</th><th>error</th><th>unit</th></tr>"
-            f"{rows}</table><table><tr><th>product</th><th>file</th></tr>{files}</table>"
+            f"{rows}</table>{_products_table(self.products)}"
         )
 
 
@@ -392,10 +387,7 @@ class Map3DStep(Step):
         # and the mask, so that a bad models file is reported at once.
         reference = c.dataset_config().reference_dataset()
         models = starting_models(c.models, reference.counts.geom)
-        products = c.make_exclusion(out)
-        reduced = MapDatasetStep(c.dataset_config(products.get("exclusion_mask"))).run(
-            inputs, out, parallel=parallel
-        )
+        products, reduced = _reduce_with_exclusion(c, inputs, out, parallel=parallel)
         products.update(reduced.products)
         products["models_start"] = out / "models_start.yaml"
         models.write(products["models_start"], overwrite=True, write_covariance=False)

@@ -33,16 +33,59 @@ def _plot_maps(maps: dict[str, Any], **kwargs: Any) -> Any:
     return figure
 
 
-def _summary_html(title: str, rows: dict[str, Any], products: dict[str, Path]) -> str:
-    cells = "".join(f"<tr><td>{k}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
+def _products_table(products: dict[str, Path]) -> str:
+    """The product -> file table every map result's summary ends with."""
     files = "".join(
         f"<tr><td>{k}</td><td><code>{html.escape(str(v))}</code></td></tr>"
         for k, v in products.items()
     )
-    return (
-        f"<b>{html.escape(title)}</b><table>{cells}</table>"
-        f"<table><tr><th>product</th><th>file</th></tr>{files}</table>"
-    )
+    return f"<table><tr><th>product</th><th>file</th></tr>{files}</table>"
+
+
+def _summary_html(title: str, rows: dict[str, Any], products: dict[str, Path]) -> str:
+    cells = "".join(f"<tr><td>{k}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
+    return f"<b>{html.escape(title)}</b><table>{cells}</table>{_products_table(products)}"
+
+
+class _ExcessMaps:
+    """The excess and significance accessors of a result holding gammapy ``FluxMaps``
+    (from :class:`~gammapy.estimators.ExcessMapEstimator`) in ``flux_maps``."""
+
+    flux_maps: Any
+
+    @property
+    def excess(self) -> Any:
+        """The excess counts map (``npred_excess``)."""
+        return self.flux_maps["npred_excess"]
+
+    @property
+    def significance(self) -> Any:
+        """The significance map (``sqrt_ts``, Li & Ma for on/off)."""
+        return self.flux_maps["sqrt_ts"]
+
+
+class _CountsExcessMaps(_ExcessMaps):
+    """Excess and significance of a stacked ``dataset``, drawn beside its counts."""
+
+    dataset: Any
+    products: dict[str, Path]
+
+    def plot(self, **kwargs: Any) -> Any:
+        """Counts, excess and significance maps on WCSAxes (excluded regions outlined).
+
+        Parameters
+        ----------
+        **kwargs
+            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure (one WCSAxes panel per map).
+        """
+        maps = {"counts": self.dataset.counts, "excess": self.excess}
+        figure = _plot_maps({**maps, "significance": self.significance}, **kwargs)
+        return draw_exclusion(figure, self.products.get("exclusion_mask"))
 
 
 @dataclass
@@ -80,11 +123,13 @@ class MapDatasetResult(StepResult):
         d = self.dataset
         return _plot_maps({"counts": d.counts, "background": d.background, "exposure": d.exposure})
 
+    def _summary_rows(self) -> dict[str, Any]:
+        return {"observations": len(self.obs_ids), "counts": int(self.dataset.counts.data.sum())}
+
     def _repr_html_(self) -> str:
         d = self.dataset
         rows = {
-            "observations": len(self.obs_ids),
-            "counts": int(d.counts.data.sum()),
+            **self._summary_rows(),
             "background": f"{float(np.nansum(d.background.data)):.1f}",
             "geometry": f"{d.counts.geom.data_shape} bins",
         }
@@ -92,7 +137,7 @@ class MapDatasetResult(StepResult):
 
 
 @dataclass
-class ExcessMapResult(StepResult):
+class ExcessMapResult(_ExcessMaps, StepResult):
     """Excess and significance maps (gammapy FluxMaps) and their files.
 
     Parameters
@@ -107,16 +152,6 @@ class ExcessMapResult(StepResult):
 
     flux_maps: Any = None
 
-    @property
-    def excess(self) -> Any:
-        """The excess counts map (``npred_excess``)."""
-        return self.flux_maps["npred_excess"]
-
-    @property
-    def significance(self) -> Any:
-        """The significance map (``sqrt_ts``, Li & Ma for on/off)."""
-        return self.flux_maps["sqrt_ts"]
-
     def plot(self, **kwargs: Any) -> Any:
         """Excess and significance maps on WCSAxes.
 
@@ -130,7 +165,7 @@ class ExcessMapResult(StepResult):
         matplotlib.figure.Figure
             The figure (one WCSAxes panel per map).
         """
-        return _plot_maps({"excess": self.excess, "significance": self.significance})
+        return _plot_maps({"excess": self.excess, "significance": self.significance}, **kwargs)
 
     def _repr_html_(self) -> str:
         rows = {"max significance": f"{float(np.nanmax(self.significance.data)):.2f}"}
@@ -138,7 +173,7 @@ class ExcessMapResult(StepResult):
 
 
 @dataclass
-class MapResult(MapDatasetResult):
+class MapResult(_CountsExcessMaps, MapDatasetResult):
     """A whole map analysis: the dataset maps and the excess/significance maps.
 
     Parameters
@@ -157,31 +192,9 @@ class MapResult(MapDatasetResult):
 
     flux_maps: Any = None
 
-    excess = ExcessMapResult.excess
-    significance = ExcessMapResult.significance
-
-    def plot(self, **kwargs: Any) -> Any:
-        """Counts, excess and significance maps on WCSAxes (excluded regions outlined).
-
-        Parameters
-        ----------
-        **kwargs
-            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-            The figure (one WCSAxes panel per map).
-        """
-        maps = {"counts": self.dataset.counts, "excess": self.excess}
-        figure = _plot_maps({**maps, "significance": self.significance})
-        return draw_exclusion(figure, self.products.get("exclusion_mask"))
-
     def _repr_html_(self) -> str:
-        d = self.dataset
         rows = {
-            "observations": len(self.obs_ids),
-            "counts": int(d.counts.data.sum()),
+            **self._summary_rows(),
             "excess": f"{float(np.nansum(self.excess.data)):.1f}",
             "max significance": f"{float(np.nanmax(self.significance.data)):.2f}",
         }
