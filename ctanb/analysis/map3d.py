@@ -37,9 +37,8 @@ from .._errors import AnalysisError, ConfigError
 from ..provenance import recorded
 from ._base import DL3Input, Step, StepConfig, StepResult
 from .detection import TSMapConfig, TSMapStep
-from .map_results import _plot_maps, _products_table
+from .map_results import _OutlinedMapsPlot, _products_table
 from .maps import MaskedDatasetConfig, _reduce_with_exclusion
-from .masks import draw_exclusion
 from .models3d import FitConfig, ModelsConfig, starting_models
 
 __all__ = [
@@ -144,7 +143,7 @@ class Map3DConfig(MaskedDatasetConfig, Map3DFitConfig):
 
 
 @dataclass
-class Map3DResult(StepResult):
+class Map3DResult(_OutlinedMapsPlot, StepResult):
     """A fitted 3D analysis: dataset, models, fit result, residual maps, flux points, TS map.
 
     Parameters
@@ -178,20 +177,8 @@ class Map3DResult(StepResult):
     ts_map: Any = None
     obs_ids: list[str] | None = None
 
-    def plot(self, **kwargs: Any) -> Any:
-        """Counts, residual counts and residual significance maps (and TS) on WCSAxes,
-        the excluded regions outlined.
-
-        Parameters
-        ----------
-        **kwargs
-            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-            The figure (one WCSAxes panel per map).
-        """
+    def _maps(self) -> dict[str, Any]:
+        """What :meth:`plot` draws: counts, residual counts, residual significance (and TS)."""
         maps = {
             "counts": self.dataset.counts,
             "residuals (counts - npred)": self.residuals,
@@ -199,7 +186,7 @@ class Map3DResult(StepResult):
         }
         if self.ts_map is not None:
             maps["sqrt(TS)"] = self.ts_map.sqrt_ts
-        return draw_exclusion(_plot_maps(maps, **kwargs), self.products.get("exclusion_mask"))
+        return maps
 
     def _repr_html_(self) -> str:
         rows = "".join(

@@ -64,14 +64,17 @@ class _ExcessMaps:
         return self.flux_maps["sqrt_ts"]
 
 
-class _CountsExcessMaps(_ExcessMaps):
-    """Excess and significance of a stacked ``dataset``, drawn beside its counts."""
+class _OutlinedMapsPlot:
+    """A result whose ``plot`` draws its maps (``_maps()``) side by side on WCSAxes,
+    the excluded regions of its ``exclusion_mask`` product outlined."""
 
-    dataset: Any
     products: dict[str, Path]
 
+    def _maps(self) -> dict[str, Any]:
+        raise NotImplementedError
+
     def plot(self, **kwargs: Any) -> Any:
-        """Counts, excess and significance maps on WCSAxes (excluded regions outlined).
+        """The result's maps on WCSAxes (summed over energy), excluded regions outlined.
 
         Parameters
         ----------
@@ -83,13 +86,26 @@ class _CountsExcessMaps(_ExcessMaps):
         matplotlib.figure.Figure
             The figure (one WCSAxes panel per map).
         """
-        maps = {"counts": self.dataset.counts, "excess": self.excess}
-        figure = _plot_maps({**maps, "significance": self.significance}, **kwargs)
+        figure = _plot_maps(self._maps(), **kwargs)
         return draw_exclusion(figure, self.products.get("exclusion_mask"))
 
 
+class _CountsExcessMaps(_OutlinedMapsPlot, _ExcessMaps):
+    """Excess and significance of a stacked ``dataset``, drawn beside its counts."""
+
+    dataset: Any
+
+    def _maps(self) -> dict[str, Any]:
+        """What :meth:`plot` draws: counts, excess and significance."""
+        return {
+            "counts": self.dataset.counts,
+            "excess": self.excess,
+            "significance": self.significance,
+        }
+
+
 @dataclass
-class MapDatasetResult(StepResult):
+class MapDatasetResult(_OutlinedMapsPlot, StepResult):
     """The stacked MapDataset and its counts, background and exposure map files.
 
     Parameters
@@ -107,21 +123,10 @@ class MapDatasetResult(StepResult):
     dataset: Any = None
     obs_ids: list[str] = field(default_factory=list)
 
-    def plot(self, **kwargs: Any) -> Any:
-        """Counts, background and exposure maps on WCSAxes.
-
-        Parameters
-        ----------
-        **kwargs
-            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-            The figure (one WCSAxes panel per map).
-        """
+    def _maps(self) -> dict[str, Any]:
+        """What :meth:`plot` draws: counts, background and exposure."""
         d = self.dataset
-        return _plot_maps({"counts": d.counts, "background": d.background, "exposure": d.exposure})
+        return {"counts": d.counts, "background": d.background, "exposure": d.exposure}
 
     def _summary_rows(self) -> dict[str, Any]:
         return {"observations": len(self.obs_ids), "counts": int(self.dataset.counts.data.sum())}
@@ -137,7 +142,7 @@ class MapDatasetResult(StepResult):
 
 
 @dataclass
-class ExcessMapResult(_ExcessMaps, StepResult):
+class ExcessMapResult(_OutlinedMapsPlot, _ExcessMaps, StepResult):
     """Excess and significance maps (gammapy FluxMaps) and their files.
 
     Parameters
@@ -152,20 +157,9 @@ class ExcessMapResult(_ExcessMaps, StepResult):
 
     flux_maps: Any = None
 
-    def plot(self, **kwargs: Any) -> Any:
-        """Excess and significance maps on WCSAxes.
-
-        Parameters
-        ----------
-        **kwargs
-            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-            The figure (one WCSAxes panel per map).
-        """
-        return _plot_maps({"excess": self.excess, "significance": self.significance}, **kwargs)
+    def _maps(self) -> dict[str, Any]:
+        """What :meth:`plot` draws: excess and significance."""
+        return {"excess": self.excess, "significance": self.significance}
 
     def _repr_html_(self) -> str:
         rows = {"max significance": f"{float(np.nanmax(self.significance.data)):.2f}"}
