@@ -27,7 +27,7 @@ from .._errors import AnalysisError
 from ..provenance import current_activity, recorded
 from ._base import DL3Input, Step, StepConfig, StepResult
 from .map_results import _plot_maps
-from .maps import MapDatasetStep, MaskedDatasetConfig
+from .maps import MaskedDatasetConfig, _reduce_with_exclusion
 from .masks import CatalogKey
 
 __all__ = [
@@ -363,12 +363,7 @@ class DetectionStep(Step):
             The TS and sqrt(TS) maps and the candidates, with every product file.
         """
         c = self.config
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        products = c.make_exclusion(out)
-        reduced = MapDatasetStep(c.dataset_config(products.get("exclusion_mask"))).run(
-            inputs, out, parallel=parallel
-        )
+        products, reduced = _reduce_with_exclusion(c, inputs, out, parallel=parallel)
         ts = TSMapStep(c.ts_map).run(reduced, out)
         ts.products = {**products, **reduced.products, **ts.products}
         return ts

@@ -37,8 +37,8 @@ from .._errors import AnalysisError, ConfigError
 from ..provenance import recorded
 from ._base import DL3Input, Step, StepConfig, StepResult
 from .detection import TSMapConfig, TSMapStep
-from .maps import MapDatasetStep, MaskedDatasetConfig
-from .masks import draw_exclusion
+from .map_results import _OutlinedMapsPlot, _products_table
+from .maps import MaskedDatasetConfig, _reduce_with_exclusion
 from .models3d import FitConfig, ModelsConfig, starting_models
 
 __all__ = [
@@ -143,7 +143,7 @@ class Map3DConfig(MaskedDatasetConfig, Map3DFitConfig):
 
 
 @dataclass
-class Map3DResult(StepResult):
+class Map3DResult(_OutlinedMapsPlot, StepResult):
     """A fitted 3D analysis: dataset, models, fit result, residual maps, flux points, TS map.
 
     Parameters
@@ -177,22 +177,8 @@ class Map3DResult(StepResult):
     ts_map: Any = None
     obs_ids: list[str] | None = None
 
-    def plot(self, **kwargs: Any) -> Any:
-        """Counts, residual counts and residual significance maps (and TS) on WCSAxes,
-        the excluded regions outlined.
-
-        Parameters
-        ----------
-        **kwargs
-            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-            The figure (one WCSAxes panel per map).
-        """
-        from .map_results import _plot_maps
-
+    def _maps(self) -> dict[str, Any]:
+        """What :meth:`plot` draws: counts, residual counts, residual significance (and TS)."""
         maps = {
             "counts": self.dataset.counts,
             "residuals (counts - npred)": self.residuals,
@@ -200,7 +186,7 @@ class Map3DResult(StepResult):
         }
         if self.ts_map is not None:
             maps["sqrt(TS)"] = self.ts_map.sqrt_ts
-        return draw_exclusion(_plot_maps(maps, **kwargs), self.products.get("exclusion_mask"))
+        return maps
 
     def _repr_html_(self) -> str:
         rows = "".join(
@@ -208,15 +194,11 @@ class Map3DResult(StepResult):
             f"<td>{p.error:.2g}</td><td>{html.escape(str(p.unit))}</td></tr>"
             for p in self.models.parameters.free_parameters
         )
-        files = "".join(
-            f"<tr><td>{k}</td><td><code>{html.escape(str(v))}</code></td></tr>"
-            for k, v in self.products.items()
-        )
         return (
             f"<b>Map3DResult</b>: {len(self.obs_ids or [])} observation(s), fit "
             f"{'converged' if self.fit_result.success else 'did not converge'}"
             f"<table><tr><th>parameter</th><th>value</th><th>error</th><th>unit</th></tr>"
-            f"{rows}</table><table><tr><th>product</th><th>file</th></tr>{files}</table>"
+            f"{rows}</table>{_products_table(self.products)}"
         )
 
 
@@ -392,10 +374,7 @@ class Map3DStep(Step):
         # and the mask, so that a bad models file is reported at once.
         reference = c.dataset_config().reference_dataset()
         models = starting_models(c.models, reference.counts.geom)
-        products = c.make_exclusion(out)
-        reduced = MapDatasetStep(c.dataset_config(products.get("exclusion_mask"))).run(
-            inputs, out, parallel=parallel
-        )
+        products, reduced = _reduce_with_exclusion(c, inputs, out, parallel=parallel)
         products.update(reduced.products)
         products["models_start"] = out / "models_start.yaml"
         models.write(products["models_start"], overwrite=True, write_covariance=False)

@@ -33,20 +33,79 @@ def _plot_maps(maps: dict[str, Any], **kwargs: Any) -> Any:
     return figure
 
 
-def _summary_html(title: str, rows: dict[str, Any], products: dict[str, Path]) -> str:
-    cells = "".join(f"<tr><td>{k}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
+def _products_table(products: dict[str, Path]) -> str:
+    """The product -> file table every map result's summary ends with."""
     files = "".join(
         f"<tr><td>{k}</td><td><code>{html.escape(str(v))}</code></td></tr>"
         for k, v in products.items()
     )
-    return (
-        f"<b>{html.escape(title)}</b><table>{cells}</table>"
-        f"<table><tr><th>product</th><th>file</th></tr>{files}</table>"
-    )
+    return f"<table><tr><th>product</th><th>file</th></tr>{files}</table>"
+
+
+def _summary_html(title: str, rows: dict[str, Any], products: dict[str, Path]) -> str:
+    cells = "".join(f"<tr><td>{k}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
+    return f"<b>{html.escape(title)}</b><table>{cells}</table>{_products_table(products)}"
+
+
+class _ExcessMaps:
+    """The excess and significance accessors of a result holding gammapy ``FluxMaps``
+    (from :class:`~gammapy.estimators.ExcessMapEstimator`) in ``flux_maps``."""
+
+    flux_maps: Any
+
+    @property
+    def excess(self) -> Any:
+        """The excess counts map (``npred_excess``)."""
+        return self.flux_maps["npred_excess"]
+
+    @property
+    def significance(self) -> Any:
+        """The significance map (``sqrt_ts``, Li & Ma for on/off)."""
+        return self.flux_maps["sqrt_ts"]
+
+
+class _OutlinedMapsPlot:
+    """A result whose ``plot`` draws its maps (``_maps()``) side by side on WCSAxes,
+    the excluded regions of its ``exclusion_mask`` product outlined."""
+
+    products: dict[str, Path]
+
+    def _maps(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def plot(self, **kwargs: Any) -> Any:
+        """The result's maps on WCSAxes (summed over energy), excluded regions outlined.
+
+        Parameters
+        ----------
+        **kwargs
+            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure (one WCSAxes panel per map).
+        """
+        figure = _plot_maps(self._maps(), **kwargs)
+        return draw_exclusion(figure, self.products.get("exclusion_mask"))
+
+
+class _CountsExcessMaps(_OutlinedMapsPlot, _ExcessMaps):
+    """Excess and significance of a stacked ``dataset``, drawn beside its counts."""
+
+    dataset: Any
+
+    def _maps(self) -> dict[str, Any]:
+        """What :meth:`plot` draws: counts, excess and significance."""
+        return {
+            "counts": self.dataset.counts,
+            "excess": self.excess,
+            "significance": self.significance,
+        }
 
 
 @dataclass
-class MapDatasetResult(StepResult):
+class MapDatasetResult(_OutlinedMapsPlot, StepResult):
     """The stacked MapDataset and its counts, background and exposure map files.
 
     Parameters
@@ -64,27 +123,18 @@ class MapDatasetResult(StepResult):
     dataset: Any = None
     obs_ids: list[str] = field(default_factory=list)
 
-    def plot(self, **kwargs: Any) -> Any:
-        """Counts, background and exposure maps on WCSAxes.
-
-        Parameters
-        ----------
-        **kwargs
-            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-            The figure (one WCSAxes panel per map).
-        """
+    def _maps(self) -> dict[str, Any]:
+        """What :meth:`plot` draws: counts, background and exposure."""
         d = self.dataset
-        return _plot_maps({"counts": d.counts, "background": d.background, "exposure": d.exposure})
+        return {"counts": d.counts, "background": d.background, "exposure": d.exposure}
+
+    def _summary_rows(self) -> dict[str, Any]:
+        return {"observations": len(self.obs_ids), "counts": int(self.dataset.counts.data.sum())}
 
     def _repr_html_(self) -> str:
         d = self.dataset
         rows = {
-            "observations": len(self.obs_ids),
-            "counts": int(d.counts.data.sum()),
+            **self._summary_rows(),
             "background": f"{float(np.nansum(d.background.data)):.1f}",
             "geometry": f"{d.counts.geom.data_shape} bins",
         }
@@ -92,7 +142,7 @@ class MapDatasetResult(StepResult):
 
 
 @dataclass
-class ExcessMapResult(StepResult):
+class ExcessMapResult(_OutlinedMapsPlot, _ExcessMaps, StepResult):
     """Excess and significance maps (gammapy FluxMaps) and their files.
 
     Parameters
@@ -107,30 +157,9 @@ class ExcessMapResult(StepResult):
 
     flux_maps: Any = None
 
-    @property
-    def excess(self) -> Any:
-        """The excess counts map (``npred_excess``)."""
-        return self.flux_maps["npred_excess"]
-
-    @property
-    def significance(self) -> Any:
-        """The significance map (``sqrt_ts``, Li & Ma for on/off)."""
-        return self.flux_maps["sqrt_ts"]
-
-    def plot(self, **kwargs: Any) -> Any:
-        """Excess and significance maps on WCSAxes.
-
-        Parameters
-        ----------
-        **kwargs
-            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-            The figure (one WCSAxes panel per map).
-        """
-        return _plot_maps({"excess": self.excess, "significance": self.significance})
+    def _maps(self) -> dict[str, Any]:
+        """What :meth:`plot` draws: excess and significance."""
+        return {"excess": self.excess, "significance": self.significance}
 
     def _repr_html_(self) -> str:
         rows = {"max significance": f"{float(np.nanmax(self.significance.data)):.2f}"}
@@ -138,7 +167,7 @@ class ExcessMapResult(StepResult):
 
 
 @dataclass
-class MapResult(MapDatasetResult):
+class MapResult(_CountsExcessMaps, MapDatasetResult):
     """A whole map analysis: the dataset maps and the excess/significance maps.
 
     Parameters
@@ -157,31 +186,9 @@ class MapResult(MapDatasetResult):
 
     flux_maps: Any = None
 
-    excess = ExcessMapResult.excess
-    significance = ExcessMapResult.significance
-
-    def plot(self, **kwargs: Any) -> Any:
-        """Counts, excess and significance maps on WCSAxes (excluded regions outlined).
-
-        Parameters
-        ----------
-        **kwargs
-            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-            The figure (one WCSAxes panel per map).
-        """
-        maps = {"counts": self.dataset.counts, "excess": self.excess}
-        figure = _plot_maps({**maps, "significance": self.significance})
-        return draw_exclusion(figure, self.products.get("exclusion_mask"))
-
     def _repr_html_(self) -> str:
-        d = self.dataset
         rows = {
-            "observations": len(self.obs_ids),
-            "counts": int(d.counts.data.sum()),
+            **self._summary_rows(),
             "excess": f"{float(np.nansum(self.excess.data)):.1f}",
             "max significance": f"{float(np.nanmax(self.significance.data)):.2f}",
         }

@@ -286,6 +286,37 @@ class ExcessMapStep(Step):
         return flux_maps
 
 
+def _reduce_with_exclusion(
+    config: MaskedDatasetConfig, inputs: Any, out: str | Path, *, parallel: Any = None
+) -> tuple[dict[str, Path], MapDatasetResult]:
+    """The exclusion mask of *config* (recorded), then the reduction that reads it.
+
+    The mask is written first so that it is kept when the (long) reduction fails.
+
+    Parameters
+    ----------
+    config : MaskedDatasetConfig
+        The reduction with its ``exclusion`` mask settings.
+    inputs : list of DL3Input, archive results, DataStore or event paths
+        The observations.
+    out : str or Path
+        Output folder (created).
+    parallel : ParallelConfig or distributed.Client, optional
+        Where to reduce.
+
+    Returns
+    -------
+    tuple of (dict of str to Path, MapDatasetResult)
+        The mask product ({} if none) and the stacked dataset.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    masks = config.make_exclusion(out)
+    exclusion = masks.get("exclusion_mask")
+    reduced = MapDatasetStep(config.dataset_config(exclusion)).run(inputs, out, parallel=parallel)
+    return masks, reduced
+
+
 class MapStep(Step):
     """A whole map analysis: :class:`MapDatasetStep` then :class:`ExcessMapStep`.
 
@@ -327,10 +358,7 @@ class MapStep(Step):
         MapResult
             The stacked dataset, the excess and significance maps and every product file.
         """
-        masks = self.config.make_exclusion(Path(out))
-        reduced = MapDatasetStep(self.config.dataset_config(masks.get("exclusion_mask"))).run(
-            inputs, out, parallel=parallel
-        )
+        masks, reduced = _reduce_with_exclusion(self.config, inputs, out, parallel=parallel)
         excess = ExcessMapStep(self.config.excess_map).run(reduced, out)
         return MapResult(
             products={**masks, **reduced.products, **excess.products},

@@ -27,9 +27,8 @@ from pydantic import Field, model_validator
 from .._errors import AnalysisError
 from ..provenance import recorded
 from ._base import DL3Input, Step, StepResult
-from .map_results import _plot_maps
+from .map_results import _CountsExcessMaps
 from .maps import ExcessMapConfig, MapDatasetConfig, MapDatasetStep, MaskedDatasetConfig
-from .masks import draw_exclusion
 
 __all__ = ["RingBackgroundStep", "RingMapConfig", "RingMapResult", "RingMapStep"]
 
@@ -92,7 +91,7 @@ class RingMapConfig(MaskedDatasetConfig):
 
 
 @dataclass
-class RingMapResult(StepResult):
+class RingMapResult(_CountsExcessMaps, StepResult):
     """The on/off dataset (ring on the stack) and its excess and significance maps.
 
     Parameters
@@ -112,33 +111,6 @@ class RingMapResult(StepResult):
     dataset: Any = None
     flux_maps: Any = None
     obs_ids: list[str] | None = None
-
-    @property
-    def excess(self) -> Any:
-        """The excess counts map."""
-        return self.flux_maps["npred_excess"]
-
-    @property
-    def significance(self) -> Any:
-        """The Li & Ma significance map."""
-        return self.flux_maps["sqrt_ts"]
-
-    def plot(self, **kwargs: Any) -> Any:
-        """Counts, excess and significance on WCSAxes, the excluded regions outlined.
-
-        Parameters
-        ----------
-        **kwargs
-            Plot options (``stretch``: ``linear``, ``sqrt``, ...).
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-            The figure (one WCSAxes panel per map).
-        """
-        maps = {"counts": self.dataset.counts, "excess": self.excess}
-        figure = _plot_maps({**maps, "significance": self.significance}, **kwargs)
-        return draw_exclusion(figure, self.products.get("exclusion_mask"))
 
 
 class RingBackgroundStep(Step):
