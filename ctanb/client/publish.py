@@ -118,7 +118,9 @@ def user_inputs(product: Path) -> dict[str, Path]:
     """Models or configuration files (YAML) the product's lineage used that no recorded
     step made and no archive holds (no publisher DID), found at their recorded location
     with their recorded sha256: the archive keeps them with the product so that anyone
-    can redo it. Anything unreadable is left to the archive's checks to name."""
+    can redo it. A file found under its recorded name but with other content (altered
+    after the analysis) is sent too, so that the archive's refusal says so. Anything
+    unreadable is left to the archive's checks to name."""
     from ..provenance._hashing import sha256_file
     from ..provenance.verify import _source_entities, product_entity
 
@@ -132,13 +134,19 @@ def user_inputs(product: Path) -> dict[str, Path]:
         if (graph.generator_of(leaf.id) is not None or leaf.publisher_did
                 or not where.name.lower().endswith(_SENT_SUFFIXES) or where.name in out):  # fmt: skip
             continue
+        altered = None
         for candidate in (where, product.parent / where.name):
             try:
                 if candidate.is_file() and sha256_file(candidate) == leaf.sha256:
                     out[where.name] = candidate
                     break
+                if candidate.is_file() and altered is None:
+                    altered = candidate
             except Exception:  # unreadable: not sent (the archive names it)
                 continue
+        else:
+            if altered is not None:
+                out[where.name] = altered
     return out
 
 
