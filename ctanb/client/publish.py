@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._errors import AuthError, ProvenanceError, ServiceError
+from .._errors import AuthError, NotFoundError, ProvenanceError, ServiceError
 from .query import unreachable
 
 __all__ = ["PublishRefusedError", "Published", "fetch_published", "publish", "user_inputs"]
@@ -234,6 +234,8 @@ def _this_link(client: Any, did: str, archive: str) -> tuple[str | None, str]:
     its HTTP 401 page only says that credentials are needed."""
     try:
         links = [link for link in client.datalink(did) if link.semantics == "#this"]
+    except NotFoundError:  # the archive knows no such DID: "no product ... in this archive"
+        return None, ""
     except Exception as exc:  # the DataLink service failed: said by the layer that failed
         raise ServiceError(unreachable(archive, exc)) from None
     if not links or not links[0].access_url:
