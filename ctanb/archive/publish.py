@@ -29,6 +29,10 @@ refusal names the first that fails, with :attr:`PublishRefused.condition`):
     other input.
 ``rights``
     The token holds the rights to every input (same rule as downloading it).
+``analysis``
+    The curation's ``analysis`` name is new, or belongs to the token's identity: an
+    analysis name belongs to the first publisher under it (``#coderived`` links only
+    products of one publisher).
 
 An accepted product is written in one SQLite transaction: its ObsCore row, its file
 row, its progenitors, its curation and its provenance tables (:mod:`.provtap`). The
@@ -84,7 +88,7 @@ from .publish_inputs import (
     user_input_files,
     write_user_inputs,
 )
-from .publish_row import PRODUCT_COLLECTION, analysis_context, obscore_values
+from .publish_row import PRODUCT_COLLECTION, analysis_context, analysis_owner, obscore_values
 
 __all__ = [
     "CURATION_TABLE",
@@ -445,6 +449,15 @@ def publish_file(
                     status=409,
                 )
             return PublishResult(did, False, rights, release, access_url)
+        owner = analysis_owner(conn, CURATION_TABLE, cur.analysis)
+        if owner is not None and owner != cur.publisher:
+            conn.rollback()
+            raise PublishRefused(
+                "analysis",
+                f"the analysis {cur.analysis!r} belongs to another publisher (the first to "
+                "publish under it): publish under an analysis name of your own",
+                status=409,
+            )
         # What ProvTAP/ProvSAP serve: no local paths, the publisher's archive identity.
         public = public_graph(graph, found.dids, cur.publisher)
         # The analysis context the provenance tells, unless the publisher said it.

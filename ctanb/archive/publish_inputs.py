@@ -288,6 +288,12 @@ def classify_inputs(
                 out.problems.append(problem)
             elif data is not None and all(u.sha256 != leaf.sha256 for u in out.user):
                 out.user.append(UserInput(_user_name(leaf, name), leaf.sha256, data))
+        elif name in (sent or {}):
+            # Sent under its recorded name, with other bytes: say so, not "not sent".
+            out.problems.append(
+                f"input {name} was sent but its sha256 differs from the one recorded in the "
+                "product's provenance (altered after the analysis?)"
+            )
         elif name.lower().endswith(USER_INPUT_SUFFIXES):
             out.problems.append(
                 f"input {name} is a models or configuration file that was not sent with the "

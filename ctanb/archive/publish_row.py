@@ -16,7 +16,13 @@ from typing import Any
 
 from ..datamodel import energy_tev_to_wavelength_m
 
-__all__ = ["PRODUCT_COLLECTION", "analysis_context", "obscore_values", "step_config"]
+__all__ = [
+    "PRODUCT_COLLECTION",
+    "analysis_context",
+    "analysis_owner",
+    "obscore_values",
+    "step_config",
+]
 
 #: The ObsCore collection of published products.
 PRODUCT_COLLECTION = "CTANB-PRODUCTS"
@@ -226,3 +232,21 @@ def _creator(graph: Any, entity: Any) -> str | None:
         return None
     people = [a.name for a in generator.agents if a.kind == "person"]
     return people[0] if people else None
+
+
+def analysis_owner(conn: Any, table: str, analysis: str | None) -> str | None:
+    """The publisher who first published under *analysis* (None: a new name).
+
+    An analysis name belongs to that publisher: products of another one are refused
+    under it, so that DataLink ``#coderived`` never joins two publishers' products.
+    Called inside the publication's write transaction, so two first publications under
+    one name cannot both win.
+    """
+    if not analysis:
+        return None
+    found = conn.execute(
+        f"SELECT json_extract(curation, '$.publisher') FROM \"{table}\" WHERE analysis = ? "
+        "ORDER BY published_at, rowid LIMIT 1",
+        (analysis,),
+    ).fetchone()
+    return found[0] if found else None

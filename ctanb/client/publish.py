@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._errors import AuthError, ProvenanceError, ServiceError
+from .._errors import AuthError, NotFoundError, ProvenanceError, ServiceError
 from .query import unreachable
 
 __all__ = ["PublishRefusedError", "Published", "fetch_published", "publish", "user_inputs"]
@@ -118,7 +118,9 @@ def user_inputs(product: Path) -> dict[str, Path]:
     """Models or configuration files (YAML) the product's lineage used that no recorded
     step made and no archive holds (no publisher DID), found at their recorded location
     with their recorded sha256: the archive keeps them with the product so that anyone
-    can redo it. Anything unreadable is left to the archive's checks to name."""
+    can redo it. A file found under its recorded name but with other content (altered
+    after the analysis) is sent too, so that the archive's refusal says so. Anything
+    unreadable is left to the archive's checks to name."""
     from ..provenance._hashing import sha256_file
     from ..provenance.verify import _source_entities, product_entity
 
@@ -132,13 +134,19 @@ def user_inputs(product: Path) -> dict[str, Path]:
         if (graph.generator_of(leaf.id) is not None or leaf.publisher_did
                 or not where.name.lower().endswith(_SENT_SUFFIXES) or where.name in out):  # fmt: skip
             continue
+        altered = None
         for candidate in (where, product.parent / where.name):
             try:
                 if candidate.is_file() and sha256_file(candidate) == leaf.sha256:
                     out[where.name] = candidate
                     break
+                if candidate.is_file() and altered is None:
+                    altered = candidate
             except Exception:  # unreadable: not sent (the archive names it)
                 continue
+        else:
+            if altered is not None:
+                out[where.name] = altered
     return out
 
 
@@ -226,6 +234,8 @@ def _this_link(client: Any, did: str, archive: str) -> tuple[str | None, str]:
     its HTTP 401 page only says that credentials are needed."""
     try:
         links = [link for link in client.datalink(did) if link.semantics == "#this"]
+    except NotFoundError:  # the archive knows no such DID: "no product ... in this archive"
+        return None, ""
     except Exception as exc:  # the DataLink service failed: said by the layer that failed
         raise ServiceError(unreachable(archive, exc)) from None
     if not links or not links[0].access_url:

@@ -2,8 +2,9 @@
 
 - a product: ``#progenitor`` to each DL3 dataset it was made from, ``#provenance`` to
   its provenance document as PROV-JSON, PROV-XML and SVG (ProvSAP, ``DEPTH=ALL``), and
-  ``#coderived`` to the other products of the same analysis (same ``analysis``
-  curation field, or sharing an activity of their lineage);
+  ``#coderived`` to the other products of the same analysis by the same publisher
+  (same ``analysis`` curation field, or sharing an activity of their lineage; an
+  analysis name belongs to its first publisher, :func:`~ctanb.archive.publish.publish_file`);
 - a DL3 dataset: ``#derivation`` to each product published from it.
 
 Links to what the caller may not read are listed with ``link_authorized=F`` and the
@@ -47,7 +48,9 @@ def linked_dids(conn: sqlite3.Connection, did: str) -> list[tuple[str, str]]:
     """
     try:
         product = conn.execute(
-            f'SELECT analysis FROM "{CURATION_TABLE}" WHERE did = ?', (did,)
+            f"SELECT analysis, json_extract(curation, '$.publisher') FROM \"{CURATION_TABLE}\" "
+            "WHERE did = ?",
+            (did,),
         ).fetchone()
         if product is None:
             return [("#derivation", pdid) for (pdid,) in conn.execute(
@@ -56,13 +59,16 @@ def linked_dids(conn: sqlite3.Connection, did: str) -> list[tuple[str, str]]:
         out = [("#progenitor", idid) for (idid,) in conn.execute(
             f'SELECT input_did FROM "{PRODUCT_INPUTS_TABLE}" WHERE product_did = ? '
             "ORDER BY input_did", (did,))]  # fmt: skip
-        (analysis,) = product
+        analysis, publisher = product
+        # Only products of the same publisher are coderived: an analysis name (or an
+        # activity id) another publisher reuses never links their products to these.
         others = conn.execute(
-            f'SELECT did FROM "{CURATION_TABLE}" WHERE did != ? AND ((? IS NOT NULL AND '
+            f'SELECT did FROM "{CURATION_TABLE}" WHERE did != ? AND '
+            "json_extract(curation, '$.publisher') IS ? AND ((? IS NOT NULL AND "
             'analysis = ?) OR did IN (SELECT product_did FROM "ctanb.prov_activity" '
             'WHERE id IN (SELECT id FROM "ctanb.prov_activity" WHERE product_did = ?))) '
             "ORDER BY did",
-            (did, analysis, analysis, did),
+            (did, publisher, analysis, analysis, did),
         ).fetchall()
         return out + [("#coderived", other) for (other,) in others]
     except sqlite3.OperationalError as exc:
