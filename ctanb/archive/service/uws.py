@@ -320,10 +320,14 @@ class UWSJobManager:
 
     # -- internals ---------------------------------------------------------------------
     def _set_phase(self, job: Job, phase: Phase, result: bytes | None = None) -> None:
-        """Change, store, and wake the waiters of *job* (caller holds the lock)."""
-        job.phase = phase
+        """Change, store, and wake the waiters of *job* (caller holds the lock).
+
+        Stored first, then shown: a reader without the lock (a result request, a WAIT
+        just starting) that sees the new phase finds its result stored too.
+        """
         if job.job_id in self.jobs:
-            self.store.save(job, result)
+            self.store.save(job, result, phase=phase)
+        job.phase = phase
         self._wake(job)
 
     def _wake(self, job: Job) -> None:

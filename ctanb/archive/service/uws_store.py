@@ -90,13 +90,14 @@ class UWSJobStore:
     def _write(self, work: Any) -> None:
         write_with_retry(self.engine, work, error=ServiceError, label=self.label)
 
-    def save(self, job: Job, result: bytes | None = None) -> None:
-        """Insert or update *job* (its result too, when given)."""
+    def save(self, job: Job, result: bytes | None = None, phase: str | None = None) -> None:
+        """Insert or update *job* (its result too, when given; *phase*: the phase it is
+        about to take, default its current one)."""
         row = {
             "job_id": job.job_id,
             "owner": job.owner,
             "run_id": job.run_id,
-            "phase": job.phase,
+            "phase": phase or job.phase,
             "params": json.dumps({k: job.params.getall(k) for k, _ in job.params.items()}),
             "base_url": job.base_url,
             "execution_duration": job.execution_duration,
