@@ -34,7 +34,6 @@ MODULES = _modules_with_examples()
 
 #: Modules whose examples all need what the suite cannot give a doctest, and why.
 ONLY_SKIPPED = {
-    "ctanb.analysis.maps": "a full gammapy reduction (tests/test_analysis_maps.py)",
     "ctanb.analysis.workflow": "a whole analysis (tests/test_analysis_workflow.py)",
     "ctanb.provenance.capture": "a DL3 file and a map to write (tests/test_provenance.py)",
     "ctanb.samp": "TOPCAT on a desktop SAMP hub (tests/test_samp_topcat.py)",
