@@ -504,7 +504,7 @@ def test_bad_adql_on_dachs_is_a_query_error_in_dachs_words(dachs_url, adql) -> N
         archive.query(adql)
     text = str(caught.value)
     # DaCHS's words, less its "Field query: " prefix (the client drops database internals)
-    server = re.sub(r"^\s*Field query:\s*", "", _dachs_error(dachs_url, adql))
+    server = " ".join(re.sub(r"^\s*Field query:\s*", "", _dachs_error(dachs_url, adql)).split())
     assert server and server in text, f"the client's message {text!r} is not DaCHS's {server!r}"
     internal = FORBIDDEN.search(text.replace(adql, ""))
     assert internal is None, f"internal detail {internal.group()!r} in {text!r}"

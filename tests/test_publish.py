@@ -253,6 +253,17 @@ def test_a_refused_publication_says_why_and_leaves_nothing(
     before = _state_counts(own.db)
     archive = ctanb.connect(own.url, token=token or "")
     archive.session.headers.pop("Authorization", None) if not token else None
+    if case == "unknown-token":  # the client checks a token before it sends anything
+        with pytest.raises(ctanb.AuthError, match="does not know this token"):
+            archive.publish(product)
+        assert _state_counts(own.db) == before
+        # ... and the archive itself refuses it too, in its words
+        resp = requests.post(f"{own.url}/publish", data=product.read_bytes(), timeout=60,
+                             headers={"Authorization": "Bearer made-up",
+                                      "Content-Type": "application/fits"})  # fmt: skip
+        assert resp.status_code in (401, 403) and expected[1] in resp.text, resp.text
+        assert _state_counts(own.db) == before
+        return
     with pytest.raises(PublishRefusedError) as info:
         archive.publish(product)
     assert info.value.condition == expected[0]
