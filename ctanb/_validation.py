@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from difflib import get_close_matches
 from typing import Any
 
-__all__ = ["describe_errors", "describe_problem", "problem_parts"]
+__all__ = ["describe_errors", "describe_problem", "problem_parts", "short"]
 
 #: Location entries pydantic adds for the branches of a union, not keys the user wrote.
 _BRANCH = re.compile(r"[\w-]+\[.*\]|str|int|float|bool|bytes|none|list|dict|tuple|set|frozenset")
@@ -30,6 +30,12 @@ _MESSAGES = {
 
 #: astropy's parser words for a text that is not an angle (gammapy's angle settings).
 _NOT_AN_ANGLE = re.compile(r"Invalid character at col \d+ parsing angle (?P<text>'.*')")
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """*value* as a message shows it: its repr, cut to *limit* characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def problem_parts(
@@ -88,8 +94,7 @@ def problem_parts(
         and isinstance(given, str | int | float | bool | list | tuple)
         and repr(given) not in message
     ):
-        text = repr(given)
-        message += f" (got {text if len(text) <= 80 else text[:77] + '...'})"
+        message += f" (got {short(given, 80)})"
     return where, message
 
 

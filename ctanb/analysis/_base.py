@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .._errors import AnalysisError, ConfigError
-from .._validation import describe_errors
+from .._validation import describe_errors, short
 
 __all__ = ["DL3Input", "Step", "StepConfig", "StepResult", "output_folder", "require_inputs"]
 
@@ -132,7 +132,7 @@ class StepConfig(BaseModel):
         if not isinstance(data, Mapping):
             raise ConfigError(
                 f"invalid {source}: expected settings as key: value pairs (a mapping), "
-                f"not {_short(data)}"
+                f"not {short(data)}"
             )
         try:
             return cls.model_validate(dict(data))
@@ -193,11 +193,6 @@ class StepConfig(BaseModel):
         path = Path(path)
         path.write_text(self.to_yaml())
         return path
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _ConfigLoader(yaml.SafeLoader):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError, DownloadError, QueryError
+from .._validation import short
 from .results import Record, Results
 
 __all__ = [
@@ -115,9 +116,3 @@ def download_folder(dest: Any) -> Path:
             f"dest: cannot make the folder {folder}: {exc.strerror or exc}", path=str(folder)
         ) from None
     return folder
-
-
-def short(value: Any) -> str:
-    """*value* as a message shows it: its repr, cut to 60 characters."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
